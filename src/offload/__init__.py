@@ -1,0 +1,1 @@
+"""offload: durable background jobs."""

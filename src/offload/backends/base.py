@@ -1,0 +1,177 @@
+"""The `Backend` protocol: the named operations every storage engine provides.
+
+Internal API. The App, the worker and the scheduler talk to storage only through these
+operations; each one is atomic in the database. Payloads cross this boundary as JSON text,
+already validated by the core serializer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from offload.core.job import Job, NewJob
+from offload.core.states import JobState
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A worker's hold on one attempt of a job: the fencing token for every later write."""
+
+    id: int
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one attempt ended, written by `job_finish`.
+
+    `state` is succeeded, retrying (then `delay` seconds until the next attempt), dead or
+    cancelled; `error` is the JSON text of one error entry, `result` the JSON text of a result.
+    """
+
+    id: int
+    attempt: int
+    state: JobState
+    result: str | None = None
+    error: str | None = None
+    delay: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """Filters and keyset paging for `job_list`: newest first, ids below `before_id`."""
+
+    queue: str | None = None
+    state: JobState | None = None
+    task: str | None = None
+    before_id: int | None = None
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """One row of the worker registry."""
+
+    id: str
+    host: str
+    pid: int
+    queues: list[str]
+    concurrency: int
+    started_at: datetime
+    heartbeat_at: datetime
+    wake: str | None = None
+
+
+class Listener(Protocol):
+    """A wake-up channel: readable (by `select`) when jobs may have become available."""
+
+    #: Where producers send wake-ups, recorded in the worker registry (None: not needed).
+    address: str | None
+
+    def fileno(self) -> int:
+        """The descriptor to wait on."""
+        ...
+
+    def drain(self) -> None:
+        """Consume pending wake-ups so the descriptor stops being readable."""
+        ...
+
+    def close(self) -> None:
+        """Release the channel."""
+        ...
+
+
+class Backend(Protocol):
+    """Storage operations; every one is one atomic database transaction."""
+
+    #: Short name used in messages and metrics, e.g. "sqlite".
+    name: str
+    #: Where the data lives, with any password removed; for messages.
+    location: str
+
+    def migrate(self) -> int:
+        """Apply pending schema migrations; return the version reached."""
+        ...
+
+    def schema_check(self) -> None:
+        """Raise SchemaMismatch unless the schema is exactly the version this code needs."""
+        ...
+
+    def now(self) -> datetime:
+        """The database's clock, the one every cross-process time comparison uses."""
+        ...
+
+    def job_insert(self, jobs: Sequence[NewJob], conn: Any = None) -> list[int]:
+        """Insert jobs in one transaction (the caller's, when `conn` is given); return ids."""
+        ...
+
+    def job_claim(self, worker: str, queue: str, limit: int, lease: float) -> list[Job]:
+        """Atomically take up to `limit` due jobs of `queue`, highest priority first."""
+        ...
+
+    def job_heartbeat(self, worker: str, leases: Sequence[Lease], lease: float) -> list[int]:
+        """Extend the given leases by `lease` seconds; return the ids whose lease was lost."""
+        ...
+
+    def job_finish(self, worker: str, outcomes: Sequence[Outcome]) -> list[int]:
+        """Record outcomes of attempts this worker holds; return the ids whose lease was lost."""
+        ...
+
+    def job_release(self, worker: str, leases: Sequence[Lease]) -> int:
+        """Return held jobs to `available` without spending their attempt (graceful stop)."""
+        ...
+
+    def job_get(self, job_id: int) -> Job:
+        """One job by id; raise JobNotFound."""
+        ...
+
+    def job_list(self, where: JobFilter) -> list[Job]:
+        """Jobs matching the filter, newest first."""
+        ...
+
+    def job_cancel(self, job_id: int) -> Job:
+        """Cancel a queued job, or ask for a running one to stop; raise on a finished job."""
+        ...
+
+    def job_retry(self, job_id: int) -> Job:
+        """Make a dead, cancelled or shed job available again with a fresh attempt budget."""
+        ...
+
+    def job_rescue(self) -> list[int]:
+        """Put running jobs whose lease ran out back to available (or dead); return their ids."""
+        ...
+
+    def job_prune(self, older_than: Mapping[JobState, float]) -> int:
+        """Delete finished jobs of each state older than the given seconds; return the count."""
+        ...
+
+    def queue_counts(self) -> dict[str, dict[str, int]]:
+        """Number of jobs per queue and state."""
+        ...
+
+    def worker_register(self, info: WorkerInfo) -> None:
+        """Record (or refresh) a worker in the registry."""
+        ...
+
+    def worker_heartbeat(self, worker: str) -> None:
+        """Mark a worker alive now."""
+        ...
+
+    def worker_unregister(self, worker: str) -> None:
+        """Remove a worker from the registry at its clean stop."""
+        ...
+
+    def worker_list(self) -> list[WorkerInfo]:
+        """Every registered worker."""
+        ...
+
+    def listener(self) -> Listener:
+        """A channel that becomes readable when jobs are enqueued or made available."""
+        ...
+
+    def close(self) -> None:
+        """Close connections; the backend must not be used afterwards."""
+        ...

@@ -1,0 +1,167 @@
+"""PostgreSQL backend, for many worker hosts and transactional enqueue.
+
+Needs the `postgres` extra (psycopg 3 and psycopg-pool). Connections come from a pool opened
+on first use; a dedicated connection per worker LISTENs for wake-ups, with the worker's poll
+timer behind it because NOTIFY is only a hint.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
+
+import orjson
+
+from offload.backends.base import Listener
+from offload.backends.sql import JOB_COLUMNS, WORKER_COLUMNS, Queries, SqlBackend
+from offload.core.errors import BackendError, BackendUnavailable, ConfigurationError
+
+try:
+    import psycopg
+    import psycopg_pool
+    from psycopg.types.json import set_json_loads
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ConfigurationError(
+        "the PostgreSQL backend needs the postgres extra: pip install 'offload[postgres]'"
+    ) from exc
+
+CHANNEL = "offload_jobs"
+_QUERIES = Queries.load(
+    "offload.backends.postgres",
+    {
+        "job_columns": JOB_COLUMNS,
+        "job_columns_j": ", ".join("j." + c.strip() for c in JOB_COLUMNS.split(",")),
+        "worker_columns": WORKER_COLUMNS,
+    },
+    pyformat=True,
+)
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced, safe for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    set_json_loads(orjson.loads, conn)
+
+
+class PgListener:
+    """A LISTEN connection; its socket is readable when a NOTIFY arrived."""
+
+    address = None
+
+    def __init__(self, url: str) -> None:
+        self.conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        self.conn.execute(f"LISTEN {CHANNEL}")
+
+    def fileno(self) -> int:
+        return self.conn.pgconn.socket
+
+    def drain(self) -> None:
+        for _ in self.conn.notifies(timeout=0):
+            pass
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class PostgresBackend(SqlBackend):
+    """Jobs in PostgreSQL tables, shared by any number of hosts."""
+
+    name: ClassVar[str] = "postgresql"
+    package: ClassVar[str] = "offload.backends.postgres"
+
+    def __init__(self, url: str, pool_size: int = 10) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("postgresql", "postgres") or not (parts.netloc or parts.query):
+            raise ConfigurationError(
+                f"malformed PostgreSQL URL {redact(url)!r}: expected postgresql://user@host/db"
+            )
+        self.url = url
+        self.location = redact(url)
+        self.pool_size = pool_size
+        self.q = _QUERIES
+        self._pool: psycopg_pool.ConnectionPool[Any] | None = None
+        self._lock = threading.Lock()
+
+    def _get_pool(self) -> psycopg_pool.ConnectionPool[Any]:
+        with self._lock:
+            if self._pool is None:
+                self._check_reachable()
+                self._pool = psycopg_pool.ConnectionPool(
+                    self.url,
+                    min_size=1,
+                    max_size=self.pool_size,
+                    configure=_configure,
+                    timeout=30,
+                    open=True,
+                )
+            return self._pool
+
+    def _check_reachable(self) -> None:
+        """Fail fast with one line, instead of a pool that retries in the background."""
+        try:
+            psycopg.connect(self.url, connect_timeout=10).close()
+        except psycopg.Error as exc:
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise BackendUnavailable(f"cannot connect to {self.location}: {reason}") from None
+
+    @contextmanager
+    def _tx(self, conn: Any = None) -> Iterator[Any]:
+        if conn is not None:  # the caller's connection: its transaction decides
+            if not isinstance(conn, psycopg.Connection):
+                raise ConfigurationError(
+                    f"conn must be a psycopg.Connection for the PostgreSQL backend, got {conn!r}"
+                )
+            with conn.cursor() as cur:
+                yield cur
+            return
+        try:
+            with self._get_pool().connection() as own, own.cursor() as cur:
+                yield cur
+        except psycopg.OperationalError as exc:
+            raise BackendUnavailable(f"{self.location}: {exc}") from None
+        except psycopg.Error as exc:
+            raise BackendError(f"{self.location}: {exc}") from None
+
+    _read = _tx
+
+    def _time(self, value: Any) -> datetime:
+        if not isinstance(value, datetime):
+            raise BackendError(f"expected a timestamp from the database, got {value!r}")
+        return value.astimezone(UTC)
+
+    def _apply_migration(self, version: int, sql: str) -> None:
+        with self._tx() as cur:
+            cur.execute(self.q["schema_lock"])
+            cur.execute(self.q["schema_exists"])
+            if cur.fetchone() is not None:
+                cur.execute(self.q["schema_version"])
+                if (cur.fetchone()[0] or 0) >= version:
+                    return  # another process got here first
+            cur.execute(sql.encode())
+            cur.execute(self.q["schema_record"], {"version": version})
+
+    def _notify(self, cur: Any, queues: set[str]) -> None:
+        cur.execute(self.q["notify"], {"queues": orjson.dumps(sorted(queues)).decode()})
+
+    def listener(self) -> Listener:
+        try:
+            return PgListener(self.url)
+        except psycopg.Error as exc:
+            raise BackendUnavailable(f"cannot connect to {self.location}: {exc}") from None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None

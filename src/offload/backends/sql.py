@@ -1,0 +1,387 @@
+"""What both SQL backends share: named-query files, row decoding and every operation.
+
+Each backend keeps its SQL in `queries.sql` (one `-- name:` block per operation) and its
+schema in `migrations/NNNN_*.sql`. `SqlBackend` runs those named queries; a backend only
+supplies connections, transactions, time conversion and its wake-up channel.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any, ClassVar
+
+import orjson
+
+from offload.backends.base import JobFilter, Lease, Listener, Outcome, WorkerInfo
+from offload.core.errors import InvalidTransition, JobNotFound, SchemaMismatch
+from offload.core.job import Job, NewJob
+from offload.core.states import FINISHED, JobState
+
+#: Columns of offload_jobs in the order `_job_from_row` reads them.
+JOB_COLUMNS = (
+    "id, task, queue, args, kwargs, priority, state, attempt, max_attempts, run_at, "
+    "enqueued_at, started_at, finished_at, lease_until, worker, result, errors, "
+    "unique_key, idempotency_key, group_key, meta"
+)
+WORKER_COLUMNS = "id, host, pid, queues, concurrency, started_at, heartbeat_at, wake"
+
+_NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class Queries:
+    """Named SQL statements parsed from one backend's `queries.sql`."""
+
+    text: dict[str, str]
+
+    def __getitem__(self, name: str) -> str:
+        return self.text[name]
+
+    @classmethod
+    def load(cls, package: str, macros: Mapping[str, str], pyformat: bool) -> Queries:
+        """Parse `queries.sql` of `package`, expand `{macros}`, convert `:param` if pyformat."""
+        source = resources.files(package).joinpath("queries.sql").read_text()
+        parts = _NAME.split(source)
+        text: dict[str, str] = {}
+        for name, body in zip(parts[1::2], parts[2::2], strict=True):
+            sql = body.strip()
+            for key, value in macros.items():
+                sql = sql.replace("{" + key + "}", value)
+            if pyformat:  # psycopg: %(name)s placeholders, literal % doubled
+                sql = re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql.replace("%", "%%"))
+            text[name] = sql
+        return cls(text)
+
+
+def migration_files(package: str) -> list[tuple[int, str]]:
+    """(version, SQL text) of every migration of a backend, in order."""
+    folder = resources.files(package).joinpath("migrations")
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text()))
+    return sorted(found)
+
+
+def _json(value: Any) -> Any:
+    """Decode a JSON column: text from SQLite, text or an already-parsed value from psycopg."""
+    if isinstance(value, str | bytes):
+        return orjson.loads(value)
+    return value
+
+
+def _leases_json(leases: Sequence[Lease]) -> str:
+    return orjson.dumps([{"id": x.id, "attempt": x.attempt} for x in leases]).decode()
+
+
+class SqlBackend(ABC):
+    """Every Backend operation, written once over named queries."""
+
+    name: ClassVar[str]
+    package: ClassVar[str]
+    location: str
+    q: Queries
+
+    # -- what each backend supplies -------------------------------------------------
+
+    @abstractmethod
+    def _tx(self, conn: Any = None) -> AbstractContextManager[Any]:
+        """A write transaction yielding a DB-API cursor; on `conn`, the caller's transaction."""
+
+    @abstractmethod
+    def _read(self) -> AbstractContextManager[Any]:
+        """A cursor for reads (may be the write connection)."""
+
+    @abstractmethod
+    def _time(self, value: Any) -> datetime:
+        """Convert a stored time to an aware UTC datetime."""
+
+    @abstractmethod
+    def _apply_migration(self, version: int, sql: str) -> None:
+        """Run one migration script and record its version, atomically."""
+
+    @abstractmethod
+    def _notify(self, cur: Any, queues: set[str]) -> None:
+        """Wake workers of these queues once the current transaction commits."""
+
+    @abstractmethod
+    def listener(self) -> Listener: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    # -- schema ---------------------------------------------------------------------
+
+    @property
+    def schema_target(self) -> int:
+        """The schema version this code needs: the newest migration shipped."""
+        return migration_files(self.package)[-1][0]
+
+    def schema_version(self) -> int:
+        """The version recorded in the database (0 when offload was never installed)."""
+        with self._read() as cur:
+            cur.execute(self.q["schema_exists"])
+            if cur.fetchone() is None:
+                return 0
+            cur.execute(self.q["schema_version"])
+            row = cur.fetchone()
+            return int(row[0]) if row and row[0] is not None else 0
+
+    def migrate(self) -> int:
+        target = self.schema_target
+        found = self.schema_version()
+        if found > target:
+            raise SchemaMismatch(self.location, found, target)
+        for version, sql in migration_files(self.package):
+            if version > found:
+                self._apply_migration(version, sql)
+        return target
+
+    def schema_check(self) -> None:
+        found, target = self.schema_version(), self.schema_target
+        if found != target:
+            raise SchemaMismatch(self.location, found, target)
+
+    # -- jobs -----------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        with self._read() as cur:
+            cur.execute(self.q["now"])
+            return self._time(cur.fetchone()[0])
+
+    def job_insert(self, jobs: Sequence[NewJob], conn: Any = None) -> list[int]:
+        if not jobs:
+            return []
+        with self._tx(conn) as cur:
+            if len(jobs) == 1:
+                cur.execute(self.q["job_insert"], _new_job_params(jobs[0]))
+                ids = [int(cur.fetchone()[0])]
+            else:
+                rows = orjson.dumps([_new_job_params(job) for job in jobs]).decode()
+                cur.execute(self.q["job_insert_many"], {"rows": rows})
+                # Ids come from one sequence in row order; RETURNING order is not promised.
+                ids = sorted(int(row[0]) for row in cur.fetchall())
+            self._notify(cur, {job.queue for job in jobs})
+        return ids
+
+    def job_claim(self, worker: str, queue: str, limit: int, lease: float) -> list[Job]:
+        with self._tx() as cur:
+            cur.execute(
+                self.q["job_claim"],
+                {"worker": worker, "queue": queue, "limit": limit, "lease": lease},
+            )
+            rows = cur.fetchall()
+        jobs = [self._job(row) for row in rows]
+        jobs.sort(key=lambda job: (-job.priority, job.id))
+        return jobs
+
+    def job_heartbeat(self, worker: str, leases: Sequence[Lease], lease: float) -> list[int]:
+        if not leases:
+            return []
+        with self._tx() as cur:
+            cur.execute(
+                self.q["job_heartbeat"],
+                {"worker": worker, "leases": _leases_json(leases), "lease": lease},
+            )
+            kept = {int(row[0]) for row in cur.fetchall()}
+        return [x.id for x in leases if x.id not in kept]
+
+    def job_finish(self, worker: str, outcomes: Sequence[Outcome]) -> list[int]:
+        if not outcomes:
+            return []
+        items = orjson.dumps(
+            [
+                {
+                    "id": o.id,
+                    "attempt": o.attempt,
+                    "state": str(o.state),
+                    "result": o.result,
+                    "error": o.error,
+                    "delay": o.delay,
+                }
+                for o in outcomes
+            ]
+        ).decode()
+        with self._tx() as cur:
+            cur.execute(self.q["job_finish"], {"worker": worker, "items": items})
+            kept = {int(row[0]) for row in cur.fetchall()}
+        return [o.id for o in outcomes if o.id not in kept]
+
+    def job_release(self, worker: str, leases: Sequence[Lease]) -> int:
+        if not leases:
+            return 0
+        with self._tx() as cur:
+            cur.execute(self.q["job_release"], {"worker": worker, "leases": _leases_json(leases)})
+            released = cur.fetchall()
+            queues = {str(row[1]) for row in released}
+            if queues:
+                self._notify(cur, queues)
+        return len(released)
+
+    def job_get(self, job_id: int) -> Job:
+        with self._read() as cur:
+            cur.execute(self.q["job_get"], {"id": job_id})
+            row = cur.fetchone()
+        if row is None:
+            raise JobNotFound(job_id)
+        return self._job(row)
+
+    def job_list(self, where: JobFilter) -> list[Job]:
+        params = {
+            "queue": where.queue,
+            "state": None if where.state is None else str(where.state),
+            "task": where.task,
+            "before_id": where.before_id,
+            "limit": where.limit,
+        }
+        with self._read() as cur:
+            cur.execute(self.q["job_list"], params)
+            return [self._job(row) for row in cur.fetchall()]
+
+    def job_cancel(self, job_id: int) -> Job:
+        return self._transition(job_id, "job_cancel", "cancel")
+
+    def job_retry(self, job_id: int) -> Job:
+        return self._transition(job_id, "job_retry", "retry")
+
+    def _transition(self, job_id: int, query: str, operation: str) -> Job:
+        """Run a single-job state change; explain a refusal as not-found or a bad state."""
+        with self._tx() as cur:
+            cur.execute(self.q[query], {"id": job_id})
+            row = cur.fetchone()
+            if row is not None:
+                job = self._job(row)
+                if job.state is JobState.AVAILABLE:
+                    self._notify(cur, {job.queue})
+                return job
+        current = self.job_get(job_id)
+        raise InvalidTransition(job_id, str(current.state), operation)
+
+    def job_rescue(self) -> list[int]:
+        with self._tx() as cur:
+            cur.execute(self.q["job_rescue"])
+            rows = cur.fetchall()
+            queues = {str(row[1]) for row in rows if row[2] == JobState.AVAILABLE}
+            if queues:
+                self._notify(cur, queues)
+        return sorted(int(row[0]) for row in rows)
+
+    def job_prune(self, older_than: Mapping[JobState, float]) -> int:
+        removed = 0
+        with self._tx() as cur:
+            for state, age in older_than.items():
+                if state not in FINISHED:
+                    raise ValueError(f"only finished states are pruned, not {state}")
+                cur.execute(self.q["job_prune"], {"state": str(state), "age": age})
+                removed += cur.rowcount
+        return removed
+
+    def queue_counts(self) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        with self._read() as cur:
+            cur.execute(self.q["queue_counts"])
+            for queue, state, number in cur.fetchall():
+                counts.setdefault(queue, {})[state] = int(number)
+        return counts
+
+    # -- workers --------------------------------------------------------------------
+
+    def worker_register(self, info: WorkerInfo) -> None:
+        with self._tx() as cur:
+            cur.execute(
+                self.q["worker_register"],
+                {
+                    "id": info.id,
+                    "host": info.host,
+                    "pid": info.pid,
+                    "queues": orjson.dumps(info.queues).decode(),
+                    "concurrency": info.concurrency,
+                    "wake": info.wake,
+                },
+            )
+
+    def worker_heartbeat(self, worker: str) -> None:
+        with self._tx() as cur:
+            cur.execute(self.q["worker_heartbeat"], {"id": worker})
+
+    def worker_unregister(self, worker: str) -> None:
+        with self._tx() as cur:
+            cur.execute(self.q["worker_unregister"], {"id": worker})
+
+    def worker_list(self) -> list[WorkerInfo]:
+        with self._read() as cur:
+            cur.execute(self.q["worker_list"])
+            return [
+                WorkerInfo(
+                    id=row[0],
+                    host=row[1],
+                    pid=int(row[2]),
+                    queues=list(_json(row[3])),
+                    concurrency=int(row[4]),
+                    started_at=self._time(row[5]),
+                    heartbeat_at=self._time(row[6]),
+                    wake=row[7],
+                )
+                for row in cur.fetchall()
+            ]
+
+    # -- decoding -------------------------------------------------------------------
+
+    def _job(self, row: Sequence[Any]) -> Job:
+        opt = self._opt_time
+        return Job(
+            id=int(row[0]),
+            task=row[1],
+            queue=row[2],
+            args=_json(row[3]),
+            kwargs=_json(row[4]),
+            priority=int(row[5]),
+            state=JobState(row[6]),
+            attempt=int(row[7]),
+            max_attempts=int(row[8]),
+            run_at=self._time(row[9]),
+            enqueued_at=self._time(row[10]),
+            started_at=opt(row[11]),
+            finished_at=opt(row[12]),
+            lease_until=opt(row[13]),
+            worker=row[14],
+            result=None if row[15] is None else _json(row[15]),
+            errors=_json(row[16]),
+            unique_key=row[17],
+            idempotency_key=row[18],
+            group_key=row[19],
+            meta=_json(row[20]),
+        )
+
+    def _opt_time(self, value: Any) -> datetime | None:
+        return None if value is None else self._time(value)
+
+
+def _new_job_params(job: NewJob) -> dict[str, Any]:
+    return {
+        "task": job.task,
+        "queue": job.queue,
+        "args": job.args,
+        "kwargs": job.kwargs,
+        "priority": job.priority,
+        "max_attempts": job.max_attempts,
+        "delay": job.delay,
+        "unique_key": job.unique_key,
+        "idempotency_key": job.idempotency_key,
+        "group_key": job.group_key,
+        "meta": job.meta,
+    }
+
+
+def epoch_to_datetime(value: float) -> datetime:
+    """Convert stored epoch seconds to an aware UTC datetime."""
+    return datetime.fromtimestamp(value, UTC)
+
+
+__all__ = ["JOB_COLUMNS", "WORKER_COLUMNS", "Queries", "SqlBackend", "epoch_to_datetime"]

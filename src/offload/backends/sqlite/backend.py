@@ -1,0 +1,212 @@
+"""SQLite backend: the zero set-up default.
+
+One connection per process (reopened after fork), WAL journal, `synchronous=FULL` unless the
+URL asks for `normal`, and `BEGIN IMMEDIATE` for every write so that concurrent writers wait
+on the busy timeout instead of failing with "database is locked".
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlsplit
+
+from offload.backends.base import Listener
+from offload.backends.sql import JOB_COLUMNS, WORKER_COLUMNS, Queries, SqlBackend, epoch_to_datetime
+from offload.backends.sqlite.wake import WakeSender, WakeSocket
+from offload.core.errors import BackendError, BackendUnavailable, ConfigurationError
+
+NOW = "((julianday('now') - 2440587.5) * 86400.0)"
+MIN_SQLITE = (3, 38, 0)  # the ->> JSON operator
+_SYNC_MODES = {"full": "FULL", "normal": "NORMAL", "extra": "EXTRA"}
+_QUERIES = Queries.load(
+    "offload.backends.sqlite",
+    {"now": NOW, "job_columns": JOB_COLUMNS, "worker_columns": WORKER_COLUMNS},
+    pyformat=False,
+)
+# Result codes worth a sentence of their own (sqlite3.Error.sqlite_errorcode & 0xff).
+_CAUSES = {
+    8: "the file or its directory is read-only",
+    11: "the database file is corrupt",
+    13: "the disk or the database size limit is full",
+    14: "cannot open the file (missing directory or no permission)",
+    26: "the file is not a SQLite database",
+}
+
+
+def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
+    """`sqlite:///rel/path.db` or `sqlite:////abs/path.db` -> (path, options)."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite" or parts.netloc or not parts.path.startswith("/"):
+        raise ConfigurationError(
+            f"malformed SQLite URL {url!r}: expected sqlite:///relative/path.db "
+            "or sqlite:////absolute/path.db"
+        )
+    path = parts.path[1:]
+    if not path:
+        raise ConfigurationError(f"malformed SQLite URL {url!r}: no file path")
+    return path, dict(parse_qsl(parts.query))
+
+
+class SQLiteBackend(SqlBackend):
+    """Jobs in one SQLite file, shared safely by any number of local processes."""
+
+    name: ClassVar[str] = "sqlite"
+    package: ClassVar[str] = "offload.backends.sqlite"
+
+    def __init__(self, url: str) -> None:
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise ConfigurationError(
+                f"SQLite {sqlite3.sqlite_version} is too old; offload needs 3.38 or newer"
+            )
+        self.path, options = parse_sqlite_url(url)
+        self.location = self.path
+        sync = options.pop("synchronous", "full").lower()
+        if sync not in _SYNC_MODES:
+            raise ConfigurationError(
+                f"synchronous={sync!r} in {url!r}: use one of {', '.join(_SYNC_MODES)}"
+            )
+        self.synchronous = _SYNC_MODES[sync]
+        try:
+            self.busy_timeout_ms = int(float(options.pop("busy_timeout", "60")) * 1000)
+        except ValueError:
+            raise ConfigurationError(f"busy_timeout in {url!r} must be seconds") from None
+        if options:
+            raise ConfigurationError(f"unknown SQLite URL option(s): {', '.join(options)}")
+        self.q = _QUERIES
+        self._lock = threading.RLock()
+        self._db: sqlite3.Connection | None = None
+        self._pid = 0
+        self._wake = WakeSender(self._wake_addresses)
+
+    # -- connection -----------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        """This process's connection, opened on first use (and again after a fork)."""
+        if self._db is None or self._pid != os.getpid():
+            self._db = self._open()
+            self._pid = os.getpid()
+        return self._db
+
+    def _open(self) -> sqlite3.Connection:
+        if not os.path.isdir(os.path.dirname(os.path.abspath(self.path))):
+            raise BackendUnavailable(f"{self.path}: cannot open: its directory does not exist")
+        try:
+            db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=0
+            )
+            db.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+            mode = db.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode != "wal":
+                db.execute("PRAGMA journal_mode = WAL")
+            db.execute(f"PRAGMA synchronous = {self.synchronous}")
+            db.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+        return db
+
+    def _error(self, exc: sqlite3.Error) -> BackendError:
+        """One line naming the file and the cause, instead of a bare sqlite3 message."""
+        code = getattr(exc, "sqlite_errorcode", None)
+        cause = _CAUSES.get(code & 0xFF) if isinstance(code, int) else None
+        text = f"{self.path}: {cause} ({exc})" if cause else f"{self.path}: {exc}"
+        if code is not None and code & 0xFF in (8, 14, 26, 11):
+            return BackendUnavailable(text)
+        return BackendError(text)
+
+    @contextmanager
+    def _tx(self, conn: Any = None) -> Iterator[Any]:
+        if conn is not None:  # the caller's own connection and transaction
+            if not isinstance(conn, sqlite3.Connection):
+                raise ConfigurationError(
+                    f"conn must be a sqlite3.Connection for the SQLite backend, got {conn!r}"
+                )
+            yield conn.cursor()
+            self._flush_wake()
+            return
+        with self._lock:
+            db = self._conn()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db.cursor()
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise self._error(exc) from None
+        self._flush_wake()
+
+    @contextmanager
+    def _read(self) -> Iterator[Any]:
+        with self._lock:
+            try:
+                yield self._conn().cursor()
+            except sqlite3.Error as exc:
+                raise self._error(exc) from None
+
+    def _time(self, value: Any) -> datetime:
+        return epoch_to_datetime(float(value))
+
+    # -- schema ---------------------------------------------------------------------
+
+    def _apply_migration(self, version: int, sql: str) -> None:
+        with self._tx() as cur:
+            cur.execute(self.q["schema_exists"])
+            if cur.fetchone() is not None:
+                cur.execute(self.q["schema_version"])
+                if (cur.fetchone()[0] or 0) >= version:
+                    return  # another process got here first
+            for statement in _statements(sql):
+                cur.execute(statement)
+            cur.execute(self.q["schema_record"], {"version": version})
+
+    # -- wake-ups -------------------------------------------------------------------
+
+    _wake_pending = False
+
+    def _notify(self, cur: Any, queues: set[str]) -> None:
+        self._wake_pending = True  # sent after COMMIT, when the jobs are visible
+
+    def _flush_wake(self) -> None:
+        if self._wake_pending:
+            self._wake_pending = False
+            self._wake.send()
+
+    def _wake_addresses(self) -> list[str]:
+        with self._read() as cur:
+            cur.execute(self.q["wake_addresses"])
+            return [row[0] for row in cur.fetchall()]
+
+    def listener(self) -> Listener:
+        return WakeSocket()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None and self._pid == os.getpid():
+                self._db.close()
+            self._db = None
+            self._wake.close()
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration script into complete statements."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        if line.lstrip().startswith("--") and not buffer.strip():
+            continue
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer.strip()
+            buffer = ""
+    if buffer.strip():
+        yield buffer.strip()

@@ -1,0 +1,149 @@
+-- Named queries of the SQLite backend. {now} is the current time in epoch seconds;
+-- {job_columns} the column list the shared decoder reads. Lists arrive as JSON text.
+
+-- name: schema_exists
+SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'offload_schema'
+
+-- name: schema_version
+SELECT max(version) FROM offload_schema
+
+-- name: schema_record
+INSERT INTO offload_schema (version, applied_at) VALUES (:version, {now})
+
+-- name: now
+SELECT {now}
+
+-- name: job_insert
+-- One job; a positive delay makes it scheduled.
+INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
+    enqueued_at, unique_key, idempotency_key, group_key, meta)
+VALUES (:task, :queue, :args, :kwargs, :priority,
+    CASE WHEN :delay > 0 THEN 'scheduled' ELSE 'available' END,
+    :max_attempts, {now} + :delay, {now}, :unique_key, :idempotency_key, :group_key, :meta)
+RETURNING id
+
+-- name: job_insert_many
+-- Many jobs in one statement from a JSON array of row objects.
+INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
+    enqueued_at, unique_key, idempotency_key, group_key, meta)
+SELECT value ->> 'task', value ->> 'queue', value ->> 'args', value ->> 'kwargs',
+    value ->> 'priority',
+    CASE WHEN (value ->> 'delay') > 0 THEN 'scheduled' ELSE 'available' END,
+    value ->> 'max_attempts', {now} + (value ->> 'delay'), {now},
+    value ->> 'unique_key', value ->> 'idempotency_key', value ->> 'group_key', value ->> 'meta'
+FROM json_each(:rows)
+ORDER BY key
+RETURNING id
+
+-- name: job_claim
+-- Take due jobs of one queue in priority order; the attempt number is the fencing token.
+UPDATE offload_jobs
+SET state = 'running', attempt = attempt + 1, worker = :worker,
+    started_at = {now}, lease_until = {now} + :lease
+WHERE id IN (
+    SELECT id FROM offload_jobs
+    WHERE queue = :queue AND state IN ('available', 'scheduled', 'retrying') AND run_at <= {now}
+    ORDER BY priority DESC, run_at, id
+    LIMIT :limit)
+RETURNING {job_columns}
+
+-- name: job_heartbeat
+-- Renew every listed lease still held by this worker in one statement.
+UPDATE offload_jobs AS j
+SET lease_until = {now} + :lease
+FROM (SELECT value ->> 'id' AS id, value ->> 'attempt' AS attempt FROM json_each(:leases)) AS l
+WHERE j.id = l.id AND j.attempt = l.attempt AND j.worker = :worker AND j.state = 'running'
+RETURNING id
+
+-- name: job_finish
+-- Record many outcomes at once; rows whose lease was taken over are left alone.
+UPDATE offload_jobs AS j
+SET state = o.state,
+    result = o.result,
+    errors = CASE WHEN o.error IS NULL THEN j.errors
+             ELSE json_insert(j.errors, '$[#]', json(o.error)) END,
+    run_at = CASE WHEN o.state = 'retrying' THEN {now} + o.delay ELSE j.run_at END,
+    finished_at = CASE WHEN o.state = 'retrying' THEN NULL ELSE {now} END,
+    lease_until = NULL
+FROM (SELECT value ->> 'id' AS id, value ->> 'attempt' AS attempt, value ->> 'state' AS state,
+             value ->> 'result' AS result, value ->> 'error' AS error,
+             value ->> 'delay' AS delay
+      FROM json_each(:items)) AS o
+WHERE j.id = o.id AND j.attempt = o.attempt AND j.worker = :worker AND j.state = 'running'
+RETURNING id
+
+-- name: job_release
+-- Give held jobs back untouched: the attempt they were claimed with is not spent.
+UPDATE offload_jobs AS j
+SET state = 'available', attempt = j.attempt - 1, lease_until = NULL, started_at = NULL,
+    worker = NULL
+FROM (SELECT value ->> 'id' AS id, value ->> 'attempt' AS attempt FROM json_each(:leases)) AS l
+WHERE j.id = l.id AND j.attempt = l.attempt AND j.worker = :worker AND j.state = 'running'
+RETURNING id, queue
+
+-- name: job_get
+SELECT {job_columns} FROM offload_jobs WHERE id = :id
+
+-- name: job_list
+SELECT {job_columns} FROM offload_jobs
+WHERE (:queue IS NULL OR queue = :queue)
+  AND (:state IS NULL OR state = :state)
+  AND (:task IS NULL OR task = :task)
+  AND (:before_id IS NULL OR id < :before_id)
+ORDER BY id DESC
+LIMIT :limit
+
+-- name: job_cancel
+-- Queued jobs end at once; a running job gets a stop request its worker acts on.
+UPDATE offload_jobs
+SET state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
+    finished_at = CASE WHEN state = 'running' THEN finished_at ELSE {now} END,
+    cancel_requested = 1
+WHERE id = :id
+  AND state IN ('waiting', 'scheduled', 'available', 'retrying', 'shed', 'running')
+RETURNING {job_columns}
+
+-- name: job_retry
+UPDATE offload_jobs
+SET state = 'available', attempt = 0, run_at = {now}, finished_at = NULL, started_at = NULL,
+    lease_until = NULL, worker = NULL, result = NULL, cancel_requested = 0
+WHERE id = :id AND state IN ('dead', 'cancelled', 'shed')
+RETURNING {job_columns}
+
+-- name: job_rescue
+-- A lease that ran out means the worker died or hung: the attempt counts, the job runs again.
+UPDATE offload_jobs
+SET state = CASE WHEN attempt >= max_attempts THEN 'dead' ELSE 'available' END,
+    finished_at = CASE WHEN attempt >= max_attempts THEN {now} END,
+    run_at = {now},
+    errors = json_insert(errors, '$[#]', json_object(
+        'at', {now}, 'attempt', attempt, 'type', 'WorkerLost',
+        'message', 'lease expired: worker ' || coalesce(worker, '?') || ' stopped renewing it',
+        'traceback', NULL)),
+    lease_until = NULL
+WHERE state = 'running' AND lease_until < {now}
+RETURNING id, queue, state
+
+-- name: job_prune
+DELETE FROM offload_jobs
+WHERE state = :state AND finished_at < {now} - :age
+
+-- name: queue_counts
+SELECT queue, state, count(*) FROM offload_jobs GROUP BY queue, state
+
+-- name: worker_register
+INSERT INTO offload_workers (id, host, pid, queues, concurrency, started_at, heartbeat_at, wake)
+VALUES (:id, :host, :pid, :queues, :concurrency, {now}, {now}, :wake)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, wake = excluded.wake
+
+-- name: worker_heartbeat
+UPDATE offload_workers SET heartbeat_at = {now} WHERE id = :id
+
+-- name: worker_unregister
+DELETE FROM offload_workers WHERE id = :id
+
+-- name: worker_list
+SELECT {worker_columns} FROM offload_workers ORDER BY started_at
+
+-- name: wake_addresses
+SELECT wake FROM offload_workers WHERE wake IS NOT NULL

@@ -1,0 +1,1 @@
+"""Core layer: the job model, task options, errors and serialization. No I/O here."""

@@ -1,0 +1,126 @@
+"""Every exception offload raises, under one root.
+
+Tree::
+
+    OffloadError
+    ├── ConfigurationError        bad URL, bad option, missing extra
+    ├── ValidationError           bad input to a public call
+    │   ├── SerializationError    a value that is not JSON
+    │   ├── PayloadTooLarge       arguments or result over the size limit
+    │   └── UnknownTask           a task name nobody registered
+    ├── JobNotFound               no job with that id
+    ├── InvalidTransition         the job's state does not allow the operation
+    ├── LeaseLost                 a worker's claim on a job was taken over
+    ├── JobFailed                 a job ended dead/cancelled; raised by JobHandle.result()
+    ├── ResultTimeout             JobHandle.result() waited past its timeout
+    └── BackendError              the database refused or could not be reached
+        ├── SchemaMismatch        schema older or newer than this code
+        └── BackendUnavailable    cannot connect
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class OffloadError(Exception):
+    """Root of every offload error."""
+
+
+class ConfigurationError(OffloadError):
+    """The App, a backend URL or an option is misconfigured."""
+
+
+class ValidationError(OffloadError, ValueError):
+    """A public call was given bad input; nothing was stored."""
+
+
+class SerializationError(ValidationError):
+    """A value is not plain JSON (dict with str keys, list, str, int, float, bool, None)."""
+
+
+class PayloadTooLarge(ValidationError):
+    """An encoded payload is over its size limit."""
+
+    def __init__(self, what: str, size: int, limit: int) -> None:
+        self.what, self.size, self.limit = what, size, limit
+        super().__init__(f"{what} is {size} bytes encoded, over the limit of {limit} bytes")
+
+
+class UnknownTask(ValidationError):
+    """No task of that name is registered with the App."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name = name
+        hint = _did_you_mean(name, known)
+        super().__init__(f"unknown task {name!r}{hint}")
+
+
+class JobNotFound(OffloadError, LookupError):
+    """No job with that id exists (it may have been pruned)."""
+
+    def __init__(self, job_id: int) -> None:
+        self.job_id = job_id
+        super().__init__(f"no job with id {job_id}")
+
+
+class InvalidTransition(OffloadError):
+    """The job is in a state that does not allow the requested operation."""
+
+    def __init__(self, job_id: int, state: str, operation: str) -> None:
+        self.job_id, self.state, self.operation = job_id, state, operation
+        super().__init__(f"cannot {operation} job {job_id}: it is {state}")
+
+
+class LeaseLost(OffloadError):
+    """This worker no longer owns the job: its lease expired and another attempt took over."""
+
+    def __init__(self, job_id: int, attempt: int) -> None:
+        self.job_id, self.attempt = job_id, attempt
+        super().__init__(f"lease on job {job_id} (attempt {attempt}) was lost")
+
+
+class JobFailed(OffloadError):
+    """The job ended without success; `error` is its last recorded error."""
+
+    def __init__(self, job_id: int, state: str, error: dict[str, Any] | None) -> None:
+        self.job_id, self.state, self.error = job_id, state, error
+        detail = f": {error.get('type')}: {error.get('message')}" if error else ""
+        super().__init__(f"job {job_id} is {state}{detail}")
+
+
+class ResultTimeout(OffloadError, TimeoutError):
+    """The job did not finish within the time the caller was willing to wait."""
+
+    def __init__(self, job_id: int, timeout: float, state: str) -> None:
+        self.job_id, self.timeout, self.state = job_id, timeout, state
+        super().__init__(f"job {job_id} still {state} after {timeout:g}s")
+
+
+class BackendError(OffloadError):
+    """The database refused an operation or could not be reached."""
+
+
+class SchemaMismatch(BackendError):
+    """The database schema version differs from the one this code needs."""
+
+    def __init__(self, location: str, found: int, needed: int) -> None:
+        self.location, self.found, self.needed = location, found, needed
+        if found < needed:
+            advice = "run `offload migrate` to upgrade it"
+        else:
+            advice = "upgrade offload: the database was migrated by a newer version"
+        super().__init__(
+            f"{location}: database schema is version {found}, this offload needs {needed}; {advice}"
+        )
+
+
+class BackendUnavailable(BackendError):
+    """The database cannot be opened or connected to."""
+
+
+def _did_you_mean(name: str, known: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""

@@ -1,0 +1,68 @@
+"""The stored job and the parameters of a new one, as plain values (no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from offload.core.states import JobState
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """One job to insert; payloads are already-encoded JSON text."""
+
+    task: str
+    queue: str
+    args: str
+    kwargs: str
+    priority: int = 0
+    max_attempts: int = 3
+    #: Seconds from the database's now until the job may run (0 = now).
+    delay: float = 0.0
+    unique_key: str | None = None
+    idempotency_key: str | None = None
+    group_key: str | None = None
+    meta: str = "{}"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A job as stored: one row of the jobs table, decoded."""
+
+    id: int
+    task: str
+    queue: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    priority: int
+    state: JobState
+    attempt: int
+    max_attempts: int
+    run_at: datetime
+    enqueued_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    lease_until: datetime | None
+    worker: str | None
+    result: Any
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    unique_key: str | None = None
+    idempotency_key: str | None = None
+    group_key: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def last_error(self) -> dict[str, Any] | None:
+        """The error of the latest failed attempt, if any."""
+        return self.errors[-1] if self.errors else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view for the CLI and HTTP faces."""
+        out: dict[str, Any] = {}
+        for name in self.__slots__:  # type: ignore[attr-defined]
+            value = getattr(self, name)
+            out[name] = value.isoformat() if isinstance(value, datetime) else value
+        out["state"] = str(self.state)
+        return out

@@ -1,0 +1,95 @@
+"""Task options and the retry policy; validated when a task is declared."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+
+from offload.core.errors import ConfigurationError
+
+
+def _positive(name: str, value: float, *, allow_zero: bool = False) -> float:
+    """Return `value` as a float, refusing negatives, NaN and non-numbers with a named error."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigurationError(f"{name} must be a finite number {bound}, got {value!r}")
+    return float(value)
+
+
+def _name(kind: str, value: str) -> str:
+    """Validate a queue/task name: non-empty text without control characters, at most 200."""
+    if not isinstance(value, str) or not value or len(value) > 200:
+        raise ConfigurationError(f"{kind} name must be 1-200 characters of text, got {value!r}")
+    if any(ord(ch) < 32 for ch in value):
+        raise ConfigurationError(f"{kind} name {value!r} contains a control character")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with jitter: delay = base * factor**(attempt-1), capped, +/- jitter."""
+
+    max_attempts: int = 3
+    base: float = 1.0
+    factor: float = 2.0
+    max_delay: float = 300.0
+    jitter: float = 0.1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
+            raise ConfigurationError(f"max_attempts must be an int, got {self.max_attempts!r}")
+        if self.max_attempts < 1:
+            raise ConfigurationError(f"max_attempts must be >= 1, got {self.max_attempts}")
+        _positive("retry base", self.base, allow_zero=True)
+        _positive("retry factor", self.factor)
+        _positive("retry max_delay", self.max_delay, allow_zero=True)
+        if not 0 <= _positive("retry jitter", self.jitter, allow_zero=True) <= 1:
+            raise ConfigurationError(f"retry jitter must be within [0, 1], got {self.jitter}")
+        if self.base > self.max_delay:
+            raise ConfigurationError(
+                f"retry base ({self.base}) must not exceed max_delay ({self.max_delay})"
+            )
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait before the attempt after `attempt` (1-based); within [base, max]."""
+        exponent = min(max(attempt - 1, 0), 64)  # factor**64 already dwarfs any cap
+        raw = min(self.max_delay, self.base * self.factor**exponent)
+        spread = (rng or random).uniform(1 - self.jitter, 1 + self.jitter)
+        return min(self.max_delay, max(self.base, raw * spread))
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOptions:
+    """How jobs of a task are queued, retried and leased; defaults for every enqueue."""
+
+    queue: str = "default"
+    priority: int = 0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: Seconds a claim holds a job before another worker may rescue it.
+    lease: float = 30.0
+    #: Wall-clock seconds a run may take (enforced by the worker runtime).
+    timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        _name("queue", self.queue)
+        if isinstance(self.priority, bool) or not isinstance(self.priority, int):
+            raise ConfigurationError(f"priority must be an int, got {self.priority!r}")
+        if not -1000 <= self.priority <= 1000:
+            raise ConfigurationError(f"priority must be within [-1000, 1000], got {self.priority}")
+        if _positive("lease", self.lease) < 1:
+            raise ConfigurationError(f"lease must be at least 1 second, got {self.lease}")
+        if self.timeout is not None:
+            _positive("timeout", self.timeout)
+
+
+def check_name(kind: str, value: str) -> str:
+    """Public wrapper of the name rule, for queue and task names given at enqueue time."""
+    return _name(kind, value)
+
+
+def check_delay(value: float) -> float:
+    """Validate a delay in seconds (>= 0)."""
+    return _positive("delay", value, allow_zero=True)
