@@ -1,1 +1,61 @@
-"""offload: durable background jobs."""
+"""offload: durable background jobs and messaging for Python, on SQLite or PostgreSQL.
+
+import offload
+
+app = offload.App("sqlite:///jobs.db")
+
+@app.task(queue="mail", max_attempts=5)
+def send_welcome(user_id: int) -> None: ...
+
+handle = send_welcome.enqueue(42)   # returns once the job is durable
+handle.result(timeout=10)
+"""
+
+from offload.app import App, Call, Task, call
+from offload.core.errors import (
+    BackendError,
+    BackendUnavailable,
+    ConfigurationError,
+    InvalidTransition,
+    JobFailed,
+    JobNotFound,
+    LeaseLost,
+    OffloadError,
+    PayloadTooLarge,
+    ResultTimeout,
+    SchemaMismatch,
+    SerializationError,
+    UnknownTask,
+    ValidationError,
+)
+from offload.core.job import Job
+from offload.core.options import RetryPolicy
+from offload.core.states import JobState
+from offload.handle import JobHandle
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "App",
+    "BackendError",
+    "BackendUnavailable",
+    "Call",
+    "ConfigurationError",
+    "InvalidTransition",
+    "Job",
+    "JobFailed",
+    "JobHandle",
+    "JobNotFound",
+    "JobState",
+    "LeaseLost",
+    "OffloadError",
+    "PayloadTooLarge",
+    "ResultTimeout",
+    "RetryPolicy",
+    "SchemaMismatch",
+    "SerializationError",
+    "Task",
+    "UnknownTask",
+    "ValidationError",
+    "call",
+]

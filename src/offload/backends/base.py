@@ -68,8 +68,10 @@ class WorkerInfo:
 class Listener(Protocol):
     """A wake-up channel: readable (by `select`) when jobs may have become available."""
 
-    #: Where producers send wake-ups, recorded in the worker registry (None: not needed).
-    address: str | None
+    @property
+    def address(self) -> str | None:
+        """Where producers send wake-ups, kept in the worker registry (None: not needed)."""
+        ...
 
     def fileno(self) -> int:
         """The descriptor to wait on."""
@@ -87,10 +89,15 @@ class Listener(Protocol):
 class Backend(Protocol):
     """Storage operations; every one is one atomic database transaction."""
 
-    #: Short name used in messages and metrics, e.g. "sqlite".
-    name: str
-    #: Where the data lives, with any password removed; for messages.
-    location: str
+    @property
+    def name(self) -> str:
+        """Short name used in messages and metrics, e.g. "sqlite"."""
+        ...
+
+    @property
+    def location(self) -> str:
+        """Where the data lives, with any password removed; for messages."""
+        ...
 
     def migrate(self) -> int:
         """Apply pending schema migrations; return the version reached."""

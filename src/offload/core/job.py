@@ -61,7 +61,7 @@ class Job:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view for the CLI and HTTP faces."""
         out: dict[str, Any] = {}
-        for name in self.__slots__:  # type: ignore[attr-defined]
+        for name in self.__slots__:
             value = getattr(self, name)
             out[name] = value.isoformat() if isinstance(value, datetime) else value
         out["state"] = str(self.state)

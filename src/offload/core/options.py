@@ -68,8 +68,6 @@ class TaskOptions:
     queue: str = "default"
     priority: int = 0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    #: Seconds a claim holds a job before another worker may rescue it.
-    lease: float = 30.0
     #: Wall-clock seconds a run may take (enforced by the worker runtime).
     timeout: float | None = None
 
@@ -79,8 +77,6 @@ class TaskOptions:
             raise ConfigurationError(f"priority must be an int, got {self.priority!r}")
         if not -1000 <= self.priority <= 1000:
             raise ConfigurationError(f"priority must be within [-1000, 1000], got {self.priority}")
-        if _positive("lease", self.lease) < 1:
-            raise ConfigurationError(f"lease must be at least 1 second, got {self.lease}")
         if self.timeout is not None:
             _positive("timeout", self.timeout)
 

@@ -57,9 +57,8 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
 class PgListener:
     """A LISTEN connection; its socket is readable when a NOTIFY arrived."""
 
-    address = None
-
     def __init__(self, url: str) -> None:
+        self.address: str | None = None
         self.conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
         self.conn.execute(f"LISTEN {CHANNEL}")
 

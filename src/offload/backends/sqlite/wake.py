@@ -7,14 +7,16 @@ registered address. A lost datagram costs only latency: workers also poll on a t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
 import time
 from collections.abc import Callable
 
-#: How long a producer trusts its cached list of worker addresses.
+#: How long a producer trusts its cached list of worker addresses (shorter while empty).
 ADDRESS_TTL = 1.0
+EMPTY_TTL = 0.1
 
 
 class WakeSocket:
@@ -57,7 +59,7 @@ class WakeSender:
         if not sys.platform.startswith("linux"):
             return
         now = time.monotonic()
-        if now - self._loaded_at > ADDRESS_TTL:
+        if now - self._loaded_at > (ADDRESS_TTL if self._addresses else EMPTY_TTL):
             self._addresses = self._load()
             self._loaded_at = now
         if not self._addresses:
@@ -66,10 +68,8 @@ class WakeSender:
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             self._sock.setblocking(False)
         for address in self._addresses:
-            try:
+            with contextlib.suppress(OSError):  # gone, or its buffer is full: awake anyway
                 self._sock.sendto(b"\1", "\0" + address)
-            except OSError:  # gone, or its buffer is full: it is awake anyway
-                pass
 
     def close(self) -> None:
         if self._sock is not None:

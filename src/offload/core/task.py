@@ -1,0 +1,51 @@
+"""Task definitions and the registry a worker looks tasks up in (no I/O)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from offload.core.errors import ConfigurationError, UnknownTask
+from offload.core.options import TaskOptions, check_name
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDef:
+    """A registered function under a stable name, with its default options."""
+
+    name: str
+    fn: Callable[..., Any]
+    options: TaskOptions
+
+    @property
+    def is_async(self) -> bool:
+        """True for `async def` tasks."""
+        return inspect.iscoroutinefunction(self.fn)
+
+
+class Registry:
+    """Task name -> definition; names are stable identifiers, not import paths."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, TaskDef] = {}
+
+    def add(self, definition: TaskDef) -> None:
+        check_name("task", definition.name)
+        existing = self._tasks.get(definition.name)
+        if existing is not None and existing.fn is not definition.fn:
+            raise ConfigurationError(f"task name {definition.name!r} is already registered")
+        self._tasks[definition.name] = definition
+
+    def get(self, name: str) -> TaskDef:
+        try:
+            return self._tasks[name]
+        except KeyError:
+            raise UnknownTask(name, sorted(self._tasks)) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tasks
+
+    def names(self) -> list[str]:
+        return sorted(self._tasks)
