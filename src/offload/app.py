@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from offload.backends import open_backend
 from offload.backends.base import Backend, JobFilter
@@ -148,6 +148,12 @@ def _check_priority(value: int) -> int:
     return TaskOptions(priority=value).priority
 
 
+class TaskDecorator(Protocol):
+    """What `@app.task(...)` with options returns: turns a function into a Task."""
+
+    def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+
 class App:
     """An offload application: a database, the tasks registered on it, and its faces.
 
@@ -176,7 +182,7 @@ class App:
     # -- declaring tasks --------------------------------------------------------------
 
     @overload
-    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+    def task(self, fn: Callable[P, R]) -> Task[P, R]: ...
 
     @overload
     def task(
@@ -188,12 +194,11 @@ class App:
         max_attempts: int = 3,
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
-    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+    ) -> TaskDecorator: ...
 
     def task(
         self,
         fn: Callable[..., Any] | None = None,
-        /,
         *,
         name: str | None = None,
         queue: str = "default",
