@@ -1,0 +1,1 @@
+"""Small offload apps that tests run in real worker processes (importable by path)."""
