@@ -69,11 +69,9 @@ def migration_files(package: str) -> list[tuple[int, str]]:
     return sorted(found)
 
 
-def _json(value: Any) -> Any:
-    """Decode a JSON column: text from SQLite, text or an already-parsed value from psycopg."""
-    if isinstance(value, str | bytes):
-        return orjson.loads(value)
-    return value
+def _json(value: str | bytes) -> Any:
+    """Decode a JSON column, which both backends return as text."""
+    return orjson.loads(value)
 
 
 def _leases_json(leases: Sequence[Lease]) -> str:

@@ -88,7 +88,10 @@ def _child_main(app_path: str, conn: Connection, result_limit: int | None) -> No
         except EOFError:
             return
         ok, payload, permanent = run_call(registry, task, args, kwargs, result_limit)
-        conn.send_bytes(orjson.dumps([job_id, ok, payload, permanent]))
+        try:
+            conn.send_bytes(orjson.dumps([job_id, ok, payload, permanent]))
+        except OSError:  # the worker is gone; its lease will rerun the job elsewhere
+            return
 
 
 @dataclass(slots=True)

@@ -23,7 +23,7 @@ from offload.core.errors import BackendError, BackendUnavailable, ConfigurationE
 try:
     import psycopg
     import psycopg_pool
-    from psycopg.types.json import set_json_loads
+    from psycopg.types.string import TextLoader
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ConfigurationError(
         "the PostgreSQL backend needs the postgres extra: pip install 'offload[postgres]'"
@@ -51,7 +51,9 @@ def redact(url: str) -> str:
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
-    set_json_loads(orjson.loads, conn)
+    # JSON columns come back as text and are decoded once, by the shared decoder.
+    for name in ("json", "jsonb"):
+        conn.adapters.register_loader(name, TextLoader)
 
 
 class PgListener:

@@ -1,0 +1,35 @@
+"""Run one worker of tests.apps.basic in this process: `python -m tests.apps.run_worker`.
+
+Options come from the environment so tests can start many workers with one helper:
+OFFLOAD_URL, WORKER_QUEUES, WORKER_CONCURRENCY, WORKER_EXECUTOR, WORKER_LEASE,
+WORKER_RESCUE, WORKER_SHUTDOWN_TIMEOUT, WORKER_BURST.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from tests.apps.basic import app
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    env = os.environ
+    worker = app.worker(
+        queues=env.get("WORKER_QUEUES", "default").split(","),
+        concurrency=int(env.get("WORKER_CONCURRENCY", "2")),
+        executor=env.get("WORKER_EXECUTOR", "process"),
+        app_path="tests.apps.basic:app",
+        lease=float(env.get("WORKER_LEASE", "30")),
+        rescue_interval=float(env.get("WORKER_RESCUE", "1")),
+        poll_interval=float(env.get("WORKER_POLL", "0.5")),
+        shutdown_timeout=float(env.get("WORKER_SHUTDOWN_TIMEOUT", "30")),
+        burst=env.get("WORKER_BURST") == "1",
+    )
+    return worker.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Fixtures that start real worker processes of tests.apps.basic."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import offload
+
+ROOT = Path(__file__).resolve().parents[2]
+StartWorker = Callable[..., subprocess.Popen[bytes]]
+
+
+@pytest.fixture
+def basic_app(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[offload.App]:
+    """tests.apps.basic's tasks registered on a fresh database of each backend."""
+    from tests.apps import basic
+
+    monkeypatch.setenv("OFFLOAD_URL", db_url)
+    application = offload.App(db_url)
+    application.migrate()
+    for name in basic.app.registry.names():  # a copy: tests may register more tasks
+        application.registry.add(basic.app.registry.get(name))
+    yield application
+    application.close()
+
+
+@pytest.fixture
+def start_worker(db_url: str, tmp_path: Path) -> Iterator[StartWorker]:
+    """Start `python -m tests.apps.run_worker` processes; all are killed at teardown."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(**settings: object) -> subprocess.Popen[bytes]:
+        env = dict(os.environ, OFFLOAD_URL=db_url, PYTHONPATH=str(ROOT))
+        env["OFFLOAD_TEST_LEDGER"] = str(tmp_path / "ledger.txt")
+        for key, value in settings.items():
+            env[f"WORKER_{key.upper()}"] = str(value)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tests.apps.run_worker"], cwd=ROOT, env=env
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)

@@ -1,0 +1,180 @@
+"""The worker as real processes: crashes, kills, retries, bad tasks, graceful stop."""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from pathlib import Path
+
+import offload
+from offload.core.states import JobState
+from tests.runtime.conftest import StartWorker
+
+
+def wait_until(condition: object, timeout: float, what: str) -> None:
+    """Poll `condition()` until true; fail naming `what` after `timeout` seconds."""
+    assert callable(condition)
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def counts(app: offload.App) -> dict[str, int]:
+    """Jobs per state over all queues."""
+    total: dict[str, int] = {}
+    for per_state in app.queue_counts().values():
+        for state, number in per_state.items():
+            total[state] = total.get(state, 0) + number
+    return total
+
+
+def test_worker_runs_jobs_and_records_results(
+    basic_app: offload.App, start_worker: StartWorker
+) -> None:
+    handles = [basic_app.enqueue("add", [i, 1]) for i in range(20)]
+    start_worker(concurrency=2)
+    assert [h.result(timeout=30) for h in handles] == [i + 1 for i in range(20)]
+    job = handles[0].job()
+    assert job.state is JobState.SUCCEEDED
+    assert job.attempt == 1
+    assert job.started_at is not None and job.finished_at is not None
+    assert job.worker is not None and ":" in job.worker
+
+
+def test_failing_job_retries_with_backoff_then_dies(
+    basic_app: offload.App, start_worker: StartWorker
+) -> None:
+    handle = basic_app.enqueue("fail", ["always"])
+    start_worker()
+    job = handle.wait(timeout=30)
+    assert job.state is JobState.DEAD
+    assert job.attempt == 3
+    assert [e["type"] for e in job.errors] == ["ValueError"] * 3
+    assert all(e["message"] == "always" for e in job.errors)
+    assert "Traceback" in job.errors[0]["traceback"]
+
+
+def test_unknown_task_goes_dead_and_worker_keeps_running(
+    basic_app: offload.App, start_worker: StartWorker
+) -> None:
+    @basic_app.task(name="only_on_the_producer")
+    def only_on_the_producer() -> None:
+        return None
+
+    ghost = only_on_the_producer.enqueue()
+    worker = start_worker()
+    job = ghost.wait(timeout=30)
+    assert job.state is JobState.DEAD
+    assert job.attempt == 1, "an unknown task is not retried"
+    assert job.errors[-1]["type"].endswith("UnknownTask")
+    assert "only_on_the_producer" in job.errors[-1]["message"]
+    assert basic_app.enqueue("add", [2, 3]).result(timeout=30) == 5
+    assert worker.poll() is None
+
+
+def test_non_json_result_fails_naming_the_type(
+    basic_app: offload.App, start_worker: StartWorker
+) -> None:
+    handle = basic_app.enqueue("bad_result", max_attempts=1)
+    start_worker()
+    job = handle.wait(timeout=30)
+    assert job.state is JobState.DEAD
+    assert job.errors[-1]["type"].endswith("SerializationError")
+    assert "set" in job.errors[-1]["message"]
+
+
+def test_delayed_job_runs_on_time_not_before(
+    basic_app: offload.App, start_worker: StartWorker
+) -> None:
+    start_worker()
+    handle = basic_app.enqueue("add", [1, 1], delay=1.5)
+    assert handle.status() is JobState.SCHEDULED
+    job = handle.wait(timeout=30)
+    assert job.started_at is not None
+    waited = (job.started_at - job.enqueued_at).total_seconds()
+    assert 1.5 <= waited < 4.0, waited
+
+
+def test_killed_worker_job_runs_again_on_another_worker(
+    basic_app: offload.App, start_worker: StartWorker, tmp_path: Path
+) -> None:
+    handle = basic_app.enqueue("sleep", [3.0, "victim"])
+    first = start_worker(lease=2, rescue=0.5)
+    wait_until(lambda: handle.status() is JobState.RUNNING, 30, "the job to start")
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    start_worker(lease=2, rescue=0.5)
+    job = handle.wait(timeout=60)
+    assert job.state is JobState.SUCCEEDED
+    assert job.attempt == 2
+    assert job.errors[0]["type"] == "WorkerLost"
+
+
+def test_thousand_jobs_survive_repeated_worker_kills(
+    basic_app: offload.App, start_worker: StartWorker
+) -> None:
+    total = 1000
+    basic_app.enqueue("noop")  # warm-up: schema and first worker import
+    ids = [h.id for h in _enqueue_sleeps(basic_app, total)]
+    rng = random.Random(7)
+    workers = [start_worker(lease=2, rescue=0.5, concurrency=2) for _ in range(3)]
+    kills = 0
+    deadline = time.monotonic() + 120
+    while counts(basic_app).get("succeeded", 0) < total + 1 and time.monotonic() < deadline:
+        time.sleep(rng.uniform(0.3, 0.8))
+        if kills < 6:
+            victim = rng.randrange(len(workers))
+            workers[victim].send_signal(signal.SIGKILL)
+            workers[victim].wait(10)
+            workers[victim] = start_worker(lease=2, rescue=0.5, concurrency=2)
+            kills += 1
+    states = counts(basic_app)
+    assert kills == 6
+    assert states.get("succeeded", 0) == total + 1, states
+    jobs = [basic_app.job(job_id).job() for job_id in ids]
+    assert all(job.state is JobState.SUCCEEDED for job in jobs)
+    reruns = sum(1 for job in jobs if job.attempt > 1)
+    print(f"{total} jobs, {kills} kills, {reruns} ran more than once, 0 lost")
+
+
+def _enqueue_sleeps(app: offload.App, total: int) -> list[offload.JobHandle[object]]:
+    task: offload.Task[..., object] = offload.Task(
+        app, app.registry.get("sleep"), offload.app.EnqueueOptions()
+    )
+    return task.enqueue_many([offload.call(0.01) for _ in range(total)])
+
+
+def test_sigterm_lets_running_jobs_finish_and_exits_zero(
+    basic_app: offload.App, start_worker: StartWorker
+) -> None:
+    running = [basic_app.enqueue("sleep", [1.5, f"t{i}"]) for i in range(2)]
+    queued = [basic_app.enqueue("add", [i, i], delay=0) for i in range(5)]
+    worker = start_worker(concurrency=2, shutdown_timeout=20)
+    wait_until(
+        lambda: all(h.status() is JobState.RUNNING for h in running), 30, "both sleeps to run"
+    )
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(20) == 0
+    assert all(h.status() is JobState.SUCCEEDED for h in running)
+    for handle in queued:
+        job = handle.job()
+        assert job.state in (JobState.SUCCEEDED, JobState.AVAILABLE)
+        if job.state is JobState.AVAILABLE:
+            assert job.attempt == 0, "a released job keeps its attempt"
+
+
+def test_shutdown_timeout_returns_unfinished_jobs_without_spending_an_attempt(
+    basic_app: offload.App, start_worker: StartWorker
+) -> None:
+    handle = basic_app.enqueue("sleep", [30.0])
+    worker = start_worker(concurrency=1, shutdown_timeout=1)
+    wait_until(lambda: handle.status() is JobState.RUNNING, 30, "the job to start")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(15) == 0
+    job = handle.job()
+    assert job.state is JobState.AVAILABLE
+    assert job.attempt == 0
+    assert job.errors == []
