@@ -85,7 +85,7 @@ def _child_main(app_path: str, conn: Connection, result_limit: int | None) -> No
     while True:
         try:
             job_id, task, args, kwargs = orjson.loads(conn.recv_bytes())
-        except EOFError:
+        except (EOFError, OSError):  # the worker closed the pipe, or died
             return
         ok, payload, permanent = run_call(registry, task, args, kwargs, result_limit)
         try:
