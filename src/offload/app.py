@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from offload.backends import open_backend
-from offload.backends.base import Backend, JobFilter
+from offload.backends.base import Backend, JobFilter, ScheduleState
 from offload.core import serialization
-from offload.core.errors import ConfigurationError, SerializationError
+from offload.core.errors import ConfigurationError, ScheduleNotFound, SerializationError
 from offload.core.job import Job, NewJob
 from offload.core.options import RetryPolicy, TaskOptions, check_delay, check_name
+from offload.core.schedule import Misfire, ScheduleDef, parse_misfire
 from offload.core.states import JobState
 from offload.core.task import Registry, TaskDef
 from offload.handle import JobHandle
 
 if TYPE_CHECKING:
+    from offload.runtime.scheduler import Scheduler
     from offload.runtime.worker import Worker
 
 P = ParamSpec("P")
@@ -174,6 +176,7 @@ class App:
         self.auto_migrate = self.backend.name == "sqlite" if auto_migrate is None else auto_migrate
         self.payload_limit = payload_limit
         self.registry = Registry()
+        self.schedules: dict[str, ScheduleDef] = {}
         self._ready_pid = 0
 
     def __repr__(self) -> str:
@@ -220,6 +223,106 @@ class App:
             return Task(self, definition, EnqueueOptions())
 
         return register if fn is None else register(fn)
+
+    # -- periodic jobs ----------------------------------------------------------------
+
+    def periodic(
+        self,
+        cron: str,
+        *,
+        name: str | None = None,
+        tz: str = "UTC",
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        misfire: Misfire | str = Misfire.LAST,
+        catch_up: float = 3600.0,
+    ) -> Callable[[Callable[P, R] | Task[P, R]], Task[P, R]]:
+        """Run a task on a cron schedule: `@app.periodic("0 3 * * *", tz="Europe/Paris")`.
+
+        Decorates a plain function (registering it as a task) or an existing Task.
+        """
+
+        def register(fn: Callable[P, R] | Task[P, R]) -> Task[P, R]:
+            task: Task[P, R] = fn if isinstance(fn, Task) else self.task(fn)
+            self.schedule(
+                task,
+                cron,
+                name=name,
+                tz=tz,
+                args=args,
+                kwargs=kwargs,
+                queue=queue,
+                priority=priority,
+                misfire=misfire,
+                catch_up=catch_up,
+            )
+            return task
+
+        return register
+
+    def schedule(
+        self,
+        task: Task[..., Any] | str,
+        cron: str,
+        *,
+        name: str | None = None,
+        tz: str = "UTC",
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        misfire: Misfire | str = Misfire.LAST,
+        catch_up: float = 3600.0,
+    ) -> ScheduleDef:
+        """Declare a schedule for a task declared elsewhere (by Task or by name)."""
+        task_name = task.name if isinstance(task, Task) else self.registry.get(task).name
+        sched = ScheduleDef(
+            name=name or task_name,
+            cron=cron,
+            task=task_name,
+            tz=tz,
+            args=list(args),
+            kwargs=dict(kwargs or {}),
+            queue=None if queue is None else check_name("queue", queue),
+            priority=None if priority is None else _check_priority(priority),
+            misfire=parse_misfire(misfire),
+            catch_up=catch_up,
+        )
+        serialization.dumps_args(sched.args, sched.kwargs, limit=self.payload_limit)
+        if sched.name in self.schedules:
+            raise ConfigurationError(f"a schedule named {sched.name!r} is already declared")
+        self.schedules[sched.name] = sched
+        return sched
+
+    def scheduler(self, **options: Any) -> Scheduler:
+        """A scheduler for this app's schedules; see `offload.runtime.scheduler.Scheduler`."""
+        from offload.runtime.scheduler import Scheduler
+
+        self.ready()
+        return Scheduler(self.backend, self.registry, list(self.schedules.values()), **options)
+
+    def cron_list(self) -> list[ScheduleState]:
+        """Stored schedules with their last tick and last job's state."""
+        self.ready()
+        return self.backend.schedule_list()
+
+    def cron_pause(self, name: str, paused: bool = True) -> None:
+        """Pause (or resume) a schedule for every scheduler replica, across restarts."""
+        self.ready()
+        self.backend.schedule_pause(name, paused)
+
+    def cron_run(self, name: str) -> JobHandle[Any]:
+        """Enqueue a schedule's job once, now, outside its ticks."""
+        sched = self.schedules.get(name)
+        if sched is None:
+            raise ScheduleNotFound(name)
+        bound: Task[..., Any] = Task(self, self.registry.get(sched.task), EnqueueOptions())
+        bound = bound.options(
+            queue=sched.queue, priority=sched.priority, meta={"schedule": name, "manual": True}
+        )
+        return bound.enqueue(*sched.args, **sched.kwargs)
 
     # -- jobs by name (CLI, HTTP) -----------------------------------------------------
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from offload.core.job import Job, NewJob
+from offload.core.schedule import ScheduleDef
 from offload.core.states import JobState
 
 
@@ -63,6 +64,22 @@ class WorkerInfo:
     started_at: datetime
     heartbeat_at: datetime
     wake: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleState:
+    """A schedule as stored: its definition summary and progress."""
+
+    name: str
+    cron: str
+    tz: str
+    task: str
+    misfire: str
+    paused: bool
+    last_tick: datetime
+    checked_at: datetime
+    last_job_id: int | None
+    last_state: JobState | None
 
 
 class Listener(Protocol):
@@ -157,6 +174,29 @@ class Backend(Protocol):
 
     def queue_counts(self) -> dict[str, dict[str, int]]:
         """Number of jobs per queue and state."""
+        ...
+
+    def schedule_sync(self, schedules: Sequence[ScheduleDef]) -> None:
+        """Record declared schedules (keeping their pause state and progress)."""
+        ...
+
+    def schedule_fire(
+        self, sched: ScheduleDef, job: NewJob, down_after: float, now: datetime | None = None
+    ) -> list[int]:
+        """Enqueue `job` once for each due tick of `sched` (exactly once per tick, whatever
+        the number of schedulers); return the new job ids. `now` overrides the DB clock."""
+        ...
+
+    def schedule_pause(self, name: str, paused: bool) -> None:
+        """Pause or resume a schedule; raise ScheduleNotFound."""
+        ...
+
+    def schedule_list(self) -> list[ScheduleState]:
+        """Every stored schedule with its progress and the state of its last job."""
+        ...
+
+    def cron_tick_prune(self, older_than: float) -> int:
+        """Forget tick records older than the given seconds (beyond any catch-up window)."""
         ...
 
     def worker_register(self, info: WorkerInfo) -> None:

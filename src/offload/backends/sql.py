@@ -11,16 +11,24 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, ClassVar
 
 import orjson
 
-from offload.backends.base import JobFilter, Lease, Listener, Outcome, WorkerInfo
-from offload.core.errors import InvalidTransition, JobNotFound, SchemaMismatch
+from offload.backends.base import (
+    JobFilter,
+    Lease,
+    Listener,
+    Outcome,
+    ScheduleState,
+    WorkerInfo,
+)
+from offload.core.errors import InvalidTransition, JobNotFound, ScheduleNotFound, SchemaMismatch
 from offload.core.job import Job, NewJob
+from offload.core.schedule import ScheduleDef
 from offload.core.states import FINISHED, JobState
 
 #: Columns of offload_jobs in the order `_job_from_row` reads them.
@@ -99,6 +107,10 @@ class SqlBackend(ABC):
     @abstractmethod
     def _time(self, value: Any) -> datetime:
         """Convert a stored time to an aware UTC datetime."""
+
+    @abstractmethod
+    def _time_param(self, value: datetime) -> Any:
+        """Convert an aware datetime to the form queries take."""
 
     @abstractmethod
     def _apply_migration(self, version: int, sql: str) -> None:
@@ -287,6 +299,94 @@ class SqlBackend(ABC):
             for queue, state, number in cur.fetchall():
                 counts.setdefault(queue, {})[state] = int(number)
         return counts
+
+    # -- schedules ------------------------------------------------------------------
+
+    def schedule_sync(self, schedules: Sequence[ScheduleDef]) -> None:
+        with self._tx() as cur:
+            for sched in schedules:
+                cur.execute(
+                    self.q["schedule_upsert"],
+                    {
+                        "name": sched.name,
+                        "cron": sched.cron,
+                        "tz": sched.tz,
+                        "task": sched.task,
+                        "misfire": str(sched.misfire),
+                    },
+                )
+
+    def schedule_fire(
+        self, sched: ScheduleDef, job: NewJob, down_after: float, now: datetime | None = None
+    ) -> list[int]:
+        fired: list[int] = []
+        with self._tx() as cur:
+            cur.execute(self.q["schedule_lock"], {"name": sched.name})
+            row = cur.fetchone()
+            if row is None:
+                raise ScheduleNotFound(sched.name)
+            last, checked = self._time(row[0]), self._time(row[1])
+            db_now = self._time(row[3])
+            now = now or db_now
+            ticks, newest = sched.due(last, checked, now, down_after)
+            if row[2]:  # paused: ticks pass without jobs
+                ticks = []
+            for tick in ticks:
+                params = {"schedule": sched.name, "tick_at": self._time_param(tick)}
+                cur.execute(self.q["cron_tick_insert"], params)
+                if cur.fetchone() is None:
+                    continue  # another scheduler fired this tick
+                meta = orjson.dumps({"schedule": sched.name, "tick": tick.isoformat()}).decode()
+                delay = (tick - db_now).total_seconds()  # run_at = the tick, by the DB clock
+                cur.execute(
+                    self.q["job_insert"],
+                    _new_job_params(replace(job, delay=delay, meta=meta)),
+                )
+                job_id = int(cur.fetchone()[0])
+                cur.execute(self.q["cron_tick_job"], {**params, "job_id": job_id})
+                fired.append(job_id)
+            cur.execute(
+                self.q["schedule_advance"],
+                {
+                    "name": sched.name,
+                    "last_tick": None if newest is None else self._time_param(newest),
+                    "checked_at": self._time_param(max(now, checked)),
+                    "last_job_id": fired[-1] if fired else None,
+                },
+            )
+            if fired:
+                self._notify(cur, {job.queue})
+        return fired
+
+    def schedule_pause(self, name: str, paused: bool) -> None:
+        with self._tx() as cur:
+            cur.execute(self.q["schedule_pause"], {"name": name, "paused": paused})
+            if cur.fetchone() is None:
+                raise ScheduleNotFound(name)
+
+    def schedule_list(self) -> list[ScheduleState]:
+        with self._read() as cur:
+            cur.execute(self.q["schedule_list"])
+            return [
+                ScheduleState(
+                    name=row[0],
+                    cron=row[1],
+                    tz=row[2],
+                    task=row[3],
+                    misfire=row[4],
+                    paused=bool(row[5]),
+                    last_tick=self._time(row[6]),
+                    checked_at=self._time(row[7]),
+                    last_job_id=None if row[8] is None else int(row[8]),
+                    last_state=None if row[9] is None else JobState(row[9]),
+                )
+                for row in cur.fetchall()
+            ]
+
+    def cron_tick_prune(self, older_than: float) -> int:
+        with self._tx() as cur:
+            cur.execute(self.q["cron_tick_prune"], {"age": older_than})
+            return int(cur.rowcount)
 
     # -- workers --------------------------------------------------------------------
 

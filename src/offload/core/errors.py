@@ -9,6 +9,7 @@ Tree::
     │   ├── PayloadTooLarge       arguments or result over the size limit
     │   └── UnknownTask           a task name nobody registered
     ├── JobNotFound               no job with that id
+    ├── ScheduleNotFound          no schedule with that name
     ├── InvalidTransition         the job's state does not allow the operation
     ├── LeaseLost                 a worker's claim on a job was taken over
     ├── JobFailed                 a job ended dead/cancelled; raised by JobHandle.result()
@@ -62,6 +63,14 @@ class JobNotFound(OffloadError, LookupError):
     def __init__(self, job_id: int) -> None:
         self.job_id = job_id
         super().__init__(f"no job with id {job_id}")
+
+
+class ScheduleNotFound(OffloadError, LookupError):
+    """No periodic schedule of that name is stored."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"no schedule named {name!r}")
 
 
 class InvalidTransition(OffloadError):

@@ -136,6 +136,9 @@ class PostgresBackend(SqlBackend):
 
     _read = _tx
 
+    def _time_param(self, value: datetime) -> Any:
+        return value
+
     def _time(self, value: Any) -> datetime:
         if not isinstance(value, datetime):
             raise BackendError(f"expected a timestamp from the database, got {value!r}")

@@ -154,6 +154,9 @@ class SQLiteBackend(SqlBackend):
             except sqlite3.Error as exc:
                 raise self._error(exc) from None
 
+    def _time_param(self, value: datetime) -> Any:
+        return value.timestamp()
+
     def _time(self, value: Any) -> datetime:
         return epoch_to_datetime(float(value))
 
