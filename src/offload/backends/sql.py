@@ -326,8 +326,7 @@ class SqlBackend(ABC):
             if row is None:
                 raise ScheduleNotFound(sched.name)
             last, checked = self._time(row[0]), self._time(row[1])
-            db_now = self._time(row[3])
-            now = now or db_now
+            now = now or self._time(row[3])
             ticks, newest = sched.due(last, checked, now, down_after)
             if row[2]:  # paused: ticks pass without jobs
                 ticks = []
@@ -337,10 +336,9 @@ class SqlBackend(ABC):
                 if cur.fetchone() is None:
                     continue  # another scheduler fired this tick
                 meta = orjson.dumps({"schedule": sched.name, "tick": tick.isoformat()}).decode()
-                delay = (tick - db_now).total_seconds()  # run_at = the tick, by the DB clock
                 cur.execute(
                     self.q["job_insert"],
-                    _new_job_params(replace(job, delay=delay, meta=meta)),
+                    _new_job_params(replace(job, run_at=tick.timestamp(), meta=meta)),
                 )
                 job_id = int(cur.fetchone()[0])
                 cur.execute(self.q["cron_tick_job"], {**params, "job_id": job_id})
@@ -470,6 +468,7 @@ def _new_job_params(job: NewJob) -> dict[str, Any]:
         "priority": job.priority,
         "max_attempts": job.max_attempts,
         "delay": job.delay,
+        "run_at": job.run_at,
         "unique_key": job.unique_key,
         "idempotency_key": job.idempotency_key,
         "group_key": job.group_key,

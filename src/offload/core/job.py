@@ -21,6 +21,8 @@ class NewJob:
     max_attempts: int = 3
     #: Seconds from the database's now until the job may run (0 = now).
     delay: float = 0.0
+    #: An exact time to run at instead (epoch seconds), e.g. a cron tick.
+    run_at: float | None = None
     unique_key: str | None = None
     idempotency_key: str | None = None
     group_key: str | None = None

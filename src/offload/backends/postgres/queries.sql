@@ -19,12 +19,14 @@ INSERT INTO offload_schema (version) VALUES (:version)
 SELECT now()
 
 -- name: job_insert
--- One job; a positive delay makes it scheduled.
+-- One job; it runs at :run_at (epoch seconds) if given, else :delay seconds from now.
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
     enqueued_at, unique_key, idempotency_key, group_key, meta)
 VALUES (:task, :queue, :args::json, :kwargs::json, :priority,
-    CASE WHEN :delay::float8 > 0 THEN 'scheduled' ELSE 'available' END,
-    :max_attempts, now() + make_interval(secs => :delay), now(),
+    CASE WHEN coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
+        > now() THEN 'scheduled' ELSE 'available' END,
+    :max_attempts,
+    coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay)), now(),
     :unique_key, :idempotency_key, :group_key, :meta::json)
 RETURNING id
 
@@ -33,11 +35,14 @@ RETURNING id
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
     enqueued_at, unique_key, idempotency_key, group_key, meta)
 SELECT r.task, r.queue, r.args::json, r.kwargs::json, r.priority,
-    CASE WHEN r.delay > 0 THEN 'scheduled' ELSE 'available' END,
-    r.max_attempts, now() + make_interval(secs => r.delay), now(),
+    CASE WHEN coalesce(to_timestamp(r.run_at), now() + make_interval(secs => r.delay)) > now()
+        THEN 'scheduled' ELSE 'available' END,
+    r.max_attempts, coalesce(to_timestamp(r.run_at), now() + make_interval(secs => r.delay)),
+    now(),
     r.unique_key, r.idempotency_key, r.group_key, r.meta::json
 FROM json_to_recordset(:rows::json) AS r(task text, queue text, args text, kwargs text,
-    priority int, max_attempts int, delay float8, unique_key text, idempotency_key text,
+    priority int, max_attempts int, delay float8, run_at float8, unique_key text,
+    idempotency_key text,
     group_key text, meta text)
 RETURNING id
 

@@ -14,12 +14,13 @@ INSERT INTO offload_schema (version, applied_at) VALUES (:version, {now})
 SELECT {now}
 
 -- name: job_insert
--- One job; a positive delay makes it scheduled.
+-- One job; it runs at :run_at (epoch seconds) if given, else :delay seconds from now.
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
     enqueued_at, unique_key, idempotency_key, group_key, meta)
 VALUES (:task, :queue, :args, :kwargs, :priority,
-    CASE WHEN :delay > 0 THEN 'scheduled' ELSE 'available' END,
-    :max_attempts, {now} + :delay, {now}, :unique_key, :idempotency_key, :group_key, :meta)
+    CASE WHEN coalesce(:run_at, {now} + :delay) > {now} THEN 'scheduled' ELSE 'available' END,
+    :max_attempts, coalesce(:run_at, {now} + :delay), {now},
+    :unique_key, :idempotency_key, :group_key, :meta)
 RETURNING id
 
 -- name: job_insert_many
@@ -28,8 +29,9 @@ INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attemp
     enqueued_at, unique_key, idempotency_key, group_key, meta)
 SELECT value ->> 'task', value ->> 'queue', value ->> 'args', value ->> 'kwargs',
     value ->> 'priority',
-    CASE WHEN (value ->> 'delay') > 0 THEN 'scheduled' ELSE 'available' END,
-    value ->> 'max_attempts', {now} + (value ->> 'delay'), {now},
+    CASE WHEN coalesce(value ->> 'run_at', {now} + (value ->> 'delay')) > {now}
+        THEN 'scheduled' ELSE 'available' END,
+    value ->> 'max_attempts', coalesce(value ->> 'run_at', {now} + (value ->> 'delay')), {now},
     value ->> 'unique_key', value ->> 'idempotency_key', value ->> 'group_key', value ->> 'meta'
 FROM json_each(:rows)
 ORDER BY key

@@ -1,0 +1,35 @@
+"""`offload demo`: the bundled example workload on a throwaway SQLite file; needs no --app."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+
+@click.command()
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=20),
+    default=2000,
+    show_default=True,
+    help="Jobs in the workload, fan-out children included.",
+)
+@click.option(
+    "-c",
+    "--concurrency",
+    type=click.IntRange(min=1),
+    help="Worker processes [default: 4 x CPU count, at most 16].",
+)
+@click.option(
+    "--keep",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Store the database in FILE (which must not exist) and keep it afterwards.",
+)
+def demo(jobs: int, concurrency: int | None, keep: Path | None) -> NoReturn:
+    """Run a mixed workload through a worker, show progress, then throughput and latency."""
+    from offload.demo.run import run_demo
+
+    sys.exit(run_demo(jobs=jobs, concurrency=concurrency, keep=keep))

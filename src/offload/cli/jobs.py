@@ -1,0 +1,201 @@
+"""Commands on single jobs and job listings: enqueue, status, jobs, retry, cancel."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+import orjson
+from rich.table import Table
+from rich.text import Text
+
+from offload.cli.context import AppLoader
+from offload.cli.output import console, json_text, new_table, print_json, state_text, when
+from offload.core.job import Job
+from offload.core.states import JobState
+
+JsonCallback = Callable[[click.Context, click.Parameter, str | None], Any]
+
+
+def _json_of(kind: type[list[Any]] | type[dict[str, Any]]) -> JsonCallback:
+    """A click callback that decodes an option's text as JSON of one kind."""
+    name = "JSON array" if kind is list else "JSON object"
+
+    def decode(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
+        if value is None:
+            return None
+        try:
+            decoded = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            raise click.BadParameter(f"{value!r} is not JSON ({exc})") from None
+        if not isinstance(decoded, kind):
+            raise click.BadParameter(f"{value!r} is not a {name}")
+        return decoded
+
+    return decode
+
+
+@click.command()
+@click.argument("task")
+@click.option(
+    "--args", metavar="JSON", callback=_json_of(list), help="Positional arguments, a JSON array."
+)
+@click.option(
+    "--kwargs", metavar="JSON", callback=_json_of(dict), help="Keyword arguments, a JSON object."
+)
+@click.option("--queue", help="Queue instead of the task's own.")
+@click.option("--delay", type=float, help="Seconds from now until the job may run.")
+@click.option("--priority", type=int, help="Higher runs first (-1000..1000).")
+@click.option("--max-attempts", type=int, help="Attempts before the job is dead.")
+@click.option("--json", is_flag=True, help='Print {"id": ...} as JSON.')
+@click.pass_obj
+def enqueue(
+    loader: AppLoader,
+    *,
+    task: str,
+    args: list[Any] | None,
+    kwargs: dict[str, Any] | None,
+    queue: str | None,
+    delay: float | None,
+    priority: int | None,
+    max_attempts: int | None,
+    json: bool,
+) -> None:
+    """Enqueue a job of TASK; prints its id once it is stored."""
+    given = {"queue": queue, "delay": delay, "priority": priority, "max_attempts": max_attempts}
+    options = {name: value for name, value in given.items() if value is not None}
+    handle = loader.app().enqueue(task, args, kwargs, **options)
+    if json:
+        print_json({"id": handle.id})
+    else:
+        click.echo(handle.id)
+
+
+@click.command()
+@click.argument("job_id", metavar="ID", type=int)
+@click.option("--traceback", is_flag=True, help="Show the traceback of each error.")
+@click.option("--json", is_flag=True, help="Print the job as JSON.")
+@click.pass_obj
+def status(loader: AppLoader, job_id: int, traceback: bool, json: bool) -> None:
+    """Show one job: state, attempts, arguments, times, result and errors."""
+    job = loader.app().job(job_id).job()
+    if json:
+        print_json(job.to_dict())
+        return
+    grid = new_table()
+    grid.show_header = False
+    grid.add_column(style="bold")
+    grid.add_column()
+    rows: list[tuple[str, str | Text]] = [
+        ("state", state_text(job.state)),
+        ("task", job.task),
+        ("queue", job.queue),
+        ("priority", str(job.priority)),
+        ("attempt", f"{job.attempt}/{job.max_attempts}"),
+        ("args", json_text(job.args)),
+        ("kwargs", json_text(job.kwargs)),
+        ("enqueued", when(job.enqueued_at, precise=True)),
+        ("run at", when(job.run_at, precise=True)),
+        ("started", when(job.started_at, precise=True)),
+        ("finished", when(job.finished_at, precise=True)),
+        ("worker", job.worker or "-"),
+        ("result", "-" if job.result is None else json_text(job.result)),
+    ]
+    for name, value in rows:
+        grid.add_row(name, value)
+    console.print(Text(f"job {job.id}", style="bold"))
+    console.print(grid)
+    if job.errors:
+        console.print(Text(f"errors ({len(job.errors)})", style="bold"))
+    for error in job.errors:
+        console.print(_error_line(error))
+        if traceback and error.get("traceback"):
+            console.print(Text(str(error["traceback"]).rstrip(), style="dim"))
+
+
+def _error_line(error: dict[str, Any]) -> Text:
+    """`attempt N at TIME: Type: message` for one stored error entry."""
+    at = error.get("at")
+    moment = when(datetime.fromtimestamp(at, UTC)) if isinstance(at, int | float) else "?"
+    line = Text(f"  attempt {error.get('attempt', '?')} at {moment}: ")
+    line.append(str(error.get("type", "Error")), style="red")
+    line.append(f": {error.get('message', '')}")
+    return line
+
+
+@click.command()
+@click.option("--queue", help="Only jobs of this queue.")
+@click.option("--state", type=click.Choice([s.value for s in JobState]), help="Only this state.")
+@click.option("--task", help="Only jobs of this task.")
+@click.option("--before", type=int, metavar="ID", help="Jobs older than ID (the next page).")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--json", is_flag=True, help='Print {"jobs": [...], "next_before": ID} as JSON.')
+@click.pass_obj
+def jobs(
+    loader: AppLoader,
+    *,
+    queue: str | None,
+    state: str | None,
+    task: str | None,
+    before: int | None,
+    limit: int,
+    json: bool,
+) -> None:
+    """List jobs, newest first, a page at a time."""
+    app = loader.app()
+    found = app.jobs(queue=queue, state=state, task=task, before_id=before, limit=limit + 1)
+    page = found[:limit]
+    next_before = page[-1].id if len(found) > limit else None
+    if json:
+        print_json({"jobs": [job.to_dict() for job in page], "next_before": next_before})
+        return
+    if not page:
+        click.echo("no jobs")
+        return
+    console.print(_jobs_table(page))
+    if next_before is not None:
+        click.echo(f"next page: --before {next_before}")
+
+
+def _jobs_table(page: list[Job]) -> Table:
+    out = new_table()
+    out.add_column("id", justify="right")
+    out.add_column("state")
+    out.add_column("task")
+    out.add_column("queue")
+    out.add_column("attempt", justify="right")
+    out.add_column("enqueued")
+    out.add_column("arguments", no_wrap=True, overflow="ellipsis", max_width=40)
+    for job in page:
+        arguments = json_text(job.args) + (f" {json_text(job.kwargs)}" if job.kwargs else "")
+        out.add_row(
+            str(job.id),
+            state_text(job.state),
+            job.task,
+            job.queue,
+            f"{job.attempt}/{job.max_attempts}",
+            when(job.enqueued_at),
+            arguments,
+        )
+    return out
+
+
+@click.command()
+@click.argument("job_id", metavar="ID", type=int)
+@click.pass_obj
+def retry(loader: AppLoader, job_id: int) -> None:
+    """Run a dead, cancelled or shed job again, with a fresh attempt budget."""
+    job = loader.app().retry(job_id)
+    click.echo(f"job {job.id}: {job.state}")
+
+
+@click.command()
+@click.argument("job_id", metavar="ID", type=int)
+@click.pass_obj
+def cancel(loader: AppLoader, job_id: int) -> None:
+    """Cancel a queued job (a running one is asked to stop)."""
+    job = loader.app().cancel(job_id)
+    note = " (stop requested)" if job.state is JobState.RUNNING else ""
+    click.echo(f"job {job.id}: {job.state}{note}")

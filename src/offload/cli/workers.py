@@ -1,0 +1,130 @@
+"""Running a worker, and listing the workers that are registered."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import NoReturn
+
+import click
+
+from offload.cli.context import AppLoader
+from offload.cli.output import console, new_table, print_json, when
+from offload.runtime.worker import EXECUTORS
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@click.command()
+@click.option(
+    "-q",
+    "--queues",
+    default="default",
+    show_default=True,
+    help="Comma-separated queues to serve, taken in turn.",
+)
+@click.option(
+    "-c", "--concurrency", type=click.IntRange(min=1), help="Jobs at once [default: CPU count]."
+)
+@click.option("--executor", type=click.Choice(EXECUTORS), default="process", show_default=True)
+@click.option("--burst", is_flag=True, help="Exit once no job is due.")
+@click.option(
+    "--lease",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a claim lasts without a heartbeat.",
+)
+@click.option(
+    "--shutdown-timeout",
+    type=click.FloatRange(min=0),
+    help="Seconds running jobs may take to finish after SIGTERM.",
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds between polls when no wake-up arrives.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default="INFO",
+    show_default=True,
+)
+@click.pass_obj
+def worker(
+    loader: AppLoader,
+    *,
+    queues: str,
+    concurrency: int | None,
+    executor: str,
+    burst: bool,
+    lease: float | None,
+    shutdown_timeout: float | None,
+    poll_interval: float | None,
+    log_level: str,
+) -> NoReturn:
+    """Run jobs until SIGTERM/SIGINT (or, with --burst, until none is due)."""
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    given = {
+        "concurrency": concurrency,
+        "lease": lease,
+        "shutdown_timeout": shutdown_timeout,
+        "poll_interval": poll_interval,
+    }
+    runner = loader.app().worker(
+        queues=[name.strip() for name in queues.split(",") if name.strip()],
+        executor=executor,
+        app_path=loader.path,
+        burst=burst,
+        **{name: value for name, value in given.items() if value is not None},
+    )
+    sys.exit(runner.run())
+
+
+@click.command()
+@click.option("--json", is_flag=True, help="Print the workers as JSON.")
+@click.pass_obj
+def workers(loader: AppLoader, json: bool) -> None:
+    """List registered workers and their last heartbeat."""
+    app = loader.app()
+    app.ready()
+    found = app.backend.worker_list()
+    if json:
+        print_json(
+            [
+                {
+                    "id": info.id,
+                    "host": info.host,
+                    "pid": info.pid,
+                    "queues": info.queues,
+                    "concurrency": info.concurrency,
+                    "started_at": info.started_at.isoformat(),
+                    "heartbeat_at": info.heartbeat_at.isoformat(),
+                }
+                for info in found
+            ]
+        )
+        return
+    if not found:
+        click.echo("no workers registered")
+        return
+    out = new_table()
+    for name in ("id", "host", "pid", "queues", "concurrency", "started", "last heartbeat"):
+        out.add_column(name, justify="right" if name in ("pid", "concurrency") else "left")
+    now = datetime.now(UTC)
+    for info in found:
+        age = (now - info.heartbeat_at).total_seconds()
+        out.add_row(
+            info.id,
+            info.host,
+            str(info.pid),
+            ",".join(info.queues),
+            str(info.concurrency),
+            when(info.started_at),
+            f"{when(info.heartbeat_at)} ({age:.0f}s ago)",
+        )
+    console.print(out)

@@ -1,0 +1,1 @@
+"""The bundled example: `offload.demo.app` (tasks) and `offload.demo.run` (`offload demo`)."""
