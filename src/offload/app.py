@@ -403,12 +403,14 @@ class App:
         self.backend.schema_check()
         self._ready_pid = os.getpid()
 
-    def worker(self, **options: Any) -> Worker:
-        """A worker for this app; see `offload.runtime.worker.Worker` for the options."""
+    def worker(self, *, scheduler: bool = False, **options: Any) -> Worker:
+        """A worker for this app (with this app's scheduler in a thread if `scheduler`);
+        see `offload.runtime.worker.Worker` for the options."""
         from offload.runtime.worker import Worker
 
         self.ready()
-        return Worker(self.backend, self.registry, **options)
+        embedded = self.scheduler() if scheduler else None
+        return Worker(self.backend, self.registry, scheduler=embedded, **options)
 
     def close(self) -> None:
         """Close the database connections."""

@@ -33,6 +33,7 @@ from offload.core.states import JobState
 from offload.core.task import Registry
 from offload.runtime.execution import Finished
 from offload.runtime.executors import Executor, ProcessExecutor, ThreadExecutor
+from offload.runtime.scheduler import Scheduler
 
 log = logging.getLogger("offload.worker")
 
@@ -61,6 +62,7 @@ class Worker:
         max_jobs_per_child: int | None = None,
         result_limit: int | None = DEFAULT_PAYLOAD_LIMIT,
         install_signals: bool = True,
+        scheduler: Scheduler | None = None,
     ) -> None:
         if executor not in EXECUTORS:
             raise ConfigurationError(f"unknown executor {executor!r}; one of {EXECUTORS}")
@@ -96,6 +98,8 @@ class Worker:
         self.max_jobs_per_child = max_jobs_per_child
         self.result_limit = result_limit
         self.install_signals = install_signals
+        #: A scheduler run in a thread of this worker (`offload worker --scheduler`).
+        self.scheduler = scheduler
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.processed = 0
         self._buffer: deque[Job] = deque()
@@ -143,11 +147,20 @@ class Worker:
             self.executor_kind,
             self.concurrency,
         )
+        scheduler_thread = None
+        if self.scheduler is not None:
+            scheduler_thread = threading.Thread(
+                target=self.scheduler.run, name="offload-scheduler", daemon=True
+            )
+            scheduler_thread.start()
         try:
             self._loop(listener, executor)
             if not self._abort:
                 self._drain(executor)
         finally:
+            if scheduler_thread is not None and self.scheduler is not None:
+                self.scheduler.stop()
+                scheduler_thread.join(5)
             if self._abort:
                 executor.stop_all()
             executor.close()
