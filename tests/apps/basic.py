@@ -49,3 +49,10 @@ def fail(message: str = "boom") -> None:
 @app.task(name="bad_result")
 def bad_result() -> object:
     return {1, 2}
+
+
+@app.task(name="whoami")
+def whoami(seconds: float) -> list[int]:
+    """Sleep, then report the pid of the process that ran it."""
+    time.sleep(seconds)
+    return [os.getpid()]

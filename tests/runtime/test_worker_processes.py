@@ -182,3 +182,23 @@ def test_shutdown_timeout_returns_unfinished_jobs_without_spending_an_attempt(
     assert job.state is JobState.AVAILABLE
     assert job.attempt == 0
     assert job.errors == []
+
+
+def test_stopped_worker_cannot_overwrite_the_attempt_that_took_over(
+    basic_app: offload.App, start_worker: StartWorker
+) -> None:
+    """RELIABILITY test 4 with processes: SIGSTOP past the lease, another worker takes the
+    job (attempt 2), SIGCONT; the stale worker's completion changes nothing."""
+    handle = basic_app.enqueue("whoami", [2.5])
+    stale = start_worker(lease=1, rescue=0.3, concurrency=1)
+    wait_until(lambda: handle.status() is JobState.RUNNING, 30, "attempt 1 to start")
+    stale.send_signal(signal.SIGSTOP)
+    fresh = start_worker(lease=5, rescue=0.3, concurrency=1)
+    wait_until(lambda: handle.job().attempt == 2, 30, "attempt 2 to take over")
+    stale.send_signal(signal.SIGCONT)
+    job = handle.wait(timeout=30)
+    assert job.state is JobState.SUCCEEDED
+    assert job.attempt == 2
+    assert (job.worker or "").split(":")[1] == str(fresh.pid), "attempt 2 was the fresh worker's"
+    time.sleep(3)  # the stale worker's child has finished by now and tried to complete
+    assert handle.job() == job, "the stale worker changed nothing"
