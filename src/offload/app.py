@@ -197,6 +197,9 @@ class App:
         max_attempts: int = 3,
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
+        cpu_seconds: float | None = None,
+        memory_mb: float | None = None,
+        executor: str | None = None,
     ) -> TaskDecorator: ...
 
     def task(
@@ -209,12 +212,27 @@ class App:
         max_attempts: int = 3,
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
+        cpu_seconds: float | None = None,
+        memory_mb: float | None = None,
+        executor: str | None = None,
     ) -> Any:
-        """Register a function as a task: `@app.task` or `@app.task(queue="mail")`."""
+        """Register a function as a task: `@app.task` or `@app.task(queue="mail")`.
+
+        `timeout` (wall-clock seconds), `cpu_seconds` and `memory_mb` (MiB) limit each run;
+        a run over a limit fails with an error naming it. `executor` picks where jobs run.
+        """
         policy = retry or RetryPolicy(max_attempts=max_attempts)
         if retry is not None and max_attempts not in (3, retry.max_attempts):
             raise ConfigurationError("give max_attempts either directly or in retry, not both")
-        options = TaskOptions(queue=queue, priority=priority, retry=policy, timeout=timeout)
+        options = TaskOptions(
+            queue=queue,
+            priority=priority,
+            retry=policy,
+            timeout=timeout,
+            cpu_seconds=cpu_seconds,
+            memory_mb=memory_mb,
+            executor=executor,
+        )
 
         def register(func: Callable[..., Any]) -> Task[..., Any]:
             task_name = name or f"{func.__module__}.{func.__qualname__}"

@@ -26,6 +26,24 @@ class Lease:
 
 
 @dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """What renewing leases learned: leases lost, and held jobs someone asked to cancel."""
+
+    lost: list[int]
+    cancel: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressReport:
+    """A running attempt's progress, as its task reported it."""
+
+    id: int
+    attempt: int
+    fraction: float
+    message: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """How one attempt ended, written by `job_finish`.
 
@@ -136,8 +154,13 @@ class Backend(Protocol):
         """Atomically take up to `limit` due jobs of `queue`, highest priority first."""
         ...
 
-    def job_heartbeat(self, worker: str, leases: Sequence[Lease], lease: float) -> list[int]:
-        """Extend the given leases by `lease` seconds; return the ids whose lease was lost."""
+    def job_heartbeat(self, worker: str, leases: Sequence[Lease], lease: float) -> Heartbeat:
+        """Extend the given leases by `lease` seconds, in one statement; report the leases
+        lost and the held jobs whose cancel was requested."""
+        ...
+
+    def job_progress(self, worker: str, reports: Sequence[ProgressReport]) -> None:
+        """Store progress of attempts this worker holds (others are ignored)."""
         ...
 
     def job_finish(self, worker: str, outcomes: Sequence[Outcome]) -> list[int]:

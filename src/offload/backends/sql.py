@@ -19,10 +19,12 @@ from typing import Any, ClassVar
 import orjson
 
 from offload.backends.base import (
+    Heartbeat,
     JobFilter,
     Lease,
     Listener,
     Outcome,
+    ProgressReport,
     ScheduleState,
     WorkerInfo,
 )
@@ -35,7 +37,7 @@ from offload.core.states import FINISHED, JobState
 JOB_COLUMNS = (
     "id, task, queue, args, kwargs, priority, state, attempt, max_attempts, run_at, "
     "enqueued_at, started_at, finished_at, lease_until, worker, result, errors, "
-    "unique_key, idempotency_key, group_key, meta"
+    "unique_key, idempotency_key, group_key, meta, progress, cancel_requested"
 )
 WORKER_COLUMNS = "id, host, pid, queues, concurrency, started_at, heartbeat_at, wake"
 
@@ -191,16 +193,38 @@ class SqlBackend(ABC):
         jobs.sort(key=lambda job: (-job.priority, job.id))
         return jobs
 
-    def job_heartbeat(self, worker: str, leases: Sequence[Lease], lease: float) -> list[int]:
+    def job_heartbeat(self, worker: str, leases: Sequence[Lease], lease: float) -> Heartbeat:
         if not leases:
-            return []
+            return Heartbeat([], [])
         with self._tx() as cur:
             cur.execute(
                 self.q["job_heartbeat"],
                 {"worker": worker, "leases": _leases_json(leases), "lease": lease},
             )
-            kept = {int(row[0]) for row in cur.fetchall()}
-        return [x.id for x in leases if x.id not in kept]
+            rows = cur.fetchall()
+        kept = {int(row[0]) for row in rows}
+        return Heartbeat(
+            lost=[x.id for x in leases if x.id not in kept],
+            cancel=sorted(int(row[0]) for row in rows if row[1]),
+        )
+
+    def job_progress(self, worker: str, reports: Sequence[ProgressReport]) -> None:
+        if not reports:
+            return
+        items = orjson.dumps(
+            [
+                {
+                    "id": r.id,
+                    "attempt": r.attempt,
+                    "progress": orjson.dumps(
+                        {"fraction": r.fraction, "message": r.message}
+                    ).decode(),
+                }
+                for r in reports
+            ]
+        ).decode()
+        with self._tx() as cur:
+            cur.execute(self.q["job_progress"], {"worker": worker, "items": items})
 
     def job_finish(self, worker: str, outcomes: Sequence[Outcome]) -> list[int]:
         if not outcomes:
@@ -453,6 +477,8 @@ class SqlBackend(ABC):
             idempotency_key=row[18],
             group_key=row[19],
             meta=_json(row[20]),
+            progress=None if row[21] is None else _json(row[21]),
+            cancel_requested=bool(row[22]),
         )
 
     def _opt_time(self, value: Any) -> datetime | None:

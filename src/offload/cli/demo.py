@@ -29,7 +29,10 @@ import click
     help="Store the database in FILE (which must not exist) and keep it afterwards.",
 )
 def demo(jobs: int, concurrency: int | None, keep: Path | None) -> NoReturn:
-    """Run a mixed workload through a worker, show progress, then throughput and latency."""
+    """Run a sample workload; report jobs/s and latency.
+
+    Needs no app: it uses a throwaway SQLite file and the bundled offload.demo.app.
+    """
     from offload.demo.run import run_demo
 
     sys.exit(run_demo(jobs=jobs, concurrency=concurrency, keep=keep))

@@ -63,7 +63,10 @@ def enqueue(
     max_attempts: int | None,
     json: bool,
 ) -> None:
-    """Enqueue a job of TASK; prints its id once it is stored."""
+    """Enqueue a job of TASK; print its id.
+
+    The id is printed once the job is committed to the database.
+    """
     given = {"queue": queue, "delay": delay, "priority": priority, "max_attempts": max_attempts}
     options = {name: value for name, value in given.items() if value is not None}
     handle = loader.app().enqueue(task, args, kwargs, **options)
@@ -79,7 +82,10 @@ def enqueue(
 @click.option("--json", is_flag=True, help="Print the job as JSON.")
 @click.pass_obj
 def status(loader: AppLoader, job_id: int, traceback: bool, json: bool) -> None:
-    """Show one job: state, attempts, arguments, times, result and errors."""
+    """Show one job in detail.
+
+    State, attempts, arguments, times, worker, result and errors (--traceback for theirs).
+    """
     job = loader.app().job(job_id).job()
     if json:
         print_json(job.to_dict())
@@ -186,7 +192,10 @@ def _jobs_table(page: list[Job]) -> Table:
 @click.argument("job_id", metavar="ID", type=int)
 @click.pass_obj
 def retry(loader: AppLoader, job_id: int) -> None:
-    """Run a dead, cancelled or shed job again, with a fresh attempt budget."""
+    """Run a dead, cancelled or shed job again.
+
+    The job gets a fresh attempt budget and its earlier errors are kept.
+    """
     job = loader.app().retry(job_id)
     click.echo(f"job {job.id}: {job.state}")
 

@@ -29,6 +29,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 )
 @click.option("--executor", type=click.Choice(EXECUTORS), default="process", show_default=True)
 @click.option("--burst", is_flag=True, help="Exit once no job is due.")
+@click.option("--scheduler", is_flag=True, help="Also fire the app's periodic schedules.")
 @click.option(
     "--lease",
     type=click.FloatRange(min=0, min_open=True),
@@ -58,12 +59,18 @@ def worker(
     concurrency: int | None,
     executor: str,
     burst: bool,
+    scheduler: bool,
     lease: float | None,
     shutdown_timeout: float | None,
     poll_interval: float | None,
     log_level: str,
 ) -> NoReturn:
-    """Run jobs until SIGTERM/SIGINT (or, with --burst, until none is due)."""
+    """Run jobs until stopped.
+
+    SIGTERM or SIGINT stops claiming and lets running jobs finish (up to
+    --shutdown-timeout); a second signal stops at once. With --burst the worker exits
+    once no job is due.
+    """
     logging.basicConfig(
         stream=sys.stderr,
         level=log_level.upper(),
@@ -80,6 +87,7 @@ def worker(
         executor=executor,
         app_path=loader.path,
         burst=burst,
+        scheduler=scheduler,
         **{name: value for name, value in given.items() if value is not None},
     )
     sys.exit(runner.run())

@@ -54,6 +54,10 @@ class Job:
     idempotency_key: str | None = None
     group_key: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: The latest {"fraction", "message"} the running task reported, if any.
+    progress: dict[str, Any] | None = None
+    #: True once a cancel was asked for while the job was running.
+    cancel_requested: bool = False
 
     @property
     def last_error(self) -> dict[str, Any] | None:

@@ -28,6 +28,10 @@ def _name(kind: str, value: str) -> str:
     return value
 
 
+#: The kinds of executor a job can run in.
+EXECUTORS = ("process", "thread", "async")
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """Exponential backoff with jitter: delay = base * factor**(attempt-1), capped, +/- jitter."""
@@ -68,8 +72,15 @@ class TaskOptions:
     queue: str = "default"
     priority: int = 0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    #: Wall-clock seconds a run may take (enforced by the worker runtime).
+    #: Wall-clock seconds a run may take.
     timeout: float | None = None
+    #: CPU seconds a run may use (process executor).
+    cpu_seconds: float | None = None
+    #: Memory a run may add to its process, in MiB (process executor).
+    memory_mb: float | None = None
+    #: Where the job runs: "process", "thread" or "async"; None = the worker's choice
+    #: ("async" for `async def` tasks).
+    executor: str | None = None
 
     def __post_init__(self) -> None:
         _name("queue", self.queue)
@@ -77,8 +88,19 @@ class TaskOptions:
             raise ConfigurationError(f"priority must be an int, got {self.priority!r}")
         if not -1000 <= self.priority <= 1000:
             raise ConfigurationError(f"priority must be within [-1000, 1000], got {self.priority}")
-        if self.timeout is not None:
-            _positive("timeout", self.timeout)
+        for name in ("timeout", "cpu_seconds", "memory_mb"):
+            value = getattr(self, name)
+            if value is not None:
+                _positive(name, value)
+        if self.executor not in (None, *EXECUTORS):
+            raise ConfigurationError(
+                f"unknown executor {self.executor!r}; one of {', '.join(EXECUTORS)}"
+            )
+
+    @property
+    def has_process_limits(self) -> bool:
+        """True when the task sets a limit only a child process can enforce."""
+        return self.cpu_seconds is not None or self.memory_mb is not None
 
 
 def check_name(kind: str, value: str) -> str:

@@ -49,3 +49,6 @@ class Registry:
 
     def names(self) -> list[str]:
         return sorted(self._tasks)
+
+    def definitions(self) -> list[TaskDef]:
+        return [self._tasks[name] for name in sorted(self._tasks)]

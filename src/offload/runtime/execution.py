@@ -1,6 +1,7 @@
 """Running one job's function and turning what happened into a plain outcome.
 
-Shared by every executor, so a task behaves the same in a thread or a child process.
+Shared by every executor, so a task behaves the same in a thread, a child process or on an
+event loop.
 """
 
 from __future__ import annotations
@@ -8,13 +9,15 @@ from __future__ import annotations
 import asyncio
 import inspect
 import traceback
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
 from offload.core import serialization
 from offload.core.errors import UnknownTask
 from offload.core.job import Job
-from offload.core.task import Registry
+from offload.core.task import Registry, TaskDef
+from offload.runtime.context import JobCancelled, JobContext, running
 
 _MESSAGE_LIMIT = 10_000
 _TRACEBACK_LIMIT = 30_000
@@ -32,16 +35,25 @@ class Finished:
     error: dict[str, Any] | None = None
     #: True when retrying cannot help (unknown task): the job goes dead at once.
     permanent: bool = False
+    #: True when the run stopped because its job was cancelled.
+    cancelled: bool = False
+
+
+@dataclass(slots=True)
+class Progress:
+    """A running job's report of how far it is."""
+
+    job: Job
+    fraction: float
+    message: str | None
 
 
 def error_entry(exc: BaseException, *, with_traceback: bool = True) -> dict[str, Any]:
     """A JSON-ready description of an exception, size-capped."""
     kind = type(exc)
-    name = (
-        kind.__qualname__
-        if kind.__module__ == "builtins"
-        else f"{kind.__module__}.{kind.__qualname__}"
-    )
+    name = kind.__qualname__
+    if kind.__module__ != "builtins":
+        name = f"{kind.__module__}.{name}"
     tb = "".join(traceback.format_exception(exc)) if with_traceback else None
     return {
         "type": name,
@@ -50,22 +62,77 @@ def error_entry(exc: BaseException, *, with_traceback: bool = True) -> dict[str,
     }
 
 
-def run_call(
-    registry: Registry, task: str, args: list[Any], kwargs: dict[str, Any], result_limit: int | None
-) -> tuple[bool, str | dict[str, Any], bool]:
-    """Run a task by name: (ok, result JSON text or error entry, permanent failure)."""
+def limit_error(kind: str, message: str) -> dict[str, Any]:
+    """The error entry of a run stopped by a limit or a crash (no traceback to show)."""
+    return {"type": kind, "message": message, "traceback": None}
+
+
+#: What `run_call` returns: (ok, result JSON text or error entry, permanent, cancelled).
+Outcome = tuple[bool, str | dict[str, Any], bool, bool]
+
+
+def lookup(registry: Registry, task: str) -> TaskDef | dict[str, Any]:
+    """The task's definition, or the error entry of an unknown task."""
     try:
-        definition = registry.get(task)
+        return registry.get(task)
     except UnknownTask as exc:
-        return False, error_entry(exc, with_traceback=False), True
+        return error_entry(exc, with_traceback=False)
+
+
+def run_call(
+    definition: TaskDef | dict[str, Any],
+    args: list[Any],
+    kwargs: dict[str, Any],
+    ctx: JobContext,
+    result_limit: int | None,
+) -> Outcome:
+    """Run a sync task (an `async def` one on a private loop) as job `ctx`."""
+    if isinstance(definition, dict):
+        return False, definition, True, False
     try:
-        value = definition.fn(*args, **kwargs)
-        if inspect.isawaitable(value):
-            value = asyncio.run(_await(value))
-        return True, serialization.dumps(value, "the task's result", result_limit), False
+        with running(ctx):
+            value = definition.fn(*args, **kwargs)
+            if inspect.isawaitable(value):
+                value = asyncio.run(_await(value))
+        return True, serialization.dumps(value, "the task's result", result_limit), False, False
+    except JobCancelled as exc:
+        return False, error_entry(exc, with_traceback=False), False, True
+    except MemoryError as exc:
+        limit = definition.options.memory_mb
+        if limit is None:
+            return False, error_entry(exc), False, False
+        return (
+            False,
+            limit_error("MemoryLimitExceeded", f"exceeded memory_mb={limit:g}"),
+            False,
+            False,
+        )
     except Exception as exc:
-        return False, error_entry(exc), False
+        return False, error_entry(exc), False, False
 
 
-async def _await(awaitable: Any) -> Any:
+async def run_async_call(
+    definition: TaskDef,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    ctx: JobContext,
+    result_limit: int | None,
+) -> Outcome:
+    """Run an `async def` task on the current loop, under its timeout."""
+    try:
+        with running(ctx):
+            value = definition.fn(*args, **kwargs)
+            if inspect.isawaitable(value):
+                value = await asyncio.wait_for(value, definition.options.timeout)
+        return True, serialization.dumps(value, "the task's result", result_limit), False, False
+    except TimeoutError:
+        limit = definition.options.timeout or 0
+        return False, limit_error("JobTimeout", f"exceeded timeout={limit:g}s"), False, False
+    except (asyncio.CancelledError, JobCancelled) as exc:
+        return False, error_entry(exc, with_traceback=False), False, True
+    except Exception as exc:
+        return False, error_entry(exc), False, False
+
+
+async def _await(awaitable: Awaitable[Any]) -> Any:
     return await awaitable

@@ -1,22 +1,26 @@
 """Executors: where a worker runs its jobs.
 
 `ProcessExecutor` (the default) keeps one child process per slot, so a crash, a hang or a
-memory blow-up costs one child, never the worker; `ThreadExecutor` runs jobs in threads of
-the worker process for I/O-bound tasks. Both talk to the worker loop through descriptors it
-can `select` on, so the loop never blocks on a job.
+memory blow-up costs one child, never the worker, and CPU and memory limits can be enforced;
+`ThreadExecutor` runs jobs in threads of the worker for I/O-bound tasks; `AsyncExecutor`
+runs `async def` tasks, hundreds at once, on one event loop. Each talks to the worker loop
+through descriptors it can `select` on, so the loop never blocks on a job.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import math
 import multiprocessing
 import os
 import queue
+import resource
 import signal
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -25,9 +29,22 @@ from typing import Any, Protocol
 import orjson
 
 from offload.core.job import Job
-from offload.core.task import Registry
-from offload.runtime.execution import Finished, run_call
+from offload.core.options import TaskOptions
+from offload.core.task import Registry, TaskDef
+from offload.runtime.context import JobContext
+from offload.runtime.execution import (
+    Finished,
+    Outcome,
+    Progress,
+    limit_error,
+    lookup,
+    run_async_call,
+    run_call,
+)
 from offload.runtime.loader import load_app
+
+Event = Finished | Progress
+_MIB = 1024 * 1024
 
 
 class Executor(Protocol):
@@ -41,8 +58,8 @@ class Executor(Protocol):
         """Start a job in a free slot."""
         ...
 
-    def poll(self) -> list[Finished]:
-        """Jobs that ended since the last call (never blocks)."""
+    def poll(self) -> list[Event]:
+        """Jobs that ended, and progress reports, since the last call (never blocks)."""
         ...
 
     def waitables(self) -> list[Any]:
@@ -51,6 +68,10 @@ class Executor(Protocol):
 
     def running(self) -> list[Job]:
         """Jobs currently running."""
+        ...
+
+    def cancel(self, job_id: int) -> None:
+        """Stop a running job because it was cancelled (its Finished says so)."""
         ...
 
     def next_deadline(self) -> float | None:
@@ -66,12 +87,37 @@ class Executor(Protocol):
         ...
 
 
-def _lost(job: Job, kind: str, message: str) -> Finished:
-    return Finished(job, ok=False, error={"type": kind, "message": message, "traceback": None})
+def _finished(job: Job, outcome: Outcome) -> Finished:
+    ok, payload, permanent, cancelled = outcome
+    if ok:
+        assert isinstance(payload, str)
+        return Finished(job, ok=True, result=payload)
+    assert isinstance(payload, dict)
+    return Finished(job, ok=False, error=payload, permanent=permanent, cancelled=cancelled)
 
 
-def _died(job: Job, code: int | None) -> Finished:
-    return _lost(job, "WorkerLost", f"the child process running it died (exit code {code})")
+def _stopped(job: Job, kind: str, message: str, cancelled: bool = False) -> Finished:
+    return Finished(job, ok=False, error=limit_error(kind, message), cancelled=cancelled)
+
+
+class _Pipe:
+    """A self-pipe: threads write a byte to wake the worker loop."""
+
+    def __init__(self) -> None:
+        self.read_fd, self.write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)
+
+    def wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.write(self.write_fd, b"\1")
+
+    def clear(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.read(self.read_fd, 65536)
+
+    def close(self) -> None:
+        os.close(self.read_fd)
+        os.close(self.write_fd)
 
 
 # -- child processes ---------------------------------------------------------------------
@@ -84,14 +130,58 @@ def _child_main(app_path: str, conn: Connection, result_limit: int | None) -> No
     registry: Registry = load_app(app_path).registry
     while True:
         try:
-            job_id, task, args, kwargs = orjson.loads(conn.recv_bytes())
+            raw = orjson.loads(conn.recv_bytes())
         except (EOFError, OSError):  # the worker closed the pipe, or died
             return
-        ok, payload, permanent = run_call(registry, task, args, kwargs, result_limit)
+        job_id, attempt, queue_name, task, args, kwargs = raw
+        definition = lookup(registry, task)
+
+        def report(fraction: float, message: str | None, job_id: int = job_id) -> None:
+            conn.send_bytes(orjson.dumps(["progress", job_id, fraction, message]))
+
+        ctx = JobContext(job_id, attempt, queue_name, task, report)
+        limits = definition.options if isinstance(definition, TaskDef) else None
+        with _rlimits(limits):
+            outcome = run_call(definition, args, kwargs, ctx, result_limit)
         try:
-            conn.send_bytes(orjson.dumps([job_id, ok, payload, permanent]))
+            conn.send_bytes(orjson.dumps(["done", job_id, *outcome]))
         except OSError:  # the worker is gone; its lease will rerun the job elsewhere
             return
+
+
+@contextlib.contextmanager
+def _rlimits(options: TaskOptions | None) -> Any:
+    """Apply a task's CPU and memory limits to this child for one run, then lift them."""
+    if options is None or not options.has_process_limits:
+        yield
+        return
+    saved = []
+    if options.cpu_seconds is not None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        used = usage.ru_utime + usage.ru_stime
+        saved.append((resource.RLIMIT_CPU, resource.getrlimit(resource.RLIMIT_CPU)))
+        soft = math.ceil(used + options.cpu_seconds)
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, resource.RLIM_INFINITY))
+    if options.memory_mb is not None:
+        saved.append((resource.RLIMIT_AS, resource.getrlimit(resource.RLIMIT_AS)))
+        soft = _address_space() + int(options.memory_mb * _MIB)
+        resource.setrlimit(resource.RLIMIT_AS, (soft, resource.RLIM_INFINITY))
+    try:
+        yield
+    finally:
+        for kind, previous in saved:
+            resource.setrlimit(kind, previous)
+
+
+def _address_space() -> int:
+    """This process's virtual memory size in bytes."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _job_message(job: Job) -> bytes:
+    """What a child needs to run a job."""
+    return orjson.dumps([job.id, job.attempt, job.queue, job.task, job.args, job.kwargs])
 
 
 @dataclass(slots=True)
@@ -101,6 +191,7 @@ class _Slot:
     job: Job | None = None
     deadline: float | None = None
     jobs_done: int = 0
+    cancelled: bool = False
 
 
 @dataclass
@@ -109,7 +200,7 @@ class ProcessExecutor:
 
     app_path: str
     concurrency: int
-    timeout_of: Callable[[Job], float | None]
+    options_of: Callable[[Job], TaskOptions | None]
     result_limit: int | None = None
     #: Replace a child after this many jobs (None: never), as max-tasks-per-child does.
     max_jobs_per_child: int | None = None
@@ -145,7 +236,7 @@ class ProcessExecutor:
         return sum(1 for slot in self._slots if slot.job is None)
 
     def submit(self, job: Job) -> None:
-        message = orjson.dumps([job.id, job.task, job.args, job.kwargs])
+        message = _job_message(job)
         for index, idle in enumerate(self._slots):
             if idle.job is None:
                 slot = idle
@@ -155,14 +246,15 @@ class ProcessExecutor:
                     self._replace(index)
                     slot = self._slots[index]
                     slot.conn.send_bytes(message)
-                slot.job = job
-                limit = self.timeout_of(job)
-                slot.deadline = None if limit is None else time.monotonic() + limit
+                slot.job, slot.cancelled = job, False
+                options = self.options_of(job)
+                timeout = None if options is None else options.timeout
+                slot.deadline = None if timeout is None else time.monotonic() + timeout
                 return
         raise RuntimeError("submit called with no free slot")
 
-    def poll(self) -> list[Finished]:
-        done: list[Finished] = []
+    def poll(self) -> list[Event]:
+        events: list[Event] = []
         now = time.monotonic()
         for index, slot in enumerate(self._slots):
             job = slot.job
@@ -170,45 +262,50 @@ class ProcessExecutor:
                 if not slot.process.is_alive():
                     self._replace(index)
                 continue
-            if slot.conn.poll():
-                try:
-                    _, ok, payload, permanent = orjson.loads(slot.conn.recv_bytes())
-                except (EOFError, OSError):
-                    slot.process.join(1)
-                    code = slot.process.exitcode
-                    done.append(
-                        _lost(
-                            job,
-                            "WorkerLost",
-                            f"the child process running it died (exit code {code})",
-                        )
-                    )
-                    slot.job = None
-                    self._replace(index)
-                    continue
-                if ok:
-                    done.append(Finished(job, ok=True, result=payload))
-                else:
-                    done.append(Finished(job, ok=False, error=payload, permanent=permanent))
+            ended = self._read(slot, events)
+            if ended is not None:
+                events.append(ended)
                 slot.job, slot.deadline = None, None
                 slot.jobs_done += 1
                 if self.max_jobs_per_child and slot.jobs_done >= self.max_jobs_per_child:
                     self._replace(index)
+            elif slot.cancelled:
+                events.append(_stopped(job, "JobCancelled", "cancelled while running", True))
+                slot.job = None
+                self._replace(index)
             elif slot.deadline is not None and now >= slot.deadline:
-                limit = self.timeout_of(job)
-                done.append(_lost(job, "JobTimeout", f"exceeded its timeout of {limit:g}s"))
+                timeout = getattr(self.options_of(job), "timeout", 0)
+                events.append(_stopped(job, "JobTimeout", f"exceeded timeout={timeout:g}s"))
                 slot.job = None
                 self._replace(index)
             elif not slot.process.is_alive():
-                code = slot.process.exitcode
-                done.append(
-                    _lost(
-                        job, "WorkerLost", f"the child process running it died (exit code {code})"
-                    )
-                )
+                events.append(self._death(job, slot.process.exitcode))
                 slot.job = None
                 self._replace(index)
-        return done
+        return events
+
+    def _read(self, slot: _Slot, events: list[Event]) -> Finished | None:
+        """Drain the slot's pipe: progress goes to `events`; return the result, if any."""
+        assert slot.job is not None
+        while slot.conn.poll():
+            try:
+                message = orjson.loads(slot.conn.recv_bytes())
+            except (EOFError, OSError):
+                slot.process.join(1)
+                return self._death(slot.job, slot.process.exitcode)
+            if message[0] == "progress":
+                events.append(Progress(slot.job, message[2], message[3]))
+            else:
+                _, _, ok, payload, permanent, cancelled = message
+                return _finished(slot.job, (ok, payload, permanent, cancelled))
+        return None
+
+    def _death(self, job: Job, code: int | None) -> Finished:
+        """Why a child died under a job: a CPU limit, or a crash."""
+        if code == -signal.SIGXCPU:
+            cpu = getattr(self.options_of(job), "cpu_seconds", 0)
+            return _stopped(job, "CpuLimitExceeded", f"exceeded cpu_seconds={cpu:g}")
+        return _stopped(job, "WorkerLost", f"the child process running it died (exit code {code})")
 
     def waitables(self) -> list[Any]:
         ready: list[Any] = []
@@ -221,8 +318,15 @@ class ProcessExecutor:
     def running(self) -> list[Job]:
         return [slot.job for slot in self._slots if slot.job is not None]
 
+    def cancel(self, job_id: int) -> None:
+        for slot in self._slots:
+            if slot.job is not None and slot.job.id == job_id:
+                slot.cancelled = True
+
     def next_deadline(self) -> float | None:
         deadlines = [slot.deadline for slot in self._slots if slot.deadline is not None]
+        if any(slot.cancelled for slot in self._slots):
+            return time.monotonic()
         return min(deadlines) if deadlines else None
 
     def stop_all(self) -> list[Job]:
@@ -249,7 +353,8 @@ class ProcessExecutor:
 
 
 class ThreadExecutor:
-    """Jobs in a thread pool of the worker process; for I/O-bound tasks."""
+    """Jobs in a thread pool of the worker process; for I/O-bound tasks. Cancelling is
+    cooperative: the task sees `current_job().cancelled`."""
 
     def __init__(
         self, registry: Registry, concurrency: int, result_limit: int | None = None
@@ -258,53 +363,56 @@ class ThreadExecutor:
         self.concurrency = concurrency
         self.result_limit = result_limit
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="offload-job")
-        self._done: queue.SimpleQueue[Finished] = queue.SimpleQueue()
-        self._running: dict[int, Job] = {}
+        self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self._running: dict[int, tuple[Job, JobContext]] = {}
         self._lock = threading.Lock()
-        self._read_fd, self._write_fd = os.pipe()
-        os.set_blocking(self._read_fd, False)
+        self._pipe = _Pipe()
 
     def free(self) -> int:
         return self.concurrency - len(self._running)
 
     def submit(self, job: Job) -> None:
+        def report(fraction: float, message: str | None) -> None:
+            self._events.put(Progress(job, fraction, message))
+            self._pipe.wake()
+
+        ctx = JobContext(job.id, job.attempt, job.queue, job.task, report)
         with self._lock:
-            self._running[job.id] = job
-        self._pool.submit(self._run, job)
+            self._running[job.id] = (job, ctx)
+        self._pool.submit(self._run, job, ctx)
 
-    def _run(self, job: Job) -> None:
-        ok, payload, permanent = run_call(
-            self.registry, job.task, job.args, job.kwargs, self.result_limit
-        )
-        if ok:
-            assert isinstance(payload, str)
-            finished = Finished(job, ok=True, result=payload)
-        else:
-            assert isinstance(payload, dict)
-            finished = Finished(job, ok=False, error=payload, permanent=permanent)
-        self._done.put(finished)
-        os.write(self._write_fd, b"\1")
+    def _run(self, job: Job, ctx: JobContext) -> None:
+        definition = lookup(self.registry, job.task)
+        outcome = run_call(definition, job.args, job.kwargs, ctx, self.result_limit)
+        self._events.put(_finished(job, outcome))
+        self._pipe.wake()
 
-    def poll(self) -> list[Finished]:
-        with contextlib.suppress(BlockingIOError):
-            os.read(self._read_fd, 65536)
-        done: list[Finished] = []
+    def poll(self) -> list[Event]:
+        self._pipe.clear()
+        events: list[Event] = []
         while True:
             try:
-                finished = self._done.get_nowait()
+                event = self._events.get_nowait()
             except queue.Empty:
-                break
-            with self._lock:
-                self._running.pop(finished.job.id, None)
-            done.append(finished)
-        return done
+                return events
+            if isinstance(event, Finished):
+                with self._lock:
+                    if self._running.pop(event.job.id, None) is None:
+                        continue  # abandoned by stop_all: its lease decides
+            events.append(event)
 
     def waitables(self) -> list[Any]:
-        return [self._read_fd]
+        return [self._pipe.read_fd]
 
     def running(self) -> list[Job]:
         with self._lock:
-            return list(self._running.values())
+            return [job for job, _ in self._running.values()]
+
+    def cancel(self, job_id: int) -> None:
+        with self._lock:
+            entry = self._running.get(job_id)
+        if entry is not None:
+            entry[1].cancel_event.set()
 
     def next_deadline(self) -> float | None:
         return None
@@ -312,11 +420,98 @@ class ThreadExecutor:
     def stop_all(self) -> list[Job]:
         # Threads cannot be killed: their jobs are abandoned; leases make them run again.
         with self._lock:
-            stopped = list(self._running.values())
+            stopped = [job for job, _ in self._running.values()]
             self._running.clear()
         return stopped
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-        os.close(self._read_fd)
-        os.close(self._write_fd)
+        self._pipe.close()
+
+
+# -- asyncio -----------------------------------------------------------------------------
+
+
+class AsyncExecutor:
+    """`async def` tasks on one event loop in a thread of the worker; cancel is immediate."""
+
+    def __init__(
+        self, registry: Registry, concurrency: int, result_limit: int | None = None
+    ) -> None:
+        self.registry = registry
+        self.concurrency = concurrency
+        self.result_limit = result_limit
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="offload-async", daemon=True
+        )
+        self._thread.start()
+        self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self._running: dict[int, tuple[Job, Future[None]]] = {}
+        self._lock = threading.Lock()
+        self._pipe = _Pipe()
+
+    def free(self) -> int:
+        return self.concurrency - len(self._running)
+
+    def submit(self, job: Job) -> None:
+        future = asyncio.run_coroutine_threadsafe(self._run(job), self._loop)
+        with self._lock:
+            self._running[job.id] = (job, future)
+
+    async def _run(self, job: Job) -> None:
+        def report(fraction: float, message: str | None) -> None:
+            self._events.put(Progress(job, fraction, message))
+            self._pipe.wake()
+
+        definition = lookup(self.registry, job.task)
+        ctx = JobContext(job.id, job.attempt, job.queue, job.task, report)
+        if isinstance(definition, dict):
+            outcome: Outcome = (False, definition, True, False)
+        else:
+            outcome = await run_async_call(definition, job.args, job.kwargs, ctx, self.result_limit)
+        self._events.put(_finished(job, outcome))
+        self._pipe.wake()
+
+    def poll(self) -> list[Event]:
+        self._pipe.clear()
+        events: list[Event] = []
+        while True:
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                return events
+            if isinstance(event, Finished):
+                with self._lock:
+                    if self._running.pop(event.job.id, None) is None:
+                        continue
+            events.append(event)
+
+    def waitables(self) -> list[Any]:
+        return [self._pipe.read_fd]
+
+    def running(self) -> list[Job]:
+        with self._lock:
+            return [job for job, _ in self._running.values()]
+
+    def cancel(self, job_id: int) -> None:
+        with self._lock:
+            entry = self._running.get(job_id)
+        if entry is not None:
+            entry[1].cancel()  # thread-safe: cancels the task on the loop
+
+    def next_deadline(self) -> float | None:
+        return None
+
+    def stop_all(self) -> list[Job]:
+        with self._lock:
+            entries = list(self._running.values())
+            self._running.clear()
+        for _, future in entries:
+            future.cancel()
+        return [job for job, _ in entries]
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._pipe.close()

@@ -24,20 +24,26 @@ from typing import Any
 
 import orjson
 
-from offload.backends.base import Backend, Lease, Listener, Outcome, WorkerInfo
+from offload.backends.base import Backend, Lease, Listener, Outcome, ProgressReport, WorkerInfo
 from offload.core.errors import ConfigurationError, OffloadError, UnknownTask
 from offload.core.job import Job
-from offload.core.options import RetryPolicy
+from offload.core.options import EXECUTORS, RetryPolicy, TaskOptions
 from offload.core.serialization import DEFAULT_PAYLOAD_LIMIT
 from offload.core.states import JobState
 from offload.core.task import Registry
-from offload.runtime.execution import Finished
-from offload.runtime.executors import Executor, ProcessExecutor, ThreadExecutor
+from offload.runtime.execution import Finished, Progress
+from offload.runtime.executors import (
+    AsyncExecutor,
+    Event,
+    Executor,
+    ProcessExecutor,
+    ThreadExecutor,
+)
+from offload.runtime.pool import ExecutorPool
 from offload.runtime.scheduler import Scheduler
 
 log = logging.getLogger("offload.worker")
 
-EXECUTORS = ("process", "thread")
 _DEFAULT_RETRY = RetryPolicy()
 
 
@@ -63,6 +69,7 @@ class Worker:
         result_limit: int | None = DEFAULT_PAYLOAD_LIMIT,
         install_signals: bool = True,
         scheduler: Scheduler | None = None,
+        async_concurrency: int = 100,
     ) -> None:
         if executor not in EXECUTORS:
             raise ConfigurationError(f"unknown executor {executor!r}; one of {EXECUTORS}")
@@ -71,6 +78,8 @@ class Worker:
                 "the process executor needs the app as an import path (app_path='module:app'); "
                 "use executor='thread' for an app that is not importable"
             )
+        if async_concurrency < 1:
+            raise ConfigurationError(f"async_concurrency must be >= 1, got {async_concurrency}")
         if not queues:
             raise ConfigurationError("a worker needs at least one queue")
         for name, value in (
@@ -87,6 +96,7 @@ class Worker:
         if self.concurrency < 1:
             raise ConfigurationError(f"concurrency must be >= 1, got {concurrency}")
         self.executor_kind = executor
+        self.async_concurrency = async_concurrency
         self.app_path = app_path
         self.lease = float(lease)
         self.heartbeat_interval = min(self.lease / 3, 10.0)
@@ -127,7 +137,7 @@ class Worker:
         """Work until stopped (or, in burst mode, until no job is due); return an exit code."""
         previous = self._install_signals()
         listener: Listener = self.backend.listener()
-        executor = self._make_executor()
+        pool = self._make_pool()
         self.backend.worker_register(
             WorkerInfo(
                 id=self.id,
@@ -154,16 +164,16 @@ class Worker:
             )
             scheduler_thread.start()
         try:
-            self._loop(listener, executor)
+            self._loop(listener, pool)
             if not self._abort:
-                self._drain(executor)
+                self._drain(pool)
         finally:
             if scheduler_thread is not None and self.scheduler is not None:
                 self.scheduler.stop()
                 scheduler_thread.join(5)
             if self._abort:
-                executor.stop_all()
-            executor.close()
+                pool.stop_all()
+            pool.close()
             listener.close()
             try:
                 self.backend.worker_unregister(self.id)
@@ -172,14 +182,14 @@ class Worker:
             self._restore_signals(previous)
         return 0
 
-    def _loop(self, listener: Listener, executor: Executor) -> None:
+    def _loop(self, listener: Listener, pool: ExecutorPool) -> None:
         more = True  # jobs may be waiting: claim without waiting for a wake-up
         next_poll = next_heartbeat = next_rescue = time.monotonic()
         while not self._stopping.is_set():
-            self._finish(executor.poll())
-            self._dispatch(executor)
+            self._handle(pool.poll())
+            self._dispatch(pool)
             now = time.monotonic()
-            want = self.concurrency + self.prefetch - len(self._buffer) - len(executor.running())
+            want = pool.claimable() + self.prefetch - len(self._buffer)
             claimed_any = False
             if want > 0 and (more or now >= next_poll):
                 claimed = self._claim(want)
@@ -187,50 +197,46 @@ class Worker:
                 more = len(claimed) == want
                 next_poll = now + self.poll_interval
                 self._buffer.extend(claimed)
-                self._dispatch(executor)
+                self._dispatch(pool)
             if now >= next_heartbeat:
-                self._heartbeat(executor)
+                self._heartbeat(pool)
                 next_heartbeat = now + self.heartbeat_interval
             if now >= next_rescue:
                 self._rescue()
                 next_rescue = now + self.rescue_interval
-            if (
-                self.burst
-                and not claimed_any
-                and not more
-                and not self._buffer
-                and not executor.running()
-            ):
+            idle = not claimed_any and not more and not self._buffer and not pool.running()
+            if self.burst and idle:
                 return
             wake_at = min(next_heartbeat, next_rescue)
-            if want > 0 or not executor.free():
+            if want > 0:
                 wake_at = min(wake_at, next_poll)
-            deadline = executor.next_deadline()
+            deadline = pool.next_deadline()
             if deadline is not None:
                 wake_at = min(wake_at, deadline)
-            if more and executor.free() and not self._buffer:
-                timeout = 0.0
-            else:
-                timeout = max(wake_at - time.monotonic(), 0.0)
-            ready = wait([listener.fileno(), *executor.waitables()], timeout)
+            timeout = 0.0 if more and want > 0 else max(wake_at - time.monotonic(), 0.0)
+            ready = wait([listener.fileno(), *pool.waitables()], timeout)
             if listener.fileno() in ready:
                 listener.drain()
                 more = True
 
-    def _drain(self, executor: Executor) -> None:
+    def _drain(self, pool: ExecutorPool) -> None:
         """Graceful stop: give back unstarted jobs, let running ones finish, then release."""
         self._release(list(self._buffer))
         self._buffer.clear()
         deadline = time.monotonic() + self.shutdown_timeout
         next_heartbeat = time.monotonic()
-        while executor.running() and not self._abort and time.monotonic() < deadline:
-            self._finish(executor.poll())
+        while pool.running() and not self._abort and time.monotonic() < deadline:
+            self._handle(pool.poll())
             if time.monotonic() >= next_heartbeat:
-                self._heartbeat(executor)
+                self._heartbeat(pool)
                 next_heartbeat = time.monotonic() + self.heartbeat_interval
-            wait(executor.waitables(), min(0.5, max(deadline - time.monotonic(), 0)))
-        self._finish(executor.poll())
-        leftover = executor.stop_all()
+            timeout = min(0.5, max(deadline - time.monotonic(), 0))
+            deadline_of_job = pool.next_deadline()
+            if deadline_of_job is not None:
+                timeout = min(timeout, max(deadline_of_job - time.monotonic(), 0))
+            wait(pool.waitables(), timeout)
+        self._handle(pool.poll())
+        leftover = pool.stop_all()
         if leftover:
             log.warning("shutdown timeout: returning %d running jobs to the queue", len(leftover))
             self._release(leftover)
@@ -249,15 +255,34 @@ class Worker:
         self._queue_turn = (self._queue_turn + 1) % count
         return claimed
 
-    def _dispatch(self, executor: Executor) -> None:
-        while self._buffer and executor.free() > 0:
-            executor.submit(self._buffer.popleft())
+    def _dispatch(self, pool: ExecutorPool) -> None:
+        """Start buffered jobs, in order, on executors with a free slot."""
+        if not self._buffer:
+            return
+        waiting: deque[Job] = deque()
+        while self._buffer:
+            job = self._buffer.popleft()
+            if pool.can_start(job):
+                pool.submit(job)
+            else:
+                waiting.append(job)
+        self._buffer = waiting
 
-    def _finish(self, finished: list[Finished]) -> None:
+    def _handle(self, events: list[Event]) -> None:
+        """Record outcomes (one statement) and progress reports (one statement)."""
+        if not events:
+            return
+        finished = [e for e in events if isinstance(e, Finished)]
+        reports = [
+            ProgressReport(e.job.id, e.job.attempt, e.fraction, e.message)
+            for e in events
+            if isinstance(e, Progress)
+        ]
+        if reports:
+            self.backend.job_progress(self.id, reports)
         if not finished:
             return
-        outcomes = [self._outcome(f) for f in finished]
-        lost = self.backend.job_finish(self.id, outcomes)
+        lost = self.backend.job_finish(self.id, [self._outcome(f) for f in finished])
         self.processed += len(finished)
         for job_id in lost:
             log.warning("job %s: lease lost before its outcome was recorded", job_id)
@@ -270,6 +295,8 @@ class Worker:
         error["at"] = time.time()
         error["attempt"] = job.attempt
         error_text = orjson.dumps(_clean(error)).decode()
+        if f.cancelled:
+            return Outcome(job.id, job.attempt, JobState.CANCELLED, error=error_text)
         if f.permanent or job.attempt >= job.max_attempts:
             return Outcome(job.id, job.attempt, JobState.DEAD, error=error_text)
         return Outcome(
@@ -281,17 +308,29 @@ class Worker:
         )
 
     def _retry_policy(self, job: Job) -> RetryPolicy:
-        try:
-            return self.registry.get(job.task).options.retry
-        except UnknownTask:
-            return _DEFAULT_RETRY
+        options = self._options(job)
+        return _DEFAULT_RETRY if options is None else options.retry
 
-    def _heartbeat(self, executor: Executor) -> None:
-        held = [Lease(job.id, job.attempt) for job in (*self._buffer, *executor.running())]
-        lost = set(self.backend.job_heartbeat(self.id, held, self.lease))
-        if lost:
-            log.warning("lost the lease on jobs %s", sorted(lost))
+    def _heartbeat(self, pool: ExecutorPool) -> None:
+        """Renew every held lease in one statement; act on lost leases and cancel requests."""
+        held = [Lease(job.id, job.attempt) for job in (*self._buffer, *pool.running())]
+        beat = self.backend.job_heartbeat(self.id, held, self.lease)
+        if beat.lost:
+            log.warning("lost the lease on jobs %s", beat.lost)
+            lost = set(beat.lost)
             self._buffer = deque(job for job in self._buffer if job.id not in lost)
+        if beat.cancel:
+            cancel = set(beat.cancel)
+            unstarted = [job for job in self._buffer if job.id in cancel]
+            self._buffer = deque(job for job in self._buffer if job.id not in cancel)
+            self._handle(
+                [
+                    Finished(job, ok=False, error=_CANCELLED_BEFORE_START, cancelled=True)
+                    for job in unstarted
+                ]
+            )
+            for job_id in cancel:
+                pool.cancel(job_id)
         self.backend.worker_heartbeat(self.id)
 
     def _rescue(self) -> None:
@@ -305,23 +344,48 @@ class Worker:
 
     # -- set-up -----------------------------------------------------------------------
 
-    def _make_executor(self) -> Executor:
-        if self.executor_kind == "thread":
-            return ThreadExecutor(self.registry, self.concurrency, self.result_limit)
-        assert self.app_path is not None
-        return ProcessExecutor(
-            self.app_path,
-            self.concurrency,
-            self._timeout_of,
-            result_limit=self.result_limit,
-            max_jobs_per_child=self.max_jobs_per_child,
-        )
-
-    def _timeout_of(self, job: Job) -> float | None:
+    def _options(self, job: Job) -> TaskOptions | None:
         try:
-            return self.registry.get(job.task).options.timeout
+            return self.registry.get(job.task).options
         except UnknownTask:
             return None
+
+    def _route(self, job: Job) -> str:
+        """The executor a job runs in: its task's choice, async for `async def`, else ours."""
+        try:
+            definition = self.registry.get(job.task)
+        except UnknownTask:
+            return self.executor_kind  # it fails there with a clear error
+        if definition.options.executor:
+            return definition.options.executor
+        return "async" if definition.is_async else self.executor_kind
+
+    def _make_pool(self) -> ExecutorPool:
+        kinds = {self.executor_kind}
+        for definition in self.registry.definitions():
+            kinds.add(definition.options.executor or ("async" if definition.is_async else ""))
+        kinds.discard("")
+        executors: dict[str, Executor] = {}
+        for kind in sorted(kinds):
+            if kind == "process" and not self.app_path:
+                raise ConfigurationError(
+                    "the process executor needs the app as an import path (app_path='module:app')"
+                )
+            if kind == "process":
+                assert self.app_path is not None
+                executors[kind] = ProcessExecutor(
+                    self.app_path,
+                    self.concurrency,
+                    self._options,
+                    result_limit=self.result_limit,
+                    max_jobs_per_child=self.max_jobs_per_child,
+                )
+            elif kind == "thread":
+                executors[kind] = ThreadExecutor(self.registry, self.concurrency, self.result_limit)
+            else:
+                size = self.concurrency if self.executor_kind == "async" else self.async_concurrency
+                executors[kind] = AsyncExecutor(self.registry, size, self.result_limit)
+        return ExecutorPool(self.executor_kind, executors, self._route)
 
     def _install_signals(self) -> dict[int, Any]:
         if not self.install_signals or threading.current_thread() is not threading.main_thread():
@@ -335,6 +399,13 @@ class Worker:
     def _restore_signals(previous: dict[int, Any]) -> None:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+_CANCELLED_BEFORE_START = {
+    "type": "JobCancelled",
+    "message": "cancelled before it started",
+    "traceback": None,
+}
 
 
 def _clean(value: Any) -> Any:

@@ -66,7 +66,13 @@ UPDATE offload_jobs AS j
 SET lease_until = now() + make_interval(secs => :lease)
 FROM json_to_recordset(:leases::json) AS l(id bigint, attempt int)
 WHERE j.id = l.id AND j.attempt = l.attempt AND j.worker = :worker AND j.state = 'running'
-RETURNING j.id
+RETURNING j.id, j.cancel_requested
+
+-- name: job_progress
+UPDATE offload_jobs AS j
+SET progress = p.progress::json
+FROM json_to_recordset(:items::json) AS p(id bigint, attempt int, progress text)
+WHERE j.id = p.id AND j.attempt = p.attempt AND j.worker = :worker AND j.state = 'running'
 
 -- name: job_finish
 -- Record many outcomes at once; rows whose lease was taken over are left alone.
@@ -125,8 +131,9 @@ RETURNING {job_columns}
 -- name: job_rescue
 -- A lease that ran out means the worker died or hung: the attempt counts, the job runs again.
 UPDATE offload_jobs
-SET state = CASE WHEN attempt >= max_attempts THEN 'dead' ELSE 'available' END,
-    finished_at = CASE WHEN attempt >= max_attempts THEN now() END,
+SET state = CASE WHEN cancel_requested THEN 'cancelled'
+                 WHEN attempt >= max_attempts THEN 'dead' ELSE 'available' END,
+    finished_at = CASE WHEN cancel_requested OR attempt >= max_attempts THEN now() END,
     run_at = now(),
     errors = errors || jsonb_build_array(jsonb_build_object(
         'at', extract(epoch FROM now()), 'attempt', attempt, 'type', 'WorkerLost',

@@ -55,7 +55,15 @@ UPDATE offload_jobs AS j
 SET lease_until = {now} + :lease
 FROM (SELECT value ->> 'id' AS id, value ->> 'attempt' AS attempt FROM json_each(:leases)) AS l
 WHERE j.id = l.id AND j.attempt = l.attempt AND j.worker = :worker AND j.state = 'running'
-RETURNING id
+RETURNING id, cancel_requested
+
+-- name: job_progress
+UPDATE offload_jobs AS j
+SET progress = p.progress
+FROM (SELECT value ->> 'id' AS id, value ->> 'attempt' AS attempt,
+             value ->> 'progress' AS progress
+      FROM json_each(:items)) AS p
+WHERE j.id = p.id AND j.attempt = p.attempt AND j.worker = :worker AND j.state = 'running'
 
 -- name: job_finish
 -- Record many outcomes at once; rows whose lease was taken over are left alone.
@@ -115,8 +123,9 @@ RETURNING {job_columns}
 -- name: job_rescue
 -- A lease that ran out means the worker died or hung: the attempt counts, the job runs again.
 UPDATE offload_jobs
-SET state = CASE WHEN attempt >= max_attempts THEN 'dead' ELSE 'available' END,
-    finished_at = CASE WHEN attempt >= max_attempts THEN {now} END,
+SET state = CASE WHEN cancel_requested THEN 'cancelled'
+                 WHEN attempt >= max_attempts THEN 'dead' ELSE 'available' END,
+    finished_at = CASE WHEN cancel_requested OR attempt >= max_attempts THEN {now} END,
     run_at = {now},
     errors = json_insert(errors, '$[#]', json_object(
         'at', {now}, 'attempt', attempt, 'type', 'WorkerLost',

@@ -1,0 +1,84 @@
+"""What a running task can ask about its own job: `offload.current_job()`."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from offload.core.errors import OffloadError
+
+_current: ContextVar[JobContext | None] = ContextVar("offload_current_job", default=None)
+
+
+class JobCancelled(OffloadError):
+    """Raised inside a task by `raise_if_cancelled()` once its job was asked to stop."""
+
+
+@dataclass
+class JobContext:
+    """The running attempt of a job, as seen from inside its task."""
+
+    id: int
+    attempt: int
+    queue: str
+    task: str
+    #: Sends (fraction, message) to the worker, which stores it with the job.
+    report: Callable[[float, str | None], None] = field(repr=False)
+    cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def log(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger whose records carry the job id and attempt."""
+        return logging.LoggerAdapter(
+            logging.getLogger(f"offload.task.{self.task}"),
+            {"job_id": self.id, "attempt": self.attempt},
+        )
+
+    @property
+    def cancelled(self) -> bool:
+        """True once someone asked this job to stop (cooperative for thread tasks)."""
+        return self.cancel_event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        """Raise JobCancelled if the job was asked to stop; call it at safe points."""
+        if self.cancelled:
+            raise JobCancelled(f"job {self.id} was cancelled")
+
+    def progress(self, fraction: float, message: str | None = None) -> None:
+        """Record how far the job is (0..1) and what it is doing; shown by `status`."""
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"progress fraction must be within [0, 1], got {fraction!r}")
+        self.report(float(fraction), None if message is None else str(message)[:1000])
+
+    def heartbeat(self) -> None:
+        """Say the job is alive. The worker renews leases by itself; this is for symmetry
+        with queues whose tasks must do it, and records no progress."""
+
+
+def current_job() -> JobContext:
+    """The job the calling task is running; raises outside a task."""
+    ctx = _current.get()
+    if ctx is None:
+        raise OffloadError("current_job() was called outside a running job")
+    return ctx
+
+
+@contextmanager
+def running(ctx: JobContext) -> Iterator[JobContext]:
+    """Make `ctx` the current job for the duration of the block."""
+    token = _current.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _current.reset(token)
+
+
+def no_report(_fraction: float, _message: str | None) -> None:
+    """A progress sink that drops reports (jobs run outside a worker)."""
+
+
+__all__ = ["JobCancelled", "JobContext", "current_job", "no_report", "running"]

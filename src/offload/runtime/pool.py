@@ -1,0 +1,59 @@
+"""The worker's executors together: each job goes to the executor its task asks for."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from offload.core.job import Job
+from offload.runtime.executors import Event, Executor
+
+
+class ExecutorPool:
+    """Routes jobs to executors by kind; looks like one executor to the worker loop.
+
+    The primary executor (the worker's `--executor`) sets how many jobs the worker claims;
+    the others take the jobs of tasks that ask for them, so an `async def` task never
+    waits behind a CPU-bound one.
+    """
+
+    def __init__(
+        self, primary: str, executors: dict[str, Executor], route: Callable[[Job], str]
+    ) -> None:
+        self.primary = primary
+        self.executors = executors
+        self.route = route
+
+    def claimable(self) -> int:
+        """Slots the worker should claim for: the primary executor's free ones."""
+        return self.executors[self.primary].free()
+
+    def can_start(self, job: Job) -> bool:
+        return self.executors[self.route(job)].free() > 0
+
+    def submit(self, job: Job) -> None:
+        self.executors[self.route(job)].submit(job)
+
+    def poll(self) -> list[Event]:
+        return [event for ex in self.executors.values() for event in ex.poll()]
+
+    def waitables(self) -> list[Any]:
+        return [w for ex in self.executors.values() for w in ex.waitables()]
+
+    def running(self) -> list[Job]:
+        return [job for ex in self.executors.values() for job in ex.running()]
+
+    def cancel(self, job_id: int) -> None:
+        for ex in self.executors.values():
+            ex.cancel(job_id)
+
+    def next_deadline(self) -> float | None:
+        deadlines = [d for ex in self.executors.values() if (d := ex.next_deadline()) is not None]
+        return min(deadlines, default=None)
+
+    def stop_all(self) -> list[Job]:
+        return [job for ex in self.executors.values() for job in ex.stop_all()]
+
+    def close(self) -> None:
+        for ex in self.executors.values():
+            ex.close()
