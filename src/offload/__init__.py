@@ -32,6 +32,7 @@ from offload.core.job import Job
 from offload.core.options import RetryPolicy
 from offload.core.states import JobState
 from offload.handle import JobHandle
+from offload.runtime.context import JobCancelled, JobContext, current_job
 
 __version__ = "0.1.0"
 
@@ -42,6 +43,8 @@ __all__ = [
     "Call",
     "ConfigurationError",
     "InvalidTransition",
+    "JobCancelled",
+    "JobContext",
     "Job",
     "JobFailed",
     "JobHandle",
@@ -58,4 +61,5 @@ __all__ = [
     "UnknownTask",
     "ValidationError",
     "call",
+    "current_job",
 ]

@@ -9,6 +9,7 @@ import offload
 
 app = offload.App(os.environ.get("OFFLOAD_URL"))
 LEDGER = os.environ.get("OFFLOAD_TEST_LEDGER")
+QUICK_TWICE = offload.RetryPolicy(max_attempts=2, base=0.05, max_delay=0.1)
 
 
 def _record(tag: str) -> None:
@@ -56,3 +57,79 @@ def whoami(seconds: float) -> list[int]:
     """Sleep, then report the pid of the process that ran it."""
     time.sleep(seconds)
     return [os.getpid()]
+
+
+@app.task(name="nap", timeout=1.0, max_attempts=1)
+def nap(seconds: float) -> None:
+    """Sleeps past its 1 s timeout."""
+    time.sleep(seconds)
+
+
+@app.task(name="blocking_c_call", timeout=1.0, max_attempts=1)
+def blocking_c_call() -> None:
+    """Blocks inside C (select with no descriptors), where no Python signal lands."""
+    import select
+
+    select.select([], [], [], 60)
+
+
+@app.task(name="spin", cpu_seconds=1, max_attempts=1)
+def spin(seconds: float) -> int:
+    """Burns CPU past its 1 CPU-second budget."""
+    end, count = time.monotonic() + seconds, 0
+    while time.monotonic() < end:
+        count += 1
+    return count
+
+
+@app.task(name="hog", memory_mb=100, retry=QUICK_TWICE)
+def hog(mb: int) -> int:
+    """Allocates past its 100 MiB budget."""
+    block = bytearray(mb * 1024 * 1024)
+    return len(block)
+
+
+@app.task(name="exit_now", retry=QUICK_TWICE)
+def exit_now() -> None:
+    os._exit(3)
+
+
+@app.task(name="kill_self", retry=QUICK_TWICE)
+def kill_self() -> None:
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@app.task(name="segfault", retry=QUICK_TWICE)
+def segfault() -> None:
+    import ctypes
+
+    ctypes.string_at(0)
+
+
+@app.task(name="report_progress")
+def report_progress() -> str:
+    job = offload.current_job()
+    job.progress(0.5, "halfway")
+    time.sleep(1.0)
+    return f"{job.id}:{job.attempt}:{job.queue}"
+
+
+@app.task(name="polite_sleep", executor="thread")
+def polite_sleep(seconds: float) -> str:
+    """Sleeps in short steps, stopping when its job is cancelled."""
+    job = offload.current_job()
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        job.raise_if_cancelled()
+        time.sleep(0.05)
+    return "slept"
+
+
+@app.task(name="async_sleep")
+async def async_sleep(seconds: float) -> float:
+    import asyncio
+
+    await asyncio.sleep(seconds)
+    return seconds

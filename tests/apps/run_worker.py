@@ -21,6 +21,7 @@ def main() -> int:
         queues=env.get("WORKER_QUEUES", "default").split(","),
         concurrency=int(env.get("WORKER_CONCURRENCY", "2")),
         executor=env.get("WORKER_EXECUTOR", "process"),
+        prefetch=int(env["WORKER_PREFETCH"]) if "WORKER_PREFETCH" in env else None,
         app_path="tests.apps.basic:app",
         lease=float(env.get("WORKER_LEASE", "30")),
         rescue_interval=float(env.get("WORKER_RESCUE", "1")),

@@ -11,7 +11,7 @@ import click
 
 from offload.cli.context import AppLoader
 from offload.cli.output import console, new_table, print_json, when
-from offload.runtime.worker import EXECUTORS
+from offload.core.options import EXECUTORS
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 

@@ -73,7 +73,10 @@ def default_concurrency() -> int:
 
 
 def run_demo(*, jobs: int, concurrency: int | None = None, keep: Path | None = None) -> int:
-    """Run the demo end to end; return the exit code (0 when every job finished)."""
+    """Run the demo end to end; return the exit code.
+
+    Raises OffloadError when a job died of anything but the mail server's designed failures.
+    """
     if keep is not None and keep.exists():
         raise ConfigurationError(f"{keep} already exists: --keep needs a new file name")
     workdir = Path(tempfile.mkdtemp(prefix="offload-demo-"))
@@ -87,18 +90,20 @@ def run_demo(*, jobs: int, concurrency: int | None = None, keep: Path | None = N
         if demo.app.url != url:
             raise ConfigurationError(f"{APP_PATH} was imported before the demo set its database")
         try:
-            _run(demo.app, Workload.of_size(jobs), concurrency or default_concurrency())
+            finished = _run(demo.app, Workload.of_size(jobs), concurrency or default_concurrency())
         finally:
             demo.app.close()
         if keep is not None:
             console.print(f"database kept in {path}; look inside with")
             console.print(f"  OFFLOAD_URL={url} offload --app {APP_PATH} jobs")
+        _check(finished, expected_failure=demo.MailServerBusy)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
-def _run(app: App, workload: Workload, concurrency: int) -> None:
+def _run(app: App, workload: Workload, concurrency: int) -> list[Job]:
+    """Enqueue the workload, work it off with one worker, print the summary; return the jobs."""
     from offload.demo.app import QUEUES
 
     app.migrate()
@@ -130,7 +135,25 @@ def _run(app: App, workload: Workload, concurrency: int) -> None:
         raise thread.error
     console.print()
     console.print(Text("summary", style="bold"))
-    console.print(_summary(list(_all_jobs(app)), wall))
+    finished = list(_all_jobs(app))
+    console.print(_summary(finished, wall))
+    return finished
+
+
+def _check(jobs: list[Job], expected_failure: type[Exception]) -> None:
+    """Raise unless every dead job died of `expected_failure` (the flaky mail server)."""
+    expected = f"{expected_failure.__module__}.{expected_failure.__qualname__}"
+    unexpected = [
+        job
+        for job in jobs
+        if job.state is JobState.DEAD and (job.last_error or {}).get("type") != expected
+    ]
+    if unexpected:
+        error = unexpected[0].last_error or {}
+        raise OffloadError(
+            f"{len(unexpected):,} jobs died unexpectedly; job {unexpected[0].id} "
+            f"({unexpected[0].task}): {error.get('type')}: {error.get('message')}"
+        )
 
 
 def _enqueue(workload: Workload, rng: random.Random) -> None:

@@ -128,7 +128,10 @@ async def run_async_call(
     except TimeoutError:
         limit = definition.options.timeout or 0
         return False, limit_error("JobTimeout", f"exceeded timeout={limit:g}s"), False, False
-    except (asyncio.CancelledError, JobCancelled) as exc:
+    except asyncio.CancelledError:
+        stopped = JobCancelled(f"job {ctx.id} was cancelled while running")
+        return False, error_entry(stopped, with_traceback=False), False, True
+    except JobCancelled as exc:
         return False, error_entry(exc, with_traceback=False), False, True
     except Exception as exc:
         return False, error_entry(exc), False, False
