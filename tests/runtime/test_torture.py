@@ -1,0 +1,40 @@
+"""Torture: 10,000 short jobs while a killer SIGKILLs a random worker every 0.5 s."""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from pathlib import Path
+
+import offload
+from tests.runtime.conftest import StartWorker
+from tests.runtime.test_worker_processes import counts, wait_until
+
+
+def test_ten_thousand_jobs_through_a_hundred_kills(
+    basic_app: offload.App, start_worker: StartWorker, tmp_path: Path
+) -> None:
+    total, kills_wanted = 10_000, 100
+    sleep = offload.Task[..., object](
+        basic_app, basic_app.registry.get("sleep"), offload.app.EnqueueOptions()
+    )
+    for start in range(0, total, 1000):
+        sleep.enqueue_many([offload.call(0.02, f"j{i}") for i in range(start, start + 1000)])
+    settings = {"lease": 2, "rescue": 0.5, "concurrency": 2}
+    workers = [start_worker(**settings) for _ in range(3)]
+    rng = random.Random(11)
+    kills = 0
+    while kills < kills_wanted:
+        time.sleep(0.5)
+        victim = rng.randrange(len(workers))
+        workers[victim].send_signal(signal.SIGKILL)
+        workers[victim].wait(10)
+        workers[victim] = start_worker(**settings)
+        kills += 1
+    wait_until(lambda: counts(basic_app).get("succeeded", 0) == total, 90, "all jobs to succeed")
+    assert counts(basic_app) == {"succeeded": total}
+    ledger = (tmp_path / "ledger.txt").read_text().split("\n")
+    ends = [line.split()[1] for line in ledger if line.startswith("end ")]
+    assert set(ends) == {f"j{i}" for i in range(total)}, "every job completed at least once"
+    print(f"{total} jobs, {kills} kills, 0 lost, {len(ends) - total} ran more than once")
