@@ -134,6 +134,15 @@ class Backend(Protocol):
         """Where the data lives, with any password removed; for messages."""
         ...
 
+    @property
+    def schema_target(self) -> int:
+        """The schema version this code needs."""
+        ...
+
+    def schema_version(self) -> int:
+        """The schema version recorded in the database (0 before the first migration)."""
+        ...
+
     def migrate(self) -> int:
         """Apply pending schema migrations; return the version reached."""
         ...
@@ -232,6 +241,10 @@ class Backend(Protocol):
 
     def worker_unregister(self, worker: str) -> None:
         """Remove a worker from the registry at its clean stop."""
+        ...
+
+    def worker_prune(self, older_than: float) -> int:
+        """Forget workers silent for longer than the given seconds; return how many."""
         ...
 
     def worker_list(self) -> list[WorkerInfo]:

@@ -434,6 +434,11 @@ class SqlBackend(ABC):
         with self._tx() as cur:
             cur.execute(self.q["worker_unregister"], {"id": worker})
 
+    def worker_prune(self, older_than: float) -> int:
+        with self._tx() as cur:
+            cur.execute(self.q["worker_prune"], {"age": older_than})
+            return int(cur.rowcount)
+
     def worker_list(self) -> list[WorkerInfo]:
         with self._read() as cur:
             cur.execute(self.q["worker_list"])

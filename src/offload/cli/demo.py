@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import NoReturn
 
 import click
 
@@ -28,11 +26,11 @@ import click
     type=click.Path(dir_okay=False, path_type=Path),
     help="Store the database in FILE (which must not exist) and keep it afterwards.",
 )
-def demo(jobs: int, concurrency: int | None, keep: Path | None) -> NoReturn:
+def demo(jobs: int, concurrency: int | None, keep: Path | None) -> None:
     """Run a sample workload; report jobs/s and latency.
 
     Needs no app: it uses a throwaway SQLite file and the bundled offload.demo.app.
     """
     from offload.demo.run import run_demo
 
-    sys.exit(run_demo(jobs=jobs, concurrency=concurrency, keep=keep))
+    run_demo(jobs=jobs, concurrency=concurrency, keep=keep)

@@ -94,22 +94,7 @@ def status(loader: AppLoader, job_id: int, traceback: bool, json: bool) -> None:
     grid.show_header = False
     grid.add_column(style="bold")
     grid.add_column()
-    rows: list[tuple[str, str | Text]] = [
-        ("state", state_text(job.state)),
-        ("task", job.task),
-        ("queue", job.queue),
-        ("priority", str(job.priority)),
-        ("attempt", f"{job.attempt}/{job.max_attempts}"),
-        ("args", json_text(job.args)),
-        ("kwargs", json_text(job.kwargs)),
-        ("enqueued", when(job.enqueued_at, precise=True)),
-        ("run at", when(job.run_at, precise=True)),
-        ("started", when(job.started_at, precise=True)),
-        ("finished", when(job.finished_at, precise=True)),
-        ("worker", job.worker or "-"),
-        ("result", "-" if job.result is None else json_text(job.result)),
-    ]
-    for name, value in rows:
+    for name, value in _detail_rows(job):
         grid.add_row(name, value)
     console.print(Text(f"job {job.id}", style="bold"))
     console.print(grid)
@@ -119,6 +104,35 @@ def status(loader: AppLoader, job_id: int, traceback: bool, json: bool) -> None:
         console.print(_error_line(error))
         if traceback and error.get("traceback"):
             console.print(Text(str(error["traceback"]).rstrip(), style="dim"))
+
+
+def _detail_rows(job: Job) -> list[tuple[str, str | Text]]:
+    """(label, value) pairs of the `status` view, in reading order."""
+    state = state_text(job.state)
+    if job.cancel_requested and not job.state.finished:
+        state.append(" (cancel requested)")
+    rows: list[tuple[str, str | Text]] = [
+        ("state", state),
+        ("task", job.task),
+        ("queue", job.queue),
+        ("priority", str(job.priority)),
+        ("attempt", f"{job.attempt}/{job.max_attempts}"),
+    ]
+    if job.progress is not None:
+        fraction, message = job.progress.get("fraction"), job.progress.get("message")
+        percent = f"{fraction:.0%}" if isinstance(fraction, int | float) else "?"
+        rows.append(("progress", f"{percent} {message}" if message else percent))
+    return [
+        *rows,
+        ("args", json_text(job.args)),
+        ("kwargs", json_text(job.kwargs)),
+        ("enqueued", when(job.enqueued_at, precise=True)),
+        ("run at", when(job.run_at, precise=True)),
+        ("started", when(job.started_at, precise=True)),
+        ("finished", when(job.finished_at, precise=True)),
+        ("worker", job.worker or "-"),
+        ("result", "-" if job.result is None else json_text(job.result)),
+    ]
 
 
 def _error_line(error: dict[str, Any]) -> Text:
@@ -206,5 +220,5 @@ def retry(loader: AppLoader, job_id: int) -> None:
 def cancel(loader: AppLoader, job_id: int) -> None:
     """Cancel a queued job (a running one is asked to stop)."""
     job = loader.app().cancel(job_id)
-    note = " (stop requested)" if job.state is JobState.RUNNING else ""
+    note = " (cancel requested)" if job.state is JobState.RUNNING else ""
     click.echo(f"job {job.id}: {job.state}{note}")

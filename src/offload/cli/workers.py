@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import UTC, datetime
 from typing import NoReturn
 
 import click
@@ -123,7 +122,7 @@ def workers(loader: AppLoader, json: bool) -> None:
     out = new_table()
     for name in ("id", "host", "pid", "queues", "concurrency", "started", "last heartbeat"):
         out.add_column(name, justify="right" if name in ("pid", "concurrency") else "left")
-    now = datetime.now(UTC)
+    now = app.backend.now()  # the database's clock, which heartbeats are stamped with
     for info in found:
         age = (now - info.heartbeat_at).total_seconds()
         out.add_row(

@@ -72,8 +72,8 @@ def default_concurrency() -> int:
     return min(4 * (os.cpu_count() or 1), 16)
 
 
-def run_demo(*, jobs: int, concurrency: int | None = None, keep: Path | None = None) -> int:
-    """Run the demo end to end; return the exit code.
+def run_demo(*, jobs: int, concurrency: int | None = None, keep: Path | None = None) -> None:
+    """Run the demo end to end.
 
     Raises OffloadError when a job died of anything but the mail server's designed failures.
     """
@@ -99,7 +99,6 @@ def run_demo(*, jobs: int, concurrency: int | None = None, keep: Path | None = N
         _check(finished, expected_failure=demo.MailServerBusy)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return 0
 
 
 def _run(app: App, workload: Workload, concurrency: int) -> list[Job]:
@@ -151,7 +150,7 @@ def _check(jobs: list[Job], expected_failure: type[Exception]) -> None:
     if unexpected:
         error = unexpected[0].last_error or {}
         raise OffloadError(
-            f"{len(unexpected):,} jobs died unexpectedly; job {unexpected[0].id} "
+            f"{len(unexpected):,} of {len(jobs):,} jobs died unexpectedly; job {unexpected[0].id} "
             f"({unexpected[0].task}): {error.get('type')}: {error.get('message')}"
         )
 

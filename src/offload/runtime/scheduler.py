@@ -31,6 +31,10 @@ DEFAULT_RETENTION: Mapping[JobState, float] = {
 }
 
 
+#: A worker silent this long (seconds) is dropped from the registry.
+WORKER_FORGET_AFTER = 86400.0
+
+
 class Scheduler:
     """Fires the given schedules' ticks and does queue maintenance until stopped."""
 
@@ -97,6 +101,7 @@ class Scheduler:
         removed = self.backend.job_prune(self.retention)
         window = max((s.catch_up for s in self.schedules), default=0.0)
         self.backend.cron_tick_prune(max(window, 86400.0) * 2)
+        self.backend.worker_prune(WORKER_FORGET_AFTER)
         if removed:
             log.info("pruned %d finished jobs", removed)
 

@@ -164,6 +164,9 @@ DELETE FROM offload_workers WHERE id = :id
 -- name: worker_list
 SELECT {worker_columns} FROM offload_workers ORDER BY started_at
 
+-- name: worker_prune
+DELETE FROM offload_workers WHERE heartbeat_at < now() - make_interval(secs => :age)
+
 -- name: notify
 -- Wakes listening workers at commit; the payload is the queue name only.
 SELECT pg_notify('offload_jobs', q) FROM json_array_elements_text(:queues::json) AS q

@@ -157,7 +157,11 @@ DELETE FROM offload_workers WHERE id = :id
 SELECT {worker_columns} FROM offload_workers ORDER BY started_at
 
 -- name: wake_addresses
-SELECT wake FROM offload_workers WHERE wake IS NOT NULL
+-- Workers heard from in the last minute; a SIGKILLed worker's address is soon dropped.
+SELECT wake FROM offload_workers WHERE wake IS NOT NULL AND heartbeat_at > {now} - 60
+
+-- name: worker_prune
+DELETE FROM offload_workers WHERE heartbeat_at < {now} - :age
 
 -- name: schedule_upsert
 -- Declared schedules are written at scheduler start; pause state and progress are kept.

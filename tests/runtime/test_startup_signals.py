@@ -1,0 +1,57 @@
+"""Signals while a process starts or migrates leave the database consistent."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import offload
+from offload.core.errors import ConfigurationError, SchemaMismatch
+from tests.runtime.conftest import ROOT
+
+MIGRATE = "import offload, sys; offload.App(sys.argv[1], auto_migrate=False).migrate()"
+
+
+def test_killed_migrations_leave_the_schema_old_or_new_never_half(db_url: str) -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    app = offload.App(db_url, auto_migrate=False)
+    target = app.backend.schema_target
+    seen: set[int] = set()
+    for delay in (0.05, 0.15, 0.3, 0.45, 0.6, 0.8):
+        process = subprocess.Popen([sys.executable, "-c", MIGRATE, db_url], env=env)
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        version = app.backend.schema_version()
+        seen.add(version)
+        if version != target:
+            with pytest.raises(SchemaMismatch):
+                app.backend.schema_check()
+    assert seen <= {0, 1, target}
+    assert app.migrate() == target
+    app.backend.schema_check()
+    assert app.queue_counts() == {}
+    app.close()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"timeout": -1}, "timeout must be a finite number > 0"),
+        ({"cpu_seconds": "ten"}, "cpu_seconds must be a number"),
+        ({"memory_mb": float("nan")}, "memory_mb must be a finite number"),
+        ({"executor": "gpu"}, "unknown executor 'gpu'"),
+    ],
+)
+def test_bad_limits_are_refused_where_the_task_is_declared(
+    options: dict[str, object], message: str
+) -> None:
+    app = offload.App("sqlite:///unused.db")
+    with pytest.raises(ConfigurationError, match=message):
+        app.task(name="limited", **options)(lambda: None)  # type: ignore[call-overload]
+    assert "limited" not in app.registry
