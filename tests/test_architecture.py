@@ -1,0 +1,96 @@
+"""The package's shape: public surface, layers, and no unsafe deserialisation."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import offload
+
+SRC = Path(offload.__file__).resolve().parent
+
+#: Each layer may import only itself and the layers listed after it.
+LAYERS = {
+    "core": {"core"},
+    "backends": {"backends", "core"},
+    "runtime": {"runtime", "backends", "core"},
+}
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every offload module a file imports (absolute names)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name.startswith("offload.")}
+
+
+def test_public_surface_is_pinned() -> None:
+    assert sorted(offload.__all__) == [
+        "App",
+        "BackendError",
+        "BackendUnavailable",
+        "Call",
+        "ConfigurationError",
+        "InvalidTransition",
+        "Job",
+        "JobCancelled",
+        "JobContext",
+        "JobFailed",
+        "JobHandle",
+        "JobNotFound",
+        "JobState",
+        "LeaseLost",
+        "OffloadError",
+        "PayloadTooLarge",
+        "ResultTimeout",
+        "RetryPolicy",
+        "SchemaMismatch",
+        "SerializationError",
+        "Task",
+        "UnknownTask",
+        "ValidationError",
+        "call",
+        "current_job",
+    ]
+    for name in offload.__all__:
+        assert hasattr(offload, name), name
+
+
+@pytest.mark.parametrize("layer", sorted(LAYERS))
+def test_layers_import_only_downwards(layer: str) -> None:
+    allowed = LAYERS[layer]
+    for path in (SRC / layer).rglob("*.py"):
+        for module in imports_of(path):
+            assert module.split(".")[1] in allowed, f"{path.relative_to(SRC)} imports {module}"
+
+
+def test_no_sql_outside_the_backends() -> None:
+    for path in SRC.rglob("*.py"):
+        if "backends" in path.parts:
+            continue
+        text = path.read_text()
+        for keyword in ("SELECT ", "UPDATE offload", "INSERT INTO", "DELETE FROM"):
+            assert keyword not in text, f"{path.relative_to(SRC)} contains SQL ({keyword!r})"
+
+
+UNSAFE = {"pickle", "marshal", "shelve", "dill", "cloudpickle"}
+
+
+def test_nothing_is_ever_unpickled_or_evaluated() -> None:
+    """RELIABILITY 35: no pickle-family module, eval/exec or unsafe yaml anywhere."""
+    for path in SRC.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = {alias.name.split(".")[0] for alias in node.names}
+                assert not names & UNSAFE, f"{path.name} imports {names & UNSAFE}"
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                assert node.module.split(".")[0] not in UNSAFE, f"{path.name}: {node.module}"
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                assert node.func.id not in {"eval", "exec"}, f"{path.name} calls {node.func.id}"
