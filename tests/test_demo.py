@@ -1,0 +1,111 @@
+"""`offload demo`: the bundled workload runs to completion and reports what it measured."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+import offload
+from offload.demo.run import Workload, _check
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_demo(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
+    """`offload demo ARGS` in an empty directory, with no app or database configured."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OFFLOAD_")}
+    env["TMPDIR"] = str(tmp)
+    return subprocess.run(
+        [sys.executable, "-m", "offload.cli", "demo", *args],
+        cwd=tmp,
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("size", [20, 21, 199, 200, 2000, 12_345])
+def test_workload_adds_up_to_the_requested_size(size: int) -> None:
+    workload = Workload.of_size(size)
+    assert workload.total == size
+    assert min(workload.thumbnails, workload.emails, workload.reminders, workload.posts) >= 1
+    assert workload.followers_per_post >= 1
+
+
+class Flaky(Exception):
+    pass
+
+
+def _dead(job_id: int, error_type: str) -> offload.Job:
+    now = datetime.now(UTC)
+    return offload.Job(
+        id=job_id,
+        task="demo.send_email",
+        queue="mail",
+        args=[],
+        kwargs={},
+        priority=0,
+        state=offload.JobState.DEAD,
+        attempt=4,
+        max_attempts=4,
+        run_at=now,
+        enqueued_at=now,
+        started_at=now,
+        finished_at=now,
+        lease_until=None,
+        worker=None,
+        result=None,
+        errors=[{"type": error_type, "message": "it broke"}],
+    )
+
+
+def test_only_the_designed_failure_may_kill_demo_jobs() -> None:
+    designed = f"{__name__}.Flaky"
+    _check([_dead(1, designed), _dead(2, designed)], expected_failure=Flaky)
+    with pytest.raises(offload.OffloadError, match=r"^1 of 2 jobs died unexpectedly; job 3 .*Lost"):
+        _check([_dead(1, designed), _dead(3, "WorkerLost")], expected_failure=Flaky)
+
+
+def test_demo_runs_the_workload_and_reports_throughput_and_latency(tmp_path: Path) -> None:
+    result = run_demo("--jobs", "200", tmp=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    jobs = re.search(r"jobs\s+([\d,]+) \(([\d,]+) succeeded, ([\d,]+) dead\)", out)
+    assert jobs, out
+    total, succeeded, dead = (int(n.replace(",", "")) for n in jobs.groups())
+    assert total >= 200  # at-least-once: a fan-out job that ran twice adds deliveries
+    assert succeeded + dead == total
+    assert re.search(r"throughput\s+[\d,]+ jobs/s", out), out
+    assert re.search(r"enqueue->start\s+p50 [\d,]+ ms, p99 [\d,]+ ms", out), out
+    assert re.search(rf"^dead\s+{dead} *$", out, re.MULTILINE), out
+    assert list(tmp_path.iterdir()) == []  # the throwaway database is gone
+
+
+def test_demo_keeps_its_database_on_request(tmp_path: Path) -> None:
+    kept = tmp_path / "demo.db"
+    result = run_demo("--jobs", "50", "--keep", str(kept), tmp=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"database kept in {kept}" in result.stdout
+
+    app = offload.App(f"sqlite:///{kept}")
+    try:
+        jobs = app.jobs(limit=1000)
+        states = {job.state for job in jobs}
+        tasks = {job.task for job in jobs}
+    finally:
+        app.close()
+    assert len(jobs) >= 50
+    assert states <= {offload.JobState.SUCCEEDED, offload.JobState.DEAD}
+    assert tasks == {"demo.thumbnail", "demo.send_email", "demo.publish", "demo.deliver"}
+
+    again = run_demo("--jobs", "50", "--keep", str(kept), tmp=tmp_path)
+    assert again.returncode == 1
+    assert again.stderr.strip() == f"error: {kept} already exists: --keep needs a new file name"
