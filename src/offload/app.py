@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from offload.backends import open_backend
-from offload.backends.base import Backend, JobFilter, ScheduleState
+from offload.backends.base import Backend, JobFilter, ScheduleState, WorkerInfo
 from offload.core import serialization
 from offload.core.errors import ConfigurationError, ScheduleNotFound, SerializationError
 from offload.core.job import Job, NewJob
@@ -398,6 +398,11 @@ class App:
         """Cancel a queued job (a running one is asked to stop)."""
         self.ready()
         return self.backend.job_cancel(job_id)
+
+    def workers(self) -> list[WorkerInfo]:
+        """Registered workers with their last heartbeat (by the database clock)."""
+        self.ready()
+        return self.backend.worker_list()
 
     def queue_counts(self) -> dict[str, dict[str, int]]:
         """Jobs per queue and state."""

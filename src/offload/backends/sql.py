@@ -291,7 +291,8 @@ class SqlBackend(ABC):
             row = cur.fetchone()
             if row is not None:
                 job = self._job(row)
-                if job.state is JobState.AVAILABLE:
+                if job.state in (JobState.AVAILABLE, JobState.RUNNING):
+                    # Wakes workers to claim it, or its own worker to act on the cancel.
                     self._notify(cur, {job.queue})
                 return job
         current = self.job_get(job_id)

@@ -100,7 +100,7 @@ def _stopped(job: Job, kind: str, message: str, cancelled: bool = False) -> Fini
     return Finished(job, ok=False, error=limit_error(kind, message), cancelled=cancelled)
 
 
-class _Pipe:
+class SelfPipe:
     """A self-pipe: threads write a byte to wake the worker loop."""
 
     def __init__(self) -> None:
@@ -366,7 +366,7 @@ class ThreadExecutor:
         self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._running: dict[int, tuple[Job, JobContext]] = {}
         self._lock = threading.Lock()
-        self._pipe = _Pipe()
+        self._pipe = SelfPipe()
 
     def free(self) -> int:
         return self.concurrency - len(self._running)
@@ -449,7 +449,7 @@ class AsyncExecutor:
         self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._running: dict[int, tuple[Job, Future[None]]] = {}
         self._lock = threading.Lock()
-        self._pipe = _Pipe()
+        self._pipe = SelfPipe()
 
     def free(self) -> int:
         return self.concurrency - len(self._running)

@@ -37,6 +37,7 @@ from offload.runtime.executors import (
     Event,
     Executor,
     ProcessExecutor,
+    SelfPipe,
     ThreadExecutor,
 )
 from offload.runtime.pool import ExecutorPool
@@ -82,6 +83,8 @@ class Worker:
             raise ConfigurationError(f"async_concurrency must be >= 1, got {async_concurrency}")
         if not queues:
             raise ConfigurationError("a worker needs at least one queue")
+        if not isinstance(shutdown_timeout, int | float) or shutdown_timeout < 0:
+            raise ConfigurationError(f"shutdown_timeout must be >= 0, got {shutdown_timeout!r}")
         for name, value in (
             ("lease", lease),
             ("poll_interval", poll_interval),
@@ -116,12 +119,15 @@ class Worker:
         self._stopping = threading.Event()
         self._abort = False
         self._queue_turn = 0
+        self._wakeup = SelfPipe()
+        self._last_beat = 0.0
 
     # -- control ----------------------------------------------------------------------
 
     def stop(self) -> None:
         """Ask for a graceful stop: no more claims, running jobs may finish."""
         self._stopping.set()
+        self._wakeup.wake()
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if self._stopping.is_set():
@@ -130,6 +136,7 @@ class Worker:
         else:
             log.info("signal %s: finishing running jobs, then stopping", signum)
         self._stopping.set()
+        self._wakeup.wake()
 
     # -- main loop --------------------------------------------------------------------
 
@@ -175,6 +182,7 @@ class Worker:
                 pool.stop_all()
             pool.close()
             listener.close()
+            self._wakeup.close()
             try:
                 self.backend.worker_unregister(self.id)
             except OffloadError:
@@ -200,7 +208,7 @@ class Worker:
                 self._dispatch(pool)
             if now >= next_heartbeat:
                 self._heartbeat(pool)
-                next_heartbeat = now + self.heartbeat_interval
+                next_heartbeat = self._last_beat + self.heartbeat_interval
             if now >= next_rescue:
                 self._rescue()
                 next_rescue = now + self.rescue_interval
@@ -214,10 +222,12 @@ class Worker:
             if deadline is not None:
                 wake_at = min(wake_at, deadline)
             timeout = 0.0 if more and want > 0 else max(wake_at - time.monotonic(), 0.0)
-            ready = wait([listener.fileno(), *pool.waitables()], timeout)
+            ready = wait([listener.fileno(), self._wakeup.read_fd, *pool.waitables()], timeout)
             if listener.fileno() in ready:
                 listener.drain()
                 more = True
+                # A wake-up may also be a cancel request: look soon, at most 4 times a second.
+                next_heartbeat = min(next_heartbeat, self._last_beat + 0.25)
 
     def _drain(self, pool: ExecutorPool) -> None:
         """Graceful stop: give back unstarted jobs, let running ones finish, then release."""
@@ -234,7 +244,8 @@ class Worker:
             deadline_of_job = pool.next_deadline()
             if deadline_of_job is not None:
                 timeout = min(timeout, max(deadline_of_job - time.monotonic(), 0))
-            wait(pool.waitables(), timeout)
+            if self._wakeup.read_fd in wait([self._wakeup.read_fd, *pool.waitables()], timeout):
+                self._wakeup.clear()  # a second signal: the loop condition sees _abort
         self._handle(pool.poll())
         leftover = pool.stop_all()
         if leftover:
@@ -315,6 +326,7 @@ class Worker:
         """Renew every held lease in one statement; act on lost leases and cancel requests."""
         held = [Lease(job.id, job.attempt) for job in (*self._buffer, *pool.running())]
         beat = self.backend.job_heartbeat(self.id, held, self.lease)
+        self._last_beat = time.monotonic()
         if beat.lost:
             log.warning("lost the lease on jobs %s", beat.lost)
             lost = set(beat.lost)
