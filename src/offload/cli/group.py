@@ -6,6 +6,7 @@ import click
 
 from offload import __version__
 from offload.cli.context import AppLoader
+from offload.cli.cron import cron, scheduler
 from offload.cli.demo import demo
 from offload.cli.jobs import cancel, enqueue, jobs, retry, status
 from offload.cli.migrate import migrate
@@ -35,5 +36,18 @@ def cli(ctx: click.Context, app: str | None) -> None:
     ctx.obj = AppLoader(app)
 
 
-for command in (worker, enqueue, status, jobs, retry, cancel, queues, workers, migrate, demo):
+for command in (
+    worker,
+    scheduler,
+    enqueue,
+    status,
+    jobs,
+    retry,
+    cancel,
+    queues,
+    workers,
+    cron,
+    migrate,
+    demo,
+):
     cli.add_command(command)

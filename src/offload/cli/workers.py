@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import datetime
 from typing import NoReturn
 
 import click
 
+from offload.backends.base import WorkerInfo
 from offload.cli.context import AppLoader
 from offload.cli.output import console, new_table, print_json, when
 from offload.core.options import EXECUTORS
@@ -98,8 +100,8 @@ def worker(
 def workers(loader: AppLoader, json: bool) -> None:
     """List registered workers and their last heartbeat."""
     app = loader.app()
-    app.ready()
-    found = app.backend.worker_list()
+    found = app.workers()
+    now = app.backend.now()  # the database's clock, which heartbeats are stamped with
     if json:
         print_json(
             [
@@ -111,6 +113,7 @@ def workers(loader: AppLoader, json: bool) -> None:
                     "concurrency": info.concurrency,
                     "started_at": info.started_at.isoformat(),
                     "heartbeat_at": info.heartbeat_at.isoformat(),
+                    "lost": _lost(now, info),
                 }
                 for info in found
             ]
@@ -120,9 +123,9 @@ def workers(loader: AppLoader, json: bool) -> None:
         click.echo("no workers registered")
         return
     out = new_table()
-    for name in ("id", "host", "pid", "queues", "concurrency", "started", "last heartbeat"):
+    columns = ("id", "host", "pid", "queues", "concurrency", "started", "last heartbeat", "status")
+    for name in columns:
         out.add_column(name, justify="right" if name in ("pid", "concurrency") else "left")
-    now = app.backend.now()  # the database's clock, which heartbeats are stamped with
     for info in found:
         age = (now - info.heartbeat_at).total_seconds()
         out.add_row(
@@ -133,5 +136,15 @@ def workers(loader: AppLoader, json: bool) -> None:
             str(info.concurrency),
             when(info.started_at),
             f"{when(info.heartbeat_at)} ({age:.0f}s ago)",
+            "lost" if _lost(now, info) else "alive",
         )
     console.print(out)
+
+
+#: A worker heartbeats at least every 10 s; this much silence means it is gone.
+LOST_AFTER = 30.0
+
+
+def _lost(now: datetime, info: WorkerInfo) -> bool:
+    """True when the worker stopped heartbeating (its jobs are rescued by their leases)."""
+    return (now - info.heartbeat_at).total_seconds() > LOST_AFTER

@@ -1,0 +1,122 @@
+"""Periodic jobs: `offload scheduler` and `offload cron list|pause|resume|run`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import NoReturn
+
+import click
+
+from offload.cli.context import AppLoader
+from offload.cli.output import console, new_table, print_json, state_text, when
+
+
+@click.command()
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.05),
+    default=1.0,
+    show_default=True,
+    help="Longest sleep between turns, in seconds.",
+)
+@click.option("--log-level", default="INFO", show_default=True)
+@click.pass_obj
+def scheduler(loader: AppLoader, interval: float, log_level: str) -> NoReturn:
+    """Fire the app's periodic schedules, rescue expired leases and prune old jobs.
+
+    Run as many replicas as you like, on any hosts: each tick is enqueued exactly once.
+    """
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    runner = loader.app().scheduler(interval=interval)
+    sys.exit(runner.run())
+
+
+@click.group()
+def cron() -> None:
+    """Inspect and steer periodic schedules."""
+
+
+@cron.command("list")
+@click.option("--json", is_flag=True, help="Print the schedules as JSON.")
+@click.pass_obj
+def cron_list(loader: AppLoader, json: bool) -> None:
+    """Each stored schedule with its next run, last run and last outcome."""
+    app = loader.app()
+    states = app.cron_list()
+    now = app.backend.now()
+    rows = []
+    for state in states:
+        declared = app.schedules.get(state.name)
+        upcoming = declared.next_tick(max(now, state.last_tick)) if declared else None
+        rows.append((state, upcoming))
+    if json:
+        print_json(
+            [
+                {
+                    "name": s.name,
+                    "cron": s.cron,
+                    "tz": s.tz,
+                    "task": s.task,
+                    "misfire": s.misfire,
+                    "paused": s.paused,
+                    "next_run": None if nxt is None else nxt.isoformat(),
+                    "last_tick": s.last_tick.isoformat(),
+                    "last_job_id": s.last_job_id,
+                    "last_state": None if s.last_state is None else str(s.last_state),
+                }
+                for s, nxt in rows
+            ]
+        )
+        return
+    if not rows:
+        click.echo("no schedules stored (they are written when a scheduler starts)")
+        return
+    table = new_table()
+    for name in ("name", "cron", "tz", "task", "next run", "last tick", "last job", "status"):
+        table.add_column(name)
+    for s, nxt in rows:
+        status = "paused" if s.paused else "active"
+        last = "-" if s.last_job_id is None else f"{s.last_job_id} "
+        table.add_row(
+            s.name,
+            s.cron,
+            s.tz,
+            s.task,
+            "-" if s.paused or nxt is None else when(nxt),
+            when(s.last_tick),
+            state_text(s.last_state).append(f" #{s.last_job_id}") if s.last_state else last,
+            status,
+        )
+    console.print(table)
+
+
+@cron.command("pause")
+@click.argument("name")
+@click.pass_obj
+def cron_pause(loader: AppLoader, name: str) -> None:
+    """Stop firing NAME on every scheduler replica until resumed."""
+    loader.app().cron_pause(name)
+    click.echo(f"{name}: paused")
+
+
+@cron.command("resume")
+@click.argument("name")
+@click.pass_obj
+def cron_resume(loader: AppLoader, name: str) -> None:
+    """Fire NAME again from its next tick (ticks passed while paused are not run)."""
+    loader.app().cron_pause(name, paused=False)
+    click.echo(f"{name}: resumed")
+
+
+@cron.command("run")
+@click.argument("name")
+@click.pass_obj
+def cron_run(loader: AppLoader, name: str) -> None:
+    """Enqueue NAME's job once, now; print its id."""
+    handle = loader.app().cron_run(name)
+    click.echo(str(handle.id))
