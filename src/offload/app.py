@@ -356,6 +356,11 @@ class App:
             raise SerializationError(f"args must be a JSON array, got {type(args).__name__}")
         if not isinstance(kwargs if kwargs is not None else {}, dict):
             raise SerializationError(f"kwargs must be a JSON object, got {type(kwargs).__name__}")
+        for key in kwargs or {}:
+            if type(key) is not str:
+                raise SerializationError(
+                    f"kwargs has a key {key!r} of type {type(key).__name__}; argument names are str"
+                )
         definition = self.registry.get(task)
         bound: Task[..., Any] = Task(self, definition, EnqueueOptions())
         if options:
@@ -378,6 +383,10 @@ class App:
         limit: int = 50,
     ) -> list[Job]:
         """Jobs newest first; page with `before_id` = the last id of the previous page."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigurationError(f"limit must be a positive int, got {limit!r}")
+        if before_id is not None and type(before_id) is not int:
+            raise ConfigurationError(f"before_id must be a job id (int), got {before_id!r}")
         self.ready()
         return self.backend.job_list(
             JobFilter(

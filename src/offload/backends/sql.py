@@ -183,6 +183,8 @@ class SqlBackend(ABC):
         return ids
 
     def job_claim(self, worker: str, queue: str, limit: int, lease: float) -> list[Job]:
+        if limit < 1:  # SQLite would read LIMIT -1 as "no limit", PostgreSQL would fail
+            return []
         with self._tx() as cur:
             cur.execute(
                 self.q["job_claim"],

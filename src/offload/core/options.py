@@ -59,8 +59,12 @@ class RetryPolicy:
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait before the attempt after `attempt` (1-based); within [base, max]."""
-        exponent = min(max(attempt - 1, 0), 64)  # factor**64 already dwarfs any cap
-        raw = min(self.max_delay, self.base * self.factor**exponent)
+        exponent = max(attempt - 1, 0)
+        try:
+            growth = self.factor**exponent
+        except OverflowError:  # far past any cap
+            growth = math.inf
+        raw = min(self.max_delay, self.base * growth) if self.base else 0.0
         spread = (rng or random).uniform(1 - self.jitter, 1 + self.jitter)
         return min(self.max_delay, max(self.base, raw * spread))
 

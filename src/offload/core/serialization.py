@@ -19,7 +19,7 @@ from offload.core.errors import PayloadTooLarge, SerializationError
 DEFAULT_PAYLOAD_LIMIT = 1024 * 1024
 
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
-_SCALARS = (str, bool, type(None))
+_SCALARS = (bool, type(None))
 _MAX_DEPTH = 200
 
 
@@ -27,6 +27,9 @@ def _check(value: Any, path: str, depth: int) -> None:
     """Raise SerializationError unless `value` is plain JSON; `path` names it for the error."""
     kind = type(value)
     if kind in _SCALARS:
+        return
+    if kind is str:
+        _check_text(value, path)
         return
     if kind is int:
         if not _INT_MIN <= value <= _INT_MAX:
@@ -44,6 +47,7 @@ def _check(value: Any, path: str, depth: int) -> None:
                 raise SerializationError(
                     f"{path} has a key {key!r} of type {type(key).__name__}; JSON keys are str"
                 )
+            _check_text(key, f"{path} has a key that")
             _check(item, f"{path}[{key!r}]", depth + 1)
         return
     if kind is list or kind is tuple:
@@ -54,6 +58,19 @@ def _check(value: Any, path: str, depth: int) -> None:
         f"{path} is a {kind.__module__}.{kind.__qualname__}, which is not JSON "
         "(allowed: dict with str keys, list, str, int, float, bool, None)"
     )
+
+
+def _check_text(value: str, path: str) -> None:
+    """Refuse text that is not valid Unicode (a lone surrogate cannot be encoded as UTF-8)."""
+    if value.isascii():
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise SerializationError(
+            f"{path} contains a lone surrogate {value[exc.start]!r} at index {exc.start}, "
+            "which is not valid Unicode text"
+        ) from None
 
 
 def dumps(value: Any, what: str = "value", limit: int | None = DEFAULT_PAYLOAD_LIMIT) -> str:

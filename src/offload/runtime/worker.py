@@ -194,7 +194,10 @@ class Worker:
         more = True  # jobs may be waiting: claim without waiting for a wake-up
         next_poll = next_heartbeat = next_rescue = time.monotonic()
         while not self._stopping.is_set():
-            self._handle(pool.poll())
+            events = pool.poll()
+            self._handle(events)
+            if self.burst and any(isinstance(e, Finished) for e in events):
+                more = True  # a retry with no backoff is due now: look before stopping
             self._dispatch(pool)
             now = time.monotonic()
             want = pool.claimable() + self.prefetch - len(self._buffer)

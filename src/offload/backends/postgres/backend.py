@@ -113,7 +113,8 @@ class PostgresBackend(SqlBackend):
         try:
             psycopg.connect(self.url, connect_timeout=10).close()
         except psycopg.Error as exc:
-            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            reason = "; ".join(lines) or type(exc).__name__
             raise BackendUnavailable(f"cannot connect to {self.location}: {reason}") from None
 
     @contextmanager

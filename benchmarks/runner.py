@@ -1,0 +1,310 @@
+"""A worker process for the benchmarks; throughput.py starts it with $OFFLOAD_URL set.
+
+    OFFLOAD_URL=sqlite:////tmp/b/jobs.db python -m benchmarks.runner drain \\
+        --executor process --prefill 20000 [--instrument] [--profile drain.pstats]
+    OFFLOAD_URL=... python -m benchmarks.runner serve --executor process
+
+`drain` queues `--prefill` no-op jobs (untimed), then times a burst-mode worker from the
+call of `Worker.run()` until the last outcome is committed (and until `run()` returns, which
+adds closing the executor), and prints one JSON object on stdout.
+`--instrument` adds per-operation call counts, rows and time (see `Meter`); `--profile FILE`
+runs the worker under cProfile (the worker loop's thread only) and writes FILE.
+`serve` runs an ordinary worker until SIGTERM (graceful stop) or `--max-seconds`.
+Run from the repository root, so that `benchmarks` is importable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from multiprocessing.connection import wait as original_wait
+from typing import Any
+
+from benchmarks import bench_app
+from benchmarks.dbutil import epoch, is_sqlite, query
+from offload.runtime import worker as worker_module
+from offload.runtime.worker import Worker
+
+#: Backend operations the instrumented run counts and times.
+OPS = (
+    "job_claim",
+    "job_finish",
+    "job_progress",
+    "job_heartbeat",
+    "job_rescue",
+    "job_release",
+    "worker_heartbeat",
+    "worker_register",
+    "worker_unregister",
+    "now",
+)
+#: Operations whose second positional argument is the list of jobs they act on.
+_BATCH_ARG = {"job_finish", "job_heartbeat", "job_release", "job_progress"}
+#: Operations that only write when they touch a row (an empty write commits nothing to sync).
+_ALWAYS_WRITES = {"worker_heartbeat", "worker_register", "worker_unregister"}
+
+
+class Meter:
+    """Counts and times a worker's backend calls, SQL statements, loop turns and executor."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self.transactions: Counter[str] = Counter()
+        self.rows: Counter[str] = Counter()
+        self.writes: Counter[str] = Counter()
+        self.seconds: defaultdict[str, float] = defaultdict(float)
+        self.statements: Counter[str] = Counter()
+        # Time is booked only inside the steady window, from the first claim to the last
+        # recorded outcome; start-up and shut-down are reported as wholes.
+        self.run_start = 0.0
+        self.first_claim: float | None = None
+        self.last_finish = 0.0
+        self._since_finish: defaultdict[str, float] = defaultdict(float)
+
+    def attach(self, worker: Worker) -> None:
+        backend: Any = worker.backend
+        for name in OPS:
+            if hasattr(backend, name):
+                setattr(backend, name, self._timed_op(name, getattr(backend, name)))
+        if is_sqlite(bench_app.URL):
+            backend._conn().set_trace_callback(self._statement)
+        else:
+            self._count_psycopg()
+        # The worker builds its executor(s) in run(): time what the loop calls on them.
+        factory = next(n for n in ("_make_pool", "_make_executor") if hasattr(worker, n))
+        make_executor = getattr(worker, factory)
+
+        def make() -> Any:
+            executor: Any = make_executor()
+            for name in ("poll", "submit"):
+                if hasattr(executor, name):
+                    setattr(
+                        executor, name, self._timed("executor_" + name, getattr(executor, name))
+                    )
+            return executor
+
+        setattr(worker, factory, make)
+
+        def wait(object_list: Iterable[Any], timeout: float | None = None) -> list[Any]:
+            start = time.perf_counter()
+            try:
+                return original_wait(object_list, timeout)
+            finally:
+                self._book("wait", start, time.perf_counter())
+
+        worker_module.wait = wait  # type: ignore[attr-defined]  # the loop's select
+
+    def _timed(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._book(name, start, time.perf_counter())
+
+        return timed
+
+    def _book(self, name: str, start: float, end: float) -> None:
+        self.calls[name] += 1
+        if self.first_claim is None:
+            if name != "job_claim":
+                return  # start-up
+            self.first_claim = start
+        self.seconds[name] += end - start
+        self._since_finish[name] += end - start
+        if name == "job_finish":
+            self.last_finish = end
+            self._since_finish.clear()
+
+    def close(self, run_end: float) -> dict[str, float]:
+        """Unbook what ran after the last outcome; return start-up, window and shut-down."""
+        for name, spent in self._since_finish.items():
+            self.seconds[name] -= spent
+        first = self.run_start if self.first_claim is None else self.first_claim
+        return {
+            "startup": first - self.run_start,
+            "window": self.last_finish - first,
+            "shutdown": run_end - self.last_finish,
+        }
+
+    def _timed_op(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            result = fn(*args, **kwargs)
+            self._book(name, start, time.perf_counter())
+            if name in _BATCH_ARG:
+                rows = len(args[1])
+                if rows == 0:
+                    return result  # returned before opening a transaction
+            elif name in ("job_claim", "job_rescue"):
+                rows = len(result)
+            else:
+                rows = 0
+            self.transactions[name] += 1
+            self.rows[name] += rows
+            if name in _ALWAYS_WRITES or (rows and name != "now"):
+                self.writes[name] += 1
+            return result
+
+        return timed
+
+    def _statement(self, sql: str) -> None:
+        self.statements[_verb(sql)] += 1
+
+    def _count_psycopg(self) -> None:
+        import psycopg
+
+        original = psycopg.Cursor.execute
+        meter = self
+
+        def execute(cur: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+            text = query.decode() if isinstance(query, bytes) else str(query)
+            meter.statements[_verb(text)] += 1
+            return original(cur, query, *args, **kwargs)
+
+        psycopg.Cursor.execute = execute  # type: ignore[method-assign,assignment]
+
+    def as_dict(self, run_end: float) -> dict[str, Any]:
+        return {
+            "phases": self.close(run_end),
+            "calls": dict(self.calls),
+            "transactions": dict(self.transactions),
+            "rows": dict(self.rows),
+            "writes": dict(self.writes),
+            "seconds": dict(self.seconds),
+            "statements": dict(self.statements),
+        }
+
+
+def _verb(sql: str) -> str:
+    """The statement's kind: its first keyword (after any comment lines), upper-case."""
+    for line in sql.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("--"):
+            return stripped.split(None, 1)[0].upper()
+    return "?"
+
+
+def make_worker(executor: str, concurrency: int, *, burst: bool) -> Worker:
+    return Worker(
+        bench_app.app.backend,
+        bench_app.app.registry,
+        queues=["default"],
+        concurrency=concurrency,
+        executor=executor,
+        app_path=bench_app.APP_PATH,
+        burst=burst,
+        install_signals=not burst,
+    )
+
+
+def track_last_outcome(worker: Worker) -> list[float]:
+    """A one-item list holding the perf_counter time the last job_finish call returned."""
+    mark = [0.0]
+    backend: Any = worker.backend
+    job_finish = backend.job_finish
+
+    def finish(*args: Any, **kwargs: Any) -> Any:
+        result = job_finish(*args, **kwargs)
+        mark[0] = time.perf_counter()
+        return result
+
+    backend.job_finish = finish
+    return mark
+
+
+def drain(args: argparse.Namespace) -> dict[str, Any]:
+    app = bench_app.app
+    app.migrate()
+    calls: list[tuple[Any, ...]] = [()] * 1000
+    left = args.prefill
+    while left > 0:
+        bench_app.noop.enqueue_many(calls[: min(left, 1000)])
+        left -= min(left, 1000)
+    worker = make_worker(args.executor, args.concurrency, burst=True)
+    meter = Meter() if args.instrument else None
+    if meter is not None:
+        meter.attach(worker)
+    timed_out = threading.Event()
+
+    def on_timeout() -> None:
+        timed_out.set()
+        worker.stop()
+
+    last_outcome = track_last_outcome(worker)
+    watchdog = threading.Timer(args.timeout, on_timeout)
+    watchdog.daemon = True
+    watchdog.start()
+    start = time.perf_counter()
+    if meter is not None:
+        meter.run_start = start
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.runcall(worker.run)
+        end = time.perf_counter()
+        profiler.dump_stats(args.profile)
+    else:
+        worker.run()
+        end = time.perf_counter()
+    watchdog.cancel()
+    url = bench_app.URL
+    first_start, last_finish = query(
+        url,
+        f"SELECT min({epoch(url, 'started_at')}), max({epoch(url, 'finished_at')}) "
+        "FROM offload_jobs WHERE state = 'succeeded'",
+    )[0]
+    counts = app.queue_counts().get("default", {})
+    app.close()
+    return {
+        "executor": args.executor,
+        "concurrency": args.concurrency,
+        "seconds": (last_outcome[0] or end) - start,  # worker start to last outcome committed
+        "run_seconds": end - start,  # ... to Worker.run() returning (executor closed)
+        "processed": worker.processed,
+        "succeeded": counts.get("succeeded", 0),
+        "counts": counts,
+        "first_start": first_start,
+        "last_finish": last_finish,
+        "timed_out": timed_out.is_set(),
+        "meter": None if meter is None else meter.as_dict(end),
+    }
+
+
+def serve(args: argparse.Namespace) -> None:
+    bench_app.app.migrate()
+    worker = make_worker(args.executor, args.concurrency, burst=False)
+    watchdog = threading.Timer(args.max_seconds, worker.stop)  # an orphan must not live on
+    watchdog.daemon = True
+    watchdog.start()
+    worker.run()
+    watchdog.cancel()
+    bench_app.app.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.runner", description=__doc__)
+    parser.add_argument("mode", choices=("drain", "serve"))
+    parser.add_argument("--executor", choices=("process", "thread"), default="process")
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--prefill", type=int, default=0, help="jobs to queue first (drain)")
+    parser.add_argument("--timeout", type=float, default=120.0, help="drain: stop after this")
+    parser.add_argument("--max-seconds", type=float, default=900.0, help="serve: stop after")
+    parser.add_argument("--instrument", action="store_true", help="drain: count and time")
+    parser.add_argument("--profile", metavar="FILE", help="drain: write cProfile stats here")
+    args = parser.parse_args(argv)
+    if args.mode == "drain":
+        result = drain(args)
+        sys.stdout.write(json.dumps(result) + "\n")
+        return 0
+    serve(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Backend conformance suite: every test runs against SQLite and PostgreSQL."""

@@ -1,0 +1,171 @@
+"""Helpers of the conformance suite: raw SQL access beside the backend, job builders, clocks.
+
+`RawDB` opens its own short-lived connection for every call, so the tests can look at (and,
+for schema tests, tamper with) the stored rows without going through the code under test.
+Queries are written with `?` placeholders; they become `%s` for psycopg.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+import psycopg
+
+from offload.backends.base import Backend, Lease
+from offload.core.job import Job, NewJob
+
+#: A lease short enough to expire within a test, long enough to be valid when read back.
+SHORT_LEASE = 0.3
+
+
+def sqlite_path(url: str) -> str:
+    """The file of a `sqlite:///...` URL (the fixtures always give absolute paths)."""
+    assert url.startswith("sqlite:///"), url
+    return url[len("sqlite:///") :].split("?", 1)[0]
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite:")
+
+
+class RawDB:
+    """Direct SQL on the database behind a URL, bypassing offload."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.sqlite = is_sqlite(url)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows of a SELECT as dicts (column name -> value)."""
+        if self.sqlite:
+            db = sqlite3.connect(sqlite_path(self.url))
+            try:
+                cur = db.execute(sql, tuple(params))
+                names = [d[0] for d in cur.description]
+                return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+            finally:
+                db.close()
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            pg_cur = conn.execute(sql.replace("?", "%s").encode(), tuple(params))
+            assert pg_cur.description is not None
+            names = [d.name for d in pg_cur.description]
+            return [dict(zip(names, row, strict=True)) for row in pg_cur.fetchall()]
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run one statement and commit."""
+        if self.sqlite:
+            db = sqlite3.connect(sqlite_path(self.url))
+            try:
+                with db:
+                    db.execute(sql, tuple(params))
+            finally:
+                db.close()
+            return
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(sql.replace("?", "%s").encode(), tuple(params))
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        rows = self.query(sql, params)
+        assert len(rows) == 1, rows
+        return next(iter(rows[0].values()))
+
+    def job_row(self, job_id: int) -> dict[str, Any]:
+        """Every column of one job row, exactly as stored."""
+        rows = self.query("SELECT * FROM offload_jobs WHERE id = ?", [job_id])
+        assert len(rows) == 1, f"job {job_id}: {rows}"
+        return rows[0]
+
+    def all_rows(self) -> list[dict[str, Any]]:
+        """Every job row, by id."""
+        return self.query("SELECT * FROM offload_jobs ORDER BY id")
+
+    def count_jobs(self) -> int:
+        return int(self.scalar("SELECT count(*) AS n FROM offload_jobs"))
+
+    def tables(self) -> list[str]:
+        """Names of the tables in the database (offload's and any other)."""
+        if self.sqlite:
+            rows = self.query(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        else:
+            rows = self.query(
+                "SELECT tablename AS name FROM pg_catalog.pg_tables "
+                "WHERE schemaname = current_schema() ORDER BY tablename"
+            )
+        return [str(row["name"]) for row in rows]
+
+    def schema_snapshot(self) -> list[tuple[Any, ...]]:
+        """A description of tables, columns and indexes, to compare before and after."""
+        if self.sqlite:
+            rows = self.query(
+                "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"
+            )
+        else:
+            rows = self.query(
+                "SELECT table_name, column_name, data_type, column_default, is_nullable "
+                "FROM information_schema.columns WHERE table_schema = current_schema() "
+                "UNION ALL SELECT tablename, indexname, indexdef, NULL, NULL "
+                "FROM pg_catalog.pg_indexes WHERE schemaname = current_schema() "
+                "ORDER BY 1, 2"
+            )
+        return [tuple(row.values()) for row in rows]
+
+
+def new_job(
+    task: str = "t",
+    queue: str = "default",
+    args: list[Any] | None = None,
+    kwargs: dict[str, Any] | None = None,
+    **options: Any,
+) -> NewJob:
+    """A NewJob with JSON-encoded payloads (options: priority, delay, max_attempts, ...)."""
+    return NewJob(
+        task=task,
+        queue=queue,
+        args=orjson.dumps(args or []).decode(),
+        kwargs=orjson.dumps(kwargs or {}).decode(),
+        **options,
+    )
+
+
+def insert(backend: Backend, n: int = 1, **options: Any) -> list[int]:
+    """Insert `n` jobs (args [index]) in one call; return their ids."""
+    return backend.job_insert([new_job(args=[i], **options) for i in range(n)])
+
+
+def claim_one(backend: Backend, worker: str = "w1", queue: str = "default", **kw: Any) -> Job:
+    """Claim exactly one job (fails the test if none is due)."""
+    jobs = backend.job_claim(worker, queue, 1, kw.get("lease", 30.0))
+    assert len(jobs) == 1, f"expected one due job in {queue!r}, claimed {jobs}"
+    return jobs[0]
+
+
+def lease_of(job: Job) -> Lease:
+    return Lease(job.id, job.attempt)
+
+
+def error_json(kind: str = "ValueError", message: str = "boom") -> str:
+    return orjson.dumps(
+        {"type": kind, "message": message, "traceback": None, "at": time.time()}
+    ).decode()
+
+
+def wait_db_time_past(backend: Backend, moment: datetime, timeout: float = 10.0) -> None:
+    """Sleep until the database's clock is past `moment` (leases and run_at use that clock)."""
+    deadline = time.monotonic() + timeout
+    while backend.now() <= moment:
+        assert time.monotonic() < deadline, f"database clock never passed {moment}"
+        time.sleep(0.02)
+
+
+def expire_lease(backend: Backend, job: Job) -> None:
+    """Wait until the lease `job` was claimed with has run out by the database's clock."""
+    assert job.lease_until is not None
+    wait_db_time_past(backend, job.lease_until)

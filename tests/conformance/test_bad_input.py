@@ -1,0 +1,437 @@
+"""Bad input is refused with an error that names it, and changes nothing stored
+(DESIGN.md section 8, RELIABILITY tests 17 and 23)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import offload
+import offload.backends.sqlite  # imported before any fork below
+from offload.backends import open_backend
+from offload.core.errors import (
+    BackendUnavailable,
+    ConfigurationError,
+    PayloadTooLarge,
+    SerializationError,
+    UnknownTask,
+)
+from tests.conformance.helpers import RawDB
+
+# -- arguments that are not JSON --------------------------------------------------------
+
+NOT_JSON: list[tuple[str, Any]] = [
+    ("set", {1, 2}),
+    ("datetime", datetime(2024, 1, 1, tzinfo=UTC)),
+    ("object", object()),
+    ("bytes", b"raw"),
+    ("nan", float("nan")),
+    ("infinity", float("-inf")),
+    ("int over 64 bits", 2**64),
+    ("int under -2**63", -(2**63) - 1),
+    ("non-str dict key", {1: "one"}),
+    ("tuple dict key", {("a", "b"): 1}),
+    ("lone surrogate", "ok\ud800"),
+    ("lone surrogate dict key", {"\udfff": 1}),
+    ("str subclass", type("Name", (str,), {})("x")),
+    ("300-deep nesting", None),  # built below: nesting too deep to round-trip
+]
+
+
+def _deep(levels: int) -> Any:
+    value: Any = 0
+    for level in range(levels):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+@pytest.fixture
+def echo(app: offload.App) -> offload.Task[..., Any]:
+    @app.task(name="echo")
+    def echo(*args: Any, **kwargs: Any) -> Any:
+        return [args, kwargs]
+
+    return echo
+
+
+@pytest.fixture
+def stored(app: offload.App, echo: offload.Task[..., Any], db_url: str) -> Iterator[None]:
+    """One job stored before the test; afterwards every row must be exactly as it was."""
+    echo.enqueue("already here", n=1)
+    raw = RawDB(db_url)
+    before = raw.all_rows()
+    yield
+    assert raw.all_rows() == before, "a refused call changed stored jobs"
+
+
+@pytest.mark.parametrize(("kind", "value"), NOT_JSON, ids=[kind for kind, _ in NOT_JSON])
+@pytest.mark.usefixtures("stored")
+def test_non_json_argument_is_refused_naming_it(
+    echo: offload.Task[..., Any], kind: str, value: Any
+) -> None:
+    if kind == "300-deep nesting":
+        value = _deep(300)
+    with pytest.raises(SerializationError) as info:
+        echo.enqueue("fine", [1, value])
+    assert "argument 1" in str(info.value), str(info.value)
+    with pytest.raises(SerializationError) as info:
+        echo.enqueue("fine", payload={"inner": value})
+    assert "argument 'payload'" in str(info.value), str(info.value)
+    with pytest.raises(SerializationError) as info:
+        echo.enqueue_many([offload.call(1), offload.call(2, bad=value)])
+    assert "argument 'bad'" in str(info.value), str(info.value)
+
+
+@pytest.mark.usefixtures("stored")
+def test_non_json_meta_is_refused(echo: offload.Task[..., Any]) -> None:
+    with pytest.raises(SerializationError, match="meta"):
+        echo.options(meta={"when": datetime.now(UTC)}).enqueue(1)
+
+
+@pytest.mark.usefixtures("stored", "echo")
+def test_enqueue_by_name_validates_args_and_kwargs(app: offload.App) -> None:
+    with pytest.raises(SerializationError, match="args must be a JSON array"):
+        app.enqueue("echo", args="not a list")  # type: ignore[arg-type]
+    with pytest.raises(SerializationError, match="kwargs must be a JSON object"):
+        app.enqueue("echo", kwargs=[1, 2])  # type: ignore[arg-type]
+    with pytest.raises(SerializationError, match="argument 0"):
+        app.enqueue("echo", args=[{1, 2}])
+
+
+@pytest.mark.usefixtures("stored", "echo")
+def test_enqueue_by_name_refuses_non_str_kwargs_keys(app: offload.App) -> None:
+    """The HTTP/CLI path hands decoded JSON to app.enqueue; a bad key is a SerializationError,
+    not a TypeError from Python's ** unpacking."""
+    with pytest.raises(SerializationError):
+        app.enqueue("echo", kwargs={1: "one"})  # type: ignore[dict-item]
+
+
+@pytest.mark.usefixtures("stored")
+def test_payload_over_the_limit_is_refused(app: offload.App, echo: offload.Task[..., Any]) -> None:
+    big = "x" * (1024 * 1024 + 1)
+    with pytest.raises(PayloadTooLarge) as info:
+        echo.enqueue(big)
+    err = info.value
+    assert (err.what, err.limit) == ("arguments", 1024 * 1024)
+    assert err.size > err.limit
+    assert str(err.size) in str(err)
+    assert str(err.limit) in str(err)
+    with pytest.raises(PayloadTooLarge):
+        echo.enqueue_many([(1,), (big,)])
+    with pytest.raises(PayloadTooLarge):
+        echo.enqueue(part1="x" * 600_000, part2="y" * 600_000)
+
+
+def test_payload_limit_is_configurable(db_url: str) -> None:
+    small = offload.App(db_url, payload_limit=100, auto_migrate=True)
+    try:
+
+        @small.task(name="t")
+        def t(x: str) -> None:
+            return None
+
+        t.enqueue("x" * 80)
+        with pytest.raises(PayloadTooLarge, match="over the limit of 100 bytes"):
+            t.enqueue("x" * 100)
+        assert [job.args for job in small.jobs()] == [["x" * 80]]
+    finally:
+        small.close()
+
+
+@pytest.mark.usefixtures("stored", "echo")
+def test_unknown_task_is_refused_with_a_suggestion(app: offload.App) -> None:
+    @app.task(name="noop")
+    def noop() -> None:
+        return None
+
+    with pytest.raises(UnknownTask) as info:
+        app.enqueue("nope")
+    assert info.value.name == "nope"
+    assert "unknown task 'nope'" in str(info.value)
+    assert "did you mean 'noop'?" in str(info.value)
+    with pytest.raises(UnknownTask) as info:
+        app.enqueue("completely-different")
+    assert "did you mean" not in str(info.value)
+
+
+@pytest.mark.usefixtures("stored")
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"delay": -1},
+        {"delay": float("nan")},
+        {"queue": ""},
+        {"queue": "bad\nname"},
+        {"queue": "q" * 201},
+        {"priority": 5000},
+        {"priority": 1.5},
+        {"max_attempts": 0},
+        {"at": datetime(2030, 1, 1)},  # naive
+        {"delay": 1, "at": datetime(2030, 1, 1, tzinfo=UTC)},
+    ],
+    ids=str,
+)
+def test_bad_enqueue_options_are_refused(
+    echo: offload.Task[..., Any], options: dict[str, Any]
+) -> None:
+    with pytest.raises(ConfigurationError):
+        echo.options(**options).enqueue(1)
+
+
+# -- database URLs ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "",
+        "jobs.db",
+        "mysql://user@host/db",
+        "sqlite://relative.db",
+        "sqlite:///",
+        "sqlite:///jobs.db?synchronous=sometimes",
+        "sqlite:///jobs.db?busy_timeout=soon",
+        "sqlite:///jobs.db?colour=blue",
+        "postgresql://",
+        "postgres://",
+    ],
+)
+def test_malformed_urls_are_configuration_errors(url: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        open_backend(url)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConfigurationError):
+        offload.App(url) if url else open_backend(url)
+
+
+def test_password_is_redacted_from_url_errors() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        open_backend("mysql://user:hunter2@host/db")
+    assert "hunter2" not in str(info.value)
+
+
+def test_unreachable_postgresql_is_one_line_naming_host_and_cause() -> None:
+    url = "postgresql://postgres:s3cret@127.0.0.1:1/x"
+    backend = open_backend(url)
+    try:
+        for call in (backend.schema_check, backend.migrate, backend.now):
+            with pytest.raises(BackendUnavailable) as info:
+                call()
+            message = str(info.value)
+            assert "\n" not in message
+            assert "127.0.0.1" in message
+            assert "s3cret" not in message
+            assert "refused" in message.lower(), message
+            assert not message.rstrip().endswith(":"), message
+            assert "\t" not in message, message
+    finally:
+        backend.close()
+    app = offload.App(url)
+    try:
+
+        @app.task(name="t")
+        def t() -> None:
+            return None
+
+        with pytest.raises(BackendUnavailable):
+            t.enqueue()
+    finally:
+        app.close()
+
+
+# -- bad SQLite files (RELIABILITY 17) ----------------------------------------------------
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _try_everything(path: Path) -> list[tuple[str, str, str]]:
+    """Each entry point on the file: (operation, exception type, message)."""
+    url = f"sqlite:///{path}"
+    out: list[tuple[str, str, str]] = []
+    backend = open_backend(url)
+    calls: list[tuple[str, Callable[[], object]]] = [
+        ("schema_check", backend.schema_check),
+        ("migrate", backend.migrate),
+        ("queue_counts", backend.queue_counts),
+    ]
+    app = offload.App(url)
+
+    @app.task(name="t")
+    def t() -> None:
+        return None
+
+    calls.append(("enqueue", t.enqueue))
+    for name, call in calls:
+        try:
+            call()
+            out.append((name, "", "no error"))
+        except Exception as exc:
+            out.append((name, type(exc).__name__, str(exc)))
+    backend.close()
+    app.close()
+    return out
+
+
+def _as_unprivileged(fn: Callable[[], list[tuple[str, str, str]]]) -> list[tuple[str, str, str]]:
+    """Run `fn` as an unprivileged user: root ignores directory permissions."""
+    if os.geteuid() != 0:
+        return fn()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        code = 0
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            payload = json.dumps(fn()).encode()
+        except BaseException as exc:
+            payload = json.dumps([["crash", type(exc).__name__, repr(exc)]]).encode()
+            code = 1
+        os.write(write_end, payload)
+        os._exit(code)
+    os.close(write_end)
+    data = b""
+    while chunk := os.read(read_end, 1 << 16):
+        data += chunk
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    return [(str(a), str(b), str(c)) for a, b, c in json.loads(data)]
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory an unprivileged user can reach (pytest's tmp_path is private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="offload-conformance-"))
+    path.chmod(0o755)
+    yield path
+    for sub in path.rglob("*"):
+        if sub.is_dir():
+            sub.chmod(0o755)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _valid_database(path: Path) -> None:
+    app = offload.App(f"sqlite:///{path}")
+
+    @app.task(name="t")
+    def t(i: int) -> None:
+        return None
+
+    t.enqueue_many([(i,) for i in range(50)])
+    app.close()
+    assert not Path(f"{path}-wal").exists()
+
+
+def _assert_one_line_unavailable(results: list[tuple[str, str, str]], path: Path) -> None:
+    assert len(results) == 4, results
+    for operation, kind, message in results:
+        assert kind == "BackendUnavailable", (operation, kind, message)
+        assert str(path) in message, message
+        assert "\n" not in message
+        assert "(" in message  # the cause, as SQLite words it
+
+
+@pytest.mark.parametrize("damage", ["random file", "magic then random", "random header"])
+def test_corrupt_file_is_refused_and_left_byte_identical(
+    sqlite_url: str, tmp_path: Path, damage: str
+) -> None:
+    path = tmp_path / "bad.db"
+    if damage == "random file":
+        path.write_bytes(os.urandom(8192))
+    elif damage == "magic then random":
+        path.write_bytes(b"SQLite format 3\x00" + os.urandom(8176))
+    else:
+        _valid_database(path)
+        data = bytearray(path.read_bytes())
+        data[16:100] = os.urandom(84)
+        path.write_bytes(bytes(data))
+    digest = _digest(path)
+    results = _try_everything(path)
+    _assert_one_line_unavailable(results, path)
+    assert any(("not a SQLite database" in m or "corrupt" in m) for _, _, m in results)
+    assert _digest(path) == digest
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.db"]
+
+
+def test_damaged_schema_page_is_refused_and_left_byte_identical(tmp_path: Path) -> None:
+    path = tmp_path / "bad.db"
+    _valid_database(path)
+    data = bytearray(path.read_bytes())
+    data[100:4096] = os.urandom(3996)  # page 1 after the header: the schema table
+    path.write_bytes(bytes(data))
+    digest = _digest(path)
+    _assert_one_line_unavailable(_try_everything(path), path)
+    assert _digest(path) == digest
+
+
+@pytest.mark.parametrize("file_mode", ["writable file", "read-only file"])
+def test_read_only_directory_is_refused_and_left_byte_identical(
+    shared_dir: Path, file_mode: str
+) -> None:
+    folder = shared_dir / "ro"
+    folder.mkdir()
+    path = folder / "jobs.db"
+    _valid_database(path)
+    if file_mode == "writable file":
+        path.chmod(0o666)
+    else:
+        path.chmod(0o444)
+    folder.chmod(0o555)
+    digest = _digest(path)
+    results = _as_unprivileged(lambda: _try_everything(path))
+    _assert_one_line_unavailable(results, path)
+    assert all("read-only" in m or "readonly" in m for _, _, m in results), results
+    assert _digest(path) == digest
+    assert sorted(p.name for p in folder.iterdir()) == ["jobs.db"]
+
+
+def test_new_file_in_a_read_only_directory_is_refused(shared_dir: Path) -> None:
+    folder = shared_dir / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    path = folder / "jobs.db"
+    results = _as_unprivileged(lambda: _try_everything(path))
+    _assert_one_line_unavailable(results, path)
+    assert list(folder.iterdir()) == []
+
+
+def test_missing_directory_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "no" / "such" / "dir" / "jobs.db"
+    backend = open_backend(f"sqlite:///{path}")
+    with pytest.raises(BackendUnavailable) as info:
+        backend.schema_check()
+    assert str(path) in str(info.value)
+    assert "directory does not exist" in str(info.value)
+    assert not (tmp_path / "no").exists()
+
+
+def test_sqlite_connections_are_wal_and_synchronous_full(sqlite_url: str) -> None:
+    """RELIABILITY 2, CI part: the connection offload opens is WAL with synchronous=FULL."""
+    backend = open_backend(sqlite_url)
+    try:
+        backend.migrate()
+        conn: sqlite3.Connection = backend._conn()  # type: ignore[attr-defined]
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
+    finally:
+        backend.close()
+    with contextlib.closing(open_backend(sqlite_url + "?synchronous=normal")) as relaxed:
+        relaxed.now()
+        conn = relaxed._conn()  # type: ignore[attr-defined]
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1
