@@ -99,8 +99,12 @@ class SqlBackend(ABC):
     # -- what each backend supplies -------------------------------------------------
 
     @abstractmethod
-    def _tx(self, conn: Any = None) -> AbstractContextManager[Any]:
-        """A write transaction yielding a DB-API cursor; on `conn`, the caller's transaction."""
+    def _tx(self, conn: Any = None, *, single: bool = False) -> AbstractContextManager[Any]:
+        """A write transaction yielding a DB-API cursor; on `conn`, the caller's transaction.
+
+        `single` promises one statement, which is atomic by itself: PostgreSQL then skips
+        BEGIN and COMMIT, saving two round trips.
+        """
 
     @abstractmethod
     def _read(self) -> AbstractContextManager[Any]:
@@ -120,7 +124,8 @@ class SqlBackend(ABC):
 
     @abstractmethod
     def _notify(self, cur: Any, queues: set[str]) -> None:
-        """Wake workers of these queues once the current transaction commits."""
+        """Wake workers of these queues once the current transaction commits (PostgreSQL's
+        statements NOTIFY by themselves; SQLite signals after COMMIT)."""
 
     @abstractmethod
     def listener(self) -> Listener: ...
@@ -170,7 +175,7 @@ class SqlBackend(ABC):
     def job_insert(self, jobs: Sequence[NewJob], conn: Any = None) -> list[int]:
         if not jobs:
             return []
-        with self._tx(conn) as cur:
+        with self._tx(conn, single=True) as cur:
             if len(jobs) == 1:
                 cur.execute(self.q["job_insert"], _new_job_params(jobs[0]))
                 ids = [int(cur.fetchone()[0])]
@@ -185,7 +190,7 @@ class SqlBackend(ABC):
     def job_claim(self, worker: str, queue: str, limit: int, lease: float) -> list[Job]:
         if limit < 1:  # SQLite would read LIMIT -1 as "no limit", PostgreSQL would fail
             return []
-        with self._tx() as cur:
+        with self._tx(single=True) as cur:
             cur.execute(
                 self.q["job_claim"],
                 {"worker": worker, "queue": queue, "limit": limit, "lease": lease},
@@ -198,10 +203,15 @@ class SqlBackend(ABC):
     def job_heartbeat(self, worker: str, leases: Sequence[Lease], lease: float) -> Heartbeat:
         if not leases:
             return Heartbeat([], [])
-        with self._tx() as cur:
+        with self._tx(single=True) as cur:
             cur.execute(
                 self.q["job_heartbeat"],
-                {"worker": worker, "leases": _leases_json(leases), "lease": lease},
+                {
+                    "worker": worker,
+                    "leases": _leases_json(leases),
+                    "ids": [x.id for x in leases],
+                    "lease": lease,
+                },
             )
             rows = cur.fetchall()
         kept = {int(row[0]) for row in rows}
@@ -225,8 +235,11 @@ class SqlBackend(ABC):
                 for r in reports
             ]
         ).decode()
-        with self._tx() as cur:
-            cur.execute(self.q["job_progress"], {"worker": worker, "items": items})
+        with self._tx(single=True) as cur:
+            cur.execute(
+                self.q["job_progress"],
+                {"worker": worker, "items": items, "ids": [r.id for r in reports]},
+            )
 
     def job_finish(self, worker: str, outcomes: Sequence[Outcome]) -> list[int]:
         if not outcomes:
@@ -244,16 +257,22 @@ class SqlBackend(ABC):
                 for o in outcomes
             ]
         ).decode()
-        with self._tx() as cur:
-            cur.execute(self.q["job_finish"], {"worker": worker, "items": items})
+        with self._tx(single=True) as cur:
+            cur.execute(
+                self.q["job_finish"],
+                {"worker": worker, "items": items, "ids": [o.id for o in outcomes]},
+            )
             kept = {int(row[0]) for row in cur.fetchall()}
         return [o.id for o in outcomes if o.id not in kept]
 
     def job_release(self, worker: str, leases: Sequence[Lease]) -> int:
         if not leases:
             return 0
-        with self._tx() as cur:
-            cur.execute(self.q["job_release"], {"worker": worker, "leases": _leases_json(leases)})
+        with self._tx(single=True) as cur:
+            cur.execute(
+                self.q["job_release"],
+                {"worker": worker, "leases": _leases_json(leases), "ids": [x.id for x in leases]},
+            )
             released = cur.fetchall()
             queues = {str(row[1]) for row in released}
             if queues:
@@ -288,7 +307,7 @@ class SqlBackend(ABC):
 
     def _transition(self, job_id: int, query: str, operation: str) -> Job:
         """Run a single-job state change; explain a refusal as not-found or a bad state."""
-        with self._tx() as cur:
+        with self._tx(single=True) as cur:
             cur.execute(self.q[query], {"id": job_id})
             row = cur.fetchone()
             if row is not None:
@@ -301,7 +320,7 @@ class SqlBackend(ABC):
         raise InvalidTransition(job_id, str(current.state), operation)
 
     def job_rescue(self) -> list[int]:
-        with self._tx() as cur:
+        with self._tx(single=True) as cur:
             cur.execute(self.q["job_rescue"])
             rows = cur.fetchall()
             queues = {str(row[1]) for row in rows if row[2] == JobState.AVAILABLE}

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
-
-import orjson
 
 from offload.backends.base import Listener
 from offload.backends.sql import JOB_COLUMNS, WORKER_COLUMNS, Queries, SqlBackend
@@ -51,6 +49,9 @@ def redact(url: str) -> str:
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
+    # Autocommit: a single statement is its own transaction (one round trip); several
+    # statements are wrapped in an explicit transaction by `_tx`.
+    conn.autocommit = True
     # JSON columns come back as text and are decoded once, by the shared decoder.
     for name in ("json", "jsonb"):
         conn.adapters.register_loader(name, TextLoader)
@@ -118,7 +119,7 @@ class PostgresBackend(SqlBackend):
             raise BackendUnavailable(f"cannot connect to {self.location}: {reason}") from None
 
     @contextmanager
-    def _tx(self, conn: Any = None) -> Iterator[Any]:
+    def _tx(self, conn: Any = None, *, single: bool = False) -> Iterator[Any]:
         if conn is not None:  # the caller's connection: its transaction decides
             if not isinstance(conn, psycopg.Connection):
                 raise ConfigurationError(
@@ -128,14 +129,20 @@ class PostgresBackend(SqlBackend):
                 yield cur
             return
         try:
-            with self._get_pool().connection() as own, own.cursor() as cur:
-                yield cur
+            with self._get_pool().connection() as own:
+                if single:
+                    with own.cursor() as cur:
+                        yield cur
+                else:
+                    with own.transaction(), own.cursor() as cur:
+                        yield cur
         except psycopg.OperationalError as exc:
             raise BackendUnavailable(f"{self.location}: {exc}") from None
         except psycopg.Error as exc:
             raise BackendError(f"{self.location}: {exc}") from None
 
-    _read = _tx
+    def _read(self) -> AbstractContextManager[Any]:
+        return self._tx(single=True)
 
     def _time_param(self, value: datetime) -> Any:
         return value
@@ -157,7 +164,7 @@ class PostgresBackend(SqlBackend):
             cur.execute(self.q["schema_record"], {"version": version})
 
     def _notify(self, cur: Any, queues: set[str]) -> None:
-        cur.execute(self.q["notify"], {"queues": orjson.dumps(sorted(queues)).decode()})
+        """Nothing to do: every statement that makes jobs available NOTIFYs by itself."""
 
     def listener(self) -> Listener:
         try:

@@ -1,5 +1,7 @@
 -- Named queries of the PostgreSQL backend. :name placeholders become psycopg's %(name)s;
 -- lists arrive as JSON text. now() is the transaction's start: one instant per statement.
+-- A statement that makes jobs available also NOTIFYs (the queue name only) in the same
+-- statement, so it needs no extra round trip and fires at commit, whoever's transaction it is.
 
 -- name: schema_exists
 SELECT 1 FROM pg_catalog.pg_tables
@@ -20,6 +22,7 @@ SELECT now()
 
 -- name: job_insert
 -- One job; it runs at :run_at (epoch seconds) if given, else :delay seconds from now.
+WITH ins AS (
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
     enqueued_at, unique_key, idempotency_key, group_key, meta)
 VALUES (:task, :queue, :args::json, :kwargs::json, :priority,
@@ -28,10 +31,12 @@ VALUES (:task, :queue, :args::json, :kwargs::json, :priority,
     :max_attempts,
     coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay)), now(),
     :unique_key, :idempotency_key, :group_key, :meta::json)
-RETURNING id
+RETURNING id, queue)
+SELECT id, pg_notify('offload_jobs', queue) FROM ins
 
 -- name: job_insert_many
 -- Many jobs in one statement from a JSON array of row objects (a function scan keeps order).
+WITH ins AS (
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
     enqueued_at, unique_key, idempotency_key, group_key, meta)
 SELECT r.task, r.queue, r.args::json, r.kwargs::json, r.priority,
@@ -44,7 +49,9 @@ FROM json_to_recordset(:rows::json) AS r(task text, queue text, args text, kwarg
     priority int, max_attempts int, delay float8, run_at float8, unique_key text,
     idempotency_key text,
     group_key text, meta text)
-RETURNING id
+RETURNING id, queue),
+woke AS (SELECT pg_notify('offload_jobs', queue) FROM (SELECT DISTINCT queue FROM ins) AS q)
+SELECT id FROM ins, (SELECT count(*) FROM woke) AS w
 
 -- name: job_claim
 -- Take due jobs of one queue in priority order, skipping rows other claimers hold.
@@ -66,6 +73,7 @@ UPDATE offload_jobs AS j
 SET lease_until = now() + make_interval(secs => :lease)
 FROM json_to_recordset(:leases::json) AS l(id bigint, attempt int)
 WHERE j.id = l.id AND j.attempt = l.attempt AND j.worker = :worker AND j.state = 'running'
+  AND j.id = ANY(:ids)  -- lets the planner use the primary key
 RETURNING j.id, j.cancel_requested
 
 -- name: job_progress
@@ -73,6 +81,7 @@ UPDATE offload_jobs AS j
 SET progress = p.progress::json
 FROM json_to_recordset(:items::json) AS p(id bigint, attempt int, progress text)
 WHERE j.id = p.id AND j.attempt = p.attempt AND j.worker = :worker AND j.state = 'running'
+  AND j.id = ANY(:ids)
 
 -- name: job_finish
 -- Record many outcomes at once; rows whose lease was taken over are left alone.
@@ -88,16 +97,21 @@ SET state = o.state,
 FROM json_to_recordset(:items::json) AS o(id bigint, attempt int, state text, result text,
     error text, delay float8)
 WHERE j.id = o.id AND j.attempt = o.attempt AND j.worker = :worker AND j.state = 'running'
+  AND j.id = ANY(:ids)
 RETURNING j.id
 
 -- name: job_release
 -- Give held jobs back untouched: the attempt they were claimed with is not spent.
+WITH released AS (
 UPDATE offload_jobs AS j
 SET state = 'available', attempt = j.attempt - 1, lease_until = NULL, started_at = NULL,
     worker = NULL
 FROM json_to_recordset(:leases::json) AS l(id bigint, attempt int)
 WHERE j.id = l.id AND j.attempt = l.attempt AND j.worker = :worker AND j.state = 'running'
-RETURNING j.id, j.queue
+  AND j.id = ANY(:ids)
+RETURNING j.id, j.queue),
+woke AS (SELECT pg_notify('offload_jobs', queue) FROM (SELECT DISTINCT queue FROM released) AS q)
+SELECT id, queue FROM released, (SELECT count(*) FROM woke) AS w
 
 -- name: job_get
 SELECT {job_columns} FROM offload_jobs WHERE id = :id
@@ -112,24 +126,32 @@ ORDER BY id DESC
 LIMIT :limit
 
 -- name: job_cancel
--- Queued jobs end at once; a running job gets a stop request its worker acts on.
+-- Queued jobs end at once; a running job gets a stop request its worker acts on (the
+-- NOTIFY wakes it to look).
+WITH changed AS (
 UPDATE offload_jobs
 SET state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
     finished_at = CASE WHEN state = 'running' THEN finished_at ELSE now() END,
     cancel_requested = true
 WHERE id = :id
   AND state IN ('waiting', 'scheduled', 'available', 'retrying', 'shed', 'running')
-RETURNING {job_columns}
+RETURNING {job_columns}),
+woke AS (SELECT pg_notify('offload_jobs', queue) FROM changed WHERE state = 'running')
+SELECT changed.* FROM changed, (SELECT count(*) FROM woke) AS w
 
 -- name: job_retry
+WITH changed AS (
 UPDATE offload_jobs
 SET state = 'available', attempt = 0, run_at = now(), finished_at = NULL, started_at = NULL,
     lease_until = NULL, worker = NULL, result = NULL, cancel_requested = false
 WHERE id = :id AND state IN ('dead', 'cancelled', 'shed')
-RETURNING {job_columns}
+RETURNING {job_columns}),
+woke AS (SELECT pg_notify('offload_jobs', queue) FROM changed)
+SELECT changed.* FROM changed, (SELECT count(*) FROM woke) AS w
 
 -- name: job_rescue
 -- A lease that ran out means the worker died or hung: the attempt counts, the job runs again.
+WITH rescued AS (
 UPDATE offload_jobs
 SET state = CASE WHEN cancel_requested THEN 'cancelled'
                  WHEN attempt >= max_attempts THEN 'dead' ELSE 'available' END,
@@ -141,7 +163,11 @@ SET state = CASE WHEN cancel_requested THEN 'cancelled'
         'traceback', NULL)),
     lease_until = NULL
 WHERE state = 'running' AND lease_until < now()
-RETURNING id, queue, state
+RETURNING id, queue, state),
+woke AS (
+    SELECT pg_notify('offload_jobs', queue)
+    FROM (SELECT DISTINCT queue FROM rescued WHERE state = 'available') AS q)
+SELECT id, queue, state FROM rescued, (SELECT count(*) FROM woke) AS w
 
 -- name: job_prune
 DELETE FROM offload_jobs
@@ -166,10 +192,6 @@ SELECT {worker_columns} FROM offload_workers ORDER BY started_at
 
 -- name: worker_prune
 DELETE FROM offload_workers WHERE heartbeat_at < now() - make_interval(secs => :age)
-
--- name: notify
--- Wakes listening workers at commit; the payload is the queue name only.
-SELECT pg_notify('offload_jobs', q) FROM json_array_elements_text(:queues::json) AS q
 
 -- name: schedule_upsert
 -- Declared schedules are written at scheduler start; pause state and progress are kept.

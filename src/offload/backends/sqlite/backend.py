@@ -120,7 +120,7 @@ class SQLiteBackend(SqlBackend):
         return BackendError(text)
 
     @contextmanager
-    def _tx(self, conn: Any = None) -> Iterator[Any]:
+    def _tx(self, conn: Any = None, *, single: bool = False) -> Iterator[Any]:
         if conn is not None:  # the caller's own connection and transaction
             if not isinstance(conn, sqlite3.Connection):
                 raise ConfigurationError(

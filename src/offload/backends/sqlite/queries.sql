@@ -54,7 +54,8 @@ RETURNING {job_columns}
 UPDATE offload_jobs AS j
 SET lease_until = {now} + :lease
 FROM (SELECT value ->> 'id' AS id, value ->> 'attempt' AS attempt FROM json_each(:leases)) AS l
-WHERE j.id = l.id AND j.attempt = l.attempt AND j.worker = :worker AND j.state = 'running'
+-- +j.state: look rows up by id, not by scanning every running job
+WHERE j.id = l.id AND j.attempt = l.attempt AND j.worker = :worker AND +j.state = 'running'
 RETURNING id, cancel_requested
 
 -- name: job_progress
@@ -63,7 +64,7 @@ SET progress = p.progress
 FROM (SELECT value ->> 'id' AS id, value ->> 'attempt' AS attempt,
              value ->> 'progress' AS progress
       FROM json_each(:items)) AS p
-WHERE j.id = p.id AND j.attempt = p.attempt AND j.worker = :worker AND j.state = 'running'
+WHERE j.id = p.id AND j.attempt = p.attempt AND j.worker = :worker AND +j.state = 'running'
 
 -- name: job_finish
 -- Record many outcomes at once; rows whose lease was taken over are left alone.
@@ -79,7 +80,7 @@ FROM (SELECT value ->> 'id' AS id, value ->> 'attempt' AS attempt, value ->> 'st
              value ->> 'result' AS result, value ->> 'error' AS error,
              value ->> 'delay' AS delay
       FROM json_each(:items)) AS o
-WHERE j.id = o.id AND j.attempt = o.attempt AND j.worker = :worker AND j.state = 'running'
+WHERE j.id = o.id AND j.attempt = o.attempt AND j.worker = :worker AND +j.state = 'running'
 RETURNING id
 
 -- name: job_release
@@ -88,7 +89,8 @@ UPDATE offload_jobs AS j
 SET state = 'available', attempt = j.attempt - 1, lease_until = NULL, started_at = NULL,
     worker = NULL
 FROM (SELECT value ->> 'id' AS id, value ->> 'attempt' AS attempt FROM json_each(:leases)) AS l
-WHERE j.id = l.id AND j.attempt = l.attempt AND j.worker = :worker AND j.state = 'running'
+-- +j.state: look rows up by id, not by scanning every running job
+WHERE j.id = l.id AND j.attempt = l.attempt AND j.worker = :worker AND +j.state = 'running'
 RETURNING id, queue
 
 -- name: job_get
