@@ -71,6 +71,7 @@ class Worker:
         install_signals: bool = True,
         scheduler: Scheduler | None = None,
         async_concurrency: int = 100,
+        flush_delay: float = 0.005,
     ) -> None:
         if executor not in EXECUTORS:
             raise ConfigurationError(f"unknown executor {executor!r}; one of {EXECUTORS}")
@@ -106,7 +107,13 @@ class Worker:
         self.poll_interval = poll_interval
         self.rescue_interval = rescue_interval
         self.shutdown_timeout = shutdown_timeout
-        self.prefetch = self.concurrency if prefetch is None else prefetch
+        self.prefetch = 4 * self.concurrency if prefetch is None else prefetch
+        if self.prefetch < 0:
+            raise ConfigurationError(f"prefetch must be >= 0, got {prefetch}")
+        #: Seconds an outcome may wait to share a commit with others.
+        self.flush_delay = flush_delay
+        self._pending: list[Outcome] = []
+        self._pending_since = 0.0
         self.burst = burst
         self.max_jobs_per_child = max_jobs_per_child
         self.result_limit = result_limit
@@ -195,14 +202,19 @@ class Worker:
         next_poll = next_heartbeat = next_rescue = time.monotonic()
         while not self._stopping.is_set():
             events = pool.poll()
-            self._handle(events)
+            self._collect(events)
             if self.burst and any(isinstance(e, Finished) for e in events):
                 more = True  # a retry with no backoff is due now: look before stopping
             self._dispatch(pool)
             now = time.monotonic()
+            busy = bool(self._buffer or pool.running())
+            if self._pending and (not busy or self._flush_due(now)):
+                self._flush()  # before claiming, so a retry due at once is claimable
             want = pool.claimable() + self.prefetch - len(self._buffer)
+            # Claim in batches: only once the buffer can no longer fill every free slot.
+            low = len(self._buffer) <= pool.claimable()
             claimed_any = False
-            if want > 0 and (more or now >= next_poll):
+            if want > 0 and low and (more or now >= next_poll):
                 claimed = self._claim(want)
                 claimed_any = bool(claimed)
                 more = len(claimed) == want
@@ -224,7 +236,10 @@ class Worker:
             deadline = pool.next_deadline()
             if deadline is not None:
                 wake_at = min(wake_at, deadline)
-            timeout = 0.0 if more and want > 0 else max(wake_at - time.monotonic(), 0.0)
+            if self._pending:
+                wake_at = min(wake_at, self._pending_since + self.flush_delay)
+            claim_now = more and want > 0 and len(self._buffer) <= pool.claimable()
+            timeout = 0.0 if claim_now else max(wake_at - time.monotonic(), 0.0)
             ready = wait([listener.fileno(), self._wakeup.read_fd, *pool.waitables()], timeout)
             if listener.fileno() in ready:
                 listener.drain()
@@ -239,7 +254,8 @@ class Worker:
         deadline = time.monotonic() + self.shutdown_timeout
         next_heartbeat = time.monotonic()
         while pool.running() and not self._abort and time.monotonic() < deadline:
-            self._handle(pool.poll())
+            self._collect(pool.poll())
+            self._flush()
             if time.monotonic() >= next_heartbeat:
                 self._heartbeat(pool)
                 next_heartbeat = time.monotonic() + self.heartbeat_interval
@@ -249,7 +265,8 @@ class Worker:
                 timeout = min(timeout, max(deadline_of_job - time.monotonic(), 0))
             if self._wakeup.read_fd in wait([self._wakeup.read_fd, *pool.waitables()], timeout):
                 self._wakeup.clear()  # a second signal: the loop condition sees _abort
-        self._handle(pool.poll())
+        self._collect(pool.poll())
+        self._flush()
         leftover = pool.stop_all()
         if leftover:
             log.warning("shutdown timeout: returning %d running jobs to the queue", len(leftover))
@@ -282,22 +299,37 @@ class Worker:
                 waiting.append(job)
         self._buffer = waiting
 
-    def _handle(self, events: list[Event]) -> None:
-        """Record outcomes (one statement) and progress reports (one statement)."""
+    def _collect(self, events: list[Event]) -> None:
+        """Queue outcomes for the next flush; store progress reports now (one statement)."""
         if not events:
             return
-        finished = [e for e in events if isinstance(e, Finished)]
-        reports = [
-            ProgressReport(e.job.id, e.job.attempt, e.fraction, e.message)
-            for e in events
-            if isinstance(e, Progress)
-        ]
+        reports = []
+        for event in events:
+            if isinstance(event, Progress):
+                reports.append(
+                    ProgressReport(event.job.id, event.job.attempt, event.fraction, event.message)
+                )
+            else:
+                if not self._pending:
+                    self._pending_since = time.monotonic()
+                self._pending.append(self._outcome(event))
         if reports:
             self.backend.job_progress(self.id, reports)
-        if not finished:
+
+    def _flush_due(self, now: float) -> bool:
+        return len(self._pending) >= FLUSH_SIZE or now - self._pending_since >= self.flush_delay
+
+    def _flush(self) -> None:
+        """Record every pending outcome in one statement.
+
+        Outcomes wait up to `flush_delay` to share a commit: if the worker dies first, those
+        jobs run again, which at-least-once delivery already allows.
+        """
+        if not self._pending:
             return
-        lost = self.backend.job_finish(self.id, [self._outcome(f) for f in finished])
-        self.processed += len(finished)
+        pending, self._pending = self._pending, []
+        lost = self.backend.job_finish(self.id, pending)
+        self.processed += len(pending)
         for job_id in lost:
             log.warning("job %s: lease lost before its outcome was recorded", job_id)
 
@@ -327,6 +359,7 @@ class Worker:
 
     def _heartbeat(self, pool: ExecutorPool) -> None:
         """Renew every held lease in one statement; act on lost leases and cancel requests."""
+        self._flush()
         held = [Lease(job.id, job.attempt) for job in (*self._buffer, *pool.running())]
         beat = self.backend.job_heartbeat(self.id, held, self.lease)
         self._last_beat = time.monotonic()
@@ -338,7 +371,7 @@ class Worker:
             cancel = set(beat.cancel)
             unstarted = [job for job in self._buffer if job.id in cancel]
             self._buffer = deque(job for job in self._buffer if job.id not in cancel)
-            self._handle(
+            self._collect(
                 [
                     Finished(job, ok=False, error=_CANCELLED_BEFORE_START, cancelled=True)
                     for job in unstarted
@@ -415,6 +448,9 @@ class Worker:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
+
+#: Outcomes written at once, at most.
+FLUSH_SIZE = 500
 
 _CANCELLED_BEFORE_START = {
     "type": "JobCancelled",
