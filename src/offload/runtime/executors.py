@@ -19,6 +19,7 @@ import resource
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -124,29 +125,38 @@ class SelfPipe:
 
 
 def _child_main(app_path: str, conn: Connection, result_limit: int | None) -> None:
-    """Body of a child process: run jobs sent by the worker, one at a time, until EOF."""
+    """Body of a child process: run the jobs the worker sends, in order, until EOF.
+
+    The worker may queue several short jobs ahead; before each job the child reads every
+    waiting message, so a cancel of a queued job arrives before that job would start.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when children stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     registry: Registry = load_app(app_path).registry
-    while True:
-        try:
-            raw = orjson.loads(conn.recv_bytes())
-        except (EOFError, OSError):  # the worker closed the pipe, or died
-            return
-        job_id, attempt, queue_name, task, args, kwargs = raw
-        definition = lookup(registry, task)
+    queued: dict[int, list[Any]] = {}
+    try:
+        while True:
+            while not queued or conn.poll():
+                kind, job_id, *rest = orjson.loads(conn.recv_bytes())
+                if kind == "run":
+                    queued[job_id] = rest
+                elif queued.pop(job_id, None) is not None:  # a cancel of a queued job
+                    stopped = limit_error("JobCancelled", "cancelled before it started")
+                    conn.send_bytes(orjson.dumps(["done", job_id, False, stopped, False, True]))
+            job_id = next(iter(queued))
+            attempt, queue_name, task, args, kwargs = queued.pop(job_id)
+            definition = lookup(registry, task)
 
-        def report(fraction: float, message: str | None, job_id: int = job_id) -> None:
-            conn.send_bytes(orjson.dumps(["progress", job_id, fraction, message]))
+            def report(fraction: float, message: str | None, job_id: int = job_id) -> None:
+                conn.send_bytes(orjson.dumps(["progress", job_id, fraction, message]))
 
-        ctx = JobContext(job_id, attempt, queue_name, task, report)
-        limits = definition.options if isinstance(definition, TaskDef) else None
-        with _rlimits(limits):
-            outcome = run_call(definition, args, kwargs, ctx, result_limit)
-        try:
+            ctx = JobContext(job_id, attempt, queue_name, task, report)
+            limits = definition.options if isinstance(definition, TaskDef) else None
+            with _rlimits(limits):
+                outcome = run_call(definition, args, kwargs, ctx, result_limit)
             conn.send_bytes(orjson.dumps(["done", job_id, *outcome]))
-        except OSError:  # the worker is gone; its lease will rerun the job elsewhere
-            return
+    except (EOFError, OSError):  # the worker closed the pipe, or died: leases rerun the jobs
+        return
 
 
 @contextlib.contextmanager
@@ -179,24 +189,37 @@ def _address_space() -> int:
         return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _job_message(job: Job) -> bytes:
+def _run_message(job: Job) -> bytes:
     """What a child needs to run a job."""
-    return orjson.dumps([job.id, job.attempt, job.queue, job.task, job.args, job.kwargs])
+    return orjson.dumps(["run", job.id, job.attempt, job.queue, job.task, job.args, job.kwargs])
+
+
+#: Jobs a child may hold at once (one running, the rest queued) while jobs are short.
+PIPELINE_DEPTH = 8
+#: Runs shorter than this on average (seconds) count as short.
+SHORT_RUN = 0.002
 
 
 @dataclass(slots=True)
 class _Slot:
     process: BaseProcess
     conn: Connection
-    job: Job | None = None
+    #: Jobs sent to the child, in order: the first is running, the others wait in the child.
+    jobs: deque[Job] = field(default_factory=deque)
+    #: When the first job started (approximately: when its predecessor's result came).
+    since: float = 0.0
     deadline: float | None = None
     jobs_done: int = 0
-    cancelled: bool = False
+    kill_head: bool = False
 
 
 @dataclass
 class ProcessExecutor:
-    """One child process per slot, started from a fork server that preloads the app."""
+    """One child process per slot, started from a fork server that preloads the app.
+
+    While jobs are short, each child holds a few queued jobs so that the worker's loop
+    handles many results per turn; limits and timeouts apply to the job a child is running.
+    """
 
     app_path: str
     concurrency: int
@@ -205,6 +228,8 @@ class ProcessExecutor:
     #: Replace a child after this many jobs (None: never), as max-tasks-per-child does.
     max_jobs_per_child: int | None = None
     _slots: list[_Slot] = field(default_factory=list)
+    #: Moving average of how long runs take, to decide whether to queue jobs in children.
+    _run_time: float = 1.0
 
     def __post_init__(self) -> None:
         module = self.app_path.partition(":")[0]
@@ -225,115 +250,151 @@ class ProcessExecutor:
         return _Slot(process, parent)
 
     def _replace(self, index: int) -> None:
+        """Start a new child in this slot and hand it the jobs the old one had not started."""
         old = self._slots[index]
         if old.process.is_alive():
             old.process.kill()
         old.process.join(5)
         old.conn.close()
-        self._slots[index] = self._spawn()
+        self._slots[index] = slot = self._spawn()
+        for job in old.jobs:
+            self._send(slot, job)
+
+    def _depth(self) -> int:
+        return PIPELINE_DEPTH if self._run_time < SHORT_RUN else 1
 
     def free(self) -> int:
-        return sum(1 for slot in self._slots if slot.job is None)
+        depth = self._depth()
+        return sum(max(depth - len(slot.jobs), 0) for slot in self._slots)
+
+    def _send(self, slot: _Slot, job: Job) -> None:
+        if not slot.jobs:
+            self._start_head(slot, job, time.monotonic())
+        slot.jobs.append(job)
+        slot.conn.send_bytes(_run_message(job))
+
+    def _start_head(self, slot: _Slot, job: Job, now: float) -> None:
+        options = self.options_of(job)
+        timeout = None if options is None else options.timeout
+        slot.since = now
+        slot.deadline = None if timeout is None else now + timeout
 
     def submit(self, job: Job) -> None:
-        message = _job_message(job)
-        for index, idle in enumerate(self._slots):
-            if idle.job is None:
-                slot = idle
-                try:
-                    slot.conn.send_bytes(message)
-                except OSError:  # the idle child died: replace it and retry once
-                    self._replace(index)
-                    slot = self._slots[index]
-                    slot.conn.send_bytes(message)
-                slot.job, slot.cancelled = job, False
-                options = self.options_of(job)
-                timeout = None if options is None else options.timeout
-                slot.deadline = None if timeout is None else time.monotonic() + timeout
-                return
-        raise RuntimeError("submit called with no free slot")
+        index = min(range(len(self._slots)), key=lambda i: len(self._slots[i].jobs))
+        slot = self._slots[index]
+        if len(slot.jobs) >= self._depth():
+            raise RuntimeError("submit called with no free slot")
+        try:
+            self._send(slot, job)
+        except OSError:  # the child died
+            if len(slot.jobs) == 1:  # it was idle: this job goes to a new child
+                self._replace(index)
+            # else `poll` reports the job it was running and hands the rest on
 
     def poll(self) -> list[Event]:
         events: list[Event] = []
-        now = time.monotonic()
         for index, slot in enumerate(self._slots):
-            job = slot.job
-            if job is None:
+            if not slot.jobs:
                 if not slot.process.is_alive():
                     self._replace(index)
                 continue
-            ended = self._read(slot, events)
+            if self._read(slot, events):
+                ended = self._check(slot)
+            elif slot.jobs:
+                ended = self._died(slot)
+            else:  # it died right after its last result
+                self._replace(index)
+                continue
             if ended is not None:
                 events.append(ended)
-                slot.job, slot.deadline = None, None
-                slot.jobs_done += 1
-                if self.max_jobs_per_child and slot.jobs_done >= self.max_jobs_per_child:
-                    self._replace(index)
-            elif slot.cancelled:
-                events.append(_stopped(job, "JobCancelled", "cancelled while running", True))
-                slot.job = None
                 self._replace(index)
-            elif slot.deadline is not None and now >= slot.deadline:
-                timeout = getattr(self.options_of(job), "timeout", 0)
-                events.append(_stopped(job, "JobTimeout", f"exceeded timeout={timeout:g}s"))
-                slot.job = None
-                self._replace(index)
-            elif not slot.process.is_alive():
-                events.append(self._death(job, slot.process.exitcode))
-                slot.job = None
+            elif self.max_jobs_per_child and slot.jobs_done >= self.max_jobs_per_child:
                 self._replace(index)
         return events
 
-    def _read(self, slot: _Slot, events: list[Event]) -> Finished | None:
-        """Drain the slot's pipe: progress goes to `events`; return the result, if any."""
-        assert slot.job is not None
-        while slot.conn.poll():
-            try:
-                message = orjson.loads(slot.conn.recv_bytes())
-            except (EOFError, OSError):
-                slot.process.join(1)
-                return self._death(slot.job, slot.process.exitcode)
-            if message[0] == "progress":
-                events.append(Progress(slot.job, message[2], message[3]))
-            else:
-                _, _, ok, payload, permanent, cancelled = message
-                return _finished(slot.job, (ok, payload, permanent, cancelled))
+    def _check(self, slot: _Slot) -> Finished | None:
+        """The running job's end if it must be stopped: cancelled, timed out or crashed."""
+        if not slot.jobs:
+            return None
+        if slot.kill_head:
+            return _stopped(slot.jobs.popleft(), "JobCancelled", "cancelled while running", True)
+        if slot.deadline is not None and time.monotonic() >= slot.deadline:
+            head = slot.jobs.popleft()
+            timeout = getattr(self.options_of(head), "timeout", 0)
+            return _stopped(head, "JobTimeout", f"exceeded timeout={timeout:g}s")
+        if not slot.process.is_alive():
+            return self._died(slot)
         return None
 
-    def _death(self, job: Job, code: int | None) -> Finished:
-        """Why a child died under a job: a CPU limit, or a crash."""
+    def _died(self, slot: _Slot) -> Finished:
+        """The end of the job a child was running when it died: a CPU limit, or a crash."""
+        slot.process.join(1)
+        job, code = slot.jobs.popleft(), slot.process.exitcode
         if code == -signal.SIGXCPU:
             cpu = getattr(self.options_of(job), "cpu_seconds", 0)
             return _stopped(job, "CpuLimitExceeded", f"exceeded cpu_seconds={cpu:g}")
         return _stopped(job, "WorkerLost", f"the child process running it died (exit code {code})")
 
+    def _read(self, slot: _Slot, events: list[Event]) -> bool:
+        """Take every waiting message of a child; False if its pipe broke (it died)."""
+        while slot.conn.poll():
+            try:
+                message = orjson.loads(slot.conn.recv_bytes())
+            except (EOFError, OSError):
+                return False
+            kind, job_id = message[0], message[1]
+            job = next((j for j in slot.jobs if j.id == job_id), None)
+            if job is None:
+                continue
+            if kind == "progress":
+                events.append(Progress(job, message[2], message[3]))
+                continue
+            _, _, ok, payload, permanent, cancelled = message
+            events.append(_finished(job, (ok, payload, permanent, cancelled)))
+            was_head = job is slot.jobs[0]
+            slot.jobs.remove(job)
+            if was_head:
+                now = time.monotonic()
+                self._run_time = 0.8 * self._run_time + 0.2 * (now - slot.since)
+                slot.jobs_done += 1
+                slot.kill_head = False
+                if slot.jobs:
+                    self._start_head(slot, slot.jobs[0], now)
+        return True
+
     def waitables(self) -> list[Any]:
         ready: list[Any] = []
         for slot in self._slots:
-            if slot.job is not None:
+            if slot.jobs:
                 ready.append(slot.conn)
                 ready.append(slot.process.sentinel)
         return ready
 
     def running(self) -> list[Job]:
-        return [slot.job for slot in self._slots if slot.job is not None]
+        return [job for slot in self._slots for job in slot.jobs]
 
     def cancel(self, job_id: int) -> None:
         for slot in self._slots:
-            if slot.job is not None and slot.job.id == job_id:
-                slot.cancelled = True
+            for position, job in enumerate(slot.jobs):
+                if job.id != job_id:
+                    continue
+                if position == 0:
+                    slot.kill_head = True
+                else:  # still queued in the child: it drops the job and says so
+                    with contextlib.suppress(OSError):
+                        slot.conn.send_bytes(orjson.dumps(["cancel", job_id]))
 
     def next_deadline(self) -> float | None:
-        deadlines = [slot.deadline for slot in self._slots if slot.deadline is not None]
-        if any(slot.cancelled for slot in self._slots):
+        if any(slot.kill_head for slot in self._slots):
             return time.monotonic()
+        deadlines = [slot.deadline for slot in self._slots if slot.jobs and slot.deadline]
         return min(deadlines) if deadlines else None
 
     def stop_all(self) -> list[Job]:
         stopped = self.running()
         for index, slot in enumerate(self._slots):
-            if slot.job is not None:
-                slot.job = None
+            if slot.jobs:
+                slot.jobs.clear()
                 self._replace(index)
         return stopped
 
