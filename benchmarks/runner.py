@@ -22,13 +22,11 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
-from multiprocessing.connection import wait as original_wait
+from collections.abc import Callable
 from typing import Any
 
 from benchmarks import bench_app
 from benchmarks.dbutil import epoch, is_sqlite, query
-from offload.runtime import worker as worker_module
 from offload.runtime.worker import Worker
 
 #: Backend operations the instrumented run counts and times.
@@ -91,14 +89,8 @@ class Meter:
 
         setattr(worker, factory, make)
 
-        def wait(object_list: Iterable[Any], timeout: float | None = None) -> list[Any]:
-            start = time.perf_counter()
-            try:
-                return original_wait(object_list, timeout)
-            finally:
-                self._book("wait", start, time.perf_counter())
-
-        worker_module.wait = wait  # type: ignore[attr-defined]  # the loop's select
+        waiter: Any = worker._waiter  # the loop's select
+        waiter.wait = self._timed("wait", waiter.wait)
 
     def _timed(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:

@@ -63,8 +63,8 @@ class Executor(Protocol):
         """Jobs that ended, and progress reports, since the last call (never blocks)."""
         ...
 
-    def waitables(self) -> list[Any]:
-        """Objects the loop waits on: ready when `poll` has something."""
+    def waitables(self) -> list[int]:
+        """Descriptors the loop waits on: readable when `poll` may have something."""
         ...
 
     def running(self) -> list[Job]:
@@ -362,13 +362,9 @@ class ProcessExecutor:
                     self._start_head(slot, slot.jobs[0], now)
         return True
 
-    def waitables(self) -> list[Any]:
-        ready: list[Any] = []
-        for slot in self._slots:
-            if slot.jobs:
-                ready.append(slot.conn)
-                ready.append(slot.process.sentinel)
-        return ready
+    def waitables(self) -> list[int]:
+        # Idle children too: a sentinel that turns readable means a child died.
+        return [fd for slot in self._slots for fd in (slot.conn.fileno(), slot.process.sentinel)]
 
     def running(self) -> list[Job]:
         return [job for slot in self._slots for job in slot.jobs]
@@ -462,7 +458,7 @@ class ThreadExecutor:
                         continue  # abandoned by stop_all: its lease decides
             events.append(event)
 
-    def waitables(self) -> list[Any]:
+    def waitables(self) -> list[int]:
         return [self._pipe.read_fd]
 
     def running(self) -> list[Job]:
@@ -548,7 +544,7 @@ class AsyncExecutor:
                         continue
             events.append(event)
 
-    def waitables(self) -> list[Any]:
+    def waitables(self) -> list[int]:
         return [self._pipe.read_fd]
 
     def running(self) -> list[Job]:

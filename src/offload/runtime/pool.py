@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import selectors
 from collections.abc import Callable
-from typing import Any
 
 from offload.core.job import Job
 from offload.runtime.executors import Event, Executor
@@ -37,7 +37,7 @@ class ExecutorPool:
     def poll(self) -> list[Event]:
         return [event for ex in self.executors.values() for event in ex.poll()]
 
-    def waitables(self) -> list[Any]:
+    def waitables(self) -> list[int]:
         return [w for ex in self.executors.values() for w in ex.waitables()]
 
     def running(self) -> list[Job]:
@@ -57,3 +57,26 @@ class ExecutorPool:
     def close(self) -> None:
         for ex in self.executors.values():
             ex.close()
+
+
+class Waiter:
+    """Sleeps until one of a set of descriptors is readable, keeping one selector while the
+    set stays the same (building one per wait costs more than the wait itself)."""
+
+    def __init__(self) -> None:
+        self._selector = selectors.DefaultSelector()
+        self._fds: tuple[int, ...] = ()
+
+    def wait(self, fds: list[int], timeout: float | None) -> set[int]:
+        """The descriptors among `fds` that are readable within `timeout` seconds."""
+        key = tuple(fds)
+        if key != self._fds:
+            self._selector.close()
+            self._selector = selectors.DefaultSelector()
+            for fd in dict.fromkeys(fds):
+                self._selector.register(fd, selectors.EVENT_READ)
+            self._fds = key
+        return {k.fd for k, _ in self._selector.select(timeout)}
+
+    def close(self) -> None:
+        self._selector.close()

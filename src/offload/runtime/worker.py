@@ -18,7 +18,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Sequence
-from multiprocessing.connection import wait
 from types import FrameType
 from typing import Any
 
@@ -40,7 +39,7 @@ from offload.runtime.executors import (
     SelfPipe,
     ThreadExecutor,
 )
-from offload.runtime.pool import ExecutorPool
+from offload.runtime.pool import ExecutorPool, Waiter
 from offload.runtime.scheduler import Scheduler
 
 log = logging.getLogger("offload.worker")
@@ -127,6 +126,8 @@ class Worker:
         self._abort = False
         self._queue_turn = 0
         self._wakeup = SelfPipe()
+        self._waiter = Waiter()
+        self._routes: dict[str, str] = {}
         self._last_beat = 0.0
 
     # -- control ----------------------------------------------------------------------
@@ -190,6 +191,7 @@ class Worker:
             pool.close()
             listener.close()
             self._wakeup.close()
+            self._waiter.close()
             try:
                 self.backend.worker_unregister(self.id)
             except OffloadError:
@@ -240,7 +242,8 @@ class Worker:
                 wake_at = min(wake_at, self._pending_since + self.flush_delay)
             claim_now = more and want > 0 and len(self._buffer) <= pool.claimable()
             timeout = 0.0 if claim_now else max(wake_at - time.monotonic(), 0.0)
-            ready = wait([listener.fileno(), self._wakeup.read_fd, *pool.waitables()], timeout)
+            fds = [listener.fileno(), self._wakeup.read_fd, *pool.waitables()]
+            ready = self._waiter.wait(fds, timeout)
             if listener.fileno() in ready:
                 listener.drain()
                 more = True
@@ -263,7 +266,8 @@ class Worker:
             deadline_of_job = pool.next_deadline()
             if deadline_of_job is not None:
                 timeout = min(timeout, max(deadline_of_job - time.monotonic(), 0))
-            if self._wakeup.read_fd in wait([self._wakeup.read_fd, *pool.waitables()], timeout):
+            fds = [self._wakeup.read_fd, *pool.waitables()]
+            if self._wakeup.read_fd in self._waiter.wait(fds, timeout):
                 self._wakeup.clear()  # a second signal: the loop condition sees _abort
         self._collect(pool.poll())
         self._flush()
@@ -400,13 +404,17 @@ class Worker:
 
     def _route(self, job: Job) -> str:
         """The executor a job runs in: its task's choice, async for `async def`, else ours."""
-        try:
-            definition = self.registry.get(job.task)
-        except UnknownTask:
-            return self.executor_kind  # it fails there with a clear error
-        if definition.options.executor:
-            return definition.options.executor
-        return "async" if definition.is_async else self.executor_kind
+        kind = self._routes.get(job.task)
+        if kind is None:
+            try:
+                definition = self.registry.get(job.task)
+            except UnknownTask:
+                return self.executor_kind  # it fails there with a clear error
+            kind = definition.options.executor or (
+                "async" if definition.is_async else self.executor_kind
+            )
+            self._routes[job.task] = kind
+        return kind
 
     def _make_pool(self) -> ExecutorPool:
         kinds = {self.executor_kind}
