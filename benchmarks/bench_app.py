@@ -27,3 +27,9 @@ app = offload.App(URL)
 def noop() -> None:
     """Do nothing: the benchmark measures the queue, not the task."""
     return None
+
+
+@app.task(name="anoop")
+async def anoop() -> None:
+    """Do nothing on the worker's event loop (the asyncio executor's figure)."""
+    return None

@@ -216,8 +216,9 @@ def drain(args: argparse.Namespace) -> dict[str, Any]:
     app.migrate()
     calls: list[tuple[Any, ...]] = [()] * 1000
     left = args.prefill
+    task = bench_app.anoop if args.executor == "async" else bench_app.noop
     while left > 0:
-        bench_app.noop.enqueue_many(calls[: min(left, 1000)])
+        task.enqueue_many(calls[: min(left, 1000)])
         left -= min(left, 1000)
     worker = make_worker(args.executor, args.concurrency, burst=True)
     meter = Meter() if args.instrument else None
@@ -282,7 +283,7 @@ def serve(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.runner", description=__doc__)
     parser.add_argument("mode", choices=("drain", "serve"))
-    parser.add_argument("--executor", choices=("process", "thread"), default="process")
+    parser.add_argument("--executor", choices=("process", "thread", "async"), default="process")
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--prefill", type=int, default=0, help="jobs to queue first (drain)")
     parser.add_argument("--timeout", type=float, default=120.0, help="drain: stop after this")

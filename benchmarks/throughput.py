@@ -480,6 +480,12 @@ def make_rows(sizes: Sizes) -> dict[str, Row]:
             ",.0f",
         ),
         Row(
+            "drain_async",
+            f"drain, async executor x{CONCURRENCY} ({sizes.drain:,})",
+            "jobs/s",
+            ",.0f",
+        ),
+        Row(
             "p50",
             f"enqueue->start latency p50 ({sizes.latency} at {LATENCY_RATE:g}/s)",
             "ms",
@@ -552,7 +558,7 @@ def run_backend(target: Target, sizes: Sizes) -> dict[str, Row]:
         for b in BATCHES:
             fn = partial(bench_enqueue_many, n=sizes.drain, batch=b, timeout=t)
             measure(target, rows[f"enq{b}"], fn)
-        for executor in ("process", "thread"):
+        for executor in ("process", "thread", "async"):
             row = rows[f"drain_{executor}"]
             measure(target, row, partial(drain_rate, sizes=sizes, executor=executor, row=row))
         measure(target, rows["p50"], partial(latency_p50, sizes=sizes, rows=rows))

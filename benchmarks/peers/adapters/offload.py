@@ -1,0 +1,64 @@
+"""offload, from this working tree, on SQLite (variant `sqlite`) or PostgreSQL (`pg`).
+
+Runs in offload's own venv. The worker is offload's CLI, as a user starts it:
+`offload --app benchmarks.peers.adapters.offload:app worker -c 2 --executor process`
+(a worker process, a fork server and 2 job processes).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import offload
+from benchmarks.peers import marks
+from benchmarks.peers.adapters.base import Adapter as Base
+from benchmarks.peers.adapters.base import python
+
+app = offload.App(os.environ["PEERS_URL"])
+
+
+@app.task(name="mark")
+def mark(seq: int) -> None:
+    marks.record(seq)
+
+
+class Adapter(Base):
+    worker_note = "offload worker -c 2 --executor process (worker + fork server + 2 job processes)"
+    batch_api = "Task.enqueue_many (one statement, one commit)"
+    packages = ("offload", "psycopg", "orjson")
+
+    def setup(self) -> None:
+        app.migrate()
+
+    def teardown(self) -> None:
+        app.close()
+
+    def enqueue_one(self, seq: int) -> None:
+        mark.enqueue(seq)
+
+    def enqueue_batch(self, seqs: Sequence[int]) -> None:
+        mark.enqueue_many([(seq,) for seq in seqs])
+
+    def worker_commands(self, n_processes: int) -> list[list[str]]:
+        return [
+            python(
+                "-m", "offload.cli", "--app", "benchmarks.peers.adapters.offload:app",
+                "worker", "-c", str(n_processes), "--executor", "process",
+                "--log-level", "warning",
+            )
+        ]  # fmt: skip
+
+    def queued(self) -> int:
+        return app.queue_counts().get("default", {}).get("available", 0)
+
+    def settings(self) -> dict[str, str]:
+        found: dict[str, str] = {"offload from": os.path.dirname(offload.__file__)}
+        backend: Any = app.backend
+        if app.backend.name == "sqlite":
+            conn = backend._conn()
+            found["journal_mode"] = str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+            sync = int(conn.execute("PRAGMA synchronous").fetchone()[0])
+            found["synchronous"] = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(sync, "?")
+        return found
