@@ -133,3 +133,8 @@ async def async_sleep(seconds: float) -> float:
 
     await asyncio.sleep(seconds)
     return seconds
+
+
+@app.task(name="echo")
+def echo(payload: str) -> str:
+    return payload

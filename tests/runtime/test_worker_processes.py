@@ -202,3 +202,19 @@ def test_stopped_worker_cannot_overwrite_the_attempt_that_took_over(
     assert (job.worker or "").split(":")[1] == str(fresh.pid), "attempt 2 was the fresh worker's"
     time.sleep(3)  # the stale worker's child has finished by now and tried to complete
     assert handle.job() == job, "the stale worker changed nothing"
+
+
+def test_large_payloads_mixed_with_short_jobs_never_stall_the_pipes(
+    basic_app: offload.App, start_worker: StartWorker
+) -> None:
+    """Short jobs make children queue work ahead; large arguments and results among them
+    must still flow (a large job waits for an idle child rather than fill a busy pipe)."""
+    echo = offload.Task[..., object](
+        basic_app, basic_app.registry.get("echo"), offload.app.EnqueueOptions()
+    )
+    big = "x" * 300_000
+    calls = [offload.call(big if i % 10 == 0 else "small") for i in range(600)]
+    handles = echo.enqueue_many(calls)
+    start_worker(concurrency=2)
+    results = [h.result(timeout=60) for h in handles]
+    assert results == [big if i % 10 == 0 else "small" for i in range(600)]

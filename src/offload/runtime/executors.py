@@ -198,6 +198,10 @@ def _run_message(job: Job) -> bytes:
 PIPELINE_DEPTH = 8
 #: Runs shorter than this on average (seconds) count as short.
 SHORT_RUN = 0.002
+#: A job message larger than this (bytes) only goes to an idle child: queued behind a
+#: running job it could fill the pipe while that child writes a large result, and both
+#: ends would wait on each other.
+SMALL_MESSAGE = 16 * 1024
 
 
 @dataclass(slots=True)
@@ -230,6 +234,9 @@ class ProcessExecutor:
     _slots: list[_Slot] = field(default_factory=list)
     #: Moving average of how long runs take, to decide whether to queue jobs in children.
     _run_time: float = 1.0
+    #: Large jobs waiting here for an idle child (see SMALL_MESSAGE).
+    _waiting: deque[Job] = field(default_factory=deque)
+    _events: list[Event] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         module = self.app_path.partition(":")[0]
@@ -265,13 +272,14 @@ class ProcessExecutor:
 
     def free(self) -> int:
         depth = self._depth()
-        return sum(max(depth - len(slot.jobs), 0) for slot in self._slots)
+        room = sum(max(depth - len(slot.jobs), 0) for slot in self._slots)
+        return max(room - len(self._waiting), 0)
 
-    def _send(self, slot: _Slot, job: Job) -> None:
+    def _send(self, slot: _Slot, job: Job, message: bytes | None = None) -> None:
         if not slot.jobs:
             self._start_head(slot, job, time.monotonic())
         slot.jobs.append(job)
-        slot.conn.send_bytes(_run_message(job))
+        slot.conn.send_bytes(message or _run_message(job))
 
     def _start_head(self, slot: _Slot, job: Job, now: float) -> None:
         options = self.options_of(job)
@@ -284,15 +292,19 @@ class ProcessExecutor:
         slot = self._slots[index]
         if len(slot.jobs) >= self._depth():
             raise RuntimeError("submit called with no free slot")
+        message = _run_message(job)
+        if slot.jobs and len(message) > SMALL_MESSAGE:
+            self._waiting.append(job)  # sent by `poll` once a child is idle
+            return
         try:
-            self._send(slot, job)
+            self._send(slot, job, message)
         except OSError:  # the child died
             if len(slot.jobs) == 1:  # it was idle: this job goes to a new child
                 self._replace(index)
             # else `poll` reports the job it was running and hands the rest on
 
     def poll(self) -> list[Event]:
-        events: list[Event] = []
+        events, self._events = self._events, []
         for index, slot in enumerate(self._slots):
             if not slot.jobs:
                 if not slot.process.is_alive():
@@ -310,6 +322,13 @@ class ProcessExecutor:
                 self._replace(index)
             elif self.max_jobs_per_child and slot.jobs_done >= self.max_jobs_per_child:
                 self._replace(index)
+        for index, slot in enumerate(self._slots):
+            if self._waiting and not slot.jobs:
+                job = self._waiting.popleft()
+                try:
+                    self._send(slot, job)
+                except OSError:
+                    self._replace(index)  # hands the job to the new child
         return events
 
     def _check(self, slot: _Slot) -> Finished | None:
@@ -367,9 +386,15 @@ class ProcessExecutor:
         return [fd for slot in self._slots for fd in (slot.conn.fileno(), slot.process.sentinel)]
 
     def running(self) -> list[Job]:
-        return [job for slot in self._slots for job in slot.jobs]
+        return [job for slot in self._slots for job in slot.jobs] + list(self._waiting)
 
     def cancel(self, job_id: int) -> None:
+        for job in list(self._waiting):
+            if job.id == job_id:
+                self._waiting.remove(job)
+                self._events.append(
+                    _stopped(job, "JobCancelled", "cancelled before it started", True)
+                )
         for slot in self._slots:
             for position, job in enumerate(slot.jobs):
                 if job.id != job_id:
@@ -381,13 +406,14 @@ class ProcessExecutor:
                         slot.conn.send_bytes(orjson.dumps(["cancel", job_id]))
 
     def next_deadline(self) -> float | None:
-        if any(slot.kill_head for slot in self._slots):
+        if self._events or any(slot.kill_head for slot in self._slots):
             return time.monotonic()
         deadlines = [slot.deadline for slot in self._slots if slot.jobs and slot.deadline]
         return min(deadlines) if deadlines else None
 
     def stop_all(self) -> list[Job]:
         stopped = self.running()
+        self._waiting.clear()
         for index, slot in enumerate(self._slots):
             if slot.jobs:
                 slot.jobs.clear()
