@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -118,6 +119,10 @@ class Task(Generic[P, R]):
         job = self._new_job(args, kwargs)
         (job_id,) = self.app._insert([job], self._overrides.conn)
         return JobHandle(self.app.backend, job_id)
+
+    async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
+        """`enqueue` for asyncio code: the durable commit runs in a thread, off the loop."""
+        return await asyncio.to_thread(self.enqueue, *args, **kwargs)
 
     def enqueue_many(self, calls: Iterable[Call | tuple[Any, ...]]) -> list[JobHandle[R]]:
         """Store many jobs in one transaction and one statement; all or none."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -55,9 +56,28 @@ class JobHandle(Generic[R]):
             time.sleep(left)
             pause = min(pause * 1.5, 0.2)
 
+    async def wait_async(self, timeout: float | None = None) -> Job:
+        """`wait` for asyncio code: reads run in a thread, pauses on the loop."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = 0.002
+        while True:
+            job = await asyncio.to_thread(self.job)
+            if job.state.finished:
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise ResultTimeout(self.id, timeout or 0.0, str(job.state))
+            await asyncio.sleep(pause)
+            pause = min(pause * 1.5, 0.2)
+
+    async def result_async(self, timeout: float | None = None) -> R:
+        """`result` for asyncio code."""
+        return self._result_of(await self.wait_async(timeout))
+
     def result(self, timeout: float | None = None) -> R:
         """The job's return value once it succeeded; raises JobFailed if it ended otherwise."""
-        job = self.wait(timeout)
+        return self._result_of(self.wait(timeout))
+
+    def _result_of(self, job: Job) -> R:
         if job.state is not JobState.SUCCEEDED:
             raise JobFailed(self.id, str(job.state), job.last_error)
         value: Any = job.result

@@ -138,3 +138,13 @@ async def async_sleep(seconds: float) -> float:
 @app.task(name="echo")
 def echo(payload: str) -> str:
     return payload
+
+
+_LEAKED: list[bytearray] = []
+
+
+@app.task(name="leak")
+def leak(mb: int) -> int:
+    """Keeps `mb` MiB alive in the child after it returns, as a leaky library would."""
+    _LEAKED.append(bytearray(mb * 1024 * 1024))
+    return os.getpid()

@@ -22,6 +22,10 @@ def main() -> int:
         concurrency=int(env.get("WORKER_CONCURRENCY", "2")),
         executor=env.get("WORKER_EXECUTOR", "process"),
         prefetch=int(env["WORKER_PREFETCH"]) if "WORKER_PREFETCH" in env else None,
+        max_jobs_per_child=int(env["WORKER_MAX_JOBS"]) if "WORKER_MAX_JOBS" in env else None,
+        max_child_memory_mb=float(env["WORKER_MAX_CHILD_MEMORY"])
+        if "WORKER_MAX_CHILD_MEMORY" in env
+        else None,
         app_path="tests.apps.basic:app",
         lease=float(env.get("WORKER_LEASE", "30")),
         rescue_interval=float(env.get("WORKER_RESCUE", "1")),

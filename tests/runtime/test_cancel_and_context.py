@@ -66,3 +66,45 @@ def test_hundreds_of_async_jobs_run_at_once(
 def test_current_job_outside_a_job_raises() -> None:
     with pytest.raises(offload.OffloadError, match="outside a running job"):
         offload.current_job()
+
+
+def test_async_producers_enqueue_and_await_results(
+    basic_app: offload.App, start_worker: StartWorker
+) -> None:
+    import asyncio
+
+    add = offload.Task[..., object](
+        basic_app, basic_app.registry.get("add"), offload.app.EnqueueOptions()
+    )
+    start_worker()
+
+    async def produce() -> list[object]:
+        handles = await asyncio.gather(*(add.enqueue_async(i, 1) for i in range(20)))
+        return list(await asyncio.gather(*(h.result_async(timeout=30) for h in handles)))
+
+    assert asyncio.run(produce()) == [i + 1 for i in range(20)]
+
+
+def test_children_are_recycled_past_their_memory_cap(
+    basic_app: offload.App, start_worker: StartWorker
+) -> None:
+    leak = offload.Task[..., object](
+        basic_app, basic_app.registry.get("leak"), offload.app.EnqueueOptions()
+    )
+    handles = leak.enqueue_many([offload.call(30) for _ in range(6)])
+    start_worker(concurrency=1, max_child_memory=60)
+    pids = [h.result(timeout=60) for h in handles]
+    assert len(set(pids)) >= 2, f"one child ran every job: {pids}"
+    assert all(h.job().attempt == 1 for h in handles), "recycling costs no attempt"
+
+
+def test_children_are_recycled_after_their_quota_of_jobs(
+    basic_app: offload.App, start_worker: StartWorker
+) -> None:
+    leak = offload.Task[..., object](
+        basic_app, basic_app.registry.get("leak"), offload.app.EnqueueOptions()
+    )
+    handles = leak.enqueue_many([offload.call(0) for _ in range(6)])
+    start_worker(concurrency=1, max_jobs=2)
+    pids = [h.result(timeout=60) for h in handles]
+    assert [pids.count(pid) for pid in dict.fromkeys(pids)] == [2, 2, 2], pids

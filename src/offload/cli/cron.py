@@ -13,6 +13,7 @@ from offload.cli.output import console, new_table, print_json, state_text, when
 
 
 @click.command()
+@click.argument("app_path", metavar="[MODULE:ATTR]", required=False)
 @click.option(
     "--interval",
     type=click.FloatRange(min=0.05),
@@ -22,8 +23,9 @@ from offload.cli.output import console, new_table, print_json, state_text, when
 )
 @click.option("--log-level", default="INFO", show_default=True)
 @click.pass_obj
-def scheduler(loader: AppLoader, interval: float, log_level: str) -> NoReturn:
+def scheduler(loader: AppLoader, app_path: str | None, interval: float, log_level: str) -> NoReturn:
     """Fire the app's periodic schedules, rescue expired leases and prune old jobs.
+    MODULE:ATTR names the app (or use --app / $OFFLOAD_APP).
 
     Run as many replicas as you like, on any hosts: each tick is enqueued exactly once.
     """
@@ -32,6 +34,8 @@ def scheduler(loader: AppLoader, interval: float, log_level: str) -> NoReturn:
         level=log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if app_path:
+        loader.path = app_path
     runner = loader.app().scheduler(interval=interval)
     sys.exit(runner.run())
 

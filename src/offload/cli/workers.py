@@ -18,6 +18,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 @click.command()
+@click.argument("app_path", metavar="[MODULE:ATTR]", required=False)
 @click.option(
     "-q",
     "--queues",
@@ -30,6 +31,16 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 )
 @click.option("--executor", type=click.Choice(EXECUTORS), default="process", show_default=True)
 @click.option("--burst", is_flag=True, help="Exit once no job is due.")
+@click.option(
+    "--max-jobs-per-child",
+    type=click.IntRange(min=1),
+    help="Replace a child process after this many jobs.",
+)
+@click.option(
+    "--max-child-memory",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Replace a child process whose memory grew past this many MiB.",
+)
 @click.option("--scheduler", is_flag=True, help="Also fire the app's periodic schedules.")
 @click.option(
     "--lease",
@@ -56,17 +67,20 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 def worker(
     loader: AppLoader,
     *,
+    app_path: str | None,
     queues: str,
     concurrency: int | None,
     executor: str,
     burst: bool,
+    max_jobs_per_child: int | None,
+    max_child_memory: float | None,
     scheduler: bool,
     lease: float | None,
     shutdown_timeout: float | None,
     poll_interval: float | None,
     log_level: str,
 ) -> NoReturn:
-    """Run jobs until stopped.
+    """Run jobs until stopped. MODULE:ATTR names the app (or use --app / $OFFLOAD_APP).
 
     SIGTERM or SIGINT stops claiming and lets running jobs finish (up to
     --shutdown-timeout); a second signal stops at once. With --burst the worker exits
@@ -77,7 +91,11 @@ def worker(
         level=log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if app_path:
+        loader.path = app_path
     given = {
+        "max_jobs_per_child": max_jobs_per_child,
+        "max_child_memory_mb": max_child_memory,
         "concurrency": concurrency,
         "lease": lease,
         "shutdown_timeout": shutdown_timeout,

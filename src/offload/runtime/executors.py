@@ -183,6 +183,15 @@ def _rlimits(options: TaskOptions | None) -> Any:
             resource.setrlimit(kind, previous)
 
 
+def _rss_mb(pid: int) -> float:
+    """Resident memory of a process in MiB (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / _MIB
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def _address_space() -> int:
     """This process's virtual memory size in bytes."""
     with open("/proc/self/statm") as statm:
@@ -214,6 +223,8 @@ class _Slot:
     since: float = 0.0
     deadline: float | None = None
     jobs_done: int = 0
+    #: Set once the child is worn out: it takes no more jobs and is replaced when idle.
+    retire: bool = False
     kill_head: bool = False
 
 
@@ -231,6 +242,8 @@ class ProcessExecutor:
     result_limit: int | None = None
     #: Replace a child after this many jobs (None: never), as max-tasks-per-child does.
     max_jobs_per_child: int | None = None
+    #: Replace a child whose resident memory grew past this many MiB (None: never).
+    max_child_memory_mb: float | None = None
     _slots: list[_Slot] = field(default_factory=list)
     #: Moving average of how long runs take, to decide whether to queue jobs in children.
     _run_time: float = 1.0
@@ -272,7 +285,7 @@ class ProcessExecutor:
 
     def free(self) -> int:
         depth = self._depth()
-        room = sum(max(depth - len(slot.jobs), 0) for slot in self._slots)
+        room = sum(max(depth - len(slot.jobs), 0) for slot in self._slots if not slot.retire)
         return max(room - len(self._waiting), 0)
 
     def _send(self, slot: _Slot, job: Job, message: bytes | None = None) -> None:
@@ -288,7 +301,10 @@ class ProcessExecutor:
         slot.deadline = None if timeout is None else now + timeout
 
     def submit(self, job: Job) -> None:
-        index = min(range(len(self._slots)), key=lambda i: len(self._slots[i].jobs))
+        index = min(
+            (i for i, slot in enumerate(self._slots) if not slot.retire),
+            key=lambda i: len(self._slots[i].jobs),
+        )
         slot = self._slots[index]
         if len(slot.jobs) >= self._depth():
             raise RuntimeError("submit called with no free slot")
@@ -320,16 +336,25 @@ class ProcessExecutor:
             if ended is not None:
                 events.append(ended)
                 self._replace(index)
-            elif self.max_jobs_per_child and slot.jobs_done >= self.max_jobs_per_child:
+            elif slot.retire and not slot.jobs:
                 self._replace(index)
         for index, slot in enumerate(self._slots):
-            if self._waiting and not slot.jobs:
+            if self._waiting and not slot.jobs and not slot.retire:
                 job = self._waiting.popleft()
                 try:
                     self._send(slot, job)
                 except OSError:
                     self._replace(index)  # hands the job to the new child
         return events
+
+    def _worn_out(self, slot: _Slot) -> bool:
+        """True when a child ran its quota of jobs or grew past its memory cap: it gets no
+        more jobs and is replaced once idle."""
+        if self.max_jobs_per_child and slot.jobs_done >= self.max_jobs_per_child:
+            return True
+        if self.max_child_memory_mb is None or slot.process.pid is None:
+            return False
+        return _rss_mb(slot.process.pid) > self.max_child_memory_mb
 
     def _check(self, slot: _Slot) -> Finished | None:
         """The running job's end if it must be stopped: cancelled, timed out or crashed."""
@@ -377,6 +402,7 @@ class ProcessExecutor:
                 self._run_time = 0.8 * self._run_time + 0.2 * (now - slot.since)
                 slot.jobs_done += 1
                 slot.kill_head = False
+                slot.retire = self._worn_out(slot)
                 if slot.jobs:
                     self._start_head(slot, slot.jobs[0], now)
         return True

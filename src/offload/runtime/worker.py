@@ -59,13 +59,14 @@ class Worker:
         concurrency: int | None = None,
         executor: str = "process",
         app_path: str | None = None,
-        lease: float = 30.0,
+        lease: float = 20.0,
         poll_interval: float = 1.0,
         rescue_interval: float = 5.0,
         shutdown_timeout: float = 30.0,
         prefetch: int | None = None,
         burst: bool = False,
         max_jobs_per_child: int | None = None,
+        max_child_memory_mb: float | None = None,
         result_limit: int | None = DEFAULT_PAYLOAD_LIMIT,
         install_signals: bool = True,
         scheduler: Scheduler | None = None,
@@ -115,6 +116,7 @@ class Worker:
         self._pending_since = 0.0
         self.burst = burst
         self.max_jobs_per_child = max_jobs_per_child
+        self.max_child_memory_mb = max_child_memory_mb
         self.result_limit = result_limit
         self.install_signals = install_signals
         #: A scheduler run in a thread of this worker (`offload worker --scheduler`).
@@ -435,6 +437,7 @@ class Worker:
                     self._options,
                     result_limit=self.result_limit,
                     max_jobs_per_child=self.max_jobs_per_child,
+                    max_child_memory_mb=self.max_child_memory_mb,
                 )
             elif kind == "thread":
                 executors[kind] = ThreadExecutor(self.registry, self.concurrency, self.result_limit)
