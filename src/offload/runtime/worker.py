@@ -30,15 +30,10 @@ from offload.core.options import EXECUTORS, RetryPolicy, TaskOptions
 from offload.core.serialization import DEFAULT_PAYLOAD_LIMIT
 from offload.core.states import JobState
 from offload.core.task import Registry
+from offload.runtime.children import ProcessExecutor
 from offload.runtime.execution import Finished, Progress
-from offload.runtime.executors import (
-    AsyncExecutor,
-    Event,
-    Executor,
-    ProcessExecutor,
-    SelfPipe,
-    ThreadExecutor,
-)
+from offload.runtime.executors import Event, Executor, SelfPipe
+from offload.runtime.inprocess import AsyncExecutor, ThreadExecutor
 from offload.runtime.pool import ExecutorPool, Waiter
 from offload.runtime.scheduler import Scheduler
 

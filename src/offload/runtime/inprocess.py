@@ -1,0 +1,161 @@
+"""Executors that run jobs inside the worker process: threads, and an asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from offload.core.job import Job
+from offload.core.task import Registry
+from offload.runtime.context import JobContext
+from offload.runtime.execution import (
+    Finished,
+    Outcome,
+    Progress,
+    lookup,
+    run_async_call,
+    run_call,
+)
+from offload.runtime.executors import Event, SelfPipe, finished_from
+
+
+class _InProcess:
+    """What the thread and asyncio executors share: jobs run in this process and report
+    to the worker loop through a queue and a self-pipe. `_running` maps a job id to the job
+    and a handle used to cancel it."""
+
+    def __init__(self, registry: Registry, concurrency: int, result_limit: int | None) -> None:
+        self.registry = registry
+        self.concurrency = concurrency
+        self.result_limit = result_limit
+        self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self._running: dict[int, tuple[Job, Any]] = {}
+        self._lock = threading.Lock()
+        self._pipe = SelfPipe()
+
+    def free(self) -> int:
+        return self.concurrency - len(self._running)
+
+    def _context(self, job: Job) -> JobContext:
+        def report(fraction: float, message: str | None) -> None:
+            self._events.put(Progress(job, fraction, message))
+            self._pipe.wake()
+
+        return JobContext(job.id, job.attempt, job.queue, job.task, report)
+
+    def _done(self, job: Job, outcome: Outcome) -> None:
+        self._events.put(finished_from(job, outcome))
+        self._pipe.wake()
+
+    def poll(self) -> list[Event]:
+        self._pipe.clear()
+        events: list[Event] = []
+        while True:
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                return events
+            if isinstance(event, Finished):
+                with self._lock:
+                    if self._running.pop(event.job.id, None) is None:
+                        continue  # abandoned by stop_all: its lease decides
+            events.append(event)
+
+    def waitables(self) -> list[int]:
+        return [self._pipe.read_fd]
+
+    def running(self) -> list[Job]:
+        with self._lock:
+            return [job for job, _ in self._running.values()]
+
+    def next_deadline(self) -> float | None:
+        return None
+
+    def _take_all(self) -> list[tuple[Job, Any]]:
+        with self._lock:
+            entries = list(self._running.values())
+            self._running.clear()
+        return entries
+
+
+class ThreadExecutor(_InProcess):
+    """Jobs in a thread pool of the worker process; for I/O-bound tasks. Cancelling is
+    cooperative: the task sees `current_job().cancelled`."""
+
+    def __init__(
+        self, registry: Registry, concurrency: int, result_limit: int | None = None
+    ) -> None:
+        super().__init__(registry, concurrency, result_limit)
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="offload-job")
+
+    def submit(self, job: Job) -> None:
+        ctx = self._context(job)
+        with self._lock:
+            self._running[job.id] = (job, ctx)
+        self._pool.submit(self._run, job, ctx)
+
+    def _run(self, job: Job, ctx: JobContext) -> None:
+        definition = lookup(self.registry, job.task)
+        self._done(job, run_call(definition, job.args, job.kwargs, ctx, self.result_limit))
+
+    def cancel(self, job_id: int) -> None:
+        with self._lock:
+            entry = self._running.get(job_id)
+        if entry is not None:
+            entry[1].cancel_event.set()
+
+    def stop_all(self) -> list[Job]:
+        # Threads cannot be killed: their jobs are abandoned; leases make them run again.
+        return [job for job, _ in self._take_all()]
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pipe.close()
+
+
+class AsyncExecutor(_InProcess):
+    """`async def` tasks on one event loop in a thread of the worker; cancel is immediate."""
+
+    def __init__(
+        self, registry: Registry, concurrency: int, result_limit: int | None = None
+    ) -> None:
+        super().__init__(registry, concurrency, result_limit)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="offload-async", daemon=True
+        )
+        self._thread.start()
+
+    def submit(self, job: Job) -> None:
+        future = asyncio.run_coroutine_threadsafe(self._run(job), self._loop)
+        with self._lock:
+            self._running[job.id] = (job, future)
+
+    async def _run(self, job: Job) -> None:
+        definition = lookup(self.registry, job.task)
+        ctx = self._context(job)
+        if isinstance(definition, dict):
+            outcome: Outcome = (False, definition, True, False)
+        else:
+            outcome = await run_async_call(definition, job.args, job.kwargs, ctx, self.result_limit)
+        self._done(job, outcome)
+
+    def cancel(self, job_id: int) -> None:
+        with self._lock:
+            entry = self._running.get(job_id)
+        if entry is not None:
+            entry[1].cancel()  # thread-safe: cancels the task on the loop
+
+    def stop_all(self) -> list[Job]:
+        entries = self._take_all()
+        for _, future in entries:
+            future.cancel()
+        return [job for job, _ in entries]
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._pipe.close()
