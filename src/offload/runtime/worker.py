@@ -108,6 +108,7 @@ class Worker:
         #: Seconds an outcome may wait to share a commit with others.
         self.flush_delay = flush_delay
         self._pending: list[Outcome] = []
+        self._last_batch = 0
         self._pending_since = 0.0
         self.burst = burst
         self.max_jobs_per_child = max_jobs_per_child
@@ -318,7 +319,16 @@ class Worker:
             self.backend.job_progress(self.id, reports)
 
     def _flush_due(self, now: float) -> bool:
-        return len(self._pending) >= FLUSH_SIZE or now - self._pending_since >= self.flush_delay
+        """Write outcomes now unless waiting pays: only while they arrive many at a time.
+
+        A delay that batches nothing would only widen the window in which a killed worker's
+        finished jobs run again.
+        """
+        return (
+            self._last_batch < SMALL_BATCH
+            or len(self._pending) >= FLUSH_SIZE
+            or now - self._pending_since >= self.flush_delay
+        )
 
     def _flush(self) -> None:
         """Record every pending outcome in one statement.
@@ -329,6 +339,7 @@ class Worker:
         if not self._pending:
             return
         pending, self._pending = self._pending, []
+        self._last_batch = len(pending)
         lost = self.backend.job_finish(self.id, pending)
         self.processed += len(pending)
         for job_id in lost:
@@ -457,6 +468,8 @@ class Worker:
 
 #: Outcomes written at once, at most.
 FLUSH_SIZE = 500
+#: Below this many outcomes per write, outcomes are written without delay.
+SMALL_BATCH = 4
 
 _CANCELLED_BEFORE_START = {
     "type": "JobCancelled",
