@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import resource
 import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -37,7 +38,7 @@ from offload.runtime.executors import Event, finished_from, stopped
 from offload.runtime.loader import load_app
 
 
-def _child_main(app_path: str, conn: Connection, result_limit: int | None) -> None:
+def _child_main(app_path: str, conn: Connection, result_limit: int | None, worker_pid: int) -> None:
     """Body of a child process: run the jobs the worker sends, in order, until EOF.
 
     The worker may queue several short jobs ahead; before each job the child reads every
@@ -45,6 +46,7 @@ def _child_main(app_path: str, conn: Connection, result_limit: int | None) -> No
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when children stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    threading.Thread(target=_watch_worker, args=(worker_pid,), daemon=True).start()
     registry: Registry = load_app(app_path).registry
     queued: dict[int, list[Any]] = {}
     try:
@@ -70,6 +72,27 @@ def _child_main(app_path: str, conn: Connection, result_limit: int | None) -> No
             conn.send_bytes(orjson.dumps(["done", job_id, *outcome]))
     except (EOFError, OSError):  # the worker closed the pipe, or died: leases rerun the jobs
         return
+
+
+def _watch_worker(worker_pid: int) -> None:
+    """End this child soon after its worker dies: the worker's jobs are rerun elsewhere
+    once their leases expire, so they must not go on running here meanwhile."""
+    while True:
+        time.sleep(WATCH_INTERVAL)
+        try:
+            os.kill(worker_pid, 0)
+            with open(f"/proc/{worker_pid}/stat") as stat:
+                gone = stat.read().rpartition(")")[2].split()[0] in ("Z", "X")
+        except (ProcessLookupError, FileNotFoundError):
+            gone = True
+        except OSError:
+            gone = False  # no /proc here, or no right to ask: keep running
+        if gone:
+            os._exit(1)
+
+
+#: How often a child checks that its worker is alive (seconds).
+WATCH_INTERVAL = 0.2
 
 
 @contextlib.contextmanager
@@ -177,7 +200,7 @@ class ProcessExecutor:
         parent, child = self._ctx.Pipe()
         process = self._ctx.Process(
             target=_child_main,
-            args=(self.app_path, child, self.result_limit),
+            args=(self.app_path, child, self.result_limit, os.getpid()),
             name="offload-child",
             daemon=True,
         )
