@@ -176,14 +176,22 @@ def notes(dump: dict[str, Any], systems: list[System]) -> list[str]:
         first: dict[str, Any] = next((p for ps in points.values() for p in ps if p.get("ok")), {})
         versions = ", ".join(f"{k} {v}" for k, v in first.get("versions", {}).items())
         settings = ", ".join(f"{k}={v}" for k, v in first.get("settings", {}).items())
-        parts = [f"- **{system.label}** ({versions or 'no run succeeded'})"]
+        parts = [f"- **{system.label}**" + (f" ({versions})" if versions else "")]
+        if not first:
+            parts.append("no run succeeded")
         if first.get("worker") and first["worker"] != "-":
             parts.append(f"worker: {first['worker']}")
         if first.get("batch_api"):
             parts.append(f"batch: {first['batch_api']}")
         if settings:
             parts.append(f"settings: {settings}")
-        parts.append(f"durability: {system.note}")
+        sources = sorted(
+            {str(p["settings"]["source"]) for ps in points.values() for p in ps
+             if p.get("ok") and "source" in p.get("settings", {})}
+        )  # fmt: skip
+        if len(sources) > 1:
+            parts.append(f"NOTE: the runs measured {len(sources)} versions of src/offload")
+        parts.append(f"{'measures' if system.module == 'raw' else 'durability'}: {system.note}")
         scale_note = dump["notes"].get(f"{system.key} scale")
         if scale_note:
             parts.append(f"scale: {scale_note}")

@@ -208,7 +208,7 @@ def scale_prediction(system: System, points: dict[str, list[dict[str, Any]]], s:
     prefill_rate = median_of(points.get("drain", []), "prefill_rate")
     drain_rate = median_of(points.get("drain", []), "steady")
     if prefill_rate is None or drain_rate is None:
-        return "skipped: no drain figure to predict from"
+        return "skipped: its drain did not finish within its bound"
     fill = s.scale_large / prefill_rate
     window = s.scale_small / drain_rate
     if fill > s.t_scale_prefill or window > s.t_window:
@@ -238,6 +238,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-scale", action="store_true", help="skip the scale workload")
     parser.add_argument("--json", metavar="FILE", help="raw results (default peers/results*.json)")
     parser.add_argument("--setup", action="store_true", help="(re)create the peers' venv, exit")
+    parser.add_argument("--render", metavar="FILE", help="print the table of a saved --json run")
     args = parser.parse_args(argv)
     if args.repeat is not None and args.repeat < 1:
         parser.error("--repeat must be >= 1")
@@ -293,6 +294,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.setup:
         setup(force=True)
         return 0
+    if args.render:
+        saved = json.loads(Path(args.render).read_text())
+        print(report.render(saved, [BY_KEY[k] for k in saved["points"] if k in BY_KEY]))
+        return 0
     setup()
     base = QUICK if args.quick else FULL
     sizes = Sizes(**{**base.__dict__, "repeat": args.repeat or base.repeat})
@@ -337,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
                     else:
                         spec = workload_spec(kind, sizes)
                     result = runner.point(system, spec)
+                    result["run"] = run
+                    result["at"] = time.strftime("%H:%M:%S")
                     points[system.key].setdefault(kind, []).append(result)
                     log(f"[{run}/{sizes.repeat}] {system.key} {kind}: {report.brief(result)}")
         if not args.no_scale:

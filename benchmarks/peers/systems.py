@@ -38,7 +38,11 @@ def _row(key: str, label: str, adapter: str, storage: str, durable: str, note: s
          **more: Any) -> System:  # fmt: skip
     """adapter is "module" or "module:variant"; peers run in the peers' venv."""
     module, _, variant = adapter.partition(":")
-    venv = "offload" if module in ("offload", "raw") else "peers"
+    venv = (
+        "offload"
+        if module == "offload" or adapter in ("raw:sqlite", "raw:pg", "raw:disk")
+        else "peers"
+    )
     return System(key, label, module, variant, storage, venv, durable, note, **more)
 
 

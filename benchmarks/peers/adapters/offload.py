@@ -7,8 +7,10 @@ Runs in offload's own venv. The worker is offload's CLI, as a user starts it:
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import offload
@@ -54,7 +56,10 @@ class Adapter(Base):
         return app.queue_counts().get("default", {}).get("available", 0)
 
     def settings(self) -> dict[str, str]:
-        found: dict[str, str] = {"offload from": os.path.dirname(offload.__file__)}
+        found: dict[str, str] = {
+            "offload from": os.path.dirname(offload.__file__),
+            "source": source_hash(),
+        }
         backend: Any = app.backend
         if app.backend.name == "sqlite":
             conn = backend._conn()
@@ -62,3 +67,14 @@ class Adapter(Base):
             sync = int(conn.execute("PRAGMA synchronous").fetchone()[0])
             found["synchronous"] = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(sync, "?")
         return found
+
+
+def source_hash() -> str:
+    """A short hash of offload's source files as imported: which code a run measured (the
+    working tree changes while others work on it)."""
+    root = Path(offload.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.suffix in (".py", ".sql"):
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]

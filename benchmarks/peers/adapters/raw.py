@@ -5,12 +5,16 @@ Variants (each on the same fresh storage the systems get):
   COMMIT`; a batch = one transaction of `executemany`.
 * `pg`: the rig's durable server; one row = one autocommit INSERT (one round trip, one
   commit); a batch = one transaction of `executemany` (psycopg pipelines it).
-* `redis`: the rig's Redis (AOF as configured for the row); one row = one LPUSH; a batch =
-  one LPUSH of all the values.
+* `redis`: the rig's Redis (AOF as configured for the row), through redis-py with hiredis
+  (the client the Redis-based peers use; this variant runs in the peers' venv); one row =
+  one LPUSH; a batch = one LPUSH of all the values.
 * `disk`: a file in the run's directory; one row = write 32 bytes + fdatasync; a batch = one
   write of all of them + fdatasync (the disk's sync rate: the ceiling of a durable ack).
-Runs in offload's venv (sqlite3, psycopg, and the rig's own Redis client).
+The other variants run in offload's venv (sqlite3, psycopg).
 """
+
+# mypy: disable-error-code="import-not-found,import-untyped"
+# (redis-py lives in the peers' venv: mypy sees it as Any)
 
 from __future__ import annotations
 
@@ -21,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.peers.adapters.base import Adapter as Base
-from benchmarks.peers.resp import Connection
 
 ROW = b"%31d\n"
 
@@ -42,6 +45,10 @@ class Adapter(Base):
             import psycopg
 
             return {"psycopg": psycopg.__version__}
+        if self.variant == "redis":
+            from importlib import metadata
+
+            return {"redis": metadata.version("redis"), "hiredis": metadata.version("hiredis")}
         return {}
 
     def setup(self) -> None:
@@ -58,7 +65,9 @@ class Adapter(Base):
                 "CREATE TABLE raw (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v bigint)"
             )
         elif self.variant == "redis":
-            self.conn = Connection(self.url)
+            import redis
+
+            self.conn = redis.Redis.from_url(self.url)
         else:
             path = self.workdir / "raw.bin"
             self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -77,7 +86,7 @@ class Adapter(Base):
         elif self.variant == "pg":
             self.conn.execute("INSERT INTO raw (v) VALUES (%s)", (seq,))
         elif self.variant == "redis":
-            self.conn.call("LPUSH", "raw", seq)
+            self.conn.lpush("raw", seq)
         else:
             os.write(self.fd, ROW % seq)
             os.fdatasync(self.fd)
@@ -91,7 +100,7 @@ class Adapter(Base):
             with self.conn.transaction(), self.conn.cursor() as cur:
                 cur.executemany("INSERT INTO raw (v) VALUES (%s)", [(s,) for s in seqs])
         elif self.variant == "redis":
-            self.conn.call("LPUSH", "raw", *seqs)
+            self.conn.lpush("raw", *seqs)
         else:
             os.write(self.fd, b"".join(ROW % s for s in seqs))
             os.fdatasync(self.fd)
@@ -102,5 +111,5 @@ class Adapter(Base):
         if self.variant == "pg":
             return int(self.conn.execute("SELECT count(*) FROM raw").fetchone()[0])
         if self.variant == "redis":
-            return int(self.conn.call("LLEN", "raw"))
+            return int(self.conn.llen("raw"))
         return os.fstat(self.fd).st_size // len(ROW % 0)
