@@ -309,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     default_json = HERE / ("results-quick.json" if args.quick else "results.json")
     json_path = Path(args.json) if args.json else default_json
     logdir = Path(tempfile.mkdtemp(prefix="peers-logs-"))
+    # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the servers below are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.monotonic()
     load_before = load_average()
     log(f"starting the rig's Redis and PostgreSQL; harness logs in {logdir}")

@@ -19,6 +19,8 @@ from benchmarks.peers.adapters.base import Adapter as Base
 from benchmarks.peers.adapters.base import python
 
 app = offload.App(os.environ["PEERS_URL"])
+#: The executor of the worker (the table uses the default, process; for experiments only).
+EXECUTOR = os.environ.get("PEERS_OFFLOAD_EXECUTOR", "process")
 
 
 @app.task(name="mark")
@@ -47,7 +49,7 @@ class Adapter(Base):
         return [
             python(
                 "-m", "offload.cli", "--app", "benchmarks.peers.adapters.offload:app",
-                "worker", "-c", str(n_processes), "--executor", "process",
+                "worker", "-c", str(n_processes), "--executor", EXECUTOR,
                 "--log-level", "warning",
             )
         ]  # fmt: skip
