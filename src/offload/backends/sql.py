@@ -99,11 +99,16 @@ class SqlBackend(ABC):
     # -- what each backend supplies -------------------------------------------------
 
     @abstractmethod
-    def _tx(self, conn: Any = None, *, single: bool = False) -> AbstractContextManager[Any]:
+    def _tx(
+        self, conn: Any = None, *, single: bool = False, relaxed: bool = False
+    ) -> AbstractContextManager[Any]:
         """A write transaction yielding a DB-API cursor; on `conn`, the caller's transaction.
 
         `single` promises one statement, which is atomic by itself: PostgreSQL then skips
-        BEGIN and COMMIT, saving two round trips.
+        BEGIN and COMMIT, saving two round trips. `relaxed` marks a worker's bookkeeping
+        (claims, outcomes, leases): its commit need not wait for the disk, because losing it
+        in a power failure only makes a job run again, as at-least-once delivery allows.
+        Later durable commits flush it anyway (the log is written in order).
         """
 
     @abstractmethod
@@ -190,7 +195,7 @@ class SqlBackend(ABC):
     def job_claim(self, worker: str, queue: str, limit: int, lease: float) -> list[Job]:
         if limit < 1:  # SQLite would read LIMIT -1 as "no limit", PostgreSQL would fail
             return []
-        with self._tx(single=True) as cur:
+        with self._tx(single=True, relaxed=True) as cur:
             cur.execute(
                 self.q["job_claim"],
                 {"worker": worker, "queue": queue, "limit": limit, "lease": lease},
@@ -203,7 +208,7 @@ class SqlBackend(ABC):
     def job_heartbeat(self, worker: str, leases: Sequence[Lease], lease: float) -> Heartbeat:
         if not leases:
             return Heartbeat([], [])
-        with self._tx(single=True) as cur:
+        with self._tx(single=True, relaxed=True) as cur:
             cur.execute(
                 self.q["job_heartbeat"],
                 {
@@ -235,7 +240,7 @@ class SqlBackend(ABC):
                 for r in reports
             ]
         ).decode()
-        with self._tx(single=True) as cur:
+        with self._tx(single=True, relaxed=True) as cur:
             cur.execute(
                 self.q["job_progress"],
                 {"worker": worker, "items": items, "ids": [r.id for r in reports]},
@@ -257,7 +262,7 @@ class SqlBackend(ABC):
                 for o in outcomes
             ]
         ).decode()
-        with self._tx(single=True) as cur:
+        with self._tx(single=True, relaxed=True) as cur:
             cur.execute(
                 self.q["job_finish"],
                 {"worker": worker, "items": items, "ids": [o.id for o in outcomes]},
@@ -268,7 +273,7 @@ class SqlBackend(ABC):
     def job_release(self, worker: str, leases: Sequence[Lease]) -> int:
         if not leases:
             return 0
-        with self._tx(single=True) as cur:
+        with self._tx(single=True, relaxed=True) as cur:
             cur.execute(
                 self.q["job_release"],
                 {"worker": worker, "leases": _leases_json(leases), "ids": [x.id for x in leases]},
@@ -320,7 +325,7 @@ class SqlBackend(ABC):
         raise InvalidTransition(job_id, str(current.state), operation)
 
     def job_rescue(self) -> list[int]:
-        with self._tx(single=True) as cur:
+        with self._tx(single=True, relaxed=True) as cur:
             cur.execute(self.q["job_rescue"])
             rows = cur.fetchall()
             queues = {str(row[1]) for row in rows if row[2] == JobState.AVAILABLE}
@@ -449,7 +454,7 @@ class SqlBackend(ABC):
             )
 
     def worker_heartbeat(self, worker: str) -> None:
-        with self._tx() as cur:
+        with self._tx(relaxed=True) as cur:
             cur.execute(self.q["worker_heartbeat"], {"id": worker})
 
     def worker_unregister(self, worker: str) -> None:

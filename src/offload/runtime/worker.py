@@ -109,6 +109,7 @@ class Worker:
         self.flush_delay = flush_delay
         self._pending: list[Outcome] = []
         self._last_batch = 0
+        self._last_flush = float("-inf")
         self._pending_since = 0.0
         self.burst = burst
         self.max_jobs_per_child = max_jobs_per_child
@@ -319,13 +320,15 @@ class Worker:
             self.backend.job_progress(self.id, reports)
 
     def _flush_due(self, now: float) -> bool:
-        """Write outcomes now unless waiting pays: only while they arrive many at a time.
+        """Write outcomes now unless waiting pays: only while they arrive densely (many in
+        the last write, or the last write less than `flush_delay` ago).
 
         A delay that batches nothing would only widen the window in which a killed worker's
         finished jobs run again.
         """
+        dense = self._last_batch >= SMALL_BATCH or now - self._last_flush < self.flush_delay
         return (
-            self._last_batch < SMALL_BATCH
+            not dense
             or len(self._pending) >= FLUSH_SIZE
             or now - self._pending_since >= self.flush_delay
         )
@@ -340,6 +343,7 @@ class Worker:
             return
         pending, self._pending = self._pending, []
         self._last_batch = len(pending)
+        self._last_flush = time.monotonic()
         lost = self.backend.job_finish(self.id, pending)
         self.processed += len(pending)
         for job_id in lost:

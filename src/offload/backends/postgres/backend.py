@@ -92,22 +92,29 @@ class PostgresBackend(SqlBackend):
         self.location = redact(url)
         self.pool_size = pool_size
         self.q = _QUERIES
-        self._pool: psycopg_pool.ConnectionPool[Any] | None = None
+        # Durable commits, and (opened by workers only) commits that do not wait for the
+        # WAL flush: synchronous_commit=off for a worker's bookkeeping, see SqlBackend._tx.
+        self._pools: dict[bool, psycopg_pool.ConnectionPool[Any]] = {}
         self._lock = threading.Lock()
 
-    def _get_pool(self) -> psycopg_pool.ConnectionPool[Any]:
+    def _get_pool(self, relaxed: bool = False) -> psycopg_pool.ConnectionPool[Any]:
+        pool = self._pools.get(relaxed)
+        if pool is not None:
+            return pool
         with self._lock:
-            if self._pool is None:
-                self._check_reachable()
-                self._pool = psycopg_pool.ConnectionPool(
+            if relaxed not in self._pools:
+                if not self._pools:
+                    self._check_reachable()
+                self._pools[relaxed] = psycopg_pool.ConnectionPool(
                     self.url,
                     min_size=1,
                     max_size=self.pool_size,
                     configure=_configure,
+                    kwargs={"options": "-c synchronous_commit=off"} if relaxed else None,
                     timeout=30,
                     open=True,
                 )
-            return self._pool
+            return self._pools[relaxed]
 
     def _check_reachable(self) -> None:
         """Fail fast with one line, instead of a pool that retries in the background."""
@@ -119,7 +126,9 @@ class PostgresBackend(SqlBackend):
             raise BackendUnavailable(f"cannot connect to {self.location}: {reason}") from None
 
     @contextmanager
-    def _tx(self, conn: Any = None, *, single: bool = False) -> Iterator[Any]:
+    def _tx(
+        self, conn: Any = None, *, single: bool = False, relaxed: bool = False
+    ) -> Iterator[Any]:
         if conn is not None:  # the caller's connection: its transaction decides
             if not isinstance(conn, psycopg.Connection):
                 raise ConfigurationError(
@@ -129,7 +138,7 @@ class PostgresBackend(SqlBackend):
                 yield cur
             return
         try:
-            with self._get_pool().connection() as own:
+            with self._get_pool(relaxed).connection() as own:
                 if single:
                     with own.cursor() as cur:
                         yield cur
@@ -174,6 +183,6 @@ class PostgresBackend(SqlBackend):
 
     def close(self) -> None:
         with self._lock:
-            if self._pool is not None:
-                self._pool.close()
-                self._pool = None
+            pools, self._pools = self._pools, {}
+        for pool in pools.values():
+            pool.close()

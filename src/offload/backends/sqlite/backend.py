@@ -82,6 +82,7 @@ class SQLiteBackend(SqlBackend):
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
         self._pid = 0
+        self._sync = self.synchronous  # the mode in force on the connection
         self._wake = WakeSender(self._wake_addresses)
 
     # -- connection -----------------------------------------------------------------
@@ -105,6 +106,7 @@ class SQLiteBackend(SqlBackend):
             if mode != "wal":
                 db.execute("PRAGMA journal_mode = WAL")
             db.execute(f"PRAGMA synchronous = {self.synchronous}")
+            self._sync = self.synchronous
             db.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as exc:
             raise self._error(exc) from None
@@ -120,7 +122,9 @@ class SQLiteBackend(SqlBackend):
         return BackendError(text)
 
     @contextmanager
-    def _tx(self, conn: Any = None, *, single: bool = False) -> Iterator[Any]:
+    def _tx(
+        self, conn: Any = None, *, single: bool = False, relaxed: bool = False
+    ) -> Iterator[Any]:
         if conn is not None:  # the caller's own connection and transaction
             if not isinstance(conn, sqlite3.Connection):
                 raise ConfigurationError(
@@ -132,6 +136,10 @@ class SQLiteBackend(SqlBackend):
         with self._lock:
             db = self._conn()
             try:
+                sync = "NORMAL" if relaxed else self.synchronous
+                if sync != self._sync:  # WAL + NORMAL: the commit is not synced on its own
+                    db.execute(f"PRAGMA synchronous = {sync}")
+                    self._sync = sync
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     yield db.cursor()
