@@ -13,7 +13,7 @@ from offload.backends import open_backend
 from offload.backends.base import Backend, JobFilter, ScheduleState, WorkerInfo
 from offload.core import serialization
 from offload.core.errors import ConfigurationError, ScheduleNotFound, SerializationError
-from offload.core.job import Job, NewJob
+from offload.core.job import Job, JobBatch, NewJob
 from offload.core.options import RetryPolicy, TaskOptions, check_delay, check_name
 from offload.core.schedule import Misfire, ScheduleDef, parse_misfire
 from offload.core.states import JobState
@@ -126,12 +126,18 @@ class Task(Generic[P, R]):
 
     def enqueue_many(self, calls: Iterable[Call | tuple[Any, ...]]) -> list[JobHandle[R]]:
         """Store many jobs in one transaction and one statement; all or none."""
-        jobs = [
-            self._new_job(c.args, c.kwargs) if isinstance(c, Call) else self._new_job(c, {})
-            for c in calls
-        ]
+        limit = self.app.payload_limit
+        args: list[str] = []
+        kwargs: list[str] = []
+        for c in calls:
+            a, k = (c.args, c.kwargs) if isinstance(c, Call) else (c, {})
+            args_text, kwargs_text = serialization.dumps_args(a, k, limit=limit)
+            args.append(args_text)
+            kwargs.append(kwargs_text)
+        jobs = JobBatch(self._new_job((), {}), args, kwargs)
         ids = self.app._insert(jobs, self._overrides.conn)
-        return [JobHandle(self.app.backend, job_id) for job_id in ids]
+        backend = self.app.backend
+        return [JobHandle(backend, job_id) for job_id in ids]
 
     def _new_job(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> NewJob:
         opts, over = self.definition.options, self._overrides
@@ -453,7 +459,7 @@ class App:
         """Close the database connections."""
         self.backend.close()
 
-    def _insert(self, jobs: list[NewJob], conn: Any) -> list[int]:
+    def _insert(self, jobs: Sequence[NewJob], conn: Any) -> list[int]:
         self.ready()
         return self.backend.job_insert(jobs, conn)
 

@@ -29,7 +29,7 @@ from offload.backends.base import (
     WorkerInfo,
 )
 from offload.core.errors import InvalidTransition, JobNotFound, ScheduleNotFound, SchemaMismatch
-from offload.core.job import Job, NewJob
+from offload.core.job import Job, JobBatch, NewJob
 from offload.core.schedule import ScheduleDef
 from offload.core.states import FINISHED, JobState
 
@@ -182,14 +182,24 @@ class SqlBackend(ABC):
             return []
         with self._tx(conn, single=True) as cur:
             if len(jobs) == 1:
+                queues = {jobs[0].queue}
                 cur.execute(self.q["job_insert"], _new_job_params(jobs[0]))
                 ids = [int(cur.fetchone()[0])]
             else:
-                rows = orjson.dumps([_new_job_params(job) for job in jobs]).decode()
-                cur.execute(self.q["job_insert_many"], {"rows": rows})
+                if isinstance(jobs, JobBatch):  # one template: only the payloads per row
+                    queues = {jobs.template.queue}
+                    params = _new_job_params(jobs.template)
+                    del params["args"], params["kwargs"]
+                    pairs = list(zip(jobs.args, jobs.kwargs, strict=True))
+                    params["payloads"] = orjson.dumps(pairs).decode()
+                    cur.execute(self.q["job_insert_batch"], params)
+                else:
+                    queues = {job.queue for job in jobs}
+                    rows = orjson.dumps([_new_job_params(job) for job in jobs]).decode()
+                    cur.execute(self.q["job_insert_many"], {"rows": rows})
                 # Ids come from one sequence in row order; RETURNING order is not promised.
                 ids = sorted(int(row[0]) for row in cur.fetchall())
-            self._notify(cur, {job.queue for job in jobs})
+            self._notify(cur, queues)
         return ids
 
     def job_claim(self, worker: str, queue: str, limit: int, lease: float) -> list[Job]:

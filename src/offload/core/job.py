@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
 from offload.core.states import JobState
 
@@ -27,6 +28,35 @@ class NewJob:
     idempotency_key: str | None = None
     group_key: str | None = None
     meta: str = "{}"
+
+
+@dataclass(frozen=True, slots=True)
+class JobBatch(Sequence[NewJob]):
+    """Many new jobs that differ only in their arguments: one template, one payload each.
+
+    It is a sequence of `NewJob` like any other, and lets a backend store the batch with
+    one statement whose per-row work is the payload alone (`Task.enqueue_many` makes one).
+    """
+
+    template: NewJob
+    args: Sequence[str]
+    kwargs: Sequence[str]
+
+    def __post_init__(self) -> None:
+        if len(self.args) != len(self.kwargs):
+            raise ValueError(f"{len(self.args)} args payloads for {len(self.kwargs)} kwargs")
+
+    def __len__(self) -> int:
+        return len(self.args)
+
+    @overload
+    def __getitem__(self, index: int) -> NewJob: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[NewJob]: ...
+    def __getitem__(self, index: int | slice) -> NewJob | Sequence[NewJob]:
+        if isinstance(index, slice):
+            return JobBatch(self.template, self.args[index], self.kwargs[index])
+        return replace(self.template, args=self.args[index], kwargs=self.kwargs[index])
 
 
 @dataclass(frozen=True, slots=True)

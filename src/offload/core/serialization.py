@@ -100,12 +100,16 @@ def dumps_args(
 ) -> tuple[str, str]:
     """Encode positional and keyword arguments, naming the offending argument on error."""
     for index, arg in enumerate(args):
-        _check(arg, f"argument {index}", 1)
+        kind = type(arg)  # the common plain cases inline: this runs once per job enqueued
+        if (kind is int and _INT_MIN <= arg <= _INT_MAX) or (kind is str and arg.isascii()):
+            continue
+        if kind not in _SCALARS:
+            _check(arg, f"argument {index}", 1)
     for name, arg in kwargs.items():
         _check(arg, f"argument {name!r}", 1)
     try:
-        args_text = orjson.dumps(list(args)).decode()
-        kwargs_text = orjson.dumps(kwargs).decode()
+        args_text = orjson.dumps(args).decode()  # a tuple encodes as a JSON array
+        kwargs_text = orjson.dumps(kwargs).decode() if kwargs else "{}"
     except orjson.JSONEncodeError as exc:
         raise SerializationError(f"arguments cannot be encoded as JSON: {exc}") from None
     size = len(args_text) + len(kwargs_text)

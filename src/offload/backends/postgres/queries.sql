@@ -53,6 +53,23 @@ RETURNING id, queue),
 woke AS (SELECT pg_notify('offload_jobs', queue) FROM (SELECT DISTINCT queue FROM ins) AS q)
 SELECT id FROM ins, (SELECT count(*) FROM woke) AS w
 
+-- name: job_insert_batch
+-- Many jobs of one template; :payloads is a JSON array of [args, kwargs] pairs, one per job,
+-- each payload as JSON text in a string (PostgreSQL's json cannot take \u0000 apart).
+WITH ins AS (
+INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
+    enqueued_at, unique_key, idempotency_key, group_key, meta)
+SELECT :task, :queue, (p.value ->> 0)::json, (p.value ->> 1)::json, :priority,
+    CASE WHEN coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
+        > now() THEN 'scheduled' ELSE 'available' END,
+    :max_attempts,
+    coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay)), now(),
+    :unique_key, :idempotency_key, :group_key, :meta::json
+FROM json_array_elements(:payloads::json) WITH ORDINALITY AS p(value, n)
+ORDER BY p.n
+RETURNING id)
+SELECT id FROM ins, (SELECT pg_notify('offload_jobs', :queue)) AS woke
+
 -- name: job_claim
 -- Take due jobs of one queue in priority order, skipping rows other claimers hold.
 WITH picked AS (

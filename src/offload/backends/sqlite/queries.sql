@@ -37,6 +37,19 @@ FROM json_each(:rows)
 ORDER BY key
 RETURNING id
 
+-- name: job_insert_batch
+-- Many jobs of one template; :payloads is a JSON array of [args, kwargs] pairs, one per job,
+-- each payload as JSON text in a string (PostgreSQL's json cannot take \u0000 apart).
+INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
+    enqueued_at, unique_key, idempotency_key, group_key, meta)
+SELECT :task, :queue, p.value ->> 0, p.value ->> 1, :priority,
+    CASE WHEN coalesce(:run_at, {now} + :delay) > {now} THEN 'scheduled' ELSE 'available' END,
+    :max_attempts, coalesce(:run_at, {now} + :delay), {now},
+    :unique_key, :idempotency_key, :group_key, :meta
+FROM json_each(:payloads) AS p
+ORDER BY p.key
+RETURNING id
+
 -- name: job_claim
 -- Take due jobs of one queue in priority order; the attempt number is the fencing token.
 UPDATE offload_jobs
