@@ -11,6 +11,7 @@ import math
 import multiprocessing
 import os
 import resource
+import select
 import signal
 import threading
 import time
@@ -49,9 +50,11 @@ def _child_main(app_path: str, conn: Connection, result_limit: int | None, worke
     threading.Thread(target=_watch_worker, args=(worker_pid,), daemon=True).start()
     registry: Registry = load_app(app_path).registry
     queued: dict[int, list[Any]] = {}
+    waiting = select.poll()  # a look at the pipe without a selector per look
+    waiting.register(conn.fileno(), select.POLLIN)
     try:
         while True:
-            while not queued or conn.poll():
+            while not queued or waiting.poll(0):
                 kind, job_id, *rest = orjson.loads(conn.recv_bytes())
                 if kind == "run":
                     queued[job_id] = rest
@@ -165,6 +168,12 @@ class _Slot:
     #: Set once the child is worn out: it takes no more jobs and is replaced when idle.
     retire: bool = False
     kill_head: bool = False
+    #: Readiness of `conn` without building a selector per look, as `Connection.poll` does.
+    poller: select.poll = field(default_factory=select.poll)
+
+    def readable(self) -> bool:
+        """A message (or the end of the pipe) is waiting."""
+        return bool(self.poller.poll(0))
 
 
 @dataclass
@@ -206,7 +215,9 @@ class ProcessExecutor:
         )
         process.start()
         child.close()
-        return _Slot(process, parent)
+        slot = _Slot(process, parent)
+        slot.poller.register(parent.fileno(), select.POLLIN)
+        return slot
 
     def _replace(self, index: int) -> None:
         """Start a new child in this slot and hand it the jobs the old one had not started."""
@@ -320,7 +331,7 @@ class ProcessExecutor:
 
     def _read(self, slot: _Slot, events: list[Event]) -> bool:
         """Take every waiting message of a child; False if its pipe broke (it died)."""
-        while slot.conn.poll():
+        while slot.readable():
             try:
                 message = orjson.loads(slot.conn.recv_bytes())
             except (EOFError, OSError):
