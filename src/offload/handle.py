@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -58,6 +57,8 @@ class JobHandle(Generic[R]):
 
     async def wait_async(self, timeout: float | None = None) -> Job:
         """`wait` for asyncio code: reads run in a thread, pauses on the loop."""
+        import asyncio  # loaded on first use: workers and fork servers never need it
+
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = 0.002
         while True:

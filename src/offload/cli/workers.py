@@ -93,6 +93,10 @@ def worker(
     )
     if app_path:
         loader.path = app_path
+    if executor == "process" and loader.path:
+        from offload.runtime.children import start_fork_server
+
+        start_fork_server(loader.path)  # it loads the app while this process does too
     given = {
         "max_jobs_per_child": max_jobs_per_child,
         "max_child_memory_mb": max_child_memory,

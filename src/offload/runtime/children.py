@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import multiprocessing
+import multiprocessing.context
 import os
 import resource
 import select
@@ -18,6 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing import forkserver
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -146,13 +148,27 @@ def _run_message(job: Job) -> bytes:
 
 
 #: Jobs a child may hold at once (one running, the rest queued) while jobs are short.
-PIPELINE_DEPTH = 8
+PIPELINE_DEPTH = 32
 #: Runs shorter than this on average (seconds) count as short.
 SHORT_RUN = 0.002
 #: A job message larger than this (bytes) only goes to an idle child: queued behind a
 #: running job it could fill the pipe while that child writes a large result, and both
 #: ends would wait on each other.
 SMALL_MESSAGE = 16 * 1024
+
+
+def start_fork_server(app_path: str) -> None:
+    """Boot the fork server now: it imports the app while the caller does the same, so a
+    worker's first children need not wait for it."""
+    _fork_server_context(app_path)
+    forkserver.ensure_running()
+
+
+def _fork_server_context(app_path: str) -> multiprocessing.context.ForkServerContext:
+    ctx = multiprocessing.get_context("forkserver")
+    # The app and this module: children start with both imported, by the fork server.
+    ctx.set_forkserver_preload([app_path.partition(":")[0], __name__])
+    return ctx
 
 
 @dataclass(slots=True)
@@ -200,9 +216,7 @@ class ProcessExecutor:
     _events: list[Event] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        module = self.app_path.partition(":")[0]
-        self._ctx = multiprocessing.get_context("forkserver")
-        self._ctx.set_forkserver_preload([module])
+        self._ctx = _fork_server_context(self.app_path)
         self._slots = [self._spawn() for _ in range(self.concurrency)]
 
     def _spawn(self) -> _Slot:

@@ -6,7 +6,6 @@ event loop.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import traceback
 from collections.abc import Awaitable
@@ -93,6 +92,8 @@ def run_call(
         with running(ctx):
             value = definition.fn(*args, **kwargs)
             if inspect.isawaitable(value):
+                import asyncio  # only here: a plain worker process never loads asyncio
+
                 value = asyncio.run(_await(value))
         return True, serialization.dumps(value, "the task's result", result_limit), False, False
     except JobCancelled as exc:
@@ -107,32 +108,6 @@ def run_call(
             False,
             False,
         )
-    except Exception as exc:
-        return False, error_entry(exc), False, False
-
-
-async def run_async_call(
-    definition: TaskDef,
-    args: list[Any],
-    kwargs: dict[str, Any],
-    ctx: JobContext,
-    result_limit: int | None,
-) -> Outcome:
-    """Run an `async def` task on the current loop, under its timeout."""
-    try:
-        with running(ctx):
-            value = definition.fn(*args, **kwargs)
-            if inspect.isawaitable(value):
-                value = await asyncio.wait_for(value, definition.options.timeout)
-        return True, serialization.dumps(value, "the task's result", result_limit), False, False
-    except TimeoutError:
-        limit = definition.options.timeout or 0
-        return False, limit_error("JobTimeout", f"exceeded timeout={limit:g}s"), False, False
-    except asyncio.CancelledError:
-        stopped = JobCancelled(f"job {ctx.id} was cancelled while running")
-        return False, error_entry(stopped, with_traceback=False), False, True
-    except JobCancelled as exc:
-        return False, error_entry(exc, with_traceback=False), False, True
     except Exception as exc:
         return False, error_entry(exc), False, False
 

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from offload.core import serialization
 from offload.core.job import Job
-from offload.core.task import Registry
-from offload.runtime.context import JobContext
+from offload.core.task import Registry, TaskDef
+from offload.runtime.context import JobCancelled, JobContext, running
 from offload.runtime.execution import (
     Finished,
     Outcome,
     Progress,
+    error_entry,
+    limit_error,
     lookup,
-    run_async_call,
     run_call,
 )
 from offload.runtime.executors import Event, SelfPipe, finished_from
@@ -159,3 +162,29 @@ class AsyncExecutor(_InProcess):
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         self._pipe.close()
+
+
+async def run_async_call(
+    definition: TaskDef,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    ctx: JobContext,
+    result_limit: int | None,
+) -> Outcome:
+    """Run an `async def` task on the current loop, under its timeout."""
+    try:
+        with running(ctx):
+            value = definition.fn(*args, **kwargs)
+            if inspect.isawaitable(value):
+                value = await asyncio.wait_for(value, definition.options.timeout)
+        return True, serialization.dumps(value, "the task's result", result_limit), False, False
+    except TimeoutError:
+        limit = definition.options.timeout or 0
+        return False, limit_error("JobTimeout", f"exceeded timeout={limit:g}s"), False, False
+    except asyncio.CancelledError:
+        stopped = JobCancelled(f"job {ctx.id} was cancelled while running")
+        return False, error_entry(stopped, with_traceback=False), False, True
+    except JobCancelled as exc:
+        return False, error_entry(exc, with_traceback=False), False, True
+    except Exception as exc:
+        return False, error_entry(exc), False, False

@@ -33,7 +33,7 @@ from offload.core.task import Registry
 from offload.runtime.children import ProcessExecutor
 from offload.runtime.execution import Finished, Progress
 from offload.runtime.executors import Event, Executor, SelfPipe
-from offload.runtime.inprocess import AsyncExecutor, ThreadExecutor
+from offload.runtime.memory import keep_freed_memory
 from offload.runtime.pool import ExecutorPool, Waiter
 from offload.runtime.scheduler import Scheduler
 
@@ -149,6 +149,7 @@ class Worker:
 
     def run(self) -> int:
         """Work until stopped (or, in burst mode, until no job is due); return an exit code."""
+        keep_freed_memory()  # claims after idle moments would otherwise refault SQLite's cache
         previous = self._install_signals()
         listener: Listener = self.backend.listener()
         pool = self._make_pool()
@@ -450,8 +451,12 @@ class Worker:
                     max_child_memory_mb=self.max_child_memory_mb,
                 )
             elif kind == "thread":
+                from offload.runtime.inprocess import ThreadExecutor
+
                 executors[kind] = ThreadExecutor(self.registry, self.concurrency, self.result_limit)
-            else:
+            else:  # asyncio is loaded only by workers that run async tasks
+                from offload.runtime.inprocess import AsyncExecutor
+
                 size = self.concurrency if self.executor_kind == "async" else self.async_concurrency
                 executors[kind] = AsyncExecutor(self.registry, size, self.result_limit)
         return ExecutorPool(self.executor_kind, executors, self._route)

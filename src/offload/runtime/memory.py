@@ -1,0 +1,32 @@
+"""Process-wide memory settings for offload's own long-running processes."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+
+#: glibc's mallopt parameter: free memory at the top of the heap above this is returned.
+_M_TRIM_THRESHOLD = -1
+#: What a worker keeps instead of returning: far above its per-transaction churn.
+TRIM_THRESHOLD = 16 * 1024 * 1024
+
+
+def keep_freed_memory(threshold: int = TRIM_THRESHOLD) -> bool:
+    """Ask the C allocator to keep up to `threshold` bytes of freed heap for reuse.
+
+    SQLite drops a connection's page cache whenever another process commits, and glibc hands
+    the freed pages back to the kernel at once; each claim then faults them in again, which
+    measured about 0.3 ms per claim after an idle moment. Returns False where the C library
+    has no `mallopt` (not glibc): nothing changes there.
+    """
+    name = ctypes.util.find_library("c")
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_TRIM_THRESHOLD, threshold))
+
+
+__all__ = ["TRIM_THRESHOLD", "keep_freed_memory"]
