@@ -32,7 +32,10 @@ def test_ten_thousand_jobs_through_a_hundred_kills(
         workers[victim].wait(10)
         workers[victim] = start_worker(**settings)
         kills += 1
-    wait_until(lambda: counts(basic_app).get("succeeded", 0) == total, 90, "all jobs to succeed")
+    try:
+        wait_until(lambda: counts(basic_app).get("succeeded", 0) == total, 90, "all to succeed")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; jobs by state now: {counts(basic_app)}") from None
     assert counts(basic_app) == {"succeeded": total}
     ledger = (tmp_path / "ledger.txt").read_text().split("\n")
     ends = [line.split()[1] for line in ledger if line.startswith("end ")]

@@ -12,7 +12,6 @@ import multiprocessing
 import multiprocessing.context
 import os
 import resource
-import select
 import signal
 import threading
 import time
@@ -39,6 +38,7 @@ from offload.runtime.execution import (
 )
 from offload.runtime.executors import Event, finished_from, stopped
 from offload.runtime.loader import load_app
+from offload.runtime.pipes import Frames
 
 
 def _child_main(app_path: str, conn: Connection, result_limit: int | None, worker_pid: int) -> None:
@@ -52,17 +52,23 @@ def _child_main(app_path: str, conn: Connection, result_limit: int | None, worke
     threading.Thread(target=_watch_worker, args=(worker_pid,), daemon=True).start()
     registry: Registry = load_app(app_path).registry
     queued: dict[int, list[Any]] = {}
-    waiting = select.poll()  # a look at the pipe without a selector per look
-    waiting.register(conn.fileno(), select.POLLIN)
+    frames = Frames(conn.fileno())
     try:
         while True:
-            while not queued or waiting.poll(0):
-                kind, job_id, *rest = orjson.loads(conn.recv_bytes())
-                if kind == "run":
-                    queued[job_id] = rest
-                elif queued.pop(job_id, None) is not None:  # a cancel of a queued job
-                    stopped = limit_error("JobCancelled", "cancelled before it started")
-                    conn.send_bytes(orjson.dumps(["done", job_id, False, stopped, False, True]))
+            # Take every waiting message (a cancel may name a queued job); block only while
+            # nothing is queued.
+            while True:
+                for raw in frames.messages():
+                    kind, job_id, *rest = orjson.loads(raw)
+                    if kind == "run":
+                        queued[job_id] = rest
+                    elif queued.pop(job_id, None) is not None:  # a cancel of a queued job
+                        stopped = limit_error("JobCancelled", "cancelled before it started")
+                        conn.send_bytes(orjson.dumps(["done", job_id, False, stopped, False, True]))
+                if queued and not frames.ready():
+                    break
+                if not frames.fill():
+                    return  # the worker closed the pipe, or died: leases rerun the jobs
             job_id = next(iter(queued))
             attempt, queue_name, task, args, kwargs = queued.pop(job_id)
             definition = lookup(registry, task)
@@ -142,6 +148,20 @@ def _address_space() -> int:
         return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _frame(message: bytes) -> bytes:
+    """`message` as Connection.send_bytes frames it: its length, then itself."""
+    size = len(message)
+    if size > 0x7FFFFFFF:
+        return (-1).to_bytes(4, "big", signed=True) + size.to_bytes(8, "big") + message
+    return size.to_bytes(4, "big", signed=True) + message
+
+
+def _write_all(fd: int, data: bytes | bytearray) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def _run_message(job: Job) -> bytes:
     """What a child needs to run a job."""
     return orjson.dumps(["run", job.id, job.attempt, job.queue, job.task, job.args, job.kwargs])
@@ -151,10 +171,11 @@ def _run_message(job: Job) -> bytes:
 PIPELINE_DEPTH = 32
 #: Runs shorter than this on average (seconds) count as short.
 SHORT_RUN = 0.002
-#: A job message larger than this (bytes) only goes to an idle child: queued behind a
-#: running job it could fill the pipe while that child writes a large result, and both
-#: ends would wait on each other.
-SMALL_MESSAGE = 16 * 1024
+#: Bytes of job messages a busy child may hold: a busy child reads its pipe only between
+#: jobs, and a worker blocked writing to a full pipe while that child writes a large result
+#: would wait on each other. Well under a pipe's 64 KiB, so such a write never blocks; a
+#: larger job waits for an idle child.
+PIPE_BUDGET = 16 * 1024
 
 
 def start_fork_server(app_path: str) -> None:
@@ -177,6 +198,8 @@ class _Slot:
     conn: Connection
     #: Jobs sent to the child, in order: the first is running, the others wait in the child.
     jobs: deque[Job] = field(default_factory=deque)
+    #: The size of each held job's message, by job id (see PIPE_BUDGET).
+    sizes: dict[int, int] = field(default_factory=dict)
     #: When the first job started (approximately: when its predecessor's result came).
     since: float = 0.0
     deadline: float | None = None
@@ -184,12 +207,28 @@ class _Slot:
     #: Set once the child is worn out: it takes no more jobs and is replaced when idle.
     retire: bool = False
     kill_head: bool = False
-    #: Readiness of `conn` without building a selector per look, as `Connection.poll` does.
-    poller: select.poll = field(default_factory=select.poll)
+    #: What the child sent, read many messages per system call.
+    frames: Frames = field(init=False)
 
-    def readable(self) -> bool:
-        """A message (or the end of the pipe) is waiting."""
-        return bool(self.poller.poll(0))
+    def __post_init__(self) -> None:
+        self.frames = Frames(self.conn.fileno())
+
+    def hold(self, job: Job, size: int) -> None:
+        self.jobs.append(job)
+        self.sizes[job.id] = size
+
+    def release(self, job: Job) -> None:
+        """Forget a job that ended or was taken away from the child."""
+        self.jobs.remove(job)
+        self.sizes.pop(job.id, None)
+
+    def release_head(self) -> Job:
+        job = self.jobs.popleft()
+        self.sizes.pop(job.id, None)
+        return job
+
+    def held_bytes(self) -> int:
+        return sum(self.sizes.values())
 
 
 @dataclass
@@ -211,7 +250,7 @@ class ProcessExecutor:
     _slots: list[_Slot] = field(default_factory=list)
     #: Moving average of how long runs take, to decide whether to queue jobs in children.
     _run_time: float = 1.0
-    #: Large jobs waiting here for an idle child (see SMALL_MESSAGE).
+    #: Large jobs waiting here for an idle child (see PIPE_BUDGET).
     _waiting: deque[Job] = field(default_factory=deque)
     _events: list[Event] = field(default_factory=list)
 
@@ -229,9 +268,7 @@ class ProcessExecutor:
         )
         process.start()
         child.close()
-        slot = _Slot(process, parent)
-        slot.poller.register(parent.fileno(), select.POLLIN)
-        return slot
+        return _Slot(process, parent)
 
     def _replace(self, index: int) -> None:
         """Start a new child in this slot and hand it the jobs the old one had not started."""
@@ -252,11 +289,16 @@ class ProcessExecutor:
         room = sum(max(depth - len(slot.jobs), 0) for slot in self._slots if not slot.retire)
         return max(room - len(self._waiting), 0)
 
-    def _send(self, slot: _Slot, job: Job, message: bytes | None = None) -> None:
+    def _send(self, slot: _Slot, job: Job) -> None:
+        """Hand one job to a child (an idle one, or a new one taking over jobs)."""
+        message = _run_message(job)
+        self._hold(slot, job, len(message))
+        slot.conn.send_bytes(message)
+
+    def _hold(self, slot: _Slot, job: Job, size: int) -> None:
         if not slot.jobs:
             self._start_head(slot, job, time.monotonic())
-        slot.jobs.append(job)
-        slot.conn.send_bytes(message or _run_message(job))
+        slot.hold(job, size)
 
     def _start_head(self, slot: _Slot, job: Job, now: float) -> None:
         options = self.options_of(job)
@@ -264,24 +306,34 @@ class ProcessExecutor:
         slot.since = now
         slot.deadline = None if timeout is None else now + timeout
 
-    def submit(self, job: Job) -> None:
-        index = min(
-            (i for i, slot in enumerate(self._slots) if not slot.retire),
-            key=lambda i: len(self._slots[i].jobs),
-        )
-        slot = self._slots[index]
-        if len(slot.jobs) >= self._depth():
-            raise RuntimeError("submit called with no free slot")
-        message = _run_message(job)
-        if slot.jobs and len(message) > SMALL_MESSAGE:
-            self._waiting.append(job)  # sent by `poll` once a child is idle
-            return
-        try:
-            self._send(slot, job, message)
-        except OSError:  # the child died
-            if len(slot.jobs) == 1:  # it was idle: this job goes to a new child
-                self._replace(index)
-            # else `poll` reports the job it was running and hands the rest on
+    def submit(self, jobs: list[Job]) -> None:
+        """Spread the jobs over the least busy children, one write per child."""
+        depth = self._depth()
+        out: dict[int, bytearray] = {}
+        was_idle: set[int] = set()
+        for job in jobs:
+            index = min(
+                (i for i, slot in enumerate(self._slots) if not slot.retire),
+                key=lambda i: len(self._slots[i].jobs),
+            )
+            slot = self._slots[index]
+            if len(slot.jobs) >= depth:
+                raise RuntimeError("submit called with no free slot")
+            message = _run_message(job)
+            if slot.jobs and slot.held_bytes() + len(message) > PIPE_BUDGET:
+                self._waiting.append(job)  # sent by `poll` once a child is idle
+                continue
+            if not slot.jobs:
+                was_idle.add(index)
+            self._hold(slot, job, len(message))
+            out.setdefault(index, bytearray()).extend(_frame(message))
+        for index, data in out.items():
+            try:
+                _write_all(self._slots[index].conn.fileno(), data)
+            except OSError:  # the child died
+                if index in was_idle:  # none of its jobs started: they go to a new child
+                    self._replace(index)
+                # else `poll` reports the job it was running and hands the rest on
 
     def poll(self) -> list[Event]:
         events, self._events = self._events, []
@@ -325,9 +377,9 @@ class ProcessExecutor:
         if not slot.jobs:
             return None
         if slot.kill_head:
-            return stopped(slot.jobs.popleft(), "JobCancelled", "cancelled while running", True)
+            return stopped(slot.release_head(), "JobCancelled", "cancelled while running", True)
         if slot.deadline is not None and time.monotonic() >= slot.deadline:
-            head = slot.jobs.popleft()
+            head = slot.release_head()
             timeout = getattr(self.options_of(head), "timeout", 0)
             return stopped(head, "JobTimeout", f"exceeded timeout={timeout:g}s")
         if not slot.process.is_alive():
@@ -337,7 +389,7 @@ class ProcessExecutor:
     def _died(self, slot: _Slot) -> Finished:
         """The end of the job a child was running when it died: a CPU limit, or a crash."""
         slot.process.join(1)
-        job, code = slot.jobs.popleft(), slot.process.exitcode
+        job, code = slot.release_head(), slot.process.exitcode
         if code == -signal.SIGXCPU:
             cpu = getattr(self.options_of(job), "cpu_seconds", 0)
             return stopped(job, "CpuLimitExceeded", f"exceeded cpu_seconds={cpu:g}")
@@ -345,31 +397,37 @@ class ProcessExecutor:
 
     def _read(self, slot: _Slot, events: list[Event]) -> bool:
         """Take every waiting message of a child; False if its pipe broke (it died)."""
-        while slot.readable():
+        while slot.frames.ready():
             try:
-                message = orjson.loads(slot.conn.recv_bytes())
-            except (EOFError, OSError):
+                if not slot.frames.fill():
+                    return False
+            except OSError:
                 return False
-            kind, job_id = message[0], message[1]
-            job = next((j for j in slot.jobs if j.id == job_id), None)
-            if job is None:
-                continue
-            if kind == "progress":
-                events.append(Progress(job, message[2], message[3]))
-                continue
-            _, _, ok, payload, permanent, cancelled = message
-            events.append(finished_from(job, (ok, payload, permanent, cancelled)))
-            was_head = job is slot.jobs[0]
-            slot.jobs.remove(job)
-            if was_head:
-                now = time.monotonic()
-                self._run_time = 0.8 * self._run_time + 0.2 * (now - slot.since)
-                slot.jobs_done += 1
-                slot.kill_head = False
-                slot.retire = self._worn_out(slot)
-                if slot.jobs:
-                    self._start_head(slot, slot.jobs[0], now)
+            for raw in slot.frames.messages():
+                self._take(slot, orjson.loads(raw), events)
         return True
+
+    def _take(self, slot: _Slot, message: list[Any], events: list[Event]) -> None:
+        """Act on one message of a child: a progress report or a job's end."""
+        kind, job_id = message[0], message[1]
+        job = next((j for j in slot.jobs if j.id == job_id), None)
+        if job is None:
+            return
+        if kind == "progress":
+            events.append(Progress(job, message[2], message[3]))
+            return
+        _, _, ok, payload, permanent, cancelled = message
+        events.append(finished_from(job, (ok, payload, permanent, cancelled)))
+        was_head = job is slot.jobs[0]
+        slot.release(job)
+        if was_head:
+            now = time.monotonic()
+            self._run_time = 0.8 * self._run_time + 0.2 * (now - slot.since)
+            slot.jobs_done += 1
+            slot.kill_head = False
+            slot.retire = self._worn_out(slot)
+            if slot.jobs:
+                self._start_head(slot, slot.jobs[0], now)
 
     def waitables(self) -> list[int]:
         # Idle children too: a sentinel that turns readable means a child died.
@@ -407,6 +465,7 @@ class ProcessExecutor:
         for index, slot in enumerate(self._slots):
             if slot.jobs:
                 slot.jobs.clear()
+                slot.sizes.clear()
                 self._replace(index)
         return stopped
 

@@ -32,8 +32,8 @@ class Executor(Protocol):
         """How many more jobs can start now."""
         ...
 
-    def submit(self, job: Job) -> None:
-        """Start a job in a free slot."""
+    def submit(self, jobs: list[Job]) -> None:
+        """Start these jobs, in order, in free slots (no more than `free()` of them)."""
         ...
 
     def poll(self) -> list[Event]:

@@ -94,11 +94,12 @@ class ThreadExecutor(_InProcess):
         super().__init__(registry, concurrency, result_limit)
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="offload-job")
 
-    def submit(self, job: Job) -> None:
-        ctx = self._context(job)
-        with self._lock:
-            self._running[job.id] = (job, ctx)
-        self._pool.submit(self._run, job, ctx)
+    def submit(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            ctx = self._context(job)
+            with self._lock:
+                self._running[job.id] = (job, ctx)
+            self._pool.submit(self._run, job, ctx)
 
     def _run(self, job: Job, ctx: JobContext) -> None:
         definition = lookup(self.registry, job.task)
@@ -132,10 +133,11 @@ class AsyncExecutor(_InProcess):
         )
         self._thread.start()
 
-    def submit(self, job: Job) -> None:
-        future = asyncio.run_coroutine_threadsafe(self._run(job), self._loop)
-        with self._lock:
-            self._running[job.id] = (job, future)
+    def submit(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            future = asyncio.run_coroutine_threadsafe(self._run(job), self._loop)
+            with self._lock:
+                self._running[job.id] = (job, future)
 
     async def _run(self, job: Job) -> None:
         definition = lookup(self.registry, job.task)

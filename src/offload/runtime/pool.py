@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import selectors
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 
 from offload.core.job import Job
 from offload.runtime.executors import Event, Executor
@@ -28,11 +29,21 @@ class ExecutorPool:
         """Slots the worker should claim for: the primary executor's free ones."""
         return self.executors[self.primary].free()
 
-    def can_start(self, job: Job) -> bool:
-        return self.executors[self.route(job)].free() > 0
-
-    def submit(self, job: Job) -> None:
-        self.executors[self.route(job)].submit(job)
+    def start(self, jobs: Iterable[Job]) -> deque[Job]:
+        """Hand jobs, in order, to executors with room; return those left waiting."""
+        room = {kind: executor.free() for kind, executor in self.executors.items()}
+        batches: dict[str, list[Job]] = {}
+        waiting: deque[Job] = deque()
+        for job in jobs:
+            kind = self.route(job)
+            if room[kind] > 0:
+                room[kind] -= 1
+                batches.setdefault(kind, []).append(job)
+            else:
+                waiting.append(job)
+        for kind, batch in batches.items():
+            self.executors[kind].submit(batch)
+        return waiting
 
     def poll(self) -> list[Event]:
         return [event for ex in self.executors.values() for event in ex.poll()]

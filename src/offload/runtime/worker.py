@@ -292,16 +292,8 @@ class Worker:
 
     def _dispatch(self, pool: ExecutorPool) -> None:
         """Start buffered jobs, in order, on executors with a free slot."""
-        if not self._buffer:
-            return
-        waiting: deque[Job] = deque()
-        while self._buffer:
-            job = self._buffer.popleft()
-            if pool.can_start(job):
-                pool.submit(job)
-            else:
-                waiting.append(job)
-        self._buffer = waiting
+        if self._buffer:
+            self._buffer = pool.start(self._buffer)
 
     def _collect(self, events: list[Event]) -> None:
         """Queue outcomes for the next flush; store progress reports now (one statement)."""
