@@ -40,7 +40,7 @@ def _row(key: str, label: str, adapter: str, storage: str, durable: str, note: s
     module, _, variant = adapter.partition(":")
     venv = (
         "offload"
-        if module == "offload" or adapter in ("raw:sqlite", "raw:pg", "raw:disk")
+        if module in ("offload", "handoff") or adapter in ("raw:sqlite", "raw:pg", "raw:disk")
         else "peers"
     )
     return System(key, label, module, variant, storage, venv, durable, note, **more)
@@ -110,6 +110,13 @@ SYSTEMS: tuple[System, ...] = (
          "one LPUSH; batch: one LPUSH of all values", aof="always", **_RAW),
     _row("raw-disk", "raw disk: write + fdatasync", "raw:disk", "none", "yes",
          "32 bytes + fdatasync per row; batch: one write + one fdatasync", **_RAW),
+    # The least a separate worker process and job process can do (adapters/handoff.py).
+    _row("floor-sqlite", "floor: SQLite commit, wake, claim, hand-off", "handoff:sqlite",
+         "sqlite", "yes", "one durable commit, a datagram, one claim, a pipe",
+         workloads=("latency",)),
+    _row("floor-pg", "floor: PostgreSQL commit+NOTIFY, claim, hand-off", "handoff:pg", "pg",
+         "yes", "one durable commit with NOTIFY, one claim, a pipe", workloads=("latency",),
+         **_PG),
 )  # fmt: skip
 
 BY_KEY = {s.key: s for s in SYSTEMS}
