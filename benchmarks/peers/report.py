@@ -217,9 +217,9 @@ def targets(all_points: dict[str, Points]) -> list[str]:
         ok = value <= goal if le else value >= goal
         out.append(f"| {name} | {backend} | {text} | {'met' if ok else 'missed'} |")
 
-    for backend, key, raw, factor in (
-        ("SQLite", "offload-sqlite", "raw-sqlite", 4.0),
-        ("PostgreSQL", "offload-pg", "raw-pg", 2.0),
+    for backend, key, raw, factor, floor_key in (
+        ("SQLite", "offload-sqlite", "raw-sqlite", 4.0, "floor-sqlite"),
+        ("PostgreSQL", "offload-pg", "raw-pg", 2.0, "floor-pg"),
     ):
         mine = all_points.get(key, {})
         pgq = all_points.get("pgqueuer", {})
@@ -256,12 +256,14 @@ def targets(all_points: dict[str, Points]) -> list[str]:
             )
         for column, goal in (("latency.p50", 1.0), ("latency.p99", 2.0)):
             v = _median(mine, column)
+            floor = _median(all_points.get(floor_key, {}), column)
+            beside = f" (floor: {floor:.2f} ms)" if floor is not None else ""
             add(
                 f"start latency {column[-3:]} <= {goal:g} ms",
                 backend,
                 v,
                 goal,
-                f"{v:.2f} ms" if v is not None else "",
+                f"{v:.2f} ms{beside}" if v is not None else "",
                 le=True,
             )
         ratio, text = scale_ratio(mine)

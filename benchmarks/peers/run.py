@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +119,8 @@ class Runner:
         }
         python = sys.executable if system.venv == "offload" else str(PEERS_PYTHON)
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+        paths = (system.src, str(ROOT), env.get("PYTHONPATH"))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
         self.count += 1
         name = f"{self.count:04d}-{system.key.replace(':', '_')}-{workload['kind']}.log"
         bound = workload["bound"]
@@ -220,6 +221,41 @@ def scale_prediction(system: System, points: dict[str, list[dict[str, Any]]], s:
     return ""
 
 
+def base_row(system: System, rev: str, src: str = "") -> System:
+    """`system` (an offload row) as of git revision `rev`, imported from `src`."""
+    return replace(
+        system,
+        key=system.key + "@base",
+        label=f"{system.label} at {rev}",
+        src=src,
+        workloads=tuple(k for k in system.workloads if k != "scale"),
+        reference=system.key,
+    )
+
+
+def base_systems(rev: str, offload_rows: list[System]) -> list[System]:
+    """Copies of the offload rows that import offload as of `rev` (exported from git)."""
+    export = Path(tempfile.mkdtemp(prefix="peers-base-"))
+    archive = subprocess.run(
+        ["git", "archive", rev, "src"], cwd=ROOT, capture_output=True, check=False
+    )
+    if archive.returncode != 0:
+        raise SystemExit(f"--base {rev}: git archive failed: {archive.stderr.decode().strip()}")
+    subprocess.run(["tar", "-x", "-C", str(export)], input=archive.stdout, check=True)
+    return [base_row(s, rev, str(export / "src")) for s in offload_rows]
+
+
+def saved_systems(saved: dict[str, Any]) -> list[System]:
+    """The rows of a saved run, --base rows included."""
+    found = []
+    for key in saved["points"]:
+        if key in BY_KEY:
+            found.append(BY_KEY[key])
+        elif key.endswith("@base") and key.removesuffix("@base") in BY_KEY:
+            found.append(base_row(BY_KEY[key.removesuffix("@base")], saved.get("base", "?")))
+    return found
+
+
 # -- main ---------------------------------------------------------------------------------
 
 
@@ -239,6 +275,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", metavar="FILE", help="raw results (default peers/results*.json)")
     parser.add_argument("--setup", action="store_true", help="(re)create the peers' venv, exit")
     parser.add_argument("--render", metavar="FILE", help="print the table of a saved --json run")
+    parser.add_argument(
+        "--base",
+        metavar="REV",
+        help="also run offload as of git revision REV (rows offload-...@base, no scale run): "
+        "before/after ratios from one run",
+    )
     args = parser.parse_args(argv)
     if args.repeat is not None and args.repeat < 1:
         parser.error("--repeat must be >= 1")
@@ -296,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.render:
         saved = json.loads(Path(args.render).read_text())
-        print(report.render(saved, [BY_KEY[k] for k in saved["points"] if k in BY_KEY]))
+        print(report.render(saved, saved_systems(saved)))
         return 0
     setup()
     base = QUICK if args.quick else FULL
@@ -306,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"unknown system(s) {unknown}; known: {', '.join(BY_KEY)}")
     systems = [BY_KEY[k] for k in keys]
+    if args.base:
+        systems += base_systems(args.base, [s for s in systems if s.module == "offload"])
     default_json = HERE / ("results-quick.json" if args.quick else "results.json")
     json_path = Path(args.json) if args.json else default_json
     logdir = Path(tempfile.mkdtemp(prefix="peers-logs-"))
@@ -326,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
             "postgres": pg.settings(),
             "points": {s.key: {} for s in systems},
             "notes": {},
+            "base": args.base,
         }
         points: dict[str, dict[str, list[dict[str, Any]]]] = dump["points"]
         for run in range(1, sizes.repeat + 1):

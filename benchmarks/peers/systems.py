@@ -24,6 +24,7 @@ class System:
     workloads: tuple[str, ...] = ALL_WORKLOADS
     aof: str = ""  # Redis appendfsync for this row
     reference: str = "offload-sqlite"  # the offload row its ratios are taken against
+    src: str = ""  # run offload from this source tree instead of the working tree (--base)
 
 
 _REDIS_EVERYSEC = (
@@ -40,7 +41,8 @@ def _row(key: str, label: str, adapter: str, storage: str, durable: str, note: s
     module, _, variant = adapter.partition(":")
     venv = (
         "offload"
-        if module in ("offload", "handoff") or adapter in ("raw:sqlite", "raw:pg", "raw:disk")
+        if module in ("offload", "handoff", "jobrow")
+        or adapter in ("raw:sqlite", "raw:pg", "raw:disk")
         else "peers"
     )
     return System(key, label, module, variant, storage, venv, durable, note, **more)
@@ -110,6 +112,11 @@ SYSTEMS: tuple[System, ...] = (
          "one LPUSH; batch: one LPUSH of all values", aof="always", **_RAW),
     _row("raw-disk", "raw disk: write + fdatasync", "raw:disk", "none", "yes",
          "32 bytes + fdatasync per row; batch: one write + one fdatasync", **_RAW),
+    # offload's own statements and schema on a bare connection (adapters/jobrow.py).
+    _row("jobrow-sqlite", "offload's job row, bare (SQLite)", "jobrow:sqlite", "sqlite", "yes",
+         "offload's INSERT statements, no offload Python", **_RAW),
+    _row("jobrow-pg", "offload's job row, bare (PostgreSQL)", "jobrow:pg", "pg", "yes",
+         "offload's INSERT statements, no offload Python", **_RAW, **_PG),
     # The least a separate worker process and job process can do (adapters/handoff.py).
     _row("floor-sqlite", "floor: SQLite commit, wake, claim, hand-off", "handoff:sqlite",
          "sqlite", "yes", "one durable commit, a datagram, one claim, a pipe",
