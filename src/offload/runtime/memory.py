@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 #: glibc's mallopt parameter: free memory at the top of the heap above this is returned.
 _M_TRIM_THRESHOLD = -1
@@ -19,9 +18,8 @@ def keep_freed_memory(threshold: int = TRIM_THRESHOLD) -> bool:
     measured about 0.3 ms per claim after an idle moment. Returns False where the C library
     has no `mallopt` (not glibc): nothing changes there.
     """
-    name = ctypes.util.find_library("c")
     try:
-        mallopt = ctypes.CDLL(name).mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the C library this process already runs on
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
