@@ -8,7 +8,7 @@ import math
 from collections import OrderedDict
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from hypothesis import given, settings
@@ -85,6 +85,16 @@ def test_tuples_are_sent_as_lists_and_order_is_kept() -> None:
     args, kwargs = dumps_args(((1, 2), [3]), {"b": 1, "a": (None,)})
     assert loads(args) == [[1, 2], [3]]
     assert kwargs == '{"b":1,"a":[null]}'
+
+
+class Point(NamedTuple):
+    x: int
+    y: str
+
+
+def test_the_arguments_may_come_as_any_tuple_or_list() -> None:
+    assert dumps_args(Point(1, "a"), {}) == ('[1,"a"]', "{}")
+    assert dumps_args([1, 2], {"k": None}) == ("[1,2]", '{"k":null}')
 
 
 def test_payload_limit() -> None:

@@ -51,3 +51,16 @@ def _check_modes(backend: Backend) -> None:
     assert _mode(backend, relaxed=False) == durable
     assert _mode(backend, relaxed=True) == relaxed
     assert _mode(backend, relaxed=False) == durable
+
+
+def test_bookkeeping_sessions_keep_the_urls_own_options(pg_url: str) -> None:
+    """The relaxed sessions add synchronous_commit=off to the URL's options, not instead."""
+    url = pg_url + ("&" if "?" in pg_url else "?") + "options=-c%20statement_timeout%3D12345"
+    backend: Any = open_backend(url)
+    try:
+        for relaxed in (False, True):
+            with backend._tx(relaxed=relaxed) as cur:
+                cur.execute("SHOW statement_timeout")
+                assert cur.fetchone()[0] == "12345ms", relaxed
+    finally:
+        backend.close()

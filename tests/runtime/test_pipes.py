@@ -6,6 +6,8 @@ import multiprocessing
 import os
 import threading
 
+import pytest
+
 from offload.runtime.pipes import READ_SIZE, Frames
 
 
@@ -54,4 +56,15 @@ def test_the_long_header_form_is_understood() -> None:
     os.close(write_fd)
     assert frames.ready()  # the end of the pipe is readable
     assert not frames.fill()
+    os.close(read_fd)
+
+
+def test_a_corrupt_header_reads_as_a_broken_pipe() -> None:
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, (-4).to_bytes(4, "big", signed=True) + b"junk")
+    frames = Frames(read_fd)
+    assert frames.fill()
+    with pytest.raises(ConnectionError, match="corrupt message header"):
+        frames.messages()
+    os.close(write_fd)
     os.close(read_fd)

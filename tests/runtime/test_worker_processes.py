@@ -218,3 +218,23 @@ def test_large_payloads_mixed_with_short_jobs_never_stall_the_pipes(
     start_worker(concurrency=2)
     results = [h.result(timeout=60) for h in handles]
     assert results == [big if i % 10 == 0 else "small" for i in range(600)]
+
+
+def test_short_jobs_with_kilobyte_arguments_start_in_claim_order(
+    basic_app: offload.App, start_worker: StartWorker, tmp_path: Path
+) -> None:
+    """A busy child holds at most PIPE_BUDGET bytes of queued jobs; the jobs that must wait
+    for room still go first once there is some, so one child starts them in claim order."""
+    sleep = offload.Task[..., object](
+        basic_app, basic_app.registry.get("sleep"), offload.app.EnqueueOptions()
+    )
+    padding = "x" * 1500  # about 10 such jobs fill a busy child's budget
+    tags = [f"j{i:04d}-{padding}" for i in range(300)]
+    handles = sleep.enqueue_many([offload.call(0.0, tag) for tag in tags])
+    start_worker(concurrency=1)
+    for handle in handles:
+        handle.wait(timeout=60)
+    assert counts(basic_app) == {"succeeded": len(tags)}
+    ledger = (tmp_path / "ledger.txt").read_text().splitlines()
+    started = [line.split()[1] for line in ledger if line.startswith("start ")]
+    assert started == tags

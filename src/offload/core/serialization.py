@@ -108,7 +108,9 @@ def dumps_args(
     for name, arg in kwargs.items():
         _check(arg, f"argument {name!r}", 1)
     try:
-        args_text = orjson.dumps(args).decode()  # a tuple encodes as a JSON array
+        # orjson takes a tuple or list as it is; a subclass (a namedtuple) goes as a list.
+        plain = args if type(args) is tuple or type(args) is list else list(args)
+        args_text = orjson.dumps(plain).decode()
         kwargs_text = orjson.dumps(kwargs).decode() if kwargs else "{}"
     except orjson.JSONEncodeError as exc:
         raise SerializationError(f"arguments cannot be encoded as JSON: {exc}") from None

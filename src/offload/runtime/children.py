@@ -53,6 +53,13 @@ def _child_main(app_path: str, conn: Connection, result_limit: int | None, worke
     registry: Registry = load_app(app_path).registry
     queued: dict[int, list[Any]] = {}
     frames = Frames(conn.fileno())
+    sending = threading.Lock()  # a task may report progress from a thread of its own
+
+    def send(message: list[Any]) -> None:
+        data = orjson.dumps(message)
+        with sending:
+            conn.send_bytes(data)
+
     try:
         while True:
             # Take every waiting message (a cancel may name a queued job); block only while
@@ -64,7 +71,7 @@ def _child_main(app_path: str, conn: Connection, result_limit: int | None, worke
                         queued[job_id] = rest
                     elif queued.pop(job_id, None) is not None:  # a cancel of a queued job
                         stopped = limit_error("JobCancelled", "cancelled before it started")
-                        conn.send_bytes(orjson.dumps(["done", job_id, False, stopped, False, True]))
+                        send(["done", job_id, False, stopped, False, True])
                 if queued and not frames.ready():
                     break
                 if not frames.fill():
@@ -74,13 +81,13 @@ def _child_main(app_path: str, conn: Connection, result_limit: int | None, worke
             definition = lookup(registry, task)
 
             def report(fraction: float, message: str | None, job_id: int = job_id) -> None:
-                conn.send_bytes(orjson.dumps(["progress", job_id, fraction, message]))
+                send(["progress", job_id, fraction, message])
 
             ctx = JobContext(job_id, attempt, queue_name, task, report)
             limits = definition.options if isinstance(definition, TaskDef) else None
             with _rlimits(limits):
                 outcome = run_call(definition, args, kwargs, ctx, result_limit)
-            conn.send_bytes(orjson.dumps(["done", job_id, *outcome]))
+            send(["done", job_id, *outcome])
     except (EOFError, OSError):  # the worker closed the pipe, or died: leases rerun the jobs
         return
 
@@ -198,8 +205,9 @@ class _Slot:
     conn: Connection
     #: Jobs sent to the child, in order: the first is running, the others wait in the child.
     jobs: deque[Job] = field(default_factory=deque)
-    #: The size of each held job's message, by job id (see PIPE_BUDGET).
+    #: The size of each held job's message, by job id, and their sum (see PIPE_BUDGET).
     sizes: dict[int, int] = field(default_factory=dict)
+    held: int = 0
     #: When the first job started (approximately: when its predecessor's result came).
     since: float = 0.0
     deadline: float | None = None
@@ -213,22 +221,34 @@ class _Slot:
     def __post_init__(self) -> None:
         self.frames = Frames(self.conn.fileno())
 
+    def takes(self, size: int, depth: int) -> bool:
+        """Room for one more job whose message is `size` bytes: an idle child takes any;
+        a busy one while it holds fewer than `depth` jobs and the bytes fit PIPE_BUDGET."""
+        if self.retire:
+            return False
+        if not self.jobs:
+            return True
+        return len(self.jobs) < depth and self.held + size <= PIPE_BUDGET
+
     def hold(self, job: Job, size: int) -> None:
         self.jobs.append(job)
         self.sizes[job.id] = size
+        self.held += size
 
     def release(self, job: Job) -> None:
         """Forget a job that ended or was taken away from the child."""
         self.jobs.remove(job)
-        self.sizes.pop(job.id, None)
+        self.held -= self.sizes.pop(job.id, 0)
 
     def release_head(self) -> Job:
         job = self.jobs.popleft()
-        self.sizes.pop(job.id, None)
+        self.held -= self.sizes.pop(job.id, 0)
         return job
 
-    def held_bytes(self) -> int:
-        return sum(self.sizes.values())
+    def release_all(self) -> None:
+        self.jobs.clear()
+        self.sizes.clear()
+        self.held = 0
 
 
 @dataclass
@@ -250,8 +270,8 @@ class ProcessExecutor:
     _slots: list[_Slot] = field(default_factory=list)
     #: Moving average of how long runs take, to decide whether to queue jobs in children.
     _run_time: float = 1.0
-    #: Large jobs waiting here for an idle child (see PIPE_BUDGET).
-    _waiting: deque[Job] = field(default_factory=deque)
+    #: Jobs (with their messages) waiting for a child with room (see PIPE_BUDGET).
+    _waiting: deque[tuple[Job, bytes]] = field(default_factory=deque)
     _events: list[Event] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -307,25 +327,28 @@ class ProcessExecutor:
         slot.deadline = None if timeout is None else now + timeout
 
     def submit(self, jobs: list[Job]) -> None:
-        """Spread the jobs over the least busy children, one write per child."""
+        self._waiting.extend((job, _run_message(job)) for job in jobs)
+        self._place()
+
+    def _place(self) -> None:
+        """Hand waiting jobs, in order, each to the least busy child with room for it, one
+        write per child. Stop at the first job that fits nowhere (a large one waits for an
+        idle child, see PIPE_BUDGET), so that jobs start in the order they were claimed."""
         depth = self._depth()
         out: dict[int, bytearray] = {}
         was_idle: set[int] = set()
-        for job in jobs:
-            index = min(
-                (i for i, slot in enumerate(self._slots) if not slot.retire),
-                key=lambda i: len(self._slots[i].jobs),
-            )
+        while self._waiting:
+            job, message = self._waiting[0]
+            size = len(message)
+            fits = [i for i, slot in enumerate(self._slots) if slot.takes(size, depth)]
+            if not fits:
+                break
+            index = min(fits, key=lambda i: len(self._slots[i].jobs))
+            self._waiting.popleft()
             slot = self._slots[index]
-            if len(slot.jobs) >= depth:
-                raise RuntimeError("submit called with no free slot")
-            message = _run_message(job)
-            if slot.jobs and slot.held_bytes() + len(message) > PIPE_BUDGET:
-                self._waiting.append(job)  # sent by `poll` once a child is idle
-                continue
             if not slot.jobs:
                 was_idle.add(index)
-            self._hold(slot, job, len(message))
+            self._hold(slot, job, size)
             out.setdefault(index, bytearray()).extend(_frame(message))
         for index, data in out.items():
             try:
@@ -354,13 +377,7 @@ class ProcessExecutor:
                 self._replace(index)
             elif slot.retire and not slot.jobs:
                 self._replace(index)
-        for index, slot in enumerate(self._slots):
-            if self._waiting and not slot.jobs and not slot.retire:
-                job = self._waiting.popleft()
-                try:
-                    self._send(slot, job)
-                except OSError:
-                    self._replace(index)  # hands the job to the new child
+        self._place()
         return events
 
     def _worn_out(self, slot: _Slot) -> bool:
@@ -397,14 +414,14 @@ class ProcessExecutor:
 
     def _read(self, slot: _Slot, events: list[Event]) -> bool:
         """Take every waiting message of a child; False if its pipe broke (it died)."""
-        while slot.frames.ready():
-            try:
+        try:
+            while slot.frames.ready():
                 if not slot.frames.fill():
                     return False
-            except OSError:
-                return False
-            for raw in slot.frames.messages():
-                self._take(slot, orjson.loads(raw), events)
+                for raw in slot.frames.messages():
+                    self._take(slot, orjson.loads(raw), events)
+        except OSError:
+            return False
         return True
 
     def _take(self, slot: _Slot, message: list[Any], events: list[Event]) -> None:
@@ -434,14 +451,14 @@ class ProcessExecutor:
         return [fd for slot in self._slots for fd in (slot.conn.fileno(), slot.process.sentinel)]
 
     def running(self) -> list[Job]:
-        return [job for slot in self._slots for job in slot.jobs] + list(self._waiting)
+        return [job for slot in self._slots for job in slot.jobs] + [j for j, _ in self._waiting]
 
     def cancel(self, job_id: int) -> None:
-        for job in list(self._waiting):
-            if job.id == job_id:
-                self._waiting.remove(job)
+        for entry in list(self._waiting):
+            if entry[0].id == job_id:
+                self._waiting.remove(entry)
                 self._events.append(
-                    stopped(job, "JobCancelled", "cancelled before it started", True)
+                    stopped(entry[0], "JobCancelled", "cancelled before it started", True)
                 )
         for slot in self._slots:
             for position, job in enumerate(slot.jobs):
@@ -464,8 +481,7 @@ class ProcessExecutor:
         self._waiting.clear()
         for index, slot in enumerate(self._slots):
             if slot.jobs:
-                slot.jobs.clear()
-                slot.sizes.clear()
+                slot.release_all()
                 self._replace(index)
         return stopped
 

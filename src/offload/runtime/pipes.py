@@ -36,7 +36,10 @@ class Frames:
         return bool(data)
 
     def messages(self) -> list[bytes]:
-        """Every complete message received so far, in order; a partial one stays buffered."""
+        """Every complete message received so far, in order; a partial one stays buffered.
+
+        A corrupt header raises ConnectionError (an OSError): the pipe is as good as broken.
+        """
         buffer = self._buffer
         found: list[bytes] = []
         start = 0
@@ -48,6 +51,8 @@ class Frames:
                     break
                 size = int.from_bytes(buffer[start + 4 : start + 12], "big")
                 head = 12
+            elif size < 0:
+                raise ConnectionError(f"corrupt message header (length {size}) on the pipe")
             end = start + head + size
             if end > len(buffer):
                 break

@@ -7,6 +7,7 @@ timer behind it because NOTIFY is only a hint.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -21,6 +22,7 @@ from offload.core.errors import BackendError, BackendUnavailable, ConfigurationE
 try:
     import psycopg
     import psycopg_pool
+    from psycopg.conninfo import conninfo_to_dict
     from psycopg.types.string import TextLoader
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ConfigurationError(
@@ -55,6 +57,13 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
     # JSON columns come back as text and are decoded once, by the shared decoder.
     for name in ("json", "jsonb"):
         conn.adapters.register_loader(name, TextLoader)
+
+
+def _relaxed_options(url: str) -> str:
+    """Startup options of a bookkeeping session: the URL's own (or $PGOPTIONS, which an
+    explicit value would otherwise replace), then synchronous_commit=off."""
+    given = conninfo_to_dict(url).get("options") or os.environ.get("PGOPTIONS", "")
+    return f"{given} -c synchronous_commit=off".strip()
 
 
 class PgListener:
@@ -110,7 +119,7 @@ class PostgresBackend(SqlBackend):
                     min_size=1,
                     max_size=self.pool_size,
                     configure=_configure,
-                    kwargs={"options": "-c synchronous_commit=off"} if relaxed else None,
+                    kwargs={"options": _relaxed_options(self.url)} if relaxed else None,
                     timeout=30,
                     open=True,
                 )
