@@ -41,6 +41,14 @@ from rich.table import Table  # noqa: E402
 
 import offload  # noqa: E402
 from benchmarks.dbutil import epoch, query  # noqa: E402
+from benchmarks.procinfo import (  # noqa: E402
+    cpu_model,
+    descendants,
+    kb,
+    load_average,
+    memory_gb,
+    ppids,
+)
 
 CONCURRENCY = 2
 LATENCY_RATE = 50.0  # jobs/s offered to the idle worker
@@ -328,39 +336,16 @@ class Footprint:
     roles: list[str]
 
 
-def _ppids() -> dict[int, int]:
-    found: dict[int, int] = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                stat = Path(entry.path, "stat").read_text()
-                found[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    return found
-
-
-def _kb(path: str, key: str) -> float:
-    for line in Path(path).read_text().splitlines():
-        if line.startswith(key + ":"):
-            return float(line.split()[1])
-    return 0.0
-
-
 def footprint(pid: int) -> Footprint:
     """Memory of the worker process and of all its descendants (fork server, children...)."""
-    ppids = _ppids()
-    family: list[int] = []
-    frontier = [pid]
-    while frontier:
-        parent = frontier.pop()
-        kids = [p for p, pp in ppids.items() if pp == parent]
-        family += kids
-        frontier += kids
+    parents = ppids()
+    family = descendants(pid, parents)
     roles: list[str] = []
     rss = pss = 0.0
     for child in family:
         with contextlib.suppress(OSError):
             cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            if ppids.get(child) != pid:
+            if parents.get(child) != pid:
                 roles.append("job child")
             elif "resource_tracker" in cmdline:
                 roles.append("resource tracker")
@@ -368,11 +353,11 @@ def footprint(pid: int) -> Footprint:
                 roles.append("fork server")
             else:
                 roles.append("other")
-            rss += _kb(f"/proc/{child}/status", "VmRSS")
-            pss += _kb(f"/proc/{child}/smaps_rollup", "Pss")
+            rss += kb(f"/proc/{child}/status", "VmRSS")
+            pss += kb(f"/proc/{child}/smaps_rollup", "Pss")
     return Footprint(
-        _kb(f"/proc/{pid}/status", "VmRSS") / MB,
-        _kb(f"/proc/{pid}/smaps_rollup", "Pss") / MB,
+        kb(f"/proc/{pid}/status", "VmRSS") / MB,
+        kb(f"/proc/{pid}/smaps_rollup", "Pss") / MB,
         rss / MB,
         pss / MB,
         sorted(roles),
@@ -620,24 +605,8 @@ def render(target: Target, settings: list[tuple[str, str]], rows: dict[str, Row]
     return table
 
 
-def load_average() -> str:
-    """The 1/5/15-minute load averages: other work on the machine skews every figure."""
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
-
-
 def machine_info(pg_versions: list[str]) -> list[str]:
-    model = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    memory = "?"
-    with contextlib.suppress(OSError, ValueError):
-        memory = f"{_kb('/proc/meminfo', 'MemTotal') / MB / MB:.1f} GB"
+    model, memory = cpu_model(), memory_gb()
     commit = "?"
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         commit = subprocess.run(

@@ -28,6 +28,7 @@ from typing import Any
 from benchmarks.peers import report
 from benchmarks.peers.services import Postgres, Redis
 from benchmarks.peers.systems import BY_KEY, SYSTEMS, System
+from benchmarks.procinfo import cpu_model, load_average, memory_gb
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -288,20 +289,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def machine() -> dict[str, str]:
-    model = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    mem = "?"
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        kb = next(
-            line.split()[1]
-            for line in Path("/proc/meminfo").read_text().splitlines()
-            if line.startswith("MemTotal")
-        )
-        mem = f"{int(kb) / 1024 / 1024:.1f} GB"
+    model, mem = cpu_model(), memory_gb()
     commit = subprocess.run(
         ["git", "describe", "--always", "--dirty"],
         cwd=ROOT,
@@ -323,12 +311,6 @@ def machine() -> dict[str, str]:
         "repository": f"{ROOT} at {commit} (offload runs from the working tree: src/offload)",
         "tmp": tempfile.gettempdir(),
     }
-
-
-def load_average() -> str:
-    with contextlib.suppress(OSError):
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    return "?"
 
 
 def main(argv: list[str] | None = None) -> int:

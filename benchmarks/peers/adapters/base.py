@@ -30,6 +30,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from benchmarks.procinfo import descendants, kb
+
 ROOT = Path(__file__).resolve().parents[3]  # the repository
 
 
@@ -147,43 +149,12 @@ def python(*args: str) -> list[str]:
 # -- /proc helpers: process trees and their memory ---------------------------------------
 
 
-def _ppids() -> dict[int, int]:
-    found: dict[int, int] = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                stat = Path(entry.path, "stat").read_text()
-                found[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    return found
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below `pid` (children, grandchildren...)."""
-    ppids = _ppids()
-    found: list[int] = []
-    frontier = [pid]
-    while frontier:
-        parent = frontier.pop()
-        kids = [p for p, pp in ppids.items() if pp == parent]
-        found += kids
-        frontier += kids
-    return found
-
-
-def _kb(path: str, key: str) -> float:
-    with contextlib.suppress(OSError):
-        for line in Path(path).read_text().splitlines():
-            if line.startswith(key + ":"):
-                return float(line.split()[1])
-    return 0.0
-
-
 def memory(pids: Sequence[int]) -> dict[str, float]:
     """MB: RSS of the first worker process (the one a user starts), and the PSS summed over
     every worker process and all their descendants (shared pages counted once)."""
     tree = list(pids) + [d for p in pids for d in descendants(p)]
     return {
-        "main_rss": _kb(f"/proc/{pids[0]}/status", "VmRSS") / 1024 if pids else 0.0,
-        "tree_pss": sum(_kb(f"/proc/{p}/smaps_rollup", "Pss") for p in tree) / 1024,
+        "main_rss": kb(f"/proc/{pids[0]}/status", "VmRSS") / 1024 if pids else 0.0,
+        "tree_pss": sum(kb(f"/proc/{p}/smaps_rollup", "Pss") for p in tree) / 1024,
         "processes": float(len(tree)),
     }
