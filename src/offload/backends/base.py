@@ -135,6 +135,12 @@ class Backend(Protocol):
         ...
 
     @property
+    def parallel_writes(self) -> bool:
+        """Whether transactions from two threads run at once (PostgreSQL) or take turns on
+        one lock (SQLite); the worker writes outcomes from a thread of their own only if so."""
+        ...
+
+    @property
     def schema_target(self) -> int:
         """The schema version this code needs."""
         ...

@@ -1,10 +1,11 @@
 """The worker: claims jobs in batches, runs them in an executor, records outcomes.
 
-One loop in one thread does all database work, so the executor's jobs never delay a
-heartbeat. Each turn it collects finished jobs and writes their outcomes in one statement,
-fills free slots from a prefetch buffer, claims more in one statement per queue, renews every
-lease it holds in one statement, and rescues leases that other (dead) workers let expire.
-Between turns it sleeps on the backend's wake-up channel and the executor's descriptors.
+One loop in one thread claims, renews and rescues, so the executor's jobs never delay a
+heartbeat. Each turn it hands finished jobs' outcomes to its outcome writer (which records
+them in batches: see `offload.runtime.outcomes`), fills free slots from a prefetch buffer,
+claims more in one statement per queue, renews every lease it holds in one statement, and
+rescues leases that other (dead) workers let expire. Between turns it sleeps on the backend's
+wake-up channel, the executor's descriptors and the writer's.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from offload.runtime.children import ProcessExecutor
 from offload.runtime.execution import Finished, Progress
 from offload.runtime.executors import Event, Executor, SelfPipe
 from offload.runtime.memory import keep_freed_memory
+from offload.runtime.outcomes import OutcomeWriter, outcome_writer
 from offload.runtime.pool import ExecutorPool, Waiter
 from offload.runtime.scheduler import Scheduler
 
@@ -105,12 +107,9 @@ class Worker:
         self.prefetch = 4 * self.concurrency if prefetch is None else prefetch
         if self.prefetch < 0:
             raise ConfigurationError(f"prefetch must be >= 0, got {prefetch}")
-        #: Seconds an outcome may wait to share a commit with others.
+        #: Seconds an outcome may wait to share a commit (SQLite; see `LoopWriter`).
         self.flush_delay = flush_delay
-        self._pending: list[Outcome] = []
-        self._last_batch = 0
-        self._last_flush = float("-inf")
-        self._pending_since = 0.0
+        self._writer: OutcomeWriter | None = None
         self.burst = burst
         self.max_jobs_per_child = max_jobs_per_child
         self.max_child_memory_mb = max_child_memory_mb
@@ -119,7 +118,6 @@ class Worker:
         #: A scheduler run in a thread of this worker (`offload worker --scheduler`).
         self.scheduler = scheduler
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.processed = 0
         self._buffer: deque[Job] = deque()
         self._stopping = threading.Event()
         self._abort = False
@@ -172,6 +170,7 @@ class Worker:
             self.executor_kind,
             self.concurrency,
         )
+        writer = self._writer = outcome_writer(self.backend, self.id, self.flush_delay)
         scheduler_thread = None
         if self.scheduler is not None:
             scheduler_thread = threading.Thread(
@@ -189,6 +188,10 @@ class Worker:
             if self._abort:
                 pool.stop_all()
             pool.close()
+            try:
+                writer.close(_ABORT_WRITE_TIMEOUT if self._abort else None)
+            except OffloadError:
+                log.exception("could not record the last outcomes; their jobs will run again")
             listener.close()
             self._wakeup.close()
             self._waiter.close()
@@ -202,16 +205,14 @@ class Worker:
     def _loop(self, listener: Listener, pool: ExecutorPool) -> None:
         more = True  # jobs may be waiting: claim without waiting for a wake-up
         next_poll = next_heartbeat = next_rescue = time.monotonic()
+        writer = self._outcomes()
         while not self._stopping.is_set():
-            events = pool.poll()
-            self._collect(events)
-            if self.burst and any(isinstance(e, Finished) for e in events):
-                more = True  # a retry with no backoff is due now: look before stopping
+            if writer.check():
+                more = True  # a retry was recorded; with no backoff it is due now
+            self._collect(pool.poll())
             self._dispatch(pool)
+            writer.turn(busy=bool(self._buffer or pool.running()))  # a due retry is claimable
             now = time.monotonic()
-            busy = bool(self._buffer or pool.running())
-            if self._pending and (not busy or self._flush_due(now)):
-                self._flush()  # before claiming, so a retry due at once is claimable
             want = pool.claimable() + self.prefetch - len(self._buffer)
             # Claim in batches: only once the buffer can no longer fill every free slot.
             low = len(self._buffer) <= pool.claimable()
@@ -230,20 +231,20 @@ class Worker:
                 self._rescue()
                 next_rescue = now + self.rescue_interval
             idle = not claimed_any and not more and not self._buffer and not pool.running()
-            if self.burst and idle:
-                return
+            if self.burst and idle and not writer.unwritten():
+                if not writer.check():
+                    return
+                more = True  # the last write held a retry: look for it before stopping
             wake_at = min(next_heartbeat, next_rescue)
             if want > 0:
                 wake_at = min(wake_at, next_poll)
-            deadline = pool.next_deadline()
-            if deadline is not None:
-                wake_at = min(wake_at, deadline)
-            if self._pending:
-                wake_at = min(wake_at, self._pending_since + self.flush_delay)
+            for deadline in (pool.next_deadline(), writer.deadline()):
+                if deadline is not None:
+                    wake_at = min(wake_at, deadline)
             claim_now = more and want > 0 and len(self._buffer) <= pool.claimable()
             timeout = 0.0 if claim_now else max(wake_at - time.monotonic(), 0.0)
-            fds = [listener.fileno(), self._wakeup.read_fd, *pool.waitables()]
-            ready = self._waiter.wait(fds, timeout)
+            fds = [listener.fileno(), self._wakeup.read_fd, *writer.waitables()]
+            ready = self._waiter.wait([*fds, *pool.waitables()], timeout)
             if listener.fileno() in ready:
                 listener.drain()
                 more = True
@@ -256,9 +257,11 @@ class Worker:
         self._buffer.clear()
         deadline = time.monotonic() + self.shutdown_timeout
         next_heartbeat = time.monotonic()
+        writer = self._outcomes()
         while pool.running() and not self._abort and time.monotonic() < deadline:
+            writer.check()
             self._collect(pool.poll())
-            self._flush()
+            writer.turn(busy=False)
             if time.monotonic() >= next_heartbeat:
                 self._heartbeat(pool)
                 next_heartbeat = time.monotonic() + self.heartbeat_interval
@@ -270,7 +273,6 @@ class Worker:
             if self._wakeup.read_fd in self._waiter.wait(fds, timeout):
                 self._wakeup.clear()  # a second signal: the loop condition sees _abort
         self._collect(pool.poll())
-        self._flush()
         leftover = pool.stop_all()
         if leftover:
             log.warning("shutdown timeout: returning %d running jobs to the queue", len(leftover))
@@ -296,51 +298,22 @@ class Worker:
             self._buffer = pool.start(self._buffer)
 
     def _collect(self, events: list[Event]) -> None:
-        """Queue outcomes for the next flush; store progress reports now (one statement)."""
+        """Hand outcomes to the writer; store progress reports now (one statement)."""
         if not events:
             return
         reports = []
+        outcomes = []
         for event in events:
             if isinstance(event, Progress):
                 reports.append(
                     ProgressReport(event.job.id, event.job.attempt, event.fraction, event.message)
                 )
             else:
-                if not self._pending:
-                    self._pending_since = time.monotonic()
-                self._pending.append(self._outcome(event))
+                outcomes.append(self._outcome(event))
+        if outcomes:
+            self._outcomes().submit(outcomes)
         if reports:
             self.backend.job_progress(self.id, reports)
-
-    def _flush_due(self, now: float) -> bool:
-        """Write outcomes now unless waiting pays: only while they arrive densely (many in
-        the last write, or the last write less than `flush_delay` ago).
-
-        A delay that batches nothing would only widen the window in which a killed worker's
-        finished jobs run again.
-        """
-        dense = self._last_batch >= SMALL_BATCH or now - self._last_flush < self.flush_delay
-        return (
-            not dense
-            or len(self._pending) >= FLUSH_SIZE
-            or now - self._pending_since >= self.flush_delay
-        )
-
-    def _flush(self) -> None:
-        """Record every pending outcome in one statement.
-
-        Outcomes wait up to `flush_delay` to share a commit: if the worker dies first, those
-        jobs run again, which at-least-once delivery already allows.
-        """
-        if not self._pending:
-            return
-        pending, self._pending = self._pending, []
-        self._last_batch = len(pending)
-        self._last_flush = time.monotonic()
-        lost = self.backend.job_finish(self.id, pending)
-        self.processed += len(pending)
-        for job_id in lost:
-            log.warning("job %s: lease lost before its outcome was recorded", job_id)
 
     def _outcome(self, f: Finished) -> Outcome:
         job = f.job
@@ -362,13 +335,22 @@ class Worker:
             delay=self._retry_policy(job).delay(job.attempt),
         )
 
+    def _outcomes(self) -> OutcomeWriter:
+        if self._writer is None:
+            raise RuntimeError("the outcome writer starts with Worker.run")
+        return self._writer
+
+    @property
+    def processed(self) -> int:
+        """Outcomes this worker has recorded."""
+        return 0 if self._writer is None else self._writer.written
+
     def _retry_policy(self, job: Job) -> RetryPolicy:
         options = self._options(job)
         return _DEFAULT_RETRY if options is None else options.retry
 
     def _heartbeat(self, pool: ExecutorPool) -> None:
         """Renew every held lease in one statement; act on lost leases and cancel requests."""
-        self._flush()
         held = [Lease(job.id, job.attempt) for job in (*self._buffer, *pool.running())]
         beat = self.backend.job_heartbeat(self.id, held, self.lease)
         self._last_beat = time.monotonic()
@@ -467,10 +449,8 @@ class Worker:
             signal.signal(signum, handler)
 
 
-#: Outcomes written at once, at most.
-FLUSH_SIZE = 500
-#: Below this many outcomes per write, outcomes are written without delay.
-SMALL_BATCH = 4
+#: Seconds a worker stopping at once still gives the outcomes it has to be written.
+_ABORT_WRITE_TIMEOUT = 5.0
 
 _CANCELLED_BEFORE_START = {
     "type": "JobCancelled",

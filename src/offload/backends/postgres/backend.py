@@ -90,6 +90,7 @@ class PostgresBackend(SqlBackend):
 
     name: ClassVar[str] = "postgresql"
     package: ClassVar[str] = "offload.backends.postgres"
+    parallel_writes: ClassVar[bool] = True
 
     def __init__(self, url: str, pool_size: int = 10) -> None:
         parts = urlsplit(url)

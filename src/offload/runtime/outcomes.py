@@ -1,0 +1,231 @@
+"""How a worker records outcomes: in batches, either from a thread of their own or between
+turns of the worker loop, whichever suits the backend.
+
+On PostgreSQL (`Backend.parallel_writes`) a writer thread records outcomes on a connection of
+its own while the loop claims on another: outcomes that arrive during a write share the next
+one (group commit). SQLite has one writer at a time, so a thread would only queue behind the
+loop's claims; there the loop writes outcomes itself, before it claims, batching them while
+they arrive densely.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+from offload.backends.base import Backend, Outcome
+from offload.core.states import JobState
+from offload.runtime.executors import SelfPipe
+
+log = logging.getLogger("offload.worker")
+
+#: Outcomes written at once, at most.
+WRITE_SIZE = 500
+#: Below this many outcomes per write, `LoopWriter` writes without delay.
+SMALL_BATCH = 4
+
+
+class OutcomeWriter(Protocol):
+    """What the worker loop needs from an outcome writer."""
+
+    #: Outcomes recorded so far.
+    written: int
+
+    def submit(self, outcomes: list[Outcome]) -> None:
+        """Queue outcomes for writing."""
+        ...
+
+    def turn(self, busy: bool) -> None:
+        """Called by the loop before it claims: write now if that is due."""
+        ...
+
+    def deadline(self) -> float | None:
+        """The monotonic time by which the loop must call `turn` again."""
+        ...
+
+    def waitables(self) -> list[int]:
+        """Descriptors the loop waits on: readable when `check` has news."""
+        ...
+
+    def check(self) -> bool:
+        """Raise the error of a failed write; else say whether a retry was written since
+        the last call (with no backoff its job is due already: the loop claims again)."""
+        ...
+
+    def unwritten(self) -> int:
+        """Outcomes queued and not yet recorded."""
+        ...
+
+    def close(self, timeout: float | None = None) -> None:
+        """Write what is queued (waiting at most `timeout` seconds), then stop."""
+        ...
+
+
+def outcome_writer(backend: Backend, worker_id: str, delay: float) -> OutcomeWriter:
+    """The writer that suits `backend`; `delay` bounds how long `LoopWriter` batches."""
+    if backend.parallel_writes:
+        return ThreadWriter(backend, worker_id)
+    return LoopWriter(backend, worker_id, delay)
+
+
+def _log_lost(lost: Sequence[int]) -> None:
+    for job_id in lost:
+        log.warning("job %s: lease lost before its outcome was recorded", job_id)
+
+
+def _has_retry(outcomes: Sequence[Outcome]) -> bool:
+    return any(o.state is JobState.RETRYING for o in outcomes)
+
+
+class LoopWriter:
+    """Writes outcomes from the loop's thread, before each claim, in one statement.
+
+    While outcomes arrive densely (many in the last write, or the last write less than
+    `delay` ago) they wait up to `delay` seconds to share a commit; otherwise they are written
+    at once, since a delay that batches nothing only widens the window in which a killed
+    worker's finished jobs run again.
+    """
+
+    def __init__(self, backend: Backend, worker_id: str, delay: float) -> None:
+        self._backend = backend
+        self._worker = worker_id
+        self._delay = delay
+        self._pending: list[Outcome] = []
+        self._since = 0.0
+        self._last_size = 0
+        self._last_write = float("-inf")
+        self._retried = False
+        self.written = 0
+
+    def submit(self, outcomes: list[Outcome]) -> None:
+        if not self._pending:
+            self._since = time.monotonic()
+        self._pending += outcomes
+
+    def turn(self, busy: bool) -> None:
+        if self._pending and (not busy or self._due(time.monotonic())):
+            self._write()
+
+    def _due(self, now: float) -> bool:
+        dense = self._last_size >= SMALL_BATCH or now - self._last_write < self._delay
+        return not dense or len(self._pending) >= WRITE_SIZE or now - self._since >= self._delay
+
+    def _write(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:WRITE_SIZE], self._pending[WRITE_SIZE:]
+            self._last_size = len(batch)
+            self._last_write = time.monotonic()
+            _log_lost(self._backend.job_finish(self._worker, batch))
+            self.written += len(batch)
+            self._retried |= _has_retry(batch)
+
+    def deadline(self) -> float | None:
+        return self._since + self._delay if self._pending else None
+
+    def waitables(self) -> list[int]:
+        return []
+
+    def check(self) -> bool:
+        retried, self._retried = self._retried, False
+        return retried
+
+    def unwritten(self) -> int:
+        return len(self._pending)
+
+    def close(self, timeout: float | None = None) -> None:
+        self._write()
+
+
+class ThreadWriter:
+    """Writes outcomes from a thread of its own, in the order they were submitted.
+
+    Its `waitables` turn readable whenever it has nothing left to write, has written a retry,
+    or a write failed (`check` then raises the error in the loop's thread).
+    """
+
+    def __init__(self, backend: Backend, worker_id: str) -> None:
+        self._backend = backend
+        self._worker = worker_id
+        self._wakeup = SelfPipe()
+        self._cond = threading.Condition()
+        self._queued: list[Outcome] = []
+        self._writing = 0
+        self._closing = False
+        self._retried = False
+        self._error: BaseException | None = None
+        self.written = 0
+        self._thread = threading.Thread(target=self._run, name="offload-outcomes", daemon=True)
+        self._thread.start()
+
+    def submit(self, outcomes: list[Outcome]) -> None:
+        with self._cond:
+            self._queued += outcomes
+            self._cond.notify()
+
+    def turn(self, busy: bool) -> None:
+        """Nothing to do: the thread writes as soon as it can."""
+
+    def deadline(self) -> float | None:
+        return None
+
+    def waitables(self) -> list[int]:
+        return [self._wakeup.read_fd]
+
+    def check(self) -> bool:
+        self._wakeup.clear()
+        with self._cond:
+            if self._error is not None:
+                raise self._error
+            retried, self._retried = self._retried, False
+            return retried
+
+    def unwritten(self) -> int:
+        with self._cond:
+            return len(self._queued) + self._writing
+
+    def close(self, timeout: float | None = None) -> None:
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning(
+                "outcome writer still busy after %ss: %d outcomes unwritten (their jobs run "
+                "again once their leases expire)",
+                timeout,
+                self.unwritten(),
+            )
+            return
+        self._wakeup.close()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queued and not self._closing:
+                    self._cond.wait()
+                if not self._queued:
+                    return
+                batch = self._queued[:WRITE_SIZE]
+                del self._queued[:WRITE_SIZE]
+                self._writing = len(batch)
+            try:
+                lost = self._backend.job_finish(self._worker, batch)
+            except BaseException as exc:  # raised again in the loop's thread by `check`
+                with self._cond:
+                    self._error = exc
+                    self._writing = 0
+                    self._queued.clear()
+                self._wakeup.wake()
+                return
+            _log_lost(lost)
+            retried = _has_retry(batch)
+            with self._cond:
+                self._writing = 0
+                self.written += len(batch)
+                self._retried |= retried
+                idle = not self._queued
+            if retried or idle:
+                self._wakeup.wake()
