@@ -304,6 +304,9 @@ class ProcessExecutor:
     def _depth(self) -> int:
         return PIPELINE_DEPTH if self._run_time < SHORT_RUN else 1
 
+    def capacity(self) -> int:
+        return self._depth() * self.concurrency
+
     def free(self) -> int:
         depth = self._depth()
         room = sum(max(depth - len(slot.jobs), 0) for slot in self._slots if not slot.retire)

@@ -32,6 +32,10 @@ class Executor(Protocol):
         """How many more jobs can start now."""
         ...
 
+    def capacity(self) -> int:
+        """How many jobs it holds when full: slots times the jobs each may queue."""
+        ...
+
     def submit(self, jobs: list[Job]) -> None:
         """Start these jobs, in order, in free slots (no more than `free()` of them)."""
         ...

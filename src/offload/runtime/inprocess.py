@@ -42,6 +42,9 @@ class _InProcess:
     def free(self) -> int:
         return self.concurrency - len(self._running)
 
+    def capacity(self) -> int:
+        return self.concurrency
+
     def _context(self, job: Job) -> JobContext:
         def report(fraction: float, message: str | None) -> None:
             self._events.put(Progress(job, fraction, message))

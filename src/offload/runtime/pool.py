@@ -29,6 +29,10 @@ class ExecutorPool:
         """Slots the worker should claim for: the primary executor's free ones."""
         return self.executors[self.primary].free()
 
+    def capacity(self) -> int:
+        """Jobs the primary executor holds when full."""
+        return self.executors[self.primary].capacity()
+
     def start(self, jobs: Iterable[Job]) -> deque[Job]:
         """Hand jobs, in order, to executors with room; return those left waiting."""
         room = {kind: executor.free() for kind, executor in self.executors.items()}

@@ -104,9 +104,10 @@ class Worker:
         self.poll_interval = poll_interval
         self.rescue_interval = rescue_interval
         self.shutdown_timeout = shutdown_timeout
-        self.prefetch = 4 * self.concurrency if prefetch is None else prefetch
-        if self.prefetch < 0:
+        if prefetch is not None and prefetch < 0:
             raise ConfigurationError(f"prefetch must be >= 0, got {prefetch}")
+        #: Jobs claimed beyond free slots; None: `_prefetch` adapts it to the executor.
+        self.prefetch = prefetch
         #: Seconds an outcome may wait to share a commit (SQLite; see `LoopWriter`).
         self.flush_delay = flush_delay
         self._writer: OutcomeWriter | None = None
@@ -213,7 +214,7 @@ class Worker:
             self._dispatch(pool)
             writer.turn(busy=bool(self._buffer or pool.running()))  # a due retry is claimable
             now = time.monotonic()
-            want = pool.claimable() + self.prefetch - len(self._buffer)
+            want = pool.claimable() + self._prefetch(pool) - len(self._buffer)
             # Claim in batches: only once the buffer can no longer fill every free slot.
             low = len(self._buffer) <= pool.claimable()
             claimed_any = False
@@ -291,6 +292,14 @@ class Worker:
                 break
         self._queue_turn = (self._queue_turn + 1) % count
         return claimed
+
+    def _prefetch(self, pool: ExecutorPool) -> int:
+        """Jobs to hold claimed beyond the free slots: `prefetch` if set, else 4 per slot,
+        or half what the executor holds while it queues short jobs in its children (there
+        a claim's round trip takes as long as dozens of jobs, which must not wait for it)."""
+        if self.prefetch is not None:
+            return self.prefetch
+        return max(4 * self.concurrency, pool.capacity() // 2)
 
     def _dispatch(self, pool: ExecutorPool) -> None:
         """Start buffered jobs, in order, on executors with a free slot."""

@@ -1,0 +1,77 @@
+"""How much a worker claims at once: its free slots plus its prefetch, which by default grows
+with what the executor holds (children that queue short jobs hold many)."""
+
+from __future__ import annotations
+
+import select
+import time
+from typing import Any
+
+import offload
+from offload.core.job import Job
+from offload.runtime.children import PIPELINE_DEPTH, ProcessExecutor
+from offload.runtime.pool import ExecutorPool
+from offload.runtime.worker import Worker
+
+
+def first_claim_size(app: offload.App, jobs: int, **options: Any) -> int:
+    """Run a burst worker over `jobs` no-op jobs; return the limit of its first claim."""
+    noop = offload.Task[[], None](app, app.registry.get("noop"), offload.app.EnqueueOptions())
+    handles = noop.enqueue_many([()] * jobs)
+    burst: Worker = app.worker(
+        app_path="tests.apps.basic:app", burst=True, install_signals=False, **options
+    )
+    limits: list[int] = []
+    claim = burst.backend.job_claim
+
+    def recording_claim(worker: str, queue: str, limit: int, lease: float) -> list[Job]:
+        limits.append(limit)
+        return claim(worker, queue, limit, lease)
+
+    burst.backend.job_claim = recording_claim  # type: ignore[method-assign]
+    try:
+        assert burst.run() == 0
+    finally:
+        burst.backend.job_claim = claim  # type: ignore[method-assign]
+    assert burst.processed == jobs
+    assert all(h.status() == offload.JobState.SUCCEEDED for h in handles)
+    return limits[0]
+
+
+def test_children_start_with_four_jobs_per_slot(basic_app: offload.App) -> None:
+    """Until jobs are known to be short, a child holds one job, so the prefetch is small."""
+    assert first_claim_size(basic_app, 20, executor="process", concurrency=2) == 2 + 8
+
+
+def test_children_of_short_jobs_prefetch_half_what_they_hold(basic_app: offload.App) -> None:
+    worker = basic_app.worker(app_path="tests.apps.basic:app", concurrency=2)
+    noop = offload.Task[[], None](
+        basic_app, basic_app.registry.get("noop"), offload.app.EnqueueOptions()
+    )
+    noop.enqueue_many([()] * 200)
+    executor = ProcessExecutor("tests.apps.basic:app", 2, lambda job: None)
+    pool = ExecutorPool("process", {"process": executor}, lambda job: "process")
+    try:
+        assert (pool.capacity(), worker._prefetch(pool)) == (2, 8)
+        for job in basic_app.backend.job_claim("w1", "default", 200, 60.0):
+            pool.start([job])  # one at a time: each run is timed on its own
+            deadline = time.monotonic() + 10
+            while pool.running():
+                assert time.monotonic() < deadline, "a no-op job did not finish"
+                select.select(pool.waitables(), [], [], 0.1)
+                pool.poll()
+            if pool.capacity() > 2:
+                break
+        holds = PIPELINE_DEPTH * 2
+        assert (pool.capacity(), worker._prefetch(pool)) == (holds, holds // 2)
+    finally:
+        pool.close()
+
+
+def test_threads_prefetch_four_jobs_per_slot(basic_app: offload.App) -> None:
+    assert first_claim_size(basic_app, 30, executor="thread", concurrency=2) == 2 + 8
+
+
+def test_an_explicit_prefetch_is_kept(basic_app: offload.App) -> None:
+    size = first_claim_size(basic_app, 50, executor="thread", concurrency=2, prefetch=3)
+    assert size == 2 + 3
