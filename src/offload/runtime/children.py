@@ -12,6 +12,7 @@ import multiprocessing
 import multiprocessing.context
 import os
 import resource
+import select
 import signal
 import threading
 import time
@@ -217,9 +218,18 @@ class _Slot:
     kill_head: bool = False
     #: What the child sent, read many messages per system call.
     frames: Frames = field(init=False)
+    #: Readable once the child has ended.
+    ended: select.poll = field(init=False)
 
     def __post_init__(self) -> None:
         self.frames = Frames(self.conn.fileno())
+        self.ended = select.poll()
+        self.ended.register(self.process.sentinel, select.POLLIN)
+
+    def exited(self) -> bool:
+        """The child has ended (its sentinel turned readable): one system call, where
+        `Process.is_alive` builds and tears down a selector on every call."""
+        return bool(self.ended.poll(0))
 
     def takes(self, size: int, depth: int) -> bool:
         """Room for one more job whose message is `size` bytes: an idle child takes any;
@@ -365,7 +375,7 @@ class ProcessExecutor:
         events, self._events = self._events, []
         for index, slot in enumerate(self._slots):
             if not slot.jobs:
-                if not slot.process.is_alive():
+                if slot.exited():
                     self._replace(index)
                 continue
             if self._read(slot, events):
@@ -402,7 +412,7 @@ class ProcessExecutor:
             head = slot.release_head()
             timeout = getattr(self.options_of(head), "timeout", 0)
             return stopped(head, "JobTimeout", f"exceeded timeout={timeout:g}s")
-        if not slot.process.is_alive():
+        if slot.exited():
             return self._died(slot)
         return None
 
