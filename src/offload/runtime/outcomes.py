@@ -155,6 +155,7 @@ class ThreadWriter:
         self._writing = 0
         self._closing = False
         self._retried = False
+        self._signalled = False
         self._error: BaseException | None = None
         self.written = 0
         self._thread = threading.Thread(target=self._run, name="offload-outcomes", daemon=True)
@@ -175,12 +176,15 @@ class ThreadWriter:
         return [self._wakeup.read_fd]
 
     def check(self) -> bool:
-        self._wakeup.clear()
         with self._cond:
-            if self._error is not None:
-                raise self._error
+            signalled, self._signalled = self._signalled, False
+            error = self._error
             retried, self._retried = self._retried, False
-            return retried
+        if signalled:  # else the pipe is empty: spare the failing read
+            self._wakeup.clear()
+        if error is not None:
+            raise error
+        return retried
 
     def unwritten(self) -> int:
         with self._cond:
@@ -218,7 +222,7 @@ class ThreadWriter:
                     self._error = exc
                     self._writing = 0
                     self._queued.clear()
-                self._wakeup.wake()
+                    self._signal()
                 return
             _log_lost(lost)
             retried = _has_retry(batch)
@@ -226,6 +230,10 @@ class ThreadWriter:
                 self._writing = 0
                 self.written += len(batch)
                 self._retried |= retried
-                idle = not self._queued
-            if retried or idle:
-                self._wakeup.wake()
+                if retried or not self._queued:
+                    self._signal()
+
+    def _signal(self) -> None:
+        """Wake the loop (holding the lock: `check` sees the flag once the byte is sent)."""
+        self._signalled = True
+        self._wakeup.wake()
