@@ -22,13 +22,17 @@ def make_writer(kind: str, backend: Backend) -> OutcomeWriter:
     return LoopWriter(backend, "w1", delay=0.005)
 
 
-def settle(writer: OutcomeWriter, timeout: float = 10.0) -> None:
-    """What the worker loop does until everything submitted is recorded."""
+def settle(writer: OutcomeWriter, timeout: float = 10.0) -> bool:
+    """What the worker loop does until everything submitted is recorded: write when due,
+    wait on the writer's descriptors, `check`. Returns whether `check` saw a retry."""
     deadline = time.monotonic() + timeout
+    retried = False
     while writer.unwritten():
         assert time.monotonic() < deadline, f"{writer.unwritten()} outcomes still unwritten"
         writer.turn(busy=False)
         select.select(writer.waitables(), [], [], 0.05)
+        retried |= writer.check()
+    return retried | writer.check()
 
 
 def test_each_backend_gets_the_writer_that_suits_it(backend: Backend) -> None:
@@ -52,9 +56,8 @@ def test_outcomes_are_recorded_and_counted(backend: Backend, kind: str) -> None:
                     start : start + 7
                 ]
             )
-        settle(writer)
+        assert settle(writer) is False  # nothing was a retry
         assert writer.written == 30
-        assert writer.check() is False  # nothing was a retry
     finally:
         writer.close()
     for job in jobs:
@@ -69,12 +72,10 @@ def test_a_written_retry_is_reported_once(backend: Backend, kind: str) -> None:
     writer = make_writer(kind, backend)
     try:
         writer.submit([Outcome(a.id, 1, JobState.RETRYING, error=error_json(), delay=0.0)])
-        settle(writer)
-        assert writer.check() is True
+        assert settle(writer) is True
         assert writer.check() is False
         writer.submit([Outcome(b.id, 1, JobState.SUCCEEDED, result="1")])
-        settle(writer)
-        assert writer.check() is False
+        assert settle(writer) is False
     finally:
         writer.close()
     assert backend.job_get(a.id).state == JobState.RETRYING
@@ -118,3 +119,37 @@ def test_a_failed_write_is_raised_in_the_loop(backend: Backend, db_url: str) -> 
         writer.close(5.0)
         raw.execute("ALTER TABLE offload_jobs_away RENAME TO offload_jobs")
     assert backend.job_get(job.id).state == JobState.RUNNING  # its lease will rerun it
+
+
+def test_the_thread_writer_wakes_the_loop_once_per_signal(backend: Backend) -> None:
+    insert(backend, 3)
+    jobs = backend.job_claim("w1", "default", 3, 30.0)
+    writer = ThreadWriter(backend, "w1")
+    try:
+        for job in jobs:
+            writer.submit([Outcome(job.id, 1, JobState.SUCCEEDED, result="1")])
+            ready, _, _ = select.select(writer.waitables(), [], [], 10.0)
+            assert ready, "the writer did not signal that it had written everything"
+            assert writer.unwritten() == 0
+            assert writer.check() is False
+            idle, _, _ = select.select(writer.waitables(), [], [], 0)
+            assert idle == [], "after check the loop must be able to sleep"
+    finally:
+        writer.close()
+    assert writer.written == 3
+    writer.close()  # again: nothing left to do
+
+
+def test_closing_after_a_failed_write_raises_it_once(backend: Backend, db_url: str) -> None:
+    insert(backend, 1)
+    (job,) = backend.job_claim("w1", "default", 1, 30.0)
+    writer = ThreadWriter(backend, "w1")
+    raw = RawDB(db_url)
+    raw.execute("ALTER TABLE offload_jobs RENAME TO offload_jobs_away")
+    try:
+        writer.submit([Outcome(job.id, 1, JobState.SUCCEEDED, result="1")])
+        with pytest.raises(Exception, match="offload_jobs"):
+            writer.close(10.0)
+        writer.close(10.0)
+    finally:
+        raw.execute("ALTER TABLE offload_jobs_away RENAME TO offload_jobs")

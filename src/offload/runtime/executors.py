@@ -88,6 +88,7 @@ class SelfPipe:
     def __init__(self) -> None:
         self.read_fd, self.write_fd = os.pipe()
         os.set_blocking(self.read_fd, False)
+        os.set_blocking(self.write_fd, False)  # a full pipe has woken its reader already
 
     def wake(self) -> None:
         with contextlib.suppress(BlockingIOError):

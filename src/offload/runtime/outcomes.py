@@ -1,9 +1,9 @@
 """How a worker records outcomes: in batches, either from a thread of their own or between
 turns of the worker loop, whichever suits the backend.
 
-On PostgreSQL (`Backend.parallel_writes`) a writer thread records outcomes on a connection of
-its own while the loop claims on another: outcomes that arrive during a write share the next
-one (group commit). SQLite has one writer at a time, so a thread would only queue behind the
+On PostgreSQL (`Backend.parallel_writes`) a writer thread records outcomes, on a pooled
+connection, while the loop claims on another: outcomes that arrive during a write share the
+next one (group commit). SQLite has one writer at a time, so a thread would only queue behind the
 loop's claims; there the loop writes outcomes itself, before it claims, batching them while
 they arrive densely.
 """
@@ -60,7 +60,9 @@ class OutcomeWriter(Protocol):
         ...
 
     def close(self, timeout: float | None = None) -> None:
-        """Write what is queued (waiting at most `timeout` seconds), then stop."""
+        """Write what is queued (waiting at most `timeout` seconds), then stop; raise the
+        error of a failed write that `check` has not raised (its outcomes are lost: their
+        jobs run again). Calling it again does nothing."""
         ...
 
 
@@ -176,12 +178,12 @@ class ThreadWriter:
         return [self._wakeup.read_fd]
 
     def check(self) -> bool:
-        with self._cond:
-            signalled, self._signalled = self._signalled, False
-            error = self._error
+        with self._cond:  # `_signal` writes under the lock too: no byte outlives its flag
+            if self._signalled:  # else the pipe is empty: spare the failing read
+                self._signalled = False
+                self._wakeup.clear()
+            error, self._error = self._error, None  # reported once, here or by `close`
             retried, self._retried = self._retried, False
-        if signalled:  # else the pipe is empty: spare the failing read
-            self._wakeup.clear()
         if error is not None:
             raise error
         return retried
@@ -192,10 +194,12 @@ class ThreadWriter:
 
     def close(self, timeout: float | None = None) -> None:
         with self._cond:
+            if self._closing:
+                return
             self._closing = True
             self._cond.notify()
         self._thread.join(timeout)
-        if self._thread.is_alive():
+        if self._thread.is_alive():  # a write hangs: leave the thread and its pipe to it
             log.warning(
                 "outcome writer still busy after %ss: %d outcomes unwritten (their jobs run "
                 "again once their leases expire)",
@@ -204,6 +208,9 @@ class ThreadWriter:
             )
             return
         self._wakeup.close()
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
 
     def _run(self) -> None:
         while True:
@@ -219,10 +226,12 @@ class ThreadWriter:
                 lost = self._backend.job_finish(self._worker, batch)
             except BaseException as exc:  # raised again in the loop's thread by `check`
                 with self._cond:
+                    dropped = len(batch) + len(self._queued)
                     self._error = exc
                     self._writing = 0
                     self._queued.clear()
                     self._signal()
+                log.error("could not record %d outcomes (their jobs run again): %s", dropped, exc)
                 return
             _log_lost(lost)
             retried = _has_retry(batch)

@@ -182,6 +182,8 @@ class Worker:
             self._loop(listener, pool)
             if not self._abort:
                 self._drain(pool)
+            # Raises if the last outcomes could not be written, as any failed write does.
+            writer.close(max(self.shutdown_timeout, _ABORT_WRITE_TIMEOUT))
         finally:
             if scheduler_thread is not None and self.scheduler is not None:
                 self.scheduler.stop()
@@ -190,7 +192,7 @@ class Worker:
                 pool.stop_all()
             pool.close()
             try:
-                writer.close(_ABORT_WRITE_TIMEOUT if self._abort else None)
+                writer.close(_ABORT_WRITE_TIMEOUT)  # after an error; else closed already
             except OffloadError:
                 log.exception("could not record the last outcomes; their jobs will run again")
             listener.close()
@@ -274,6 +276,7 @@ class Worker:
             if self._wakeup.read_fd in self._waiter.wait(fds, timeout):
                 self._wakeup.clear()  # a second signal: the loop condition sees _abort
         self._collect(pool.poll())
+        writer.turn(busy=False)
         leftover = pool.stop_all()
         if leftover:
             log.warning("shutdown timeout: returning %d running jobs to the queue", len(leftover))
@@ -319,10 +322,10 @@ class Worker:
                 )
             else:
                 outcomes.append(self._outcome(event))
+        if reports:  # first: a job's last report must reach its row while it is running
+            self.backend.job_progress(self.id, reports)
         if outcomes:
             self._outcomes().submit(outcomes)
-        if reports:
-            self.backend.job_progress(self.id, reports)
 
     def _outcome(self, f: Finished) -> Outcome:
         job = f.job
@@ -458,7 +461,7 @@ class Worker:
             signal.signal(signum, handler)
 
 
-#: Seconds a worker stopping at once still gives the outcomes it has to be written.
+#: Seconds a stopping worker gives its last outcomes to be written, at least.
 _ABORT_WRITE_TIMEOUT = 5.0
 
 _CANCELLED_BEFORE_START = {
