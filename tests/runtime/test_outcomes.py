@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import select
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 
 import pytest
 
@@ -101,7 +103,10 @@ def test_the_loop_writer_batches_only_while_outcomes_arrive_densely(backend: Bac
     assert writer.written == 12
 
 
-def test_a_failed_write_is_raised_in_the_loop(backend: Backend, db_url: str) -> None:
+@contextmanager
+def failing_write(backend: Backend, db_url: str) -> Iterator[tuple[ThreadWriter, int]]:
+    """A thread writer and one claimed job whose outcome it cannot write: the jobs table is
+    renamed away meanwhile (and back afterwards)."""
     insert(backend, 1)
     (job,) = backend.job_claim("w1", "default", 1, 30.0)
     writer = ThreadWriter(backend, "w1")
@@ -109,16 +114,23 @@ def test_a_failed_write_is_raised_in_the_loop(backend: Backend, db_url: str) -> 
     raw.execute("ALTER TABLE offload_jobs RENAME TO offload_jobs_away")
     try:
         writer.submit([Outcome(job.id, 1, JobState.SUCCEEDED, result="1")])
+        yield writer, job.id
+    finally:
+        with suppress(Exception):  # closed by the test already, or its error seen
+            writer.close(5.0)
+        raw.execute("ALTER TABLE offload_jobs_away RENAME TO offload_jobs")
+
+
+def test_a_failed_write_is_raised_in_the_loop(backend: Backend, db_url: str) -> None:
+    with failing_write(backend, db_url) as (writer, job_id):
         ready, _, _ = select.select(writer.waitables(), [], [], 10.0)
         assert ready, "the writer did not signal its failure"
         with pytest.raises(Exception, match="offload_jobs") as caught:
             writer.check()
         assert type(caught.value).__module__.startswith("offload.")
         assert writer.unwritten() == 0
-    finally:
-        writer.close(5.0)
-        raw.execute("ALTER TABLE offload_jobs_away RENAME TO offload_jobs")
-    assert backend.job_get(job.id).state == JobState.RUNNING  # its lease will rerun it
+        writer.close(5.0)  # the error was raised once, by check
+    assert backend.job_get(job_id).state == JobState.RUNNING  # its lease will rerun it
 
 
 def test_the_thread_writer_wakes_the_loop_once_per_signal(backend: Backend) -> None:
@@ -141,15 +153,7 @@ def test_the_thread_writer_wakes_the_loop_once_per_signal(backend: Backend) -> N
 
 
 def test_closing_after_a_failed_write_raises_it_once(backend: Backend, db_url: str) -> None:
-    insert(backend, 1)
-    (job,) = backend.job_claim("w1", "default", 1, 30.0)
-    writer = ThreadWriter(backend, "w1")
-    raw = RawDB(db_url)
-    raw.execute("ALTER TABLE offload_jobs RENAME TO offload_jobs_away")
-    try:
-        writer.submit([Outcome(job.id, 1, JobState.SUCCEEDED, result="1")])
+    with failing_write(backend, db_url) as (writer, _):
         with pytest.raises(Exception, match="offload_jobs"):
             writer.close(10.0)
         writer.close(10.0)
-    finally:
-        raw.execute("ALTER TABLE offload_jobs_away RENAME TO offload_jobs")
