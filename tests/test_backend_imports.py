@@ -6,6 +6,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
+import offload
+from offload.core.errors import ConfigurationError
+
 
 def test_an_app_on_postgresql_loads_psycopg_only_when_it_connects() -> None:
     code = (
@@ -22,3 +27,13 @@ def test_an_app_on_postgresql_loads_psycopg_only_when_it_connects() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     ).stdout.split()
     assert out == ["BackendUnavailable", "True"]
+
+
+def test_without_the_postgres_extra_an_app_says_which_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from offload.backends.postgres import backend
+
+    monkeypatch.setattr(backend, "find_spec", lambda name: None)  # as if not installed
+    with pytest.raises(ConfigurationError, match=r"pip install 'offload\[postgres\]'"):
+        offload.App("postgresql://nobody@127.0.0.1:1/none")

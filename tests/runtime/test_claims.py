@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 import offload
+from offload.core.errors import ConfigurationError
 from offload.core.job import Job
 from offload.runtime import children
 from offload.runtime.children import PIPELINE_DEPTH, ProcessExecutor
@@ -67,3 +68,12 @@ def test_threads_prefetch_four_jobs_per_slot(basic_app: offload.App) -> None:
 def test_an_explicit_prefetch_is_kept(basic_app: offload.App) -> None:
     size = first_claim_size(basic_app, 50, executor="thread", concurrency=2, prefetch=3)
     assert size == 2 + 3
+
+
+def test_a_negative_prefetch_is_refused_before_anything_runs(basic_app: offload.App) -> None:
+    basic_app.enqueue("noop")
+    before = basic_app.queue_counts()
+    assert before == {"default": {"available": 1}}
+    with pytest.raises(ConfigurationError, match="prefetch must be >= 0, got -1"):
+        basic_app.worker(app_path="tests.apps.basic:app", prefetch=-1)
+    assert basic_app.queue_counts() == before
