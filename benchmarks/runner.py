@@ -200,14 +200,14 @@ def track_last_outcome(worker: Worker) -> list[float]:
     """A one-item list holding the perf_counter time the last job_finish call returned."""
     mark = [0.0]
     backend: Any = worker.backend
-    job_finish = backend.job_finish
+    job_finish = backend.claims.finish
 
     def finish(*args: Any, **kwargs: Any) -> Any:
         result = job_finish(*args, **kwargs)
         mark[0] = time.perf_counter()
         return result
 
-    backend.job_finish = finish
+    backend.claims.finish = finish
     return mark
 
 

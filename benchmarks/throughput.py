@@ -376,7 +376,7 @@ def bench_latency(url: str, n: int, timeout: float) -> dict[str, Any]:
         proc = start_runner(url, ["serve", "--concurrency", str(CONCURRENCY)], 0, err)
         try:
             deadline = time.monotonic() + 60
-            while not (app.backend.worker_list() and count_job_children(proc.pid) >= CONCURRENCY):
+            while not (app.backend.workers.list() and count_job_children(proc.pid) >= CONCURRENCY):
                 if proc.poll() is not None:
                     raise Aborted(f"worker exited with {proc.returncode}:\n{tail(err)}")
                 if time.monotonic() > deadline:

@@ -111,7 +111,7 @@ def test_migrate_creates_the_schema_the_other_commands_need(
 
     app = offload.App(db_url)
     try:
-        app.backend.schema_check()  # raises SchemaMismatch unless fully migrated
+        app.backend.schema.check()  # raises SchemaMismatch unless fully migrated
         assert app.migrate() == int(match.group(1))
     finally:
         app.close()

@@ -5,15 +5,23 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from offload.backends import open_backend
-from offload.backends.base import Backend, JobFilter, ScheduleState, WorkerInfo
+from offload.backends.base import Backend
+from offload.backends.params import JobInsertParams, JobListParams, JobRetryParams
 from offload.core import serialization
 from offload.core.errors import ConfigurationError, ScheduleNotFound, SerializationError
-from offload.core.job import Job, JobBatch, NewJob
-from offload.core.options import RetryPolicy, TaskOptions, check_delay, check_name
+from offload.core.job import Job, JobSpec, Payload
+from offload.core.options import (
+    EnqueueOptions,
+    RetryPolicy,
+    TaskOptions,
+    check_delay,
+    check_name,
+)
+from offload.core.records import ScheduleState, WorkerInfo
 from offload.core.schedule import Misfire, ScheduleDef, parse_misfire
 from offload.core.states import JobState
 from offload.core.task import Registry, TaskDef
@@ -42,26 +50,16 @@ def call(*args: Any, **kwargs: Any) -> Call:
     return Call(args, kwargs)
 
 
-@dataclass(frozen=True, slots=True)
-class EnqueueOptions:
-    """Per-call overrides of a task's defaults."""
-
-    queue: str | None = None
-    priority: int | None = None
-    delay: float = 0.0
-    max_attempts: int | None = None
-    idempotency_key: str | None = None
-    meta: dict[str, Any] | None = None
-    conn: Any = None
-
-
 class Task(Generic[P, R]):
     """A registered task: call it directly, or enqueue it to run on a worker."""
 
-    def __init__(self, app: App, definition: TaskDef, overrides: EnqueueOptions) -> None:
+    def __init__(
+        self, app: App, definition: TaskDef, overrides: EnqueueOptions, conn: Any = None
+    ) -> None:
         self.app = app
         self.definition = definition
         self._overrides = overrides
+        self._conn = conn
         self.__doc__ = definition.fn.__doc__
         self.__name__ = definition.name
 
@@ -93,15 +91,23 @@ class Task(Generic[P, R]):
         """The same task with per-call options; `conn` enqueues in the caller's transaction."""
         if delay is not None and at is not None:
             raise ConfigurationError("give either delay or at, not both")
+        o = self._overrides
         if at is not None:
+            if not isinstance(at, datetime):
+                raise ConfigurationError(f"at must be a datetime, got {at!r}")
             if at.tzinfo is None:
                 raise ConfigurationError(f"at={at!r} has no time zone; use an aware datetime")
-            delay = max((at - datetime.now(UTC)).total_seconds(), 0.0)
-        o = self._overrides
+            # Stored exactly: the database compares it with its own clock, not ours.
+            run_at, wait = at.timestamp(), 0.0
+        elif delay is not None:
+            run_at, wait = None, check_delay(delay)
+        else:
+            run_at, wait = o.run_at, o.delay
         merged = EnqueueOptions(
             queue=check_name("queue", queue) if queue is not None else o.queue,
             priority=_check_priority(priority) if priority is not None else o.priority,
-            delay=check_delay(delay) if delay is not None else o.delay,
+            delay=wait,
+            run_at=run_at,
             max_attempts=(
                 RetryPolicy(max_attempts=max_attempts).max_attempts
                 if max_attempts is not None
@@ -109,14 +115,17 @@ class Task(Generic[P, R]):
             ),
             idempotency_key=idempotency_key if idempotency_key is not None else o.idempotency_key,
             meta=meta if meta is not None else o.meta,
-            conn=conn if conn is not None else o.conn,
         )
-        return Task(self.app, self.definition, merged)
+        return Task(self.app, self.definition, merged, conn if conn is not None else self._conn)
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
-        """Store one job; returns once it is committed (durable)."""
-        job = self._new_job(args, kwargs)
-        (job_id,) = self.app._insert([job], self._overrides.conn)
+        """Store one job; returns once it is committed (durable). With an idempotency key
+        already used, returns the handle of the job that holds it."""
+        args_text, kwargs_text = serialization.dumps_args(
+            args, kwargs, limit=self.app.payload_limit
+        )
+        payload = Payload(args_text, kwargs_text, self._overrides.idempotency_key)
+        (job_id,) = self.app._insert(self._spec(), [payload], self._conn)
         return JobHandle(self.app.backend, job_id)
 
     async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
@@ -127,35 +136,19 @@ class Task(Generic[P, R]):
 
     def enqueue_many(self, calls: Iterable[Call | tuple[Any, ...]]) -> list[JobHandle[R]]:
         """Store many jobs in one transaction and one statement; all or none."""
+        if self._overrides.idempotency_key is not None:
+            raise ConfigurationError("enqueue_many takes no idempotency_key: one key names one job")
         limit = self.app.payload_limit
-        args: list[str] = []
-        kwargs: list[str] = []
+        payloads: list[Payload] = []
         for c in calls:
             a, k = (c.args, c.kwargs) if isinstance(c, Call) else (c, {})
-            args_text, kwargs_text = serialization.dumps_args(a, k, limit=limit)
-            args.append(args_text)
-            kwargs.append(kwargs_text)
-        jobs = JobBatch(self._new_job((), {}), args, kwargs)
-        ids = self.app._insert(jobs, self._overrides.conn)
+            payloads.append(Payload(*serialization.dumps_args(a, k, limit=limit)))
+        ids = self.app._insert(self._spec(), payloads, self._conn)
         backend = self.app.backend
         return [JobHandle(backend, job_id) for job_id in ids]
 
-    def _new_job(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> NewJob:
-        opts, over = self.definition.options, self._overrides
-        args_text, kwargs_text = serialization.dumps_args(
-            args, kwargs, limit=self.app.payload_limit
-        )
-        return NewJob(
-            task=self.definition.name,
-            queue=over.queue or opts.queue,
-            args=args_text,
-            kwargs=kwargs_text,
-            priority=opts.priority if over.priority is None else over.priority,
-            max_attempts=over.max_attempts or opts.retry.max_attempts,
-            delay=over.delay,
-            idempotency_key=over.idempotency_key,
-            meta="{}" if over.meta is None else serialization.dumps(over.meta, "meta"),
-        )
+    def _spec(self) -> JobSpec:
+        return self.definition.spec(self._overrides)
 
 
 def _check_priority(value: int) -> int:
@@ -336,12 +329,12 @@ class App:
     def cron_list(self) -> list[ScheduleState]:
         """Stored schedules with their last tick and last job's state."""
         self.ready()
-        return self.backend.schedule_list()
+        return self.backend.schedules.list()
 
     def cron_pause(self, name: str, paused: bool = True) -> None:
         """Pause (or resume) a schedule for every scheduler replica, across restarts."""
         self.ready()
-        self.backend.schedule_pause(name, paused)
+        self.backend.schedules.pause(name, paused)
 
     def cron_run(self, name: str) -> JobHandle[Any]:
         """Enqueue a schedule's job once, now, outside its ticks."""
@@ -382,7 +375,7 @@ class App:
     def job(self, job_id: int) -> JobHandle[Any]:
         """A handle on an existing job; raises JobNotFound if there is none."""
         self.ready()
-        self.backend.job_get(job_id)
+        self.backend.jobs.get(job_id)
         return JobHandle(self.backend, job_id)
 
     def jobs(
@@ -400,8 +393,8 @@ class App:
         if before_id is not None and type(before_id) is not int:
             raise ConfigurationError(f"before_id must be a job id (int), got {before_id!r}")
         self.ready()
-        return self.backend.job_list(
-            JobFilter(
+        return self.backend.jobs.list(
+            JobListParams(
                 queue=queue,
                 state=None if state is None else _state(state),
                 task=task,
@@ -411,30 +404,35 @@ class App:
         )
 
     def retry(self, job_id: int) -> Job:
-        """Make a dead, cancelled or shed job available again."""
+        """Run a dead, cancelled or shed job again, with its task's attempt budget once more
+        (attempts keep counting, so the error list reads as one history)."""
         self.ready()
-        return self.backend.job_retry(job_id)
+        job = self.backend.jobs.get(job_id)
+        budget = None
+        if job.task in self.registry:
+            budget = self.registry.get(job.task).options.retry.max_attempts
+        return self.backend.jobs.retry(JobRetryParams(job_id, budget))
 
     def cancel(self, job_id: int) -> Job:
         """Cancel a queued job (a running one is asked to stop)."""
         self.ready()
-        return self.backend.job_cancel(job_id)
+        return self.backend.jobs.cancel(job_id)
 
     def workers(self) -> list[WorkerInfo]:
         """Registered workers with their last heartbeat (by the database clock)."""
         self.ready()
-        return self.backend.worker_list()
+        return self.backend.workers.list()
 
     def queue_counts(self) -> dict[str, dict[str, int]]:
         """Jobs per queue and state."""
         self.ready()
-        return self.backend.queue_counts()
+        return self.backend.jobs.counts()
 
     # -- lifecycle --------------------------------------------------------------------
 
     def migrate(self) -> int:
         """Bring the database schema up to date; returns the version."""
-        version = self.backend.migrate()
+        version = self.backend.schema.migrate()
         self._ready_pid = os.getpid()
         return version
 
@@ -443,8 +441,8 @@ class App:
         if self._ready_pid == os.getpid():
             return
         if self.auto_migrate:
-            self.backend.migrate()
-        self.backend.schema_check()
+            self.backend.schema.migrate()
+        self.backend.schema.check()
         self._ready_pid = os.getpid()
 
     def worker(self, *, scheduler: bool = False, **options: Any) -> Worker:
@@ -460,9 +458,10 @@ class App:
         """Close the database connections."""
         self.backend.close()
 
-    def _insert(self, jobs: Sequence[NewJob], conn: Any) -> list[int]:
+    def _insert(self, spec: JobSpec, payloads: Sequence[Payload], conn: Any) -> list[int]:
+        """The one insert path of every enqueue."""
         self.ready()
-        return self.backend.job_insert(jobs, conn)
+        return self.backend.jobs.insert(JobInsertParams(spec, payloads, conn))
 
 
 def _state(value: JobState | str) -> JobState:

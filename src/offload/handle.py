@@ -35,7 +35,7 @@ class JobHandle(Generic[R]):
 
     def job(self) -> Job:
         """The stored job; raises JobNotFound once it was pruned."""
-        return self._backend.job_get(self.id)
+        return self._backend.jobs.get(self.id)
 
     def status(self) -> JobState:
         """The job's current state."""

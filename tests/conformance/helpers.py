@@ -7,17 +7,20 @@ Queries are written with `?` placeholders; they become `%s` for psycopg.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
 import psycopg
 
-from offload.backends.base import Backend, Lease
-from offload.core.job import Job, NewJob
+from offload.backends.base import Backend
+from offload.backends.params import ClaimParams, JobInsertParams, Lease
+from offload.core.job import Job, JobSpec, Payload
 
 #: A lease short enough to expire within a test, long enough to be valid when read back.
 SHORT_LEASE = 0.3
@@ -118,31 +121,46 @@ class RawDB:
         return [tuple(row.values()) for row in rows]
 
 
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """One job to store in a test: its spec and its payload."""
+
+    spec: JobSpec
+    payload: Payload
+
+
 def new_job(
     task: str = "t",
     queue: str = "default",
     args: list[Any] | None = None,
     kwargs: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
     **options: Any,
 ) -> NewJob:
-    """A NewJob with JSON-encoded payloads (options: priority, delay, max_attempts, ...)."""
-    return NewJob(
-        task=task,
-        queue=queue,
-        args=orjson.dumps(args or []).decode(),
-        kwargs=orjson.dumps(kwargs or {}).decode(),
-        **options,
+    """A job with JSON-encoded payloads (options: priority, delay, max_attempts, ...)."""
+    payload = Payload(
+        orjson.dumps(args or []).decode(), orjson.dumps(kwargs or {}).decode(), idempotency_key
     )
+    return NewJob(JobSpec(task=task, queue=queue, **options), payload)
+
+
+def insert_jobs(backend: Backend, jobs: Sequence[NewJob], conn: Any = None) -> list[int]:
+    """Store jobs, one insert per run of jobs sharing a spec; ids in input order."""
+    ids: list[int] = []
+    for spec, run in itertools.groupby(jobs, key=lambda job: job.spec):
+        payloads = [job.payload for job in run]
+        ids += backend.jobs.insert(JobInsertParams(spec, payloads, conn))
+    return ids
 
 
 def insert(backend: Backend, n: int = 1, **options: Any) -> list[int]:
-    """Insert `n` jobs (args [index]) in one call; return their ids."""
-    return backend.job_insert([new_job(args=[i], **options) for i in range(n)])
+    """Insert `n` jobs of one spec (args [index]) in one statement; return their ids."""
+    return insert_jobs(backend, [new_job(args=[i], **options) for i in range(n)])
 
 
 def claim_one(backend: Backend, worker: str = "w1", queue: str = "default", **kw: Any) -> Job:
     """Claim exactly one job (fails the test if none is due)."""
-    jobs = backend.job_claim(worker, queue, 1, kw.get("lease", 30.0))
+    jobs = backend.claims.claim(ClaimParams(worker, queue, 1, kw.get("lease", 30.0)))
     assert len(jobs) == 1, f"expected one due job in {queue!r}, claimed {jobs}"
     return jobs[0]
 
@@ -151,9 +169,10 @@ def lease_of(job: Job) -> Lease:
     return Lease(job.id, job.attempt)
 
 
-def error_json(kind: str = "ValueError", message: str = "boom") -> str:
+def error_json(kind: str = "ValueError", message: str = "boom", attempt: int = 0) -> str:
+    """One error entry as a worker records it."""
     return orjson.dumps(
-        {"type": kind, "message": message, "traceback": None, "at": time.time()}
+        {"type": kind, "message": message, "traceback": None, "at": time.time(), "attempt": attempt}
     ).decode()
 
 

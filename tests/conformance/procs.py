@@ -21,7 +21,8 @@ from typing import Any
 
 import offload
 from offload.backends import open_backend
-from offload.backends.base import Backend, Outcome
+from offload.backends.base import Backend
+from offload.backends.params import ClaimParams, FinishParams, Outcome
 from offload.core.states import JobState
 
 _WRITE = re.compile(r"\b(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER)\b", re.IGNORECASE)
@@ -104,7 +105,7 @@ def claimer(
         start.wait(60)
         idle = 0
         while True:
-            jobs = backend.job_claim(name, queue, batch, 60.0)
+            jobs = backend.claims.claim(ClaimParams(name, queue, batch, 60.0))
             if not jobs:
                 if done is None:
                     break
@@ -119,7 +120,7 @@ def claimer(
             outcomes = [
                 Outcome(job.id, job.attempt, JobState.SUCCEEDED, result=str(job.id)) for job in jobs
             ]
-            lost = backend.job_finish(name, outcomes)
+            lost = backend.claims.finish(FinishParams(name, outcomes))
             if lost:
                 errors.append(f"job_finish reported lost leases {lost}")
     except BaseException as exc:

@@ -225,7 +225,7 @@ def test_unreachable_postgresql_is_one_line_naming_host_and_cause() -> None:
     url = "postgresql://postgres:s3cret@127.0.0.1:1/x"
     backend = open_backend(url)
     try:
-        for call in (backend.schema_check, backend.migrate, backend.now):
+        for call in (backend.schema.check, backend.schema.migrate, backend.now):
             with pytest.raises(BackendUnavailable) as info:
                 call()
             message = str(info.value)
@@ -263,9 +263,9 @@ def _try_everything(path: Path) -> list[tuple[str, str, str]]:
     out: list[tuple[str, str, str]] = []
     backend = open_backend(url)
     calls: list[tuple[str, Callable[[], object]]] = [
-        ("schema_check", backend.schema_check),
-        ("migrate", backend.migrate),
-        ("queue_counts", backend.queue_counts),
+        ("schema_check", backend.schema.check),
+        ("migrate", backend.schema.migrate),
+        ("queue_counts", backend.jobs.counts),
     ]
     app = offload.App(url)
 
@@ -414,7 +414,7 @@ def test_missing_directory_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "no" / "such" / "dir" / "jobs.db"
     backend = open_backend(f"sqlite:///{path}")
     with pytest.raises(BackendUnavailable) as info:
-        backend.schema_check()
+        backend.schema.check()
     assert str(path) in str(info.value)
     assert "directory does not exist" in str(info.value)
     assert not (tmp_path / "no").exists()
@@ -424,7 +424,7 @@ def test_sqlite_connections_are_wal_and_synchronous_full(sqlite_url: str) -> Non
     """RELIABILITY 2, CI part: the connection offload opens is WAL with synchronous=FULL."""
     backend = open_backend(sqlite_url)
     try:
-        backend.migrate()
+        backend.schema.migrate()
         conn: sqlite3.Connection = backend._conn()  # type: ignore[attr-defined]
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2

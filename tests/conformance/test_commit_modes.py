@@ -14,12 +14,13 @@ import psycopg
 
 from offload.backends import open_backend
 from offload.backends.base import Backend
+from offload.backends.params import ClaimParams
 from tests.conformance.helpers import insert
 
 
 def _mode(backend: Any, *, relaxed: bool) -> str:
     """The commit mode a transaction of this kind runs with, as the database reports it."""
-    with backend._tx(relaxed=relaxed) as cur:
+    with backend.tx(relaxed=relaxed) as cur:
         if backend.name == "sqlite":
             cur.execute("PRAGMA synchronous")
             return {1: "normal", 2: "full", 3: "extra"}[cur.fetchone()[0]]
@@ -34,7 +35,7 @@ def test_bookkeeping_skips_the_flush_and_enqueues_keep_it(db_url: str) -> None:
         with psycopg.connect(db_url, autocommit=True) as conn:
             conn.execute("ALTER DATABASE " + conn.info.dbname + " SET synchronous_commit = on")
     backend: Backend = open_backend(db_url)
-    backend.migrate()
+    backend.schema.migrate()
     try:
         _check_modes(backend)
     finally:
@@ -47,7 +48,7 @@ def _check_modes(backend: Backend) -> None:
     # The same backend (for SQLite the same connection) goes back to durable commits.
     assert _mode(backend, relaxed=False) == durable
     insert(backend, 2)
-    assert backend.job_claim("w", "default", 1, 30.0)
+    assert backend.claims.claim(ClaimParams("w", "default", 1, 30.0))
     assert _mode(backend, relaxed=False) == durable
     assert _mode(backend, relaxed=True) == relaxed
     assert _mode(backend, relaxed=False) == durable
@@ -59,7 +60,7 @@ def test_bookkeeping_sessions_keep_the_urls_own_options(pg_url: str) -> None:
     backend: Any = open_backend(url)
     try:
         for relaxed in (False, True):
-            with backend._tx(relaxed=relaxed) as cur:
+            with backend.tx(relaxed=relaxed) as cur:
                 cur.execute("SHOW statement_timeout")
                 assert cur.fetchone()[0] == "12345ms", relaxed
     finally:

@@ -11,7 +11,7 @@ from pathlib import Path
 from offload.backends import open_backend
 from offload.backends.base import Backend
 from tests.conformance import procs
-from tests.conformance.helpers import RawDB, new_job
+from tests.conformance.helpers import RawDB, insert_jobs, new_job
 
 CLAIMERS = 8
 JOBS = 5_000
@@ -20,7 +20,7 @@ JOBS = 5_000
 def test_eight_processes_claim_every_job_exactly_once(
     backend: Backend, db_url: str, tmp_path: Path
 ) -> None:
-    ids = backend.job_insert([new_job(args=[i]) for i in range(JOBS)])
+    ids = insert_jobs(backend, [new_job(args=[i]) for i in range(JOBS)])
     assert len(ids) == JOBS
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Barrier(CLAIMERS)
@@ -71,7 +71,7 @@ def test_sqlite_contention_producers_and_claimers(sqlite_url: str, tmp_path: Pat
     producers, claimers, total = 8, 8, 20_000
     per_producer = total // producers
     setup = open_backend(sqlite_url)
-    setup.migrate()
+    setup.schema.migrate()
     setup.close()
 
     ctx = multiprocessing.get_context("spawn")

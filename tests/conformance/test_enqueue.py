@@ -11,18 +11,20 @@ import pytest
 
 import offload
 from offload.backends.base import Backend
+from offload.backends.params import ClaimParams
 from offload.backends.sqlite.backend import SQLiteBackend
 from offload.core.errors import BackendError
 from offload.core.job import Job
 from offload.core.states import JobState
-from tests.conformance.helpers import RawDB, claim_one, insert, is_sqlite, new_job
+from tests.conformance.helpers import RawDB, claim_one, insert, insert_jobs, is_sqlite, new_job
 
 CLOSE = timedelta(seconds=5)
 
 
 def test_insert_one_stores_a_complete_available_row(backend: Backend) -> None:
     before = backend.now()
-    (job_id,) = backend.job_insert(
+    (job_id,) = insert_jobs(
+        backend,
         [
             new_job(
                 "mail.send",
@@ -34,10 +36,10 @@ def test_insert_one_stores_a_complete_available_row(backend: Backend) -> None:
                 meta='{"trace": "abc"}',
                 group_key="g1",
             )
-        ]
+        ],
     )
     after = backend.now()
-    job = backend.job_get(job_id)
+    job = backend.jobs.get(job_id)
     assert job.id == job_id
     assert job.task == "mail.send"
     assert job.queue == "mail"
@@ -60,7 +62,7 @@ def test_insert_one_stores_a_complete_available_row(backend: Backend) -> None:
 
 
 def test_insert_of_nothing_stores_nothing(backend: Backend, db_url: str) -> None:
-    assert backend.job_insert([]) == []
+    assert insert_jobs(backend, []) == []
     assert RawDB(db_url).count_jobs() == 0
 
 
@@ -70,29 +72,29 @@ def test_task_enqueue_returns_a_handle_on_the_committed_job(app: offload.App) ->
         return path
 
     handle = resize.enqueue("/a.png", width=640)
-    job = app.backend.job_get(handle.id)
+    job = app.backend.jobs.get(handle.id)
     assert (job.task, job.queue, job.priority, job.max_attempts) == ("resize", "images", 3, 4)
     assert (job.args, job.kwargs) == (["/a.png"], {"width": 640})
     assert handle.status() is JobState.AVAILABLE
     # Per-call options override the task's defaults.
     other = resize.options(queue="urgent", priority=9, max_attempts=1, meta={"k": 1}).enqueue("b")
-    job = app.backend.job_get(other.id)
+    job = app.backend.jobs.get(other.id)
     assert (job.queue, job.priority, job.max_attempts, job.meta) == ("urgent", 9, 1, {"k": 1})
 
 
 def test_insert_many_returns_ascending_ids_in_input_order(backend: Backend) -> None:
     jobs = [new_job(args=[i], priority=i % 3, queue=f"q{i % 2}") for i in range(50)]
-    ids = backend.job_insert(jobs)
+    ids = insert_jobs(backend, jobs)
     assert len(ids) == 50
     assert ids == sorted(ids)
     assert len(set(ids)) == 50
     for index, job_id in enumerate(ids):
-        job = backend.job_get(job_id)
+        job = backend.jobs.get(job_id)
         assert job.args == [index], f"id {job_id} at position {index} holds {job.args}"
         assert job.queue == f"q{index % 2}"
         assert job.priority == index % 3
     # Later inserts get larger ids.
-    (later,) = backend.job_insert([new_job()])
+    (later,) = insert_jobs(backend, [new_job()])
     assert later > ids[-1]
 
 
@@ -107,7 +109,7 @@ def test_insert_many_is_one_statement_in_one_transaction(backend: Backend) -> No
         inserts = [s for s in statements if "INSERT INTO offload_jobs" in s]
         assert len(inserts) == 1, inserts
     # One statement (SQLite) / one transaction (PostgreSQL) reads the clock once.
-    stamps = {backend.job_get(job_id).enqueued_at for job_id in ids}
+    stamps = {backend.jobs.get(job_id).enqueued_at for job_id in ids}
     assert len(stamps) == 1
 
 
@@ -126,25 +128,40 @@ def test_task_enqueue_many_keeps_input_order(app: offload.App) -> None:
 
 def test_insert_many_is_all_or_nothing(backend: Backend, db_url: str) -> None:
     insert(backend, 3)
-    before = RawDB(db_url).all_rows()
-    batch = [new_job(args=[i]) for i in range(10)]
-    batch[7] = new_job(args=[7], max_attempts=0)  # violates CHECK (max_attempts >= 1)
-    with pytest.raises(BackendError):
-        backend.job_insert(batch)
-    assert RawDB(db_url).all_rows() == before
+    raw = RawDB(db_url)
+    before = raw.all_rows()
+    # The database refuses the eighth row of the batch, after seven were written.
+    if raw.sqlite:
+        raw.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON offload_jobs WHEN NEW.args = '[7]' "
+            "BEGIN SELECT RAISE(ABORT, 'row 8 refused'); END"
+        )
+    else:
+        raw.execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF NEW.args::text = '[7]' THEN RAISE EXCEPTION 'row 8 refused'; END IF; "
+            "RETURN NEW; END $$"
+        )
+        raw.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON offload_jobs "
+            "FOR EACH ROW EXECUTE FUNCTION refuse()"
+        )
+    with pytest.raises(BackendError, match="row 8 refused"):
+        insert(backend, 10)
+    assert raw.all_rows() == before
     # The backend is still usable after the refused transaction.
     assert len(insert(backend, 2)) == 2
 
 
 def test_delayed_job_is_scheduled_and_not_claimed_before_run_at(backend: Backend) -> None:
-    (job_id,) = backend.job_insert([new_job(delay=1.0)])
-    job = backend.job_get(job_id)
+    (job_id,) = insert_jobs(backend, [new_job(delay=1.0)])
+    job = backend.jobs.get(job_id)
     assert job.state is JobState.SCHEDULED
     assert abs((job.run_at - job.enqueued_at).total_seconds() - 1.0) < 0.01
     started = time.monotonic()
     claimed: list[Job] = []
     while not claimed:
-        claimed = backend.job_claim("w1", "default", 10, 30.0)
+        claimed = backend.claims.claim(ClaimParams("w1", "default", 10, 30.0))
         if not claimed:
             assert backend.now() < job.run_at + timedelta(seconds=0.5), "due job not claimed"
             time.sleep(0.05)
@@ -162,46 +179,46 @@ def test_task_delay_and_at_options_schedule_the_job(app: offload.App) -> None:
     def later() -> None:
         return None
 
-    by_delay = app.backend.job_get(later.options(delay=30).enqueue().id)
+    by_delay = app.backend.jobs.get(later.options(delay=30).enqueue().id)
     at = datetime.now(UTC) + timedelta(seconds=60)
-    by_at = app.backend.job_get(later.options(at=at).enqueue().id)
+    by_at = app.backend.jobs.get(later.options(at=at).enqueue().id)
     assert by_delay.state is JobState.SCHEDULED
     assert by_at.state is JobState.SCHEDULED
     assert abs((by_delay.run_at - by_delay.enqueued_at).total_seconds() - 30) < 0.01
     assert abs((by_at.run_at - at).total_seconds()) < 2
-    assert app.backend.job_claim("w1", "default", 10, 30.0) == []
+    assert app.backend.claims.claim(ClaimParams("w1", "default", 10, 30.0)) == []
 
 
 def test_claims_follow_priority_then_age(backend: Backend) -> None:
     priorities = [0, 5, -3, 5, 10, 0]
-    ids = [backend.job_insert([new_job(priority=p)])[0] for p in priorities]
+    ids = [insert_jobs(backend, [new_job(priority=p)])[0] for p in priorities]
     priority_of = dict(zip(ids, priorities, strict=True))
     expected = sorted(ids, key=lambda job_id: (-priority_of[job_id], job_id))
     # One at a time: the database picks the order, not the Python-side sort.
     order = [claim_one(backend).id for _ in priorities]
     assert order == expected
-    assert backend.job_claim("w1", "default", 10, 30.0) == []
+    assert backend.claims.claim(ClaimParams("w1", "default", 10, 30.0)) == []
 
 
 def test_claim_batch_takes_the_highest_priorities(backend: Backend) -> None:
     low = insert(backend, 5, priority=-1)
     high = insert(backend, 3, priority=100)
     mid = insert(backend, 4, priority=0)
-    claimed = backend.job_claim("w1", "default", 5, 30.0)
+    claimed = backend.claims.claim(ClaimParams("w1", "default", 5, 30.0))
     assert [job.id for job in claimed] == [*high, *mid[:2]]
-    rest = backend.job_claim("w1", "default", 100, 30.0)
+    rest = backend.claims.claim(ClaimParams("w1", "default", 100, 30.0))
     assert [job.id for job in rest] == [*mid[2:], *low]
 
 
 def test_queues_are_isolated(backend: Backend) -> None:
     a = insert(backend, 3, queue="a")
     b = insert(backend, 2, queue="b")
-    assert backend.job_claim("w1", "c", 10, 30.0) == []
-    assert sorted(job.id for job in backend.job_claim("w1", "b", 10, 30.0)) == b
-    assert backend.job_claim("w1", "b", 10, 30.0) == []
+    assert backend.claims.claim(ClaimParams("w1", "c", 10, 30.0)) == []
+    assert sorted(job.id for job in backend.claims.claim(ClaimParams("w1", "b", 10, 30.0))) == b
+    assert backend.claims.claim(ClaimParams("w1", "b", 10, 30.0)) == []
     for job_id in a:
-        assert backend.job_get(job_id).state is JobState.AVAILABLE
-    assert sorted(job.id for job in backend.job_claim("w1", "a", 10, 30.0)) == a
+        assert backend.jobs.get(job_id).state is JobState.AVAILABLE
+    assert sorted(job.id for job in backend.claims.claim(ClaimParams("w1", "a", 10, 30.0))) == a
 
 
 def test_enqueued_job_is_durable_across_connections(app: offload.App, db_url: str) -> None:
@@ -220,6 +237,6 @@ def test_enqueued_job_is_durable_across_connections(app: offload.App, db_url: st
         assert row["args"] == [41]
     other = offload.App(db_url)
     try:
-        assert other.backend.job_get(handle.id).args == [41]
+        assert other.backend.jobs.get(handle.id).args == [41]
     finally:
         other.close()

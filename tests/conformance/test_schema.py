@@ -33,7 +33,7 @@ def _target(url: str) -> int:
     """The version this code needs, as reported by a refused schema check."""
     with opened(url) as backend:
         try:
-            backend.schema_check()
+            backend.schema.check()
         except SchemaMismatch as exc:
             return exc.needed
     raise AssertionError("schema_check passed on a database that was never migrated")
@@ -46,11 +46,11 @@ def _file_digest(path: str) -> str:
 
 def test_fresh_database_is_version_zero_and_refused(db_url: str) -> None:
     with opened(db_url) as backend:
-        assert backend.schema_version() == 0
+        assert backend.schema.version() == 0
         with pytest.raises(SchemaMismatch) as info:
-            backend.schema_check()
+            backend.schema.check()
         err = info.value
-        assert err.needed == backend.schema_target
+        assert err.needed == backend.schema.target
         assert isinstance(err, BackendError)
         assert err.found == 0
         assert err.needed >= 1
@@ -66,9 +66,9 @@ def test_fresh_database_is_version_zero_and_refused(db_url: str) -> None:
 def test_migrate_creates_the_schema_and_records_each_version(db_url: str) -> None:
     target = _target(db_url)
     with opened(db_url) as backend:
-        assert backend.migrate() == target
-        assert backend.schema_version() == target == backend.schema_target
-        backend.schema_check()
+        assert backend.schema.migrate() == target
+        assert backend.schema.version() == target == backend.schema.target
+        backend.schema.check()
     raw = RawDB(db_url)
     assert set(OFFLOAD_TABLES) <= set(raw.tables())
     versions = [row["version"] for row in raw.query("SELECT version FROM offload_schema")]
@@ -77,7 +77,7 @@ def test_migrate_creates_the_schema_and_records_each_version(db_url: str) -> Non
 
 def test_migrate_twice_is_a_no_op(db_url: str) -> None:
     with opened(db_url) as backend:
-        target = backend.migrate()
+        target = backend.schema.migrate()
         ids = insert(backend, 5)
     raw = RawDB(db_url)
     schema = raw.schema_snapshot()
@@ -85,9 +85,9 @@ def test_migrate_twice_is_a_no_op(db_url: str) -> None:
     rows = raw.all_rows()
     for _ in range(2):
         with opened(db_url) as backend:
-            assert backend.migrate() == target
-            backend.schema_check()
-            assert [backend.job_get(i).args for i in ids] == [[i] for i in range(5)]
+            assert backend.schema.migrate() == target
+            backend.schema.check()
+            assert [backend.jobs.get(i).args for i in ids] == [[i] for i in range(5)]
     assert raw.schema_snapshot() == schema
     assert raw.query("SELECT * FROM offload_schema ORDER BY version") == versions
     assert raw.all_rows() == rows
@@ -103,7 +103,7 @@ def test_concurrent_migrations_apply_each_version_once(db_url: str) -> None:
         try:
             with opened(db_url) as backend:
                 start.wait()
-                results.append(backend.migrate())
+                results.append(backend.schema.migrate())
         except BaseException as exc:
             errors.append(exc)
 
@@ -129,7 +129,7 @@ def _record_version(url: str, version: int) -> None:
 
 def test_newer_schema_is_refused_and_left_untouched(db_url: str) -> None:
     with opened(db_url) as backend:
-        target = backend.migrate()
+        target = backend.schema.migrate()
         insert(backend, 3)
     _record_version(db_url, 999)
     raw = RawDB(db_url)
@@ -138,9 +138,9 @@ def test_newer_schema_is_refused_and_left_untouched(db_url: str) -> None:
     digest = _file_digest(sqlite_path(db_url)) if is_sqlite(db_url) else ""
 
     with opened(db_url) as backend:
-        assert backend.schema_version() == 999
+        assert backend.schema.version() == 999
         with pytest.raises(SchemaMismatch) as info:
-            backend.schema_check()
+            backend.schema.check()
         assert (info.value.found, info.value.needed) == (999, target)
         message = str(info.value)
         assert "upgrade offload" in message
@@ -148,7 +148,7 @@ def test_newer_schema_is_refused_and_left_untouched(db_url: str) -> None:
         assert backend.location in message
         assert "\n" not in message
         with pytest.raises(SchemaMismatch, match="upgrade offload"):
-            backend.migrate()
+            backend.schema.migrate()
     # Through the App: neither an enqueue nor a worker may touch it.
     app = offload.App(db_url)
     try:
@@ -187,7 +187,7 @@ def test_app_auto_migrates_sqlite_but_never_postgresql(db_url: str) -> None:
             assert app.auto_migrate is True
             handle = t.enqueue()
             assert handle.job().task == "t"
-            app.backend.schema_check()
+            app.backend.schema.check()
         else:
             assert app.auto_migrate is False
             with pytest.raises(SchemaMismatch) as info:

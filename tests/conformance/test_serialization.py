@@ -11,9 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import offload
-from offload.backends.base import Outcome
+from offload.backends.params import ClaimParams, FinishParams, Outcome
 from offload.core import serialization
 from offload.core.errors import SerializationError
+from offload.core.options import EnqueueOptions
 from offload.core.states import JobState
 from tests.conformance.helpers import RawDB
 
@@ -57,7 +58,7 @@ def _echo(app: offload.App) -> offload.Task[..., Any]:
         def echo(value: Any = None, **kwargs: Any) -> Any:
             return value
 
-    return offload.Task(app, app.registry.get("echo"), offload.app.EnqueueOptions())
+    return offload.Task(app, app.registry.get("echo"), EnqueueOptions())
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -84,18 +85,18 @@ def test_json_values_round_trip_through_enqueue_claim_and_result(
 ) -> None:
     echo = _echo(app)
     handle = echo.enqueue(value, key=value)
-    stored = app.backend.job_get(handle.id)
+    stored = app.backend.jobs.get(handle.id)
     assert stored.args == [value]
     assert stored.kwargs == {"key": value}
     assert _same(stored.args[0], value)
     assert _same(stored.kwargs["key"], value)
-    (claimed,) = app.backend.job_claim("w1", "default", 1, 30.0)
+    (claimed,) = app.backend.claims.claim(ClaimParams("w1", "default", 1, 30.0))
     assert claimed.id == handle.id
     assert _same(claimed.args[0], value)
     result = serialization.dumps(value, "result")
     outcome = Outcome(claimed.id, claimed.attempt, JobState.SUCCEEDED, result=result)
-    assert app.backend.job_finish("w1", [outcome]) == []
-    assert _same(app.backend.job_get(handle.id).result, value)
+    assert app.backend.claims.finish(FinishParams("w1", [outcome])) == []
+    assert _same(app.backend.jobs.get(handle.id).result, value)
 
 
 @ROUND_TRIP
@@ -104,7 +105,7 @@ def test_json_values_round_trip_through_enqueue_many(app: offload.App, values: l
     echo = _echo(app)
     handles = echo.enqueue_many([offload.call(v, k=v) for v in values])
     for handle, value in zip(handles, values, strict=True):
-        job = app.backend.job_get(handle.id)
+        job = app.backend.jobs.get(handle.id)
         assert _same(job.args, [value])
         assert _same(job.kwargs, {"k": value})
 
@@ -211,9 +212,7 @@ def test_worker_receives_and_returns_equal_values(app: offload.App, values: list
             _RECEIVED.append(value)
             return value
 
-    task: offload.Task[..., Any] = offload.Task(
-        app, app.registry.get("recorder"), offload.app.EnqueueOptions()
-    )
+    task: offload.Task[..., Any] = offload.Task(app, app.registry.get("recorder"), EnqueueOptions())
     _RECEIVED.clear()
     handles = task.enqueue_many([(v,) for v in values])
     worker = app.worker(

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 import offload
+from offload.backends.params import ClaimParams
 from offload.core.errors import ConfigurationError, JobNotFound
 from offload.core.states import JobState
 from tests.conformance.helpers import RawDB, is_sqlite, sqlite_path
@@ -41,7 +42,7 @@ def task(app: offload.App) -> offload.Task[[int], int]:
 
 def _visible(app: offload.App, job_id: int) -> bool:
     try:
-        app.backend.job_get(job_id)
+        app.backend.jobs.get(job_id)
     except JobNotFound:
         return False
     return True
@@ -55,12 +56,14 @@ def test_enqueue_is_visible_only_after_the_callers_commit(
         assert not _visible(app, handle.id)
         assert RawDB(db_url).count_jobs() == 0
         if not is_sqlite(db_url):  # (SQLite: the open transaction holds the only write lock)
-            assert app.backend.job_claim("w1", "default", 10, 30.0) == []
+            assert app.backend.claims.claim(ClaimParams("w1", "default", 10, 30.0)) == []
         conn.commit()
         assert _visible(app, handle.id)
-        job = app.backend.job_get(handle.id)
+        job = app.backend.jobs.get(handle.id)
         assert (job.task, job.args, job.state) == ("ship", [7], JobState.AVAILABLE)
-        assert [j.id for j in app.backend.job_claim("w1", "default", 10, 30.0)] == [handle.id]
+        assert [j.id for j in app.backend.claims.claim(ClaimParams("w1", "default", 10, 30.0))] == [
+            handle.id
+        ]
 
 
 def test_enqueue_is_absent_after_the_callers_rollback(
@@ -74,7 +77,7 @@ def test_enqueue_is_absent_after_the_callers_rollback(
     for job_id in (one.id, *(h.id for h in many)):
         assert not _visible(app, job_id)
     assert [row["id"] for row in RawDB(db_url).all_rows()] == [kept.id]
-    assert app.backend.job_claim("w1", "default", 10, 30.0)[0].id == kept.id
+    assert app.backend.claims.claim(ClaimParams("w1", "default", 10, 30.0))[0].id == kept.id
 
 
 def test_enqueue_commits_and_rolls_back_with_the_callers_own_rows(
@@ -120,7 +123,7 @@ def test_explicit_transaction_on_an_autocommit_connection(
     finally:
         conn.close()
     assert [job.args for job in app.jobs()] == [[2]]
-    assert app.backend.job_get(committed.id).args == [2]
+    assert app.backend.jobs.get(committed.id).args == [2]
 
 
 def test_ids_of_rolled_back_enqueues_are_never_reused(

@@ -7,6 +7,7 @@ import time
 import pytest
 
 import offload
+from offload.core.options import EnqueueOptions
 from offload.core.states import JobState
 from tests.runtime.conftest import StartWorker
 from tests.runtime.test_worker_processes import wait_until
@@ -49,7 +50,7 @@ def test_hundreds_of_async_jobs_run_at_once(
     basic_app: offload.App, start_worker: StartWorker
 ) -> None:
     task = offload.Task[..., object](
-        basic_app, basic_app.registry.get("async_sleep"), offload.app.EnqueueOptions()
+        basic_app, basic_app.registry.get("async_sleep"), EnqueueOptions()
     )
     handles = task.enqueue_many([offload.call(1.0) for _ in range(300)])
     started = time.monotonic()
@@ -73,9 +74,7 @@ def test_async_producers_enqueue_and_await_results(
 ) -> None:
     import asyncio
 
-    add = offload.Task[..., object](
-        basic_app, basic_app.registry.get("add"), offload.app.EnqueueOptions()
-    )
+    add = offload.Task[..., object](basic_app, basic_app.registry.get("add"), EnqueueOptions())
     start_worker()
 
     async def produce() -> list[object]:
@@ -88,9 +87,7 @@ def test_async_producers_enqueue_and_await_results(
 def test_children_are_recycled_past_their_memory_cap(
     basic_app: offload.App, start_worker: StartWorker
 ) -> None:
-    leak = offload.Task[..., object](
-        basic_app, basic_app.registry.get("leak"), offload.app.EnqueueOptions()
-    )
+    leak = offload.Task[..., object](basic_app, basic_app.registry.get("leak"), EnqueueOptions())
     handles = leak.enqueue_many([offload.call(30) for _ in range(6)])
     start_worker(concurrency=1, max_child_memory=60)
     pids = [h.result(timeout=60) for h in handles]
@@ -101,9 +98,7 @@ def test_children_are_recycled_past_their_memory_cap(
 def test_children_are_recycled_after_their_quota_of_jobs(
     basic_app: offload.App, start_worker: StartWorker
 ) -> None:
-    leak = offload.Task[..., object](
-        basic_app, basic_app.registry.get("leak"), offload.app.EnqueueOptions()
-    )
+    leak = offload.Task[..., object](basic_app, basic_app.registry.get("leak"), EnqueueOptions())
     handles = leak.enqueue_many([offload.call(0) for _ in range(6)])
     start_worker(concurrency=1, max_jobs=2)
     pids = [h.result(timeout=60) for h in handles]

@@ -8,6 +8,8 @@ import signal
 import time
 
 import offload
+from offload.backends.params import ClaimParams
+from offload.core.options import EnqueueOptions
 from offload.runtime.children import ProcessExecutor
 from offload.runtime.execution import Finished
 
@@ -15,9 +17,7 @@ from offload.runtime.execution import Finished
 def test_a_child_killed_while_idle_is_replaced_and_the_next_job_runs(
     basic_app: offload.App,
 ) -> None:
-    add = offload.Task[[int, int], int](
-        basic_app, basic_app.registry.get("add"), offload.app.EnqueueOptions()
-    )
+    add = offload.Task[[int, int], int](basic_app, basic_app.registry.get("add"), EnqueueOptions())
     add.enqueue(2, 3)
     executor = ProcessExecutor("tests.apps.basic:app", 1, lambda job: None)
     try:
@@ -31,7 +31,7 @@ def test_a_child_killed_while_idle_is_replaced_and_the_next_job_runs(
             select.select(executor.waitables(), [], [], 0.1)
             assert executor.poll() == []  # nothing was running: no job to report
         assert executor._slots[0].process.pid != pid
-        (job,) = basic_app.backend.job_claim("w1", "default", 1, 30.0)
+        (job,) = basic_app.backend.claims.claim(ClaimParams("w1", "default", 1, 30.0))
         executor.submit([job])
         events: list[object] = []
         deadline = time.monotonic() + 10

@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 
 import offload
+from offload.backends.params import ClaimParams
 from offload.core.errors import ConfigurationError
 from offload.core.job import Job
+from offload.core.options import EnqueueOptions
 from offload.runtime import children
 from offload.runtime.children import PIPELINE_DEPTH, ProcessExecutor
 from offload.runtime.pool import ExecutorPool
@@ -18,23 +20,23 @@ from offload.runtime.worker import Worker
 
 def first_claim_size(app: offload.App, jobs: int, **options: Any) -> int:
     """Run a burst worker over `jobs` no-op jobs; return the limit of its first claim."""
-    noop = offload.Task[[], None](app, app.registry.get("noop"), offload.app.EnqueueOptions())
+    noop = offload.Task[[], None](app, app.registry.get("noop"), EnqueueOptions())
     handles = noop.enqueue_many([()] * jobs)
     burst: Worker = app.worker(
         app_path="tests.apps.basic:app", burst=True, install_signals=False, **options
     )
     limits: list[int] = []
-    claim = burst.backend.job_claim
+    claim = burst.backend.claims.claim
 
-    def recording_claim(worker: str, queue: str, limit: int, lease: float) -> list[Job]:
-        limits.append(limit)
-        return claim(worker, queue, limit, lease)
+    def recording_claim(params: ClaimParams) -> list[Job]:
+        limits.append(params.limit)
+        return claim(params)
 
-    burst.backend.job_claim = recording_claim  # type: ignore[method-assign]
+    burst.backend.claims.claim = recording_claim  # type: ignore[method-assign]
     try:
         assert burst.run() == 0
     finally:
-        burst.backend.job_claim = claim  # type: ignore[method-assign]
+        burst.backend.claims.claim = claim  # type: ignore[method-assign]
     assert burst.processed == jobs
     assert all(h.status() == offload.JobState.SUCCEEDED for h in handles)
     return limits[0]

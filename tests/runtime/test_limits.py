@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import offload
+from offload.core.options import EnqueueOptions
 from offload.core.states import JobState
 from tests.runtime.conftest import StartWorker
 
@@ -41,9 +42,7 @@ def test_poison_jobs_die_after_max_attempts_and_normal_jobs_all_complete(
 ) -> None:
     poison = [basic_app.enqueue(name) for name in ("exit_now", "kill_self", "segfault")]
     poison.append(basic_app.enqueue("hog", [400]))
-    sleep = offload.Task[..., object](
-        basic_app, basic_app.registry.get("add"), offload.app.EnqueueOptions()
-    )
+    sleep = offload.Task[..., object](basic_app, basic_app.registry.get("add"), EnqueueOptions())
     normal = sleep.enqueue_many([offload.call(i, i) for i in range(1000)])
     start_worker(concurrency=4)
     for handle in poison:

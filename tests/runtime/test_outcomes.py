@@ -10,7 +10,8 @@ from contextlib import contextmanager, suppress
 
 import pytest
 
-from offload.backends.base import Backend, Outcome
+from offload.backends.base import Backend
+from offload.backends.params import ClaimParams, Outcome
 from offload.core.states import JobState
 from offload.runtime.outcomes import LoopWriter, OutcomeWriter, ThreadWriter, outcome_writer
 from tests.conformance.helpers import RawDB, error_json, insert
@@ -49,7 +50,7 @@ def test_each_backend_gets_the_writer_that_suits_it(backend: Backend) -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_outcomes_are_recorded_and_counted(backend: Backend, kind: str) -> None:
     insert(backend, 30)
-    jobs = backend.job_claim("w1", "default", 30, 30.0)
+    jobs = backend.claims.claim(ClaimParams("w1", "default", 30, 30.0))
     writer = make_writer(kind, backend)
     try:
         for start in range(0, 30, 7):  # several submissions, as the loop makes them
@@ -63,14 +64,14 @@ def test_outcomes_are_recorded_and_counted(backend: Backend, kind: str) -> None:
     finally:
         writer.close()
     for job in jobs:
-        stored = backend.job_get(job.id)
+        stored = backend.jobs.get(job.id)
         assert (stored.state, stored.result) == (JobState.SUCCEEDED, job.id)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_written_retry_is_reported_once(backend: Backend, kind: str) -> None:
     insert(backend, 2)
-    a, b = backend.job_claim("w1", "default", 2, 30.0)
+    a, b = backend.claims.claim(ClaimParams("w1", "default", 2, 30.0))
     writer = make_writer(kind, backend)
     try:
         writer.submit([Outcome(a.id, 1, JobState.RETRYING, error=error_json(), delay=0.0)])
@@ -80,13 +81,13 @@ def test_a_written_retry_is_reported_once(backend: Backend, kind: str) -> None:
         assert settle(writer) is False
     finally:
         writer.close()
-    assert backend.job_get(a.id).state == JobState.RETRYING
-    assert [job.id for job in backend.job_claim("w2", "default", 5, 30.0)] == [a.id]
+    assert backend.jobs.get(a.id).state == JobState.RETRYING
+    assert [job.id for job in backend.claims.claim(ClaimParams("w2", "default", 5, 30.0))] == [a.id]
 
 
 def test_the_loop_writer_batches_only_while_outcomes_arrive_densely(backend: Backend) -> None:
     insert(backend, 12)
-    jobs = backend.job_claim("w1", "default", 12, 30.0)
+    jobs = backend.claims.claim(ClaimParams("w1", "default", 12, 30.0))
     done = [Outcome(j.id, j.attempt, JobState.SUCCEEDED, result="1") for j in jobs]
     writer = LoopWriter(backend, "w1", delay=60.0)
     writer.submit(done[:1])
@@ -108,7 +109,7 @@ def failing_write(backend: Backend, db_url: str) -> Iterator[tuple[ThreadWriter,
     """A thread writer and one claimed job whose outcome it cannot write: the jobs table is
     renamed away meanwhile (and back afterwards)."""
     insert(backend, 1)
-    (job,) = backend.job_claim("w1", "default", 1, 30.0)
+    (job,) = backend.claims.claim(ClaimParams("w1", "default", 1, 30.0))
     writer = ThreadWriter(backend, "w1")
     raw = RawDB(db_url)
     raw.execute("ALTER TABLE offload_jobs RENAME TO offload_jobs_away")
@@ -130,12 +131,12 @@ def test_a_failed_write_is_raised_in_the_loop(backend: Backend, db_url: str) -> 
         assert type(caught.value).__module__.startswith("offload.")
         assert writer.unwritten() == 0
         writer.close(5.0)  # the error was raised once, by check
-    assert backend.job_get(job_id).state == JobState.RUNNING  # its lease will rerun it
+    assert backend.jobs.get(job_id).state == JobState.RUNNING  # its lease will rerun it
 
 
 def test_the_thread_writer_wakes_the_loop_once_per_signal(backend: Backend) -> None:
     insert(backend, 3)
-    jobs = backend.job_claim("w1", "default", 3, 30.0)
+    jobs = backend.claims.claim(ClaimParams("w1", "default", 3, 30.0))
     writer = ThreadWriter(backend, "w1")
     try:
         for job in jobs:

@@ -20,21 +20,21 @@ MIGRATE = "import offload, sys; offload.App(sys.argv[1], auto_migrate=False).mig
 def test_killed_migrations_leave_the_schema_old_or_new_never_half(db_url: str) -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     app = offload.App(db_url, auto_migrate=False)
-    target = app.backend.schema_target
+    target = app.backend.schema.target
     seen: set[int] = set()
     for delay in (0.05, 0.15, 0.3, 0.45, 0.6, 0.8):
         process = subprocess.Popen([sys.executable, "-c", MIGRATE, db_url], env=env)
         time.sleep(delay)
         process.send_signal(signal.SIGKILL)
         process.wait(10)
-        version = app.backend.schema_version()
+        version = app.backend.schema.version()
         seen.add(version)
         if version != target:
             with pytest.raises(SchemaMismatch):
-                app.backend.schema_check()
+                app.backend.schema.check()
     assert seen <= {0, 1, target}
     assert app.migrate() == target
-    app.backend.schema_check()
+    app.backend.schema.check()
     assert app.queue_counts() == {}
     app.close()
 

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import offload
+from offload.core.options import EnqueueOptions
 from tests.runtime.conftest import StartWorker
 from tests.runtime.test_worker_processes import counts, wait_until
 
@@ -20,7 +21,7 @@ def test_ten_thousand_jobs_through_a_hundred_kills(
     # contract says; with 100 kills that happens to a few jobs per run. This test is about
     # nothing being lost, so each job gets enough attempts to outlive the killer.
     sleep = offload.Task[..., object](
-        basic_app, basic_app.registry.get("sleep"), offload.app.EnqueueOptions(max_attempts=20)
+        basic_app, basic_app.registry.get("sleep"), EnqueueOptions(max_attempts=20)
     )
     for start in range(0, total, 1000):
         sleep.enqueue_many([offload.call(0.02, f"j{i}") for i in range(start, start + 1000)])

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import offload
+from offload.core.options import EnqueueOptions
 from offload.core.states import JobState
 from tests.runtime.conftest import StartWorker
 
@@ -118,9 +119,7 @@ def test_worker_kill_chaos_loses_nothing(
 ) -> None:
     """RELIABILITY test 3 at CI size: 2,000 jobs, 4 workers x 4, 20 SIGKILLs, 0 lost."""
     total, kills_wanted, concurrency = 2000, 20, 4
-    sleep = offload.Task[..., object](
-        basic_app, basic_app.registry.get("sleep"), offload.app.EnqueueOptions()
-    )
+    sleep = offload.Task[..., object](basic_app, basic_app.registry.get("sleep"), EnqueueOptions())
     handles = sleep.enqueue_many([offload.call(0.1, f"j{i}") for i in range(total)])
     settings = {"lease": 2, "rescue": 0.5, "concurrency": concurrency}
     workers = [start_worker(**settings) for _ in range(4)]
@@ -209,9 +208,7 @@ def test_large_payloads_mixed_with_short_jobs_never_stall_the_pipes(
 ) -> None:
     """Short jobs make children queue work ahead; large arguments and results among them
     must still flow (a large job waits for an idle child rather than fill a busy pipe)."""
-    echo = offload.Task[..., object](
-        basic_app, basic_app.registry.get("echo"), offload.app.EnqueueOptions()
-    )
+    echo = offload.Task[..., object](basic_app, basic_app.registry.get("echo"), EnqueueOptions())
     big = "x" * 300_000
     calls = [offload.call(big if i % 10 == 0 else "small") for i in range(600)]
     handles = echo.enqueue_many(calls)
@@ -225,9 +222,7 @@ def test_short_jobs_with_kilobyte_arguments_start_in_claim_order(
 ) -> None:
     """A busy child holds at most PIPE_BUDGET bytes of queued jobs; the jobs that must wait
     for room still go first once there is some, so one child starts them in claim order."""
-    sleep = offload.Task[..., object](
-        basic_app, basic_app.registry.get("sleep"), offload.app.EnqueueOptions()
-    )
+    sleep = offload.Task[..., object](basic_app, basic_app.registry.get("sleep"), EnqueueOptions())
     padding = "x" * 1500  # about 10 such jobs fill a busy child's budget
     tags = [f"j{i:04d}-{padding}" for i in range(300)]
     handles = sleep.enqueue_many([offload.call(0.0, tag) for tag in tags])

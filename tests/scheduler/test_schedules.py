@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import offload
+from offload.backends.params import ClaimParams
 from offload.core.errors import ConfigurationError, ScheduleNotFound, UnknownTask
 from offload.core.schedule import ScheduleDef
 from offload.core.states import JobState
@@ -55,7 +56,7 @@ def test_bad_declarations_are_refused_and_store_nothing(app: offload.App) -> Non
     with pytest.raises(offload.SerializationError, match="argument 0"):
         app.schedule(report, "0 3 * * *", args=[{1, 2}])
     assert app.schedules == {}
-    app.scheduler().backend.schedule_sync([])
+    app.scheduler().backend.schedules.sync([])
     assert app.cron_list() == []
 
 
@@ -76,7 +77,7 @@ def test_replicas_on_one_clock_fire_each_tick_once(app: offload.App) -> None:
     start = app.backend.now().replace(microsecond=0)
     clock = FakeClock(start)
     replicas = [app.scheduler(clock=clock) for _ in range(3)]
-    replicas[0].backend.schedule_sync(list(app.schedules.values()))
+    replicas[0].backend.schedules.sync(list(app.schedules.values()))
     for step in range(1, 31):
         clock.now = start + timedelta(seconds=step, milliseconds=10)
         for replica in replicas:
@@ -93,7 +94,7 @@ def test_skewed_replica_clocks_never_double_fire_or_start_early(app: offload.App
     start = app.backend.now().replace(microsecond=0)
     clocks = [FakeClock(start, timedelta(minutes=m)) for m in (-5, 0, 5)]
     replicas = [app.scheduler(clock=c) for c in clocks]
-    replicas[0].backend.schedule_sync([sched])
+    replicas[0].backend.schedules.sync([sched])
     for step in range(1, 11):
         for clock, replica in zip(clocks, replicas, strict=True):
             clock.now = start + timedelta(seconds=step)
@@ -104,7 +105,7 @@ def test_skewed_replica_clocks_never_double_fire_or_start_early(app: offload.App
     for job in jobs:
         assert job.run_at == datetime.fromisoformat(job.meta["tick"])
     db_now = app.backend.now()
-    claimed = app.backend.job_claim("w", "default", 10_000, 30)
+    claimed = app.backend.claims.claim(ClaimParams("w", "default", 10_000, 30))
     assert all(job.run_at <= db_now + timedelta(seconds=1) for job in claimed)
     assert len(claimed) < len(jobs), "future ticks of the fast clock are not claimable yet"
 
@@ -116,7 +117,7 @@ def test_pause_holds_for_every_replica_and_resume_skips_the_paused_ticks(
     start = app.backend.now().replace(microsecond=0)
     clock = FakeClock(start)
     first, second = app.scheduler(clock=clock), app.scheduler(clock=clock)
-    first.backend.schedule_sync(list(app.schedules.values()))
+    first.backend.schedules.sync(list(app.schedules.values()))
     app.cron_pause("beat")
     for step in range(1, 4):
         clock.now = start + timedelta(seconds=step)
@@ -135,7 +136,7 @@ def test_pause_holds_for_every_replica_and_resume_skips_the_paused_ticks(
 
 def test_cron_run_enqueues_once_now_and_list_shows_the_last_outcome(app: offload.App) -> None:
     every_second(app, args=[])
-    app.scheduler().backend.schedule_sync(list(app.schedules.values()))
+    app.scheduler().backend.schedules.sync(list(app.schedules.values()))
     handle = app.cron_run("beat")
     job = handle.job()
     assert job.meta == {"schedule": "beat", "manual": True}

@@ -1,103 +1,37 @@
-"""The `Backend` protocol: the named operations every storage engine provides.
+"""The storage protocols: one small protocol per area, and the `Backend` that holds them.
 
-Internal API. The App, the worker and the scheduler talk to storage only through these
-operations; each one is atomic in the database. Payloads cross this boundary as JSON text,
-already validated by the core serializer.
+Internal API. The App, the worker and the scheduler reach storage only through these
+operations, each atomic in the database. Areas: `schema`, `jobs` (insert, read, admin),
+`claims` (a worker's leases: claim, heartbeat, progress, finish, release, rescue),
+`schedules` (cron) and `workers` (the registry). Later areas (queue policies and limits,
+dependencies, topics, events) join as attributes of their own. Payloads cross this boundary
+as JSON text, already validated by the core serializer; operations taking several values
+take a params dataclass from `offload.backends.params`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-from offload.core.job import Job, NewJob
+from offload.backends.params import (
+    ClaimParams,
+    FinishParams,
+    Heartbeat,
+    HeartbeatParams,
+    JobInsertParams,
+    JobListParams,
+    JobPruneParams,
+    JobRetryParams,
+    ProgressReport,
+    ReleaseParams,
+    RescueParams,
+    ScheduleFireParams,
+)
+from offload.core.job import Job
+from offload.core.records import ScheduleState, WorkerInfo
 from offload.core.schedule import ScheduleDef
-from offload.core.states import JobState
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """A worker's hold on one attempt of a job: the fencing token for every later write."""
-
-    id: int
-    attempt: int
-
-
-@dataclass(frozen=True, slots=True)
-class Heartbeat:
-    """What renewing leases learned: leases lost, and held jobs someone asked to cancel."""
-
-    lost: list[int]
-    cancel: list[int]
-
-
-@dataclass(frozen=True, slots=True)
-class ProgressReport:
-    """A running attempt's progress, as its task reported it."""
-
-    id: int
-    attempt: int
-    fraction: float
-    message: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How one attempt ended, written by `job_finish`.
-
-    `state` is succeeded, retrying (then `delay` seconds until the next attempt), dead or
-    cancelled; `error` is the JSON text of one error entry, `result` the JSON text of a result.
-    """
-
-    id: int
-    attempt: int
-    state: JobState
-    result: str | None = None
-    error: str | None = None
-    delay: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class JobFilter:
-    """Filters and keyset paging for `job_list`: newest first, ids below `before_id`."""
-
-    queue: str | None = None
-    state: JobState | None = None
-    task: str | None = None
-    before_id: int | None = None
-    limit: int = 50
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerInfo:
-    """One row of the worker registry."""
-
-    id: str
-    host: str
-    pid: int
-    queues: list[str]
-    concurrency: int
-    started_at: datetime
-    heartbeat_at: datetime
-    wake: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ScheduleState:
-    """A schedule as stored: its definition summary and progress."""
-
-    name: str
-    cron: str
-    tz: str
-    task: str
-    misfire: str
-    paused: bool
-    last_tick: datetime
-    checked_at: datetime
-    last_job_id: int | None
-    last_state: JobState | None
 
 
 class Listener(Protocol):
@@ -121,8 +55,150 @@ class Listener(Protocol):
         ...
 
 
+class SchemaStore(Protocol):
+    """The schema's version and its migrations."""
+
+    @property
+    def target(self) -> int:
+        """The schema version this code needs."""
+        ...
+
+    def version(self) -> int:
+        """The version recorded in the database (0 before the first migration)."""
+        ...
+
+    def migrate(self) -> int:
+        """Apply pending migrations; return the version reached."""
+        ...
+
+    def check(self) -> None:
+        """Raise SchemaMismatch unless the schema is exactly the version this code needs."""
+        ...
+
+
+class JobStore(Protocol):
+    """Jobs as producers and operators see them: insert, read, cancel, retry, prune."""
+
+    def insert(self, params: JobInsertParams) -> list[int]:
+        """Store jobs in one statement; return each payload's job id, by position (a payload
+        whose idempotency key is taken gets the id of the job that holds it)."""
+        ...
+
+    def get(self, job_id: int) -> Job:
+        """One job by id; raise JobNotFound."""
+        ...
+
+    def list(self, params: JobListParams) -> list[Job]:
+        """Jobs matching the filter, newest first."""
+        ...
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Number of jobs per queue and state."""
+        ...
+
+    def cancel(self, job_id: int) -> Job:
+        """Cancel a queued job, or ask a running one to stop; raise on a finished job."""
+        ...
+
+    def retry(self, params: JobRetryParams) -> Job:
+        """Run a dead, cancelled or shed job again with a fresh attempt budget."""
+        ...
+
+    def prune(self, params: JobPruneParams) -> int:
+        """Delete finished jobs past their age; return the count."""
+        ...
+
+
+class ClaimStore(Protocol):
+    """A worker's side of jobs: leases, and what it records about the attempts it holds."""
+
+    def claim(self, params: ClaimParams) -> list[Job]:
+        """Atomically take due jobs of one queue, highest priority first."""
+        ...
+
+    def heartbeat(self, params: HeartbeatParams) -> Heartbeat:
+        """Extend leases in one statement; report those lost and held jobs to cancel."""
+        ...
+
+    def progress(self, worker: str, reports: Sequence[ProgressReport]) -> None:
+        """Store progress of attempts this worker holds (others are ignored)."""
+        ...
+
+    def finish(self, params: FinishParams) -> list[int]:
+        """Record outcomes of attempts held; return the ids whose lease was lost."""
+        ...
+
+    def release(self, params: ReleaseParams) -> int:
+        """Give held jobs back to `available` without spending their attempt."""
+        ...
+
+    def rescue(self, params: RescueParams) -> list[int]:
+        """Put running jobs whose lease ran out back to available (or dead); return ids."""
+        ...
+
+
+class ScheduleStore(Protocol):
+    """Periodic schedules and the one-row-per-tick guard."""
+
+    def sync(self, schedules: Sequence[ScheduleDef]) -> None:
+        """Record declared schedules, keeping their pause state and progress."""
+        ...
+
+    def fire(self, params: ScheduleFireParams) -> list[int]:
+        """Enqueue one job per due tick, exactly once per tick whatever the number of
+        schedulers; return the new job ids."""
+        ...
+
+    def pause(self, name: str, paused: bool) -> None:
+        """Pause or resume a schedule; raise ScheduleNotFound."""
+        ...
+
+    def list(self) -> list[ScheduleState]:
+        """Every stored schedule with its progress and the state of its last job."""
+        ...
+
+    def prune_ticks(self, older_than: float) -> int:
+        """Forget tick records older than the given seconds (beyond any catch-up window)."""
+        ...
+
+
+class WorkerStore(Protocol):
+    """The worker registry."""
+
+    def register(self, info: WorkerInfo) -> None:
+        """Record (or refresh) a worker."""
+        ...
+
+    def heartbeat(self, worker: str) -> None:
+        """Mark a worker alive now."""
+        ...
+
+    def unregister(self, worker: str) -> None:
+        """Remove a worker at its clean stop."""
+        ...
+
+    def prune(self, older_than: float) -> int:
+        """Forget workers silent for longer than the given seconds; return how many."""
+        ...
+
+    def list(self) -> list[WorkerInfo]:
+        """Every registered worker."""
+        ...
+
+
 class Backend(Protocol):
-    """Storage operations; every one is one atomic database transaction."""
+    """One database: its areas, its clock and its wake-up channel."""
+
+    @property
+    def schema(self) -> SchemaStore: ...
+    @property
+    def jobs(self) -> JobStore: ...
+    @property
+    def claims(self) -> ClaimStore: ...
+    @property
+    def schedules(self) -> ScheduleStore: ...
+    @property
+    def workers(self) -> WorkerStore: ...
 
     @property
     def name(self) -> str:
@@ -140,121 +216,8 @@ class Backend(Protocol):
         one lock (SQLite); the worker writes outcomes from a thread of their own only if so."""
         ...
 
-    @property
-    def schema_target(self) -> int:
-        """The schema version this code needs."""
-        ...
-
-    def schema_version(self) -> int:
-        """The schema version recorded in the database (0 before the first migration)."""
-        ...
-
-    def migrate(self) -> int:
-        """Apply pending schema migrations; return the version reached."""
-        ...
-
-    def schema_check(self) -> None:
-        """Raise SchemaMismatch unless the schema is exactly the version this code needs."""
-        ...
-
     def now(self) -> datetime:
         """The database's clock, the one every cross-process time comparison uses."""
-        ...
-
-    def job_insert(self, jobs: Sequence[NewJob], conn: Any = None) -> list[int]:
-        """Insert jobs in one transaction (the caller's, when `conn` is given); return ids."""
-        ...
-
-    def job_claim(self, worker: str, queue: str, limit: int, lease: float) -> list[Job]:
-        """Atomically take up to `limit` due jobs of `queue`, highest priority first."""
-        ...
-
-    def job_heartbeat(self, worker: str, leases: Sequence[Lease], lease: float) -> Heartbeat:
-        """Extend the given leases by `lease` seconds, in one statement; report the leases
-        lost and the held jobs whose cancel was requested."""
-        ...
-
-    def job_progress(self, worker: str, reports: Sequence[ProgressReport]) -> None:
-        """Store progress of attempts this worker holds (others are ignored)."""
-        ...
-
-    def job_finish(self, worker: str, outcomes: Sequence[Outcome]) -> list[int]:
-        """Record outcomes of attempts this worker holds; return the ids whose lease was lost."""
-        ...
-
-    def job_release(self, worker: str, leases: Sequence[Lease]) -> int:
-        """Return held jobs to `available` without spending their attempt (graceful stop)."""
-        ...
-
-    def job_get(self, job_id: int) -> Job:
-        """One job by id; raise JobNotFound."""
-        ...
-
-    def job_list(self, where: JobFilter) -> list[Job]:
-        """Jobs matching the filter, newest first."""
-        ...
-
-    def job_cancel(self, job_id: int) -> Job:
-        """Cancel a queued job, or ask for a running one to stop; raise on a finished job."""
-        ...
-
-    def job_retry(self, job_id: int) -> Job:
-        """Make a dead, cancelled or shed job available again with a fresh attempt budget."""
-        ...
-
-    def job_rescue(self) -> list[int]:
-        """Put running jobs whose lease ran out back to available (or dead); return their ids."""
-        ...
-
-    def job_prune(self, older_than: Mapping[JobState, float]) -> int:
-        """Delete finished jobs of each state older than the given seconds; return the count."""
-        ...
-
-    def queue_counts(self) -> dict[str, dict[str, int]]:
-        """Number of jobs per queue and state."""
-        ...
-
-    def schedule_sync(self, schedules: Sequence[ScheduleDef]) -> None:
-        """Record declared schedules (keeping their pause state and progress)."""
-        ...
-
-    def schedule_fire(
-        self, sched: ScheduleDef, job: NewJob, down_after: float, now: datetime | None = None
-    ) -> list[int]:
-        """Enqueue `job` once for each due tick of `sched` (exactly once per tick, whatever
-        the number of schedulers); return the new job ids. `now` overrides the DB clock."""
-        ...
-
-    def schedule_pause(self, name: str, paused: bool) -> None:
-        """Pause or resume a schedule; raise ScheduleNotFound."""
-        ...
-
-    def schedule_list(self) -> list[ScheduleState]:
-        """Every stored schedule with its progress and the state of its last job."""
-        ...
-
-    def cron_tick_prune(self, older_than: float) -> int:
-        """Forget tick records older than the given seconds (beyond any catch-up window)."""
-        ...
-
-    def worker_register(self, info: WorkerInfo) -> None:
-        """Record (or refresh) a worker in the registry."""
-        ...
-
-    def worker_heartbeat(self, worker: str) -> None:
-        """Mark a worker alive now."""
-        ...
-
-    def worker_unregister(self, worker: str) -> None:
-        """Remove a worker from the registry at its clean stop."""
-        ...
-
-    def worker_prune(self, older_than: float) -> int:
-        """Forget workers silent for longer than the given seconds; return how many."""
-        ...
-
-    def worker_list(self) -> list[WorkerInfo]:
-        """Every registered worker."""
         ...
 
     def listener(self) -> Listener:
@@ -264,3 +227,14 @@ class Backend(Protocol):
     def close(self) -> None:
         """Close connections; the backend must not be used afterwards."""
         ...
+
+
+__all__ = [
+    "Backend",
+    "ClaimStore",
+    "JobStore",
+    "Listener",
+    "ScheduleStore",
+    "SchemaStore",
+    "WorkerStore",
+]

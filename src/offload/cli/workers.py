@@ -9,10 +9,10 @@ from typing import NoReturn
 
 import click
 
-from offload.backends.base import WorkerInfo
 from offload.cli.context import AppLoader
 from offload.cli.output import console, new_table, print_json, when
 from offload.core.options import EXECUTORS
+from offload.core.records import WorkerInfo
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 

@@ -1,62 +1,44 @@
-"""The stored job and the parameters of a new one, as plain values (no I/O)."""
+"""The stored job and what a new one is made of, as plain values (no I/O)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, overload
+from typing import Any
 
 from offload.core.states import JobState
 
 
 @dataclass(frozen=True, slots=True)
-class NewJob:
-    """One job to insert; payloads are already-encoded JSON text."""
+class JobSpec:
+    """What every job of one insert shares: task, queue, priority, timing, keys and meta.
+
+    Built in one place (`TaskDef.spec`) for every enqueue path; payloads travel apart so a
+    batch of ten thousand sends its options once.
+    """
 
     task: str
     queue: str
-    args: str
-    kwargs: str
     priority: int = 0
     max_attempts: int = 3
     #: Seconds from the database's now until the job may run (0 = now).
     delay: float = 0.0
-    #: An exact time to run at instead (epoch seconds), e.g. a cron tick.
+    #: An exact time to run at instead (epoch seconds): `at=`, or a cron tick.
     run_at: float | None = None
     unique_key: str | None = None
-    idempotency_key: str | None = None
     group_key: str | None = None
+    #: Meta as JSON text (an object).
     meta: str = "{}"
 
 
 @dataclass(frozen=True, slots=True)
-class JobBatch(Sequence[NewJob]):
-    """Many new jobs that differ only in their arguments: one template, one payload each.
+class Payload:
+    """What is each job's own in an insert: its arguments as JSON text, and its keys."""
 
-    It is a sequence of `NewJob` like any other, and lets a backend store the batch with
-    one statement whose per-row work is the payload alone (`Task.enqueue_many` makes one).
-    """
-
-    template: NewJob
-    args: Sequence[str]
-    kwargs: Sequence[str]
-
-    def __post_init__(self) -> None:
-        if len(self.args) != len(self.kwargs):
-            raise ValueError(f"{len(self.args)} args payloads for {len(self.kwargs)} kwargs")
-
-    def __len__(self) -> int:
-        return len(self.args)
-
-    @overload
-    def __getitem__(self, index: int) -> NewJob: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[NewJob]: ...
-    def __getitem__(self, index: int | slice) -> NewJob | Sequence[NewJob]:
-        if isinstance(index, slice):
-            return JobBatch(self.template, self.args[index], self.kwargs[index])
-        return replace(self.template, args=self.args[index], kwargs=self.kwargs[index])
+    args: str = "[]"
+    kwargs: str = "{}"
+    #: Same key, same job: a second insert with it returns the first job's id.
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 from offload.core.errors import ConfigurationError
 
@@ -115,3 +116,17 @@ def check_name(kind: str, value: str) -> str:
 def check_delay(value: float) -> float:
     """Validate a delay in seconds (>= 0)."""
     return _positive("delay", value, allow_zero=True)
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueOptions:
+    """Per-call overrides of a task's defaults (`Task.options`); None keeps the default."""
+
+    queue: str | None = None
+    priority: int | None = None
+    delay: float = 0.0
+    #: An exact time to run at (epoch seconds), stored as given: no client clock involved.
+    run_at: float | None = None
+    max_attempts: int | None = None
+    idempotency_key: str | None = None
+    meta: dict[str, Any] | None = None

@@ -7,8 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from offload.core import serialization
 from offload.core.errors import ConfigurationError, UnknownTask
-from offload.core.options import TaskOptions, check_name
+from offload.core.job import JobSpec
+from offload.core.options import EnqueueOptions, TaskOptions, check_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +25,19 @@ class TaskDef:
     def is_async(self) -> bool:
         """True for `async def` tasks."""
         return inspect.iscoroutinefunction(self.fn)
+
+    def spec(self, over: EnqueueOptions) -> JobSpec:
+        """What jobs of this task enqueued with `over` share: the one place a job is built."""
+        opts = self.options
+        return JobSpec(
+            task=self.name,
+            queue=over.queue or opts.queue,
+            priority=opts.priority if over.priority is None else over.priority,
+            max_attempts=over.max_attempts or opts.retry.max_attempts,
+            delay=over.delay,
+            run_at=over.run_at,
+            meta="{}" if over.meta is None else serialization.dumps(over.meta, "meta"),
+        )
 
 
 class Registry:

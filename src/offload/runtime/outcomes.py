@@ -16,7 +16,8 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
-from offload.backends.base import Backend, Outcome
+from offload.backends.base import Backend
+from offload.backends.params import FinishParams, Outcome
 from offload.core.states import JobState
 from offload.runtime.executors import SelfPipe
 
@@ -120,7 +121,7 @@ class LoopWriter:
             batch, self._pending = self._pending[:WRITE_SIZE], self._pending[WRITE_SIZE:]
             self._last_size = len(batch)
             self._last_write = time.monotonic()
-            _log_lost(self._backend.job_finish(self._worker, batch))
+            _log_lost(self._backend.claims.finish(FinishParams(self._worker, batch)))
             self.written += len(batch)
             self._retried |= _has_retry(batch)
 
@@ -223,7 +224,7 @@ class ThreadWriter:
                 del self._queued[:WRITE_SIZE]
                 self._writing = len(batch)
             try:
-                lost = self._backend.job_finish(self._worker, batch)
+                lost = self._backend.claims.finish(FinishParams(self._worker, batch))
             except BaseException as exc:  # raised again in the loop's thread by `check`
                 with self._cond:
                     dropped = len(batch) + len(self._queued)

@@ -14,9 +14,11 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from offload.backends.base import Backend
+from offload.backends.params import JobPruneParams, RescueParams, ScheduleFireParams
 from offload.core import serialization
 from offload.core.errors import OffloadError
-from offload.core.job import NewJob
+from offload.core.job import JobSpec, Payload
+from offload.core.options import EnqueueOptions
 from offload.core.schedule import ScheduleDef
 from offload.core.states import JobState
 from offload.core.task import Registry
@@ -69,13 +71,13 @@ class Scheduler:
 
     def run(self) -> int:
         """Run until stopped; return an exit code."""
-        self.backend.schedule_sync(self.schedules)
+        self.backend.schedules.sync(self.schedules)
         next_rescue = next_prune = time.monotonic()
         while not self._stop.is_set():
             try:
                 now = self.tick()
                 if time.monotonic() >= next_rescue:
-                    self.backend.job_rescue()
+                    self.backend.claims.rescue(RescueParams(self.clock() if self.clock else None))
                     next_rescue = time.monotonic() + self.rescue_interval
                 if time.monotonic() >= next_prune:
                     self.prune()
@@ -90,7 +92,10 @@ class Scheduler:
         """Fire every due tick of every schedule once; return the time used."""
         now = self.clock() if self.clock else self.backend.now()
         for sched in self.schedules:
-            ids = self.backend.schedule_fire(sched, self._jobs[sched.name], self.down_after, now)
+            spec, payload = self._jobs[sched.name]
+            ids = self.backend.schedules.fire(
+                ScheduleFireParams(sched, spec, payload, self.down_after, now)
+            )
             if ids:
                 self.fired += len(ids)
                 log.info("schedule %s: enqueued jobs %s", sched.name, ids)
@@ -98,10 +103,10 @@ class Scheduler:
 
     def prune(self) -> None:
         """Delete finished jobs past their retention, and tick records past catch-up."""
-        removed = self.backend.job_prune(self.retention)
+        removed = self.backend.jobs.prune(JobPruneParams(self.retention))
         window = max((s.catch_up for s in self.schedules), default=0.0)
-        self.backend.cron_tick_prune(max(window, 86400.0) * 2)
-        self.backend.worker_prune(WORKER_FORGET_AFTER)
+        self.backend.schedules.prune_ticks(max(window, 86400.0) * 2)
+        self.backend.workers.prune(WORKER_FORGET_AFTER)
         if removed:
             log.info("pruned %d finished jobs", removed)
 
@@ -114,16 +119,8 @@ class Scheduler:
         return min(max(until + 0.002, 0.0), self.interval)
 
 
-def _tick_job(sched: ScheduleDef, registry: Registry) -> NewJob:
+def _tick_job(sched: ScheduleDef, registry: Registry) -> tuple[JobSpec, Payload]:
     """The job each tick of `sched` enqueues (validated once, at start)."""
-    definition = registry.get(sched.task)
-    args, kwargs = serialization.dumps_args(sched.args, sched.kwargs)
-    opts = definition.options
-    return NewJob(
-        task=sched.task,
-        queue=sched.queue or opts.queue,
-        args=args,
-        kwargs=kwargs,
-        priority=opts.priority if sched.priority is None else sched.priority,
-        max_attempts=opts.retry.max_attempts,
-    )
+    over = EnqueueOptions(queue=sched.queue, priority=sched.priority)
+    spec = registry.get(sched.task).spec(over)
+    return spec, Payload(*serialization.dumps_args(sched.args, sched.kwargs))

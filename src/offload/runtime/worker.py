@@ -18,16 +18,27 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from types import FrameType
 from typing import Any
 
 import orjson
 
-from offload.backends.base import Backend, Lease, Listener, Outcome, ProgressReport, WorkerInfo
+from offload.backends.base import Backend, Listener
+from offload.backends.params import (
+    ClaimParams,
+    HeartbeatParams,
+    Lease,
+    Outcome,
+    ProgressReport,
+    ReleaseParams,
+    RescueParams,
+)
 from offload.core.errors import ConfigurationError, OffloadError, UnknownTask
 from offload.core.job import Job
 from offload.core.options import EXECUTORS, RetryPolicy, TaskOptions
+from offload.core.records import WorkerInfo
 from offload.core.serialization import DEFAULT_PAYLOAD_LIMIT
 from offload.core.states import JobState
 from offload.core.task import Registry
@@ -69,6 +80,7 @@ class Worker:
         scheduler: Scheduler | None = None,
         async_concurrency: int = 100,
         flush_delay: float = 0.005,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         if executor not in EXECUTORS:
             raise ConfigurationError(f"unknown executor {executor!r}; one of {EXECUTORS}")
@@ -118,6 +130,9 @@ class Worker:
         self.install_signals = install_signals
         #: A scheduler run in a thread of this worker (`offload worker --scheduler`).
         self.scheduler = scheduler
+        #: The time claims, heartbeats and rescues compare with (None: the database's
+        #: clock); tests move it forward instead of sleeping through leases.
+        self.clock = clock
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._buffer: deque[Job] = deque()
         self._stopping = threading.Event()
@@ -152,7 +167,7 @@ class Worker:
         previous = self._install_signals()
         listener: Listener = self.backend.listener()
         pool = self._make_pool()
-        self.backend.worker_register(
+        self.backend.workers.register(
             WorkerInfo(
                 id=self.id,
                 host=socket.gethostname(),
@@ -199,7 +214,7 @@ class Worker:
             self._wakeup.close()
             self._waiter.close()
             try:
-                self.backend.worker_unregister(self.id)
+                self.backend.workers.unregister(self.id)
             except OffloadError:
                 log.exception("could not unregister worker %s", self.id)
             self._restore_signals(previous)
@@ -290,7 +305,9 @@ class Worker:
         count = len(self.queues)
         for offset in range(count):
             queue = self.queues[(self._queue_turn + offset) % count]
-            claimed += self.backend.job_claim(self.id, queue, want - len(claimed), self.lease)
+            claimed += self.backend.claims.claim(
+                ClaimParams(self.id, queue, want - len(claimed), self.lease, self._now())
+            )
             if len(claimed) >= want:
                 break
         self._queue_turn = (self._queue_turn + 1) % count
@@ -323,7 +340,7 @@ class Worker:
             else:
                 outcomes.append(self._outcome(event))
         if reports:  # first: a job's last report must reach its row while it is running
-            self.backend.job_progress(self.id, reports)
+            self.backend.claims.progress(self.id, reports)
         if outcomes:
             self._outcomes().submit(outcomes)
 
@@ -364,7 +381,9 @@ class Worker:
     def _heartbeat(self, pool: ExecutorPool) -> None:
         """Renew every held lease in one statement; act on lost leases and cancel requests."""
         held = [Lease(job.id, job.attempt) for job in (*self._buffer, *pool.running())]
-        beat = self.backend.job_heartbeat(self.id, held, self.lease)
+        beat = self.backend.claims.heartbeat(
+            HeartbeatParams(self.id, held, self.lease, self._now())
+        )
         self._last_beat = time.monotonic()
         if beat.lost:
             log.warning("lost the lease on jobs %s", beat.lost)
@@ -382,16 +401,20 @@ class Worker:
             )
             for job_id in cancel:
                 pool.cancel(job_id)
-        self.backend.worker_heartbeat(self.id)
+        self.backend.workers.heartbeat(self.id)
+
+    def _now(self) -> datetime | None:
+        return None if self.clock is None else self.clock()
 
     def _rescue(self) -> None:
-        rescued = self.backend.job_rescue()
+        rescued = self.backend.claims.rescue(RescueParams(self._now()))
         if rescued:
             log.warning("rescued %d jobs whose lease expired: %s", len(rescued), rescued[:20])
 
     def _release(self, jobs: list[Job]) -> None:
         if jobs:
-            self.backend.job_release(self.id, [Lease(job.id, job.attempt) for job in jobs])
+            leases = [Lease(job.id, job.attempt) for job in jobs]
+            self.backend.claims.release(ReleaseParams(self.id, leases))
 
     # -- set-up -----------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from importlib.util import find_spec
@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 from offload.backends.base import Listener
-from offload.backends.sql import JOB_COLUMNS, WORKER_COLUMNS, Queries, SqlBackend
+from offload.backends.sql.columns import JOB_COLUMNS, WORKER_COLUMNS
+from offload.backends.sql.connector import SqlBackend
 from offload.core.errors import BackendError, BackendUnavailable, ConfigurationError
 
 if TYPE_CHECKING:
@@ -27,15 +28,16 @@ if TYPE_CHECKING:
     import psycopg_pool
 
 CHANNEL = "offload_jobs"
-_QUERIES = Queries.load(
-    "offload.backends.postgres",
-    {
-        "job_columns": JOB_COLUMNS,
-        "job_columns_j": ", ".join("j." + c.strip() for c in JOB_COLUMNS.split(",")),
-        "worker_columns": WORKER_COLUMNS,
-    },
-    pyformat=True,
-)
+_MACROS = {
+    "at": "coalesce(:now::timestamptz, now())",
+    "job_columns": JOB_COLUMNS,
+    "job_columns_j": ", ".join("j." + c.strip() for c in JOB_COLUMNS.split(",")),
+    "worker_columns": WORKER_COLUMNS,
+}
+#: SQLSTATE classes and codes that mean the server cannot be reached or is going away:
+#: connection exceptions, admin/crash shutdown, cannot connect now, too many connections.
+_UNAVAILABLE_CLASSES = ("08", "53")
+_UNAVAILABLE_CODES = frozenset({"57P01", "57P02", "57P03"})
 
 
 def redact(url: str) -> str:
@@ -51,7 +53,7 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
     from psycopg.types.string import TextLoader
 
     # Autocommit: a single statement is its own transaction (one round trip); several
-    # statements are wrapped in an explicit transaction by `_tx`.
+    # statements are wrapped in an explicit transaction by `tx`.
     conn.autocommit = True
     # JSON columns come back as text and are decoded once, by the shared decoder.
     for name in ("json", "jsonb"):
@@ -112,9 +114,9 @@ class PostgresBackend(SqlBackend):
         self.url = url
         self.location = redact(url)
         self.pool_size = pool_size
-        self.q = _QUERIES
+        super().__init__(_MACROS, pyformat=True)
         # Durable commits, and (opened by workers only) commits that do not wait for the
-        # WAL flush: synchronous_commit=off for a worker's bookkeeping, see SqlBackend._tx.
+        # WAL flush: synchronous_commit=off for a worker's bookkeeping, see SqlBackend.tx.
         self._pools: dict[bool, psycopg_pool.ConnectionPool[Any]] = {}
         self._lock = threading.Lock()
 
@@ -151,9 +153,7 @@ class PostgresBackend(SqlBackend):
             raise BackendUnavailable(f"cannot connect to {self.location}: {reason}") from None
 
     @contextmanager
-    def _tx(
-        self, conn: Any = None, *, single: bool = False, relaxed: bool = False
-    ) -> Iterator[Any]:
+    def tx(self, conn: Any = None, *, single: bool = False, relaxed: bool = False) -> Iterator[Any]:
         import psycopg  # a dictionary lookup once the first connection has loaded it
 
         if conn is not None:  # the caller's connection: its transaction decides
@@ -161,46 +161,70 @@ class PostgresBackend(SqlBackend):
                 raise ConfigurationError(
                     f"conn must be a psycopg.Connection for the PostgreSQL backend, got {conn!r}"
                 )
-            with conn.cursor() as cur:
-                yield cur
+            try:
+                with conn.cursor() as cur:
+                    yield cur
+            except psycopg.Error as exc:
+                raise self._error(exc) from None
             return
         try:
             with self._get_pool(relaxed).connection() as own:
-                if single:
-                    with own.cursor() as cur:
+                if single:  # autocommit; a pipeline sends the statement and its wake-up at once
+                    with own.pipeline(), own.cursor() as cur:
                         yield cur
                 else:
                     with own.transaction(), own.cursor() as cur:
                         yield cur
-        except psycopg.OperationalError as exc:
-            raise BackendUnavailable(f"{self.location}: {exc}") from None
         except psycopg.Error as exc:
-            raise BackendError(f"{self.location}: {exc}") from None
+            raise self._error(exc) from None
 
-    def _read(self) -> AbstractContextManager[Any]:
-        return self._tx(single=True)
+    def _error(self, exc: Exception) -> BackendError:
+        """Classify by SQLSTATE: the server gone or refusing connections is unavailability;
+        anything else (a constraint, a bad statement) is an error of the operation. An error
+        without SQLSTATE comes from the client's side of a lost connection."""
+        code = getattr(exc, "sqlstate", None)
+        text = f"{self.location}: {exc}"
+        if code is None or code[:2] in _UNAVAILABLE_CLASSES or code in _UNAVAILABLE_CODES:
+            return BackendUnavailable(text)
+        return BackendError(text)
 
-    def _time_param(self, value: datetime) -> Any:
+    def read(self) -> AbstractContextManager[Any]:
+        return self._reader()
+
+    @contextmanager
+    def _reader(self) -> Iterator[Any]:
+        import psycopg
+
+        try:
+            with self._get_pool().connection() as own, own.cursor() as cur:
+                yield cur
+        except psycopg.Error as exc:
+            raise self._error(exc) from None
+
+    def time_param(self, value: datetime | None) -> Any:
         return value
 
-    def _time(self, value: Any) -> datetime:
+    def time(self, value: Any) -> datetime:
         if not isinstance(value, datetime):
             raise BackendError(f"expected a timestamp from the database, got {value!r}")
         return value.astimezone(UTC)
 
-    def _apply_migration(self, version: int, sql: str) -> None:
-        with self._tx() as cur:
-            cur.execute(self.q["schema_lock"])
-            cur.execute(self.q["schema_exists"])
+    def apply_migration(self, version: int, sql: str) -> None:
+        q = self.q["schema"]
+        with self.tx() as cur:
+            cur.execute(q["lock"])
+            cur.execute(q["exists"])
             if cur.fetchone() is not None:
-                cur.execute(self.q["schema_version"])
+                cur.execute(q["version"])
                 if (cur.fetchone()[0] or 0) >= version:
                     return  # another process got here first
             cur.execute(sql.encode())
-            cur.execute(self.q["schema_record"], {"version": version})
+            cur.execute(q["record"], {"version": version})
 
-    def _notify(self, cur: Any, queues: set[str]) -> None:
-        """Nothing to do: every statement that makes jobs available NOTIFYs by itself."""
+    def wake(self, cur: Any, queues: Collection[str]) -> None:
+        """NOTIFY in `cur`'s transaction, on a cursor of its own (the caller may still have
+        to fetch from `cur`): PostgreSQL delivers it at commit, never before."""
+        cur.connection.execute(self.q["connector"]["wake"], {"queues": sorted(queues)})
 
     def listener(self) -> Listener:
         import psycopg

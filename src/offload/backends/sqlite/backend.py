@@ -10,25 +10,27 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
 from offload.backends.base import Listener
-from offload.backends.sql import JOB_COLUMNS, WORKER_COLUMNS, Queries, SqlBackend, epoch_to_datetime
-from offload.backends.sqlite.wake import WakeSender, WakeSocket
+from offload.backends.sql.columns import JOB_COLUMNS, WORKER_COLUMNS
+from offload.backends.sql.connector import SqlBackend, epoch_to_datetime
+from offload.backends.sqlite.wake import CommitWatch, WakeSender, WakeSocket
 from offload.core.errors import BackendError, BackendUnavailable, ConfigurationError
 
 NOW = "((julianday('now') - 2440587.5) * 86400.0)"
 MIN_SQLITE = (3, 38, 0)  # the ->> JSON operator
 _SYNC_MODES = {"full": "FULL", "normal": "NORMAL", "extra": "EXTRA"}
-_QUERIES = Queries.load(
-    "offload.backends.sqlite",
-    {"now": NOW, "job_columns": JOB_COLUMNS, "worker_columns": WORKER_COLUMNS},
-    pyformat=False,
-)
+_MACROS = {
+    "now": NOW,
+    "at": f"coalesce(:now, {NOW})",
+    "job_columns": JOB_COLUMNS,
+    "worker_columns": WORKER_COLUMNS,
+}
 # Result codes worth a sentence of their own (sqlite3.Error.sqlite_errorcode & 0xff).
 _CAUSES = {
     8: "the file or its directory is read-only",
@@ -79,12 +81,13 @@ class SQLiteBackend(SqlBackend):
             raise ConfigurationError(f"busy_timeout in {url!r} must be seconds") from None
         if options:
             raise ConfigurationError(f"unknown SQLite URL option(s): {', '.join(options)}")
-        self.q = _QUERIES
+        super().__init__(_MACROS, pyformat=False)
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
         self._pid = 0
         self._sync = self.synchronous  # the mode in force on the connection
         self._wake = WakeSender(self._wake_addresses)
+        self._watch = CommitWatch(self._wake.send)
 
     # -- connection -----------------------------------------------------------------
 
@@ -123,16 +126,19 @@ class SQLiteBackend(SqlBackend):
         return BackendError(text)
 
     @contextmanager
-    def _tx(
-        self, conn: Any = None, *, single: bool = False, relaxed: bool = False
-    ) -> Iterator[Any]:
+    def tx(self, conn: Any = None, *, single: bool = False, relaxed: bool = False) -> Iterator[Any]:
         if conn is not None:  # the caller's own connection and transaction
             if not isinstance(conn, sqlite3.Connection):
                 raise ConfigurationError(
                     f"conn must be a sqlite3.Connection for the SQLite backend, got {conn!r}"
                 )
-            yield conn.cursor()
-            self._flush_wake()
+            theirs = conn.cursor(_Cursor)
+            try:
+                yield theirs
+            except sqlite3.Error as exc:
+                raise self._error(exc) from None
+            if theirs.woke:  # the jobs become visible when the caller commits
+                self._watch.after_commit(conn)
             return
         with self._lock:
             db = self._conn()
@@ -142,8 +148,9 @@ class SQLiteBackend(SqlBackend):
                     db.execute(f"PRAGMA synchronous = {sync}")
                     self._sync = sync
                 db.execute("BEGIN IMMEDIATE")
+                cur = db.cursor(_Cursor)
                 try:
-                    yield db.cursor()
+                    yield cur
                 except BaseException:
                     if db.in_transaction:
                         db.execute("ROLLBACK")
@@ -153,50 +160,47 @@ class SQLiteBackend(SqlBackend):
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise self._error(exc) from None
-        self._flush_wake()
+        if cur.woke:  # committed: the jobs are visible now
+            self._wake.send()
 
     @contextmanager
-    def _read(self) -> Iterator[Any]:
+    def read(self) -> Iterator[Any]:
         with self._lock:
             try:
                 yield self._conn().cursor()
             except sqlite3.Error as exc:
                 raise self._error(exc) from None
 
-    def _time_param(self, value: datetime) -> Any:
-        return value.timestamp()
+    def time_param(self, value: datetime | None) -> Any:
+        return None if value is None else value.timestamp()
 
-    def _time(self, value: Any) -> datetime:
+    def time(self, value: Any) -> datetime:
         return epoch_to_datetime(float(value))
 
     # -- schema ---------------------------------------------------------------------
 
-    def _apply_migration(self, version: int, sql: str) -> None:
-        with self._tx() as cur:
-            cur.execute(self.q["schema_exists"])
+    def apply_migration(self, version: int, sql: str) -> None:
+        q = self.q["schema"]
+        with self.tx() as cur:
+            cur.execute(q["exists"])
             if cur.fetchone() is not None:
-                cur.execute(self.q["schema_version"])
+                cur.execute(q["version"])
                 if (cur.fetchone()[0] or 0) >= version:
                     return  # another process got here first
             for statement in _statements(sql):
                 cur.execute(statement)
-            cur.execute(self.q["schema_record"], {"version": version})
+            cur.execute(q["record"], {"version": version})
 
     # -- wake-ups -------------------------------------------------------------------
 
-    _wake_pending = False
-
-    def _notify(self, cur: Any, queues: set[str]) -> None:
-        self._wake_pending = True  # sent after COMMIT, when the jobs are visible
-
-    def _flush_wake(self) -> None:
-        if self._wake_pending:
-            self._wake_pending = False
-            self._wake.send()
+    def wake(self, cur: Any, queues: Collection[str]) -> None:
+        """Marks the transaction: its datagrams go out once its commit is visible. They carry
+        no queue name: every worker looks, as a wake-up is only a hint."""
+        cur.woke = True
 
     def _wake_addresses(self) -> list[str]:
-        with self._read() as cur:
-            cur.execute(self.q["wake_addresses"])
+        with self.read() as cur:
+            cur.execute(self.q["connector"]["wake_addresses"])
             return [row[0] for row in cur.fetchall()]
 
     def listener(self) -> Listener:
@@ -207,7 +211,14 @@ class SQLiteBackend(SqlBackend):
             if self._db is not None and self._pid == os.getpid():
                 self._db.close()
             self._db = None
+            self._watch.close()
             self._wake.close()
+
+
+class _Cursor(sqlite3.Cursor):
+    """A cursor that remembers whether its transaction made jobs available."""
+
+    woke = False
 
 
 def _statements(script: str) -> Iterator[str]:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Callable
 
@@ -53,11 +55,16 @@ class WakeSender:
         self._addresses: list[str] = []
         self._loaded_at = float("-inf")
         self._sock: socket.socket | None = None
+        self._lock = threading.Lock()  # the commit watch's thread sends too
 
     def send(self) -> None:
         """Signal every known worker; never raises, never blocks."""
         if not sys.platform.startswith("linux"):
             return
+        with self._lock:
+            self._send()
+
+    def _send(self) -> None:
         now = time.monotonic()
         if now - self._loaded_at > (ADDRESS_TTL if self._addresses else EMPTY_TTL):
             self._addresses = self._load()
@@ -72,6 +79,80 @@ class WakeSender:
                 self._sock.sendto(b"\1", "\0" + address)
 
     def close(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        with self._lock:
+            if self._sock is not None:
+                self._sock.close()
+                self._sock = None
+
+
+class CommitWatch:
+    """Sends wake-ups for jobs stored in a caller's own transaction once it has ended.
+
+    SQLite tells no one about a commit, so a thread looks at `in_transaction` of the
+    caller's connection (held until then), often at first and then less, until it ends (a
+    rollback wakes the workers for nothing, which costs one empty claim). Past `GIVE_UP` seconds it stops
+    looking: the workers' poll finds the jobs then.
+    """
+
+    GIVE_UP = 60.0
+
+    def __init__(self, send: Callable[[], None]) -> None:
+        self._send = send
+        self._cond = threading.Condition()
+        self._watched: list[tuple[sqlite3.Connection, float]] = []
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def after_commit(self, conn: sqlite3.Connection) -> None:
+        """Wake workers once `conn`'s current transaction has ended."""
+        if not conn.in_transaction:
+            self._send()
+            return
+        with self._cond:
+            if self._closed:
+                return
+            self._watched.append((conn, time.monotonic() + self.GIVE_UP))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="offload-commit-watch", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        pause = 0.0005
+        while True:
+            with self._cond:
+                while not self._watched and not self._closed:
+                    self._cond.wait()
+                    pause = 0.0005
+                if self._closed:
+                    return
+                watched = list(self._watched)
+            ended = False
+            now = time.monotonic()
+            kept = []
+            for conn, deadline in watched:
+                if now > deadline:
+                    continue
+                try:
+                    busy = conn.in_transaction
+                except sqlite3.Error:  # closed: its transaction ended one way or the other
+                    busy = False
+                if busy:
+                    kept.append((conn, deadline))
+                else:
+                    ended = True
+            with self._cond:
+                self._watched = kept + self._watched[len(watched) :]
+            if ended:
+                self._send()
+                pause = 0.0005
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._watched = []
+            self._cond.notify()

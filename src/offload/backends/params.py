@@ -1,0 +1,183 @@
+"""The parameters and results of storage operations: small frozen dataclasses.
+
+Internal API, like the protocols in `offload.backends.base`. Every operation that takes more
+than one value takes one of these, so that adding a field (a key, a limit, a clock) changes
+no call site. Times named `now` override the database's clock, for tests and replays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from offload.core.job import JobSpec, Payload
+from offload.core.schedule import ScheduleDef
+from offload.core.states import JobState
+
+# -- jobs -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class JobInsertParams:
+    """Jobs to store in one statement: what they share, and each one's payload.
+
+    `conn` stores them in the caller's own transaction (transactional enqueue).
+    """
+
+    spec: JobSpec
+    payloads: Sequence[Payload]
+    conn: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobListParams:
+    """Filters and keyset paging for `JobStore.list`: newest first, ids below `before_id`."""
+
+    queue: str | None = None
+    state: JobState | None = None
+    task: str | None = None
+    before_id: int | None = None
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class JobRetryParams:
+    """Run a dead, cancelled or shed job again with `budget` more attempts (None: as many as
+    its `max_attempts`). Attempt numbers keep counting, so the error list reads in order."""
+
+    job_id: int
+    budget: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobPruneParams:
+    """Delete finished jobs of each state older than the given seconds."""
+
+    older_than: Mapping[JobState, float]
+
+
+# -- claims -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A worker's hold on one attempt of a job: the fencing token for every later write."""
+
+    id: int
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimParams:
+    """Take up to `limit` due jobs of `queue` for `worker`, each leased for `lease` seconds."""
+
+    worker: str
+    queue: str
+    limit: int
+    lease: float
+    now: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatParams:
+    """Renew `leases` held by `worker` for another `lease` seconds."""
+
+    worker: str
+    leases: Sequence[Lease]
+    lease: float
+    now: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """What renewing leases learned: leases lost, and held jobs someone asked to cancel."""
+
+    lost: list[int]
+    cancel: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressReport:
+    """A running attempt's progress, as its task reported it."""
+
+    id: int
+    attempt: int
+    fraction: float
+    message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one attempt ended.
+
+    `state` is succeeded, retrying (then `delay` seconds until the next attempt), dead or
+    cancelled; `error` is the JSON text of one error entry, `result` the JSON text of a result.
+    """
+
+    id: int
+    attempt: int
+    state: JobState
+    result: str | None = None
+    error: str | None = None
+    delay: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class FinishParams:
+    """Record `outcomes` of attempts `worker` holds."""
+
+    worker: str
+    outcomes: Sequence[Outcome]
+    now: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseParams:
+    """Give `leases` held by `worker` back without spending their attempt."""
+
+    worker: str
+    leases: Sequence[Lease]
+
+
+@dataclass(frozen=True, slots=True)
+class RescueParams:
+    """Put running jobs whose lease ran out (by `now`, default the database's) back."""
+
+    now: datetime | None = None
+
+
+# -- schedules --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleFireParams:
+    """Enqueue `spec` + `payload` once per due tick of `schedule`.
+
+    Ticks missed for longer than `down_after` seconds follow the schedule's misfire policy.
+    """
+
+    schedule: ScheduleDef
+    spec: JobSpec
+    payload: Payload
+    down_after: float
+    now: datetime | None = None
+
+
+__all__ = [
+    "ClaimParams",
+    "FinishParams",
+    "Heartbeat",
+    "HeartbeatParams",
+    "JobInsertParams",
+    "JobListParams",
+    "JobPruneParams",
+    "JobRetryParams",
+    "Lease",
+    "Outcome",
+    "ProgressReport",
+    "ReleaseParams",
+    "RescueParams",
+    "ScheduleFireParams",
+]

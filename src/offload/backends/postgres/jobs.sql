@@ -1,0 +1,76 @@
+-- Named queries of the jobs area (PostgreSQL). An insert runs at :run_at (epoch seconds) if
+-- given, else :delay seconds from now; a taken idempotency key inserts nothing.
+
+-- name: insert_one
+INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
+    enqueued_at, unique_key, idempotency_key, group_key, meta)
+VALUES (:task, :queue, :args::json, :kwargs::json, :priority,
+    CASE WHEN coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
+        > now() THEN 'scheduled' ELSE 'available' END,
+    :max_attempts,
+    coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay)), now(),
+    :unique_key, :idempotency_key, :group_key, :meta::json)
+ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING id
+
+-- name: insert_many
+-- Many jobs of one spec; :payloads is a JSON array of [args, kwargs, idempotency key]
+-- triples, each payload as JSON text in a string (PostgreSQL's json cannot take \u0000
+-- apart). Rows go in payload order, so their ids ascend with it.
+INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
+    enqueued_at, unique_key, idempotency_key, group_key, meta)
+SELECT :task, :queue, (p.value ->> 0)::json, (p.value ->> 1)::json, :priority,
+    CASE WHEN coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
+        > now() THEN 'scheduled' ELSE 'available' END,
+    :max_attempts,
+    coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay)), now(),
+    :unique_key, p.value ->> 2, :group_key, :meta::json
+FROM json_array_elements(:payloads::json) WITH ORDINALITY AS p(value, n)
+ORDER BY p.n
+ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING id, idempotency_key AS key
+
+-- name: ids_by_key
+-- The jobs holding idempotency keys an insert found taken.
+SELECT id, idempotency_key AS key FROM offload_jobs
+WHERE idempotency_key IN (SELECT json_array_elements_text(:keys::json))
+
+-- name: get
+SELECT {job_columns} FROM offload_jobs WHERE id = :id
+
+-- name: list
+SELECT {job_columns} FROM offload_jobs
+WHERE (:queue::text IS NULL OR queue = :queue)
+  AND (:state::text IS NULL OR state = :state)
+  AND (:task::text IS NULL OR task = :task)
+  AND (:before_id::bigint IS NULL OR id < :before_id)
+ORDER BY id DESC
+LIMIT :limit
+
+-- name: counts
+SELECT queue, state, count(*) AS n FROM offload_jobs GROUP BY queue, state
+
+-- name: cancel
+-- Queued jobs end at once; a running job gets a stop request its worker acts on.
+UPDATE offload_jobs
+SET state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
+    finished_at = CASE WHEN state = 'running' THEN finished_at ELSE now() END,
+    cancel_requested = true
+WHERE id = :id
+  AND state IN ('waiting', 'scheduled', 'available', 'retrying', 'shed', 'running')
+RETURNING {job_columns}
+
+-- name: retry
+-- Attempts keep counting (the error list stays readable) with :budget more allowed; a
+-- job whose run_at is still ahead (a cancelled delayed job) keeps its delay.
+UPDATE offload_jobs
+SET state = CASE WHEN run_at > now() THEN 'scheduled' ELSE 'available' END,
+    max_attempts = attempt + coalesce(:budget::int, max_attempts),
+    run_at = greatest(run_at, now()), finished_at = NULL, started_at = NULL,
+    lease_until = NULL, worker = NULL, result = NULL, cancel_requested = false
+WHERE id = :id AND state IN ('dead', 'cancelled', 'shed')
+RETURNING {job_columns}
+
+-- name: prune
+DELETE FROM offload_jobs
+WHERE state = :state AND finished_at < now() - make_interval(secs => :age)

@@ -1,0 +1,108 @@
+"""`SqlBackend`: what both SQL backends share below the areas: transactions, time, wake-ups.
+
+A backend subclasses it with connections and its clock format; the areas (`SqlJobs`,
+`SqlClaims`, ...) run the backend's named queries through it. Whenever a statement makes
+jobs available, its area calls `wake` with the queues concerned: the one path by which
+workers hear of new work (PostgreSQL: NOTIFY in the same transaction; SQLite: a datagram
+once the commit is visible).
+"""
+
+from __future__ import annotations
+
+import functools
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Mapping
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from offload.backends.base import Listener
+from offload.backends.sql.claims import SqlClaims
+from offload.backends.sql.jobs import SqlJobs
+from offload.backends.sql.queries import Queries
+from offload.backends.sql.schedules import SqlSchedules
+from offload.backends.sql.schema import SqlSchema
+from offload.backends.sql.workers import SqlWorkers
+
+#: The areas every SQL backend has, one `.sql` file each.
+AREAS = ("connector", "schema", "jobs", "claims", "schedules", "workers")
+
+
+class SqlBackend(ABC):
+    """Connections, transactions and wake-ups; the storage areas hang off it."""
+
+    name: ClassVar[str]
+    package: ClassVar[str]
+    parallel_writes: ClassVar[bool]
+    location: str
+
+    def __init__(self, macros: Mapping[str, str], pyformat: bool) -> None:
+        self.q = _queries(self.package, tuple(macros.items()), pyformat)
+        self.schema = SqlSchema(self)
+        self.jobs = SqlJobs(self)
+        self.claims = SqlClaims(self)
+        self.schedules = SqlSchedules(self)
+        self.workers = SqlWorkers(self)
+
+    # -- what each backend supplies -------------------------------------------------
+
+    @abstractmethod
+    def tx(
+        self, conn: Any = None, *, single: bool = False, relaxed: bool = False
+    ) -> AbstractContextManager[Any]:
+        """A write transaction yielding a DB-API cursor; on `conn`, the caller's transaction.
+
+        `single` promises one statement (plus its wake-up), atomic by itself: PostgreSQL
+        then skips BEGIN and COMMIT. `relaxed` marks a worker's bookkeeping (claims,
+        outcomes, leases): its commit need not wait for the disk, because losing it in a
+        power failure only makes a job run again, as at-least-once delivery allows. Later
+        durable commits flush it anyway (the log is written in order).
+        """
+
+    @abstractmethod
+    def read(self) -> AbstractContextManager[Any]:
+        """A cursor for reads (may be the write connection)."""
+
+    @abstractmethod
+    def time(self, value: Any) -> datetime:
+        """Convert a stored time to an aware UTC datetime."""
+
+    @abstractmethod
+    def time_param(self, value: datetime | None) -> Any:
+        """Convert an aware datetime (or None) to the form queries take."""
+
+    @abstractmethod
+    def wake(self, cur: Any, queues: Collection[str]) -> None:
+        """Jobs of `queues` became available in `cur`'s transaction: wake workers once it
+        commits (and never before: they would find nothing)."""
+
+    @abstractmethod
+    def apply_migration(self, version: int, sql: str) -> None:
+        """Run one migration script and record its version, atomically."""
+
+    @abstractmethod
+    def listener(self) -> Listener: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    # -- shared ---------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The database's clock."""
+        with self.read() as cur:
+            cur.execute(self.q["connector"]["now"])
+            return self.time(cur.fetchone()[0])
+
+
+@functools.cache
+def _queries(
+    package: str, macros: tuple[tuple[str, str], ...], pyformat: bool
+) -> dict[str, Queries]:
+    """Every area's queries of one backend, parsed once per process."""
+    return {area: Queries.load(package, area, dict(macros), pyformat) for area in AREAS}
+
+
+def epoch_to_datetime(value: float) -> datetime:
+    """Convert stored epoch seconds to an aware UTC datetime."""
+    return datetime.fromtimestamp(value, UTC)

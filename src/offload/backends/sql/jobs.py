@@ -1,0 +1,167 @@
+"""The jobs area: insert (every enqueue path), read, count, cancel, retry and prune."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from offload.backends.params import (
+    JobInsertParams,
+    JobListParams,
+    JobPruneParams,
+    JobRetryParams,
+)
+from offload.backends.sql.rows import column, jobs_from
+from offload.core.errors import InvalidTransition, JobNotFound
+from offload.core.job import Job, JobSpec, Payload
+from offload.core.states import FINISHED, JobState
+
+if TYPE_CHECKING:
+    from offload.backends.sql.connector import SqlBackend
+
+
+class SqlJobs:
+    """`JobStore` over a backend's `jobs.sql`."""
+
+    def __init__(self, db: SqlBackend) -> None:
+        self.db = db
+        self.q = db.q["jobs"]
+
+    def insert(self, params: JobInsertParams) -> list[int]:
+        if not params.payloads:
+            return []
+        with self.db.tx(params.conn, single=True) as cur:
+            return self.insert_in(cur, params.spec, params.payloads)
+
+    def insert_in(self, cur: Any, spec: JobSpec, payloads: Sequence[Payload]) -> list[int]:
+        """Insert in the transaction of `cur` (cron ticks use it too); ids by position.
+
+        A payload whose idempotency key is taken inserts nothing (ON CONFLICT DO NOTHING)
+        and gets the id of the job holding the key, read in the same transaction.
+        """
+        values = _spec_params(spec)
+        if len(payloads) == 1:
+            p = payloads[0]
+            values.update(args=p.args, kwargs=p.kwargs, idempotency_key=p.idempotency_key)
+            cur.execute(self.q["insert_one"], values)
+            self.db.wake(cur, (spec.queue,))
+            rows = cur.fetchall()
+            ids = [int(column(cur, rows, "id")[0])] if rows else [0]
+        else:
+            values["payloads"] = orjson.dumps(
+                [(p.args, p.kwargs, p.idempotency_key) for p in payloads]
+            ).decode()
+            cur.execute(self.q["insert_many"], values)
+            self.db.wake(cur, (spec.queue,))
+            rows = cur.fetchall()
+            ids = _by_position(payloads, column(cur, rows, "id"), column(cur, rows, "key"))
+        if 0 in ids:  # keys already taken: the jobs that hold them
+            pairs = list(zip(payloads, ids, strict=True))
+            keys = [p.idempotency_key for p, job_id in pairs if not job_id]
+            cur.execute(self.q["ids_by_key"], {"keys": orjson.dumps(keys).decode()})
+            rows = cur.fetchall()
+            found = zip(column(cur, rows, "key"), column(cur, rows, "id"), strict=True)
+            held = {str(key): int(job_id) for key, job_id in found}
+            ids = [job_id or held[str(p.idempotency_key)] for p, job_id in pairs]
+        return ids
+
+    def get(self, job_id: int) -> Job:
+        with self.db.read() as cur:
+            cur.execute(self.q["get"], {"id": job_id})
+            found = jobs_from(cur, cur.fetchall(), self.db.time)
+        if not found:
+            raise JobNotFound(job_id)
+        return found[0]
+
+    def list(self, params: JobListParams) -> list[Job]:
+        values = {
+            "queue": params.queue,
+            "state": None if params.state is None else str(params.state),
+            "task": params.task,
+            "before_id": params.before_id,
+            "limit": params.limit,
+        }
+        with self.db.read() as cur:
+            cur.execute(self.q["list"], values)
+            return jobs_from(cur, cur.fetchall(), self.db.time)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        with self.db.read() as cur:
+            cur.execute(self.q["counts"])
+            rows = cur.fetchall()
+            cells = (column(cur, rows, name) for name in ("queue", "state", "n"))
+            for queue, state, number in zip(*cells, strict=True):
+                counts.setdefault(queue, {})[state] = int(number)
+        return counts
+
+    def cancel(self, job_id: int) -> Job:
+        return self._transition("cancel", {"id": job_id})
+
+    def retry(self, params: JobRetryParams) -> Job:
+        return self._transition("retry", {"id": params.job_id, "budget": params.budget})
+
+    def _transition(self, operation: str, values: dict[str, Any]) -> Job:
+        """Run a single-job state change; explain a refusal as not-found or a bad state."""
+        job_id = values["id"]
+        with self.db.tx() as cur:
+            cur.execute(self.q[operation], values)
+            changed = jobs_from(cur, cur.fetchall(), self.db.time)
+            if changed:
+                job = changed[0]
+                if job.state in (JobState.AVAILABLE, JobState.RUNNING):
+                    # Wakes workers to claim it, or its own worker to act on the cancel.
+                    self.db.wake(cur, (job.queue,))
+                return job
+        current = self.get(job_id)
+        raise InvalidTransition(job_id, str(current.state), operation)
+
+    def prune(self, params: JobPruneParams) -> int:
+        removed = 0
+        with self.db.tx() as cur:
+            for state, age in params.older_than.items():
+                if state not in FINISHED:
+                    raise ValueError(f"only finished states are pruned, not {state}")
+                cur.execute(self.q["prune"], {"state": str(state), "age": age})
+                removed += cur.rowcount
+        return removed
+
+
+def _spec_params(spec: JobSpec) -> dict[str, Any]:
+    return {
+        "task": spec.task,
+        "queue": spec.queue,
+        "priority": spec.priority,
+        "max_attempts": spec.max_attempts,
+        "delay": spec.delay,
+        "run_at": spec.run_at,
+        "unique_key": spec.unique_key,
+        "group_key": spec.group_key,
+        "meta": spec.meta,
+    }
+
+
+def _by_position(payloads: Sequence[Payload], ids: list[Any], keys: list[Any]) -> list[int]:
+    """Each payload's new id, 0 where its idempotency key was taken.
+
+    Rows are inserted in payload order, so the sequence's ids ascend with position (the
+    order RETURNING lists them in is not promised). A payload inserts a row unless its key
+    was held already, or appeared earlier in the batch; the returned keys tell which.
+    """
+    new_ids = iter(sorted(int(job_id) for job_id in ids))
+    if len(ids) == len(payloads):
+        return list(new_ids)
+    inserted_keys = {key for key in keys if key is not None}
+    seen: set[str] = set()
+    out: list[int] = []
+    for p in payloads:
+        key = p.idempotency_key
+        if key is None or (key in inserted_keys and key not in seen):
+            out.append(next(new_ids))
+        else:
+            out.append(0)
+        if key is not None:
+            seen.add(key)
+    return out

@@ -1,0 +1,72 @@
+-- Named queries of the jobs area (SQLite). An insert runs at :run_at (epoch seconds) if
+-- given, else :delay seconds from now; a taken idempotency key inserts nothing.
+
+-- name: insert_one
+INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
+    enqueued_at, unique_key, idempotency_key, group_key, meta)
+VALUES (:task, :queue, :args, :kwargs, :priority,
+    CASE WHEN coalesce(:run_at, {now} + :delay) > {now} THEN 'scheduled' ELSE 'available' END,
+    :max_attempts, coalesce(:run_at, {now} + :delay), {now},
+    :unique_key, :idempotency_key, :group_key, :meta)
+ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING id
+
+-- name: insert_many
+-- Many jobs of one spec; :payloads is a JSON array of [args, kwargs, idempotency key]
+-- triples. Rows go in payload order, so their ids ascend with it.
+INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
+    enqueued_at, unique_key, idempotency_key, group_key, meta)
+SELECT :task, :queue, p.value ->> 0, p.value ->> 1, :priority,
+    CASE WHEN coalesce(:run_at, {now} + :delay) > {now} THEN 'scheduled' ELSE 'available' END,
+    :max_attempts, coalesce(:run_at, {now} + :delay), {now},
+    :unique_key, p.value ->> 2, :group_key, :meta
+FROM json_each(:payloads) AS p
+WHERE true  -- an INSERT ... SELECT with an upsert clause needs a WHERE to parse
+ORDER BY p.key
+ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING id, idempotency_key AS key
+
+-- name: ids_by_key
+-- The jobs holding idempotency keys an insert found taken.
+SELECT id, idempotency_key AS key FROM offload_jobs
+WHERE idempotency_key IN (SELECT value FROM json_each(:keys))
+
+-- name: get
+SELECT {job_columns} FROM offload_jobs WHERE id = :id
+
+-- name: list
+SELECT {job_columns} FROM offload_jobs
+WHERE (:queue IS NULL OR queue = :queue)
+  AND (:state IS NULL OR state = :state)
+  AND (:task IS NULL OR task = :task)
+  AND (:before_id IS NULL OR id < :before_id)
+ORDER BY id DESC
+LIMIT :limit
+
+-- name: counts
+SELECT queue, state, count(*) AS n FROM offload_jobs GROUP BY queue, state
+
+-- name: cancel
+-- Queued jobs end at once; a running job gets a stop request its worker acts on.
+UPDATE offload_jobs
+SET state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
+    finished_at = CASE WHEN state = 'running' THEN finished_at ELSE {now} END,
+    cancel_requested = 1
+WHERE id = :id
+  AND state IN ('waiting', 'scheduled', 'available', 'retrying', 'shed', 'running')
+RETURNING {job_columns}
+
+-- name: retry
+-- Attempts keep counting (the error list stays readable) with :budget more allowed; a
+-- job whose run_at is still ahead (a cancelled delayed job) keeps its delay.
+UPDATE offload_jobs
+SET state = CASE WHEN run_at > {now} THEN 'scheduled' ELSE 'available' END,
+    max_attempts = attempt + coalesce(:budget, max_attempts),
+    run_at = max(run_at, {now}), finished_at = NULL, started_at = NULL,
+    lease_until = NULL, worker = NULL, result = NULL, cancel_requested = 0
+WHERE id = :id AND state IN ('dead', 'cancelled', 'shed')
+RETURNING {job_columns}
+
+-- name: prune
+DELETE FROM offload_jobs
+WHERE state = :state AND finished_at < {now} - :age

@@ -1,0 +1,39 @@
+"""What the registry and the schedule table hold, as plain values the faces show (no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from offload.core.states import JobState
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """One row of the worker registry."""
+
+    id: str
+    host: str
+    pid: int
+    queues: list[str]
+    concurrency: int
+    started_at: datetime
+    heartbeat_at: datetime
+    #: Where producers send wake-ups (SQLite's datagram socket); None when not needed.
+    wake: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleState:
+    """A schedule as stored: its definition summary and progress."""
+
+    name: str
+    cron: str
+    tz: str
+    task: str
+    misfire: str
+    paused: bool
+    last_tick: datetime
+    checked_at: datetime
+    last_job_id: int | None
+    last_state: JobState | None
