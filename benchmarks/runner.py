@@ -22,30 +22,39 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 from benchmarks import bench_app
 from benchmarks.dbutil import epoch, is_sqlite, query
 from offload.runtime.worker import Worker
 
 #: Backend operations the instrumented run counts and times.
-OPS = (
-    "job_claim",
-    "job_finish",
-    "job_progress",
-    "job_heartbeat",
-    "job_rescue",
-    "job_release",
-    "worker_heartbeat",
-    "worker_register",
-    "worker_unregister",
-    "now",
-)
+OPS = {
+    "job_claim": "claims.claim",
+    "job_finish": "claims.finish",
+    "job_progress": "claims.progress",
+    "job_heartbeat": "claims.heartbeat",
+    "job_rescue": "claims.rescue",
+    "job_release": "claims.release",
+    "worker_heartbeat": "workers.heartbeat",
+    "worker_register": "workers.register",
+    "worker_unregister": "workers.unregister",
+    "now": "now",
+}
 #: Operations whose second positional argument is the list of jobs they act on.
 _BATCH_ARG = {"job_finish", "job_heartbeat", "job_release", "job_progress"}
 #: Operations that only write when they touch a row (an empty write commits nothing to sync).
 _ALWAYS_WRITES = {"worker_heartbeat", "worker_register", "worker_unregister"}
+
+
+def _batch_of(args: tuple[Any, ...]) -> Sequence[Any]:
+    """The list a batch operation acts on: in its params, or its second argument."""
+    for field in ("outcomes", "leases"):
+        if hasattr(args[0], field):
+            found: Sequence[Any] = getattr(args[0], field)
+            return found
+    return cast(Sequence[Any], args[1])
 
 
 class Meter:
@@ -67,9 +76,12 @@ class Meter:
 
     def attach(self, worker: Worker) -> None:
         backend: Any = worker.backend
-        for name in OPS:
-            if hasattr(backend, name):
-                setattr(backend, name, self._timed_op(name, getattr(backend, name)))
+        for name, path in OPS.items():
+            *areas, method = path.split(".")
+            owner = backend
+            for area in areas:
+                owner = getattr(owner, area)
+            setattr(owner, method, self._timed_op(name, getattr(owner, method)))
         if is_sqlite(bench_app.URL):
             backend._conn().set_trace_callback(self._statement)
         else:
@@ -131,7 +143,7 @@ class Meter:
             result = fn(*args, **kwargs)
             self._book(name, start, time.perf_counter())
             if name in _BATCH_ARG:
-                rows = len(args[1])
+                rows = len(_batch_of(args))
                 if rows == 0:
                     return result  # returned before opening a transaction
             elif name in ("job_claim", "job_rescue"):

@@ -240,3 +240,48 @@ def test_enqueued_job_is_durable_across_connections(app: offload.App, db_url: st
         assert other.backend.jobs.get(handle.id).args == [41]
     finally:
         other.close()
+
+
+def test_an_idempotency_key_used_again_returns_the_first_job(app: offload.App) -> None:
+    @app.task(name="charge")
+    def charge(order: int) -> None:
+        return None
+
+    first = charge.options(idempotency_key="order-7").enqueue(7)
+    again = charge.options(idempotency_key="order-7").enqueue(8)  # other arguments: same job
+    other = charge.options(idempotency_key="order-8").enqueue(8)
+    assert again == first
+    assert other != first
+    assert app.backend.jobs.get(first.id).args == [7]
+    assert sum(app.queue_counts()["default"].values()) == 2
+
+
+def test_a_batch_reports_ids_by_position_when_keys_are_taken(backend: Backend) -> None:
+    (held,) = insert_jobs(backend, [new_job(args=["held"], idempotency_key="k1")])
+    jobs = [
+        new_job(args=[0]),
+        new_job(args=[1], idempotency_key="k1"),  # taken before
+        new_job(args=[2], idempotency_key="k2"),
+        new_job(args=[3], idempotency_key="k2"),  # taken earlier in the same batch
+        new_job(args=[4]),
+    ]
+    ids = insert_jobs(backend, jobs)
+    assert ids[1] == held
+    assert ids[3] == ids[2]
+    assert len({ids[0], ids[2], ids[4], held}) == 4
+    assert [backend.jobs.get(job_id).args for job_id in ids] == [[0], ["held"], [2], [2], [4]]
+
+
+def test_at_stores_the_exact_time_given(app: offload.App) -> None:
+    @app.task(name="remind")
+    def remind() -> None:
+        return None
+
+    at = datetime(2031, 5, 17, 9, 30, 15, 250_000, tzinfo=UTC)
+    job = app.backend.jobs.get(remind.options(at=at).enqueue().id)
+    assert job.run_at == at
+    assert job.state is JobState.SCHEDULED
+    # Not through the client's clock: a time in the past is stored as given, and is due.
+    past = datetime(2001, 1, 2, 3, 4, 5, 600_000, tzinfo=UTC)
+    due = app.backend.jobs.get(remind.options(at=past).enqueue().id)
+    assert (due.run_at, due.state) == (past, JobState.AVAILABLE)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,7 +17,7 @@ from offload.core import serialization
 from offload.core.errors import SerializationError
 from offload.core.options import EnqueueOptions
 from offload.core.states import JobState
-from tests.conformance.helpers import RawDB
+from tests.conformance.helpers import RawDB, claim_one, insert
 
 INT_MIN, INT_MAX = -(2**63), 2**64 - 1
 
@@ -230,3 +231,16 @@ def test_worker_receives_and_returns_equal_values(app: offload.App, values: list
 
 #: What the recorder task was called with (the thread executor runs it in this process).
 _RECEIVED: list[Any] = []
+
+
+def test_an_error_text_with_nul_characters_is_stored(app: offload.App) -> None:
+    """PostgreSQL's jsonb has no NUL: there it is written as backslash zero; SQLite keeps it."""
+    backend = app.backend
+    (job_id,) = insert(backend, 1, max_attempts=1)
+    job = claim_one(backend)
+    error = orjson.dumps({"type": "ValueError", "message": "bad \x00 byte", "attempt": 1})
+    outcome = Outcome(job.id, job.attempt, JobState.DEAD, error=error.decode())
+    assert backend.claims.finish(FinishParams("w1", [outcome])) == []
+    (stored,) = backend.jobs.get(job_id).errors
+    expected = "bad \x00 byte" if backend.name == "sqlite" else "bad \\0 byte"
+    assert stored == {"type": "ValueError", "message": expected, "attempt": 1}

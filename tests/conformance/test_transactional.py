@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,8 +12,10 @@ import psycopg
 import pytest
 
 import offload
+from offload.backends.base import Listener
 from offload.backends.params import ClaimParams
 from offload.core.errors import ConfigurationError, JobNotFound
+from offload.core.records import WorkerInfo
 from offload.core.states import JobState
 from tests.conformance.helpers import RawDB, is_sqlite, sqlite_path
 
@@ -169,3 +172,28 @@ def test_a_connection_of_the_other_kind_is_refused(
         if other is not None:
             other.close()
     assert RawDB(db_url).count_jobs() == 0
+
+
+def _readable(listener: Listener, timeout: float) -> bool:
+    return bool(select.select([listener.fileno()], [], [], timeout)[0])
+
+
+def test_a_listening_worker_is_woken_when_the_caller_commits_not_before(
+    app: offload.App, task: offload.Task[[int], int], db_url: str
+) -> None:
+    listener = app.backend.listener()
+    try:
+        now = app.backend.now()
+        info = WorkerInfo("w1", "host", 1, ["default"], 1, now, now, wake=listener.address)
+        app.backend.workers.register(info)
+        with caller_connection(db_url) as conn:
+            task.options(conn=conn).enqueue(7)
+            # A wake-up now would find nothing to claim, and none comes until the next one.
+            assert not _readable(listener, 0.3)
+            conn.commit()
+            assert _readable(listener, 5.0), "no wake-up after the caller's commit"
+            listener.drain()
+        claimed = app.backend.claims.claim(ClaimParams("w1", "default", 10, 30.0))
+        assert [job.args for job in claimed] == [[7]]
+    finally:
+        listener.close()

@@ -36,14 +36,18 @@ TEMPLATE: dict[str, Any] = {
 
 class Adapter(Base):
     worker_note = "-"
-    batch_api = "offload's job_insert_batch statement, payloads prepared"
+    batch_api = "offload's batch insert statement, payloads prepared"
     conn: Any = None
 
     def setup(self) -> None:
         app = offload.App(self.url)
         app.migrate()
-        queries: Any = app.backend
-        self.one, self.many = queries.q["job_insert"], queries.q["job_insert_batch"]
+        backend: Any = app.backend
+        q = backend.q
+        if isinstance(q, dict):  # storage by area (--base may run an older tree)
+            self.one, self.many = q["jobs"]["insert_one"], q["jobs"]["insert_many"]
+        else:
+            self.one, self.many = q["job_insert"], q["job_insert_batch"]
         app.close()
         if self.variant == "sqlite":
             self.conn = sqlite3.connect(self.url.removeprefix("sqlite:///"), isolation_level=None)
@@ -70,7 +74,7 @@ class Adapter(Base):
         self._run(self.one, {**TEMPLATE, "args": f"[{seq}]"})
 
     def enqueue_batch(self, seqs: Sequence[int]) -> None:
-        payloads = orjson.dumps([(f"[{s}]", "{}") for s in seqs]).decode()
+        payloads = orjson.dumps([(f"[{s}]", "{}", None) for s in seqs]).decode()
         params = {k: v for k, v in TEMPLATE.items() if k != "kwargs"}
         self._run(self.many, {**params, "payloads": payloads})
 

@@ -18,6 +18,8 @@ from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
+
 from offload.backends.base import Listener
 from offload.backends.sql.columns import JOB_COLUMNS, WORKER_COLUMNS
 from offload.backends.sql.connector import SqlBackend
@@ -38,6 +40,16 @@ _MACROS = {
 #: connection exceptions, admin/crash shutdown, cannot connect now, too many connections.
 _UNAVAILABLE_CLASSES = ("08", "53")
 _UNAVAILABLE_CODES = frozenset({"57P01", "57P02", "57P03"})
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\\0")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
 
 
 def redact(url: str) -> str:
@@ -220,6 +232,13 @@ class PostgresBackend(SqlBackend):
                     return  # another process got here first
             cur.execute(sql.encode())
             cur.execute(q["record"], {"version": version})
+
+    def storable_json(self, text: str) -> str:
+        """jsonb cannot hold a NUL character: error texts (a traceback quoting a binary
+        value) get it written as the two characters backslash zero instead."""
+        if "\\u0000" not in text:
+            return text
+        return orjson.dumps(_without_nul(orjson.loads(text))).decode()
 
     def wake(self, cur: Any, queues: Collection[str]) -> None:
         """NOTIFY in `cur`'s transaction, on a cursor of its own (the caller may still have

@@ -100,6 +100,7 @@ class SqlClaims:
         outcomes = params.outcomes
         if not outcomes:
             return []
+        clean = self.db.storable_json
         items = orjson.dumps(
             [
                 {
@@ -107,7 +108,7 @@ class SqlClaims:
                     "attempt": o.attempt,
                     "state": str(o.state),
                     "result": o.result,
-                    "error": o.error,
+                    "error": None if o.error is None else clean(o.error),
                     "delay": o.delay,
                 }
                 for o in outcomes

@@ -86,6 +86,10 @@ class SqlBackend(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def storable_json(self, text: str) -> str:
+        """JSON text as this database's JSON columns accept it (PostgreSQL overrides)."""
+        return text
+
     # -- shared ---------------------------------------------------------------------
 
     def now(self) -> datetime:
