@@ -9,6 +9,9 @@ def send_welcome(user_id: int) -> None: ...
 
 handle = send_welcome.enqueue(42)   # returns once the job is durable
 handle.result(timeout=10)
+
+The public API is what this module exports (`__all__`); `offload.*` submodules are internal
+and may change between releases. The `offload` command is public too.
 """
 
 from offload.app import App, Call, Task, call
@@ -23,6 +26,7 @@ from offload.core.errors import (
     OffloadError,
     PayloadTooLarge,
     ResultTimeout,
+    ScheduleNotFound,
     SchemaMismatch,
     SerializationError,
     UnknownTask,
@@ -30,6 +34,8 @@ from offload.core.errors import (
 )
 from offload.core.job import Job
 from offload.core.options import RetryPolicy
+from offload.core.records import ScheduleState, WorkerInfo
+from offload.core.schedule import Misfire
 from offload.core.states import JobState
 from offload.handle import JobHandle
 from offload.runtime.context import JobCancelled, JobContext, current_job
@@ -51,15 +57,19 @@ __all__ = [
     "JobNotFound",
     "JobState",
     "LeaseLost",
+    "Misfire",
     "OffloadError",
     "PayloadTooLarge",
     "ResultTimeout",
     "RetryPolicy",
+    "ScheduleNotFound",
+    "ScheduleState",
     "SchemaMismatch",
     "SerializationError",
     "Task",
     "UnknownTask",
     "ValidationError",
+    "WorkerInfo",
     "call",
     "current_job",
 ]
