@@ -19,8 +19,9 @@ import orjson
 import psycopg
 
 from offload.backends.base import Backend
-from offload.backends.params import ClaimParams, JobInsertParams, Lease
+from offload.backends.params import ClaimParams, FinishParams, JobInsertParams, Lease, Outcome
 from offload.core.job import Job, JobSpec, Payload
+from offload.core.states import JobState
 
 #: A lease short enough to expire within a test, long enough to be valid when read back.
 SHORT_LEASE = 0.3
@@ -188,3 +189,14 @@ def expire_lease(backend: Backend, job: Job) -> None:
     """Wait until the lease `job` was claimed with has run out by the database's clock."""
     assert job.lease_until is not None
     wait_db_time_past(backend, job.lease_until)
+
+
+def finish_next(backend: Backend, state: JobState, queue: str = "default") -> int:
+    """Claim the next job of `queue` and end it in `state`; return its id."""
+    job = claim_one(backend, queue=queue)
+    error = None if state is JobState.SUCCEEDED else error_json()
+    outcome = Outcome(job.id, job.attempt, state, result="1" if error is None else None)
+    if error is not None:
+        outcome = Outcome(job.id, job.attempt, state, error=error, delay=60.0)
+    assert backend.claims.finish(FinishParams("w1", [outcome])) == []
+    return job.id
