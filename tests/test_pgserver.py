@@ -1,4 +1,4 @@
-"""Self-test of the PostgreSQL test machinery in tests/pgserver.py."""
+"""Self-test of the PostgreSQL test machinery in the tests/pgserver package."""
 
 from __future__ import annotations
 

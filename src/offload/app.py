@@ -24,6 +24,7 @@ from offload.core.options import (
 from offload.core.records import ScheduleState, WorkerInfo
 from offload.core.schedule import Misfire, ScheduleDef, parse_misfire
 from offload.core.states import JobState
+from offload.core.status import ScheduleStatus, WorkerStatus, is_lost, silent_for
 from offload.core.task import Registry, TaskDef
 from offload.handle import JobHandle
 
@@ -331,6 +332,31 @@ class App:
         self.ready()
         return self.backend.schedules.list()
 
+    def schedule_statuses(self, now: datetime | None = None) -> list[ScheduleStatus]:
+        """Stored schedules with their progress and next run; `now` overrides the DB clock."""
+        self.ready()
+        states = self.backend.schedules.list()
+        now = self.backend.now() if now is None else now
+        statuses = []
+        for state in states:
+            declared = self.schedules.get(state.name)
+            statuses.append(
+                ScheduleStatus(
+                    name=state.name,
+                    cron=state.cron,
+                    tz=state.tz,
+                    task=state.task,
+                    misfire=state.misfire,
+                    paused=state.paused,
+                    last_tick=state.last_tick,
+                    checked_at=state.checked_at,
+                    last_job_id=state.last_job_id,
+                    last_state=state.last_state,
+                    next_run=None if declared is None else declared.next_run(now, state.last_tick),
+                )
+            )
+        return statuses
+
     def cron_pause(self, name: str, paused: bool = True) -> None:
         """Pause (or resume) a schedule for every scheduler replica, across restarts."""
         self.ready()
@@ -422,6 +448,30 @@ class App:
         """Registered workers with their last heartbeat (by the database clock)."""
         self.ready()
         return self.backend.workers.list()
+
+    def worker_statuses(self, now: datetime | None = None) -> list[WorkerStatus]:
+        """Registered workers, each with its silence and whether it is lost; `now` overrides
+        the DB clock, the one heartbeats are stamped with."""
+        self.ready()
+        found = self.backend.workers.list()
+        now = self.backend.now() if now is None else now  # read after the heartbeats
+        statuses = []
+        for info in found:
+            silence = silent_for(now, info.heartbeat_at)
+            statuses.append(
+                WorkerStatus(
+                    id=info.id,
+                    host=info.host,
+                    pid=info.pid,
+                    queues=info.queues,
+                    concurrency=info.concurrency,
+                    started_at=info.started_at,
+                    heartbeat_at=info.heartbeat_at,
+                    silent_for=silence,
+                    lost=is_lost(silence),
+                )
+            )
+        return statuses
 
     def queue_counts(self) -> dict[str, dict[str, int]]:
         """Jobs per queue and state."""

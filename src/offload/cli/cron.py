@@ -50,14 +50,7 @@ def cron() -> None:
 @click.pass_obj
 def cron_list(loader: AppLoader, json: bool) -> None:
     """Each stored schedule with its next run, last run and last outcome."""
-    app = loader.app()
-    states = app.cron_list()
-    now = app.backend.now()
-    rows = []
-    for state in states:
-        declared = app.schedules.get(state.name)
-        upcoming = declared.next_tick(max(now, state.last_tick)) if declared else None
-        rows.append((state, upcoming))
+    rows = loader.app().schedule_statuses()
     if json:
         print_json(
             [
@@ -68,12 +61,12 @@ def cron_list(loader: AppLoader, json: bool) -> None:
                     "task": s.task,
                     "misfire": s.misfire,
                     "paused": s.paused,
-                    "next_run": None if nxt is None else nxt.isoformat(),
+                    "next_run": None if s.next_run is None else s.next_run.isoformat(),
                     "last_tick": s.last_tick.isoformat(),
                     "last_job_id": s.last_job_id,
                     "last_state": None if s.last_state is None else str(s.last_state),
                 }
-                for s, nxt in rows
+                for s in rows
             ]
         )
         return
@@ -83,7 +76,7 @@ def cron_list(loader: AppLoader, json: bool) -> None:
     table = new_table()
     for name in ("name", "cron", "tz", "task", "next run", "last tick", "last job", "status"):
         table.add_column(name)
-    for s, nxt in rows:
+    for s in rows:
         status = "paused" if s.paused else "active"
         last = "-" if s.last_job_id is None else f"{s.last_job_id} "
         table.add_row(
@@ -91,7 +84,7 @@ def cron_list(loader: AppLoader, json: bool) -> None:
             s.cron,
             s.tz,
             s.task,
-            "-" if s.paused or nxt is None else when(nxt),
+            "-" if s.paused or s.next_run is None else when(s.next_run),
             when(s.last_tick),
             state_text(s.last_state).append(f" #{s.last_job_id}") if s.last_state else last,
             status,

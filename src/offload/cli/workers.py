@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import datetime
 from typing import NoReturn
 
 import click
@@ -12,7 +11,6 @@ import click
 from offload.cli.context import AppLoader
 from offload.cli.output import console, new_table, print_json, when
 from offload.core.options import EXECUTORS
-from offload.core.records import WorkerInfo
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -121,9 +119,7 @@ def worker(
 @click.pass_obj
 def workers(loader: AppLoader, json: bool) -> None:
     """List registered workers and their last heartbeat."""
-    app = loader.app()
-    found = app.workers()
-    now = app.backend.now()  # the database's clock, which heartbeats are stamped with
+    found = loader.app().worker_statuses()
     if json:
         print_json(
             [
@@ -135,7 +131,7 @@ def workers(loader: AppLoader, json: bool) -> None:
                     "concurrency": info.concurrency,
                     "started_at": info.started_at.isoformat(),
                     "heartbeat_at": info.heartbeat_at.isoformat(),
-                    "lost": _lost(now, info),
+                    "lost": info.lost,
                 }
                 for info in found
             ]
@@ -149,7 +145,6 @@ def workers(loader: AppLoader, json: bool) -> None:
     for name in columns:
         out.add_column(name, justify="right" if name in ("pid", "concurrency") else "left")
     for info in found:
-        age = (now - info.heartbeat_at).total_seconds()
         out.add_row(
             info.id,
             info.host,
@@ -157,16 +152,7 @@ def workers(loader: AppLoader, json: bool) -> None:
             ",".join(info.queues),
             str(info.concurrency),
             when(info.started_at),
-            f"{when(info.heartbeat_at)} ({age:.0f}s ago)",
-            "lost" if _lost(now, info) else "alive",
+            f"{when(info.heartbeat_at)} ({info.silent_for:.0f}s ago)",
+            "lost" if info.lost else "alive",
         )
     console.print(out)
-
-
-#: A worker heartbeats at least every 10 s; this much silence means it is gone.
-LOST_AFTER = 30.0
-
-
-def _lost(now: datetime, info: WorkerInfo) -> bool:
-    """True when the worker stopped heartbeating (its jobs are rescued by their leases)."""
-    return (now - info.heartbeat_at).total_seconds() > LOST_AFTER

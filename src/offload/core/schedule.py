@@ -110,6 +110,11 @@ class ScheduleDef:
         """The first tick strictly after `after`."""
         return next(self.ticks_after(after))
 
+    def next_run(self, now: datetime, last_tick: datetime) -> datetime:
+        """The next tick a scheduler fires: after `now` and after the newest tick handled
+        (a scheduler whose clock ran ahead may have handled ticks past `now`)."""
+        return self.next_tick(max(now, last_tick))
+
     def due(
         self, last: datetime, checked: datetime, now: datetime, down_after: float
     ) -> tuple[list[datetime], datetime | None]:

@@ -1,4 +1,4 @@
-"""`offload scheduler` and `offload cron ...` as real subprocesses, on both backends."""
+"""`offload scheduler` and `offload cron ...`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 import orjson
 
 import offload
-from tests.test_cli import ROOT, assert_one_line_error, base_env, offload_cli
+from tests.cli.helpers import ROOT, assert_one_line_error, base_env, offload_cli
 
 APP = "tests.apps.cron:app"
 
@@ -58,26 +58,3 @@ def test_scheduler_fires_ticks_and_cron_commands_steer_it(db_url: str) -> None:
         process.wait(10)
     missing = offload_cli("cron", "pause", "nope", env=env)
     assert_one_line_error(missing, 1, "no schedule named 'nope'")
-
-
-def test_workers_lists_a_running_worker_as_alive(db_url: str) -> None:
-    env = base_env(OFFLOAD_APP="tests.apps.basic:app", OFFLOAD_URL=db_url)
-    assert offload_cli("migrate", env=env).returncode == 0
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "offload.cli", "worker", "-c", "1", "--log-level", "WARNING"],
-        cwd=ROOT,
-        env=env,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            listed = orjson.loads(offload_cli("workers", "--json", env=env).stdout)
-            if listed or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-        assert [w["pid"] for w in listed] == [worker.pid]
-        assert listed[0]["lost"] is False
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(15) == 0
-    assert orjson.loads(offload_cli("workers", "--json", env=env).stdout) == []

@@ -1,0 +1,1 @@
+"""The `offload` command line, run as real subprocesses against SQLite and PostgreSQL."""

@@ -1,0 +1,7 @@
+"""``python -m tests.pgserver``: start a server, check it, stop it."""
+
+import sys
+
+from tests.pgserver.smoke import main
+
+sys.exit(main())
