@@ -90,8 +90,8 @@ class CommitWatch:
 
     SQLite tells no one about a commit, so a thread looks at `in_transaction` of the
     caller's connection (held until then), often at first and then less, until it ends (a
-    rollback wakes the workers for nothing, which costs one empty claim). Past `GIVE_UP` seconds it stops
-    looking: the workers' poll finds the jobs then.
+    rollback wakes the workers for nothing, which costs one empty claim). Past `GIVE_UP`
+    seconds it stops looking: the workers' poll finds the jobs then.
     """
 
     GIVE_UP = 60.0
