@@ -12,14 +12,16 @@ import offload
 SRC = Path(offload.__file__).resolve().parent
 
 #: Each part of the package, and the parts it may import: core -> backends -> runtime ->
-#: the Python API (app, handle) -> the faces built on it (demo, cli). Nothing imports upward.
-_API = {"app", "handle", "runtime", "backends", "core"}
+#: the Python API (app, task, handle) -> the faces built on it (demo, cli). Nothing imports
+#: upward.
+_API = {"app", "task", "handle", "runtime", "backends", "core"}
 LAYERS = {
     "core": {"core"},
     "backends": {"backends", "core"},
     "runtime": {"runtime", "backends", "core"},
     "handle": {"handle", "backends", "core"},
     "app": _API,
+    "task": _API,
     "demo": {"demo", *_API},
     "cli": {"cli", "demo", *_API},
 }

@@ -1,12 +1,12 @@
-"""The public Python API: `App`, `Task` and the enqueue calls."""
+"""`App`: the database, the tasks and schedules declared on it, and every operation on
+jobs that the faces (CLI, HTTP, dashboard) call."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from offload.backends import open_backend
 from offload.backends.base import Backend
@@ -18,7 +18,6 @@ from offload.core.options import (
     EnqueueOptions,
     RetryPolicy,
     TaskOptions,
-    check_delay,
     check_name,
 )
 from offload.core.records import ScheduleState, WorkerInfo
@@ -27,6 +26,7 @@ from offload.core.states import JobState
 from offload.core.status import ScheduleStatus, WorkerStatus, is_lost, silent_for
 from offload.core.task import Registry, TaskDef
 from offload.handle import JobHandle
+from offload.task import Call, Task, TaskDecorator, call, check_priority
 
 if TYPE_CHECKING:
     from offload.runtime.scheduler import Scheduler
@@ -36,130 +36,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 DEFAULT_URL = "sqlite:///offload.db"
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    """The arguments of one job, for `Task.enqueue_many`."""
-
-    args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-
-def call(*args: Any, **kwargs: Any) -> Call:
-    """Arguments of one job: `task.enqueue_many([call(1, x=2), call(3)])`."""
-    return Call(args, kwargs)
-
-
-class Task(Generic[P, R]):
-    """A registered task: call it directly, or enqueue it to run on a worker."""
-
-    def __init__(
-        self, app: App, definition: TaskDef, overrides: EnqueueOptions, conn: Any = None
-    ) -> None:
-        self.app = app
-        self.definition = definition
-        self._overrides = overrides
-        self._conn = conn
-        self.__doc__ = definition.fn.__doc__
-        self.__name__ = definition.name
-
-    @property
-    def name(self) -> str:
-        """The task's stable name, stored in each job."""
-        return self.definition.name
-
-    def __repr__(self) -> str:
-        return f"<Task {self.name!r} queue={self.definition.options.queue!r}>"
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Run the function here and now, without a queue."""
-        result: R = self.definition.fn(*args, **kwargs)
-        return result
-
-    def options(
-        self,
-        *,
-        queue: str | None = None,
-        priority: int | None = None,
-        delay: float | None = None,
-        at: datetime | None = None,
-        max_attempts: int | None = None,
-        idempotency_key: str | None = None,
-        meta: dict[str, Any] | None = None,
-        conn: Any = None,
-    ) -> Task[P, R]:
-        """The same task with per-call options; `conn` enqueues in the caller's transaction."""
-        if delay is not None and at is not None:
-            raise ConfigurationError("give either delay or at, not both")
-        o = self._overrides
-        if at is not None:
-            if not isinstance(at, datetime):
-                raise ConfigurationError(f"at must be a datetime, got {at!r}")
-            if at.tzinfo is None:
-                raise ConfigurationError(f"at={at!r} has no time zone; use an aware datetime")
-            # Stored exactly: the database compares it with its own clock, not ours.
-            run_at, wait = at.timestamp(), 0.0
-        elif delay is not None:
-            run_at, wait = None, check_delay(delay)
-        else:
-            run_at, wait = o.run_at, o.delay
-        merged = EnqueueOptions(
-            queue=check_name("queue", queue) if queue is not None else o.queue,
-            priority=_check_priority(priority) if priority is not None else o.priority,
-            delay=wait,
-            run_at=run_at,
-            max_attempts=(
-                RetryPolicy(max_attempts=max_attempts).max_attempts
-                if max_attempts is not None
-                else o.max_attempts
-            ),
-            idempotency_key=idempotency_key if idempotency_key is not None else o.idempotency_key,
-            meta=meta if meta is not None else o.meta,
-        )
-        return Task(self.app, self.definition, merged, conn if conn is not None else self._conn)
-
-    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
-        """Store one job; returns once it is committed (durable). With an idempotency key
-        already used, returns the handle of the job that holds it."""
-        args_text, kwargs_text = serialization.dumps_args(
-            args, kwargs, limit=self.app.payload_limit
-        )
-        payload = Payload(args_text, kwargs_text, self._overrides.idempotency_key)
-        (job_id,) = self.app._insert(self._spec(), [payload], self._conn)
-        return JobHandle(self.app.backend, job_id)
-
-    async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
-        """`enqueue` for asyncio code: the durable commit runs in a thread, off the loop."""
-        import asyncio  # loaded on first use: workers and fork servers never need it
-
-        return await asyncio.to_thread(self.enqueue, *args, **kwargs)
-
-    def enqueue_many(self, calls: Iterable[Call | tuple[Any, ...]]) -> list[JobHandle[R]]:
-        """Store many jobs in one transaction and one statement; all or none."""
-        if self._overrides.idempotency_key is not None:
-            raise ConfigurationError("enqueue_many takes no idempotency_key: one key names one job")
-        limit = self.app.payload_limit
-        payloads: list[Payload] = []
-        for c in calls:
-            a, k = (c.args, c.kwargs) if isinstance(c, Call) else (c, {})
-            payloads.append(Payload(*serialization.dumps_args(a, k, limit=limit)))
-        ids = self.app._insert(self._spec(), payloads, self._conn)
-        backend = self.app.backend
-        return [JobHandle(backend, job_id) for job_id in ids]
-
-    def _spec(self) -> JobSpec:
-        return self.definition.spec(self._overrides)
-
-
-def _check_priority(value: int) -> int:
-    return TaskOptions(priority=value).priority
-
-
-class TaskDecorator(Protocol):
-    """What `@app.task(...)` with options returns: turns a function into a Task."""
-
-    def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
 
 
 class App:
@@ -310,7 +186,7 @@ class App:
             args=list(args),
             kwargs=dict(kwargs or {}),
             queue=None if queue is None else check_name("queue", queue),
-            priority=None if priority is None else _check_priority(priority),
+            priority=None if priority is None else check_priority(priority),
             misfire=parse_misfire(misfire),
             catch_up=catch_up,
         )
