@@ -181,8 +181,8 @@ class PostgresBackend(SqlBackend):
             return
         try:
             with self._get_pool(relaxed).connection() as own:
-                if single:  # autocommit; a pipeline sends the statement and its wake-up at once
-                    with own.pipeline(), own.cursor() as cur:
+                if single:  # autocommit: the statement is its own transaction
+                    with own.cursor() as cur:
                         yield cur
                 else:
                     with own.transaction(), own.cursor() as cur:
@@ -241,9 +241,10 @@ class PostgresBackend(SqlBackend):
         return orjson.dumps(_without_nul(orjson.loads(text))).decode()
 
     def wake(self, cur: Any, queues: Collection[str]) -> None:
-        """NOTIFY in `cur`'s transaction, on a cursor of its own (the caller may still have
-        to fetch from `cur`): PostgreSQL delivers it at commit, never before."""
-        cur.connection.execute(self.q["connector"]["wake"], {"queues": sorted(queues)})
+        """Nothing to send from here: the `offload_jobs_wake` trigger (migration 3) NOTIFYs
+        the queues of every statement that makes jobs available, in that statement, for any
+        writer; PostgreSQL delivers it at commit. (A NOTIFY statement of its own would cost
+        an enqueue a second round trip.)"""
 
     def listener(self) -> Listener:
         import psycopg

@@ -1,11 +1,7 @@
 -- Named queries of the PostgreSQL connector. Every file of this backend: :name placeholders
 -- become psycopg's %(name)s; lists arrive as JSON text or arrays; now() is the transaction's
 -- start, one instant per statement; {at} is an optional :now (an injected clock) or now().
+-- Wake-ups need no statement here: the offload_jobs_wake trigger (migration 3) NOTIFYs.
 
 -- name: now
 SELECT now()
-
--- name: wake
--- The one wake-up path: workers LISTEN on offload_jobs; the payload is a queue name only
--- (NOTIFY is a hint, capped at 8000 bytes, and sent at commit whoever's transaction it is).
-SELECT pg_notify('offload_jobs', q) FROM unnest(:queues::text[]) AS q

@@ -2,9 +2,10 @@
 
 A backend subclasses it with connections and its clock format; the areas (`SqlJobs`,
 `SqlClaims`, ...) run the backend's named queries through it. Whenever a statement makes
-jobs available, its area calls `wake` with the queues concerned: the one path by which
-workers hear of new work (PostgreSQL: NOTIFY in the same transaction; SQLite: a datagram
-once the commit is visible).
+jobs available, its area calls `wake` with the queues concerned: the one interface by which
+workers hear of new work. Each backend has one mechanism behind it: PostgreSQL a statement
+trigger that NOTIFYs at commit (whoever writes), SQLite a datagram to each worker once the
+commit is visible.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class SqlBackend(ABC):
     ) -> AbstractContextManager[Any]:
         """A write transaction yielding a DB-API cursor; on `conn`, the caller's transaction.
 
-        `single` promises one statement (plus its wake-up), atomic by itself: PostgreSQL
+        `single` promises one statement, atomic by itself: PostgreSQL
         then skips BEGIN and COMMIT. `relaxed` marks a worker's bookkeeping (claims,
         outcomes, leases): its commit need not wait for the disk, because losing it in a
         power failure only makes a job run again, as at-least-once delivery allows. Later

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +47,8 @@ class SqlJobs:
             p = payloads[0]
             values.update(args=p.args, kwargs=p.kwargs, idempotency_key=p.idempotency_key)
             cur.execute(self.q["insert_one"], values)
-            self.db.wake(cur, (spec.queue,))
+            if _due(spec):
+                self.db.wake(cur, (spec.queue,))
             rows = cur.fetchall()
             ids = [int(column(cur, rows, "id")[0])] if rows else [0]
         else:
@@ -54,7 +56,8 @@ class SqlJobs:
                 [(p.args, p.kwargs, p.idempotency_key) for p in payloads]
             ).decode()
             cur.execute(self.q["insert_many"], values)
-            self.db.wake(cur, (spec.queue,))
+            if _due(spec):
+                self.db.wake(cur, (spec.queue,))
             rows = cur.fetchall()
             ids = _by_position(payloads, column(cur, rows, "id"), column(cur, rows, "key"))
         if 0 in ids:  # keys already taken: the jobs that hold them
@@ -127,6 +130,14 @@ class SqlJobs:
                 cur.execute(self.q["prune"], {"state": str(state), "age": age})
                 removed += cur.rowcount
         return removed
+
+
+def _due(spec: JobSpec) -> bool:
+    """Whether jobs of `spec` are claimable at once (by this host's clock: a wrong guess
+    costs one empty claim, or a wait for the workers' poll)."""
+    if spec.run_at is not None:
+        return spec.run_at <= time.time()
+    return spec.delay <= 0
 
 
 def _spec_params(spec: JobSpec) -> dict[str, Any]:
