@@ -9,7 +9,7 @@ import time
 
 import offload
 from offload.runtime.children import ProcessExecutor
-from offload.runtime.execution import Finished
+from offload.runtime.executor import Finished
 
 
 def test_a_child_killed_while_idle_is_replaced_and_the_next_job_runs(

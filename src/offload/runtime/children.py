@@ -30,16 +30,10 @@ from offload.core.job import Job
 from offload.core.options import TaskOptions
 from offload.core.task import Registry, TaskDef
 from offload.runtime.context import JobContext
-from offload.runtime.execution import (
-    Finished,
-    Progress,
-    limit_error,
-    lookup,
-    run_call,
-)
-from offload.runtime.executors import Event, finished_from, stopped
+from offload.runtime.executor import Event, Finished, Progress
 from offload.runtime.loader import load_app
 from offload.runtime.pipes import Frames
+from offload.runtime.running import finished_from, limit_error, lookup, run_call, stopped
 
 
 def _child_main(app_path: str, conn: Connection, result_limit: int | None, worker_pid: int) -> None:
