@@ -8,8 +8,8 @@ import signal
 import time
 
 import offload
-from offload.runtime.children import ProcessExecutor
 from offload.runtime.executor import Finished
+from offload.runtime.processes import ProcessExecutor
 
 
 def test_a_child_killed_while_idle_is_replaced_and_the_next_job_runs(

@@ -31,11 +31,11 @@ from offload.core.options import EXECUTORS, RetryPolicy, TaskOptions
 from offload.core.serialization import DEFAULT_PAYLOAD_LIMIT
 from offload.core.states import JobState
 from offload.core.task import Registry
-from offload.runtime.children import ProcessExecutor
 from offload.runtime.executor import Event, Executor, Finished, Progress, SelfPipe
 from offload.runtime.memory import keep_freed_memory
 from offload.runtime.outcomes import OutcomeWriter, outcome_writer
 from offload.runtime.pool import ExecutorPool, Waiter
+from offload.runtime.processes import ProcessExecutor
 from offload.runtime.scheduler import Scheduler
 
 log = logging.getLogger("offload.worker")
