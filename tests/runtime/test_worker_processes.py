@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import random
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import offload
 from offload.core.states import JobState
-from tests.runtime.conftest import StartWorker
+from tests.runtime.conftest import PYTHONPATH, StartWorker
 
 
 def wait_until(condition: object, timeout: float, what: str) -> None:
@@ -238,3 +241,13 @@ def test_short_jobs_with_kilobyte_arguments_start_in_claim_order(
     ledger = (tmp_path / "ledger.txt").read_text().splitlines()
     started = [line.split()[1] for line in ledger if line.startswith("start ")]
     assert started == tags
+
+
+def test_worker_processes_import_the_offload_under_test() -> None:
+    """An editable install of another checkout must not stand in for this tree."""
+    env = dict(os.environ, PYTHONPATH=PYTHONPATH)
+    code = "import offload; print(offload.__file__)"
+    found = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert found.stdout.strip() == offload.__file__
