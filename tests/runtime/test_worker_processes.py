@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 import offload
 from offload.core.states import JobState
 from tests.runtime.conftest import PYTHONPATH, StartWorker
@@ -241,6 +243,40 @@ def test_short_jobs_with_kilobyte_arguments_start_in_claim_order(
     ledger = (tmp_path / "ledger.txt").read_text().splitlines()
     started = [line.split()[1] for line in ledger if line.startswith("start ")]
     assert started == tags
+
+
+def ended(pid: int) -> bool:
+    """The process is gone, or a zombie: it runs no more code."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the kernel's parent-death signal")
+def test_a_killed_workers_children_end_at_once_and_their_jobs_stop(
+    basic_app: offload.App, start_worker: StartWorker, tmp_path: Path
+) -> None:
+    """Its jobs are rerun once their leases expire, so they must not go on running meanwhile."""
+    ledger = tmp_path / "ledger.txt"
+    for i in range(2):
+        basic_app.enqueue("sleep", [10.0, f"orphan{i}"])
+    worker = start_worker(concurrency=2)
+
+    def started() -> list[int]:
+        lines = ledger.read_text().splitlines() if ledger.exists() else []
+        return [int(line.split()[2]) for line in lines if line.startswith("start orphan")]
+
+    wait_until(lambda: len(started()) == 2, 30, "both jobs to start in children")
+    children = started()
+    assert worker.pid not in children
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(10)
+    killed = time.monotonic()
+    wait_until(lambda: all(ended(pid) for pid in children), 2, "the children to end")
+    print(f"children ended {time.monotonic() - killed:.3f}s after the worker was killed")
+    assert "end orphan" not in ledger.read_text(), "a dead worker's job ran on to its end"
 
 
 def test_worker_processes_import_the_offload_under_test() -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import multiprocessing.context
-import os
 import signal
 import time
 from collections import deque
@@ -78,7 +77,7 @@ class ProcessExecutor:
         ours, theirs = self._ctx.Pipe()
         process = self._ctx.Process(
             target=child.main,
-            args=(self.app_path, theirs, self.result_limit, os.getpid()),
+            args=(self.app_path, theirs, self.result_limit),
             name="offload-child",
             daemon=True,
         )
