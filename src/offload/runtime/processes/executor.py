@@ -65,7 +65,7 @@ class ProcessExecutor:
     _slots: list[Slot] = field(default_factory=list)
     #: Moving average of how long runs take, to decide whether to queue jobs in children.
     _run_time: float = 1.0
-    #: Jobs (with their messages) waiting for a child with room (see PIPE_BUDGET).
+    #: Jobs (with their messages) waiting for a child with room (see slot.PIPE_BUDGET).
     _waiting: deque[tuple[Job, bytes]] = field(default_factory=deque)
     _events: list[Event] = field(default_factory=list)
 
@@ -131,7 +131,7 @@ class ProcessExecutor:
     def _place(self) -> None:
         """Hand waiting jobs, in order, each to the least busy child with room for it, one
         write per child. Stop at the first job that fits nowhere (a large one waits for an
-        idle child, see PIPE_BUDGET), so that jobs start in the order they were claimed."""
+        idle child, see slot.PIPE_BUDGET), so that jobs start in the order they were claimed."""
         depth = self._depth()
         out: dict[int, bytearray] = {}
         was_idle: set[int] = set()
