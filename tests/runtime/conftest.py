@@ -13,6 +13,10 @@ import pytest
 import offload
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The path of processes the tests start: the `offload` these tests import, then the tests.
+#: Without the first, a worker would import whichever offload is installed, which may be
+#: another checkout's (an editable install), and the tree under test would go untested.
+PYTHONPATH = os.pathsep.join((str(Path(offload.__file__).resolve().parents[1]), str(ROOT)))
 StartWorker = Callable[..., subprocess.Popen[bytes]]
 
 
@@ -36,7 +40,7 @@ def start_worker(db_url: str, tmp_path: Path) -> Iterator[StartWorker]:
     started: list[subprocess.Popen[bytes]] = []
 
     def start(**settings: object) -> subprocess.Popen[bytes]:
-        env = dict(os.environ, OFFLOAD_URL=db_url, PYTHONPATH=str(ROOT))
+        env = dict(os.environ, OFFLOAD_URL=db_url, PYTHONPATH=PYTHONPATH)
         env["OFFLOAD_TEST_LEDGER"] = str(tmp_path / "ledger.txt")
         for key, value in settings.items():
             env[f"WORKER_{key.upper()}"] = str(value)

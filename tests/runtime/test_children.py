@@ -10,8 +10,8 @@ import time
 import offload
 from offload.backends.params import ClaimParams
 from offload.core.options import EnqueueOptions
-from offload.runtime.children import ProcessExecutor
-from offload.runtime.execution import Finished
+from offload.runtime.executor import Finished
+from offload.runtime.processes import ProcessExecutor
 
 
 def test_a_child_killed_while_idle_is_replaced_and_the_next_job_runs(

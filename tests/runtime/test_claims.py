@@ -12,9 +12,9 @@ from offload.backends.params import ClaimParams
 from offload.core.errors import ConfigurationError
 from offload.core.job import Job
 from offload.core.options import EnqueueOptions
-from offload.runtime import children
-from offload.runtime.children import PIPELINE_DEPTH, ProcessExecutor
 from offload.runtime.pool import ExecutorPool
+from offload.runtime.processes import executor
+from offload.runtime.processes.executor import PIPELINE_DEPTH, ProcessExecutor
 from offload.runtime.worker import Worker
 
 
@@ -51,12 +51,12 @@ def test_children_of_short_jobs_prefetch_half_what_they_hold(
     basic_app: offload.App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     worker = basic_app.worker(app_path="tests.apps.basic:app", concurrency=2)
-    executor = ProcessExecutor("tests.apps.basic:app", 2, lambda job: None)
-    pool = ExecutorPool("process", {"process": executor}, lambda job: "process")
+    processes = ProcessExecutor("tests.apps.basic:app", 2, lambda job: None)
+    pool = ExecutorPool("process", {"process": processes}, lambda job: "process")
     try:
         assert (pool.capacity(), worker._prefetch(pool)) == (2, 8)  # runs not known short
         # Runs count as short below SHORT_RUN on average; raise it rather than time runs.
-        monkeypatch.setattr(children, "SHORT_RUN", 3600.0)
+        monkeypatch.setattr(executor, "SHORT_RUN", 3600.0)
         holds = PIPELINE_DEPTH * 2
         assert (pool.capacity(), worker._prefetch(pool)) == (holds, holds // 2)
     finally:

@@ -12,13 +12,13 @@ import pytest
 
 import offload
 from offload.core.errors import ConfigurationError, SchemaMismatch
-from tests.runtime.conftest import ROOT
+from tests.runtime.conftest import PYTHONPATH
 
 MIGRATE = "import offload, sys; offload.App(sys.argv[1], auto_migrate=False).migrate()"
 
 
 def test_killed_migrations_leave_the_schema_old_or_new_never_half(db_url: str) -> None:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=PYTHONPATH)
     app = offload.App(db_url, auto_migrate=False)
     target = app.backend.schema.target
     seen: set[int] = set()

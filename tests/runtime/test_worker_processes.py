@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import random
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
+
+import pytest
 
 import offload
 from offload.core.options import EnqueueOptions
 from offload.core.states import JobState
-from tests.runtime.conftest import StartWorker
+from tests.runtime.conftest import PYTHONPATH, StartWorker
 
 
 def wait_until(condition: object, timeout: float, what: str) -> None:
@@ -233,3 +238,47 @@ def test_short_jobs_with_kilobyte_arguments_start_in_claim_order(
     ledger = (tmp_path / "ledger.txt").read_text().splitlines()
     started = [line.split()[1] for line in ledger if line.startswith("start ")]
     assert started == tags
+
+
+def ended(pid: int) -> bool:
+    """The process is gone, or a zombie: it runs no more code."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the kernel's parent-death signal")
+def test_a_killed_workers_children_end_at_once_and_their_jobs_stop(
+    basic_app: offload.App, start_worker: StartWorker, tmp_path: Path
+) -> None:
+    """Its jobs are rerun once their leases expire, so they must not go on running meanwhile."""
+    ledger = tmp_path / "ledger.txt"
+    for i in range(2):
+        basic_app.enqueue("sleep", [10.0, f"orphan{i}"])
+    worker = start_worker(concurrency=2)
+
+    def started() -> list[int]:
+        lines = ledger.read_text().splitlines() if ledger.exists() else []
+        return [int(line.split()[2]) for line in lines if line.startswith("start orphan")]
+
+    wait_until(lambda: len(started()) == 2, 30, "both jobs to start in children")
+    children = started()
+    assert worker.pid not in children
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(10)
+    killed = time.monotonic()
+    wait_until(lambda: all(ended(pid) for pid in children), 2, "the children to end")
+    print(f"children ended {time.monotonic() - killed:.3f}s after the worker was killed")
+    assert "end orphan" not in ledger.read_text(), "a dead worker's job ran on to its end"
+
+
+def test_worker_processes_import_the_offload_under_test() -> None:
+    """An editable install of another checkout must not stand in for this tree."""
+    env = dict(os.environ, PYTHONPATH=PYTHONPATH)
+    code = "import offload; print(offload.__file__)"
+    found = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert found.stdout.strip() == offload.__file__

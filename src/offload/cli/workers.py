@@ -92,7 +92,7 @@ def worker(
     if app_path:
         loader.path = app_path
     if executor == "process" and loader.path:
-        from offload.runtime.children import start_fork_server
+        from offload.runtime.processes import start_fork_server
 
         start_fork_server(loader.path)  # it loads the app while this process does too
     given = {

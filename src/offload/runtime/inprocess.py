@@ -13,16 +13,15 @@ from offload.core import serialization
 from offload.core.job import Job
 from offload.core.task import Registry, TaskDef
 from offload.runtime.context import JobCancelled, JobContext, running
-from offload.runtime.execution import (
-    Finished,
+from offload.runtime.executor import Event, Finished, Progress, SelfPipe
+from offload.runtime.running import (
     Outcome,
-    Progress,
     error_entry,
+    finished_from,
     limit_error,
     lookup,
     run_call,
 )
-from offload.runtime.executors import Event, SelfPipe, finished_from
 
 
 class _InProcess:

@@ -19,7 +19,7 @@ from typing import Protocol
 from offload.backends.base import Backend
 from offload.backends.params import FinishParams, Outcome
 from offload.core.states import JobState
-from offload.runtime.executors import SelfPipe
+from offload.runtime.executor import SelfPipe
 
 log = logging.getLogger("offload.worker")
 

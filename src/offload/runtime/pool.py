@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 
 from offload.core.job import Job
-from offload.runtime.executors import Event, Executor
+from offload.runtime.executor import Event, Executor
 
 
 class ExecutorPool:

@@ -42,12 +42,10 @@ from offload.core.records import WorkerInfo
 from offload.core.serialization import DEFAULT_PAYLOAD_LIMIT
 from offload.core.states import JobState
 from offload.core.task import Registry
-from offload.runtime.children import ProcessExecutor
-from offload.runtime.execution import Finished, Progress
-from offload.runtime.executors import Event, Executor, SelfPipe
-from offload.runtime.memory import keep_freed_memory
+from offload.runtime.executor import Event, Executor, Finished, Progress, SelfPipe
 from offload.runtime.outcomes import OutcomeWriter, outcome_writer
 from offload.runtime.pool import ExecutorPool, Waiter
+from offload.runtime.processes import ProcessExecutor
 from offload.runtime.scheduler import Scheduler
 
 log = logging.getLogger("offload.worker")
@@ -163,7 +161,6 @@ class Worker:
 
     def run(self) -> int:
         """Work until stopped (or, in burst mode, until no job is due); return an exit code."""
-        keep_freed_memory()  # claims after idle moments would otherwise refault SQLite's cache
         previous = self._install_signals()
         listener: Listener = self.backend.listener()
         pool = self._make_pool()

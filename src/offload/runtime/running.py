@@ -1,4 +1,4 @@
-"""Running one job's function and turning what happened into a plain outcome.
+"""Running one job's function, and turning how it ended into an outcome and then an event.
 
 Shared by every executor, so a task behaves the same in a thread, a child process or on an
 event loop.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import inspect
 import traceback
 from collections.abc import Awaitable
-from dataclasses import dataclass
 from typing import Any
 
 from offload.core import serialization
@@ -17,34 +16,10 @@ from offload.core.errors import UnknownTask
 from offload.core.job import Job
 from offload.core.task import Registry, TaskDef
 from offload.runtime.context import JobCancelled, JobContext, running
+from offload.runtime.executor import Finished
 
 _MESSAGE_LIMIT = 10_000
 _TRACEBACK_LIMIT = 30_000
-
-
-@dataclass(slots=True)
-class Finished:
-    """How one run ended, before the worker decides on retry or dead."""
-
-    job: Job
-    ok: bool
-    #: JSON text of the result when ok.
-    result: str | None = None
-    #: {"type", "message", "traceback"} when not ok.
-    error: dict[str, Any] | None = None
-    #: True when retrying cannot help (unknown task): the job goes dead at once.
-    permanent: bool = False
-    #: True when the run stopped because its job was cancelled.
-    cancelled: bool = False
-
-
-@dataclass(slots=True)
-class Progress:
-    """A running job's report of how far it is."""
-
-    job: Job
-    fraction: float
-    message: str | None
 
 
 def error_entry(exc: BaseException, *, with_traceback: bool = True) -> dict[str, Any]:
@@ -110,6 +85,21 @@ def run_call(
         )
     except Exception as exc:
         return False, error_entry(exc), False, False
+
+
+def finished_from(job: Job, outcome: Outcome) -> Finished:
+    """The event of a run that ended with `outcome`."""
+    ok, payload, permanent, cancelled = outcome
+    if ok:
+        assert isinstance(payload, str)
+        return Finished(job, ok=True, result=payload)
+    assert isinstance(payload, dict)
+    return Finished(job, ok=False, error=payload, permanent=permanent, cancelled=cancelled)
+
+
+def stopped(job: Job, kind: str, message: str, cancelled: bool = False) -> Finished:
+    """The event of a run stopped from outside: by a limit, a cancel or a crash."""
+    return Finished(job, ok=False, error=limit_error(kind, message), cancelled=cancelled)
 
 
 async def _await(awaitable: Awaitable[Any]) -> Any:

@@ -1,26 +1,47 @@
-"""Executors: where a worker runs its jobs, and what every kind shares.
+"""The executor contract: what the worker loop asks of an executor, and the events it gets back.
 
-`ProcessExecutor` (offload.runtime.children, the default) keeps one child process per slot,
+`ProcessExecutor` (offload.runtime.processes, the default) keeps one child process per slot,
 so a crash, a hang or a memory blow-up costs one child, never the worker, and CPU and memory
 limits can be enforced; `ThreadExecutor` and `AsyncExecutor` (offload.runtime.inprocess) run
 jobs in threads of the worker or, for `async def` tasks, hundreds at once on one event loop.
 Each talks to the worker loop through descriptors it can `select` on, so the loop never
-blocks on a job.
+blocks on a job. How a job is run and its end turned into an event: offload.runtime.running.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from offload.core.job import Job
-from offload.runtime.execution import (
-    Finished,
-    Outcome,
-    Progress,
-    limit_error,
-)
+
+
+@dataclass(slots=True)
+class Finished:
+    """How one run ended, before the worker decides on retry or dead."""
+
+    job: Job
+    ok: bool
+    #: JSON text of the result when ok.
+    result: str | None = None
+    #: {"type", "message", "traceback"} when not ok.
+    error: dict[str, Any] | None = None
+    #: True when retrying cannot help (unknown task): the job goes dead at once.
+    permanent: bool = False
+    #: True when the run stopped because its job was cancelled.
+    cancelled: bool = False
+
+
+@dataclass(slots=True)
+class Progress:
+    """A running job's report of how far it is."""
+
+    job: Job
+    fraction: float
+    message: str | None
+
 
 Event = Finished | Progress
 
@@ -67,19 +88,6 @@ class Executor(Protocol):
     def close(self) -> None:
         """Release processes and threads."""
         ...
-
-
-def finished_from(job: Job, outcome: Outcome) -> Finished:
-    ok, payload, permanent, cancelled = outcome
-    if ok:
-        assert isinstance(payload, str)
-        return Finished(job, ok=True, result=payload)
-    assert isinstance(payload, dict)
-    return Finished(job, ok=False, error=payload, permanent=permanent, cancelled=cancelled)
-
-
-def stopped(job: Job, kind: str, message: str, cancelled: bool = False) -> Finished:
-    return Finished(job, ok=False, error=limit_error(kind, message), cancelled=cancelled)
 
 
 class SelfPipe:
