@@ -11,14 +11,13 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 import offload
 from offload.core.job import Job
+from tests.runtime.conftest import PYTHONPATH
 
-ROOT = Path(__file__).resolve().parents[2]
 Start = Callable[[], subprocess.Popen[bytes]]
 
 
@@ -37,7 +36,7 @@ def start_scheduler(db_url: str) -> Iterator[Start]:
     started: list[subprocess.Popen[bytes]] = []
 
     def start() -> subprocess.Popen[bytes]:
-        env = dict(os.environ, OFFLOAD_URL=db_url, PYTHONPATH=str(ROOT))
+        env = dict(os.environ, OFFLOAD_URL=db_url, PYTHONPATH=PYTHONPATH)
         process = subprocess.Popen([sys.executable, "-m", "tests.apps.run_scheduler"], env=env)
         started.append(process)
         return process
