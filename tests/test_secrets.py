@@ -35,7 +35,7 @@ COMMANDS = [
     ["migrate"],
     ["enqueue", "noop"],
     ["enqueue", "fail"],
-    ["worker", "--burst", "--executor", "thread", "--log-level", "DEBUG"],
+    ["worker", "--burst", "--concurrency", "1", "--log-level", "DEBUG"],
     ["status", "1"],
     ["status", "2"],
     ["jobs"],
