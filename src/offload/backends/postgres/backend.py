@@ -16,10 +16,11 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import orjson
 
+from offload.backends import redact
 from offload.backends.base import Listener
 from offload.backends.sql.columns import JOB_COLUMNS, WORKER_COLUMNS
 from offload.backends.sql.connector import SqlBackend
@@ -50,15 +51,6 @@ def _without_nul(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_nul(v) for v in value]
     return value
-
-
-def redact(url: str) -> str:
-    """The URL with any password replaced, safe for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
@@ -114,7 +106,10 @@ class PostgresBackend(SqlBackend):
     parallel_writes: ClassVar[bool] = True
 
     def __init__(self, url: str, pool_size: int = 10) -> None:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError as exc:  # e.g. an unclosed "[" of an IPv6 host
+            raise ConfigurationError(f"malformed PostgreSQL URL {redact(url)!r}: {exc}") from None
         if parts.scheme not in ("postgresql", "postgres") or not (parts.netloc or parts.query):
             raise ConfigurationError(
                 f"malformed PostgreSQL URL {redact(url)!r}: expected postgresql://user@host/db"
