@@ -1,0 +1,3 @@
+-- offload schema 3 for SQLite: nothing to change. PostgreSQL's version 3 adds the trigger
+-- that NOTIFYs waiting workers; SQLite wakes them with datagrams sent from Python once a
+-- commit is visible (wake.py), which needs no schema. Both backends keep one numbering.
