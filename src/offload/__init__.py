@@ -17,6 +17,7 @@ from offload.core.errors import (
     BackendUnavailable,
     ConfigurationError,
     InvalidTransition,
+    JobCancelled,
     JobFailed,
     JobNotFound,
     LeaseLost,
@@ -32,7 +33,7 @@ from offload.core.job import Job
 from offload.core.options import RetryPolicy
 from offload.core.states import JobState
 from offload.handle import JobHandle
-from offload.runtime.context import JobCancelled, JobContext, current_job
+from offload.runtime.context import JobContext, current_job
 
 __version__ = "0.1.0"
 

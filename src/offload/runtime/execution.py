@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from offload.core import serialization
-from offload.core.errors import UnknownTask
+from offload.core.errors import JobCancelled, UnknownTask
 from offload.core.job import Job
 from offload.core.task import Registry, TaskDef
-from offload.runtime.context import JobCancelled, JobContext, running
+from offload.runtime.context import JobContext, running
 
 _MESSAGE_LIMIT = 10_000
 _TRACEBACK_LIMIT = 30_000

@@ -10,9 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from offload.core import serialization
+from offload.core.errors import JobCancelled
 from offload.core.job import Job
 from offload.core.task import Registry, TaskDef
-from offload.runtime.context import JobCancelled, JobContext, running
+from offload.runtime.context import JobContext, running
 from offload.runtime.execution import (
     Finished,
     Outcome,
