@@ -28,6 +28,7 @@ from offload.backends.base import Backend, Lease, Listener, Outcome, ProgressRep
 from offload.core.errors import ConfigurationError, OffloadError, UnknownTask
 from offload.core.job import Job
 from offload.core.options import EXECUTORS, RetryPolicy, TaskOptions
+from offload.core.retry import RunEnd, next_state
 from offload.core.serialization import DEFAULT_PAYLOAD_LIMIT
 from offload.core.states import JobState
 from offload.core.task import Registry
@@ -331,20 +332,14 @@ class Worker:
         job = f.job
         if f.ok:
             return Outcome(job.id, job.attempt, JobState.SUCCEEDED, result=f.result)
+        end = _failure_of(f)
+        decision = next_state(job.attempt, job.max_attempts, self._retry_policy(job), end)
         error = dict(f.error or {})
         error["at"] = time.time()
         error["attempt"] = job.attempt
         error_text = orjson.dumps(_clean(error)).decode()
-        if f.cancelled:
-            return Outcome(job.id, job.attempt, JobState.CANCELLED, error=error_text)
-        if f.permanent or job.attempt >= job.max_attempts:
-            return Outcome(job.id, job.attempt, JobState.DEAD, error=error_text)
         return Outcome(
-            job.id,
-            job.attempt,
-            JobState.RETRYING,
-            error=error_text,
-            delay=self._retry_policy(job).delay(job.attempt),
+            job.id, job.attempt, decision.state, error=error_text, delay=decision.delay or 0.0
         )
 
     def _outcomes(self) -> OutcomeWriter:
@@ -469,6 +464,13 @@ _CANCELLED_BEFORE_START = {
     "message": "cancelled before it started",
     "traceback": None,
 }
+
+
+def _failure_of(f: Finished) -> RunEnd:
+    """How a run that did not succeed ended, for the retry decision."""
+    if f.cancelled:
+        return RunEnd.CANCELLED
+    return RunEnd.PERMANENT if f.permanent else RunEnd.FAILED
 
 
 def _clean(value: Any) -> Any:
