@@ -178,13 +178,17 @@ async def run_async_call(
     result_limit: int | None,
 ) -> Outcome:
     """Run an `async def` task on the current loop, under its timeout."""
+    deadline = asyncio.timeout(definition.options.timeout)  # None: no limit
     try:
         with running(ctx):
             value = definition.fn(*args, **kwargs)
             if inspect.isawaitable(value):
-                value = await asyncio.wait_for(value, definition.options.timeout)
+                async with deadline:
+                    value = await value
         return True, serialization.dumps(value, "the task's result", result_limit), False, False
-    except TimeoutError:
+    except TimeoutError as exc:
+        if not deadline.expired():  # the task's own (its asyncio.wait_for...): its error
+            return False, error_entry(exc), False, False
         limit = definition.options.timeout or 0
         return False, limit_error("JobTimeout", f"exceeded timeout={limit:g}s"), False, False
     except asyncio.CancelledError:
