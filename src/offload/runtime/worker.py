@@ -123,6 +123,7 @@ class Worker:
         self._buffer: deque[Job] = deque()
         self._stopping = threading.Event()
         self._abort = False
+        self._scheduler_failed = False
         self._queue_turn = 0
         self._wakeup = SelfPipe()
         self._waiter = Waiter()
@@ -176,7 +177,10 @@ class Worker:
         scheduler_thread = None
         if self.scheduler is not None:
             scheduler_thread = threading.Thread(
-                target=self.scheduler.run, name="offload-scheduler", daemon=True
+                target=self._run_scheduler,
+                args=(self.scheduler,),
+                name="offload-scheduler",
+                daemon=True,
             )
             scheduler_thread.start()
         try:
@@ -204,7 +208,20 @@ class Worker:
             except OffloadError:
                 log.exception("could not unregister worker %s", self.id)
             self._restore_signals(previous)
-        return 0
+        return 1 if self._scheduler_failed else 0
+
+    def _run_scheduler(self, scheduler: Scheduler) -> None:
+        """The embedded scheduler's thread. It rides out errors by itself; should it end
+        anyway, the worker stops (exit code 1) rather than run on without it unnoticed."""
+        try:
+            scheduler.run()
+        except BaseException:
+            log.critical(
+                "the embedded scheduler stopped on an error; stopping the worker", exc_info=True
+            )
+            self._scheduler_failed = True
+            if not self._stopping.is_set():  # else run() may have closed the wake-up pipe
+                self.stop()
 
     def _loop(self, listener: Listener, pool: ExecutorPool) -> None:
         more = True  # jobs may be waiting: claim without waiting for a wake-up
