@@ -237,10 +237,14 @@ class Worker:
             want = pool.claimable() + self._prefetch(pool) - len(self._buffer)
             # Claim in batches: only once the buffer can no longer fill every free slot.
             low = len(self._buffer) <= pool.claimable()
-            claimed_any = False
-            if want > 0 and low and (more or now >= next_poll):
+            # A burst worker exits only after a claim that found nothing, made once every
+            # outcome was recorded and nothing ran: a finished job may have enqueued another
+            # whose wake-up is not read yet.
+            settled = self.burst and not (self._buffer or pool.running() or writer.unwritten())
+            drained = False
+            if want > 0 and low and (more or settled or now >= next_poll):
                 claimed = self._claim(want)
-                claimed_any = bool(claimed)
+                drained = settled and not claimed
                 more = len(claimed) == want
                 next_poll = now + self.poll_interval
                 self._buffer.extend(claimed)
@@ -249,10 +253,11 @@ class Worker:
                 self._heartbeat(pool)
                 next_heartbeat = self._last_beat + self.heartbeat_interval
             if now >= next_rescue:
-                self._rescue()
+                if self._rescue():
+                    drained = False  # rescued jobs are due: claim them before stopping
+                    more = True
                 next_rescue = now + self.rescue_interval
-            idle = not claimed_any and not more and not self._buffer and not pool.running()
-            if self.burst and idle and not writer.unwritten():
+            if drained and not writer.unwritten():
                 if not writer.check():
                     return
                 more = True  # the last write held a retry: look for it before stopping
@@ -396,10 +401,12 @@ class Worker:
                 pool.cancel(job_id)
         self.backend.worker_heartbeat(self.id)
 
-    def _rescue(self) -> None:
+    def _rescue(self) -> int:
+        """Put back jobs whose lease expired; return how many."""
         rescued = self.backend.job_rescue()
         if rescued:
             log.warning("rescued %d jobs whose lease expired: %s", len(rescued), rescued[:20])
+        return len(rescued)
 
     def _release(self, jobs: list[Job]) -> None:
         if jobs:
