@@ -135,3 +135,22 @@ def test_nothing_is_ever_unpickled_or_evaluated() -> None:
                 assert node.module.split(".")[0] not in UNSAFE, f"{path.name}: {node.module}"
             elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
                 assert node.func.id not in {"eval", "exec"}, f"{path.name} calls {node.func.id}"
+
+
+def test_every_error_is_under_the_root_and_drawn_in_the_tree() -> None:
+    """Each exception class of offload.core.errors descends from OffloadError and appears in
+    the tree of its module docstring; the public names are the same classes."""
+    import inspect
+
+    from offload.core import errors
+
+    classes = [
+        obj
+        for obj in vars(errors).values()
+        if inspect.isclass(obj) and obj.__module__ == errors.__name__
+    ]
+    tree = errors.__doc__ or ""
+    for cls in classes:
+        assert issubclass(cls, errors.OffloadError), cls
+        assert f" {cls.__name__} " in tree.replace("\n", " \n"), f"{cls.__name__} not drawn"
+    assert offload.JobCancelled is errors.JobCancelled

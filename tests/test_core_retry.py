@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 import offload
 from offload.core.errors import ConfigurationError
 from offload.core.options import RetryPolicy
+from offload.core.retry import Decision, RunEnd, next_state
 from offload.core.states import JobState
 
 
@@ -108,6 +109,60 @@ def test_jitter_spreads_delays_around_the_nominal_value() -> None:
 def test_invalid_policies_are_refused(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError):
         RetryPolicy(**kwargs)
+
+
+# -- the decision after one run (offload.core.retry) ---------------------------------------
+
+NO_JITTER = RetryPolicy(max_attempts=5, base=2.0, factor=3.0, max_delay=100.0, jitter=0.0)
+
+
+@pytest.mark.parametrize(
+    ("attempt", "max_attempts", "end", "expected"),
+    [
+        (1, 3, RunEnd.SUCCEEDED, Decision(JobState.SUCCEEDED)),
+        (3, 3, RunEnd.SUCCEEDED, Decision(JobState.SUCCEEDED)),
+        (1, 3, RunEnd.FAILED, Decision(JobState.RETRYING, 2.0)),
+        (2, 3, RunEnd.FAILED, Decision(JobState.RETRYING, 6.0)),
+        (3, 3, RunEnd.FAILED, Decision(JobState.DEAD)),
+        (4, 3, RunEnd.FAILED, Decision(JobState.DEAD)),  # max_attempts lowered meanwhile
+        (1, 1, RunEnd.FAILED, Decision(JobState.DEAD)),
+        (1, 3, RunEnd.PERMANENT, Decision(JobState.DEAD)),
+        (1, 3, RunEnd.CANCELLED, Decision(JobState.CANCELLED)),
+        (3, 3, RunEnd.CANCELLED, Decision(JobState.CANCELLED)),  # cancel wins over dead
+    ],
+    ids=str,
+)
+def test_next_state_after_a_run(
+    attempt: int, max_attempts: int, end: RunEnd, expected: Decision
+) -> None:
+    assert next_state(attempt, max_attempts, NO_JITTER, end) == expected
+
+
+def test_the_job_s_max_attempts_decides_not_the_policy_s() -> None:
+    """An enqueue may override max_attempts: the job row's value is the one that counts."""
+    assert next_state(5, 10, NO_JITTER, RunEnd.FAILED).state is JobState.RETRYING
+    assert next_state(2, 2, NO_JITTER, RunEnd.FAILED).state is JobState.DEAD
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    policy=policies(max_factor=10.0),
+    attempt=st.integers(1, 2000),
+    max_attempts=st.integers(1, 2000),
+    seed=st.integers(),
+)
+def test_a_failure_retries_within_the_policy_s_bounds_until_attempts_are_used_up(
+    policy: RetryPolicy, attempt: int, max_attempts: int, seed: int
+) -> None:
+    decision = next_state(attempt, max_attempts, policy, RunEnd.FAILED, random.Random(seed))
+    if attempt < max_attempts:
+        assert decision.state is JobState.RETRYING
+        assert decision.delay is not None
+        assert policy.base <= decision.delay <= policy.max_delay
+        again = next_state(attempt, max_attempts, policy, RunEnd.FAILED, random.Random(seed))
+        assert again == decision  # pure: same inputs, same answer
+    else:
+        assert decision == Decision(JobState.DEAD)
 
 
 # -- end to end: a task that always fails ------------------------------------------------

@@ -20,6 +20,7 @@ from offload.core.errors import (
     BackendUnavailable,
     ConfigurationError,
     InvalidTransition,
+    JobCancelled,
     JobFailed,
     JobNotFound,
     LeaseLost,
@@ -38,7 +39,7 @@ from offload.core.records import ScheduleState, WorkerInfo
 from offload.core.schedule import Misfire
 from offload.core.states import JobState
 from offload.handle import JobHandle
-from offload.runtime.context import JobCancelled, JobContext, current_job
+from offload.runtime.context import JobContext, current_job
 
 __version__ = "0.1.0"
 

@@ -101,7 +101,9 @@ class App:
         """Register a function as a task: `@app.task` or `@app.task(queue="mail")`.
 
         `timeout` (wall-clock seconds), `cpu_seconds` and `memory_mb` (MiB) limit each run;
-        a run over a limit fails with an error naming it. `executor` picks where jobs run.
+        a run over a limit fails with an error naming it. `executor` picks where jobs run;
+        `cpu_seconds` and `memory_mb` need the process executor (a thread job past its
+        timeout is only told to stop, and keeps its slot until it returns).
         """
         policy = retry or RetryPolicy(max_attempts=max_attempts)
         if retry is not None and max_attempts not in (3, retry.max_attempts):

@@ -13,6 +13,7 @@ Tree::
     ├── InvalidTransition         the job's state does not allow the operation
     ├── LeaseLost                 a worker's claim on a job was taken over
     ├── JobFailed                 a job ended dead/cancelled; raised by JobHandle.result()
+    ├── JobCancelled              raised inside a task whose job was asked to stop
     ├── ResultTimeout             JobHandle.result() waited past its timeout
     └── BackendError              the database refused or could not be reached
         ├── SchemaMismatch        schema older or newer than this code
@@ -96,6 +97,10 @@ class JobFailed(OffloadError):
         self.job_id, self.state, self.error = job_id, state, error
         detail = f": {error.get('type')}: {error.get('message')}" if error else ""
         super().__init__(f"job {job_id} is {state}{detail}")
+
+
+class JobCancelled(OffloadError):
+    """Raised inside a task by `raise_if_cancelled()` once its job was asked to stop."""
 
 
 class ResultTimeout(OffloadError, TimeoutError):

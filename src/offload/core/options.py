@@ -101,6 +101,18 @@ class TaskOptions:
             raise ConfigurationError(
                 f"unknown executor {self.executor!r}; one of {', '.join(EXECUTORS)}"
             )
+        if self.executor in ("thread", "async"):
+            self.check_process_limits(f"executor={self.executor!r}")
+
+    def check_process_limits(self, runs_on: str) -> None:
+        """Refuse CPU and memory limits for jobs that run on `runs_on`: only a child process
+        can enforce them."""
+        for name in ("cpu_seconds", "memory_mb"):
+            if getattr(self, name) is not None:
+                raise ConfigurationError(
+                    f"{name} is enforced only by the process executor, not by {runs_on}; "
+                    "declare the task with executor='process' or drop the limit"
+                )
 
     @property
     def has_process_limits(self) -> bool:

@@ -21,6 +21,10 @@ class TaskDef:
     fn: Callable[..., Any]
     options: TaskOptions
 
+    def __post_init__(self) -> None:
+        if self.options.executor is None and self.is_async:
+            self.options.check_process_limits("the asyncio executor, where async def tasks run")
+
     @property
     def is_async(self) -> bool:
         """True for `async def` tasks."""

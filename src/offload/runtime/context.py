@@ -9,13 +9,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from offload.core.errors import OffloadError
+from offload.core.errors import JobCancelled, OffloadError
 
 _current: ContextVar[JobContext | None] = ContextVar("offload_current_job", default=None)
-
-
-class JobCancelled(OffloadError):
-    """Raised inside a task by `raise_if_cancelled()` once its job was asked to stop."""
 
 
 @dataclass
@@ -81,4 +77,4 @@ def no_report(_fraction: float, _message: str | None) -> None:
     """A progress sink that drops reports (jobs run outside a worker)."""
 
 
-__all__ = ["JobCancelled", "JobContext", "current_job", "no_report", "running"]
+__all__ = ["JobContext", "current_job", "no_report", "running"]

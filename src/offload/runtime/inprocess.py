@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import queue
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from offload.core import serialization
+from offload.core.errors import JobCancelled
 from offload.core.job import Job
 from offload.core.task import Registry, TaskDef
-from offload.runtime.context import JobCancelled, JobContext, running
+from offload.runtime.context import JobContext, running
 from offload.runtime.executor import Event, Finished, Progress, SelfPipe
 from offload.runtime.running import (
     Outcome,
@@ -21,7 +24,10 @@ from offload.runtime.running import (
     limit_error,
     lookup,
     run_call,
+    stopped,
 )
+
+log = logging.getLogger("offload.worker")
 
 
 class _InProcess:
@@ -88,24 +94,81 @@ class _InProcess:
 
 class ThreadExecutor(_InProcess):
     """Jobs in a thread pool of the worker process; for I/O-bound tasks. Cancelling is
-    cooperative: the task sees `current_job().cancelled`."""
+    cooperative: the task sees `current_job().cancelled`.
+
+    A job over its `timeout` fails with JobTimeout at the deadline and is told to stop as a
+    cancelled one is. Threads cannot be killed, so until its thread returns it keeps its
+    slot: a job started there would wait behind it, its own timeout running meanwhile.
+    """
 
     def __init__(
         self, registry: Registry, concurrency: int, result_limit: int | None = None
     ) -> None:
         super().__init__(registry, concurrency, result_limit)
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="offload-job")
+        #: (job id, attempt) -> (monotonic deadline, timeout) of running jobs with a timeout.
+        self._deadlines: dict[tuple[int, int], tuple[float, float]] = {}
+        #: Runs whose timeout was reported while their thread still runs.
+        self._overdue: set[tuple[int, int]] = set()
+
+    def free(self) -> int:
+        return self.concurrency - len(self._running) - len(self._overdue)
 
     def submit(self, jobs: list[Job]) -> None:
         for job in jobs:
             ctx = self._context(job)
+            timeout = self._timeout(job)
             with self._lock:
                 self._running[job.id] = (job, ctx)
+                if timeout is not None:
+                    self._deadlines[job.id, job.attempt] = (time.monotonic() + timeout, timeout)
             self._pool.submit(self._run, job, ctx)
+
+    def _timeout(self, job: Job) -> float | None:
+        definition = lookup(self.registry, job.task)
+        return None if isinstance(definition, dict) else definition.options.timeout
 
     def _run(self, job: Job, ctx: JobContext) -> None:
         definition = lookup(self.registry, job.task)
-        self._done(job, run_call(definition, job.args, job.kwargs, ctx, self.result_limit))
+        outcome = run_call(definition, job.args, job.kwargs, ctx, self.result_limit)
+        with self._lock:  # decided under the lock `poll` times jobs out under: one outcome
+            key = (job.id, job.attempt)
+            self._deadlines.pop(key, None)
+            if key in self._overdue:
+                self._overdue.discard(key)  # its timeout is recorded; give the slot back
+                self._pipe.wake()
+                return
+        self._done(job, outcome)
+
+    def poll(self) -> list[Event]:
+        events = super().poll()
+        if self._deadlines:
+            events += self._timed_out(time.monotonic())
+        return events
+
+    def _timed_out(self, now: float) -> list[Event]:
+        """Report the runs past their deadline, and ask their threads to stop."""
+        late: list[Event] = []
+        with self._lock:
+            for key, (deadline, timeout) in list(self._deadlines.items()):
+                if deadline > now:
+                    continue
+                del self._deadlines[key]
+                job, ctx = self._running.pop(key[0])
+                self._overdue.add(key)
+                ctx.cancel_event.set()
+                log.warning(
+                    "job %s exceeded timeout=%gs: its thread is told to stop and keeps its slot "
+                    "until it returns",
+                    job.id,
+                    timeout,
+                )
+                late.append(stopped(job, "JobTimeout", f"exceeded timeout={timeout:g}s"))
+        return late
+
+    def next_deadline(self) -> float | None:
+        with self._lock:
+            return min((d for d, _ in self._deadlines.values()), default=None)
 
     def cancel(self, job_id: int) -> None:
         with self._lock:
@@ -115,6 +178,8 @@ class ThreadExecutor(_InProcess):
 
     def stop_all(self) -> list[Job]:
         # Threads cannot be killed: their jobs are abandoned; leases make them run again.
+        with self._lock:
+            self._deadlines.clear()
         return [job for job, _ in self._take_all()]
 
     def close(self) -> None:
@@ -176,13 +241,17 @@ async def run_async_call(
     result_limit: int | None,
 ) -> Outcome:
     """Run an `async def` task on the current loop, under its timeout."""
+    deadline = asyncio.timeout(definition.options.timeout)  # None: no limit
     try:
         with running(ctx):
             value = definition.fn(*args, **kwargs)
             if inspect.isawaitable(value):
-                value = await asyncio.wait_for(value, definition.options.timeout)
+                async with deadline:
+                    value = await value
         return True, serialization.dumps(value, "the task's result", result_limit), False, False
-    except TimeoutError:
+    except TimeoutError as exc:
+        if not deadline.expired():  # the task's own (its asyncio.wait_for...): its error
+            return False, error_entry(exc), False, False
         limit = definition.options.timeout or 0
         return False, limit_error("JobTimeout", f"exceeded timeout={limit:g}s"), False, False
     except asyncio.CancelledError:

@@ -12,10 +12,10 @@ from collections.abc import Awaitable
 from typing import Any
 
 from offload.core import serialization
-from offload.core.errors import UnknownTask
+from offload.core.errors import JobCancelled, UnknownTask
 from offload.core.job import Job
 from offload.core.task import Registry, TaskDef
-from offload.runtime.context import JobCancelled, JobContext, running
+from offload.runtime.context import JobContext, running
 from offload.runtime.executor import Finished
 
 _MESSAGE_LIMIT = 10_000

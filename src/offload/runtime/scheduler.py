@@ -7,7 +7,9 @@ replicas never fire a tick twice and no leader is needed. Rescue and prune are i
 
 from __future__ import annotations
 
+import difflib
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -16,11 +18,11 @@ from datetime import datetime, timedelta
 from offload.backends.base import Backend
 from offload.backends.params import JobPruneParams, RescueParams, ScheduleFireParams
 from offload.core import serialization
-from offload.core.errors import OffloadError
+from offload.core.errors import ConfigurationError
 from offload.core.job import JobSpec, Payload
 from offload.core.options import EnqueueOptions
 from offload.core.schedule import ScheduleDef
-from offload.core.states import JobState
+from offload.core.states import FINISHED, JobState
 from offload.core.task import Registry
 
 log = logging.getLogger("offload.scheduler")
@@ -35,6 +37,9 @@ DEFAULT_RETENTION: Mapping[JobState, float] = {
 
 #: A worker silent this long (seconds) is dropped from the registry.
 WORKER_FORGET_AFTER = 86400.0
+
+#: The longest wait (seconds) between turns that keep failing.
+MAX_BACKOFF = 30.0
 
 
 class Scheduler:
@@ -55,11 +60,15 @@ class Scheduler:
     ) -> None:
         self.backend = backend
         self.schedules = list(schedules)
-        self.interval = interval
-        self.down_after = down_after
-        self.rescue_interval = rescue_interval
-        self.prune_interval = prune_interval
-        self.retention = dict(retention)
+        self.interval = _seconds("interval", interval)
+        self.down_after = _seconds("down_after", down_after)
+        self.rescue_interval = _seconds("rescue_interval", rescue_interval)
+        self.prune_interval = _seconds("prune_interval", prune_interval)
+        self.retention = _retention(retention)
+        if clock is not None and not callable(clock):
+            raise ConfigurationError(
+                f"clock must be a callable returning a datetime, got {clock!r}"
+            )
         self.clock = clock
         self.fired = 0
         self._stop = threading.Event()
@@ -70,11 +79,21 @@ class Scheduler:
         self._stop.set()
 
     def run(self) -> int:
-        """Run until stopped; return an exit code."""
-        self.backend.schedules.sync(self.schedules)
+        """Run until stopped; return an exit code.
+
+        A turn that fails, whatever the error (an outage, a bug), is logged with its
+        traceback and tried again after a backoff that doubles up to `MAX_BACKOFF`: a
+        scheduler that stopped would leave cron ticks unfired and expired leases unrescued
+        without anyone noticing.
+        """
+        synced = False
+        failures = 0
         next_rescue = next_prune = time.monotonic()
         while not self._stop.is_set():
             try:
+                if not synced:
+                    self.backend.schedules.sync(self.schedules)
+                    synced = True
                 now = self.tick()
                 if time.monotonic() >= next_rescue:
                     self.backend.claims.rescue(RescueParams(self.clock() if self.clock else None))
@@ -82,9 +101,15 @@ class Scheduler:
                 if time.monotonic() >= next_prune:
                     self.prune()
                     next_prune = time.monotonic() + self.prune_interval
-            except OffloadError:
-                log.exception("scheduler turn failed; retrying")
-                now = None
+            except Exception:
+                failures += 1
+                backoff = min(self.interval * 2 ** min(failures - 1, 16), MAX_BACKOFF)
+                log.exception(
+                    "scheduler turn failed (%d in a row); retrying in %gs", failures, backoff
+                )
+                self._stop.wait(backoff)
+                continue
+            failures = 0
             self._stop.wait(self._sleep(now))
         return 0
 
@@ -110,13 +135,49 @@ class Scheduler:
         if removed:
             log.info("pruned %d finished jobs", removed)
 
-    def _sleep(self, now: datetime | None) -> float:
+    def _sleep(self, now: datetime) -> float:
         """Seconds until the next tick of any schedule (at most `interval`)."""
-        if now is None or not self.schedules:
+        if not self.schedules:
             return self.interval
         upcoming = min(s.next_tick(now) for s in self.schedules)
         until = (upcoming - now) / timedelta(seconds=1)
         return min(max(until + 0.002, 0.0), self.interval)
+
+
+def _seconds(name: str, value: float) -> float:
+    """A positive, finite number of seconds, or a ConfigurationError naming the setting."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(f"{name} must be a number of seconds, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigurationError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def _retention(retention: Mapping[JobState, float]) -> dict[JobState, float]:
+    """Retention by finished state (a JobState or its name) -> seconds >= 0, checked."""
+    if not isinstance(retention, Mapping):
+        raise ConfigurationError(
+            f"retention must be a mapping of finished state -> seconds, got {retention!r}"
+        )
+    names = sorted(str(state) for state in FINISHED)
+    checked: dict[JobState, float] = {}
+    for key, age in retention.items():
+        try:
+            state = JobState(key)
+        except ValueError:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; one of {', '.join(names)}"
+            raise ConfigurationError(f"retention: unknown job state {key!r}{hint}") from None
+        if state not in FINISHED:
+            raise ConfigurationError(
+                f"retention: {str(state)!r} is not a finished state; one of {', '.join(names)}"
+            )
+        if isinstance(age, bool) or not isinstance(age, int | float) or not 0 <= age < math.inf:
+            raise ConfigurationError(
+                f"retention of {state} must be a finite number of seconds >= 0, got {age!r}"
+            )
+        checked[state] = float(age)
+    return checked
 
 
 def _tick_job(sched: ScheduleDef, registry: Registry) -> tuple[JobSpec, Payload]:

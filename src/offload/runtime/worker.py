@@ -39,6 +39,7 @@ from offload.core.errors import ConfigurationError, OffloadError, UnknownTask
 from offload.core.job import Job
 from offload.core.options import EXECUTORS, RetryPolicy, TaskOptions
 from offload.core.records import WorkerInfo
+from offload.core.retry import RunEnd, next_state
 from offload.core.serialization import DEFAULT_PAYLOAD_LIMIT
 from offload.core.states import JobState
 from offload.core.task import Registry
@@ -135,6 +136,7 @@ class Worker:
         self._buffer: deque[Job] = deque()
         self._stopping = threading.Event()
         self._abort = False
+        self._scheduler_failed = False
         self._queue_turn = 0
         self._wakeup = SelfPipe()
         self._waiter = Waiter()
@@ -187,7 +189,10 @@ class Worker:
         scheduler_thread = None
         if self.scheduler is not None:
             scheduler_thread = threading.Thread(
-                target=self.scheduler.run, name="offload-scheduler", daemon=True
+                target=self._run_scheduler,
+                args=(self.scheduler,),
+                name="offload-scheduler",
+                daemon=True,
             )
             scheduler_thread.start()
         try:
@@ -215,7 +220,20 @@ class Worker:
             except OffloadError:
                 log.exception("could not unregister worker %s", self.id)
             self._restore_signals(previous)
-        return 0
+        return 1 if self._scheduler_failed else 0
+
+    def _run_scheduler(self, scheduler: Scheduler) -> None:
+        """The embedded scheduler's thread. It rides out errors by itself; should it end
+        anyway, the worker stops (exit code 1) rather than run on without it unnoticed."""
+        try:
+            scheduler.run()
+        except BaseException:
+            log.critical(
+                "the embedded scheduler stopped on an error; stopping the worker", exc_info=True
+            )
+            self._scheduler_failed = True
+            if not self._stopping.is_set():  # else run() may have closed the wake-up pipe
+                self.stop()
 
     def _loop(self, listener: Listener, pool: ExecutorPool) -> None:
         more = True  # jobs may be waiting: claim without waiting for a wake-up
@@ -231,10 +249,14 @@ class Worker:
             want = pool.claimable() + self._prefetch(pool) - len(self._buffer)
             # Claim in batches: only once the buffer can no longer fill every free slot.
             low = len(self._buffer) <= pool.claimable()
-            claimed_any = False
-            if want > 0 and low and (more or now >= next_poll):
+            # A burst worker exits only after a claim that found nothing, made once every
+            # outcome was recorded and nothing ran: a finished job may have enqueued another
+            # whose wake-up is not read yet.
+            settled = self.burst and not (self._buffer or pool.running() or writer.unwritten())
+            drained = False
+            if want > 0 and low and (more or settled or now >= next_poll):
                 claimed = self._claim(want)
-                claimed_any = bool(claimed)
+                drained = settled and not claimed
                 more = len(claimed) == want
                 next_poll = now + self.poll_interval
                 self._buffer.extend(claimed)
@@ -243,10 +265,11 @@ class Worker:
                 self._heartbeat(pool)
                 next_heartbeat = self._last_beat + self.heartbeat_interval
             if now >= next_rescue:
-                self._rescue()
+                if self._rescue():
+                    drained = False  # rescued jobs are due: claim them before stopping
+                    more = True
                 next_rescue = now + self.rescue_interval
-            idle = not claimed_any and not more and not self._buffer and not pool.running()
-            if self.burst and idle and not writer.unwritten():
+            if drained and not writer.unwritten():
                 if not writer.check():
                     return
                 more = True  # the last write held a retry: look for it before stopping
@@ -345,20 +368,14 @@ class Worker:
         job = f.job
         if f.ok:
             return Outcome(job.id, job.attempt, JobState.SUCCEEDED, result=f.result)
+        end = _failure_of(f)
+        decision = next_state(job.attempt, job.max_attempts, self._retry_policy(job), end)
         error = dict(f.error or {})
         error["at"] = time.time()
         error["attempt"] = job.attempt
-        error_text = orjson.dumps(_clean(error)).decode()
-        if f.cancelled:
-            return Outcome(job.id, job.attempt, JobState.CANCELLED, error=error_text)
-        if f.permanent or job.attempt >= job.max_attempts:
-            return Outcome(job.id, job.attempt, JobState.DEAD, error=error_text)
+        error_text = orjson.dumps(error).decode()  # (PostgreSQL's backend handles NUL)
         return Outcome(
-            job.id,
-            job.attempt,
-            JobState.RETRYING,
-            error=error_text,
-            delay=self._retry_policy(job).delay(job.attempt),
+            job.id, job.attempt, decision.state, error=error_text, delay=decision.delay or 0.0
         )
 
     def _outcomes(self) -> OutcomeWriter:
@@ -403,10 +420,12 @@ class Worker:
     def _now(self) -> datetime | None:
         return None if self.clock is None else self.clock()
 
-    def _rescue(self) -> None:
+    def _rescue(self) -> int:
+        """Put back jobs whose lease expired; return how many."""
         rescued = self.backend.claims.rescue(RescueParams(self._now()))
         if rescued:
             log.warning("rescued %d jobs whose lease expired: %s", len(rescued), rescued[:20])
+        return len(rescued)
 
     def _release(self, jobs: list[Job]) -> None:
         if jobs:
@@ -491,10 +510,8 @@ _CANCELLED_BEFORE_START = {
 }
 
 
-def _clean(value: Any) -> Any:
-    """Strip NUL characters, which PostgreSQL's jsonb cannot store, from error text."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\\0")
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    return value
+def _failure_of(f: Finished) -> RunEnd:
+    """How a run that did not succeed ended, for the retry decision."""
+    if f.cancelled:
+        return RunEnd.CANCELLED
+    return RunEnd.PERMANENT if f.permanent else RunEnd.FAILED
