@@ -16,10 +16,14 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
+import orjson
+
 from offload.backends.base import Backend
 from offload.backends.params import FinishParams, Outcome
+from offload.core.options import RetryPolicy
+from offload.core.retry import RunEnd, next_state
 from offload.core.states import JobState
-from offload.runtime.executor import SelfPipe
+from offload.runtime.executor import Finished, SelfPipe
 
 log = logging.getLogger("offload.worker")
 
@@ -27,6 +31,38 @@ log = logging.getLogger("offload.worker")
 WRITE_SIZE = 500
 #: Below this many outcomes per write, `LoopWriter` writes without delay.
 SMALL_BATCH = 4
+
+
+#: The error of a job cancelled while it waited in a worker's buffer.
+CANCELLED_BEFORE_START = {
+    "type": "JobCancelled",
+    "message": "cancelled before it started",
+    "traceback": None,
+}
+
+
+def outcome_of(f: Finished, policy: RetryPolicy) -> Outcome:
+    """What to record for a run that ended: its result, or its error with the next state
+    (retrying after a backoff, dead or cancelled) that `core.retry` decides."""
+    job = f.job
+    if f.ok:
+        return Outcome(job.id, job.attempt, JobState.SUCCEEDED, result=f.result)
+    decision = next_state(job.attempt, job.max_attempts, policy, _end_of(f))
+    error = dict(f.error or {})
+    error["at"] = time.time()
+    error["attempt"] = job.attempt
+    # NUL characters stay: the PostgreSQL backend writes them in a form jsonb accepts.
+    error_text = orjson.dumps(error).decode()
+    return Outcome(
+        job.id, job.attempt, decision.state, error=error_text, delay=decision.delay or 0.0
+    )
+
+
+def _end_of(f: Finished) -> RunEnd:
+    """How a run that did not succeed ended, for the retry decision."""
+    if f.cancelled:
+        return RunEnd.CANCELLED
+    return RunEnd.PERMANENT if f.permanent else RunEnd.FAILED
 
 
 class OutcomeWriter(Protocol):

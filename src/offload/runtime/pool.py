@@ -5,9 +5,14 @@ from __future__ import annotations
 import selectors
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
+from offload.core.errors import ConfigurationError, UnknownTask
 from offload.core.job import Job
+from offload.core.options import TaskOptions
+from offload.core.task import Registry
 from offload.runtime.executor import Event, Executor
+from offload.runtime.processes import ProcessExecutor
 
 
 class ExecutorPool:
@@ -95,3 +100,79 @@ class Waiter:
 
     def close(self) -> None:
         self._selector.close()
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSpec:
+    """What a worker's executors are built from: its primary kind, sizes and limits."""
+
+    registry: Registry
+    primary: str
+    concurrency: int
+    async_concurrency: int
+    app_path: str | None
+    result_limit: int | None
+    max_jobs_per_child: int | None
+    max_child_memory_mb: float | None
+
+
+def task_options(registry: Registry, job: Job) -> TaskOptions | None:
+    """The options of a job's task, or None when no task of that name is registered."""
+    try:
+        return registry.get(job.task).options
+    except UnknownTask:
+        return None
+
+
+def build_pool(spec: PoolSpec) -> ExecutorPool:
+    """The primary executor, plus one per other kind that a registered task asks for."""
+    kinds = {spec.primary}
+    for definition in spec.registry.definitions():
+        kinds.add(definition.options.executor or ("async" if definition.is_async else ""))
+    kinds.discard("")
+    executors: dict[str, Executor] = {}
+    for kind in sorted(kinds):
+        if kind == "process":
+            if not spec.app_path:
+                raise ConfigurationError(
+                    "the process executor needs the app as an import path (app_path='module:app')"
+                )
+            executors[kind] = ProcessExecutor(
+                spec.app_path,
+                spec.concurrency,
+                lambda job: task_options(spec.registry, job),
+                result_limit=spec.result_limit,
+                max_jobs_per_child=spec.max_jobs_per_child,
+                max_child_memory_mb=spec.max_child_memory_mb,
+            )
+        elif kind == "thread":
+            from offload.runtime.inprocess import ThreadExecutor
+
+            executors[kind] = ThreadExecutor(spec.registry, spec.concurrency, spec.result_limit)
+        else:  # asyncio is loaded only by workers that run async tasks
+            from offload.runtime.inprocess import AsyncExecutor
+
+            size = spec.concurrency if spec.primary == "async" else spec.async_concurrency
+            executors[kind] = AsyncExecutor(spec.registry, size, spec.result_limit)
+    return ExecutorPool(spec.primary, executors, Router(spec.registry, spec.primary))
+
+
+class Router:
+    """The executor a job runs in: its task's choice, async for `async def`, else the
+    worker's own kind; remembered per task name."""
+
+    def __init__(self, registry: Registry, primary: str) -> None:
+        self.registry = registry
+        self.primary = primary
+        self._kinds: dict[str, str] = {}
+
+    def __call__(self, job: Job) -> str:
+        kind = self._kinds.get(job.task)
+        if kind is None:
+            try:
+                definition = self.registry.get(job.task)
+            except UnknownTask:
+                return self.primary  # it fails there with a clear error
+            kind = definition.options.executor or ("async" if definition.is_async else self.primary)
+            self._kinds[job.task] = kind
+        return kind

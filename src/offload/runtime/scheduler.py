@@ -144,6 +144,34 @@ class Scheduler:
         return min(max(until + 0.002, 0.0), self.interval)
 
 
+class SchedulerThread:
+    """A scheduler run in a thread of a worker (`offload worker --scheduler`).
+
+    The scheduler rides out errors by itself; should it end on one anyway, `on_failure` is
+    called (after the error is logged with its traceback) so that the worker can stop.
+    """
+
+    def __init__(self, scheduler: Scheduler, on_failure: Callable[[], None]) -> None:
+        self.scheduler = scheduler
+        self.on_failure = on_failure
+        self._thread = threading.Thread(target=self._run, name="offload-scheduler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the scheduler to stop after its current turn; wait up to `timeout` seconds."""
+        self.scheduler.stop()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            self.scheduler.run()
+        except BaseException:
+            log.critical("the embedded scheduler ended on an error", exc_info=True)
+            self.on_failure()
+
+
 def _seconds(name: str, value: float) -> float:
     """A positive, finite number of seconds, or a ConfigurationError naming the setting."""
     if isinstance(value, bool) or not isinstance(value, int | float):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import threading
 import time
@@ -22,8 +21,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from types import FrameType
 from typing import Any
-
-import orjson
 
 from offload.backends.base import Backend, Listener
 from offload.backends.params import (
@@ -35,19 +32,22 @@ from offload.backends.params import (
     ReleaseParams,
     RescueParams,
 )
-from offload.core.errors import ConfigurationError, OffloadError, UnknownTask
+from offload.core.errors import ConfigurationError, OffloadError
 from offload.core.job import Job
-from offload.core.options import EXECUTORS, RetryPolicy, TaskOptions
+from offload.core.options import RetryPolicy, TaskOptions
 from offload.core.records import WorkerInfo
-from offload.core.retry import RunEnd, next_state
 from offload.core.serialization import DEFAULT_PAYLOAD_LIMIT
-from offload.core.states import JobState
 from offload.core.task import Registry
-from offload.runtime.executor import Event, Executor, Finished, Progress, SelfPipe
-from offload.runtime.outcomes import OutcomeWriter, outcome_writer
-from offload.runtime.pool import ExecutorPool, Waiter
-from offload.runtime.processes import ProcessExecutor
-from offload.runtime.scheduler import Scheduler
+from offload.runtime.executor import Event, Finished, Progress, SelfPipe
+from offload.runtime.outcomes import (
+    CANCELLED_BEFORE_START,
+    OutcomeWriter,
+    outcome_of,
+    outcome_writer,
+)
+from offload.runtime.pool import ExecutorPool, PoolSpec, Waiter, build_pool, task_options
+from offload.runtime.scheduler import Scheduler, SchedulerThread
+from offload.runtime.settings import check_settings, install_handlers, restore_handlers
 
 log = logging.getLogger("offload.worker")
 
@@ -81,51 +81,47 @@ class Worker:
         flush_delay: float = 0.005,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        if executor not in EXECUTORS:
-            raise ConfigurationError(f"unknown executor {executor!r}; one of {EXECUTORS}")
-        if executor == "process" and not app_path:
-            raise ConfigurationError(
-                "the process executor needs the app as an import path (app_path='module:app'); "
-                "use executor='thread' for an app that is not importable"
-            )
-        if async_concurrency < 1:
-            raise ConfigurationError(f"async_concurrency must be >= 1, got {async_concurrency}")
-        if not queues:
-            raise ConfigurationError("a worker needs at least one queue")
-        if not isinstance(shutdown_timeout, int | float) or shutdown_timeout < 0:
-            raise ConfigurationError(f"shutdown_timeout must be >= 0, got {shutdown_timeout!r}")
-        for name, value in (
-            ("lease", lease),
-            ("poll_interval", poll_interval),
-            ("rescue_interval", rescue_interval),
-        ):
-            if not isinstance(value, int | float) or value <= 0:
-                raise ConfigurationError(f"{name} must be a positive number, got {value!r}")
+        check_settings(
+            executor=executor,
+            app_path=app_path,
+            queues=queues,
+            async_concurrency=async_concurrency,
+            shutdown_timeout=shutdown_timeout,
+            periods={
+                "lease": lease,
+                "poll_interval": poll_interval,
+                "rescue_interval": rescue_interval,
+            },
+            prefetch=prefetch,
+        )
         self.backend = backend
         self.registry = registry
         self.queues = list(queues)
         self.concurrency = concurrency or os.cpu_count() or 1
         if self.concurrency < 1:
             raise ConfigurationError(f"concurrency must be >= 1, got {concurrency}")
-        self.executor_kind = executor
-        self.async_concurrency = async_concurrency
-        self.app_path = app_path
+        #: What the executors are built from, when `run` starts.
+        self.pool_spec = PoolSpec(
+            registry=registry,
+            primary=executor,
+            concurrency=self.concurrency,
+            async_concurrency=async_concurrency,
+            app_path=app_path,
+            result_limit=result_limit,
+            max_jobs_per_child=max_jobs_per_child,
+            max_child_memory_mb=max_child_memory_mb,
+        )
         self.lease = float(lease)
         self.heartbeat_interval = min(self.lease / 3, 10.0)
         self.poll_interval = poll_interval
         self.rescue_interval = rescue_interval
         self.shutdown_timeout = shutdown_timeout
-        if prefetch is not None and prefetch < 0:
-            raise ConfigurationError(f"prefetch must be >= 0, got {prefetch}")
         #: Jobs claimed beyond free slots; None: `_prefetch` adapts it to the executor.
         self.prefetch = prefetch
         #: Seconds an outcome may wait to share a commit (SQLite; see `LoopWriter`).
         self.flush_delay = flush_delay
         self._writer: OutcomeWriter | None = None
         self.burst = burst
-        self.max_jobs_per_child = max_jobs_per_child
-        self.max_child_memory_mb = max_child_memory_mb
-        self.result_limit = result_limit
         self.install_signals = install_signals
         #: A scheduler run in a thread of this worker (`offload worker --scheduler`).
         self.scheduler = scheduler
@@ -140,7 +136,6 @@ class Worker:
         self._queue_turn = 0
         self._wakeup = SelfPipe()
         self._waiter = Waiter()
-        self._routes: dict[str, str] = {}
         self._last_beat = 0.0
 
     # -- control ----------------------------------------------------------------------
@@ -182,19 +177,14 @@ class Worker:
             "worker %s on queues %s, %s x %d",
             self.id,
             self.queues,
-            self.executor_kind,
+            self.pool_spec.primary,
             self.concurrency,
         )
         writer = self._writer = outcome_writer(self.backend, self.id, self.flush_delay)
-        scheduler_thread = None
+        embedded = None
         if self.scheduler is not None:
-            scheduler_thread = threading.Thread(
-                target=self._run_scheduler,
-                args=(self.scheduler,),
-                name="offload-scheduler",
-                daemon=True,
-            )
-            scheduler_thread.start()
+            embedded = SchedulerThread(self.scheduler, on_failure=self._scheduler_stopped)
+            embedded.start()
         try:
             self._loop(listener, pool)
             if not self._abort:
@@ -202,9 +192,8 @@ class Worker:
             # Raises if the last outcomes could not be written, as any failed write does.
             writer.close(max(self.shutdown_timeout, _ABORT_WRITE_TIMEOUT))
         finally:
-            if scheduler_thread is not None and self.scheduler is not None:
-                self.scheduler.stop()
-                scheduler_thread.join(5)
+            if embedded is not None:
+                embedded.stop()
             if self._abort:
                 pool.stop_all()
             pool.close()
@@ -222,18 +211,13 @@ class Worker:
             self._restore_signals(previous)
         return 1 if self._scheduler_failed else 0
 
-    def _run_scheduler(self, scheduler: Scheduler) -> None:
-        """The embedded scheduler's thread. It rides out errors by itself; should it end
-        anyway, the worker stops (exit code 1) rather than run on without it unnoticed."""
-        try:
-            scheduler.run()
-        except BaseException:
-            log.critical(
-                "the embedded scheduler stopped on an error; stopping the worker", exc_info=True
-            )
-            self._scheduler_failed = True
-            if not self._stopping.is_set():  # else run() may have closed the wake-up pipe
-                self.stop()
+    def _scheduler_stopped(self) -> None:
+        """The embedded scheduler ended on an error: stop (exit code 1) rather than run on
+        without it unnoticed."""
+        log.critical("the embedded scheduler stopped on an error; stopping the worker")
+        self._scheduler_failed = True
+        if not self._stopping.is_set():  # else run() may have closed the wake-up pipe
+            self.stop()
 
     def _loop(self, listener: Listener, pool: ExecutorPool) -> None:
         more = True  # jobs may be waiting: claim without waiting for a wake-up
@@ -365,18 +349,8 @@ class Worker:
             self._outcomes().submit(outcomes)
 
     def _outcome(self, f: Finished) -> Outcome:
-        job = f.job
-        if f.ok:
-            return Outcome(job.id, job.attempt, JobState.SUCCEEDED, result=f.result)
-        end = _failure_of(f)
-        decision = next_state(job.attempt, job.max_attempts, self._retry_policy(job), end)
-        error = dict(f.error or {})
-        error["at"] = time.time()
-        error["attempt"] = job.attempt
-        error_text = orjson.dumps(error).decode()  # (PostgreSQL's backend handles NUL)
-        return Outcome(
-            job.id, job.attempt, decision.state, error=error_text, delay=decision.delay or 0.0
-        )
+        options = self._options(f.job)
+        return outcome_of(f, _DEFAULT_RETRY if options is None else options.retry)
 
     def _outcomes(self) -> OutcomeWriter:
         if self._writer is None:
@@ -387,10 +361,6 @@ class Worker:
     def processed(self) -> int:
         """Outcomes this worker has recorded."""
         return 0 if self._writer is None else self._writer.written
-
-    def _retry_policy(self, job: Job) -> RetryPolicy:
-        options = self._options(job)
-        return _DEFAULT_RETRY if options is None else options.retry
 
     def _heartbeat(self, pool: ExecutorPool) -> None:
         """Renew every held lease in one statement; act on lost leases and cancel requests."""
@@ -409,7 +379,7 @@ class Worker:
             self._buffer = deque(job for job in self._buffer if job.id not in cancel)
             self._collect(
                 [
-                    Finished(job, ok=False, error=_CANCELLED_BEFORE_START, cancelled=True)
+                    Finished(job, ok=False, error=CANCELLED_BEFORE_START, cancelled=True)
                     for job in unstarted
                 ]
             )
@@ -435,83 +405,18 @@ class Worker:
     # -- set-up -----------------------------------------------------------------------
 
     def _options(self, job: Job) -> TaskOptions | None:
-        try:
-            return self.registry.get(job.task).options
-        except UnknownTask:
-            return None
-
-    def _route(self, job: Job) -> str:
-        """The executor a job runs in: its task's choice, async for `async def`, else ours."""
-        kind = self._routes.get(job.task)
-        if kind is None:
-            try:
-                definition = self.registry.get(job.task)
-            except UnknownTask:
-                return self.executor_kind  # it fails there with a clear error
-            kind = definition.options.executor or (
-                "async" if definition.is_async else self.executor_kind
-            )
-            self._routes[job.task] = kind
-        return kind
+        return task_options(self.registry, job)
 
     def _make_pool(self) -> ExecutorPool:
-        kinds = {self.executor_kind}
-        for definition in self.registry.definitions():
-            kinds.add(definition.options.executor or ("async" if definition.is_async else ""))
-        kinds.discard("")
-        executors: dict[str, Executor] = {}
-        for kind in sorted(kinds):
-            if kind == "process" and not self.app_path:
-                raise ConfigurationError(
-                    "the process executor needs the app as an import path (app_path='module:app')"
-                )
-            if kind == "process":
-                assert self.app_path is not None
-                executors[kind] = ProcessExecutor(
-                    self.app_path,
-                    self.concurrency,
-                    self._options,
-                    result_limit=self.result_limit,
-                    max_jobs_per_child=self.max_jobs_per_child,
-                    max_child_memory_mb=self.max_child_memory_mb,
-                )
-            elif kind == "thread":
-                from offload.runtime.inprocess import ThreadExecutor
-
-                executors[kind] = ThreadExecutor(self.registry, self.concurrency, self.result_limit)
-            else:  # asyncio is loaded only by workers that run async tasks
-                from offload.runtime.inprocess import AsyncExecutor
-
-                size = self.concurrency if self.executor_kind == "async" else self.async_concurrency
-                executors[kind] = AsyncExecutor(self.registry, size, self.result_limit)
-        return ExecutorPool(self.executor_kind, executors, self._route)
+        return build_pool(self.pool_spec)
 
     def _install_signals(self) -> dict[int, Any]:
-        if not self.install_signals or threading.current_thread() is not threading.main_thread():
-            return {}
-        previous: dict[int, Any] = {}
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            previous[signum] = signal.signal(signum, self._on_signal)
-        return previous
+        return install_handlers(self._on_signal) if self.install_signals else {}
 
     @staticmethod
     def _restore_signals(previous: dict[int, Any]) -> None:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        restore_handlers(previous)
 
 
 #: Seconds a stopping worker gives its last outcomes to be written, at least.
 _ABORT_WRITE_TIMEOUT = 5.0
-
-_CANCELLED_BEFORE_START = {
-    "type": "JobCancelled",
-    "message": "cancelled before it started",
-    "traceback": None,
-}
-
-
-def _failure_of(f: Finished) -> RunEnd:
-    """How a run that did not succeed ended, for the retry decision."""
-    if f.cancelled:
-        return RunEnd.CANCELLED
-    return RunEnd.PERMANENT if f.permanent else RunEnd.FAILED
