@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +18,6 @@ from offload.core.errors import (
     SerializationError,
     UnknownTask,
 )
-from tests.conformance.helpers import RawDB
 
 # -- arguments that are not JSON --------------------------------------------------------
 
@@ -46,25 +44,6 @@ def _deep(levels: int) -> Any:
     for level in range(levels):
         value = [value] if level % 2 else {"k": value}
     return value
-
-
-@pytest.fixture
-def echo(app: offload.App) -> offload.Task[..., Any]:
-    @app.task(name="echo")
-    def echo(*args: Any, **kwargs: Any) -> Any:
-        return [args, kwargs]
-
-    return echo
-
-
-@pytest.fixture
-def stored(app: offload.App, echo: offload.Task[..., Any], db_url: str) -> Iterator[None]:
-    """One job stored before the test; afterwards every row must be exactly as it was."""
-    echo.enqueue("already here", n=1)
-    raw = RawDB(db_url)
-    before = raw.all_rows()
-    yield
-    assert raw.all_rows() == before, "a refused call changed stored jobs"
 
 
 @pytest.mark.parametrize(("kind", "value"), NOT_JSON, ids=[kind for kind, _ in NOT_JSON])
