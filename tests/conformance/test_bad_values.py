@@ -4,10 +4,13 @@ that names the field (issue 12, item 6)."""
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import pytest
 
 import offload
-from offload.core.errors import JobNotFound
+from offload.core.errors import JobNotFound, ScheduleNotFound, SerializationError, UnknownTask
 from tests.conformance.helpers import insert
 
 # -- ids outside 64 bits ----------------------------------------------------------------
@@ -33,3 +36,41 @@ def test_a_listing_cursor_or_limit_past_64_bits_means_what_it_says(app: offload.
         assert [job.id for job in app.jobs(limit=huge)] == ids
     for tiny in (-(2**63), -(2**63) - 1, -(2**70)):
         assert app.jobs(before_id=tiny) == []
+
+
+# -- error messages quote a readable part of the input ---------------------------------
+
+HUGE = 100_000  # characters: each message below says 1000xx
+
+
+def _short(error: BaseException) -> str:
+    """The message of `error`, checked to be short and to tell how long the input was."""
+    message = str(error)
+    assert len(message) < 500, message[:1000]
+    assert re.search(r"\.\.\..* \(1000\d\d characters\)", message), message
+    return message
+
+
+@pytest.mark.usefixtures("stored")
+def test_error_messages_quote_a_readable_part_of_a_huge_input(
+    app: offload.App, echo: offload.Task[..., Any]
+) -> None:
+    with pytest.raises(UnknownTask) as unknown:
+        app.enqueue("x" * HUGE)
+    _short(unknown.value)
+    long_key = "k" * HUGE
+    with pytest.raises(SerializationError) as info:
+        echo.enqueue(payload={long_key: {1: 2}})
+    assert "has a key 1 of type int" in _short(info.value)
+    with pytest.raises(SerializationError) as info:
+        echo.enqueue([{long_key: [float("nan")]}])
+    assert _short(info.value).endswith("nan, which JSON cannot represent")
+    with pytest.raises(ScheduleNotFound) as missing:
+        app.cron_run("s" * HUGE)
+    _short(missing.value)
+
+
+def test_an_id_too_long_to_print_is_not_found_in_a_short_message(app: offload.App) -> None:
+    with pytest.raises(JobNotFound) as info:
+        app.job(10**5000)  # str() refuses an int of 4,300+ digits
+    assert str(info.value) == "no job with id <int too large to show>"

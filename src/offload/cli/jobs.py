@@ -13,6 +13,7 @@ from rich.text import Text
 
 from offload.cli.context import AppLoader
 from offload.cli.output import console, json_text, new_table, print_json, state_text, when
+from offload.core.errors import shorten
 from offload.core.job import Job
 from offload.core.states import JobState
 
@@ -29,9 +30,9 @@ def _json_of(kind: type[list[Any]] | type[dict[str, Any]]) -> JsonCallback:
         try:
             decoded = orjson.loads(value)
         except orjson.JSONDecodeError as exc:
-            raise click.BadParameter(f"{value!r} is not JSON ({exc})") from None
+            raise click.BadParameter(f"{shorten(value)} is not JSON ({exc})") from None
         if not isinstance(decoded, kind):
-            raise click.BadParameter(f"{value!r} is not a {name}")
+            raise click.BadParameter(f"{shorten(value)} is not a {name}")
         return decoded
 
     return decode
