@@ -26,3 +26,26 @@ def test_an_error_quotes_a_readable_part_of_a_huge_argument(
     assert_one_line_error(result, 2, "Invalid value for '--args'", "(130002 characters)")
     assert len(result.stderr) < 600, result.stderr[:1000]
     assert store.jobs() == []
+
+
+def test_integers_are_read_exactly_and_refused_past_64_bits(
+    store: offload.App, env: dict[str, str]
+) -> None:
+    """orjson reads an integer past 64 bits as a float: 2**64 + 1 was stored as
+    1.8446744073709552e+19. The CLI must refuse what the API refuses."""
+    for args in (
+        "[18446744073709551617]",
+        "[-9223372036854775809]",
+        "[1, [2, 36893488147419103232]]",
+    ):
+        result = offload_cli("enqueue", "add", "--args", args, env=env)
+        assert_one_line_error(result, 1, "is an integer outside the 64-bit range")
+    result = offload_cli("enqueue", "add", "--kwargs", '{"b": 1e400}', env=env)
+    assert_one_line_error(result, 1, "argument 'b' is inf")
+    for constant in ("NaN", "Infinity", "-Infinity"):
+        result = offload_cli("enqueue", "add", "--args", f"[{constant}]", env=env)
+        assert_one_line_error(result, 2, "Invalid value for '--args'", "is not JSON")
+    assert store.jobs() == []
+    edges = [18446744073709551615, -9223372036854775808, 0.1]
+    job_id = run_json("enqueue", "add", "--args", str(edges), env=env)["id"]
+    assert store.job(job_id).job().args == edges
