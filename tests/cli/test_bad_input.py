@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import offload
 from tests.cli.helpers import assert_one_line_error, offload_cli, run_json
+from tests.conformance.helpers import RawDB, is_sqlite
 
 HUGE_ID = str(2**70)
 
@@ -49,3 +50,20 @@ def test_integers_are_read_exactly_and_refused_past_64_bits(
     edges = [18446744073709551615, -9223372036854775808, 0.1]
     job_id = run_json("enqueue", "add", "--args", str(edges), env=env)["id"]
     assert store.job(job_id).job().args == edges
+
+
+def test_a_stored_time_out_of_range_does_not_break_listing(
+    store: offload.App, env: dict[str, str], db_url: str
+) -> None:
+    """`offload jobs` and `status` failed for every job with OverflowError once one row had
+    a run time past year 9999 (written before `delay` had a limit, or by hand)."""
+    bad, good = store.enqueue("noop").id, store.enqueue("noop").id
+    far = "1e30" if is_sqlite(db_url) else "'infinity'"
+    RawDB(db_url).execute(f"UPDATE offload_jobs SET run_at = {far} WHERE id = ?", [bad])
+    listed = offload_cli("jobs", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert [job["id"] for job in run_json("jobs", env=env)["jobs"]] == [good, bad]
+    shown = offload_cli("status", str(bad), env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert "9999-12-31 23:59:59.999Z" in shown.stdout
+    assert run_json("status", str(bad), env=env)["run_at"].startswith("9999-12-31T23:59:59")
