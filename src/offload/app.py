@@ -19,6 +19,9 @@ from offload.core.options import (
     RetryPolicy,
     TaskOptions,
     check_name,
+    check_page,
+    check_priority,
+    check_state,
 )
 from offload.core.records import ScheduleState, WorkerInfo
 from offload.core.schedule import Misfire, ScheduleDef, parse_misfire
@@ -26,7 +29,7 @@ from offload.core.states import JobState
 from offload.core.status import ScheduleStatus, WorkerStatus, is_lost, silent_for
 from offload.core.task import Registry, TaskDef
 from offload.handle import JobHandle
-from offload.task import Call, Task, TaskDecorator, call, check_priority
+from offload.task import Call, Task, TaskDecorator, call
 
 if TYPE_CHECKING:
     from offload.runtime.scheduler import Scheduler
@@ -290,15 +293,12 @@ class App:
         limit: int = 50,
     ) -> list[Job]:
         """Jobs newest first; page with `before_id` = the last id of the previous page."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ConfigurationError(f"limit must be a positive int, got {limit!r}")
-        if before_id is not None and type(before_id) is not int:
-            raise ConfigurationError(f"before_id must be a job id (int), got {before_id!r}")
+        check_page(before_id, limit)
         self.ready()
         return self.backend.jobs.list(
             JobListParams(
                 queue=queue,
-                state=None if state is None else _state(state),
+                state=None if state is None else check_state(state),
                 task=task,
                 before_id=before_id,
                 limit=limit,
@@ -388,14 +388,6 @@ class App:
         """The one insert path of every enqueue."""
         self.ready()
         return self.backend.jobs.insert(JobInsertParams(spec, payloads, conn))
-
-
-def _state(value: JobState | str) -> JobState:
-    try:
-        return JobState(value)
-    except ValueError:
-        names = ", ".join(s.value for s in JobState)
-        raise ConfigurationError(f"unknown job state {value!r}; one of: {names}") from None
 
 
 __all__ = ["App", "Call", "Task", "call"]

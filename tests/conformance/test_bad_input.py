@@ -17,6 +17,7 @@ from offload.core.errors import (
     PayloadTooLarge,
     SerializationError,
     UnknownTask,
+    ValidationError,
 )
 
 # -- arguments that are not JSON --------------------------------------------------------
@@ -156,7 +157,8 @@ def test_unknown_task_is_refused_with_a_suggestion(app: offload.App) -> None:
 def test_bad_enqueue_options_are_refused(
     echo: offload.Task[..., Any], options: dict[str, Any]
 ) -> None:
-    with pytest.raises(ConfigurationError):
+    """Bad input to a call: a ValidationError (ConfigurationError is for declarations)."""
+    with pytest.raises(ValidationError):
         echo.options(**options).enqueue(1)
 
 

@@ -5,12 +5,21 @@ that names the field (issue 12, item 6)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 import offload
-from offload.core.errors import JobNotFound, ScheduleNotFound, SerializationError, UnknownTask
+from offload.core.errors import (
+    ConfigurationError,
+    JobNotFound,
+    ScheduleNotFound,
+    SerializationError,
+    UnknownTask,
+    ValidationError,
+)
 from tests.conformance.helpers import insert
 
 # -- ids outside 64 bits ----------------------------------------------------------------
@@ -74,3 +83,50 @@ def test_an_id_too_long_to_print_is_not_found_in_a_short_message(app: offload.Ap
     with pytest.raises(JobNotFound) as info:
         app.job(10**5000)  # str() refuses an int of 4,300+ digits
     assert str(info.value) == "no job with id <int too large to show>"
+
+
+# -- bad input to a call is a ValidationError; a bad declaration a ConfigurationError ----
+
+Call = Callable[[offload.App, offload.Task[..., Any]], object]
+BAD_CALLS: list[tuple[str, Call]] = [
+    ("priority", lambda app, echo: echo.options(priority=5000)),
+    ("priority", lambda app, echo: app.enqueue("echo", priority=1.5)),
+    ("delay", lambda app, echo: echo.options(delay=-1)),
+    ("delay", lambda app, echo: app.enqueue("echo", delay=float("nan"))),
+    ("max_attempts", lambda app, echo: echo.options(max_attempts=0)),
+    ("queue name", lambda app, echo: echo.options(queue="")),
+    ("either delay or at", lambda app, echo: echo.options(delay=1, at=datetime.now(UTC))),
+    ("at must be a datetime", lambda app, echo: echo.options(at="tomorrow")),  # type: ignore[arg-type]
+    ("no time zone", lambda app, echo: echo.options(at=datetime(2030, 1, 1))),
+    ("idempotency_key", lambda app, echo: echo.options(idempotency_key="k").enqueue_many([()])),
+    ("limit", lambda app, echo: app.jobs(limit=0)),
+    ("before_id", lambda app, echo: app.jobs(before_id="3")),  # type: ignore[arg-type]
+    ("unknown job state", lambda app, echo: app.jobs(state="finished")),
+]
+
+
+@pytest.mark.parametrize(("field", "call"), BAD_CALLS, ids=[f for f, _ in BAD_CALLS])
+@pytest.mark.usefixtures("stored")
+def test_bad_input_to_a_call_is_a_validation_error_naming_it(
+    app: offload.App, echo: offload.Task[..., Any], field: str, call: Call
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        call(app, echo)
+    assert not isinstance(info.value, ConfigurationError)
+    assert field in str(info.value), str(info.value)
+
+
+def test_bad_declarations_stay_configuration_errors(
+    app: offload.App, echo: offload.Task[..., Any]
+) -> None:
+    declarations: list[Callable[[], object]] = [
+        lambda: app.task(name="t", priority=5000),
+        lambda: app.task(name="t", queue=""),
+        lambda: app.task(name="t", max_attempts=0),
+        lambda: app.schedule(echo, "@daily", name="s", priority=5000),
+        lambda: app.schedule(echo, "@daily", name="s", queue=""),
+        lambda: offload.RetryPolicy(max_attempts=0),
+    ]
+    for declare in declarations:
+        with pytest.raises(ConfigurationError):
+            declare()
