@@ -75,8 +75,9 @@ class Task(Generic[P, R]):
     ) -> Task[P, R]:
         """The same task with per-call options; `conn` enqueues in the caller's transaction.
 
-        `delay` is seconds from the database's now; `at` an aware datetime. A bad value
-        raises a ValidationError naming it.
+        `delay` is seconds from the database's now, at most 100 years; `at` is an aware
+        datetime from 1970-01-01 to 9999-12-31 23:59:59 UTC. A bad value raises a
+        ValidationError naming it.
         """
         if delay is not None and at is not None:
             raise ValidationError("give either delay or at, not both")

@@ -67,3 +67,13 @@ def test_a_stored_time_out_of_range_does_not_break_listing(
     assert shown.returncode == 0, shown.stderr
     assert "9999-12-31 23:59:59.999Z" in shown.stdout
     assert run_json("status", str(bad), env=env)["run_at"].startswith("9999-12-31T23:59:59")
+
+
+def test_a_delay_past_the_documented_range_is_refused(
+    store: offload.App, env: dict[str, str]
+) -> None:
+    result = offload_cli("enqueue", "add", "--args", "[1, 2]", "--delay", "1e30", env=env)
+    assert_one_line_error(result, 1, "delay must be at most 3155760000 seconds (100 years)")
+    assert store.jobs() == []
+    listed = offload_cli("jobs", env=env)
+    assert listed.returncode == 0, listed.stderr

@@ -4,10 +4,14 @@ stored time outside it (written by hand or by an older version) never breaks a l
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
 
 import offload
-from offload.core.times import TOO_EARLY, TOO_LATE
+from offload.core.errors import ConfigurationError, ValidationError
+from offload.core.times import EARLIEST, LATEST, MAX_DELAY, TOO_EARLY, TOO_LATE
 from tests.conformance.helpers import RawDB, insert, is_sqlite
 
 #: Times no datetime can hold, as each backend stores them: column -> (stored, read as).
@@ -40,3 +44,49 @@ def test_a_stored_time_out_of_range_does_not_break_listing(app: offload.App, db_
         assert read == {column: expected for column, (_, expected) in stored.items()}
     assert listed[good].run_at.year == datetime.now(UTC).year
     assert listed[good].started_at is None
+
+
+# -- the documented range, enforced at enqueue -------------------------------------------
+
+TOO_FAR: list[tuple[str, dict[str, Any]]] = [
+    ("delay", {"delay": 1e30}),
+    ("delay", {"delay": MAX_DELAY + 1}),
+    ("at", {"at": datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-2)))}),  # 10000
+    ("at", {"at": datetime(9999, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC)}),
+    ("at", {"at": datetime(1969, 12, 31, 23, 59, 59, tzinfo=UTC)}),
+    ("at", {"at": datetime(1, 1, 1, tzinfo=UTC)}),
+]
+
+
+@pytest.mark.parametrize(("field", "options"), TOO_FAR, ids=[str(o) for _, o in TOO_FAR])
+@pytest.mark.usefixtures("stored")
+def test_run_times_outside_the_documented_range_are_refused(
+    app: offload.App, echo: offload.Task[..., Any], field: str, options: dict[str, Any]
+) -> None:
+    """delay=1e30 was stored on SQLite (and broke every listing) and failed with a
+    BackendError on PostgreSQL: both refuse it now, naming the field."""
+    with pytest.raises(ValidationError) as info:
+        echo.options(**options).enqueue(1)
+    assert str(info.value).startswith(field), str(info.value)
+    with pytest.raises(ValidationError, match=f"^{field}"):
+        echo.options(**options).enqueue_many([(1,), (2,)])
+    with pytest.raises(ValidationError, match=f"^{field}"):
+        app.enqueue("echo", [1], **options)
+
+
+def test_run_times_at_the_ends_of_the_range_are_stored_and_read_back(
+    app: offload.App, echo: offload.Task[..., Any]
+) -> None:
+    first = echo.options(at=EARLIEST).enqueue().job()
+    last = echo.options(at=LATEST).enqueue().job()
+    far = echo.options(delay=MAX_DELAY).enqueue().job()
+    assert (first.run_at, first.state) == (EARLIEST, offload.JobState.AVAILABLE)
+    assert (last.run_at, last.state) == (LATEST, offload.JobState.SCHEDULED)
+    assert (far.run_at - far.enqueued_at).total_seconds() == pytest.approx(MAX_DELAY, abs=1)
+    assert [job.run_at for job in app.jobs()] == [far.run_at, LATEST, EARLIEST]
+
+
+def test_a_retry_delay_past_the_range_is_refused_at_declaration() -> None:
+    with pytest.raises(ConfigurationError, match="max_delay"):
+        offload.RetryPolicy(max_delay=1e30)
+    assert offload.RetryPolicy(max_delay=MAX_DELAY).max_delay == MAX_DELAY

@@ -20,6 +20,7 @@ from offload.core.errors import (
     UnknownTask,
     ValidationError,
 )
+from offload.core.options import MAX_ATTEMPTS
 from tests.conformance.helpers import insert
 
 # -- ids outside 64 bits ----------------------------------------------------------------
@@ -130,3 +131,16 @@ def test_bad_declarations_stay_configuration_errors(
     for declare in declarations:
         with pytest.raises(ConfigurationError):
             declare()
+
+
+def test_max_attempts_past_the_documented_range_is_refused(
+    app: offload.App, echo: offload.Task[..., Any]
+) -> None:
+    """2**40 was stored on SQLite and failed with 'integer out of range' on PostgreSQL."""
+    for attempts in (MAX_ATTEMPTS + 1, 2**40, 2**70):
+        with pytest.raises(ValidationError, match="max_attempts must be within"):
+            echo.options(max_attempts=attempts).enqueue()
+        with pytest.raises(ConfigurationError, match="max_attempts must be within"):
+            app.task(name="t", max_attempts=attempts)
+    assert app.jobs() == []
+    assert echo.options(max_attempts=MAX_ATTEMPTS).enqueue().job().max_attempts == MAX_ATTEMPTS

@@ -58,7 +58,9 @@ def _not_json(constant: str) -> Any:
     "--kwargs", metavar="JSON", callback=_json_of(dict), help="Keyword arguments, a JSON object."
 )
 @click.option("--queue", help="Queue instead of the task's own.")
-@click.option("--delay", type=float, help="Seconds from now until the job may run.")
+@click.option(
+    "--delay", type=float, help="Seconds from now until the job may run (at most 100 years)."
+)
 @click.option("--priority", type=int, help="Higher runs first (-1000..1000).")
 @click.option("--max-attempts", type=int, help="Attempts before the job is dead.")
 @click.option("--json", is_flag=True, help='Print {"id": ...} as JSON.')

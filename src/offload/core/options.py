@@ -14,6 +14,7 @@ from typing import Any
 
 from offload.core.errors import ConfigurationError, OffloadError, ValidationError, shorten
 from offload.core.states import JobState
+from offload.core.times import EARLIEST, LATEST, MAX_DELAY
 
 #: Which error a rule raises: ConfigurationError at declaration, ValidationError per call.
 ErrorClass = type[OffloadError]
@@ -58,7 +59,11 @@ class RetryPolicy:
         check_max_attempts(self.max_attempts)
         _positive("retry base", self.base, allow_zero=True)
         _positive("retry factor", self.factor)
-        _positive("retry max_delay", self.max_delay, allow_zero=True)
+        if _positive("retry max_delay", self.max_delay, allow_zero=True) > MAX_DELAY:
+            raise ConfigurationError(
+                f"retry max_delay must be at most {MAX_DELAY:.0f} seconds (100 years), "
+                f"got {self.max_delay!r}"
+            )
         if not 0 <= _positive("retry jitter", self.jitter, allow_zero=True) <= 1:
             raise ConfigurationError(f"retry jitter must be within [0, 1], got {self.jitter}")
         if self.base > self.max_delay:
@@ -127,27 +132,44 @@ def check_priority(value: int, error: ErrorClass = ConfigurationError) -> int:
     return value
 
 
+#: The most attempts a job may have (PostgreSQL stores them as a 32-bit integer, and a
+#: retry adds a task's budget to the attempts made).
+MAX_ATTEMPTS = 1_000_000
+
+
 def check_max_attempts(value: int, error: ErrorClass = ConfigurationError) -> int:
-    """Attempts before a job is dead: an int >= 1."""
+    """Attempts before a job is dead: an int within [1, MAX_ATTEMPTS]."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise error(f"max_attempts must be an int, got {shorten(value)}")
-    if value < 1:
-        raise error(f"max_attempts must be >= 1, got {shorten(value)}")
+    if not 1 <= value <= MAX_ATTEMPTS:
+        raise error(f"max_attempts must be within [1, {MAX_ATTEMPTS}], got {shorten(value)}")
     return value
 
 
 def check_delay(value: float) -> float:
-    """A delay given at enqueue: seconds >= 0."""
-    return _positive("delay", value, allow_zero=True, error=ValidationError)
+    """A delay given at enqueue: seconds within [0, MAX_DELAY] (100 years)."""
+    delay = _positive("delay", value, allow_zero=True, error=ValidationError)
+    if delay > MAX_DELAY:
+        raise ValidationError(
+            f"delay must be at most {MAX_DELAY:.0f} seconds (100 years), got {value!r}"
+        )
+    return delay
 
 
 def check_run_at(value: datetime) -> float:
-    """An exact run time given at enqueue (`at=`): an aware datetime; returns epoch seconds."""
+    """An exact run time given at enqueue (`at=`): an aware datetime within
+    [EARLIEST, LATEST], 1970-01-01 to 9999-12-31 23:59:59 UTC; returns epoch seconds."""
     if not isinstance(value, datetime):
         raise ValidationError(f"at must be a datetime, got {shorten(value)}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValidationError(f"at={value!r} has no time zone; use an aware datetime")
-    return value.timestamp()
+    epoch = value.timestamp()
+    if not EARLIEST.timestamp() <= epoch <= LATEST.timestamp():
+        raise ValidationError(
+            f"at={value.isoformat()} is outside the times offload stores "
+            f"({EARLIEST.isoformat()} to {LATEST.isoformat()})"
+        )
+    return epoch
 
 
 def check_state(value: JobState | str) -> JobState:
