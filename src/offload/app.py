@@ -22,6 +22,7 @@ from offload.core.options import (
     check_page,
     check_priority,
     check_state,
+    check_text,
 )
 from offload.core.records import ScheduleState, WorkerInfo
 from offload.core.schedule import Misfire, ScheduleDef, parse_misfire
@@ -239,7 +240,7 @@ class App:
     def cron_pause(self, name: str, paused: bool = True) -> None:
         """Pause (or resume) a schedule for every scheduler replica, across restarts."""
         self.ready()
-        self.backend.schedules.pause(name, paused)
+        self.backend.schedules.pause(check_text("schedule name", name), paused)
 
     def cron_run(self, name: str) -> JobHandle[Any]:
         """Enqueue a schedule's job once, now, outside its ticks."""
@@ -297,9 +298,9 @@ class App:
         self.ready()
         return self.backend.jobs.list(
             JobListParams(
-                queue=queue,
+                queue=None if queue is None else check_text("queue", queue),
                 state=None if state is None else check_state(state),
-                task=task,
+                task=None if task is None else check_text("task", task),
                 before_id=before_id,
                 limit=limit,
             )

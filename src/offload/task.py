@@ -99,7 +99,11 @@ class Task(Generic[P, R]):
                 if max_attempts is not None
                 else o.max_attempts
             ),
-            idempotency_key=idempotency_key if idempotency_key is not None else o.idempotency_key,
+            idempotency_key=(
+                rules.check_text("idempotency_key", idempotency_key)
+                if idempotency_key is not None
+                else o.idempotency_key
+            ),
             meta=meta if meta is not None else o.meta,
         )
         return Task(self.app, self.definition, merged, conn if conn is not None else self._conn)

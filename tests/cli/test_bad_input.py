@@ -77,3 +77,20 @@ def test_a_delay_past_the_documented_range_is_refused(
     assert store.jobs() == []
     listed = offload_cli("jobs", env=env)
     assert listed.returncode == 0, listed.stderr
+
+
+def test_arguments_that_are_not_utf8_are_one_line_errors(
+    store: offload.App, env: dict[str, str]
+) -> None:
+    """An argument of invalid UTF-8 reaches Python as a lone surrogate: a 40-60 line
+    UnicodeEncodeError traceback before."""
+    name = "mail\udcff"  # sent as the bytes b"mail\xff"
+    commands = [
+        (["jobs", "--queue", name], "queue 'mail\\udcff' contains a lone surrogate"),
+        (["jobs", "--task", name], "task 'mail\\udcff' contains a lone surrogate"),
+        (["enqueue", "noop", "--queue", name], "queue name 'mail\\udcff' contains a lone"),
+        (["cron", "pause", name], "schedule name 'mail\\udcff' contains a lone surrogate"),
+    ]
+    for args, message in commands:
+        assert_one_line_error(offload_cli(*args, env=env), 1, message)
+    assert store.jobs() == []

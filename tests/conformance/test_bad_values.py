@@ -144,3 +144,44 @@ def test_max_attempts_past_the_documented_range_is_refused(
             app.task(name="t", max_attempts=attempts)
     assert app.jobs() == []
     assert echo.options(max_attempts=MAX_ATTEMPTS).enqueue().job().max_attempts == MAX_ATTEMPTS
+
+
+# -- lone surrogates --------------------------------------------------------------------
+
+#: How a command-line argument that is not UTF-8 reaches Python (surrogateescape).
+SURROGATE = "mail\udcff"
+SURROGATE_CALLS: list[tuple[str, Call]] = [
+    ("queue name", lambda app, echo: echo.options(queue=SURROGATE).enqueue()),
+    ("queue name", lambda app, echo: app.enqueue("echo", queue=SURROGATE)),
+    ("idempotency_key", lambda app, echo: echo.options(idempotency_key=SURROGATE).enqueue()),
+    ("queue", lambda app, echo: app.jobs(queue=SURROGATE)),
+    ("task", lambda app, echo: app.jobs(task=SURROGATE)),
+    ("schedule name", lambda app, echo: app.cron_pause(SURROGATE)),
+]
+
+
+@pytest.mark.parametrize(
+    ("field", "call"), SURROGATE_CALLS, ids=[f"{n}-{f}" for n, (f, _) in enumerate(SURROGATE_CALLS)]
+)
+@pytest.mark.usefixtures("stored")
+def test_lone_surrogates_are_refused_naming_the_field(
+    app: offload.App, echo: offload.Task[..., Any], field: str, call: Call
+) -> None:
+    """They raised a raw UnicodeEncodeError from the database driver."""
+    with pytest.raises(ValidationError) as info:
+        call(app, echo)
+    message = str(info.value)
+    assert message.startswith(f"{field} 'mail\\udcff' contains a lone surrogate"), message
+
+
+@pytest.mark.usefixtures("stored")
+def test_an_idempotency_key_must_be_text(echo: offload.Task[..., Any]) -> None:
+    with pytest.raises(ValidationError, match="idempotency_key must be a str, got 5"):
+        echo.options(idempotency_key=5).enqueue()  # type: ignore[arg-type]
+
+
+def test_a_task_declared_with_a_lone_surrogate_is_refused(app: offload.App) -> None:
+    with pytest.raises(ConfigurationError, match=r"task name .* contains a lone surrogate"):
+        app.task(name=SURROGATE)(lambda: None)
+    with pytest.raises(ConfigurationError, match=r"queue name .* contains a lone surrogate"):
+        app.task(name="t", queue=SURROGATE)

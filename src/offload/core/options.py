@@ -38,7 +38,21 @@ def _name(kind: str, value: str, error: ErrorClass = ConfigurationError) -> str:
         raise error(f"{kind} name must be 1-200 characters of text, got {shorten(value)}")
     if any(ord(ch) < 32 for ch in value):
         raise error(f"{kind} name {value!r} contains a control character")
+    _unicode(f"{kind} name", value, error)
     return value
+
+
+def _unicode(what: str, value: str, error: ErrorClass) -> None:
+    """Refuse text that cannot be stored: a lone surrogate is not valid Unicode."""
+    if value.isascii():
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise error(
+            f"{what} {shorten(value)} contains a lone surrogate at index {exc.start}, "
+            "which is not valid Unicode text"
+        ) from None
 
 
 #: The kinds of executor a job can run in.
@@ -170,6 +184,14 @@ def check_run_at(value: datetime) -> float:
             f"({EARLIEST.isoformat()} to {LATEST.isoformat()})"
         )
     return epoch
+
+
+def check_text(what: str, value: str) -> str:
+    """Text given to a call (an idempotency key, a filter): a str of valid Unicode."""
+    if not isinstance(value, str):
+        raise ValidationError(f"{what} must be a str, got {shorten(value)}")
+    _unicode(what, value, ValidationError)
+    return value
 
 
 def check_state(value: JobState | str) -> JobState:
