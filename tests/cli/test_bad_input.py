@@ -90,6 +90,7 @@ def test_arguments_that_are_not_utf8_are_one_line_errors(
         (["jobs", "--task", name], "task 'mail\\udcff' contains a lone surrogate"),
         (["enqueue", "noop", "--queue", name], "queue name 'mail\\udcff' contains a lone"),
         (["cron", "pause", name], "schedule name 'mail\\udcff' contains a lone surrogate"),
+        (["worker", "--burst", "-q", name], "queue name 'mail\\udcff' contains a lone"),
     ]
     for args, message in commands:
         assert_one_line_error(offload_cli(*args, env=env), 1, message)
