@@ -72,7 +72,7 @@ class SqlJobs:
         return ids
 
     def get(self, job_id: int) -> Job:
-        if not _ID_MIN <= job_id <= _ID_MAX:
+        if _beyond_ids(job_id):
             raise JobNotFound(job_id)
         with self.db.read() as cur:
             cur.execute(self.q["get"], {"id": job_id})
@@ -113,7 +113,7 @@ class SqlJobs:
     def _transition(self, operation: str, values: dict[str, Any]) -> Job:
         """Run a single-job state change; explain a refusal as not-found or a bad state."""
         job_id = values["id"]
-        if not _ID_MIN <= job_id <= _ID_MAX:
+        if _beyond_ids(job_id):
             raise JobNotFound(job_id)
         with self.db.tx() as cur:
             cur.execute(self.q[operation], values)
@@ -136,6 +136,11 @@ class SqlJobs:
                 cur.execute(self.q["prune"], {"state": str(state), "age": age})
                 removed += cur.rowcount
         return removed
+
+
+def _beyond_ids(job_id: int) -> bool:
+    """True for an int no job id can be (anything else goes to the database as before)."""
+    return isinstance(job_id, int) and not _ID_MIN <= job_id <= _ID_MAX
 
 
 def _before(before_id: int | None) -> int | None:
