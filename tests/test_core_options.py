@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import offload
-from offload.core.errors import ConfigurationError, UnknownTask
+from offload.core.errors import ConfigurationError, UnknownTask, ValidationError
 from offload.core.options import RetryPolicy, TaskOptions, check_delay, check_name
 from offload.core.task import Registry, TaskDef
 
@@ -87,7 +87,7 @@ def test_check_name_and_check_delay() -> None:
     assert check_delay(0) == 0.0
     assert check_delay(2.5) == 2.5
     for bad in (-0.1, math.nan, math.inf, "1", None, True):
-        with pytest.raises(ConfigurationError, match="delay"):
+        with pytest.raises(ValidationError, match="delay"):  # a delay is given per call
             check_delay(bad)  # type: ignore[arg-type]
 
 

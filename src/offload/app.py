@@ -19,6 +19,10 @@ from offload.core.options import (
     RetryPolicy,
     TaskOptions,
     check_name,
+    check_page,
+    check_priority,
+    check_state,
+    check_text,
 )
 from offload.core.records import ScheduleState, WorkerInfo
 from offload.core.schedule import Misfire, ScheduleDef, parse_misfire
@@ -26,7 +30,7 @@ from offload.core.states import JobState
 from offload.core.status import ScheduleStatus, WorkerStatus, is_lost, silent_for
 from offload.core.task import Registry, TaskDef
 from offload.handle import JobHandle
-from offload.task import Call, Task, TaskDecorator, call, check_priority
+from offload.task import Call, Task, TaskDecorator, call
 
 if TYPE_CHECKING:
     from offload.runtime.scheduler import Scheduler
@@ -238,7 +242,7 @@ class App:
     def cron_pause(self, name: str, paused: bool = True) -> None:
         """Pause (or resume) a schedule for every scheduler replica, across restarts."""
         self.ready()
-        self.backend.schedules.pause(name, paused)
+        self.backend.schedules.pause(check_text("schedule name", name), paused)
 
     def cron_run(self, name: str) -> JobHandle[Any]:
         """Enqueue a schedule's job once, now, outside its ticks."""
@@ -292,16 +296,13 @@ class App:
         limit: int = 50,
     ) -> list[Job]:
         """Jobs newest first; page with `before_id` = the last id of the previous page."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ConfigurationError(f"limit must be a positive int, got {limit!r}")
-        if before_id is not None and type(before_id) is not int:
-            raise ConfigurationError(f"before_id must be a job id (int), got {before_id!r}")
+        check_page(before_id, limit)
         self.ready()
         return self.backend.jobs.list(
             JobListParams(
-                queue=queue,
-                state=None if state is None else _state(state),
-                task=task,
+                queue=None if queue is None else check_text("queue", queue),
+                state=None if state is None else check_state(state),
+                task=None if task is None else check_text("task", task),
                 before_id=before_id,
                 limit=limit,
             )
@@ -390,14 +391,6 @@ class App:
         """The one insert path of every enqueue."""
         self.ready()
         return self.backend.jobs.insert(JobInsertParams(spec, payloads, conn))
-
-
-def _state(value: JobState | str) -> JobState:
-    try:
-        return JobState(value)
-    except ValueError:
-        names = ", ".join(s.value for s in JobState)
-        raise ConfigurationError(f"unknown job state {value!r}; one of: {names}") from None
 
 
 __all__ = ["App", "Call", "Task", "call"]

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar
 
+from offload.core import options as rules
 from offload.core import serialization
-from offload.core.errors import ConfigurationError
+from offload.core.errors import ValidationError
 from offload.core.job import JobSpec, Payload
-from offload.core.options import EnqueueOptions, RetryPolicy, TaskOptions, check_delay, check_name
+from offload.core.options import EnqueueOptions
 from offload.core.task import TaskDef
 from offload.handle import JobHandle
 
@@ -72,32 +73,37 @@ class Task(Generic[P, R]):
         meta: dict[str, Any] | None = None,
         conn: Any = None,
     ) -> Task[P, R]:
-        """The same task with per-call options; `conn` enqueues in the caller's transaction."""
+        """The same task with per-call options; `conn` enqueues in the caller's transaction.
+
+        `delay` is seconds from the database's now, at most 100 years; `at` is an aware
+        datetime from 1970-01-01 to 9999-12-31 23:59:59 UTC. A bad value raises a
+        ValidationError naming it.
+        """
         if delay is not None and at is not None:
-            raise ConfigurationError("give either delay or at, not both")
+            raise ValidationError("give either delay or at, not both")
         o = self._overrides
         if at is not None:
-            if not isinstance(at, datetime):
-                raise ConfigurationError(f"at must be a datetime, got {at!r}")
-            if at.tzinfo is None:
-                raise ConfigurationError(f"at={at!r} has no time zone; use an aware datetime")
             # Stored exactly: the database compares it with its own clock, not ours.
-            run_at, wait = at.timestamp(), 0.0
+            run_at, wait = rules.check_run_at(at), 0.0
         elif delay is not None:
-            run_at, wait = None, check_delay(delay)
+            run_at, wait = None, rules.check_delay(delay)
         else:
             run_at, wait = o.run_at, o.delay
         merged = EnqueueOptions(
-            queue=check_name("queue", queue) if queue is not None else o.queue,
+            queue=o.queue if queue is None else rules.check_name("queue", queue, ValidationError),
             priority=check_priority(priority) if priority is not None else o.priority,
             delay=wait,
             run_at=run_at,
             max_attempts=(
-                RetryPolicy(max_attempts=max_attempts).max_attempts
+                rules.check_max_attempts(max_attempts, ValidationError)
                 if max_attempts is not None
                 else o.max_attempts
             ),
-            idempotency_key=idempotency_key if idempotency_key is not None else o.idempotency_key,
+            idempotency_key=(
+                rules.check_text("idempotency_key", idempotency_key)
+                if idempotency_key is not None
+                else o.idempotency_key
+            ),
             meta=meta if meta is not None else o.meta,
         )
         return Task(self.app, self.definition, merged, conn if conn is not None else self._conn)
@@ -121,7 +127,7 @@ class Task(Generic[P, R]):
     def enqueue_many(self, calls: Iterable[Call | tuple[Any, ...]]) -> list[JobHandle[R]]:
         """Store many jobs in one transaction and one statement; all or none."""
         if self._overrides.idempotency_key is not None:
-            raise ConfigurationError("enqueue_many takes no idempotency_key: one key names one job")
+            raise ValidationError("enqueue_many takes no idempotency_key: one key names one job")
         limit = self.app.payload_limit
         payloads: list[Payload] = []
         for c in calls:
@@ -137,7 +143,7 @@ class Task(Generic[P, R]):
 
 def check_priority(value: int) -> int:
     """Validate a priority given at enqueue time."""
-    return TaskOptions(priority=value).priority
+    return rules.check_priority(value, ValidationError)
 
 
 class TaskDecorator(Protocol):

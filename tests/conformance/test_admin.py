@@ -103,7 +103,7 @@ def test_list_keyset_paging_is_disjoint_and_complete(backend: Backend, app: offl
 
 
 def test_app_jobs_rejects_an_unknown_state(app: offload.App) -> None:
-    with pytest.raises(offload.ConfigurationError, match="unknown job state"):
+    with pytest.raises(offload.ValidationError, match="unknown job state"):
         app.jobs(state="finished")
     assert app.jobs(state="available") == []
 
@@ -115,7 +115,7 @@ def test_app_jobs_refuses_a_bad_limit_or_cursor(app: offload.App, bad: dict[str,
     """Both backends must answer alike: SQLite reads LIMIT -1 as "no limit" and compares
     ids with text, PostgreSQL raises a SQL error; the App should refuse the call itself."""
     insert(app.backend, 3)
-    with pytest.raises(offload.ConfigurationError):
+    with pytest.raises(offload.ValidationError):
         app.jobs(**bad)  # type: ignore[arg-type]
 
 

@@ -207,3 +207,31 @@ def test_sqlite_connections_are_wal_and_synchronous_full(sqlite_url: str) -> Non
         relaxed.now()
         conn = relaxed._conn()  # type: ignore[attr-defined]
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1
+
+
+def _open_files_on(path: Path) -> int:
+    """How many of this process's file descriptors are open on `path`."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/self/fd/{fd}") == str(path):
+                count += 1
+    return count
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_a_failed_open_closes_its_connection_at_once(tmp_path: Path) -> None:
+    """The connection opened before a PRAGMA fails is closed then, not at garbage
+    collection: the error (and its traceback, which holds the connection) may live long."""
+    path = tmp_path / "bad.db"
+    path.write_bytes(os.urandom(8192))
+    backend = open_backend(f"sqlite:///{path}")
+    try:
+        errors = []
+        for _ in range(3):
+            with pytest.raises(BackendUnavailable) as info:
+                backend.schema.check()
+            errors.append(info)  # kept alive, as a caller logging them would
+        assert _open_files_on(path) == 0
+    finally:
+        backend.close()

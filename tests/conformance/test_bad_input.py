@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 import pytest
 
 import offload
@@ -18,8 +22,9 @@ from offload.core.errors import (
     PayloadTooLarge,
     SerializationError,
     UnknownTask,
+    ValidationError,
 )
-from tests.conformance.helpers import RawDB
+from tests.pgserver import PostgresServer
 
 # -- arguments that are not JSON --------------------------------------------------------
 
@@ -46,25 +51,6 @@ def _deep(levels: int) -> Any:
     for level in range(levels):
         value = [value] if level % 2 else {"k": value}
     return value
-
-
-@pytest.fixture
-def echo(app: offload.App) -> offload.Task[..., Any]:
-    @app.task(name="echo")
-    def echo(*args: Any, **kwargs: Any) -> Any:
-        return [args, kwargs]
-
-    return echo
-
-
-@pytest.fixture
-def stored(app: offload.App, echo: offload.Task[..., Any], db_url: str) -> Iterator[None]:
-    """One job stored before the test; afterwards every row must be exactly as it was."""
-    echo.enqueue("already here", n=1)
-    raw = RawDB(db_url)
-    before = raw.all_rows()
-    yield
-    assert raw.all_rows() == before, "a refused call changed stored jobs"
 
 
 @pytest.mark.parametrize(("kind", "value"), NOT_JSON, ids=[kind for kind, _ in NOT_JSON])
@@ -177,7 +163,8 @@ def test_unknown_task_is_refused_with_a_suggestion(app: offload.App) -> None:
 def test_bad_enqueue_options_are_refused(
     echo: offload.Task[..., Any], options: dict[str, Any]
 ) -> None:
-    with pytest.raises(ConfigurationError):
+    """Bad input to a call: a ValidationError (ConfigurationError is for declarations)."""
+    with pytest.raises(ValidationError):
         echo.options(**options).enqueue(1)
 
 
@@ -240,3 +227,61 @@ def test_unreachable_postgresql_is_one_line_naming_host_and_cause() -> None:
             t.enqueue()
     finally:
         app.close()
+
+
+@contextlib.contextmanager
+def _password_role(server: PostgresServer) -> Iterator[str]:
+    """A role that must log in with the password 'right' over TCP: the throwaway cluster
+    trusts everyone, so its pg_hba.conf gets one line for this role, first."""
+    assert server.data_dir is not None
+    role = f"offload_pw_{os.getpid()}"
+    hba = server.data_dir / "pg_hba.conf"
+    original = hba.read_bytes()
+    with psycopg.connect(server.url, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'right'".encode())
+        try:
+            hba.write_bytes(f"host all {role} 127.0.0.1/32 scram-sha-256\n".encode() + original)
+            admin.execute("SELECT pg_reload_conf()")
+            without_password = server.url.replace("postgres@", f"{role}@", 1)
+            deadline = time.monotonic() + 10
+            while True:  # the reload is asynchronous: wait until trust no longer applies
+                try:
+                    psycopg.connect(without_password, connect_timeout=5).close()
+                except psycopg.OperationalError:
+                    break
+                assert time.monotonic() < deadline, "pg_hba.conf was not reloaded"
+                time.sleep(0.05)
+            yield role
+        finally:
+            hba.write_bytes(original)
+            admin.execute("SELECT pg_reload_conf()")
+            admin.execute(f"DROP ROLE {role}".encode())
+
+
+def test_a_wrong_password_is_one_line_and_one_attempt_per_call(pg_server: PostgresServer) -> None:
+    if not pg_server.owned or pg_server.log_file is None:
+        pytest.skip("edits the pg_hba.conf of the throwaway cluster; the server is external")
+    log = pg_server.log_file
+    with _password_role(pg_server) as role:
+        url = pg_server.url.replace("postgres@", f"{role}:wr0ng@", 1)
+        rejected = f'password authentication failed for user "{role}"'
+        before = log.read_text(errors="replace").count(rejected)
+        app = offload.App(url)
+        try:
+
+            @app.task(name="t")
+            def t() -> None:
+                return None
+
+            calls: list[Callable[[], object]] = [app.jobs, t.enqueue, app.migrate]
+            for call in calls:
+                with pytest.raises(BackendUnavailable) as info:
+                    call()
+                message = str(info.value)
+                assert "\n" not in message
+                assert rejected in message, message
+                assert "wr0ng" not in message and f"{role}:***@" in message, message
+        finally:
+            app.close()
+        time.sleep(0.5)  # a pool retrying in the background would log more failures
+        assert log.read_text(errors="replace").count(rejected) - before == len(calls)

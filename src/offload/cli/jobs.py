@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import click
-import orjson
 from rich.table import Table
 from rich.text import Text
 
 from offload.cli.context import AppLoader
 from offload.cli.output import console, json_text, new_table, print_json, state_text, when
+from offload.core.errors import clip, shorten
 from offload.core.job import Job
 from offload.core.states import JobState
 
@@ -20,21 +21,32 @@ JsonCallback = Callable[[click.Context, click.Parameter, str | None], Any]
 
 
 def _json_of(kind: type[list[Any]] | type[dict[str, Any]]) -> JsonCallback:
-    """A click callback that decodes an option's text as JSON of one kind."""
+    """A click callback that decodes an option's text as JSON of one kind.
+
+    Integers are read exactly (orjson would read one past 64 bits as a float, losing
+    digits), so that the App refuses the same values from the command line as from Python.
+    """
     name = "JSON array" if kind is list else "JSON object"
 
     def decode(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
         if value is None:
             return None
         try:
-            decoded = orjson.loads(value)
-        except orjson.JSONDecodeError as exc:
-            raise click.BadParameter(f"{value!r} is not JSON ({exc})") from None
+            decoded = json.loads(value, parse_constant=_not_json)
+        except RecursionError:
+            raise click.BadParameter(f"{shorten(value)} is not JSON (nested too deeply)") from None
+        except ValueError as exc:  # JSONDecodeError, or an integer of 4,300+ digits
+            raise click.BadParameter(f"{shorten(value)} is not JSON ({clip(str(exc))})") from None
         if not isinstance(decoded, kind):
-            raise click.BadParameter(f"{value!r} is not a {name}")
+            raise click.BadParameter(f"{shorten(value)} is not a {name}")
         return decoded
 
     return decode
+
+
+def _not_json(constant: str) -> Any:
+    """Refuse NaN and Infinity, which Python's json module reads but JSON does not have."""
+    raise ValueError(f"{constant} is not a JSON value")
 
 
 @click.command()
@@ -46,7 +58,9 @@ def _json_of(kind: type[list[Any]] | type[dict[str, Any]]) -> JsonCallback:
     "--kwargs", metavar="JSON", callback=_json_of(dict), help="Keyword arguments, a JSON object."
 )
 @click.option("--queue", help="Queue instead of the task's own.")
-@click.option("--delay", type=float, help="Seconds from now until the job may run.")
+@click.option(
+    "--delay", type=float, help="Seconds from now until the job may run (at most 100 years)."
+)
 @click.option("--priority", type=int, help="Higher runs first (-1000..1000).")
 @click.option("--max-attempts", type=int, help="Attempts before the job is dead.")
 @click.option("--json", is_flag=True, help='Print {"id": ...} as JSON.')

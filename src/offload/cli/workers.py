@@ -10,7 +10,7 @@ import click
 
 from offload.cli.context import AppLoader
 from offload.cli.output import console, new_table, print_json, when
-from offload.core.options import EXECUTORS
+from offload.core.options import EXECUTORS, check_name
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -91,6 +91,7 @@ def worker(
     )
     if app_path:
         loader.path = app_path
+    served = [check_name("queue", name.strip()) for name in queues.split(",") if name.strip()]
     if executor == "process" and loader.path:
         from offload.runtime.processes import start_fork_server
 
@@ -104,7 +105,7 @@ def worker(
         "poll_interval": poll_interval,
     }
     runner = loader.app().worker(
-        queues=[name.strip() for name in queues.split(",") if name.strip()],
+        queues=served,
         executor=executor,
         app_path=loader.path,
         burst=burst,

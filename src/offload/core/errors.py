@@ -55,7 +55,7 @@ class UnknownTask(ValidationError):
     def __init__(self, name: str, known: list[str]) -> None:
         self.name = name
         hint = _did_you_mean(name, known)
-        super().__init__(f"unknown task {name!r}{hint}")
+        super().__init__(f"unknown task {shorten(name)}{hint}")
 
 
 class JobNotFound(OffloadError, LookupError):
@@ -63,7 +63,7 @@ class JobNotFound(OffloadError, LookupError):
 
     def __init__(self, job_id: int) -> None:
         self.job_id = job_id
-        super().__init__(f"no job with id {job_id}")
+        super().__init__(f"no job with id {shorten(job_id)}")
 
 
 class ScheduleNotFound(OffloadError, LookupError):
@@ -71,7 +71,7 @@ class ScheduleNotFound(OffloadError, LookupError):
 
     def __init__(self, name: str) -> None:
         self.name = name
-        super().__init__(f"no schedule named {name!r}")
+        super().__init__(f"no schedule named {shorten(name)}")
 
 
 class InvalidTransition(OffloadError):
@@ -131,6 +131,25 @@ class SchemaMismatch(BackendError):
 
 class BackendUnavailable(BackendError):
     """The database cannot be opened or connected to."""
+
+
+def shorten(value: object, limit: int = 200) -> str:
+    """`repr(value)` for an error message, cut to `limit` characters when longer (with the
+    full length), so that a message never repeats a huge input."""
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):  # nested too deeply, or an int of 4,300+ digits
+        text = f"<{type(value).__name__} too large to show>"
+    return clip(text, limit)
+
+
+def clip(text: str, limit: int = 200) -> str:
+    """`text` cut to about `limit` characters when longer: its start and end around "...",
+    then its full length."""
+    if len(text) <= limit:
+        return text
+    tail = limit // 4
+    return f"{text[: limit - tail]}...{text[-tail:]} ({len(text)} characters)"
 
 
 def _did_you_mean(name: str, known: list[str]) -> str:

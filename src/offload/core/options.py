@@ -1,32 +1,58 @@
-"""Task options and the retry policy; validated when a task is declared."""
+"""Task options and the retry policy; validated when a task is declared.
+
+The same rules check the options of one enqueue (`Task.options`): a bad value there is a
+`ValidationError` (bad input to a call), at declaration a `ConfigurationError`.
+"""
 
 from __future__ import annotations
 
 import math
 import random
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from offload.core.errors import ConfigurationError
+from offload.core.errors import ConfigurationError, OffloadError, ValidationError, shorten
+from offload.core.states import JobState
+from offload.core.times import EARLIEST, LATEST, MAX_DELAY
+
+#: Which error a rule raises: ConfigurationError at declaration, ValidationError per call.
+ErrorClass = type[OffloadError]
 
 
-def _positive(name: str, value: float, *, allow_zero: bool = False) -> float:
+def _positive(
+    name: str, value: float, *, allow_zero: bool = False, error: ErrorClass = ConfigurationError
+) -> float:
     """Return `value` as a float, refusing negatives, NaN and non-numbers with a named error."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigurationError(f"{name} must be a number, got {value!r}")
+        raise error(f"{name} must be a number, got {shorten(value)}")
     if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigurationError(f"{name} must be a finite number {bound}, got {value!r}")
+        raise error(f"{name} must be a finite number {bound}, got {value!r}")
     return float(value)
 
 
-def _name(kind: str, value: str) -> str:
+def _name(kind: str, value: str, error: ErrorClass = ConfigurationError) -> str:
     """Validate a queue/task name: non-empty text without control characters, at most 200."""
     if not isinstance(value, str) or not value or len(value) > 200:
-        raise ConfigurationError(f"{kind} name must be 1-200 characters of text, got {value!r}")
+        raise error(f"{kind} name must be 1-200 characters of text, got {shorten(value)}")
     if any(ord(ch) < 32 for ch in value):
-        raise ConfigurationError(f"{kind} name {value!r} contains a control character")
+        raise error(f"{kind} name {value!r} contains a control character")
+    _unicode(f"{kind} name", value, error)
     return value
+
+
+def _unicode(what: str, value: str, error: ErrorClass) -> None:
+    """Refuse text that cannot be stored: a lone surrogate is not valid Unicode."""
+    if value.isascii():
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise error(
+            f"{what} {shorten(value)} contains a lone surrogate at index {exc.start}, "
+            "which is not valid Unicode text"
+        ) from None
 
 
 #: The kinds of executor a job can run in.
@@ -44,13 +70,14 @@ class RetryPolicy:
     jitter: float = 0.1
 
     def __post_init__(self) -> None:
-        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
-            raise ConfigurationError(f"max_attempts must be an int, got {self.max_attempts!r}")
-        if self.max_attempts < 1:
-            raise ConfigurationError(f"max_attempts must be >= 1, got {self.max_attempts}")
+        check_max_attempts(self.max_attempts)
         _positive("retry base", self.base, allow_zero=True)
         _positive("retry factor", self.factor)
-        _positive("retry max_delay", self.max_delay, allow_zero=True)
+        if _positive("retry max_delay", self.max_delay, allow_zero=True) > MAX_DELAY:
+            raise ConfigurationError(
+                f"retry max_delay must be at most {MAX_DELAY:.0f} seconds (100 years), "
+                f"got {self.max_delay!r}"
+            )
         if not 0 <= _positive("retry jitter", self.jitter, allow_zero=True) <= 1:
             raise ConfigurationError(f"retry jitter must be within [0, 1], got {self.jitter}")
         if self.base > self.max_delay:
@@ -89,10 +116,7 @@ class TaskOptions:
 
     def __post_init__(self) -> None:
         _name("queue", self.queue)
-        if isinstance(self.priority, bool) or not isinstance(self.priority, int):
-            raise ConfigurationError(f"priority must be an int, got {self.priority!r}")
-        if not -1000 <= self.priority <= 1000:
-            raise ConfigurationError(f"priority must be within [-1000, 1000], got {self.priority}")
+        check_priority(self.priority)
         for name in ("timeout", "cpu_seconds", "memory_mb"):
             value = getattr(self, name)
             if value is not None:
@@ -120,14 +144,83 @@ class TaskOptions:
         return self.cpu_seconds is not None or self.memory_mb is not None
 
 
-def check_name(kind: str, value: str) -> str:
-    """Public wrapper of the name rule, for queue and task names given at enqueue time."""
-    return _name(kind, value)
+def check_name(kind: str, value: str, error: ErrorClass = ConfigurationError) -> str:
+    """The name rule, for queue, task and schedule names (`error` for a per-call name)."""
+    return _name(kind, value, error)
+
+
+def check_priority(value: int, error: ErrorClass = ConfigurationError) -> int:
+    """A priority: an int within [-1000, 1000]; higher runs first."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise error(f"priority must be an int, got {shorten(value)}")
+    if not -1000 <= value <= 1000:
+        raise error(f"priority must be within [-1000, 1000], got {shorten(value)}")
+    return value
+
+
+#: The most attempts a job may have (PostgreSQL stores them as a 32-bit integer, and a
+#: retry adds a task's budget to the attempts made).
+MAX_ATTEMPTS = 1_000_000
+
+
+def check_max_attempts(value: int, error: ErrorClass = ConfigurationError) -> int:
+    """Attempts before a job is dead: an int within [1, MAX_ATTEMPTS]."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise error(f"max_attempts must be an int, got {shorten(value)}")
+    if not 1 <= value <= MAX_ATTEMPTS:
+        raise error(f"max_attempts must be within [1, {MAX_ATTEMPTS}], got {shorten(value)}")
+    return value
 
 
 def check_delay(value: float) -> float:
-    """Validate a delay in seconds (>= 0)."""
-    return _positive("delay", value, allow_zero=True)
+    """A delay given at enqueue: seconds within [0, MAX_DELAY] (100 years)."""
+    delay = _positive("delay", value, allow_zero=True, error=ValidationError)
+    if delay > MAX_DELAY:
+        raise ValidationError(
+            f"delay must be at most {MAX_DELAY:.0f} seconds (100 years), got {value!r}"
+        )
+    return delay
+
+
+def check_run_at(value: datetime) -> float:
+    """An exact run time given at enqueue (`at=`): an aware datetime within
+    [EARLIEST, LATEST], 1970-01-01 to 9999-12-31 23:59:59 UTC; returns epoch seconds."""
+    if not isinstance(value, datetime):
+        raise ValidationError(f"at must be a datetime, got {shorten(value)}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(f"at={value!r} has no time zone; use an aware datetime")
+    epoch = value.timestamp()
+    if not EARLIEST.timestamp() <= epoch <= LATEST.timestamp():
+        raise ValidationError(
+            f"at={value.isoformat()} is outside the times offload stores "
+            f"({EARLIEST.isoformat()} to {LATEST.isoformat()})"
+        )
+    return epoch
+
+
+def check_text(what: str, value: str) -> str:
+    """Text given to a call (an idempotency key, a filter): a str of valid Unicode."""
+    if not isinstance(value, str):
+        raise ValidationError(f"{what} must be a str, got {shorten(value)}")
+    _unicode(what, value, ValidationError)
+    return value
+
+
+def check_state(value: JobState | str) -> JobState:
+    """A job state given to a call, by value or name."""
+    try:
+        return JobState(value)
+    except ValueError:
+        names = ", ".join(s.value for s in JobState)
+        raise ValidationError(f"unknown job state {shorten(value)}; one of: {names}") from None
+
+
+def check_page(before_id: int | None, limit: int) -> None:
+    """A page of a listing: `before_id` a job id (int) or None, `limit` an int >= 1."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValidationError(f"limit must be a positive int, got {shorten(limit)}")
+    if before_id is not None and type(before_id) is not int:
+        raise ValidationError(f"before_id must be a job id (int), got {shorten(before_id)}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from offload.core.errors import PayloadTooLarge, SerializationError
+from offload.core.errors import PayloadTooLarge, SerializationError, clip, shorten
 
 #: Default cap on one job's encoded arguments, and on one result.
 DEFAULT_PAYLOAD_LIMIT = 1024 * 1024
@@ -33,19 +33,22 @@ def _check(value: Any, path: str, depth: int) -> None:
         return
     if kind is int:
         if not _INT_MIN <= value <= _INT_MAX:
-            raise SerializationError(f"{path} is an integer outside the 64-bit range JSON carries")
+            raise SerializationError(
+                f"{clip(path)} is an integer outside the 64-bit range JSON carries"
+            )
         return
     if kind is float:
         if not math.isfinite(value):
-            raise SerializationError(f"{path} is {value!r}, which JSON cannot represent")
+            raise SerializationError(f"{clip(path)} is {value!r}, which JSON cannot represent")
         return
     if depth >= _MAX_DEPTH:
-        raise SerializationError(f"{path} is nested deeper than {_MAX_DEPTH} levels")
+        raise SerializationError(f"{clip(path)} is nested deeper than {_MAX_DEPTH} levels")
     if kind is dict:
         for key, item in value.items():
             if type(key) is not str:
                 raise SerializationError(
-                    f"{path} has a key {key!r} of type {type(key).__name__}; JSON keys are str"
+                    f"{clip(path)} has a key {shorten(key)} of type {type(key).__name__}; "
+                    "JSON keys are str"
                 )
             _check_text(key, f"{path} has a key that")
             _check(item, f"{path}[{key!r}]", depth + 1)
@@ -55,7 +58,7 @@ def _check(value: Any, path: str, depth: int) -> None:
             _check(item, f"{path}[{index}]", depth + 1)
         return
     raise SerializationError(
-        f"{path} is a {kind.__module__}.{kind.__qualname__}, which is not JSON "
+        f"{clip(path)} is a {kind.__module__}.{kind.__qualname__}, which is not JSON "
         "(allowed: dict with str keys, list, str, int, float, bool, None)"
     )
 
@@ -68,7 +71,7 @@ def _check_text(value: str, path: str) -> None:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise SerializationError(
-            f"{path} contains a lone surrogate {value[exc.start]!r} at index {exc.start}, "
+            f"{clip(path)} contains a lone surrogate {value[exc.start]!r} at index {exc.start}, "
             "which is not valid Unicode text"
         ) from None
 

@@ -14,7 +14,7 @@ import functools
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar
 
 from offload.backends.base import Listener
@@ -24,6 +24,7 @@ from offload.backends.sql.queries import Queries
 from offload.backends.sql.schedules import SqlSchedules
 from offload.backends.sql.schema import SqlSchema
 from offload.backends.sql.workers import SqlWorkers
+from offload.core.times import from_epoch
 
 #: The areas every SQL backend has, one `.sql` file each.
 AREAS = ("connector", "schema", "jobs", "claims", "schedules", "workers")
@@ -109,5 +110,5 @@ def _queries(
 
 
 def epoch_to_datetime(value: float) -> datetime:
-    """Convert stored epoch seconds to an aware UTC datetime."""
-    return datetime.fromtimestamp(value, UTC)
+    """Convert stored epoch seconds to an aware UTC datetime (clamped: see core.times)."""
+    return from_epoch(value)

@@ -22,6 +22,10 @@ from offload.core.states import FINISHED, JobState
 if TYPE_CHECKING:
     from offload.backends.sql.connector import SqlBackend
 
+#: Ids are 64-bit integers: SQLite cannot even compare a larger Python int with a column
+#: (OverflowError), PostgreSQL can; an id outside this range names no job on either.
+_ID_MIN, _ID_MAX = -(2**63), 2**63 - 1
+
 
 class SqlJobs:
     """`JobStore` over a backend's `jobs.sql`."""
@@ -71,6 +75,8 @@ class SqlJobs:
         return ids
 
     def get(self, job_id: int) -> Job:
+        if _beyond_ids(job_id):
+            raise JobNotFound(job_id)
         with self.db.read() as cur:
             cur.execute(self.q["get"], {"id": job_id})
             found = jobs_from(cur, cur.fetchall(), self.db.time)
@@ -83,8 +89,9 @@ class SqlJobs:
             "queue": params.queue,
             "state": None if params.state is None else str(params.state),
             "task": params.task,
-            "before_id": params.before_id,
-            "limit": params.limit,
+            # Past either end of the id range: every id is before it, or none.
+            "before_id": _before(params.before_id),
+            "limit": min(params.limit, _ID_MAX),
         }
         with self.db.read() as cur:
             cur.execute(self.q["list"], values)
@@ -109,6 +116,8 @@ class SqlJobs:
     def _transition(self, operation: str, values: dict[str, Any]) -> Job:
         """Run a single-job state change; explain a refusal as not-found or a bad state."""
         job_id = values["id"]
+        if _beyond_ids(job_id):
+            raise JobNotFound(job_id)
         with self.db.tx() as cur:
             cur.execute(self.q[operation], values)
             changed = jobs_from(cur, cur.fetchall(), self.db.time)
@@ -138,6 +147,18 @@ def _due(spec: JobSpec) -> bool:
     if spec.run_at is not None:
         return spec.run_at <= time.time()
     return spec.delay <= 0
+
+
+def _beyond_ids(job_id: int) -> bool:
+    """True for an int no job id can be (anything else goes to the database as before)."""
+    return isinstance(job_id, int) and not _ID_MIN <= job_id <= _ID_MAX
+
+
+def _before(before_id: int | None) -> int | None:
+    """A listing's `before_id` within the id range, meaning the same."""
+    if before_id is None or before_id > _ID_MAX:
+        return None
+    return max(before_id, _ID_MIN)
 
 
 def _spec_params(spec: JobSpec) -> dict[str, Any]:

@@ -105,6 +105,9 @@ class SQLiteBackend(SqlBackend):
             db = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=0
             )
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+        try:
             db.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
             mode = db.execute("PRAGMA journal_mode").fetchone()[0]
             if mode != "wal":
@@ -113,6 +116,7 @@ class SQLiteBackend(SqlBackend):
             self._sync = self.synchronous
             db.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as exc:
+            db.close()  # now, not at garbage collection: its file stays open until then
             raise self._error(exc) from None
         return db
 

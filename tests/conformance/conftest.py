@@ -1,0 +1,30 @@
+"""Fixtures of the bad-input tests: an `echo` task and a guard that nothing stored changes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import offload
+from tests.conformance.helpers import RawDB
+
+
+@pytest.fixture
+def echo(app: offload.App) -> offload.Task[..., Any]:
+    @app.task(name="echo")
+    def echo(*args: Any, **kwargs: Any) -> Any:
+        return [args, kwargs]
+
+    return echo
+
+
+@pytest.fixture
+def stored(app: offload.App, echo: offload.Task[..., Any], db_url: str) -> Iterator[None]:
+    """One job stored before the test; afterwards every row must be exactly as it was."""
+    echo.enqueue("already here", n=1)
+    raw = RawDB(db_url)
+    before = raw.all_rows()
+    yield
+    assert raw.all_rows() == before, "a refused call changed stored jobs"
