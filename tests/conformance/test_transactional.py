@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import select
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -197,3 +198,23 @@ def test_a_listening_worker_is_woken_when_the_caller_commits_not_before(
         assert [job.args for job in claimed] == [[7]]
     finally:
         listener.close()
+
+
+def test_closing_right_after_a_callers_commit_never_hangs(db_url: str) -> None:
+    """The wake-up sent for a caller's commit and the App's close take locks of their own:
+    neither may wait for the other (a close once hung for good here, 1 run in 8)."""
+
+    def cycles() -> None:
+        for n in range(150):
+            app = offload.App(db_url)
+            app.migrate()
+            ship = app.task(name="ship")(lambda order: order)
+            with caller_connection(db_url) as conn:
+                ship.options(conn=conn).enqueue(n)
+                conn.commit()
+            app.close()
+
+    runner = threading.Thread(target=cycles, daemon=True)
+    runner.start()
+    runner.join(60)
+    assert not runner.is_alive(), "App.close() hung after a transactional enqueue"

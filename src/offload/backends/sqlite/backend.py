@@ -211,12 +211,12 @@ class SQLiteBackend(SqlBackend):
         return WakeSocket()
 
     def close(self) -> None:
+        self._watch.close()  # first, and outside the lock: its thread may be reading addresses
         with self._lock:
             if self._db is not None and self._pid == os.getpid():
                 self._db.close()
             self._db = None
-            self._watch.close()
-            self._wake.close()
+        self._wake.close()
 
 
 class _Cursor(sqlite3.Cursor):

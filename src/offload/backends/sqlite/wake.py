@@ -16,6 +16,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from offload.core.errors import OffloadError
+
 #: How long a producer trusts its cached list of worker addresses (shorter while empty).
 ADDRESS_TTL = 1.0
 EMPTY_TTL = 0.1
@@ -58,25 +60,29 @@ class WakeSender:
         self._lock = threading.Lock()  # the commit watch's thread sends too
 
     def send(self) -> None:
-        """Signal every known worker; never raises, never blocks."""
+        """Signal every known worker; never raises, never blocks. The addresses are read
+        outside the lock: the read takes the backend's lock, which `close` may hold."""
         if not sys.platform.startswith("linux"):
             return
-        with self._lock:
-            self._send()
-
-    def _send(self) -> None:
         now = time.monotonic()
-        if now - self._loaded_at > (ADDRESS_TTL if self._addresses else EMPTY_TTL):
-            self._addresses = self._load()
-            self._loaded_at = now
-        if not self._addresses:
-            return
-        if self._sock is None:
-            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            self._sock.setblocking(False)
-        for address in self._addresses:
-            with contextlib.suppress(OSError):  # gone, or its buffer is full: awake anyway
-                self._sock.sendto(b"\1", "\0" + address)
+        with self._lock:
+            stale = now - self._loaded_at > (ADDRESS_TTL if self._addresses else EMPTY_TTL)
+        if stale:
+            try:
+                addresses = self._load()
+            except OffloadError:  # the jobs are committed: a missed wake-up costs a poll
+                return
+            with self._lock:
+                self._addresses, self._loaded_at = addresses, now
+        with self._lock:
+            if not self._addresses:
+                return
+            if self._sock is None:
+                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                self._sock.setblocking(False)
+            for address in self._addresses:
+                with contextlib.suppress(OSError):  # gone, or its buffer is full: awake anyway
+                    self._sock.sendto(b"\1", "\0" + address)
 
     def close(self) -> None:
         with self._lock:
@@ -145,14 +151,18 @@ class CommitWatch:
                     ended = True
             with self._cond:
                 self._watched = kept + self._watched[len(watched) :]
-            if ended:
+            if ended and not self._closed:
                 self._send()
                 pause = 0.0005
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
 
     def close(self) -> None:
+        """Stop watching (a transaction still open wakes nobody: the poll finds its jobs)."""
         with self._cond:
             self._closed = True
             self._watched = []
             self._cond.notify()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(1.0)
