@@ -27,7 +27,7 @@ from offload.core.options import (
 from offload.core.records import ScheduleState, WorkerInfo
 from offload.core.schedule import Misfire, ScheduleDef, parse_misfire
 from offload.core.states import JobState
-from offload.core.status import ScheduleStatus, WorkerStatus, is_lost, silent_for
+from offload.core.status import ScheduleStatus, WorkerStatus, is_lost, row_fields, silent_for
 from offload.core.task import Registry, TaskDef
 from offload.handle import JobHandle
 from offload.task import Call, Task, TaskDecorator, call
@@ -224,16 +224,7 @@ class App:
             declared = self.schedules.get(state.name)
             statuses.append(
                 ScheduleStatus(
-                    name=state.name,
-                    cron=state.cron,
-                    tz=state.tz,
-                    task=state.task,
-                    misfire=state.misfire,
-                    paused=state.paused,
-                    last_tick=state.last_tick,
-                    checked_at=state.checked_at,
-                    last_job_id=state.last_job_id,
-                    last_state=state.last_state,
+                    **row_fields(state),
                     next_run=None if declared is None else declared.next_run(now, state.last_tick),
                 )
             )
@@ -338,17 +329,7 @@ class App:
         for info in found:
             silence = silent_for(now, info.heartbeat_at)
             statuses.append(
-                WorkerStatus(
-                    id=info.id,
-                    host=info.host,
-                    pid=info.pid,
-                    queues=info.queues,
-                    concurrency=info.concurrency,
-                    started_at=info.started_at,
-                    heartbeat_at=info.heartbeat_at,
-                    silent_for=silence,
-                    lost=is_lost(silence),
-                )
+                WorkerStatus(**row_fields(info), silent_for=silence, lost=is_lost(silence))
             )
         return statuses
 

@@ -2,16 +2,17 @@
 
 The CLI, an HTTP API and a dashboard must agree on when a worker counts as lost and when a
 schedule runs next, so the rules live here and `App` applies them with the database clock;
-faces only format the records. The records are flat (no storage rows inside) so that faces
-can serialise them field by field and the core does not import the storage layer.
+faces only format the records. Each status is its stored record with the computed fields
+added, so faces read them field by field.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import Any
 
-from offload.core.states import JobState
+from offload.core.records import ScheduleState, WorkerInfo
 
 #: A worker heartbeats at least every 10 s; this much silence means it is gone.
 LOST_AFTER = 30.0
@@ -27,38 +28,25 @@ def is_lost(silence: float) -> bool:
     return silence > LOST_AFTER
 
 
-@dataclass(frozen=True, slots=True)
-class WorkerStatus:
-    """A registered worker as faces show it: who it is, and whether it still heartbeats."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerStatus(WorkerInfo):
+    """A registered worker as faces show it: its row, and whether it still heartbeats."""
 
-    id: str
-    host: str
-    pid: int
-    queues: list[str]
-    concurrency: int
-    started_at: datetime
-    heartbeat_at: datetime
     #: Seconds since the last heartbeat, by the database clock.
     silent_for: float
     #: Silent for longer than `LOST_AFTER`.
     lost: bool
 
 
-@dataclass(frozen=True, slots=True)
-class ScheduleStatus:
-    """A stored schedule as faces show it: its progress and its next run."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleStatus(ScheduleState):
+    """A stored schedule as faces show it: its row, and its next run."""
 
-    name: str
-    cron: str
-    tz: str
-    task: str
-    misfire: str
-    paused: bool
-    #: The newest tick handled, and when a scheduler last looked.
-    last_tick: datetime
-    checked_at: datetime
-    last_job_id: int | None
-    last_state: JobState | None
     #: The next tick by the cron expression (fired only while not paused); None when the
     #: schedule is stored but not declared by this app.
     next_run: datetime | None
+
+
+def row_fields(row: WorkerInfo | ScheduleState) -> dict[str, Any]:
+    """The fields of a stored record, to build its status from."""
+    return {f.name: getattr(row, f.name) for f in fields(row)}
