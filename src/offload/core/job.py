@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from offload.core.states import JobState
 
@@ -31,9 +31,12 @@ class JobSpec:
     meta: str = "{}"
 
 
-@dataclass(frozen=True, slots=True)
-class Payload:
-    """What is each job's own in an insert: its arguments as JSON text, and its keys."""
+class Payload(NamedTuple):
+    """What is each job's own in an insert: its arguments as JSON text, and its keys.
+
+    A tuple, not a dataclass: a batch makes one per job, and a tuple is built in a tenth of
+    the time and encodes to JSON as it is.
+    """
 
     args: str = "[]"
     kwargs: str = "{}"

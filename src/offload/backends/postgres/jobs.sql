@@ -10,13 +10,39 @@ VALUES (:task, :queue, :args::json, :kwargs::json, :priority,
     :max_attempts,
     coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay)), now(),
     :unique_key, :idempotency_key, :group_key, :meta::json)
+RETURNING id
+
+-- name: insert_one_keyed
+-- The same, for a job with an idempotency key: a taken key inserts nothing.
+INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
+    enqueued_at, unique_key, idempotency_key, group_key, meta)
+VALUES (:task, :queue, :args::json, :kwargs::json, :priority,
+    CASE WHEN coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
+        > now() THEN 'scheduled' ELSE 'available' END,
+    :max_attempts,
+    coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay)), now(),
+    :unique_key, :idempotency_key, :group_key, :meta::json)
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING id
 
 -- name: insert_many
--- Many jobs of one spec; :payloads is a JSON array of [args, kwargs, idempotency key]
--- triples, each payload as JSON text in a string (PostgreSQL's json cannot take \u0000
--- apart). Rows go in payload order, so their ids ascend with it.
+-- Many jobs of one spec; :payloads is a JSON array of [args, kwargs] pairs, each payload
+-- as JSON text in a string (PostgreSQL's json cannot take \u0000 apart). Rows go in
+-- payload order, so their ids ascend with it.
+INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
+    enqueued_at, unique_key, idempotency_key, group_key, meta)
+SELECT :task, :queue, (p.value ->> 0)::json, (p.value ->> 1)::json, :priority,
+    CASE WHEN coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
+        > now() THEN 'scheduled' ELSE 'available' END,
+    :max_attempts,
+    coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay)), now(),
+    :unique_key, NULL, :group_key, :meta::json
+FROM json_array_elements(:payloads::json) WITH ORDINALITY AS p(value, n)
+ORDER BY p.n
+RETURNING id
+
+-- name: insert_many_keyed
+-- The same with idempotency keys: [args, kwargs, key] triples; a taken key inserts nothing.
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
     enqueued_at, unique_key, idempotency_key, group_key, meta)
 SELECT :task, :queue, (p.value ->> 0)::json, (p.value ->> 1)::json, :priority,

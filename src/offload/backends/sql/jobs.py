@@ -47,23 +47,31 @@ class SqlJobs:
         and gets the id of the job holding the key, read in the same transaction.
         """
         values = _spec_params(spec)
+        # Keys need ON CONFLICT, whose speculative insertion costs PostgreSQL a second WAL
+        # record per row: statements without keys go without it.
+        keyed = any(p.idempotency_key is not None for p in payloads)
         if len(payloads) == 1:
             p = payloads[0]
             values.update(args=p.args, kwargs=p.kwargs, idempotency_key=p.idempotency_key)
-            cur.execute(self.q["insert_one"], values)
+            cur.execute(self.q["insert_one_keyed" if keyed else "insert_one"], values)
             if _due(spec):
                 self.db.wake(cur, (spec.queue,))
-            rows = cur.fetchall()
-            ids = [int(column(cur, rows, "id")[0])] if rows else [0]
-        else:
-            values["payloads"] = orjson.dumps(
-                [(p.args, p.kwargs, p.idempotency_key) for p in payloads]
-            ).decode()
-            cur.execute(self.q["insert_many"], values)
+            row = cur.fetchone()
+            ids = [0 if row is None else int(row[0])]  # RETURNING id alone
+        elif keyed:
+            values["payloads"] = orjson.dumps([tuple(p) for p in payloads]).decode()
+            cur.execute(self.q["insert_many_keyed"], values)
             if _due(spec):
                 self.db.wake(cur, (spec.queue,))
             rows = cur.fetchall()
             ids = _by_position(payloads, column(cur, rows, "id"), column(cur, rows, "key"))
+        else:
+            values["payloads"] = orjson.dumps([(p.args, p.kwargs) for p in payloads]).decode()
+            cur.execute(self.q["insert_many"], values)
+            if _due(spec):
+                self.db.wake(cur, (spec.queue,))
+            # Ids come from one sequence in payload order; RETURNING order is not promised.
+            ids = sorted(int(row[0]) for row in cur.fetchall())  # RETURNING id alone
         if 0 in ids:  # keys already taken: the jobs that hold them
             pairs = list(zip(payloads, ids, strict=True))
             keys = [p.idempotency_key for p, job_id in pairs if not job_id]

@@ -8,12 +8,34 @@ VALUES (:task, :queue, :args, :kwargs, :priority,
     CASE WHEN coalesce(:run_at, {now} + :delay) > {now} THEN 'scheduled' ELSE 'available' END,
     :max_attempts, coalesce(:run_at, {now} + :delay), {now},
     :unique_key, :idempotency_key, :group_key, :meta)
+RETURNING id
+
+-- name: insert_one_keyed
+-- The same, for a job with an idempotency key: a taken key inserts nothing.
+INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
+    enqueued_at, unique_key, idempotency_key, group_key, meta)
+VALUES (:task, :queue, :args, :kwargs, :priority,
+    CASE WHEN coalesce(:run_at, {now} + :delay) > {now} THEN 'scheduled' ELSE 'available' END,
+    :max_attempts, coalesce(:run_at, {now} + :delay), {now},
+    :unique_key, :idempotency_key, :group_key, :meta)
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING id
 
 -- name: insert_many
--- Many jobs of one spec; :payloads is a JSON array of [args, kwargs, idempotency key]
--- triples. Rows go in payload order, so their ids ascend with it.
+-- Many jobs of one spec; :payloads is a JSON array of [args, kwargs] pairs. Rows go in
+-- payload order, so their ids ascend with it.
+INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
+    enqueued_at, unique_key, idempotency_key, group_key, meta)
+SELECT :task, :queue, p.value ->> 0, p.value ->> 1, :priority,
+    CASE WHEN coalesce(:run_at, {now} + :delay) > {now} THEN 'scheduled' ELSE 'available' END,
+    :max_attempts, coalesce(:run_at, {now} + :delay), {now},
+    :unique_key, NULL, :group_key, :meta
+FROM json_each(:payloads) AS p
+ORDER BY p.key
+RETURNING id
+
+-- name: insert_many_keyed
+-- The same with idempotency keys: [args, kwargs, key] triples; a taken key inserts nothing.
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
     enqueued_at, unique_key, idempotency_key, group_key, meta)
 SELECT :task, :queue, p.value ->> 0, p.value ->> 1, :priority,
