@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -54,22 +53,19 @@ class SqlJobs:
             p = payloads[0]
             values.update(args=p.args, kwargs=p.kwargs, idempotency_key=p.idempotency_key)
             cur.execute(self.q["insert_one_keyed" if keyed else "insert_one"], values)
-            if _due(spec):
-                self.db.wake(cur, (spec.queue,))
+            self.db.wake(cur, (spec.queue,))
             row = cur.fetchone()
             ids = [0 if row is None else int(row[0])]  # RETURNING id alone
         elif keyed:
             values["payloads"] = orjson.dumps([tuple(p) for p in payloads]).decode()
             cur.execute(self.q["insert_many_keyed"], values)
-            if _due(spec):
-                self.db.wake(cur, (spec.queue,))
+            self.db.wake(cur, (spec.queue,))
             rows = cur.fetchall()
             ids = _by_position(payloads, column(cur, rows, "id"), column(cur, rows, "key"))
         else:
             values["payloads"] = orjson.dumps([(p.args, p.kwargs) for p in payloads]).decode()
             cur.execute(self.q["insert_many"], values)
-            if _due(spec):
-                self.db.wake(cur, (spec.queue,))
+            self.db.wake(cur, (spec.queue,))
             # Ids come from one sequence in payload order; RETURNING order is not promised.
             ids = sorted(int(row[0]) for row in cur.fetchall())  # RETURNING id alone
         if 0 in ids:  # keys already taken: the jobs that hold them
@@ -147,14 +143,6 @@ class SqlJobs:
                 cur.execute(self.q["prune"], {"state": str(state), "age": age})
                 removed += cur.rowcount
         return removed
-
-
-def _due(spec: JobSpec) -> bool:
-    """Whether jobs of `spec` are claimable at once (by this host's clock: a wrong guess
-    costs one empty claim, or a wait for the workers' poll)."""
-    if spec.run_at is not None:
-        return spec.run_at <= time.time()
-    return spec.delay <= 0
 
 
 def _beyond_ids(job_id: int) -> bool:
