@@ -270,11 +270,14 @@ class PostgresBackend(SqlBackend):
             return text
         return orjson.dumps(_without_nul(orjson.loads(text))).decode()
 
-    def wake(self, cur: Any, queues: Collection[str]) -> None:
-        """Nothing to send from here: the `offload_jobs_wake` trigger (migration 3) NOTIFYs
-        the queues of every statement that makes jobs available, in that statement, for any
-        writer; PostgreSQL delivers it at commit. (A NOTIFY statement of its own would cost
-        an enqueue a second round trip.)"""
+    def wake(self, cur: Any, queues: Collection[str], *, inserted: bool = False) -> None:
+        """NOTIFY in `cur`'s transaction (delivered at commit; in autocommit, right after the
+        statement committed). Inserts need nothing: the `offload_jobs_wake` trigger
+        (migration 3) NOTIFYs in the inserting statement, whoever runs it, so an enqueue
+        pays no second round trip. The other operations that make jobs available (release,
+        rescue, retry, a cancel) are rare enough to pay it."""
+        if not inserted:
+            cur.connection.execute(self.q["connector"]["wake"], {"queues": sorted(queues)})
 
     def listener(self) -> Listener:
         import psycopg

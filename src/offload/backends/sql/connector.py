@@ -3,9 +3,9 @@
 A backend subclasses it with connections and its clock format; the areas (`SqlJobs`,
 `SqlClaims`, ...) run the backend's named queries through it. Whenever a statement makes
 jobs available, its area calls `wake` with the queues concerned: the one interface by which
-workers hear of new work. Each backend has one mechanism behind it: PostgreSQL a statement
-trigger that NOTIFYs at commit (whoever writes), SQLite a datagram to each worker once the
-commit is visible.
+workers hear of new work. SQLite sends a datagram to each worker once the commit is visible;
+PostgreSQL NOTIFYs in the same transaction, delivered at commit, and for inserts a statement
+trigger does it, so that an enqueue pays no second round trip.
 """
 
 from __future__ import annotations
@@ -74,9 +74,9 @@ class SqlBackend(ABC):
         """Convert an aware datetime (or None) to the form queries take."""
 
     @abstractmethod
-    def wake(self, cur: Any, queues: Collection[str]) -> None:
-        """Jobs of `queues` became available in `cur`'s transaction: wake workers once it
-        commits (and never before: they would find nothing)."""
+    def wake(self, cur: Any, queues: Collection[str], *, inserted: bool = False) -> None:
+        """Jobs of `queues` became available in `cur`'s transaction (`inserted`: by an
+        insert): wake workers once it commits, and never before (they would find nothing)."""
 
     @abstractmethod
     def apply_migration(self, version: int, sql: str) -> None:

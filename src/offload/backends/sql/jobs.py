@@ -53,19 +53,19 @@ class SqlJobs:
             p = payloads[0]
             values.update(args=p.args, kwargs=p.kwargs, idempotency_key=p.idempotency_key)
             cur.execute(self.q["insert_one_keyed" if keyed else "insert_one"], values)
-            self.db.wake(cur, (spec.queue,))
+            self.db.wake(cur, (spec.queue,), inserted=True)
             row = cur.fetchone()
             ids = [0 if row is None else int(row[0])]  # RETURNING id alone
         elif keyed:
             values["payloads"] = orjson.dumps([tuple(p) for p in payloads]).decode()
             cur.execute(self.q["insert_many_keyed"], values)
-            self.db.wake(cur, (spec.queue,))
+            self.db.wake(cur, (spec.queue,), inserted=True)
             rows = cur.fetchall()
             ids = _by_position(payloads, column(cur, rows, "id"), column(cur, rows, "key"))
         else:
             values["payloads"] = orjson.dumps([(p.args, p.kwargs) for p in payloads]).decode()
             cur.execute(self.q["insert_many"], values)
-            self.db.wake(cur, (spec.queue,))
+            self.db.wake(cur, (spec.queue,), inserted=True)
             # Ids come from one sequence in payload order; RETURNING order is not promised.
             ids = sorted(int(row[0]) for row in cur.fetchall())  # RETURNING id alone
         if 0 in ids:  # keys already taken: the jobs that hold them

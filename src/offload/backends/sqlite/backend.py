@@ -197,7 +197,7 @@ class SQLiteBackend(SqlBackend):
 
     # -- wake-ups -------------------------------------------------------------------
 
-    def wake(self, cur: Any, queues: Collection[str]) -> None:
+    def wake(self, cur: Any, queues: Collection[str], *, inserted: bool = False) -> None:
         """Marks the transaction: its datagrams go out once its commit is visible. They carry
         no queue name: every worker looks, as a wake-up is only a hint."""
         cur.woke = True
