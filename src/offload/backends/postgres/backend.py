@@ -56,6 +56,7 @@ def _without_nul(value: Any) -> Any:
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
+    """A bookkeeping session (claims, outcomes): autocommit, JSON as text."""
     from psycopg.types.string import TextLoader
 
     # Autocommit: a single statement is its own transaction (one round trip); several
@@ -64,6 +65,13 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
     # JSON columns come back as text and are decoded once, by the shared decoder.
     for name in ("json", "jsonb"):
         conn.adapters.register_loader(name, TextLoader)
+
+
+def _configure_tolerant(conn: psycopg.Connection[Any]) -> None:
+    """A session for enqueues and reads: as `_configure`, and times out of range read
+    clamped. Claims keep psycopg's C loader: the wrapper costs a Python call per time, and
+    a job dated out of range is never due."""
+    _configure(conn)
     conn.adapters.register_loader("timestamptz", _timestamp_loader())
 
 
@@ -176,7 +184,7 @@ class PostgresBackend(SqlBackend):
                     self.url,
                     min_size=1,
                     max_size=self.pool_size,
-                    configure=_configure,
+                    configure=_configure if relaxed else _configure_tolerant,
                     kwargs={"options": _relaxed_options(self.url)} if relaxed else None,
                     timeout=30,
                     open=True,
