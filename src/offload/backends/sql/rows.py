@@ -6,6 +6,7 @@ each field up by name, so a column added to a query or a table shifts nothing.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -37,43 +38,57 @@ def _json(value: str | bytes | None) -> Any:
     return None if value is None else orjson.loads(value)
 
 
+#: The job row's columns, in the order `jobs_from` unpacks them.
+_JOB_FIELDS = (
+    "id", "task", "queue", "args", "kwargs", "priority", "state", "attempt", "max_attempts",
+    "run_at", "enqueued_at", "started_at", "finished_at", "lease_until", "worker", "result",
+    "errors", "unique_key", "idempotency_key", "group_key", "meta", "progress",
+    "cancel_requested",
+)  # fmt: skip
+_STATES = {state.value: state for state in JobState}
+
+
 def jobs_from(cur: Any, rows: Sequence[Sequence[Any]], time: TimeReader) -> list[Job]:
-    """Decode job rows fetched from `cur`."""
+    """Decode job rows fetched from `cur`: the columns are found by name once per
+    statement, then each row is unpacked by one getter (claims decode every job they take)."""
     if not rows:
         return []
     c = Columns(cur.description).index
-
-    def opt(value: Any) -> datetime | None:
-        return None if value is None else time(value)
-
-    return [
-        Job(
-            id=int(row[c["id"]]),
-            task=row[c["task"]],
-            queue=row[c["queue"]],
-            args=_json(row[c["args"]]),
-            kwargs=_json(row[c["kwargs"]]),
-            priority=int(row[c["priority"]]),
-            state=JobState(row[c["state"]]),
-            attempt=int(row[c["attempt"]]),
-            max_attempts=int(row[c["max_attempts"]]),
-            run_at=time(row[c["run_at"]]),
-            enqueued_at=time(row[c["enqueued_at"]]),
-            started_at=opt(row[c["started_at"]]),
-            finished_at=opt(row[c["finished_at"]]),
-            lease_until=opt(row[c["lease_until"]]),
-            worker=row[c["worker"]],
-            result=_json(row[c["result"]]),
-            errors=_json(row[c["errors"]]),
-            unique_key=row[c["unique_key"]],
-            idempotency_key=row[c["idempotency_key"]],
-            group_key=row[c["group_key"]],
-            meta=_json(row[c["meta"]]),
-            progress=_json(row[c["progress"]]),
-            cancel_requested=bool(row[c["cancel_requested"]]),
+    fields = operator.itemgetter(*(c[name] for name in _JOB_FIELDS))
+    loads = orjson.loads
+    jobs = []
+    for row in rows:
+        (job_id, task, queue, args, kwargs, priority, state, attempt, max_attempts, run_at,
+         enqueued_at, started_at, finished_at, lease_until, worker, result, errors,
+         unique_key, idempotency_key, group_key, meta, progress, cancel) = fields(row)  # fmt: skip
+        jobs.append(
+            Job(
+                id=int(job_id),
+                task=task,
+                queue=queue,
+                args=loads(args),
+                kwargs=loads(kwargs),
+                priority=int(priority),
+                state=_STATES[state],
+                attempt=int(attempt),
+                max_attempts=int(max_attempts),
+                run_at=time(run_at),
+                enqueued_at=time(enqueued_at),
+                started_at=None if started_at is None else time(started_at),
+                finished_at=None if finished_at is None else time(finished_at),
+                lease_until=None if lease_until is None else time(lease_until),
+                worker=worker,
+                result=None if result is None else loads(result),
+                errors=loads(errors),
+                unique_key=unique_key,
+                idempotency_key=idempotency_key,
+                group_key=group_key,
+                meta=loads(meta),
+                progress=None if progress is None else loads(progress),
+                cancel_requested=bool(cancel),
+            )
         )
-        for row in rows
-    ]
+    return jobs
 
 
 def workers_from(cur: Any, rows: Sequence[Sequence[Any]], time: TimeReader) -> list[WorkerInfo]:
