@@ -45,6 +45,7 @@ class Task(Generic[P, R]):
         self.definition = definition
         self._overrides = overrides
         self._conn = conn
+        self._built: JobSpec | None = None
         self.__doc__ = definition.fn.__doc__
         self.__name__ = definition.name
 
@@ -138,7 +139,11 @@ class Task(Generic[P, R]):
         return [JobHandle(backend, job_id) for job_id in ids]
 
     def _spec(self) -> JobSpec:
-        return self.definition.spec(self._overrides)
+        """What every job of this task and these options shares; built once per Task (a
+        Task never changes: `options` returns a new one)."""
+        if self._built is None:
+            self._built = self.definition.spec(self._overrides)
+        return self._built
 
 
 def check_priority(value: int) -> int:
