@@ -103,6 +103,37 @@ class PostgresServer:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
+    def _pg_ctl(self, *args: str, timeout: float = 60.0) -> None:
+        if not self.owned or self.bindir is None or self.data_dir is None:
+            raise RuntimeError("only a server these tests started can be stopped and started")
+        run_checked(
+            as_user([str(self.bindir / "pg_ctl"), *args, "-D", str(self.data_dir)], self._user),
+            what=f"pg_ctl {args[0]}",
+            cwd=self.base_dir,
+            timeout=timeout,
+        )
+
+    def halt(self, mode: str = "fast") -> None:
+        """Stop the server and keep its files (``pg_ctl stop -m fast|immediate``): an
+        outage, which `start` ends."""
+        self._pg_ctl("stop", "-m", mode, "-w", "-t", "30")
+
+    def start(self) -> None:
+        """Start a halted server again, on the same port, and wait until it accepts."""
+        assert self.log_file is not None
+        self._pg_ctl(
+            "start",
+            "-l",
+            str(self.log_file),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-p {self.port}",
+            timeout=90,
+        )
+        _wait_until_accepting(self, 60.0)
+
     def stop(self) -> None:
         """Stop the server (``pg_ctl stop -m immediate``) and delete its files.
 

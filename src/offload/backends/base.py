@@ -224,6 +224,11 @@ class Backend(Protocol):
         """A channel that becomes readable when jobs are enqueued or made available."""
         ...
 
+    def limit_connections(self, limit: int) -> None:
+        """Hold at most `limit` database connections from now on, not counting a wake-up
+        channel's (SQLite holds one per process whatever the limit)."""
+        ...
+
     def close(self) -> None:
         """Close connections; the backend must not be used afterwards."""
         ...

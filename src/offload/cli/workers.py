@@ -57,6 +57,11 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
     help="Seconds between polls when no wake-up arrives.",
 )
 @click.option(
+    "--connections",
+    type=click.IntRange(min=1),
+    help="Database connections at most, besides the wake-up channel's [default: 2].",
+)
+@click.option(
     "--log-level",
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
     default="INFO",
@@ -77,6 +82,7 @@ def worker(
     lease: float | None,
     shutdown_timeout: float | None,
     poll_interval: float | None,
+    connections: int | None,
     log_level: str,
 ) -> NoReturn:
     """Run jobs until stopped. MODULE:ATTR names the app (or use --app / $OFFLOAD_APP).
@@ -104,6 +110,7 @@ def worker(
         "lease": lease,
         "shutdown_timeout": shutdown_timeout,
         "poll_interval": poll_interval,
+        "connections": connections,
     }
     runner = loader.app().worker(
         queues=served,

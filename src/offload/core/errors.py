@@ -17,7 +17,9 @@ Tree::
     ├── ResultTimeout             JobHandle.result() waited past its timeout
     └── BackendError              the database refused or could not be reached
         ├── SchemaMismatch        schema older or newer than this code
-        └── BackendUnavailable    cannot connect
+        └── BackendUnavailable    cannot reach or write to the database (now, or for good)
+            ├── StorageFull       the disk or the database's size limit is full
+            └── OutcomeUnknown    the connection broke after a write was sent
 """
 
 from __future__ import annotations
@@ -130,7 +132,35 @@ class SchemaMismatch(BackendError):
 
 
 class BackendUnavailable(BackendError):
-    """The database cannot be opened or connected to."""
+    """The database cannot be reached or cannot take writes.
+
+    `transient` says whether waiting may help (a restart, a cut link, a full disk): workers
+    and schedulers ride such an outage out and resume; they stop on the others (a refused
+    password, a file that is not a database).
+    """
+
+    def __init__(self, message: str, *, transient: bool = True) -> None:
+        self.transient = transient
+        super().__init__(message)
+
+
+class StorageFull(BackendUnavailable):
+    """The disk, or the database's own size limit, is full; nothing of the failed
+    operation was stored. `location` names the file or server."""
+
+    def __init__(self, message: str, location: str) -> None:
+        self.location = location
+        super().__init__(message)
+
+
+class OutcomeUnknown(BackendUnavailable):
+    """The connection broke after a write was sent and before its commit was confirmed: it
+    may or may not have been stored. Resending is safe only for an operation that can be
+    told apart from its first try (an enqueue with an idempotency key)."""
+
+    def __init__(self, message: str, operation: str) -> None:
+        self.operation = operation
+        super().__init__(message)
 
 
 def shorten(value: object, limit: int = 200) -> str:

@@ -6,6 +6,10 @@ connection, while the loop claims on another: outcomes that arrive during a writ
 next one (group commit). SQLite has one writer at a time, so a thread would only queue behind the
 loop's claims; there the loop writes outcomes itself, before it claims, batching them while
 they arrive densely.
+
+Outcomes that meet a database outage are kept, not dropped: the error reaches the loop (which
+rides the outage out) and the outcomes are written once it calls `resume`. Fencing makes a
+late write safe: an outcome whose lease passed to another worker changes nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import orjson
 
 from offload.backends.base import Backend
 from offload.backends.params import FinishParams, Outcome
+from offload.core.errors import BackendUnavailable
 from offload.core.options import RetryPolicy
 from offload.core.retry import RunEnd, next_state
 from offload.core.states import JobState
@@ -96,6 +101,10 @@ class OutcomeWriter(Protocol):
         """Outcomes queued and not yet recorded."""
         ...
 
+    def resume(self) -> None:
+        """The database is back after an outage: write what waited."""
+        ...
+
     def close(self, timeout: float | None = None) -> None:
         """Write what is queued (waiting at most `timeout` seconds), then stop; raise the
         error of a failed write that `check` has not raised (its outcomes are lost: their
@@ -153,11 +162,13 @@ class LoopWriter:
         return not dense or len(self._pending) >= WRITE_SIZE or now - self._since >= self._delay
 
     def _write(self) -> None:
+        """Write every pending outcome; on an outage, the unwritten stay pending."""
         while self._pending:
-            batch, self._pending = self._pending[:WRITE_SIZE], self._pending[WRITE_SIZE:]
+            batch = self._pending[:WRITE_SIZE]
             self._last_size = len(batch)
             self._last_write = time.monotonic()
             _log_lost(self._backend.claims.finish(FinishParams(self._worker, batch)))
+            del self._pending[: len(batch)]
             self.written += len(batch)
             self._retried |= _has_retry(batch)
 
@@ -174,6 +185,9 @@ class LoopWriter:
     def unwritten(self) -> int:
         return len(self._pending)
 
+    def resume(self) -> None:
+        """Nothing to do: the next `turn` writes what waited."""
+
     def close(self, timeout: float | None = None) -> None:
         self._write()
 
@@ -182,7 +196,9 @@ class ThreadWriter:
     """Writes outcomes from a thread of its own, in the order they were submitted.
 
     Its `waitables` turn readable whenever it has nothing left to write, has written a retry,
-    or a write failed (`check` then raises the error in the loop's thread).
+    or a write failed (`check` then raises the error in the loop's thread). After a failure
+    for an outage it keeps its outcomes and waits for `resume` (or `close`, which tries once
+    more).
     """
 
     def __init__(self, backend: Backend, worker_id: str) -> None:
@@ -195,6 +211,7 @@ class ThreadWriter:
         self._closing = False
         self._retried = False
         self._signalled = False
+        self._paused = False
         self._error: BaseException | None = None
         self.written = 0
         self._thread = threading.Thread(target=self._run, name="offload-outcomes", daemon=True)
@@ -229,6 +246,12 @@ class ThreadWriter:
         with self._cond:
             return len(self._queued) + self._writing
 
+    def resume(self) -> None:
+        with self._cond:
+            self._paused = False
+            self._error = None  # the outage it reported is over
+            self._cond.notify()
+
     def close(self, timeout: float | None = None) -> None:
         with self._cond:
             if self._closing:
@@ -252,23 +275,29 @@ class ThreadWriter:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._queued and not self._closing:
+                while (not self._queued or self._paused) and not self._closing:
                     self._cond.wait()
                 if not self._queued:
                     return
                 batch = self._queued[:WRITE_SIZE]
                 del self._queued[:WRITE_SIZE]
                 self._writing = len(batch)
+                last_try = self._paused  # closing during an outage: one more try
             try:
                 lost = self._backend.claims.finish(FinishParams(self._worker, batch))
-            except BaseException as exc:  # raised again in the loop's thread by `check`
-                with self._cond:
-                    dropped = len(batch) + len(self._queued)
-                    self._error = exc
+            except BackendUnavailable as exc:
+                if not exc.transient or last_try:
+                    self._fail(exc, batch)
+                    return
+                with self._cond:  # keep them, first in line, until `resume`
+                    self._queued[:0] = batch
                     self._writing = 0
-                    self._queued.clear()
+                    self._paused = True
+                    self._error = exc
                     self._signal()
-                log.error("could not record %d outcomes (their jobs run again): %s", dropped, exc)
+                continue
+            except BaseException as exc:  # raised again in the loop's thread by `check`
+                self._fail(exc, batch)
                 return
             _log_lost(lost)
             retried = _has_retry(batch)
@@ -278,6 +307,16 @@ class ThreadWriter:
                 self._retried |= retried
                 if retried or not self._queued:
                     self._signal()
+
+    def _fail(self, exc: BaseException, batch: list[Outcome]) -> None:
+        """Give up: drop every outcome (their jobs run again) and report `exc`."""
+        with self._cond:
+            dropped = len(batch) + len(self._queued)
+            self._error = exc
+            self._writing = 0
+            self._queued.clear()
+            self._signal()
+        log.error("could not record %d outcomes (their jobs run again): %s", dropped, exc)
 
     def _signal(self) -> None:
         """Wake the loop (holding the lock: `check` sees the flag once the byte is sent)."""

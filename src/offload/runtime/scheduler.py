@@ -18,12 +18,13 @@ from datetime import datetime, timedelta
 from offload.backends.base import Backend
 from offload.backends.params import JobPruneParams, RescueParams, ScheduleFireParams
 from offload.core import serialization
-from offload.core.errors import ConfigurationError
+from offload.core.errors import BackendUnavailable, ConfigurationError, SchemaMismatch
 from offload.core.job import JobSpec, Payload
 from offload.core.options import EnqueueOptions
 from offload.core.schedule import ScheduleDef
 from offload.core.states import FINISHED, JobState
 from offload.core.task import Registry
+from offload.runtime.outage import Outage, fatal
 
 log = logging.getLogger("offload.scheduler")
 
@@ -81,13 +82,15 @@ class Scheduler:
     def run(self) -> int:
         """Run until stopped; return an exit code.
 
-        A turn that fails, whatever the error (an outage, a bug), is logged with its
-        traceback and tried again after a backoff that doubles up to `MAX_BACKOFF`: a
-        scheduler that stopped would leave cron ticks unfired and expired leases unrescued
-        without anyone noticing.
+        A database outage is logged once and ridden out (`runtime.outage`); another error
+        (a bug) is logged with its traceback and tried again after a backoff that doubles
+        up to `MAX_BACKOFF`: a scheduler that stopped would leave cron ticks unfired and
+        expired leases unrescued without anyone noticing. It stops, returning 1, only on
+        errors no retry can fix (a refused login, a schema mismatch).
         """
         synced = False
         failures = 0
+        outage = Outage("scheduler", log)
         next_rescue = next_prune = time.monotonic()
         while not self._stop.is_set():
             try:
@@ -101,6 +104,15 @@ class Scheduler:
                 if time.monotonic() >= next_prune:
                     self.prune()
                     next_prune = time.monotonic() + self.prune_interval
+            except BackendUnavailable as exc:
+                if fatal(exc):
+                    log.error("scheduler stopped: %s", exc)
+                    return 1
+                self._stop.wait(outage.failed(exc))
+                continue
+            except SchemaMismatch as exc:
+                log.error("scheduler stopped: %s", exc)
+                return 1
             except Exception:
                 failures += 1
                 backoff = min(self.interval * 2 ** min(failures - 1, 16), MAX_BACKOFF)
@@ -110,6 +122,7 @@ class Scheduler:
                 self._stop.wait(backoff)
                 continue
             failures = 0
+            outage.recovered()
             self._stop.wait(self._sleep(now))
         return 0
 
@@ -147,8 +160,8 @@ class Scheduler:
 class SchedulerThread:
     """A scheduler run in a thread of a worker (`offload worker --scheduler`).
 
-    The scheduler rides out errors by itself; should it end on one anyway, `on_failure` is
-    called (after the error is logged with its traceback) so that the worker can stop.
+    The scheduler rides out outages and errors by itself; should it stop on one anyway,
+    `on_failure` is called (after the error is logged) so that the worker can stop.
     """
 
     def __init__(self, scheduler: Scheduler, on_failure: Callable[[], None]) -> None:
@@ -166,9 +179,11 @@ class SchedulerThread:
 
     def _run(self) -> None:
         try:
-            self.scheduler.run()
+            code = self.scheduler.run()  # logged why, if it stopped on an error
         except BaseException:
             log.critical("the embedded scheduler ended on an error", exc_info=True)
+            code = 1
+        if code != 0:
             self.on_failure()
 
 

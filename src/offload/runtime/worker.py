@@ -6,6 +6,10 @@ them in batches: see `offload.runtime.outcomes`), fills free slots from a prefet
 claims more in one statement per queue, renews every lease it holds in one statement, and
 rescues leases that other (dead) workers let expire. Between turns it sleeps on the backend's
 wake-up channel, the executor's descriptors and the writer's.
+
+A database outage (a restart, a cut link, a full disk) stops the claims, not the worker: its
+running jobs run on, their outcomes wait in the writer, and it reconnects with a jittered
+backoff, then claims, renews its leases and resumes (see `_ride_out`).
 """
 
 from __future__ import annotations
@@ -32,13 +36,14 @@ from offload.backends.params import (
     ReleaseParams,
     RescueParams,
 )
-from offload.core.errors import ConfigurationError, OffloadError
+from offload.core.errors import BackendUnavailable, ConfigurationError, OffloadError
 from offload.core.job import Job
 from offload.core.options import RetryPolicy, TaskOptions
 from offload.core.records import WorkerInfo
 from offload.core.serialization import DEFAULT_PAYLOAD_LIMIT
 from offload.core.task import Registry
 from offload.runtime.executor import Event, Finished, Progress, SelfPipe
+from offload.runtime.outage import Outage, passing
 from offload.runtime.outcomes import (
     CANCELLED_BEFORE_START,
     OutcomeWriter,
@@ -80,6 +85,7 @@ class Worker:
         async_concurrency: int = 100,
         flush_delay: float = 0.005,
         clock: Callable[[], datetime] | None = None,
+        connections: int = 2,
     ) -> None:
         check_settings(
             executor=executor,
@@ -94,8 +100,13 @@ class Worker:
             },
             prefetch=prefetch,
         )
+        if isinstance(connections, bool) or not isinstance(connections, int) or connections < 1:
+            raise ConfigurationError(f"connections must be an int >= 1, got {connections!r}")
         self.backend = backend
         self.registry = registry
+        #: Database connections the worker holds at most (the loop's, the outcome writer's),
+        #: besides its wake-up channel: a few whatever the concurrency.
+        self.connections = connections
         self.queues = list(queues)
         self.concurrency = concurrency or os.cpu_count() or 1
         if self.concurrency < 1:
@@ -137,11 +148,16 @@ class Worker:
         self._wakeup = SelfPipe()
         self._waiter = Waiter()
         self._last_beat = 0.0
+        self._listener: Listener | None = None
+        self._outage = Outage(f"worker {self.id}", log)
+        #: When a stop was asked for: the grace period counts from then.
+        self._stop_at: float | None = None
 
     # -- control ----------------------------------------------------------------------
 
     def stop(self) -> None:
         """Ask for a graceful stop: no more claims, running jobs may finish."""
+        self._stop_at = self._stop_at or time.monotonic()
         self._stopping.set()
         self._wakeup.wake()
 
@@ -151,6 +167,7 @@ class Worker:
             self._abort = True
         else:
             log.info("signal %s: finishing running jobs, then stopping", signum)
+        self._stop_at = self._stop_at or time.monotonic()
         self._stopping.set()
         self._wakeup.wake()
 
@@ -159,7 +176,8 @@ class Worker:
     def run(self) -> int:
         """Work until stopped (or, in burst mode, until no job is due); return an exit code."""
         previous = self._install_signals()
-        listener: Listener = self.backend.listener()
+        self.backend.limit_connections(self.connections)
+        first = self._listener = self.backend.listener()
         pool = self._make_pool()
         self.backend.workers.register(
             WorkerInfo(
@@ -170,7 +188,7 @@ class Worker:
                 concurrency=self.concurrency,
                 started_at=self.backend.now(),
                 heartbeat_at=self.backend.now(),
-                wake=listener.address,
+                wake=first.address,
             )
         )
         log.info(
@@ -186,11 +204,10 @@ class Worker:
             embedded = SchedulerThread(self.scheduler, on_failure=self._scheduler_stopped)
             embedded.start()
         try:
-            self._loop(listener, pool)
+            self._work(pool)
             if not self._abort:
                 self._drain(pool)
-            # Raises if the last outcomes could not be written, as any failed write does.
-            writer.close(max(self.shutdown_timeout, _ABORT_WRITE_TIMEOUT))
+            self._close_writer(writer)
         finally:
             if embedded is not None:
                 embedded.stop()
@@ -201,15 +218,83 @@ class Worker:
                 writer.close(_ABORT_WRITE_TIMEOUT)  # after an error; else closed already
             except OffloadError:
                 log.exception("could not record the last outcomes; their jobs will run again")
-            listener.close()
+            if self._listener is not None:
+                _close_quietly(self._listener)
             self._wakeup.close()
             self._waiter.close()
             try:
                 self.backend.workers.unregister(self.id)
+            except BackendUnavailable as exc:
+                log.warning("could not unregister worker %s: %s", self.id, exc)
             except OffloadError:
                 log.exception("could not unregister worker %s", self.id)
             self._restore_signals(previous)
         return 1 if self._scheduler_failed else 0
+
+    def _work(self, pool: ExecutorPool) -> None:
+        """Run the loop until stopped, riding out outages."""
+        while self._listener is not None:
+            try:
+                self._loop(self._listener, pool)
+                return
+            except BackendUnavailable as exc:
+                if not passing(exc):
+                    raise
+                _close_quietly(self._listener)
+                self._listener = None
+                self._listener = self._ride_out(exc, pool)
+
+    def _ride_out(self, exc: BackendUnavailable, pool: ExecutorPool) -> Listener | None:
+        """Wait out an outage: running jobs go on (their outcomes wait in the writer), and
+        the database is tried again after a jittered backoff until it answers and a new
+        wake-up channel is open (wake-ups sent meanwhile are lost: `_loop` then claims at
+        once and renews its leases). Return that channel, or None once asked to stop."""
+        delay = self._outage.failed(exc)
+        while not self._stopping.is_set():
+            self._idle_until(pool, time.monotonic() + delay)
+            if self._stopping.is_set():
+                break
+            try:
+                self.backend.now()
+                listener = self.backend.listener()
+            except BackendUnavailable as again:
+                if not passing(again):
+                    raise
+                delay = self._outage.failed(again)
+                continue
+            self._outcomes().resume()
+            return listener
+        return None
+
+    def _idle_until(self, pool: ExecutorPool, until: float) -> None:
+        """Keep running jobs going without the database until `until`: collect their ends
+        (outcomes are kept; progress reports, hints only, are dropped), enforce deadlines."""
+        while True:
+            self._collect(pool.poll(), online=False)
+            self._dispatch(pool)
+            timeout = until - time.monotonic()
+            deadline = pool.next_deadline()
+            if deadline is not None:
+                timeout = min(timeout, deadline - time.monotonic())
+            if timeout <= 0 and time.monotonic() >= until:
+                return
+            fds = [self._wakeup.read_fd, *pool.waitables()]
+            if self._wakeup.read_fd in self._waiter.wait(fds, max(timeout, 0.0)):
+                self._wakeup.clear()
+                if self._stopping.is_set():
+                    return
+
+    def _close_writer(self, writer: OutcomeWriter) -> None:
+        """Write the last outcomes; during an outage, try briefly and give up with a line
+        (their jobs run again once their leases expire) rather than outstay the grace."""
+        timeout = max(self.shutdown_timeout, _ABORT_WRITE_TIMEOUT)
+        try:
+            # Raises if the last outcomes could not be written, as any failed write does.
+            writer.close(_ABORT_WRITE_TIMEOUT if self._outage.active else timeout)
+        except BackendUnavailable as exc:
+            if not passing(exc):
+                raise
+            log.warning("could not record the last outcomes (their jobs run again): %s", exc)
 
     def _scheduler_stopped(self) -> None:
         """The embedded scheduler ended on an error: stop (exit code 1) rather than run on
@@ -263,6 +348,8 @@ class Worker:
             for deadline in (pool.next_deadline(), writer.deadline()):
                 if deadline is not None:
                     wake_at = min(wake_at, deadline)
+            if self._outage.active:  # this turn reached the database
+                self._outage.recovered()
             claim_now = more and want > 0 and len(self._buffer) <= pool.claimable()
             timeout = 0.0 if claim_now else max(wake_at - time.monotonic(), 0.0)
             fds = [listener.fileno(), self._wakeup.read_fd, *writer.waitables()]
@@ -274,19 +361,31 @@ class Worker:
                 next_heartbeat = min(next_heartbeat, self._last_beat + 0.25)
 
     def _drain(self, pool: ExecutorPool) -> None:
-        """Graceful stop: give back unstarted jobs, let running ones finish, then release."""
+        """Graceful stop: give back unstarted jobs, let running ones finish, then release.
+
+        The grace period counts from the stop request. During an outage the database is
+        left alone (each try could take a connect timeout): outcomes wait in the writer for
+        one last attempt, and what is not given back runs again once its lease expires.
+        """
         self._release(list(self._buffer))
         self._buffer.clear()
-        deadline = time.monotonic() + self.shutdown_timeout
+        deadline = (self._stop_at or time.monotonic()) + self.shutdown_timeout
         next_heartbeat = time.monotonic()
         writer = self._outcomes()
         while pool.running() and not self._abort and time.monotonic() < deadline:
-            writer.check()
-            self._collect(pool.poll())
-            writer.turn(busy=False)
-            if time.monotonic() >= next_heartbeat:
-                self._heartbeat(pool)
-                next_heartbeat = time.monotonic() + self.heartbeat_interval
+            online = not self._outage.active
+            try:
+                writer.check()
+                self._collect(pool.poll(), online=online)
+                if online:
+                    writer.turn(busy=False)
+                if online and time.monotonic() >= next_heartbeat:
+                    self._heartbeat(pool)
+                    next_heartbeat = time.monotonic() + self.heartbeat_interval
+            except BackendUnavailable as exc:
+                if not passing(exc):
+                    raise
+                self._outage.failed(exc)
             timeout = min(0.5, max(deadline - time.monotonic(), 0))
             deadline_of_job = pool.next_deadline()
             if deadline_of_job is not None:
@@ -294,8 +393,7 @@ class Worker:
             fds = [self._wakeup.read_fd, *pool.waitables()]
             if self._wakeup.read_fd in self._waiter.wait(fds, timeout):
                 self._wakeup.clear()  # a second signal: the loop condition sees _abort
-        self._collect(pool.poll())
-        writer.turn(busy=False)
+        self._collect(pool.poll(), online=not self._outage.active)
         leftover = pool.stop_all()
         if leftover:
             log.warning("shutdown timeout: returning %d running jobs to the queue", len(leftover))
@@ -330,8 +428,9 @@ class Worker:
         if self._buffer:
             self._buffer = pool.start(self._buffer)
 
-    def _collect(self, events: list[Event]) -> None:
-        """Hand outcomes to the writer; store progress reports now (one statement)."""
+    def _collect(self, events: list[Event], *, online: bool = True) -> None:
+        """Hand outcomes to the writer; store progress reports now (one statement), unless
+        the database is away (`online` False): they are hints, the next one replaces them."""
         if not events:
             return
         reports = []
@@ -343,7 +442,7 @@ class Worker:
                 )
             else:
                 outcomes.append(self._outcome(event))
-        if reports:  # first: a job's last report must reach its row while it is running
+        if reports and online:  # first: a job's last report must reach its row while running
             self.backend.claims.progress(self.id, reports)
         if outcomes:
             self._outcomes().submit(outcomes)
@@ -398,9 +497,22 @@ class Worker:
         return len(rescued)
 
     def _release(self, jobs: list[Job]) -> None:
-        if jobs:
+        """Give jobs back to the queue (at a stop); during an outage, leave them to their
+        leases' expiry."""
+        if not jobs:
+            return
+        if not self._outage.active:
             leases = [Lease(job.id, job.attempt) for job in jobs]
-            self.backend.claims.release(ReleaseParams(self.id, leases))
+            try:
+                self.backend.claims.release(ReleaseParams(self.id, leases))
+                return
+            except BackendUnavailable as exc:
+                if not passing(exc):
+                    raise
+                self._outage.failed(exc)
+        log.warning(
+            "could not give back %d jobs: they run again once their leases expire", len(jobs)
+        )
 
     # -- set-up -----------------------------------------------------------------------
 
@@ -420,3 +532,11 @@ class Worker:
 
 #: Seconds a stopping worker gives its last outcomes to be written, at least.
 _ABORT_WRITE_TIMEOUT = 5.0
+
+
+def _close_quietly(listener: Listener) -> None:
+    """Close a wake-up channel that may be broken already."""
+    try:
+        listener.close()
+    except Exception:  # a lost connection may fail to close; it is gone either way
+        log.debug("error closing the wake-up channel", exc_info=True)

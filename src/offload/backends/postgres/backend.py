@@ -1,17 +1,17 @@
 """PostgreSQL backend, for many worker hosts and transactional enqueue.
 
-Needs the `postgres` extra (psycopg 3 and psycopg-pool), imported with the first connection:
+Needs the `postgres` extra (psycopg 3), imported with the first connection:
 a worker's fork server and job processes load the app, and with it this module, but never
 connect unless a task enqueues, so they start without psycopg (about 80 ms of imports).
-Connections come from a pool opened on first use; a dedicated connection per worker LISTENs
-for wake-ups, with the worker's poll timer behind it because NOTIFY is only a hint.
+Connections come from `Connections` (checked before use, capped, opened on demand); a
+dedicated connection per worker LISTENs for wake-ups, with the worker's poll timer behind it
+because NOTIFY is only a hint.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import threading
 from collections.abc import Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
@@ -23,14 +23,20 @@ import orjson
 
 from offload.backends import redact
 from offload.backends.base import Listener
+from offload.backends.postgres.connections import LIVENESS, Connections, Kind, one_line
 from offload.backends.sql.columns import JOB_COLUMNS, WORKER_COLUMNS
 from offload.backends.sql.connector import SqlBackend
-from offload.core.errors import BackendError, BackendUnavailable, ConfigurationError
+from offload.core.errors import (
+    BackendError,
+    BackendUnavailable,
+    ConfigurationError,
+    OutcomeUnknown,
+    StorageFull,
+)
 from offload.core.times import TOO_EARLY, TOO_LATE
 
 if TYPE_CHECKING:
     import psycopg
-    import psycopg_pool
 
 CHANNEL = "offload_jobs"
 _MACROS = {
@@ -43,6 +49,13 @@ _MACROS = {
 #: connection exceptions, admin/crash shutdown, cannot connect now, too many connections.
 _UNAVAILABLE_CLASSES = ("08", "53")
 _UNAVAILABLE_CODES = frozenset({"57P01", "57P02", "57P03"})
+#: SQLSTATE classes of a session the server will not serve: invalid authorization, no such
+#: database. Waiting does not help.
+_REFUSED_CLASSES = ("28", "3D")
+#: Seconds a worker's bookkeeping statement (a claim, a heartbeat, outcomes) may take before
+#: its link is taken for dead: they take milliseconds, and a worker stuck on a half-open
+#: link must notice soon enough to honour a SIGTERM within its grace period.
+_BOOKKEEPING_DEADLINE = 10.0
 
 
 def _without_nul(value: Any) -> Any:
@@ -119,23 +132,38 @@ def _relaxed_options(url: str) -> str:
 class PgListener:
     """A LISTEN connection; its socket is readable when a NOTIFY arrived."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, location: str) -> None:
         import psycopg
 
         self.address: str | None = None
-        self.conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
-        self.conn.execute(f"LISTEN {CHANNEL}")
+        self.location = location
+        self.conn = psycopg.connect(url, autocommit=True, connect_timeout=10, **LIVENESS)
+        try:
+            self.conn.execute(f"LISTEN {CHANNEL}")
+        except BaseException:
+            self.conn.close()
+            raise
 
     def fileno(self) -> int:
         return self.conn.pgconn.socket
 
     def drain(self) -> None:
         """Discard the notifications received (libpq directly: the wake-up path of an idle
-        worker, where `Connection.notifies` costs tens of microseconds)."""
+        worker, where `Connection.notifies` costs tens of microseconds). Raises
+        BackendUnavailable once the server has closed the connection."""
+        import psycopg
+        from psycopg.pq import ConnStatus
+
         pgconn = self.conn.pgconn
-        pgconn.consume_input()
+        try:
+            pgconn.consume_input()
+        except psycopg.Error as exc:
+            lost = f"{self.location}: wake-up channel lost: {one_line(exc)}"
+            raise BackendUnavailable(lost) from None
         while pgconn.notifies() is not None:
             pass
+        if pgconn.status == ConnStatus.BAD:
+            raise BackendUnavailable(f"{self.location}: wake-up channel lost")
 
     def close(self) -> None:
         self.conn.close()
@@ -148,7 +176,14 @@ class PostgresBackend(SqlBackend):
     package: ClassVar[str] = "offload.backends.postgres"
     parallel_writes: ClassVar[bool] = True
 
-    def __init__(self, url: str, pool_size: int = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        pool_size: int = 10,
+        *,
+        connect_timeout: float = 5.0,
+        deadline: float = 30.0,
+    ) -> None:
         try:
             parts = urlsplit(url)
         except ValueError as exc:  # e.g. an unclosed "[" of an IPv6 host
@@ -157,50 +192,34 @@ class PostgresBackend(SqlBackend):
             raise ConfigurationError(
                 f"malformed PostgreSQL URL {redact(url)!r}: expected postgresql://user@host/db"
             )
-        if find_spec("psycopg") is None or find_spec("psycopg_pool") is None:
+        if find_spec("psycopg") is None:
             raise ConfigurationError(
                 "the PostgreSQL backend needs the postgres extra: pip install 'offload[postgres]'"
             )
         self.url = url
         self.location = redact(url)
-        self.pool_size = pool_size
         super().__init__(_MACROS, pyformat=True)
-        # Durable commits, and (opened by workers only) commits that do not wait for the
-        # WAL flush: synchronous_commit=off for a worker's bookkeeping, see SqlBackend.tx.
-        self._pools: dict[bool, psycopg_pool.ConnectionPool[Any]] = {}
-        self._lock = threading.Lock()
+        # Durable sessions for enqueues and reads; relaxed ones (synchronous_commit=off,
+        # opened by workers only) for bookkeeping, whose commits need not wait for the
+        # WAL flush: see SqlBackend.tx. A worker's bookkeeping is short: cut it sooner.
+        self._durable = Kind("durable", None, _configure_tolerant, deadline)
+        self._relaxed = Kind(
+            "relaxed", _relaxed_options(url), _configure, min(deadline, _BOOKKEEPING_DEADLINE)
+        )
+        self.connections = Connections(
+            url,
+            self.location,
+            limit=pool_size,
+            connect_timeout=connect_timeout,
+            wait=connect_timeout,
+        )
 
-    def _get_pool(self, relaxed: bool = False) -> psycopg_pool.ConnectionPool[Any]:
-        pool = self._pools.get(relaxed)
-        if pool is not None:
-            return pool
-        import psycopg_pool
-
-        with self._lock:
-            if relaxed not in self._pools:
-                if not self._pools:
-                    self._check_reachable()
-                self._pools[relaxed] = psycopg_pool.ConnectionPool(
-                    self.url,
-                    min_size=1,
-                    max_size=self.pool_size,
-                    configure=_configure if relaxed else _configure_tolerant,
-                    kwargs={"options": _relaxed_options(self.url)} if relaxed else None,
-                    timeout=30,
-                    open=True,
-                )
-            return self._pools[relaxed]
-
-    def _check_reachable(self) -> None:
-        """Fail fast with one line, instead of a pool that retries in the background."""
-        import psycopg
-
-        try:
-            psycopg.connect(self.url, connect_timeout=10).close()
-        except psycopg.Error as exc:
-            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-            reason = "; ".join(lines) or type(exc).__name__
-            raise BackendUnavailable(f"cannot connect to {self.location}: {reason}") from None
+    def limit_connections(self, limit: int) -> None:
+        """Open at most `limit` connections from now on (a worker's loop and its outcome
+        writer need two; its LISTEN connection is not counted)."""
+        if limit < 1:
+            raise ConfigurationError(f"connections must be >= 1, got {limit}")
+        self.connections.limit = limit
 
     @contextmanager
     def tx(self, conn: Any = None, *, single: bool = False, relaxed: bool = False) -> Iterator[Any]:
@@ -217,24 +236,39 @@ class PostgresBackend(SqlBackend):
             except psycopg.Error as exc:
                 raise self._error(exc) from None
             return
+        sent = False  # past this point a lost connection may or may not have committed
         try:
-            with self._get_pool(relaxed).connection() as own:
+            with self.connections.connection(self._relaxed if relaxed else self._durable) as own:
                 if single:  # autocommit: the statement is its own transaction
                     with own.cursor() as cur:
+                        sent = True
                         yield cur
                 else:
                     with own.transaction(), own.cursor() as cur:
                         yield cur
+                        sent = True  # the COMMIT goes out as the blocks end
         except psycopg.Error as exc:
-            raise self._error(exc) from None
+            raise self._error(exc, sent=sent) from None
 
-    def _error(self, exc: Exception) -> BackendError:
-        """Classify by SQLSTATE: the server gone or refusing connections is unavailability;
-        anything else (a constraint, a bad statement) is an error of the operation. An error
-        without SQLSTATE comes from the client's side of a lost connection."""
+    def _error(self, exc: Exception, *, sent: bool = False) -> BackendError:
+        """Classify by SQLSTATE: the server gone or refusing connections is unavailability
+        (a lost connection after a write was sent: an unknown outcome); a refused login or
+        a missing database will not pass by waiting; anything else (a constraint, a bad
+        statement) is an error of the operation. An error without SQLSTATE comes from the
+        client's side of a lost connection."""
         code = getattr(exc, "sqlstate", None)
-        text = f"{self.location}: {exc}"
+        text = f"{self.location}: {one_line(exc)}"
+        if code is not None and code[:2] in _REFUSED_CLASSES:  # e.g. the role was dropped
+            return BackendUnavailable(text, transient=False)
         if code is None or code[:2] in _UNAVAILABLE_CLASSES or code in _UNAVAILABLE_CODES:
+            if sent and (code is None or code[:2] == "08"):
+                return OutcomeUnknown(
+                    f"{text} (the connection broke before the commit was confirmed: the "
+                    "write may or may not be stored)",
+                    "write",
+                )
+            if code == "53100":
+                return StorageFull(text, self.location)
             return BackendUnavailable(text)
         return BackendError(text)
 
@@ -246,7 +280,7 @@ class PostgresBackend(SqlBackend):
         import psycopg
 
         try:
-            with self._get_pool().connection() as own, own.cursor() as cur:
+            with self.connections.connection(self._durable) as own, own.cursor() as cur:
                 yield cur
         except psycopg.Error as exc:
             raise self._error(exc) from None
@@ -291,12 +325,11 @@ class PostgresBackend(SqlBackend):
         import psycopg
 
         try:
-            return PgListener(self.url)
+            return PgListener(self.url, self.location)
         except psycopg.Error as exc:
-            raise BackendUnavailable(f"cannot connect to {self.location}: {exc}") from None
+            raise BackendUnavailable(
+                f"cannot connect to {self.location}: {one_line(exc)}"
+            ) from None
 
     def close(self) -> None:
-        with self._lock:
-            pools, self._pools = self._pools, {}
-        for pool in pools.values():
-            pool.close()
+        self.connections.close()

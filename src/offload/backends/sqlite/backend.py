@@ -20,7 +20,12 @@ from offload.backends.base import Listener
 from offload.backends.sql.columns import JOB_COLUMNS, WORKER_COLUMNS
 from offload.backends.sql.connector import SqlBackend, epoch_to_datetime
 from offload.backends.sqlite.wake import CommitWatch, WakeSender, WakeSocket
-from offload.core.errors import BackendError, BackendUnavailable, ConfigurationError
+from offload.core.errors import (
+    BackendError,
+    BackendUnavailable,
+    ConfigurationError,
+    StorageFull,
+)
 
 NOW = "((julianday('now') - 2440587.5) * 86400.0)"
 MIN_SQLITE = (3, 38, 0)  # the ->> JSON operator
@@ -31,10 +36,17 @@ _MACROS = {
     "job_columns": JOB_COLUMNS,
     "worker_columns": WORKER_COLUMNS,
 }
-# Result codes worth a sentence of their own (sqlite3.Error.sqlite_errorcode & 0xff).
+#: Result codes (sqlite3.Error.sqlite_errorcode & 0xff) of a file that cannot serve at all
+#: until someone fixes it: read-only, corrupt, cannot open, not a database.
+_BROKEN = frozenset({8, 11, 14, 26})
+#: Result codes that may pass by themselves: busy past the busy timeout, locked, I/O error.
+_PASSING = frozenset({5, 6, 10})
+_FULL = 13
+# Result codes worth a sentence of their own.
 _CAUSES = {
     8: "the file or its directory is read-only",
     11: "the database file is corrupt",
+    10: "a disk I/O error",
     13: "the disk or the database size limit is full",
     14: "cannot open the file (missing directory or no permission)",
     26: "the file is not a SQLite database",
@@ -79,6 +91,15 @@ class SQLiteBackend(SqlBackend):
             self.busy_timeout_ms = int(float(options.pop("busy_timeout", "60")) * 1000)
         except ValueError:
             raise ConfigurationError(f"busy_timeout in {url!r} must be seconds") from None
+        #: A cap on the file's size (MiB), beyond which writes fail with StorageFull.
+        self.max_size_mb: float | None = None
+        if "max_size_mb" in options:
+            try:
+                self.max_size_mb = float(options.pop("max_size_mb"))
+            except ValueError:
+                raise ConfigurationError(f"max_size_mb in {url!r} must be a number") from None
+            if not 0 < self.max_size_mb < 2**40:
+                raise ConfigurationError(f"max_size_mb in {url!r} must be positive")
         if options:
             raise ConfigurationError(f"unknown SQLite URL option(s): {', '.join(options)}")
         super().__init__(_MACROS, pyformat=False)
@@ -115,6 +136,9 @@ class SQLiteBackend(SqlBackend):
             db.execute(f"PRAGMA synchronous = {self.synchronous}")
             self._sync = self.synchronous
             db.execute("PRAGMA foreign_keys = ON")
+            if self.max_size_mb is not None:
+                page = db.execute("PRAGMA page_size").fetchone()[0]
+                db.execute(f"PRAGMA max_page_count = {int(self.max_size_mb * 2**20 // page)}")
         except sqlite3.Error as exc:
             db.close()  # now, not at garbage collection: its file stays open until then
             raise self._error(exc) from None
@@ -125,9 +149,28 @@ class SQLiteBackend(SqlBackend):
         code = getattr(exc, "sqlite_errorcode", None)
         cause = _CAUSES.get(code & 0xFF) if isinstance(code, int) else None
         text = f"{self.path}: {cause} ({exc})" if cause else f"{self.path}: {exc}"
-        if code is not None and code & 0xFF in (8, 14, 26, 11):
+        primary = code & 0xFF if isinstance(code, int) else None
+        if primary == _FULL:
+            return StorageFull(f"{text}{self._size_limit()}", self.path)
+        if primary in _PASSING:
             return BackendUnavailable(text)
+        if primary in _BROKEN:
+            return BackendUnavailable(text, transient=False)
         return BackendError(text)
+
+    def _size_limit(self) -> str:
+        """The size limit a full database reached, when one is set below SQLite's own."""
+        db = self._db
+        if db is None:
+            return ""
+        try:
+            pages = db.execute("PRAGMA max_page_count").fetchone()[0]
+            size = db.execute("PRAGMA page_size").fetchone()[0]
+        except sqlite3.Error:
+            return ""
+        if pages >= 1073741823:  # SQLite's default (or more): no limit but the disk's
+            return ""
+        return f"; limit max_page_count={pages} ({pages * size} bytes)"
 
     @contextmanager
     def tx(self, conn: Any = None, *, single: bool = False, relaxed: bool = False) -> Iterator[Any]:
@@ -156,16 +199,25 @@ class SQLiteBackend(SqlBackend):
                 try:
                     yield cur
                 except BaseException:
-                    if db.in_transaction:
-                        db.execute("ROLLBACK")
+                    self._roll_back(db)
                     raise
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
+                self._roll_back(db)
                 raise self._error(exc) from None
         if cur.woke:  # committed: the jobs are visible now
             self._wake.send()
+
+    def _roll_back(self, db: sqlite3.Connection) -> None:
+        """End a failed transaction if SQLite has not already (a full disk or an I/O error
+        may roll it back by itself); a connection that cannot even roll back is dropped, so
+        the next operation starts on a fresh one."""
+        try:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+        except sqlite3.Error:
+            db.close()
+            self._db = None
 
     @contextmanager
     def read(self) -> Iterator[Any]:
@@ -209,6 +261,9 @@ class SQLiteBackend(SqlBackend):
 
     def listener(self) -> Listener:
         return WakeSocket()
+
+    def limit_connections(self, limit: int) -> None:
+        """Nothing to limit: one connection per process, shared under a lock."""
 
     def close(self) -> None:
         self._watch.close()  # first, and outside the lock: its thread may be reading addresses
