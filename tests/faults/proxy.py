@@ -128,10 +128,12 @@ class Proxy:
 
 
 def _close(sock: socket.socket, *, reset: bool) -> None:
+    """Close `sock` even while a pump thread is blocked reading it: shut it down first (a
+    bare close would wait for that read to end); with `reset`, abort it with an RST."""
     with contextlib.suppress(OSError):
-        if reset:  # SO_LINGER 0: close sends RST instead of FIN
+        if reset:  # SO_LINGER 0: the close sends RST instead of FIN
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        else:
-            sock.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
     with contextlib.suppress(OSError):
         sock.close()

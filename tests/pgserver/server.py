@@ -104,7 +104,7 @@ class PostgresServer:
         return "\n".join(text.splitlines()[-lines:])
 
     def _pg_ctl(self, *args: str, timeout: float = 60.0) -> None:
-        if not self.owned or self.bindir is None or self.data_dir is None:
+        if not self.owned or self.bindir is None or self.data_dir is None or not self.base_dir:
             raise RuntimeError("only a server these tests started can be stopped and started")
         run_checked(
             as_user([str(self.bindir / "pg_ctl"), *args, "-D", str(self.data_dir)], self._user),

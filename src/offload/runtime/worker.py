@@ -223,7 +223,10 @@ class Worker:
             self._wakeup.close()
             self._waiter.close()
             try:
-                self.backend.workers.unregister(self.id)
+                if self._outage.active:  # its row ages out: `offload workers` shows it lost
+                    log.warning("worker %s stops during an outage, still registered", self.id)
+                else:
+                    self.backend.workers.unregister(self.id)
             except BackendUnavailable as exc:
                 log.warning("could not unregister worker %s: %s", self.id, exc)
             except OffloadError:
@@ -288,9 +291,12 @@ class Worker:
         """Write the last outcomes; during an outage, try briefly and give up with a line
         (their jobs run again once their leases expire) rather than outstay the grace."""
         timeout = max(self.shutdown_timeout, _ABORT_WRITE_TIMEOUT)
+        if self._outage.active:  # within the grace period plus a last try's few seconds
+            end = (self._stop_at or time.monotonic()) + self.shutdown_timeout + _LAST_TRY
+            timeout = max(end - time.monotonic(), 0.5)
         try:
             # Raises if the last outcomes could not be written, as any failed write does.
-            writer.close(_ABORT_WRITE_TIMEOUT if self._outage.active else timeout)
+            writer.close(timeout)
         except BackendUnavailable as exc:
             if not passing(exc):
                 raise
@@ -532,6 +538,8 @@ class Worker:
 
 #: Seconds a stopping worker gives its last outcomes to be written, at least.
 _ABORT_WRITE_TIMEOUT = 5.0
+#: Seconds past its grace period by which a worker stopping during an outage has exited.
+_LAST_TRY = 4.0
 
 
 def _close_quietly(listener: Listener) -> None:

@@ -132,12 +132,14 @@ def _relaxed_options(url: str) -> str:
 class PgListener:
     """A LISTEN connection; its socket is readable when a NOTIFY arrived."""
 
-    def __init__(self, url: str, location: str) -> None:
+    def __init__(self, url: str, location: str, connect_timeout: float) -> None:
         import psycopg
 
         self.address: str | None = None
         self.location = location
-        self.conn = psycopg.connect(url, autocommit=True, connect_timeout=10, **LIVENESS)
+        self.conn = psycopg.connect(
+            url, autocommit=True, connect_timeout=max(1, round(connect_timeout)), **LIVENESS
+        )
         try:
             self.conn.execute(f"LISTEN {CHANNEL}")
         except BaseException:
@@ -325,7 +327,7 @@ class PostgresBackend(SqlBackend):
         import psycopg
 
         try:
-            return PgListener(self.url, self.location)
+            return PgListener(self.url, self.location, self.connections.connect_timeout)
         except psycopg.Error as exc:
             raise BackendUnavailable(
                 f"cannot connect to {self.location}: {one_line(exc)}"

@@ -14,7 +14,12 @@ from offload.backends.params import (
     JobRetryParams,
 )
 from offload.backends.sql.rows import column, jobs_from
-from offload.core.errors import InvalidTransition, JobNotFound
+from offload.core.errors import (
+    BackendUnavailable,
+    InvalidTransition,
+    JobNotFound,
+    OutcomeUnknown,
+)
 from offload.core.job import Job, JobSpec, Payload
 from offload.core.states import FINISHED, JobState
 
@@ -34,10 +39,23 @@ class SqlJobs:
         self.q = db.q["jobs"]
 
     def insert(self, params: JobInsertParams) -> list[int]:
+        """Insert; if the connection breaks before the commit is confirmed, send it once
+        more on a fresh connection when every job has an idempotency key (a resent job
+        whose first copy was stored finds its key taken: no double), else raise
+        OutcomeUnknown for the caller to decide."""
         if not params.payloads:
             return []
-        with self.db.tx(params.conn, single=True) as cur:
-            return self.insert_in(cur, params.spec, params.payloads)
+        try:
+            with self.db.tx(params.conn, single=True) as cur:
+                return self.insert_in(cur, params.spec, params.payloads)
+        except OutcomeUnknown as unknown:
+            if params.conn is not None or any(p.idempotency_key is None for p in params.payloads):
+                raise
+            try:
+                with self.db.tx(single=True) as cur:
+                    return self.insert_in(cur, params.spec, params.payloads)
+            except BackendUnavailable:  # the first try may still have stored them
+                raise unknown from None
 
     def insert_in(self, cur: Any, spec: JobSpec, payloads: Sequence[Payload]) -> list[int]:
         """Insert in the transaction of `cur` (cron ticks use it too); ids by position.
