@@ -15,7 +15,11 @@ from tests.apps.basic import app
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(process)d %(threadName)s %(levelname)s %(name)s: %(message)s",
+    )
     env = os.environ
     worker = app.worker(
         queues=env.get("WORKER_QUEUES", "default").split(","),

@@ -265,6 +265,7 @@ class Worker:
                     raise
                 delay = self._outage.failed(again)
                 continue
+            self._outage.recovered()
             self._outcomes().resume()
             return listener
         return None
@@ -354,8 +355,8 @@ class Worker:
             for deadline in (pool.next_deadline(), writer.deadline()):
                 if deadline is not None:
                     wake_at = min(wake_at, deadline)
-            if self._outage.active:  # this turn reached the database
-                self._outage.recovered()
+            if self._outage.since is not None and not writer.unwritten():
+                self._outage.recovered()  # this turn reached the database and wrote all
             claim_now = more and want > 0 and len(self._buffer) <= pool.claimable()
             timeout = 0.0 if claim_now else max(wake_at - time.monotonic(), 0.0)
             fds = [listener.fileno(), self._wakeup.read_fd, *writer.waitables()]
