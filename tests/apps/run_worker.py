@@ -2,7 +2,7 @@
 
 Options come from the environment so tests can start many workers with one helper:
 OFFLOAD_URL, WORKER_QUEUES, WORKER_CONCURRENCY, WORKER_EXECUTOR, WORKER_LEASE,
-WORKER_RESCUE, WORKER_SHUTDOWN_TIMEOUT, WORKER_BURST.
+WORKER_RESCUE, WORKER_SHUTDOWN_TIMEOUT, WORKER_BURST, WORKER_POLL, WORKER_CONNECTIONS.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ def main() -> int:
         poll_interval=float(env.get("WORKER_POLL", "0.5")),
         shutdown_timeout=float(env.get("WORKER_SHUTDOWN_TIMEOUT", "30")),
         burst=env.get("WORKER_BURST") == "1",
+        connections=int(env.get("WORKER_CONNECTIONS", "2")),
     )
     return worker.run()
 
