@@ -204,3 +204,41 @@ def test_ambiguous_commit_is_reported_and_a_keyed_retry_leaves_one_job(
     finally:
         linked.close()
         direct.close()
+
+
+def test_producer_fails_within_its_bound_and_recovers_at_once(
+    own_pg: PostgresServer, outage_url: str, proxy: Proxy
+) -> None:
+    """A server that is down refuses at once, a link that swallows everything within the
+    URL's connect_timeout; either way the call after the server's return succeeds at once
+    (no reconnect backoff is left over)."""
+    direct = basic_app(outage_url)
+    silent = basic_app(proxy.url(outage_url) + "?connect_timeout=2")
+    try:
+        direct.enqueue("add", [0, 0])
+        own_pg.halt("fast")
+        try:
+            started = time.monotonic()
+            with pytest.raises(BackendUnavailable) as info:
+                direct.enqueue("add", [1, 1])
+            assert time.monotonic() - started < 1.0
+            assert "Connection refused" in str(info.value), str(info.value)
+            assert info.value.transient
+        finally:
+            own_pg.start()
+        started = time.monotonic()
+        direct.enqueue("add", [2, 2])
+        assert time.monotonic() - started < 1.0
+
+        proxy.blackhole()
+        started = time.monotonic()
+        with pytest.raises(BackendUnavailable, match="timeout"):
+            silent.enqueue("add", [3, 3])
+        assert 1.5 < time.monotonic() - started < 3.5
+        proxy.restore()
+        started = time.monotonic()
+        silent.enqueue("add", [4, 4])
+        assert time.monotonic() - started < 1.0
+    finally:
+        silent.close()
+        direct.close()

@@ -129,6 +129,28 @@ def _relaxed_options(url: str) -> str:
     return f"{given} -c synchronous_commit=off".strip()
 
 
+def _url_connect_timeout(url: str) -> float | None:
+    """The URL's own `connect_timeout` (libpq's parameter, in seconds), if it sets one: the
+    bound within which an enqueue fails while the server is unreachable."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        value = conninfo_to_dict(url).get("connect_timeout")
+    except Exception as exc:  # psycopg.ProgrammingError for a malformed URL
+        raise ConfigurationError(f"malformed PostgreSQL URL {redact(url)!r}: {exc}") from None
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ConfigurationError(
+            f"connect_timeout in the URL must be seconds, got {value!r}"
+        ) from None
+    if not 0 < seconds <= 3600:
+        raise ConfigurationError(f"connect_timeout in the URL must be in (0, 3600], got {value}")
+    return seconds
+
+
 class PgListener:
     """A LISTEN connection; its socket is readable when a NOTIFY arrived."""
 
@@ -208,6 +230,8 @@ class PostgresBackend(SqlBackend):
         self._relaxed = Kind(
             "relaxed", _relaxed_options(url), _configure, min(deadline, _BOOKKEEPING_DEADLINE)
         )
+        given = _url_connect_timeout(url)
+        connect_timeout = given if given is not None else connect_timeout
         self.connections = Connections(
             url,
             self.location,
