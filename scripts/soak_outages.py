@@ -85,7 +85,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
 
-    server = start_postgres()
+    server = start_postgres(durable_commits=True)
     assert server.port is not None
     proxy = Proxy(("127.0.0.1", server.port))
     url = fresh_database(server.url, "soak")

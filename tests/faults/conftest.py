@@ -24,7 +24,7 @@ StartWorker = Callable[..., subprocess.Popen[bytes]]
 @pytest.fixture(scope="module")
 def own_pg() -> Iterator[PostgresServer]:
     """A throwaway server for this module alone: its tests stop and start it."""
-    server = start_postgres()
+    server = start_postgres(durable_commits=True)  # an acknowledged enqueue survives a crash
     if not server.owned:
         server.stop()
         pytest.fail(

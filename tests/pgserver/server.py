@@ -216,7 +216,7 @@ def _wait_until_accepting(server: PostgresServer, timeout: float) -> None:
         time.sleep(0.2)
 
 
-def start_postgres(*, timeout: float = 60.0) -> PostgresServer:
+def start_postgres(*, timeout: float = 60.0, durable_commits: bool = False) -> PostgresServer:
     """Start a throwaway cluster, or wrap ``$OFFLOAD_TEST_POSTGRES_URL`` if it is set.
 
     The returned server is ready to accept connections.  Call ``stop()`` when done (an
@@ -255,6 +255,9 @@ def start_postgres(*, timeout: float = 60.0) -> PostgresServer:
         )
         with (data_dir / "postgresql.conf").open("a") as conf:
             conf.write(_SERVER_CONF.format(socket_dir=str(base).replace("'", "''")))
+            if durable_commits:  # a commit is acknowledged once its WAL is written: an
+                # immediate stop (no OS crash, so fsync may stay off) loses none
+                conf.write("synchronous_commit = on\n")
 
         last_failure = ""
         for _ in range(_PORT_ATTEMPTS):

@@ -540,7 +540,7 @@ class Worker:
 #: Seconds a stopping worker gives its last outcomes to be written, at least.
 _ABORT_WRITE_TIMEOUT = 5.0
 #: Seconds past its grace period by which a worker stopping during an outage has exited.
-_LAST_TRY = 4.0
+_LAST_TRY = 2.0
 
 
 def _close_quietly(listener: Listener) -> None:

@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     import psycopg
 
 CHANNEL = "offload_jobs"
+#: Values of the URL's `pool_mode` parameter (see `_pool_mode`).
+POOL_MODES = ("session", "transaction")
 _MACROS = {
     "at": "coalesce(:now::timestamptz, now())",
     "job_columns": JOB_COLUMNS,
@@ -52,6 +54,9 @@ _UNAVAILABLE_CODES = frozenset({"57P01", "57P02", "57P03"})
 #: SQLSTATE classes of a session the server will not serve: invalid authorization, no such
 #: database. Waiting does not help.
 _REFUSED_CLASSES = ("28", "3D")
+#: A prepared statement missing (26000) or already there (42P05): psycopg prepared it on a
+#: server session that a transaction pooler has since lent to another client.
+_POOLER_CODES = frozenset({"26000", "42P05"})
 #: Seconds a worker's bookkeeping statement (a claim, a heartbeat, outcomes) may take before
 #: its link is taken for dead: they take milliseconds, and a worker stuck on a half-open
 #: link must notice soon enough to honour a SIGTERM within its grace period.
@@ -120,13 +125,29 @@ def _timestamp_loader() -> type[psycopg.adapt.Loader]:
     return ClampedTimestamptzLoader
 
 
-def _relaxed_options(url: str) -> str:
-    """Startup options of a bookkeeping session: the URL's own (or $PGOPTIONS, which an
-    explicit value would otherwise replace), then synchronous_commit=off."""
-    from psycopg.conninfo import conninfo_to_dict
+def _configure_relaxed(conn: psycopg.Connection[Any]) -> None:
+    """A worker's bookkeeping session: as `_configure`, and commits that do not wait for
+    the WAL flush (see `SqlBackend.tx`). A SET, not a startup option: poolers such as
+    PgBouncer refuse startup options."""
+    _configure(conn)
+    conn.execute("SET synchronous_commit = off")
 
-    given = conninfo_to_dict(url).get("options") or os.environ.get("PGOPTIONS", "")
-    return f"{given} -c synchronous_commit=off".strip()
+
+def _pool_mode(url: str) -> tuple[str, str | None]:
+    """`url` without offload's own `pool_mode` parameter, and its value: `transaction`
+    when a pooler (PgBouncer pool_mode=transaction) hands each transaction to any server
+    session; `session`, or none, when a session is the client's own."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    modes = [value for key, value in query if key == "pool_mode"]
+    if not modes:
+        return url, None
+    if modes[-1] not in POOL_MODES:
+        raise ConfigurationError(
+            f"pool_mode={modes[-1]!r} in {redact(url)!r}: use one of {', '.join(POOL_MODES)}"
+        )
+    rest = urlencode([(key, value) for key, value in query if key != "pool_mode"])
+    return urlunsplit(parts._replace(query=rest)), modes[-1]
 
 
 def _url_connect_timeout(url: str) -> float | None:
@@ -193,6 +214,27 @@ class PgListener:
         self.conn.close()
 
 
+class PollOnly:
+    """The wake-up channel behind a transaction pooler, where LISTEN cannot work (its
+    session is lent to other clients between transactions): never readable, so workers
+    find new jobs by their poll interval alone."""
+
+    address = None
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+
+    def fileno(self) -> int:
+        return self._read
+
+    def drain(self) -> None:
+        """Nothing arrives."""
+
+    def close(self) -> None:
+        for fd in (self._read, self._write):
+            os.close(fd)
+
+
 class PostgresBackend(SqlBackend):
     """Jobs in PostgreSQL tables, shared by any number of hosts."""
 
@@ -220,15 +262,21 @@ class PostgresBackend(SqlBackend):
             raise ConfigurationError(
                 "the PostgreSQL backend needs the postgres extra: pip install 'offload[postgres]'"
             )
-        self.url = url
         self.location = redact(url)
+        self.url, self.pool_mode = _pool_mode(url)
+        url = self.url
         super().__init__(_MACROS, pyformat=True)
         # Durable sessions for enqueues and reads; relaxed ones (synchronous_commit=off,
         # opened by workers only) for bookkeeping, whose commits need not wait for the
         # WAL flush: see SqlBackend.tx. A worker's bookkeeping is short: cut it sooner.
-        self._durable = Kind("durable", None, _configure_tolerant, deadline)
+        self._durable = Kind("durable", _configure_tolerant, deadline)
+        # Behind a transaction pooler a SET would stay on a server session that other
+        # clients' transactions use next: there bookkeeping commits are durable too.
+        pooled = self.pool_mode == "transaction"
         self._relaxed = Kind(
-            "relaxed", _relaxed_options(url), _configure, min(deadline, _BOOKKEEPING_DEADLINE)
+            "relaxed",
+            _configure if pooled else _configure_relaxed,
+            min(deadline, _BOOKKEEPING_DEADLINE),
         )
         given = _url_connect_timeout(url)
         connect_timeout = given if given is not None else connect_timeout
@@ -238,6 +286,7 @@ class PostgresBackend(SqlBackend):
             limit=pool_size,
             connect_timeout=connect_timeout,
             wait=connect_timeout,
+            prepare=not pooled,
         )
 
     def limit_connections(self, limit: int) -> None:
@@ -284,6 +333,12 @@ class PostgresBackend(SqlBackend):
         client's side of a lost connection."""
         code = getattr(exc, "sqlstate", None)
         text = f"{self.location}: {one_line(exc)}"
+        if code in _POOLER_CODES and self.pool_mode != "transaction":
+            return BackendUnavailable(
+                f"{text}; the server looks like a pooler in transaction mode (PgBouncer "
+                "pool_mode=transaction): add pool_mode=transaction to the URL",
+                transient=False,
+            )
         if code is not None and code[:2] in _REFUSED_CLASSES:  # e.g. the role was dropped
             return BackendUnavailable(text, transient=False)
         if code is None or code[:2] in _UNAVAILABLE_CLASSES or code in _UNAVAILABLE_CODES:
@@ -349,6 +404,9 @@ class PostgresBackend(SqlBackend):
 
     def listener(self) -> Listener:
         import psycopg
+
+        if self.pool_mode == "transaction":
+            return PollOnly()
 
         try:
             return PgListener(self.url, self.location, self.connections.connect_timeout)

@@ -70,7 +70,6 @@ class Kind:
     on it before the watchdog cuts its link."""
 
     name: str
-    options: str | None
     configure: Callable[[psycopg.Connection[Any]], None]
     deadline: float
 
@@ -86,12 +85,16 @@ class Connections:
         limit: int,
         connect_timeout: float,
         wait: float,
+        prepare: bool = True,
     ) -> None:
         self.url = url
         self.location = location
         self.limit = limit
         self.connect_timeout = connect_timeout
         self.wait = wait
+        #: Whether statements may be prepared server-side (psycopg does, from their fifth
+        #: run): not behind a transaction pooler, whose next transaction may run elsewhere.
+        self.prepare = prepare
         self._cond = threading.Condition()
         self._reset()
 
@@ -164,12 +167,9 @@ class Connections:
     def _connect(self, kind: Kind) -> psycopg.Connection[Any]:
         import psycopg
 
-        extra: dict[str, Any] = dict(LIVENESS)
-        if kind.options is not None:
-            extra["options"] = kind.options
         try:
             conn = psycopg.connect(
-                self.url, connect_timeout=max(1, round(self.connect_timeout)), **extra
+                self.url, connect_timeout=max(1, round(self.connect_timeout)), **LIVENESS
             )
         except psycopg.Error as exc:
             reason = one_line(exc).removeprefix("connection failed: ")
@@ -177,6 +177,8 @@ class Connections:
                 f"cannot connect to {self.location}: {reason}",
                 transient=_REFUSED.search(reason) is None,
             ) from None
+        if not self.prepare:
+            conn.prepare_threshold = None
         try:
             kind.configure(conn)
         except BaseException:
