@@ -8,7 +8,6 @@ import logging
 import pytest
 
 from offload import BackendUnavailable, SchemaMismatch, StorageFull
-from offload.runtime import outage
 from offload.runtime.outage import MAX_DELAY, SETTLE, Outage, fatal, passing
 
 
@@ -24,7 +23,7 @@ def test_one_line_each_way_even_when_successes_and_failures_alternate(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = Clock()
-    monkeypatch.setattr(outage.time, "monotonic", clock)
+    monkeypatch.setattr("offload.runtime.outage.time.monotonic", clock)
     state = Outage("worker w", logging.getLogger("test.outage"))
     caplog.set_level(logging.WARNING, "test.outage")
     full = StorageFull("jobs.db: full", "jobs.db")
