@@ -153,14 +153,10 @@ def _pool_mode(url: str) -> tuple[str, str | None]:
 def _url_connect_timeout(url: str) -> float | None:
     """The URL's own `connect_timeout` (libpq's parameter, in seconds), if it sets one: the
     bound within which an enqueue fails while the server is unreachable."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    try:
-        value = conninfo_to_dict(url).get("connect_timeout")
-    except Exception as exc:  # psycopg.ProgrammingError for a malformed URL
-        raise ConfigurationError(f"malformed PostgreSQL URL {redact(url)!r}: {exc}") from None
-    if value is None:
+    given = [value for key, value in parse_qsl(urlsplit(url).query) if key == "connect_timeout"]
+    if not given:  # (parsed here, not by psycopg: an App must not import it before use)
         return None
+    value = given[-1]
     try:
         seconds = float(value)
     except ValueError:

@@ -190,6 +190,7 @@ class Connections:
         from psycopg.pq import TransactionStatus
 
         reusable = not conn.closed and conn.pgconn.transaction_status == TransactionStatus.IDLE
+        stale: list[psycopg.Connection[Any]] = []
         with self._cond:
             mine = self._pid == os.getpid()  # else taken before a fork: the parent's
             if reusable and mine and not self._closed:
@@ -198,9 +199,16 @@ class Connections:
                 return
             if mine:
                 self._open -= 1
-                self._cond.notify()
+                if conn.broken:  # the link died: its idle siblings, on the same link, may
+                    # look healthy yet never answer (a half-open link): replace them too
+                    stale = [c for queue in self._idle.values() for c in queue]
+                    for queue in self._idle.values():
+                        queue.clear()
+                    self._open -= len(stale)
+                self._cond.notify_all()
         if mine:
-            _close(conn)
+            for dead in (conn, *stale):
+                _close(dead)
 
     def _watch(self) -> None:
         """Cut the link of any operation past its kind's deadline: the caller's wait then
