@@ -88,6 +88,12 @@ class SqlBackend(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def inserted_id(self, cur: Any) -> int:
+        """The id of the job `insert_one(_keyed)` just stored on `cur`, 0 if it stored none (a
+        taken idempotency key): the statement RETURNs it (SQLite overrides)."""
+        row = cur.fetchone()
+        return 0 if row is None else int(row[0])
+
     def storable_json(self, text: str) -> str:
         """JSON text as this database's JSON columns accept it (PostgreSQL overrides)."""
         return text

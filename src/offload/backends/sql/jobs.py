@@ -54,8 +54,7 @@ class SqlJobs:
             values.update(args=p.args, kwargs=p.kwargs, idempotency_key=p.idempotency_key)
             cur.execute(self.q["insert_one_keyed" if keyed else "insert_one"], values)
             self.db.wake(cur, (spec.queue,), inserted=True)
-            row = cur.fetchone()
-            ids = [0 if row is None else int(row[0])]  # RETURNING id alone
+            ids = [self.db.inserted_id(cur)]
         elif keyed:
             values["payloads"] = orjson.dumps([tuple(p) for p in payloads]).decode()
             cur.execute(self.q["insert_many_keyed"], values)

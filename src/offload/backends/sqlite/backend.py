@@ -180,6 +180,10 @@ class SQLiteBackend(SqlBackend):
             except sqlite3.Error as exc:
                 raise self._error(exc) from None
 
+    def inserted_id(self, cur: Any) -> int:
+        """The cursor's rowid: SQLite's single inserts have no RETURNING (see jobs.sql)."""
+        return int(cur.lastrowid) if cur.rowcount > 0 else 0
+
     def time_param(self, value: datetime | None) -> Any:
         return None if value is None else value.timestamp()
 
