@@ -12,7 +12,7 @@ from offload.core.job import Job
 from offload.core.options import TaskOptions
 from offload.core.task import Registry
 from offload.runtime.executor import Event, Executor
-from offload.runtime.processes import ProcessExecutor
+from offload.runtime.processes.executor import ProcessExecutor
 
 
 class ExecutorPool:
