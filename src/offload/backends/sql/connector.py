@@ -4,8 +4,8 @@ A backend subclasses it with connections and its clock format; the areas (`SqlJo
 `SqlClaims`, ...) run the backend's named queries through it. Whenever a statement makes
 jobs available, its area calls `wake` with the queues concerned: the one interface by which
 workers hear of new work. SQLite sends a datagram to each worker once the commit is visible;
-PostgreSQL NOTIFYs in the same transaction, delivered at commit, and for inserts a statement
-trigger does it, so that an enqueue pays no second round trip.
+PostgreSQL NOTIFYs in the same transaction, delivered at commit, and for inserts the insert
+query itself does it, so that an enqueue pays no second round trip.
 """
 
 from __future__ import annotations
