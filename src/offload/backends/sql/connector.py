@@ -24,7 +24,6 @@ from offload.backends.sql.queries import Queries
 from offload.backends.sql.schedules import SqlSchedules
 from offload.backends.sql.schema import SqlSchema
 from offload.backends.sql.workers import SqlWorkers
-from offload.core.times import from_epoch
 
 #: The areas every SQL backend has, one `.sql` file each.
 AREAS = ("connector", "schema", "jobs", "claims", "schedules", "workers")
@@ -113,8 +112,3 @@ def _queries(
 ) -> dict[str, Queries]:
     """Every area's queries of one backend, parsed once per process."""
     return {area: Queries.load(package, area, dict(macros), pyformat) for area in AREAS}
-
-
-def epoch_to_datetime(value: float) -> datetime:
-    """Convert stored epoch seconds to an aware UTC datetime (clamped: see core.times)."""
-    return from_epoch(value)

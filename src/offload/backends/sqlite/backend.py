@@ -18,9 +18,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 from offload.backends.base import Listener
 from offload.backends.sql.columns import JOB_COLUMNS, WORKER_COLUMNS
-from offload.backends.sql.connector import SqlBackend, epoch_to_datetime
+from offload.backends.sql.connector import SqlBackend
 from offload.backends.sqlite.wake import CommitWatch, WakeSender, WakeSocket
 from offload.core.errors import BackendError, BackendUnavailable, ConfigurationError
+from offload.core.times import from_epoch
 
 NOW = "((julianday('now') - 2440587.5) * 86400.0)"
 MIN_SQLITE = (3, 38, 0)  # the ->> JSON operator
@@ -188,7 +189,7 @@ class SQLiteBackend(SqlBackend):
         return None if value is None else value.timestamp()
 
     def time(self, value: Any) -> datetime:
-        return epoch_to_datetime(float(value))
+        return from_epoch(float(value))  # clamped: see core.times
 
     # -- schema ---------------------------------------------------------------------
 
