@@ -11,7 +11,7 @@ import offload
 from offload.backends.params import ClaimParams
 from offload.core.options import EnqueueOptions
 from offload.runtime.executor import Finished
-from offload.runtime.processes import ProcessExecutor
+from offload.runtime.processes.executor import ProcessExecutor
 
 
 def test_a_child_killed_while_idle_is_replaced_and_the_next_job_runs(

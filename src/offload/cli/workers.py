@@ -100,7 +100,7 @@ def worker(
         loader.path = app_path
     served = [check_name("queue", name.strip()) for name in queues.split(",") if name.strip()]
     if executor == "process" and loader.path:
-        from offload.runtime.processes import start_fork_server
+        from offload.runtime.processes.executor import start_fork_server
 
         start_fork_server(loader.path)  # it loads the app while this process does too
     given = {

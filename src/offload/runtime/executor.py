@@ -1,8 +1,8 @@
 """The executor contract: what the worker loop asks of an executor, and the events it gets back.
 
-`ProcessExecutor` (offload.runtime.processes, the default) keeps one child process per slot,
-so a crash, a hang or a memory blow-up costs one child, never the worker, and CPU and memory
-limits can be enforced; `ThreadExecutor` and `AsyncExecutor` (offload.runtime.inprocess) run
+`ProcessExecutor` (offload.runtime.processes.executor, the default) keeps one child process
+per slot, so a crash, a hang or a memory blow-up costs one child, never the worker, and CPU and
+memory limits can be enforced; `ThreadExecutor` and `AsyncExecutor` (offload.runtime.inprocess) run
 jobs in threads of the worker or, for `async def` tasks, hundreds at once on one event loop.
 Each talks to the worker loop through descriptors it can `select` on, so the loop never
 blocks on a job. How a job is run and its end turned into an event: offload.runtime.running.

@@ -12,7 +12,7 @@ from offload.core.job import Job
 from offload.core.options import TaskOptions
 from offload.core.task import Registry
 from offload.runtime.executor import Event, Executor
-from offload.runtime.processes import ProcessExecutor
+from offload.runtime.processes.executor import ProcessExecutor
 
 
 class ExecutorPool:
@@ -124,6 +124,21 @@ def task_options(registry: Registry, job: Job) -> TaskOptions | None:
         return None
 
 
+def options_lookup(registry: Registry) -> Callable[[Job], TaskOptions | None]:
+    """`task_options` of `registry`, remembered per task name, as `Router` remembers kinds
+    (a worker's tasks are registered before it starts); the process executor asks per job."""
+    found: dict[str, TaskOptions | None] = {}
+
+    def options_of(job: Job) -> TaskOptions | None:
+        try:
+            return found[job.task]
+        except KeyError:
+            found[job.task] = options = task_options(registry, job)
+            return options
+
+    return options_of
+
+
 def build_pool(spec: PoolSpec) -> ExecutorPool:
     """The primary executor, plus one per other kind that a registered task asks for."""
     kinds = {spec.primary}
@@ -140,7 +155,7 @@ def build_pool(spec: PoolSpec) -> ExecutorPool:
             executors[kind] = ProcessExecutor(
                 spec.app_path,
                 spec.concurrency,
-                lambda job: task_options(spec.registry, job),
+                options_lookup(spec.registry),
                 result_limit=spec.result_limit,
                 max_jobs_per_child=spec.max_jobs_per_child,
                 max_child_memory_mb=spec.max_child_memory_mb,

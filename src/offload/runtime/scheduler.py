@@ -7,7 +7,6 @@ replicas never fire a tick twice and no leader is needed. Rescue and prune are i
 
 from __future__ import annotations
 
-import difflib
 import logging
 import math
 import threading
@@ -208,6 +207,8 @@ def _retention(retention: Mapping[JobState, float]) -> dict[JobState, float]:
         try:
             state = JobState(key)
         except ValueError:
+            import difflib  # only for this message: every worker imports this module
+
             close = difflib.get_close_matches(str(key), names, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; one of {', '.join(names)}"
             raise ConfigurationError(f"retention: unknown job state {key!r}{hint}") from None

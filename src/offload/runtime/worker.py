@@ -455,6 +455,8 @@ class Worker:
             self._outcomes().submit(outcomes)
 
     def _outcome(self, f: Finished) -> Outcome:
+        if f.ok:  # the retry policy decides only what follows a failure
+            return outcome_of(f, _DEFAULT_RETRY)
         options = self._options(f.job)
         return outcome_of(f, _DEFAULT_RETRY if options is None else options.retry)
 

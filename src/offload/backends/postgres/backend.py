@@ -391,10 +391,10 @@ class PostgresBackend(SqlBackend):
 
     def wake(self, cur: Any, queues: Collection[str], *, inserted: bool = False) -> None:
         """NOTIFY in `cur`'s transaction (delivered at commit; in autocommit, right after the
-        statement committed). Inserts need nothing: the `offload_jobs_wake` trigger
-        (migration 3) NOTIFYs in the inserting statement, whoever runs it, so an enqueue
-        pays no second round trip. The other operations that make jobs available (release,
-        rescue, retry, a cancel) are rare enough to pay it."""
+        statement committed). Inserts need nothing: each insert query NOTIFYs in its own
+        statement (jobs.sql), whoever runs it, so an enqueue pays no second round trip. The
+        other operations that make jobs available (release, rescue, retry, a cancel) are
+        rare enough to pay it."""
         if not inserted:
             cur.connection.execute(self.q["connector"]["wake"], {"queues": sorted(queues)})
 

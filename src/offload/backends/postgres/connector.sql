@@ -7,5 +7,5 @@ SELECT now()
 
 -- name: wake
 -- Workers LISTEN on offload_jobs; the payload is a queue name only (NOTIFY is a hint,
--- capped at 8000 bytes). Inserts NOTIFY from the offload_jobs_wake trigger instead.
+-- capped at 8000 bytes). Inserts NOTIFY from their own statements instead (jobs.sql).
 SELECT pg_notify('offload_jobs', q) FROM unnest(:queues::text[]) AS q

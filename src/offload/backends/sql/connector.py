@@ -4,8 +4,8 @@ A backend subclasses it with connections and its clock format; the areas (`SqlJo
 `SqlClaims`, ...) run the backend's named queries through it. Whenever a statement makes
 jobs available, its area calls `wake` with the queues concerned: the one interface by which
 workers hear of new work. SQLite sends a datagram to each worker once the commit is visible;
-PostgreSQL NOTIFYs in the same transaction, delivered at commit, and for inserts a statement
-trigger does it, so that an enqueue pays no second round trip.
+PostgreSQL NOTIFYs in the same transaction, delivered at commit, and for inserts the insert
+query itself does it, so that an enqueue pays no second round trip.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from offload.backends.sql.queries import Queries
 from offload.backends.sql.schedules import SqlSchedules
 from offload.backends.sql.schema import SqlSchema
 from offload.backends.sql.workers import SqlWorkers
-from offload.core.times import from_epoch
 
 #: The areas every SQL backend has, one `.sql` file each.
 AREAS = ("connector", "schema", "jobs", "claims", "schedules", "workers")
@@ -88,6 +87,12 @@ class SqlBackend(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def inserted_id(self, cur: Any) -> int:
+        """The id of the job `insert_one(_keyed)` just stored on `cur`, 0 if it stored none (a
+        taken idempotency key): the statement RETURNs it (SQLite overrides)."""
+        row = cur.fetchone()
+        return 0 if row is None else int(row[0])
+
     def storable_json(self, text: str) -> str:
         """JSON text as this database's JSON columns accept it (PostgreSQL overrides)."""
         return text
@@ -107,8 +112,3 @@ def _queries(
 ) -> dict[str, Queries]:
     """Every area's queries of one backend, parsed once per process."""
     return {area: Queries.load(package, area, dict(macros), pyformat) for area in AREAS}
-
-
-def epoch_to_datetime(value: float) -> datetime:
-    """Convert stored epoch seconds to an aware UTC datetime (clamped: see core.times)."""
-    return from_epoch(value)

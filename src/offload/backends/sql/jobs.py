@@ -66,15 +66,13 @@ class SqlJobs:
         values = _spec_params(spec)
         # Keys need ON CONFLICT, whose speculative insertion costs PostgreSQL a second WAL
         # record per row: statements without keys go without it.
-        keyed = any(p.idempotency_key is not None for p in payloads)
         if len(payloads) == 1:
-            p = payloads[0]
-            values.update(args=p.args, kwargs=p.kwargs, idempotency_key=p.idempotency_key)
-            cur.execute(self.q["insert_one_keyed" if keyed else "insert_one"], values)
+            args, kwargs, key = payloads[0]
+            values.update(args=args, kwargs=kwargs, idempotency_key=key)
+            cur.execute(self.q["insert_one" if key is None else "insert_one_keyed"], values)
             self.db.wake(cur, (spec.queue,), inserted=True)
-            row = cur.fetchone()
-            ids = [0 if row is None else int(row[0])]  # RETURNING id alone
-        elif keyed:
+            ids = [self.db.inserted_id(cur)]
+        elif any(p.idempotency_key is not None for p in payloads):
             values["payloads"] = orjson.dumps([tuple(p) for p in payloads]).decode()
             cur.execute(self.q["insert_many_keyed"], values)
             self.db.wake(cur, (spec.queue,), inserted=True)

@@ -52,7 +52,7 @@ class SqlSchedules:
             rows = cur.fetchall()
             if not rows:
                 raise ScheduleNotFound(sched.name)
-            row, c = rows[0], Columns(cur.description)
+            row, c = rows[0], Columns.of(cur)
             last, checked = db.time(row[c["last_tick"]]), db.time(row[c["checked_at"]])
             now = params.now or db.time(row[c["db_now"]])
             ticks, newest = sched.due(last, checked, now, params.down_after)

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from offload.backends.base import Listener
 from offload.backends.sql.columns import JOB_COLUMNS, WORKER_COLUMNS
-from offload.backends.sql.connector import SqlBackend, epoch_to_datetime
+from offload.backends.sql.connector import SqlBackend
 from offload.backends.sqlite.wake import CommitWatch, WakeSender, WakeSocket
 from offload.core.errors import (
     BackendError,
@@ -26,6 +26,7 @@ from offload.core.errors import (
     ConfigurationError,
     StorageFull,
 )
+from offload.core.times import from_epoch
 
 NOW = "((julianday('now') - 2440587.5) * 86400.0)"
 MIN_SQLITE = (3, 38, 0)  # the ->> JSON operator
@@ -139,6 +140,11 @@ class SQLiteBackend(SqlBackend):
             if self.max_size_mb is not None:
                 page = db.execute("PRAGMA page_size").fetchone()[0]
                 db.execute(f"PRAGMA max_page_count = {int(self.max_size_mb * 2**20 // page)}")
+            # Every insert and state change builds small ephemeral tables (RETURNING, and
+            # each IN list of 3+ states: the CHECK, the claim and finished indexes). Kept as
+            # temp files, each took an 87 KB page-cache block that glibc could hand back to
+            # the kernel and fault in again on every statement (10 page faults per enqueue).
+            db.execute("PRAGMA temp_store = MEMORY")
         except sqlite3.Error as exc:
             db.close()  # now, not at garbage collection: its file stays open until then
             raise self._error(exc) from None
@@ -227,11 +233,15 @@ class SQLiteBackend(SqlBackend):
             except sqlite3.Error as exc:
                 raise self._error(exc) from None
 
+    def inserted_id(self, cur: Any) -> int:
+        """The cursor's rowid: SQLite's single inserts have no RETURNING (see jobs.sql)."""
+        return int(cur.lastrowid) if cur.rowcount > 0 else 0
+
     def time_param(self, value: datetime | None) -> Any:
         return None if value is None else value.timestamp()
 
     def time(self, value: Any) -> datetime:
-        return epoch_to_datetime(float(value))
+        return from_epoch(float(value))  # clamped: see core.times
 
     # -- schema ---------------------------------------------------------------------
 

@@ -8,8 +8,7 @@ Modules, in the order a job meets them:
 - `protocol`: the typed messages on a worker-child pipe and their one framing.
 - `child`: the child's loop: receive jobs, run them in order, send their ends back.
 - `limits`: a task's CPU and memory limits, applied in the child around one run.
+
+Nothing is imported here: the fork server imports `child` (and so this package) before
+forking every child, and needs none of the worker's side.
 """
-
-from offload.runtime.processes.executor import ProcessExecutor, start_fork_server
-
-__all__ = ["ProcessExecutor", "start_fork_server"]

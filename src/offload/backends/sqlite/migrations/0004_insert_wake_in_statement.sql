@@ -1,0 +1,3 @@
+-- offload schema 4 for SQLite: nothing to change. PostgreSQL's version 4 drops its insert
+-- trigger (inserts NOTIFY from their own statements); SQLite wakes workers with datagrams
+-- sent from Python once a commit is visible (wake.py). Both backends keep one numbering.
