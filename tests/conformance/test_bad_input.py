@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -21,6 +23,7 @@ from offload.core.errors import (
     ConfigurationError,
     PayloadTooLarge,
     SerializationError,
+    StorageFull,
     UnknownTask,
     ValidationError,
 )
@@ -192,6 +195,55 @@ def test_malformed_urls_are_configuration_errors(url: str) -> None:
     assert "\n" not in str(info.value)
     with pytest.raises(ConfigurationError):
         offload.App(url) if url else open_backend(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("sqlite:///jobs.db?max_size_mb=lots", "max_size_mb"),
+        ("sqlite:///jobs.db?max_size_mb=0", "max_size_mb"),
+        ("sqlite:///jobs.db?max_size_mb=-5", "max_size_mb"),
+        ("postgresql://u@h/db?pool_mode=statement", "pool_mode"),
+        ("postgresql://u:hunter2@h/db?connect_timeout=soon", "connect_timeout"),
+        ("postgresql://u@h/db?connect_timeout=0", "connect_timeout"),
+    ],
+)
+def test_outage_options_in_urls_are_checked(url: str, named: str) -> None:
+    """The URL options of the outage issue: one line naming the option, no secret."""
+    with pytest.raises(ConfigurationError) as info:
+        open_backend(url)
+    message = str(info.value)
+    assert named in message and "\n" not in message and "hunter2" not in message, message
+
+
+def test_a_size_cap_below_the_file_refuses_writes_and_keeps_every_job(
+    tmp_path: Path,
+) -> None:
+    """max_size_mb smaller than the file: reads work, writes fail with StorageFull naming the
+    file and its cap, and the stored jobs and the file stay intact."""
+    path = tmp_path / "jobs.db"
+    plain = offload.App(f"sqlite:///{path}")
+
+    @plain.task(name="t")
+    def t(x: str) -> str:
+        return x
+
+    ids = [h.id for h in t.enqueue_many([("x" * 5000,)] * 300)]
+    plain.close()
+    before = path.read_bytes()
+    capped = offload.App(f"sqlite:///{path}?max_size_mb=0.5")
+    capped.registry.add(plain.registry.get("t"))
+    try:
+        with pytest.raises(StorageFull) as info:
+            for _ in range(300):
+                capped.enqueue("t", ["y" * 5000])
+        assert str(path) in str(info.value) and "max_page_count=" in str(info.value)
+        assert [j.id for j in capped.jobs(limit=1000)] == sorted(ids, reverse=True)
+    finally:
+        capped.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert len(path.read_bytes()) == len(before)  # nothing grew past the cap
 
 
 def test_password_is_redacted_from_url_errors() -> None:

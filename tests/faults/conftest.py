@@ -64,10 +64,9 @@ def proxy(own_pg: PostgresServer) -> Iterator[Proxy]:
 
 
 @pytest.fixture
-def start_worker(tmp_path: Path) -> Iterator[StartWorker]:
+def start_worker(tmp_path: Path, spawned: list[subprocess.Popen[bytes]]) -> Iterator[StartWorker]:
     """Start `python -m tests.apps.run_worker` on a URL; its stderr goes to `<name>.log`
     under tmp_path. All are killed at teardown."""
-    started: list[subprocess.Popen[bytes]] = []
 
     def start(url: str, name: str = "worker", **settings: object) -> subprocess.Popen[bytes]:
         env = dict(os.environ, OFFLOAD_URL=url, PYTHONPATH=PYTHONPATH)
@@ -78,11 +77,7 @@ def start_worker(tmp_path: Path) -> Iterator[StartWorker]:
             [sys.executable, "-m", "tests.apps.run_worker"], cwd=ROOT, env=env, stderr=log
         )
         log.close()
-        started.append(process)
+        spawned.append(process)
         return process
 
     yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)

@@ -35,9 +35,10 @@ def basic_app(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[offload.
 
 
 @pytest.fixture
-def start_worker(db_url: str, tmp_path: Path) -> Iterator[StartWorker]:
+def start_worker(
+    db_url: str, tmp_path: Path, spawned: list[subprocess.Popen[bytes]]
+) -> Iterator[StartWorker]:
     """Start `python -m tests.apps.run_worker` processes; all are killed at teardown."""
-    started: list[subprocess.Popen[bytes]] = []
 
     def start(**settings: object) -> subprocess.Popen[bytes]:
         env = dict(os.environ, OFFLOAD_URL=db_url, PYTHONPATH=PYTHONPATH)
@@ -47,11 +48,7 @@ def start_worker(db_url: str, tmp_path: Path) -> Iterator[StartWorker]:
         process = subprocess.Popen(
             [sys.executable, "-m", "tests.apps.run_worker"], cwd=ROOT, env=env
         )
-        started.append(process)
+        spawned.append(process)
         return process
 
     yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)

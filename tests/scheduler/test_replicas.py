@@ -31,21 +31,16 @@ def cron_app(db_url: str) -> Iterator[offload.App]:
 
 
 @pytest.fixture
-def start_scheduler(db_url: str) -> Iterator[Start]:
+def start_scheduler(db_url: str, spawned: list[subprocess.Popen[bytes]]) -> Iterator[Start]:
     """Start scheduler replicas (`tests.apps.run_scheduler`); killed at teardown."""
-    started: list[subprocess.Popen[bytes]] = []
 
     def start() -> subprocess.Popen[bytes]:
         env = dict(os.environ, OFFLOAD_URL=db_url, PYTHONPATH=PYTHONPATH)
         process = subprocess.Popen([sys.executable, "-m", "tests.apps.run_scheduler"], env=env)
-        started.append(process)
+        spawned.append(process)
         return process
 
     yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)
 
 
 def tick_jobs(app: offload.App, schedule: str) -> list[Job]:

@@ -244,7 +244,7 @@ class Worker:
                 if not passing(exc):
                     raise
                 _close_quietly(self._listener)
-                self._listener = None
+                self._listener = None  # closed: `run` must not close it again if this raises
                 self._listener = self._ride_out(exc, pool)
 
     def _ride_out(self, exc: BackendUnavailable, pool: ExecutorPool) -> Listener | None:
@@ -276,12 +276,11 @@ class Worker:
         while True:
             self._collect(pool.poll(), online=False)
             self._dispatch(pool)
-            timeout = until - time.monotonic()
-            deadline = pool.next_deadline()
-            if deadline is not None:
-                timeout = min(timeout, deadline - time.monotonic())
-            if timeout <= 0 and time.monotonic() >= until:
+            now = time.monotonic()
+            if now >= until:
                 return
+            deadline = pool.next_deadline()
+            timeout = until - now if deadline is None else min(until, deadline) - now
             fds = [self._wakeup.read_fd, *pool.waitables()]
             if self._wakeup.read_fd in self._waiter.wait(fds, max(timeout, 0.0)):
                 self._wakeup.clear()

@@ -23,7 +23,7 @@ import orjson
 
 from offload.backends import redact
 from offload.backends.base import Listener
-from offload.backends.postgres.connections import LIVENESS, Connections, Kind, one_line
+from offload.backends.postgres.connections import Connections, Kind, one_line
 from offload.backends.sql.columns import JOB_COLUMNS, WORKER_COLUMNS
 from offload.backends.sql.connector import SqlBackend
 from offload.core.errors import (
@@ -171,14 +171,10 @@ def _url_connect_timeout(url: str) -> float | None:
 class PgListener:
     """A LISTEN connection; its socket is readable when a NOTIFY arrived."""
 
-    def __init__(self, url: str, location: str, connect_timeout: float) -> None:
-        import psycopg
-
+    def __init__(self, conn: psycopg.Connection[Any], location: str) -> None:
         self.address: str | None = None
         self.location = location
-        self.conn = psycopg.connect(
-            url, autocommit=True, connect_timeout=max(1, round(connect_timeout)), **LIVENESS
-        )
+        self.conn = conn
         try:
             self.conn.execute(f"LISTEN {CHANNEL}")
         except BaseException:
@@ -404,12 +400,11 @@ class PostgresBackend(SqlBackend):
         if self.pool_mode == "transaction":
             return PollOnly()
 
+        conn = self.connections.dial(autocommit=True)
         try:
-            return PgListener(self.url, self.location, self.connections.connect_timeout)
+            return PgListener(conn, self.location)
         except psycopg.Error as exc:
-            raise BackendUnavailable(
-                f"cannot connect to {self.location}: {one_line(exc)}"
-            ) from None
+            raise self._error(exc) from None
 
     def close(self) -> None:
         self.connections.close()

@@ -112,17 +112,14 @@ class Connections:
     def connection(self, kind: Kind) -> Iterator[psycopg.Connection[Any]]:
         """A usable connection of `kind`; a broken one is closed on return, not reused."""
         conn = self._take(kind)
-        key = id(conn)
-        with self._cond:
-            self._busy[key] = (conn, time.monotonic() + kind.deadline)
         try:
             yield conn
         finally:
-            with self._cond:
-                self._busy.pop(key, None)
             self._give_back(conn, kind)
 
     def _take(self, kind: Kind) -> psycopg.Connection[Any]:
+        """A connection of `kind`, marked busy for the watchdog (in the same lock hold:
+        this is every statement's path)."""
         deadline = time.monotonic() + self.wait
         with self._cond:
             if self._pid != os.getpid():
@@ -139,6 +136,7 @@ class Connections:
                 while idle:
                     conn = idle.pop()
                     if _usable(conn):
+                        self._busy[id(conn)] = (conn, time.monotonic() + kind.deadline)
                         return conn
                     self._open -= 1
                     _close(conn)
@@ -157,19 +155,28 @@ class Connections:
                     )
                 self._cond.wait(remaining)
         try:
-            return self._connect(kind)
+            conn = self._connect(kind)
         except BaseException:
             with self._cond:
                 self._open -= 1
                 self._cond.notify()
             raise
+        with self._cond:
+            self._busy[id(conn)] = (conn, time.monotonic() + kind.deadline)
+        return conn
 
-    def _connect(self, kind: Kind) -> psycopg.Connection[Any]:
+    def dial(self, **settings: Any) -> psycopg.Connection[Any]:
+        """A new connection outside the pool and its cap (a worker's LISTEN connection, and
+        every pooled one), with the liveness settings and the connect timeout; a failure is
+        BackendUnavailable naming the cause, not transient if the server refused the login."""
         import psycopg
 
         try:
-            conn = psycopg.connect(
-                self.url, connect_timeout=max(1, round(self.connect_timeout)), **LIVENESS
+            return psycopg.connect(
+                self.url,
+                connect_timeout=max(1, round(self.connect_timeout)),
+                **LIVENESS,
+                **settings,
             )
         except psycopg.Error as exc:
             reason = one_line(exc).removeprefix("connection failed: ")
@@ -177,6 +184,9 @@ class Connections:
                 f"cannot connect to {self.location}: {reason}",
                 transient=_REFUSED.search(reason) is None,
             ) from None
+
+    def _connect(self, kind: Kind) -> psycopg.Connection[Any]:
+        conn = self.dial()
         if not self.prepare:
             conn.prepare_threshold = None
         try:
@@ -192,6 +202,7 @@ class Connections:
         reusable = not conn.closed and conn.pgconn.transaction_status == TransactionStatus.IDLE
         stale: list[psycopg.Connection[Any]] = []
         with self._cond:
+            self._busy.pop(id(conn), None)
             mine = self._pid == os.getpid()  # else taken before a fork: the parent's
             if reusable and mine and not self._closed:
                 self._idle.setdefault(kind.name, deque()).append(conn)
