@@ -103,15 +103,12 @@ class Scheduler:
                 if time.monotonic() >= next_prune:
                     self.prune()
                     next_prune = time.monotonic() + self.prune_interval
-            except BackendUnavailable as exc:
+            except (BackendUnavailable, SchemaMismatch) as exc:
                 if fatal(exc):
                     log.error("scheduler stopped: %s", exc)
                     return 1
                 self._stop.wait(outage.failed(exc))
                 continue
-            except SchemaMismatch as exc:
-                log.error("scheduler stopped: %s", exc)
-                return 1
             except Exception:
                 failures += 1
                 backoff = min(self.interval * 2 ** min(failures - 1, 16), MAX_BACKOFF)
