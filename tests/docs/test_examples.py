@@ -23,6 +23,7 @@ EXAMPLES = [example for page in PAGES for example in examples(page)]
 NOT_RUN = {
     ("README.md", "python3 -m venv .venv && .venv/bin/pip install -q . && .venv/bin/offload demo"),
     ("README.md", "scripts/test"),
+    ("operations.md", "sudo systemctl enable --now offload-worker"),
     ("quickstart.md", "python3 -m venv .venv && . .venv/bin/activate"),
 }
 
