@@ -24,6 +24,7 @@ NOT_RUN = {
     ("README.md", "python3 -m venv .venv && .venv/bin/pip install -q . && .venv/bin/offload demo"),
     ("README.md", "scripts/test"),
     ("operations.md", "sudo systemctl enable --now offload-worker"),
+    ("contributing.md", "pip install -e '.[docs]'"),
     ("quickstart.md", "python3 -m venv .venv && . .venv/bin/activate"),
 }
 
