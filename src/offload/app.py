@@ -5,14 +5,26 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
 
 from offload.backends import open_backend
 from offload.backends.base import Backend
-from offload.backends.params import JobInsertParams, JobListParams, JobRetryParams
+from offload.backends.params import (
+    JobFilter,
+    JobInsertParams,
+    JobListParams,
+    JobRetryManyParams,
+    JobRetryParams,
+)
 from offload.core import serialization
-from offload.core.errors import ConfigurationError, ScheduleNotFound, SerializationError
+from offload.core.errors import (
+    ConfigurationError,
+    ScheduleNotFound,
+    SerializationError,
+    ValidationError,
+    shorten,
+)
 from offload.core.job import Job, JobSpec, Payload
 from offload.core.options import (
     EnqueueOptions,
@@ -24,8 +36,9 @@ from offload.core.options import (
     check_state,
     check_text,
 )
-from offload.core.records import ScheduleState, WorkerInfo
+from offload.core.records import JobChange, ScheduleState, WorkerInfo
 from offload.core.schedule import Misfire, ScheduleDef, parse_misfire
+from offload.core.selection import JobSelection, check_moment, check_selection
 from offload.core.states import JobState
 from offload.core.status import ScheduleStatus, WorkerStatus, is_lost, row_fields, silent_for
 from offload.core.task import Registry, TaskDef
@@ -313,6 +326,49 @@ class App:
         """Cancel a queued job (a running one is asked to stop)."""
         self.ready()
         return self.backend.jobs.cancel(job_id)
+
+    def retry_many(self, **selection: Unpack[JobSelection]) -> list[JobChange]:
+        """`retry` every selected dead, cancelled or shed job, atomically (one statement);
+        other jobs are left alone. Returns the jobs changed, by id."""
+        self.ready()
+        budgets = {
+            name: self.registry.get(name).options.retry.max_attempts
+            for name in self.registry.names()
+        }
+        where = self._job_filter("retry", selection)
+        return self.backend.jobs.retry_many(JobRetryManyParams(where, budgets))
+
+    def cancel_many(self, **selection: Unpack[JobSelection]) -> list[JobChange]:
+        """`cancel` every selected queued job and ask every selected running one to stop,
+        atomically (one statement). Returns the jobs changed, by id."""
+        self.ready()
+        return self.backend.jobs.cancel_many(self._job_filter("cancel", selection))
+
+    def purge(self, **selection: Unpack[JobSelection]) -> int:
+        """Delete every selected succeeded, dead, cancelled or shed job (one statement);
+        returns how many."""
+        self.ready()
+        return self.backend.jobs.purge(self._job_filter("purge", selection))
+
+    def _job_filter(self, operation: str, selection: JobSelection) -> JobFilter:
+        """The storage filter of a checked selection (relative times by the DB clock)."""
+        check_selection(operation, selection)
+        ids, state = selection.get("ids"), selection.get("state")
+        if ids is not None and not all(type(i) is int for i in ids):
+            raise ValidationError(f"job ids must be ints, got {shorten(list(ids))}")
+        queue, task = selection.get("queue"), selection.get("task")
+        bounds: dict[str, datetime] = {}
+        for name, given in (("before", selection.get("before")), ("after", selection.get("after"))):
+            if given is not None:
+                now = self.backend.now() if isinstance(given, timedelta) else datetime.now(UTC)
+                bounds[name] = check_moment(name, given, now)
+        return JobFilter(
+            ids=None if ids is None else list(ids),
+            queue=None if queue is None else check_text("queue", queue),
+            state=None if state is None else check_state(state),
+            task=None if task is None else check_text("task", task),
+            **bounds,
+        )
 
     def workers(self) -> list[WorkerInfo]:
         """Registered workers with their last heartbeat (by the database clock)."""
