@@ -40,7 +40,15 @@ from offload.core.records import JobChange, ScheduleState, WorkerInfo
 from offload.core.schedule import Misfire, ScheduleDef, parse_misfire
 from offload.core.selection import JobSelection, check_moment, check_selection
 from offload.core.states import JobState
-from offload.core.status import ScheduleStatus, WorkerStatus, is_lost, row_fields, silent_for
+from offload.core.status import (
+    QueueStatus,
+    ScheduleStatus,
+    WorkerStatus,
+    is_lost,
+    queue_statuses,
+    row_fields,
+    silent_for,
+)
 from offload.core.task import Registry, TaskDef
 from offload.handle import JobHandle
 from offload.task import Call, Task, TaskDecorator, call
@@ -252,7 +260,7 @@ class App:
         """Enqueue a schedule's job once, now, outside its ticks."""
         sched = self.schedules.get(name)
         if sched is None:
-            raise ScheduleNotFound(name)
+            raise ScheduleNotFound(name, sorted(self.schedules))
         bound: Task[..., Any] = Task(self, self.registry.get(sched.task), EnqueueOptions())
         bound = bound.options(
             queue=sched.queue, priority=sched.priority, meta={"schedule": name, "manual": True}
@@ -393,6 +401,12 @@ class App:
         """Jobs per queue and state."""
         self.ready()
         return self.backend.jobs.counts()
+
+    def queue_statuses(self) -> list[QueueStatus]:
+        """Each queue with jobs: counts per state, and the live workers that serve it (a
+        queue with available jobs and none is stranded)."""
+        counts = self.queue_counts()
+        return queue_statuses(counts, self.worker_statuses())
 
     # -- lifecycle --------------------------------------------------------------------
 
