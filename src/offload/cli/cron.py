@@ -9,8 +9,8 @@ from typing import NoReturn
 import click
 
 from offload.cli.context import AppLoader
-from offload.cli.workers import LOG_LEVELS
 from offload.cli.output import console, new_table, print_json, state_text, when
+from offload.cli.workers import LOG_LEVELS
 
 
 @click.command(short_help="Fire periodic schedules, rescue expired leases, prune old jobs.")

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from offload.core.errors import AppImportFailed, ConfigurationError
+from offload.core.errors import AppImportFailed, ConfigurationError, OffloadError
 
 
 def load_app(path: str) -> Any:
@@ -33,6 +33,8 @@ def load_app(path: str) -> Any:
                 f"cannot import {module_name!r} for app {path!r}: no such module"
             ) from None
         raise AppImportFailed(module_name, exc) from exc
+    except OffloadError:
+        raise  # offload's own errors (a bad URL in App(...)) explain themselves
     except Exception as exc:
         raise AppImportFailed(module_name, exc) from exc
     obj: Any = module
