@@ -254,7 +254,11 @@ class App:
     def cron_pause(self, name: str, paused: bool = True) -> None:
         """Pause (or resume) a schedule for every scheduler replica, across restarts."""
         self.ready()
-        self.backend.schedules.pause(check_text("schedule name", name), paused)
+        try:
+            self.backend.schedules.pause(check_text("schedule name", name), paused)
+        except ScheduleNotFound:
+            known = sorted(s.name for s in self.backend.schedules.list())
+            raise ScheduleNotFound(name, known) from None
 
     def cron_run(self, name: str) -> JobHandle[Any]:
         """Enqueue a schedule's job once, now, outside its ticks."""

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import subprocess
+import sys
+
 import orjson
 import pytest
 
 import offload
 from offload.backends.params import ClaimParams
 from offload.core.states import JobState
-from tests.cli.helpers import assert_one_line_error, offload_cli, run_json
+from tests.cli.helpers import ROOT, assert_one_line_error, offload_cli, run_json
 from tests.conformance.helpers import RawDB
 
 
@@ -108,3 +113,35 @@ def test_purge_deletes_finished_jobs_after_confirmation(
     assert result.returncode == 0, result.stderr
     assert orjson.loads(result.stdout) == {"purged": 1}
     assert states(store) == {kept: "available"}
+
+
+@pytest.mark.parametrize(("answer", "deleted"), [("n", False), ("y", True)])
+def test_purge_asks_on_a_terminal(
+    store: offload.App, env: dict[str, str], answer: str, deleted: bool
+) -> None:
+    job_id = store.enqueue("noop", queue="mail").id
+    store.cancel(job_id)
+    leader, follower = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "offload", "purge", "--queue", "mail", "--after", "1h"],
+            cwd=ROOT,
+            env=env,
+            stdin=follower,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        os.write(leader, f"{answer}\n".encode())
+        out, err = process.communicate(timeout=60)
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert "Delete every finished job with queue mail, enqueued after 1:00:00 ago" in err
+    if deleted:
+        assert (process.returncode, out) == (0, "purged 1 job\n")
+        assert store.jobs() == []
+    else:
+        assert process.returncode == 1
+        assert err.rstrip().endswith("error: not confirmed: nothing deleted")
+        assert [job.id for job in store.jobs()] == [job_id]

@@ -3,10 +3,12 @@ counting exactly what matched and changing only jobs in the states each accepts.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from datetime import timedelta
 from typing import Any
 
+import psycopg
 import pytest
 
 import offload
@@ -19,6 +21,7 @@ from offload.backends.params import (
     JobRetryParams,
 )
 from offload.core.errors import ValidationError
+from offload.core.records import JobChange
 from offload.core.states import JobState
 from tests.conformance.helpers import (
     RawDB,
@@ -26,7 +29,9 @@ from tests.conformance.helpers import (
     finish_next,
     insert,
     insert_jobs,
+    is_sqlite,
     new_job,
+    sqlite_path,
     wait_db_time_past,
 )
 
@@ -195,6 +200,38 @@ def test_cancel_many_and_a_concurrent_claim_never_leave_a_job_running_unasked(
     running = [job_id for job_id, (state, _) in rows.items() if state == "running"]
     assert set(running) <= set(claimed)
     assert {c.id for c in changed if c.state is JobState.RUNNING} == set(running)
+
+
+def test_cancel_many_waiting_on_a_claim_sees_the_claimed_job_as_running(
+    backend: Backend, db_url: str
+) -> None:
+    """A claim that commits while cancel_many waits for its lock: the statement re-reads
+    the row (PostgreSQL re-checks its new version; SQLite runs after the claim), so the job
+    is asked to stop rather than cancelled under its worker."""
+    claimed, queued = insert(backend, 2, queue="held")
+    claim = "UPDATE offload_jobs SET state = 'running', attempt = 1, worker = 'w9' WHERE id = ?"
+    if is_sqlite(db_url):
+        holder = sqlite3.connect(sqlite_path(db_url), isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        holder.execute(claim, [claimed])
+        commit = holder.commit
+    else:
+        pg = psycopg.connect(db_url)
+        pg.execute(claim.replace("?", "%s").encode(), [claimed])
+        commit = pg.commit
+    result: list[list[JobChange]] = []
+    thread = threading.Thread(target=lambda: result.append(backend.jobs.cancel_many(JobFilter())))
+    thread.start()
+    thread.join(0.5)
+    assert thread.is_alive(), "cancel_many did not wait for the claim's lock"
+    commit()
+    thread.join(30)
+    (changed,) = result
+    assert {c.id: c.state for c in changed} == {
+        claimed: JobState.RUNNING,
+        queued: JobState.CANCELLED,
+    }
+    assert states_of(db_url) == {claimed: ("running", True), queued: ("cancelled", True)}
 
 
 # -- purge ------------------------------------------------------------------------------
