@@ -68,6 +68,11 @@ def test_a_bulk_command_without_ids_or_filters_is_refused(
         assert_one_line_error(result, 1, "needs job ids or at least one filter", "--all")
     assert_one_line_error(offload_cli("purge", "--yes", env=env), 1, "needs job ids")
     assert RawDB(db_url).all_rows() == before
+    # Neither --all nor --yes can come from the environment.
+    sneaky = {**env, "OFFLOAD_CANCEL_ALL_JOBS": "1", "OFFLOAD_PURGE_YES": "1"}
+    assert_one_line_error(offload_cli("cancel", env=sneaky), 1, "needs job ids")
+    assert_one_line_error(offload_cli("purge", "--all", env=sneaky), 2, "pass --yes")
+    assert RawDB(db_url).all_rows() == before
     assert offload_cli("cancel", "--all", env=env).stdout == "cancelled 1 job\n"
     assert offload_cli("purge", "--all", "--yes", env=env).stdout == "purged 2 jobs\n"
     assert store.jobs() == []

@@ -81,6 +81,7 @@ def _filters(operation: str) -> Callable[[F], F]:
                     "--all",
                     "all_jobs",
                     is_flag=True,
+                    allow_from_autoenv=False,  # typed each time, never left in the environment
                     help=f"Take every job {operation} accepts when no id or filter is given.",
                 ),
                 click.option("--json", is_flag=True, help="Print the outcome as JSON."),
@@ -164,7 +165,13 @@ def cancel(loader: AppLoader, /, ids: tuple[int, ...], json: bool, **given: Any)
 
 @click.command(short_help="Delete finished jobs by id or filter (asks first).")
 @_filters("purge")
-@click.option("--yes", "-y", is_flag=True, help="Delete without asking first.")
+@click.option(
+    "--yes",
+    "-y",
+    is_flag=True,
+    allow_from_autoenv=False,  # a deletion is confirmed by hand, never by the environment
+    help="Delete without asking first.",
+)
 @click.pass_obj
 def purge(loader: AppLoader, /, ids: tuple[int, ...], json: bool, yes: bool, **given: Any) -> None:
     """Delete finished jobs (succeeded, dead, cancelled, shed) for good, by ID or filters.

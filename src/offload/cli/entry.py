@@ -96,10 +96,13 @@ def _bad_parameter(exc: click.BadParameter) -> str:
         return exc.format_message()
     if ctx.get_parameter_source(param.name) is not ParameterSource.ENVIRONMENT:
         return exc.format_message()
-    envvar = param.envvar if isinstance(param.envvar, str) else None
-    if envvar is None and ctx.auto_envvar_prefix is not None:
-        envvar = f"{ctx.auto_envvar_prefix}_{param.name.upper()}"
-    return f"invalid value for {envvar}: {exc.message}"
+    names = [param.envvar] if isinstance(param.envvar, str) else list(param.envvar or ())
+    if not names and ctx.auto_envvar_prefix is not None:
+        names = [f"{ctx.auto_envvar_prefix}_{param.name.upper()}"]
+    given = [name for name in names if name in os.environ]
+    if not given:
+        return exc.format_message()
+    return f"invalid value for {given[0]}: {exc.message}"
 
 
 def _traceback_of(error: BaseException, *, full: bool) -> str:

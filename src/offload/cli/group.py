@@ -51,10 +51,11 @@ def cli(ctx: click.Context, app: str | None, traceback: bool) -> None:
 
 def _show_envvars(command: click.Command) -> None:
     """Make every option of `command` (and of its subcommands) name its environment
-    variable in its help, as the flag > environment > App(...) order promises."""
+    variable in its help, as the flag > environment > App(...) order promises (the
+    confirmations of destructive commands have none)."""
     for param in command.params:
-        if isinstance(param, click.Option) and param.name not in ("help", "version"):
-            param.show_envvar = True
+        if isinstance(param, click.Option) and param.allow_from_autoenv:
+            param.show_envvar = param.name not in ("help", "version")
     if isinstance(command, click.Group):
         for sub in command.commands.values():
             _show_envvars(sub)
