@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
 
 from offload.backends import open_backend
@@ -372,8 +372,7 @@ class App:
         bounds: dict[str, datetime] = {}
         for name, given in (("before", selection.get("before")), ("after", selection.get("after"))):
             if given is not None:
-                now = self.backend.now() if isinstance(given, timedelta) else datetime.now(UTC)
-                bounds[name] = check_moment(name, given, now)
+                bounds[name] = check_moment(name, given, self.backend.now)
         return JobFilter(
             ids=None if ids is None else list(ids),
             queue=None if queue is None else check_text("queue", queue),

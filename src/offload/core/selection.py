@@ -8,7 +8,7 @@ could only match nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TypedDict
 
@@ -60,11 +60,12 @@ def check_selection(operation: str, selection: JobSelection) -> None:
             raise ValidationError(f"{operation} takes jobs that are {names}; not {shown}")
 
 
-def check_moment(what: str, value: datetime | timedelta, now: datetime) -> datetime:
-    """An aware datetime for a time bound (a timedelta counts back from `now`)."""
+def check_moment(what: str, value: datetime | timedelta, now: Callable[[], datetime]) -> datetime:
+    """An aware datetime for a time bound; a timedelta counts back from `now()` (the
+    database's clock, read only then)."""
     if isinstance(value, timedelta):
         try:
-            return now - value
+            return now() - value
         except OverflowError:
             raise ValidationError(f"{what} is too far back: {value}") from None
     if not isinstance(value, datetime) or value.tzinfo is None:
