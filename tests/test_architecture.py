@@ -12,8 +12,8 @@ import offload
 SRC = Path(offload.__file__).resolve().parent
 
 #: Each part of the package, and the parts it may import: core -> backends -> runtime ->
-#: the Python API (app, task, handle) -> the faces built on it (demo, cli). Nothing imports
-#: upward.
+#: the Python API (app, task, handle) -> the faces built on it (demo, cli) -> `python -m
+#: offload`. Nothing imports upward.
 _API = {"app", "task", "handle", "runtime", "backends", "core"}
 LAYERS = {
     "core": {"core"},
@@ -24,6 +24,7 @@ LAYERS = {
     "task": _API,
     "demo": {"demo", *_API},
     "cli": {"cli", "demo", *_API},
+    "__main__": {"cli"},
 }
 #: The storage areas of the SQL backends: each runs its own queries and imports no other
 #: area (the connector hands them to each other at run time).

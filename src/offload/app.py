@@ -6,13 +6,25 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
 
 from offload.backends import open_backend
 from offload.backends.base import Backend
-from offload.backends.params import JobInsertParams, JobListParams, JobRetryParams
+from offload.backends.params import (
+    JobFilter,
+    JobInsertParams,
+    JobListParams,
+    JobRetryManyParams,
+    JobRetryParams,
+)
 from offload.core import serialization
-from offload.core.errors import ConfigurationError, ScheduleNotFound, SerializationError
+from offload.core.errors import (
+    ConfigurationError,
+    ScheduleNotFound,
+    SerializationError,
+    ValidationError,
+    shorten,
+)
 from offload.core.job import Job, JobSpec, Payload
 from offload.core.options import (
     EnqueueOptions,
@@ -24,10 +36,19 @@ from offload.core.options import (
     check_state,
     check_text,
 )
-from offload.core.records import ScheduleState, WorkerInfo
+from offload.core.records import JobChange, ScheduleState, WorkerInfo
 from offload.core.schedule import Misfire, ScheduleDef, parse_misfire
+from offload.core.selection import JobSelection, check_moment, check_selection
 from offload.core.states import JobState
-from offload.core.status import ScheduleStatus, WorkerStatus, is_lost, row_fields, silent_for
+from offload.core.status import (
+    QueueStatus,
+    ScheduleStatus,
+    WorkerStatus,
+    is_lost,
+    queue_statuses,
+    row_fields,
+    silent_for,
+)
 from offload.core.task import Registry, TaskDef
 from offload.handle import JobHandle
 from offload.task import Call, Task, TaskDecorator, call
@@ -233,13 +254,17 @@ class App:
     def cron_pause(self, name: str, paused: bool = True) -> None:
         """Pause (or resume) a schedule for every scheduler replica, across restarts."""
         self.ready()
-        self.backend.schedules.pause(check_text("schedule name", name), paused)
+        try:
+            self.backend.schedules.pause(check_text("schedule name", name), paused)
+        except ScheduleNotFound:
+            known = sorted(s.name for s in self.backend.schedules.list())
+            raise ScheduleNotFound(name, known) from None
 
     def cron_run(self, name: str) -> JobHandle[Any]:
         """Enqueue a schedule's job once, now, outside its ticks."""
         sched = self.schedules.get(name)
         if sched is None:
-            raise ScheduleNotFound(name)
+            raise ScheduleNotFound(name, sorted(self.schedules))
         bound: Task[..., Any] = Task(self, self.registry.get(sched.task), EnqueueOptions())
         bound = bound.options(
             queue=sched.queue, priority=sched.priority, meta={"schedule": name, "manual": True}
@@ -314,6 +339,48 @@ class App:
         self.ready()
         return self.backend.jobs.cancel(job_id)
 
+    def retry_many(self, **selection: Unpack[JobSelection]) -> list[JobChange]:
+        """`retry` every selected dead, cancelled or shed job, atomically (one statement);
+        other jobs are left alone. Returns the jobs changed, by id."""
+        self.ready()
+        budgets = {
+            name: self.registry.get(name).options.retry.max_attempts
+            for name in self.registry.names()
+        }
+        where = self._job_filter("retry", selection)
+        return self.backend.jobs.retry_many(JobRetryManyParams(where, budgets))
+
+    def cancel_many(self, **selection: Unpack[JobSelection]) -> list[JobChange]:
+        """`cancel` every selected queued job and ask every selected running one to stop,
+        atomically (one statement). Returns the jobs changed, by id."""
+        self.ready()
+        return self.backend.jobs.cancel_many(self._job_filter("cancel", selection))
+
+    def purge(self, **selection: Unpack[JobSelection]) -> int:
+        """Delete every selected succeeded, dead, cancelled or shed job (one statement);
+        returns how many."""
+        self.ready()
+        return self.backend.jobs.purge(self._job_filter("purge", selection))
+
+    def _job_filter(self, operation: str, selection: JobSelection) -> JobFilter:
+        """The storage filter of a checked selection (relative times by the DB clock)."""
+        check_selection(operation, selection)
+        ids, state = selection.get("ids"), selection.get("state")
+        if ids is not None and not all(type(i) is int for i in ids):
+            raise ValidationError(f"job ids must be ints, got {shorten(list(ids))}")
+        queue, task = selection.get("queue"), selection.get("task")
+        bounds: dict[str, datetime] = {}
+        for name, given in (("before", selection.get("before")), ("after", selection.get("after"))):
+            if given is not None:
+                bounds[name] = check_moment(name, given, self.backend.now)
+        return JobFilter(
+            ids=None if ids is None else list(ids),
+            queue=None if queue is None else check_text("queue", queue),
+            state=None if state is None else check_state(state),
+            task=None if task is None else check_text("task", task),
+            **bounds,
+        )
+
     def workers(self) -> list[WorkerInfo]:
         """Registered workers with their last heartbeat (by the database clock)."""
         self.ready()
@@ -337,6 +404,12 @@ class App:
         """Jobs per queue and state."""
         self.ready()
         return self.backend.jobs.counts()
+
+    def queue_statuses(self) -> list[QueueStatus]:
+        """Each queue with jobs: counts per state, and the live workers that serve it (a
+        queue with available jobs and none is stranded)."""
+        counts = self.queue_counts()
+        return queue_statuses(counts, self.worker_statuses())
 
     # -- lifecycle --------------------------------------------------------------------
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 
 import offload
+from offload.core.records import WorkerInfo
 from tests.cli.helpers import assert_one_line_error, offload_cli, run_json
+from tests.conformance.helpers import RawDB
 
 # -- enqueue and status ---------------------------------------------------------------------
 
@@ -151,21 +154,39 @@ def test_every_flag_is_also_an_environment_variable(
     assert page["next_before"] == ids[-1]
 
 
-def test_queues_counts_jobs_per_queue_and_state(store: offload.App, env: dict[str, str]) -> None:
+def test_queues_counts_jobs_per_queue_and_state_and_marks_queues_nobody_serves(
+    store: offload.App, env: dict[str, str]
+) -> None:
     store.enqueue("add", [1, 2])
     store.enqueue("add", [1, 2], delay=60)
     store.enqueue("noop", queue="mail")
+    store.enqueue("noop", queue="mail")
     store.cancel(store.enqueue("noop", queue="mail").id)
+    now = store.backend.now()
+    for worker_id, queues in (("w-default", ["default", "other"]), ("w-gone", ["mail"])):
+        store.backend.workers.register(WorkerInfo(worker_id, "h", 1, queues, 2, now, now))
+    # w-gone stopped heartbeating long ago: it serves nothing any more.
+    RawDB(store.url).execute(
+        "UPDATE offload_workers SET heartbeat_at = heartbeat_at - ? WHERE id = 'w-gone'",
+        [3600 if store.backend.name == "sqlite" else timedelta(hours=1)],
+    )
 
     assert run_json("queues", env=env) == {
-        "default": {"available": 1, "scheduled": 1},
-        "mail": {"available": 1, "cancelled": 1},
+        "default": {
+            "counts": {"available": 1, "scheduled": 1},
+            "workers": ["w-default"],
+            "served": True,
+        },
+        "mail": {"counts": {"available": 2, "cancelled": 1}, "workers": [], "served": False},
     }
     table = offload_cli("queues", env=env)
     assert table.returncode == 0, table.stderr
     lines = [line.split() for line in table.stdout.splitlines()]
-    assert lines[0] == ["queue", "scheduled", "available", "cancelled", "total"]
-    assert lines[1:] == [["default", "1", "1", "0", "2"], ["mail", "0", "1", "1", "2"]]
+    assert lines[0] == ["queue", "scheduled", "available", "cancelled", "total", "workers"]
+    assert lines[1] == ["default", "1", "1", "0", "2", "1"]
+    assert lines[2] == ["mail", "!", "0", "2", "1", "3", "0"]
+    assert table.stdout.splitlines()[3] == "! mail: 2 available jobs, no live worker serves it"
+    assert len(lines) == 4
 
 
 # -- changing jobs ----------------------------------------------------------------------------

@@ -12,6 +12,8 @@ import pytest
 import offload
 from offload.backends.base import Backend, Listener
 from offload.backends.params import (
+    JobFilter,
+    JobRetryManyParams,
     JobRetryParams,
     ReleaseParams,
     RescueParams,
@@ -84,3 +86,22 @@ def test_a_cancel_wakes_the_worker_running_the_job(backend: Backend, listener: L
     running = claim_one(backend)
     backend.jobs.cancel(running.id)
     assert _woken(listener)
+
+
+def test_bulk_retry_and_a_bulk_cancel_of_running_jobs_wake(
+    backend: Backend, listener: Listener
+) -> None:
+    insert(backend, 3)
+    assert _woken(listener)
+    dead = finish_next(backend, JobState.DEAD)
+    claim_one(backend)
+    assert _quiet(listener)
+    assert backend.jobs.retry_many(JobRetryManyParams(JobFilter(ids=[dead]), {}))
+    assert _woken(listener)
+    # Cancelling only queued jobs wakes nobody; a running one's worker must hear of it.
+    assert backend.jobs.cancel_many(JobFilter(state=JobState.AVAILABLE))
+    assert _quiet(listener)
+    assert backend.jobs.cancel_many(JobFilter(state=JobState.RUNNING))
+    assert _woken(listener)
+    assert backend.jobs.purge(JobFilter(queue="default")) == 2
+    assert _quiet(listener)

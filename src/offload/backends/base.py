@@ -20,9 +20,11 @@ from offload.backends.params import (
     FinishParams,
     Heartbeat,
     HeartbeatParams,
+    JobFilter,
     JobInsertParams,
     JobListParams,
     JobPruneParams,
+    JobRetryManyParams,
     JobRetryParams,
     ProgressReport,
     ReleaseParams,
@@ -30,7 +32,7 @@ from offload.backends.params import (
     ScheduleFireParams,
 )
 from offload.core.job import Job
-from offload.core.records import ScheduleState, WorkerInfo
+from offload.core.records import JobChange, ScheduleState, WorkerInfo
 from offload.core.schedule import ScheduleDef
 
 
@@ -77,7 +79,8 @@ class SchemaStore(Protocol):
 
 
 class JobStore(Protocol):
-    """Jobs as producers and operators see them: insert, read, cancel, retry, prune."""
+    """Jobs as producers and operators see them: insert, read, cancel, retry, prune, and
+    the bulk forms of cancel and retry, and purge."""
 
     def insert(self, params: JobInsertParams) -> list[int]:
         """Store jobs in one statement; return each payload's job id, by position (a payload
@@ -86,6 +89,20 @@ class JobStore(Protocol):
 
     def get(self, job_id: int) -> Job:
         """One job by id; raise JobNotFound."""
+        ...
+
+    def retry_many(self, params: JobRetryManyParams) -> list[JobChange]:
+        """`retry` every matching dead, cancelled or shed job in one statement."""
+        ...
+
+    def cancel_many(self, where: JobFilter) -> list[JobChange]:
+        """`cancel` every matching queued or running job in one statement (running ones
+        stay running, asked to stop)."""
+        ...
+
+    def purge(self, where: JobFilter) -> int:
+        """Delete every matching succeeded, dead, cancelled or shed job in one statement;
+        return the count."""
         ...
 
     def list(self, params: JobListParams) -> list[Job]:

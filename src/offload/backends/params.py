@@ -52,6 +52,30 @@ class JobRetryParams:
 
 
 @dataclass(frozen=True, slots=True)
+class JobFilter:
+    """Which jobs a bulk operation (`retry_many`, `cancel_many`, `purge`) takes: those
+    matching every part given. `ids` None means any id; an empty `ids` matches nothing.
+    `before`/`after` bound `enqueued_at` (before: strictly earlier; after: at or later).
+    The operation itself narrows to the states it accepts."""
+
+    ids: Sequence[int] | None = None
+    queue: str | None = None
+    state: JobState | None = None
+    task: str | None = None
+    before: datetime | None = None
+    after: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobRetryManyParams:
+    """Retry every dead, cancelled or shed job matching `where`; `budgets` maps a task name
+    to its attempt budget (as `JobRetryParams.budget`; tasks not in it keep max_attempts)."""
+
+    where: JobFilter
+    budgets: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
 class JobPruneParams:
     """Delete finished jobs of each state older than the given seconds."""
 
@@ -170,9 +194,11 @@ __all__ = [
     "FinishParams",
     "Heartbeat",
     "HeartbeatParams",
+    "JobFilter",
     "JobInsertParams",
     "JobListParams",
     "JobPruneParams",
+    "JobRetryManyParams",
     "JobRetryParams",
     "Lease",
     "Outcome",

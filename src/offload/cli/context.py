@@ -10,10 +10,15 @@ from offload.runtime.loader import load_app
 
 
 class AppLoader:
-    """Holds the `--app` locator; commands that need the App call `app()`."""
+    """The global options: the `--app` locator, and whether failures show a full traceback.
 
-    def __init__(self, path: str | None) -> None:
+    Commands that need the App call `app()`; the entry point reads `traceback` when a
+    command fails.
+    """
+
+    def __init__(self, path: str | None = None, *, traceback: bool = False) -> None:
         self.path = path
+        self.traceback = traceback
         self._app: App | None = None
 
     def app(self) -> App:

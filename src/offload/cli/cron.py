@@ -10,9 +10,10 @@ import click
 
 from offload.cli.context import AppLoader
 from offload.cli.output import console, new_table, print_json, state_text, when
+from offload.cli.workers import LOG_LEVELS
 
 
-@click.command()
+@click.command(short_help="Fire periodic schedules, rescue expired leases, prune old jobs.")
 @click.argument("app_path", metavar="[MODULE:ATTR]", required=False)
 @click.option(
     "--interval",
@@ -21,7 +22,12 @@ from offload.cli.output import console, new_table, print_json, state_text, when
     show_default=True,
     help="Longest sleep between turns, in seconds.",
 )
-@click.option("--log-level", default="INFO", show_default=True)
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default="info",
+    help="Least severe log records written to stderr.",
+)
 @click.pass_obj
 def scheduler(loader: AppLoader, app_path: str | None, interval: float, log_level: str) -> NoReturn:
     """Fire the app's periodic schedules, rescue expired leases and prune old jobs.
@@ -105,7 +111,10 @@ def cron_pause(loader: AppLoader, name: str) -> None:
 @click.argument("name")
 @click.pass_obj
 def cron_resume(loader: AppLoader, name: str) -> None:
-    """Fire NAME again from its next tick (ticks passed while paused are not run)."""
+    """Fire NAME again from its next tick.
+
+    Ticks that passed while it was paused are not run.
+    """
     loader.app().cron_pause(name, paused=False)
     click.echo(f"{name}: resumed")
 

@@ -1,4 +1,5 @@
-"""Commands on single jobs and job listings: enqueue, status, jobs, retry, cancel."""
+"""Commands on single jobs and job listings: enqueue, status, jobs (retry, cancel and purge
+are in `bulk`)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import click
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from offload.cli.context import AppLoader
+from offload.cli.live import Frame, interval_option, run_live
 from offload.cli.output import console, json_text, new_table, print_json, state_text, when
 from offload.core.errors import clip, shorten
 from offload.core.job import Job
@@ -93,31 +96,56 @@ def enqueue(
 @click.command()
 @click.argument("job_id", metavar="ID", type=int)
 @click.option("--traceback", is_flag=True, help="Show the traceback of each error.")
-@click.option("--json", is_flag=True, help="Print the job as JSON.")
+@click.option(
+    "--follow",
+    "-f",
+    is_flag=True,
+    help="Refresh until the job finishes (or Ctrl-C), then print its final state.",
+)
+@interval_option()
+@click.option("--json", is_flag=True, help="Print the job as JSON (one line per refresh).")
 @click.pass_obj
-def status(loader: AppLoader, job_id: int, traceback: bool, json: bool) -> None:
+def status(
+    loader: AppLoader, *, job_id: int, traceback: bool, follow: bool, interval: float, json: bool
+) -> None:
     """Show one job in detail.
 
     State, attempts, arguments, times, worker, result and errors (--traceback for theirs).
     """
-    job = loader.app().job(job_id).job()
-    if json:
-        print_json(job.to_dict())
+    handle = loader.app().job(job_id)
+    if not follow:
+        job = handle.job()
+        if json:
+            print_json(job.to_dict())
+        else:
+            console.print(_status_view(job, traceback))
         return
+
+    def frame() -> Frame:
+        job = handle.job()
+        return Frame(_status_view(job, traceback), job.to_dict(), job.state.finished)
+
+    last = run_live(frame, interval, json=json)
+    if last.last and not json:
+        click.echo(f"job {job_id} finished: {last.document['state']}")
+
+
+def _status_view(job: Job, traceback: bool) -> Group:
+    """The `status` view of one job: its details, then its errors."""
     grid = new_table()
     grid.show_header = False
     grid.add_column(style="bold")
     grid.add_column()
     for name, value in _detail_rows(job):
         grid.add_row(name, value)
-    console.print(Text(f"job {job.id}", style="bold"))
-    console.print(grid)
+    parts: list[RenderableType] = [Text(f"job {job.id}", style="bold"), grid]
     if job.errors:
-        console.print(Text(f"errors ({len(job.errors)})", style="bold"))
+        parts.append(Text(f"errors ({len(job.errors)})", style="bold"))
     for error in job.errors:
-        console.print(_error_line(error))
+        parts.append(_error_line(error))
         if traceback and error.get("traceback"):
-            console.print(Text(str(error["traceback"]).rstrip(), style="dim"))
+            parts.append(Text(str(error["traceback"]).rstrip(), style="dim"))
+    return Group(*parts)
 
 
 def _detail_rows(job: Job) -> list[tuple[str, str | Text]]:
@@ -164,8 +192,14 @@ def _error_line(error: dict[str, Any]) -> Text:
 @click.option("--state", type=click.Choice([s.value for s in JobState]), help="Only this state.")
 @click.option("--task", help="Only jobs of this task.")
 @click.option("--before", type=int, metavar="ID", help="Jobs older than ID (the next page).")
-@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
-@click.option("--json", is_flag=True, help='Print {"jobs": [...], "next_before": ID} as JSON.')
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, help="Jobs per page, at most.")
+@click.option("--watch", "-w", is_flag=True, help="Refresh the page until Ctrl-C.")
+@interval_option()
+@click.option(
+    "--json",
+    is_flag=True,
+    help='Print {"jobs": [...], "next_before": ID} as JSON (one line per refresh).',
+)
 @click.pass_obj
 def jobs(
     loader: AppLoader,
@@ -175,22 +209,29 @@ def jobs(
     task: str | None,
     before: int | None,
     limit: int,
+    watch: bool,
+    interval: float,
     json: bool,
 ) -> None:
     """List jobs, newest first, a page at a time."""
     app = loader.app()
-    found = app.jobs(queue=queue, state=state, task=task, before_id=before, limit=limit + 1)
-    page = found[:limit]
-    next_before = page[-1].id if len(found) > limit else None
-    if json:
-        print_json({"jobs": [job.to_dict() for job in page], "next_before": next_before})
-        return
-    if not page:
-        click.echo("no jobs")
-        return
-    console.print(_jobs_table(page))
-    if next_before is not None:
-        click.echo(f"next page: --before {next_before}")
+
+    def frame() -> Frame:
+        found = app.jobs(queue=queue, state=state, task=task, before_id=before, limit=limit + 1)
+        page = found[:limit]
+        next_before = page[-1].id if len(found) > limit else None
+        document = {"jobs": [job.to_dict() for job in page], "next_before": next_before}
+        view: RenderableType = _jobs_table(page) if page else Text("no jobs")
+        if next_before is not None:
+            view = Group(view, Text(f"next page: --before {next_before}"))
+        return Frame(view, document)
+
+    if watch:
+        run_live(frame, interval, json=json)
+    elif json:
+        print_json(frame().document)
+    else:
+        console.print(frame().view)
 
 
 def _jobs_table(page: list[Job]) -> Table:
@@ -214,25 +255,3 @@ def _jobs_table(page: list[Job]) -> Table:
             arguments,
         )
     return out
-
-
-@click.command()
-@click.argument("job_id", metavar="ID", type=int)
-@click.pass_obj
-def retry(loader: AppLoader, job_id: int) -> None:
-    """Run a dead, cancelled or shed job again.
-
-    The job gets a fresh attempt budget and its earlier errors are kept.
-    """
-    job = loader.app().retry(job_id)
-    click.echo(f"job {job.id}: {job.state}")
-
-
-@click.command()
-@click.argument("job_id", metavar="ID", type=int)
-@click.pass_obj
-def cancel(loader: AppLoader, job_id: int) -> None:
-    """Cancel a queued job (a running one is asked to stop)."""
-    job = loader.app().cancel(job_id)
-    note = " (cancel requested)" if job.state is JobState.RUNNING else ""
-    click.echo(f"job {job.id}: {job.state}{note}")

@@ -13,7 +13,7 @@ from offload.cli.output import console, new_table, print_json, when
 from offload.core.options import EXECUTORS, check_name
 from offload.runtime.memory import keep_freed_memory
 
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 @click.command()
@@ -28,7 +28,12 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 @click.option(
     "-c", "--concurrency", type=click.IntRange(min=1), help="Jobs at once [default: CPU count]."
 )
-@click.option("--executor", type=click.Choice(EXECUTORS), default="process", show_default=True)
+@click.option(
+    "--executor",
+    type=click.Choice(EXECUTORS),
+    default="process",
+    help="Where jobs run: child processes (isolation, limits), threads, or an asyncio loop.",
+)
 @click.option("--burst", is_flag=True, help="Exit once no job is due.")
 @click.option(
     "--max-jobs-per-child",
@@ -64,8 +69,8 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 @click.option(
     "--log-level",
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
-    default="INFO",
-    show_default=True,
+    default="info",
+    help="Least severe log records written to stderr.",
 )
 @click.pass_obj
 def worker(

@@ -4,6 +4,7 @@ Tree::
 
     OffloadError
     ├── ConfigurationError        bad URL, bad option, missing extra
+    │   └── AppImportFailed       the module holding the App raised while importing
     ├── ValidationError           bad input to a public call
     │   ├── SerializationError    a value that is not JSON
     │   ├── PayloadTooLarge       arguments or result over the size limit
@@ -35,6 +36,15 @@ class ConfigurationError(OffloadError):
     """The App, a backend URL or an option is misconfigured."""
 
 
+class AppImportFailed(ConfigurationError):
+    """Importing the user's module that holds the App raised `error` (a syntax error, a
+    missing package, an exception at import); its traceback says where."""
+
+    def __init__(self, module: str, error: Exception) -> None:
+        self.module, self.error = module, error
+        super().__init__(f"importing {module!r} failed: {type(error).__name__}: {error}")
+
+
 class ValidationError(OffloadError, ValueError):
     """A public call was given bad input; nothing was stored."""
 
@@ -56,7 +66,7 @@ class UnknownTask(ValidationError):
 
     def __init__(self, name: str, known: list[str]) -> None:
         self.name = name
-        hint = _did_you_mean(name, known)
+        hint = _did_you_mean(name, known, "tasks")
         super().__init__(f"unknown task {shorten(name)}{hint}")
 
 
@@ -71,9 +81,10 @@ class JobNotFound(OffloadError, LookupError):
 class ScheduleNotFound(OffloadError, LookupError):
     """No periodic schedule of that name is stored."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, known: list[str] | None = None) -> None:
         self.name = name
-        super().__init__(f"no schedule named {shorten(name)}")
+        hint = "" if known is None else _did_you_mean(name, known, "schedules")
+        super().__init__(f"no schedule named {shorten(name)}{hint}")
 
 
 class InvalidTransition(OffloadError):
@@ -182,8 +193,19 @@ def clip(text: str, limit: int = 200) -> str:
     return f"{text[: limit - tail]}...{text[-tail:]} ({len(text)} characters)"
 
 
-def _did_you_mean(name: str, known: list[str]) -> str:
+#: Up to this many known names are listed when none is close to a wrong one.
+_LISTED = 10
+
+
+def _did_you_mean(name: str, known: list[str], kind: str) -> str:
+    """The nearest known name as a question, else the known names (a few), else none."""
     import difflib
 
-    close = difflib.get_close_matches(name, known, n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    close = difflib.get_close_matches(name, known, n=1) if isinstance(name, str) else []
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    if not known:
+        return f"; there are no {kind}"
+    listed = ", ".join(sorted(known)[:_LISTED])
+    more = f" and {len(known) - _LISTED} more" if len(known) > _LISTED else ""
+    return f"; known {kind}: {listed}{more}"

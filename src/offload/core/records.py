@@ -24,6 +24,15 @@ class WorkerInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class JobChange:
+    """One job a bulk operation changed, and the state it left the job in."""
+
+    id: int
+    queue: str
+    state: JobState
+
+
+@dataclass(frozen=True, slots=True)
 class ScheduleState:
     """A schedule as stored: its definition summary and progress."""
 

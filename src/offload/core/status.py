@@ -47,6 +47,42 @@ class ScheduleStatus(ScheduleState):
     next_run: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class QueueStatus:
+    """A queue as faces show it: its jobs per state, and the live workers serving it."""
+
+    name: str
+    #: Jobs per state name (states with none left out).
+    counts: dict[str, int]
+    #: Ids of the workers that serve this queue and are not lost.
+    workers: list[str]
+
+    @property
+    def served(self) -> bool:
+        """Whether any live worker takes jobs from this queue."""
+        return bool(self.workers)
+
+    @property
+    def stranded(self) -> int:
+        """Available jobs that no live worker will take: a queue nobody serves."""
+        return 0 if self.served else self.counts.get("available", 0)
+
+
+def queue_statuses(
+    counts: dict[str, dict[str, int]], workers: list[WorkerStatus]
+) -> list[QueueStatus]:
+    """Each queue with jobs, by name, with the live workers serving it."""
+    serving: dict[str, list[str]] = {}
+    for worker in workers:
+        if not worker.lost:
+            for queue in worker.queues:
+                serving.setdefault(queue, []).append(worker.id)
+    return [
+        QueueStatus(name, dict(counts[name]), sorted(serving.get(name, [])))
+        for name in sorted(counts)
+    ]
+
+
 def row_fields(row: WorkerInfo | ScheduleState) -> dict[str, Any]:
     """The fields of a stored record, to build its status from."""
     return {f.name: getattr(row, f.name) for f in fields(row)}

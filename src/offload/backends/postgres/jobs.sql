@@ -111,3 +111,41 @@ RETURNING {job_columns}
 -- name: prune
 DELETE FROM offload_jobs
 WHERE state = :state AND finished_at < now() - make_interval(secs => :age)
+
+-- name: matching
+-- The condition of the bulk operations below (a JobFilter): every part given must hold.
+-- Times compare with enqueued_at, the one time every job has.
+(:ids::text IS NULL OR id IN (SELECT json_array_elements_text(:ids::json)::bigint))
+  AND (:queue::text IS NULL OR queue = :queue)
+  AND (:state::text IS NULL OR state = :state)
+  AND (:task::text IS NULL OR task = :task)
+  AND (:before::timestamptz IS NULL OR enqueued_at < :before)
+  AND (:after::timestamptz IS NULL OR enqueued_at >= :after)
+
+-- name: retry_many
+-- `retry` of every matching dead, cancelled or shed job in one statement; :budgets maps a
+-- task name to its attempt budget (a task this app does not know keeps max_attempts).
+UPDATE offload_jobs
+SET state = CASE WHEN run_at > now() THEN 'scheduled' ELSE 'available' END,
+    max_attempts = attempt + coalesce((:budgets::jsonb ->> task)::int, max_attempts),
+    run_at = greatest(run_at, now()), finished_at = NULL, started_at = NULL,
+    lease_until = NULL, worker = NULL, result = NULL, cancel_requested = false
+WHERE state IN ('dead', 'cancelled', 'shed') AND {matching}
+RETURNING id, queue, state
+
+-- name: cancel_many
+-- `cancel` of every matching queued or running job in one statement. A row a worker claims
+-- meanwhile is re-checked on its new version (READ COMMITTED): it is running by then, so
+-- it stays running and is asked to stop, exactly as a cancel after the claim would do.
+UPDATE offload_jobs
+SET state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
+    finished_at = CASE WHEN state = 'running' THEN finished_at ELSE now() END,
+    cancel_requested = true
+WHERE state IN ('waiting', 'scheduled', 'available', 'retrying', 'shed', 'running')
+  AND {matching}
+RETURNING id, queue, state
+
+-- name: purge
+-- Delete matching jobs that are over: succeeded, dead, cancelled or shed.
+DELETE FROM offload_jobs
+WHERE state IN ('succeeded', 'dead', 'cancelled', 'shed') AND {matching}

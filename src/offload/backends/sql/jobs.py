@@ -1,4 +1,5 @@
-"""The jobs area: insert (every enqueue path), read, count, cancel, retry and prune."""
+"""The jobs area: insert (every enqueue path), read, count, cancel, retry and prune, and
+the bulk operations (retry_many, cancel_many, purge), each one statement."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from offload.backends.params import (
+    JobFilter,
     JobInsertParams,
     JobListParams,
     JobPruneParams,
+    JobRetryManyParams,
     JobRetryParams,
 )
 from offload.backends.sql.rows import column, jobs_from
@@ -21,6 +24,7 @@ from offload.core.errors import (
     OutcomeUnknown,
 )
 from offload.core.job import Job, JobSpec, Payload
+from offload.core.records import JobChange
 from offload.core.states import FINISHED, JobState
 
 if TYPE_CHECKING:
@@ -93,6 +97,48 @@ class SqlJobs:
             held = {str(key): int(job_id) for key, job_id in found}
             ids = [job_id or held[str(p.idempotency_key)] for p, job_id in pairs]
         return ids
+
+    def retry_many(self, params: JobRetryManyParams) -> list[JobChange]:
+        values = self._matching(params.where)
+        values["budgets"] = orjson.dumps(dict(params.budgets)).decode()
+        return self._change_many("retry_many", values)
+
+    def cancel_many(self, where: JobFilter) -> list[JobChange]:
+        return self._change_many("cancel_many", self._matching(where))
+
+    def purge(self, where: JobFilter) -> int:
+        with self.db.tx(single=True) as cur:
+            cur.execute(self.q["purge"], self._matching(where))
+            return int(cur.rowcount)
+
+    def _change_many(self, operation: str, values: dict[str, Any]) -> list[JobChange]:
+        """Run one bulk state change; wake the workers of the queues it concerns."""
+        with self.db.tx() as cur:
+            cur.execute(self.q[operation], values)
+            rows = cur.fetchall()
+            cells = (column(cur, rows, name) for name in ("id", "queue", "state"))
+            changed = [
+                JobChange(int(job_id), queue, JobState(state))
+                for job_id, queue, state in zip(*cells, strict=True)
+            ]
+            woken = {c.queue for c in changed if c.state in (JobState.AVAILABLE, JobState.RUNNING)}
+            if woken:
+                self.db.wake(cur, woken)
+        return sorted(changed, key=lambda change: change.id)
+
+    def _matching(self, where: JobFilter) -> dict[str, Any]:
+        """The parameters of the `matching` fragment for a filter."""
+        ids = None
+        if where.ids is not None:  # an id no job can have matches nothing, as in `get`
+            ids = orjson.dumps([i for i in where.ids if not _beyond_ids(i)]).decode()
+        return {
+            "ids": ids,
+            "queue": where.queue,
+            "state": None if where.state is None else str(where.state),
+            "task": where.task,
+            "before": self.db.time_param(where.before),
+            "after": self.db.time_param(where.after),
+        }
 
     def get(self, job_id: int) -> Job:
         if _beyond_ids(job_id):

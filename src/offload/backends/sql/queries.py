@@ -1,8 +1,9 @@
 """Named SQL statements, parsed once from a backend's `.sql` file of one area.
 
 Each statement starts with `-- name: NAME` and a comment saying what it is for. `{macros}`
-(the clock expression, column lists) are expanded at load time; `:param` placeholders stay
-as they are for sqlite3, or become `%(param)s` for psycopg.
+(the clock expression, column lists) are expanded at load time, and so is `{NAME}` of a
+statement of the same file, a shared fragment (a condition several statements use);
+`:param` placeholders stay as they are for sqlite3, or become `%(param)s` for psycopg.
 """
 
 from __future__ import annotations
@@ -34,15 +35,24 @@ class Queries:
         """Parse `{area}.sql` of `package`, expand `{macros}`, convert `:param` if pyformat."""
         source = resources.files(package).joinpath(f"{area}.sql").read_text()
         parts = _NAME.split(source)
+        raw = {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+        for key, value in macros.items():  # macros win over a statement of the same name
+            raw = {name: sql.replace("{" + key + "}", value) for name, sql in raw.items()}
+        fragments = {name: _without_comments(sql) for name, sql in raw.items()}
         text: dict[str, str] = {}
-        for name, body in zip(parts[1::2], parts[2::2], strict=True):
-            sql = body.strip()
-            for key, value in macros.items():
+        for name, body in raw.items():
+            sql = body
+            for key, value in fragments.items():
                 sql = sql.replace("{" + key + "}", value)
             if pyformat:  # psycopg: %(name)s placeholders, literal % doubled
                 sql = _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
             text[name] = sql
         return cls(area, text)
+
+
+def _without_comments(sql: str) -> str:
+    """A fragment's SQL without its whole-line comments, to be spliced into a statement."""
+    return "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
 
 
 def migration_files(package: str) -> list[tuple[int, str]]:

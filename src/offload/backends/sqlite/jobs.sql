@@ -92,3 +92,42 @@ RETURNING {job_columns}
 -- name: prune
 DELETE FROM offload_jobs
 WHERE state = :state AND finished_at < {now} - :age
+
+-- name: matching
+-- The condition of the bulk operations below (a JobFilter): every part given must hold.
+-- Times compare with enqueued_at, the one time every job has.
+(:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:state IS NULL OR state = :state)
+  AND (:task IS NULL OR task = :task)
+  AND (:before IS NULL OR enqueued_at < :before)
+  AND (:after IS NULL OR enqueued_at >= :after)
+
+-- name: retry_many
+-- `retry` of every matching dead, cancelled or shed job in one statement; :budgets maps a
+-- task name to its attempt budget (a task this app does not know keeps max_attempts).
+UPDATE offload_jobs
+SET state = CASE WHEN run_at > {now} THEN 'scheduled' ELSE 'available' END,
+    max_attempts = attempt + coalesce(
+        (SELECT b.value FROM json_each(:budgets) AS b WHERE b.key = offload_jobs.task),
+        max_attempts),
+    run_at = max(run_at, {now}), finished_at = NULL, started_at = NULL,
+    lease_until = NULL, worker = NULL, result = NULL, cancel_requested = 0
+WHERE state IN ('dead', 'cancelled', 'shed') AND {matching}
+RETURNING id, queue, state
+
+-- name: cancel_many
+-- `cancel` of every matching queued or running job in one statement: a job claimed while
+-- it runs is seen as running (the statement holds the write lock) and is asked to stop.
+UPDATE offload_jobs
+SET state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
+    finished_at = CASE WHEN state = 'running' THEN finished_at ELSE {now} END,
+    cancel_requested = 1
+WHERE state IN ('waiting', 'scheduled', 'available', 'retrying', 'shed', 'running')
+  AND {matching}
+RETURNING id, queue, state
+
+-- name: purge
+-- Delete matching jobs that are over: succeeded, dead, cancelled or shed.
+DELETE FROM offload_jobs
+WHERE state IN ('succeeded', 'dead', 'cancelled', 'shed') AND {matching}
