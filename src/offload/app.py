@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, cast, overload
 
 from offload.backends import open_backend
 from offload.backends.base import Backend
@@ -308,20 +308,22 @@ class App:
         queue: str | None = None,
         state: JobState | str | None = None,
         task: str | None = None,
+        before: datetime | timedelta | None = None,
+        after: datetime | timedelta | None = None,
         before_id: int | None = None,
         limit: int = 50,
     ) -> list[Job]:
-        """Jobs newest first; page with `before_id` = the last id of the previous page."""
+        """Jobs newest first; page with `before_id` = the last id of the previous page.
+
+        `before`/`after` bound the enqueue time as in `retry_many` (a timedelta counts back
+        from the database's now).
+        """
         check_page(before_id, limit)
         self.ready()
+        given = {"queue": queue, "state": state, "task": task, "before": before, "after": after}
+        selection = cast(JobSelection, {k: v for k, v in given.items() if v is not None})
         return self.backend.jobs.list(
-            JobListParams(
-                queue=None if queue is None else check_text("queue", queue),
-                state=None if state is None else check_state(state),
-                task=None if task is None else check_text("task", task),
-                before_id=before_id,
-                limit=limit,
-            )
+            JobListParams(self._filter(selection), before_id=before_id, limit=limit)
         )
 
     def retry(self, job_id: int) -> Job:
@@ -363,8 +365,12 @@ class App:
         return self.backend.jobs.purge(self._job_filter("purge", selection))
 
     def _job_filter(self, operation: str, selection: JobSelection) -> JobFilter:
-        """The storage filter of a checked selection (relative times by the DB clock)."""
+        """The storage filter of a selection checked for a bulk `operation`."""
         check_selection(operation, selection)
+        return self._filter(selection)
+
+    def _filter(self, selection: JobSelection) -> JobFilter:
+        """The storage filter of a selection (relative times by the DB clock)."""
         ids, state = selection.get("ids"), selection.get("state")
         if ids is not None and not all(type(i) is int for i in ids):
             raise ValidationError(f"job ids must be ints, got {shorten(list(ids))}")

@@ -15,7 +15,7 @@ def test_ids_past_64_bits_name_no_job(store: offload.App, env: dict[str, str]) -
     for command in ("status", "cancel", "retry"):
         result = offload_cli(command, HUGE_ID, env=env)
         assert_one_line_error(result, 1, f"no job with id {HUGE_ID}")
-    page = run_json("jobs", "--before", HUGE_ID, env=env)
+    page = run_json("jobs", "--cursor", HUGE_ID, env=env)
     assert [job["id"] for job in page["jobs"]] == [job_id]
 
 

@@ -127,10 +127,10 @@ def test_jobs_pages_newest_first(store: offload.App, env: dict[str, str]) -> Non
         seen += [job["id"] for job in page["jobs"]]
         assert all(job["task"] == "add" for job in page["jobs"])
         pages += 1
-        if page["next_before"] is None:
+        if page["next_cursor"] is None:
             break
-        assert page["next_before"] == seen[-1]
-        before = ["--before", str(page["next_before"])]
+        assert page["next_cursor"] == seen[-1]
+        before = ["--cursor", str(page["next_cursor"])]
     assert seen == sorted(ids, reverse=True)
     assert pages == 3
 
@@ -138,11 +138,11 @@ def test_jobs_pages_newest_first(store: offload.App, env: dict[str, str]) -> Non
     assert table.returncode == 0, table.stderr
     rows = [line.split() for line in table.stdout.splitlines()[1:-1]]
     assert [int(row[0]) for row in rows] == [other, ids[-1]]
-    assert table.stdout.splitlines()[-1] == f"next page: --before {ids[-1]}"
+    assert table.stdout.splitlines()[-1] == f"next page: --cursor {ids[-1]}"
 
     only_other = run_json("jobs", "--queue", "other", "--state", "available", env=env)
     assert [job["id"] for job in only_other["jobs"]] == [other]
-    assert only_other["next_before"] is None
+    assert only_other["next_cursor"] is None
 
 
 def test_every_flag_is_also_an_environment_variable(
@@ -151,7 +151,7 @@ def test_every_flag_is_also_an_environment_variable(
     ids = [store.enqueue("noop").id for _ in range(3)]
     page = run_json("jobs", env={**env, "OFFLOAD_JOBS_LIMIT": "1"})
     assert [job["id"] for job in page["jobs"]] == [ids[-1]]
-    assert page["next_before"] == ids[-1]
+    assert page["next_cursor"] == ids[-1]
 
 
 def test_queues_counts_jobs_per_queue_and_state_and_marks_queues_nobody_serves(
@@ -211,3 +211,28 @@ def test_cancel_then_retry(store: offload.App, env: dict[str, str]) -> None:
         offload_cli("retry", str(job_id), env=env), 1, f"cannot retry job {job_id}: it is available"
     )
     assert_one_line_error(offload_cli("cancel", "999999", env=env), 1, "no job with id 999999")
+
+
+def test_jobs_filter_by_enqueue_time_and_page_with_the_cursor(
+    store: offload.App, env: dict[str, str]
+) -> None:
+    old = store.enqueue("noop").id
+    new = [store.enqueue("noop").id for _ in range(2)]
+    RawDB(store.url).execute(
+        "UPDATE offload_jobs SET enqueued_at = enqueued_at - ? WHERE id = ?",
+        [7200 if store.backend.name == "sqlite" else timedelta(hours=2), old],
+    )
+
+    def ids(*args: str) -> list[int]:
+        return [job["id"] for job in run_json("jobs", *args, env=env)["jobs"]]
+
+    assert ids("--before", "1h") == [old]
+    assert ids("--after", "1h") == new[::-1]
+    assert ids("--after", "3h", "--before", "1h", "--cursor", str(old)) == []
+    moment = store.job(new[0]).job().enqueued_at.isoformat()
+    assert ids("--after", moment) == new[::-1]
+    assert ids("--before", moment) == [old]
+    assert [job.id for job in store.jobs(before=timedelta(hours=1))] == [old]
+
+    bad = offload_cli("jobs", "--before", "yesterday", env=env)
+    assert_one_line_error(bad, 2, "Invalid value for '--before'", "'yesterday' is not a time")

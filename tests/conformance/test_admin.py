@@ -3,6 +3,8 @@ rescue, prune, and the worker registry."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import offload
@@ -10,6 +12,7 @@ from offload.backends.base import Backend
 from offload.backends.params import (
     ClaimParams,
     FinishParams,
+    JobFilter,
     JobListParams,
     JobRetryParams,
     Outcome,
@@ -54,8 +57,10 @@ def test_list_filters_by_queue_state_and_task(backend: Backend) -> None:
     running_ids = sorted(job.id for job in running)
     everything = sorted(a_send + a_other + b_send, reverse=True)
 
-    def ids(**filters: object) -> list[int]:
-        return [job.id for job in backend.jobs.list(JobListParams(**filters))]  # type: ignore[arg-type]
+    def ids(limit: int = 50, **filters: Any) -> list[int]:
+        return [
+            job.id for job in backend.jobs.list(JobListParams(JobFilter(**filters), None, limit))
+        ]
 
     assert ids() == everything
     assert ids(queue="a") == sorted(a_send + a_other, reverse=True)
@@ -70,7 +75,7 @@ def test_list_filters_by_queue_state_and_task(backend: Backend) -> None:
     assert ids(queue="nope") == []
     assert ids(limit=3) == everything[:3]
     # Whole jobs come back, equal to job_get.
-    for job in backend.jobs.list(JobListParams(queue="b")):
+    for job in backend.jobs.list(JobListParams(JobFilter(queue="b"))):
         assert job == backend.jobs.get(job.id)
 
 

@@ -49,7 +49,7 @@ def one_of_each(backend: Backend, queue: str = "default") -> dict[JobState, int]
     (ids[JobState.CANCELLED],) = insert(backend, 1, queue=queue)
     backend.jobs.cancel(ids[JobState.CANCELLED])
     (ids[JobState.SCHEDULED],) = insert(backend, 1, queue=queue, delay=600.0)
-    remaining = backend.jobs.list(JobListParams(queue=queue))
+    remaining = backend.jobs.list(JobListParams(JobFilter(queue=queue)))
     available = [j.id for j in remaining if j.state is JobState.AVAILABLE]
     ids[JobState.AVAILABLE] = available[0]
     return ids
@@ -133,7 +133,9 @@ def test_time_bounds_compare_with_enqueued_at(backend: Backend) -> None:
     middle = backend.now()
     wait_db_time_past(backend, middle)
     late = insert(backend, 2, queue="t")
-    stored = {job.id: job.enqueued_at for job in backend.jobs.list(JobListParams(queue="t"))}
+    stored = {
+        job.id: job.enqueued_at for job in backend.jobs.list(JobListParams(JobFilter(queue="t")))
+    }
     cut = stored[late[0]]
     assert all(stored[i] < cut for i in early)
     cancelled = backend.jobs.cancel_many(JobFilter(before=cut))

@@ -23,6 +23,7 @@ from offload.backends.params import (
     ClaimParams,
     FinishParams,
     HeartbeatParams,
+    JobFilter,
     JobListParams,
     JobRetryParams,
     Lease,
@@ -258,7 +259,7 @@ def _check_readable(backend: SqlBackend, seeded: list[int], version: int) -> Non
     states = [row["state"] for row in JOBS]
     assert backend.jobs.counts() == {"default": {s: states.count(s) for s in states}}
     for state in set(states):
-        listed = backend.jobs.list(JobListParams(state=JobState(state)))
+        listed = backend.jobs.list(JobListParams(JobFilter(state=JobState(state))))
         assert sorted(j.id for j in listed) == [
             i for s, i in zip(states, seeded, strict=True) if s == state
         ]

@@ -8,7 +8,7 @@ no call site. Times named `now` override the database's clock, for tests and rep
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -32,12 +32,25 @@ class JobInsertParams:
 
 
 @dataclass(frozen=True, slots=True)
-class JobListParams:
-    """Filters and keyset paging for `JobStore.list`: newest first, ids below `before_id`."""
+class JobFilter:
+    """Which jobs a listing or a bulk operation (`retry_many`, `cancel_many`, `purge`)
+    takes: those matching every part given. `ids` None means any id; an empty `ids` matches nothing.
+    `before`/`after` bound `enqueued_at` (before: strictly earlier; after: at or later).
+    The operation itself narrows to the states it accepts."""
 
+    ids: Sequence[int] | None = None
     queue: str | None = None
     state: JobState | None = None
     task: str | None = None
+    before: datetime | None = None
+    after: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobListParams:
+    """Filter and keyset paging for `JobStore.list`: newest first, ids below `before_id`."""
+
+    where: JobFilter = field(default_factory=JobFilter)
     before_id: int | None = None
     limit: int = 50
 
@@ -49,21 +62,6 @@ class JobRetryParams:
 
     job_id: int
     budget: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class JobFilter:
-    """Which jobs a bulk operation (`retry_many`, `cancel_many`, `purge`) takes: those
-    matching every part given. `ids` None means any id; an empty `ids` matches nothing.
-    `before`/`after` bound `enqueued_at` (before: strictly earlier; after: at or later).
-    The operation itself narrows to the states it accepts."""
-
-    ids: Sequence[int] | None = None
-    queue: str | None = None
-    state: JobState | None = None
-    task: str | None = None
-    before: datetime | None = None
-    after: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,50 +8,21 @@ One id and nothing else keeps the single-job form, which explains a job it canno
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, TypeVar, cast
 
 import click
 
 from offload.cli.context import AppLoader
 from offload.cli.output import print_json
+from offload.cli.times import TIME_FORMS, TimeType
 from offload.core.records import JobChange
 from offload.core.selection import ACCEPTED, JobSelection
 from offload.core.states import JobState
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-TIME_FORMS = (
-    "an ISO 8601 time (2026-11-28T09:30:00Z; UTC unless it has an offset) "
-    "or an age (90s, 30m, 1h, 2d, 1w)"
-)
-
-
-class TimeType(click.ParamType[datetime | timedelta, Any]):
-    """An ISO 8601 time, or an age such as `30m` meaning that long ago (by the database's
-    clock); a time without an offset is UTC."""
-
-    name = "TIME"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> datetime | timedelta:
-        if isinstance(value, datetime | timedelta):
-            return value
-        text = str(value)
-        age = _AGE.match(text)
-        try:
-            if age:
-                return timedelta(**{_UNITS[age.group(2)]: float(age.group(1))})
-            moment = datetime.fromisoformat(text.strip())
-        except (ValueError, OverflowError):
-            self.fail(f"{text!r} is not a time: give {TIME_FORMS}", param, ctx)
-        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _filters(operation: str) -> Callable[[F], F]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
@@ -16,6 +16,7 @@ from rich.text import Text
 from offload.cli.context import AppLoader
 from offload.cli.live import Frame, interval_option, run_live
 from offload.cli.output import console, json_text, new_table, print_json, state_text, when
+from offload.cli.times import TIME_FORMS, TimeType
 from offload.core.errors import clip, shorten
 from offload.core.job import Job
 from offload.core.states import JobState
@@ -191,14 +192,21 @@ def _error_line(error: dict[str, Any]) -> Text:
 @click.option("--queue", help="Only jobs of this queue.")
 @click.option("--state", type=click.Choice([s.value for s in JobState]), help="Only this state.")
 @click.option("--task", help="Only jobs of this task.")
-@click.option("--before", type=int, metavar="ID", help="Jobs older than ID (the next page).")
+@click.option("--before", type=TimeType(), help=f"Only jobs enqueued before TIME: {TIME_FORMS}.")
+@click.option("--after", type=TimeType(), help="Only jobs enqueued at or after TIME.")
+@click.option(
+    "--cursor",
+    type=int,
+    metavar="ID",
+    help="Start below job ID: the next page, as printed after a full one.",
+)
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, help="Jobs per page, at most.")
 @click.option("--watch", "-w", is_flag=True, help="Refresh the page until Ctrl-C.")
 @interval_option()
 @click.option(
     "--json",
     is_flag=True,
-    help='Print {"jobs": [...], "next_before": ID} as JSON (one line per refresh).',
+    help='Print {"jobs": [...], "next_cursor": ID} as JSON (one line per refresh).',
 )
 @click.pass_obj
 def jobs(
@@ -207,7 +215,9 @@ def jobs(
     queue: str | None,
     state: str | None,
     task: str | None,
-    before: int | None,
+    before: datetime | timedelta | None,
+    after: datetime | timedelta | None,
+    cursor: int | None,
     limit: int,
     watch: bool,
     interval: float,
@@ -217,13 +227,21 @@ def jobs(
     app = loader.app()
 
     def frame() -> Frame:
-        found = app.jobs(queue=queue, state=state, task=task, before_id=before, limit=limit + 1)
+        found = app.jobs(
+            queue=queue,
+            state=state,
+            task=task,
+            before=before,
+            after=after,
+            before_id=cursor,
+            limit=limit + 1,
+        )
         page = found[:limit]
-        next_before = page[-1].id if len(found) > limit else None
-        document = {"jobs": [job.to_dict() for job in page], "next_before": next_before}
+        next_cursor = page[-1].id if len(found) > limit else None
+        document = {"jobs": [job.to_dict() for job in page], "next_cursor": next_cursor}
         view: RenderableType = _jobs_table(page) if page else Text("no jobs")
-        if next_before is not None:
-            view = Group(view, Text(f"next page: --before {next_before}"))
+        if next_cursor is not None:
+            view = Group(view, Text(f"next page: --cursor {next_cursor}"))
         return Frame(view, document)
 
     if watch:

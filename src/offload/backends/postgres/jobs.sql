@@ -76,10 +76,9 @@ WHERE idempotency_key IN (SELECT json_array_elements_text(:keys::json))
 SELECT {job_columns} FROM offload_jobs WHERE id = :id
 
 -- name: list
+-- A page of the jobs matching a JobFilter, newest first, ids below :before_id.
 SELECT {job_columns} FROM offload_jobs
-WHERE (:queue::text IS NULL OR queue = :queue)
-  AND (:state::text IS NULL OR state = :state)
-  AND (:task::text IS NULL OR task = :task)
+WHERE {matching}
   AND (:before_id::bigint IS NULL OR id < :before_id)
 ORDER BY id DESC
 LIMIT :limit
@@ -113,7 +112,7 @@ DELETE FROM offload_jobs
 WHERE state = :state AND finished_at < now() - make_interval(secs => :age)
 
 -- name: matching
--- The condition of the bulk operations below (a JobFilter): every part given must hold.
+-- The condition of a listing and of the bulk operations below (a JobFilter): every part given must hold.
 -- Times compare with enqueued_at, the one time every job has.
 (:ids::text IS NULL OR id IN (SELECT json_array_elements_text(:ids::json)::bigint))
   AND (:queue::text IS NULL OR queue = :queue)

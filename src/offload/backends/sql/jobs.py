@@ -151,14 +151,10 @@ class SqlJobs:
         return found[0]
 
     def list(self, params: JobListParams) -> list[Job]:
-        values = {
-            "queue": params.queue,
-            "state": None if params.state is None else str(params.state),
-            "task": params.task,
-            # Past either end of the id range: every id is before it, or none.
-            "before_id": _before(params.before_id),
-            "limit": min(params.limit, _ID_MAX),
-        }
+        values = self._matching(params.where)
+        # Past either end of the id range: every id is before it, or none.
+        values["before_id"] = _before(params.before_id)
+        values["limit"] = min(params.limit, _ID_MAX)
         with self.db.read() as cur:
             cur.execute(self.q["list"], values)
             return jobs_from(cur, cur.fetchall(), self.db.time)

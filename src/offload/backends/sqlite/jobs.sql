@@ -57,10 +57,9 @@ WHERE idempotency_key IN (SELECT value FROM json_each(:keys))
 SELECT {job_columns} FROM offload_jobs WHERE id = :id
 
 -- name: list
+-- A page of the jobs matching a JobFilter, newest first, ids below :before_id.
 SELECT {job_columns} FROM offload_jobs
-WHERE (:queue IS NULL OR queue = :queue)
-  AND (:state IS NULL OR state = :state)
-  AND (:task IS NULL OR task = :task)
+WHERE {matching}
   AND (:before_id IS NULL OR id < :before_id)
 ORDER BY id DESC
 LIMIT :limit
@@ -94,14 +93,15 @@ DELETE FROM offload_jobs
 WHERE state = :state AND finished_at < {now} - :age
 
 -- name: matching
--- The condition of the bulk operations below (a JobFilter): every part given must hold.
--- Times compare with enqueued_at, the one time every job has.
+-- The condition of a listing and of the bulk operations below (a JobFilter): every part given must hold.
+-- Times compare with enqueued_at, the one time every job has, both sides to the
+-- microsecond as Python reads them: a stored time given back as a bound then means itself.
 (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))
   AND (:queue IS NULL OR queue = :queue)
   AND (:state IS NULL OR state = :state)
   AND (:task IS NULL OR task = :task)
-  AND (:before IS NULL OR enqueued_at < :before)
-  AND (:after IS NULL OR enqueued_at >= :after)
+  AND (:before IS NULL OR round(enqueued_at, 6) < round(:before, 6))
+  AND (:after IS NULL OR round(enqueued_at, 6) >= round(:after, 6))
 
 -- name: retry_many
 -- `retry` of every matching dead, cancelled or shed job in one statement; :budgets maps a
