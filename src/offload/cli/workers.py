@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import NoReturn
 
@@ -11,6 +10,7 @@ import click
 from offload.cli.context import AppLoader
 from offload.cli.output import console, new_table, print_json, when
 from offload.core.options import EXECUTORS, check_name
+from offload.runtime.logfmt import LOG_FORMATS, configure
 from offload.runtime.memory import keep_freed_memory
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -66,6 +66,15 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
     default="INFO",
     show_default=True,
+    help="INFO logs a line per job: started, succeeded, failed, dead, cancelled.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default="text",
+    show_default=True,
+    show_envvar=True,
+    help="json: one JSON object per line (time, level, logger, message, job fields).",
 )
 @click.pass_obj
 def worker(
@@ -84,6 +93,7 @@ def worker(
     poll_interval: float | None,
     connections: int | None,
     log_level: str,
+    log_format: str,
 ) -> NoReturn:
     """Run jobs until stopped. MODULE:ATTR names the app (or use --app / $OFFLOAD_APP).
 
@@ -91,11 +101,7 @@ def worker(
     --shutdown-timeout); a second signal stops at once. With --burst the worker exits
     once no job is due.
     """
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure(log_level, log_format)
     if app_path:
         loader.path = app_path
     served = [check_name("queue", name.strip()) for name in queues.split(",") if name.strip()]

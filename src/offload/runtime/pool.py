@@ -38,8 +38,9 @@ class ExecutorPool:
         """Jobs the primary executor holds when full."""
         return self.executors[self.primary].capacity()
 
-    def start(self, jobs: Iterable[Job]) -> deque[Job]:
-        """Hand jobs, in order, to executors with room; return those left waiting."""
+    def start(self, jobs: Iterable[Job]) -> tuple[list[Job], deque[Job]]:
+        """Hand jobs, in order, to executors with room; return those handed over and those
+        left waiting."""
         room = {kind: executor.free() for kind, executor in self.executors.items()}
         batches: dict[str, list[Job]] = {}
         waiting: deque[Job] = deque()
@@ -50,9 +51,11 @@ class ExecutorPool:
                 batches.setdefault(kind, []).append(job)
             else:
                 waiting.append(job)
+        started: list[Job] = []
         for kind, batch in batches.items():
             self.executors[kind].submit(batch)
-        return waiting
+            started += batch
+        return started, waiting
 
     def poll(self) -> list[Event]:
         return [event for ex in self.executors.values() for event in ex.poll()]
