@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 
 import offload
 from offload.runtime import joblog
-from offload.runtime.logfmt import JsonFormatter, configure
+from offload.runtime.logfmt import TEXT_FORMAT, JsonFormatter, TextFormatter, configure
 
 
 def _record(**extra: Any) -> logging.LogRecord:
@@ -61,6 +62,51 @@ def test_a_tasks_own_log_carries_its_job_in_json() -> None:
         logger.removeHandler(handler)
     entry = orjson.loads(lines[0])
     assert (entry["message"], entry["job_id"], entry["attempt"]) == ("careful", 3, 2)
+
+
+def _batch() -> logging.LogRecord:
+    """A record of two job events, as the worker logs them."""
+    record: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record_: logging.LogRecord) -> None:
+            record.append(record_)
+
+    handler = Keep()
+    joblog.log.addHandler(handler)
+    try:
+        joblog.lease_lost(5, None, "before its outcome was recorded")
+    finally:
+        joblog.log.removeHandler(handler)
+    (batch,) = record
+    assert isinstance(batch.msg, joblog.JobLines)
+    assert isinstance(batch.msg.events, list)
+    batch.msg.events.append((6, None, "while this worker held it"))
+    return batch
+
+
+def test_a_record_of_job_events_is_one_line_per_event_in_each_format() -> None:
+    record = _batch()
+    text = TextFormatter(TEXT_FORMAT).format(record).splitlines()
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
+    assert len(text) == 2
+    assert re.fullmatch(
+        rf"{stamp} WARNING offload.jobs: job 5 lease lost before its outcome was recorded", text[0]
+    )
+    assert re.fullmatch(
+        rf"{stamp} WARNING offload.jobs: job 6 lease lost while this worker held it", text[1]
+    )
+    entries = [orjson.loads(line) for line in JsonFormatter().format(record).splitlines()]
+    assert [(e["message"], e["event"], e["job_id"], e["level"]) for e in entries] == [
+        ("job 5 lease lost before its outcome was recorded", "lease_lost", 5, "WARNING"),
+        ("job 6 lease lost while this worker held it", "lease_lost", 6, "WARNING"),
+    ]
+    assert entries[0]["time"] == entries[1]["time"]
+    # Any other handler gets the events' lines as the message.
+    assert record.getMessage() == (
+        "job 5 lease lost before its outcome was recorded\n"
+        "job 6 lease lost while this worker held it"
+    )
 
 
 def test_configure_refuses_an_unknown_format() -> None:

@@ -11,6 +11,7 @@ from offload.core.errors import ConfigurationError, UnknownTask
 from offload.core.job import Job
 from offload.core.options import TaskOptions
 from offload.core.task import Registry
+from offload.runtime import joblog
 from offload.runtime.executor import Event, Executor
 from offload.runtime.processes.executor import ProcessExecutor
 
@@ -38,9 +39,9 @@ class ExecutorPool:
         """Jobs the primary executor holds when full."""
         return self.executors[self.primary].capacity()
 
-    def start(self, jobs: Iterable[Job]) -> tuple[list[Job], deque[Job]]:
-        """Hand jobs, in order, to executors with room; return those handed over and those
-        left waiting."""
+    def start(self, jobs: Iterable[Job]) -> deque[Job]:
+        """Hand jobs, in order, to executors with room (saying so in the job log); return
+        those left waiting."""
         room = {kind: executor.free() for kind, executor in self.executors.items()}
         batches: dict[str, list[Job]] = {}
         waiting: deque[Job] = deque()
@@ -51,11 +52,10 @@ class ExecutorPool:
                 batches.setdefault(kind, []).append(job)
             else:
                 waiting.append(job)
-        started: list[Job] = []
         for kind, batch in batches.items():
             self.executors[kind].submit(batch)
-            started += batch
-        return started, waiting
+            joblog.started(batch)  # here, not per call: the loop calls this every turn
+        return waiting
 
     def poll(self) -> list[Event]:
         return [event for ex in self.executors.values() for event in ex.poll()]

@@ -436,8 +436,7 @@ class Worker:
     def _dispatch(self, pool: ExecutorPool) -> None:
         """Start buffered jobs, in order, on executors with a free slot."""
         if self._buffer:
-            started, self._buffer = pool.start(self._buffer)
-            joblog.started(started)
+            self._buffer = pool.start(self._buffer)
 
     def _collect(self, events: list[Event], *, online: bool = True) -> None:
         """Hand outcomes to the writer; store progress reports now (one statement), unless
