@@ -10,6 +10,8 @@ adds closing the executor), and prints one JSON object on stdout.
 `--instrument` adds per-operation call counts, rows and time (see `Meter`); `--profile FILE`
 runs the worker under cProfile (the worker loop's thread only) and writes FILE.
 `serve` runs an ordinary worker until SIGTERM (graceful stop) or `--max-seconds`.
+`--log-level LEVEL` (and `--log-format text|json`) logs to stderr as `offload worker` does
+(INFO: a line per job); without it the worker's log is not configured.
 Run from the repository root, so that `benchmarks` is importable.
 """
 
@@ -27,6 +29,7 @@ from typing import Any, cast
 
 from benchmarks import bench_app
 from benchmarks.dbutil import epoch, is_sqlite, query
+from offload.runtime.logfmt import LOG_FORMATS, configure
 from offload.runtime.worker import Worker
 
 #: Backend operations the instrumented run counts and times.
@@ -246,6 +249,7 @@ def drain(args: argparse.Namespace) -> dict[str, Any]:
     watchdog = threading.Timer(args.timeout, on_timeout)
     watchdog.daemon = True
     watchdog.start()
+    cpu_start = time.process_time()  # this process: the worker loop and its threads
     start = time.perf_counter()
     if meter is not None:
         meter.run_start = start
@@ -257,6 +261,7 @@ def drain(args: argparse.Namespace) -> dict[str, Any]:
     else:
         worker.run()
         end = time.perf_counter()
+    cpu = time.process_time() - cpu_start
     watchdog.cancel()
     url = bench_app.URL
     first_start, last_finish = query(
@@ -271,6 +276,7 @@ def drain(args: argparse.Namespace) -> dict[str, Any]:
         "concurrency": args.concurrency,
         "seconds": (last_outcome[0] or end) - start,  # worker start to last outcome committed
         "run_seconds": end - start,  # ... to Worker.run() returning (executor closed)
+        "cpu_seconds": cpu,  # CPU time of the worker's own process (not its children)
         "processed": worker.processed,
         "succeeded": counts.get("succeeded", 0),
         "counts": counts,
@@ -302,7 +308,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=900.0, help="serve: stop after")
     parser.add_argument("--instrument", action="store_true", help="drain: count and time")
     parser.add_argument("--profile", metavar="FILE", help="drain: write cProfile stats here")
+    parser.add_argument("--log-level", help="log to stderr at this level, as a worker does")
+    parser.add_argument("--log-format", choices=LOG_FORMATS, default="text")
     args = parser.parse_args(argv)
+    if args.log_level:
+        configure(args.log_level, args.log_format)
     if args.mode == "drain":
         result = drain(args)
         sys.stdout.write(json.dumps(result) + "\n")

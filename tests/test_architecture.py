@@ -45,6 +45,7 @@ def imports_of(path: Path) -> set[str]:
 def test_public_surface_is_pinned() -> None:
     assert sorted(offload.__all__) == [
         "App",
+        "ArgumentsMismatch",
         "BackendError",
         "BackendUnavailable",
         "Call",

@@ -16,6 +16,7 @@ and may change between releases. The `offload` command is public too.
 
 from offload.app import App, Call, Task, call
 from offload.core.errors import (
+    ArgumentsMismatch,
     BackendError,
     BackendUnavailable,
     ConfigurationError,
@@ -47,6 +48,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "App",
+    "ArgumentsMismatch",
     "BackendError",
     "BackendUnavailable",
     "Call",

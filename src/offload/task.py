@@ -111,10 +111,12 @@ class Task(Generic[P, R]):
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
         """Store one job; returns once it is committed (durable). With an idempotency key
-        already used, returns the handle of the job that holds it."""
+        already used, returns the handle of the job that holds it. Arguments the function
+        cannot take raise ArgumentsMismatch, storing nothing."""
         args_text, kwargs_text = serialization.dumps_args(
             args, kwargs, limit=self.app.payload_limit
         )
+        self.definition.check_args(args, kwargs)
         payload = Payload(args_text, kwargs_text, self._overrides.idempotency_key)
         (job_id,) = self.app._insert(self._spec(), [payload], self._conn)
         return JobHandle(self.app.backend, job_id)
@@ -126,14 +128,17 @@ class Task(Generic[P, R]):
         return await asyncio.to_thread(self.enqueue, *args, **kwargs)
 
     def enqueue_many(self, calls: Iterable[Call | tuple[Any, ...]]) -> list[JobHandle[R]]:
-        """Store many jobs in one transaction and one statement; all or none."""
+        """Store many jobs in one transaction and one statement; all or none (a call whose
+        arguments the function cannot take refuses the batch, naming its index)."""
         if self._overrides.idempotency_key is not None:
             raise ValidationError("enqueue_many takes no idempotency_key: one key names one job")
         limit = self.app.payload_limit
+        check = self.definition.check_args
         payloads: list[Payload] = []
-        for c in calls:
+        for index, c in enumerate(calls):
             a, k = (c.args, c.kwargs) if isinstance(c, Call) else (c, {})
             payloads.append(Payload(*serialization.dumps_args(a, k, limit=limit)))
+            check(a, k, index)
         ids = self.app._insert(self._spec(), payloads, self._conn)
         backend = self.app.backend
         return [JobHandle(backend, job_id) for job_id in ids]

@@ -148,3 +148,9 @@ def leak(mb: int) -> int:
     """Keeps `mb` MiB alive in the child after it returns, as a leaky library would."""
     _LEAKED.append(bytearray(mb * 1024 * 1024))
     return os.getpid()
+
+
+@app.task(name="type_error", retry=QUICK_TWICE)
+def type_error(value: int) -> int:
+    """Raises a TypeError in its body (its arguments fit): an ordinary failure, retried."""
+    return value + "1"  # type: ignore[operator]

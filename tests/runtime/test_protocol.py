@@ -33,8 +33,10 @@ def test_many_messages_come_back_whole_and_in_order() -> None:
         Cancel(1),
         Report(2, 0.5, None),
         Report(2, 1.0, "hello" * 100),
-        Done(2, True, "5", False, False),
-        Done(3, False, {"type": "ValueError", "message": "x", "traceback": None}, False, True),
+        Done(2, True, "5", False, False, 0.25),
+        Done(
+            3, False, {"type": "ValueError", "message": "x", "traceback": None}, False, True, None
+        ),
     ]
     read_fd, write_fd = pipe_with(*sent)
     frames = Frames(read_fd)
@@ -49,12 +51,12 @@ def test_many_messages_come_back_whole_and_in_order() -> None:
 
 def test_an_outcome_goes_through_as_it_came() -> None:
     outcome = (False, {"type": "KeyError", "message": "k", "traceback": "..."}, True, False)
-    read_fd, write_fd = pipe_with(Done.of(7, outcome))
+    read_fd, write_fd = pipe_with(Done.of(7, outcome, 1.5))
     frames = Frames(read_fd)
     assert frames.fill()
     (done,) = frames.messages()
     assert isinstance(done, Done)
-    assert (done.job_id, done.outcome) == (7, outcome)
+    assert (done.job_id, done.outcome, done.duration) == (7, outcome, 1.5)
     os.close(write_fd)
     os.close(read_fd)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import NoReturn
 
@@ -11,6 +10,7 @@ import click
 from offload.cli.context import AppLoader
 from offload.cli.output import console, new_table, print_json, when
 from offload.core.options import EXECUTORS, check_name
+from offload.runtime.logfmt import LOG_FORMATS, configure
 from offload.runtime.memory import keep_freed_memory
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -70,7 +70,14 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
     "--log-level",
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
     default="info",
-    help="Least severe log records written to stderr.",
+    help="Least severe log records written to stderr; info logs a line per job (started, "
+    "succeeded, failed, dead, cancelled).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default="text",
+    help="json: one JSON object per line (time, level, logger, message, job fields).",
 )
 @click.pass_obj
 def worker(
@@ -89,6 +96,7 @@ def worker(
     poll_interval: float | None,
     connections: int | None,
     log_level: str,
+    log_format: str,
 ) -> NoReturn:
     """Run jobs until stopped. MODULE:ATTR names the app (or use --app / $OFFLOAD_APP).
 
@@ -96,11 +104,7 @@ def worker(
     --shutdown-timeout); a second signal stops at once. With --burst the worker exits
     once no job is due.
     """
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure(log_level, log_format)
     if app_path:
         loader.path = app_path
     served = [check_name("queue", name.strip()) for name in queues.split(",") if name.strip()]

@@ -8,7 +8,8 @@ Tree::
     ├── ValidationError           bad input to a public call
     │   ├── SerializationError    a value that is not JSON
     │   ├── PayloadTooLarge       arguments or result over the size limit
-    │   └── UnknownTask           a task name nobody registered
+    │   ├── UnknownTask           a task name nobody registered
+    │   └── ArgumentsMismatch     arguments the task's signature cannot take
     ├── JobNotFound               no job with that id
     ├── ScheduleNotFound          no schedule with that name
     ├── InvalidTransition         the job's state does not allow the operation
@@ -68,6 +69,19 @@ class UnknownTask(ValidationError):
         self.name = name
         hint = _did_you_mean(name, known, "tasks")
         super().__init__(f"unknown task {shorten(name)}{hint}")
+
+
+class ArgumentsMismatch(ValidationError):
+    """The arguments do not fit the task's signature: a call with them could never run.
+
+    `reason` is what `inspect.Signature.bind` objected to, with the signature; `index` is
+    the position of the bad call in an `enqueue_many` batch (None for a single call).
+    """
+
+    def __init__(self, task: str, reason: str, index: int | None = None) -> None:
+        self.task, self.reason, self.index = task, reason, index
+        where = "" if index is None else f"call {index}: "
+        super().__init__(f"{where}arguments do not match task {shorten(task)}: {reason}")
 
 
 class JobNotFound(OffloadError, LookupError):

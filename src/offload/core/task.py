@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from offload.core import serialization
-from offload.core.errors import ConfigurationError, UnknownTask
+from offload.core.errors import ArgumentsMismatch, ConfigurationError, UnknownTask
 from offload.core.job import JobSpec
 from offload.core.options import EnqueueOptions, TaskOptions, check_name
 
@@ -20,10 +21,46 @@ class TaskDef:
     name: str
     fn: Callable[..., Any]
     options: TaskOptions
+    #: The function's signature, read once (None: it has none Python can read, so calls
+    #: are not checked).
+    signature: inspect.Signature | None = field(init=False, repr=False, compare=False)
+    #: (fewest, most) positional arguments when a call without keywords needs no more than
+    #: their count to bind (None: `check_args` always binds).
+    _arity: tuple[int, int] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.options.executor is None and self.is_async:
             self.options.check_process_limits("the asyncio executor, where async def tasks run")
+        try:
+            signature: inspect.Signature | None = inspect.signature(self.fn)
+        except (TypeError, ValueError):  # some builtins and C callables have none
+            signature = None
+        object.__setattr__(self, "signature", signature)
+        object.__setattr__(
+            self, "_arity", None if signature is None else _positional_range(signature)
+        )
+
+    def check_args(
+        self, args: Sequence[Any], kwargs: dict[str, Any], index: int | None = None
+    ) -> None:
+        """Raise ArgumentsMismatch unless the function can take these arguments (`index`:
+        the call's place in a batch). Positional-only calls are checked by counting."""
+        arity = self._arity
+        if arity is not None and not kwargs and arity[0] <= len(args) <= arity[1]:
+            return
+        reason = self.mismatch(args, kwargs)
+        if reason is not None:
+            raise ArgumentsMismatch(self.name, reason, index)
+
+    def mismatch(self, args: Sequence[Any], kwargs: dict[str, Any]) -> str | None:
+        """Why the function cannot take these arguments, or None when it can."""
+        if self.signature is None:
+            return None
+        try:
+            self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            return f"{exc}; it takes {_bare(self.signature)}"
+        return None
 
     @property
     def is_async(self) -> bool:
@@ -42,6 +79,28 @@ class TaskDef:
             run_at=over.run_at,
             meta="{}" if over.meta is None else serialization.dumps(over.meta, "meta"),
         )
+
+
+def _positional_range(signature: inspect.Signature) -> tuple[int, int] | None:
+    """The range of positional argument counts that bind when no keyword is given, or None
+    when a keyword-only parameter is required (then only `bind` can tell)."""
+    fewest = most = 0
+    for param in signature.parameters.values():
+        if param.kind is param.VAR_POSITIONAL:
+            most = sys.maxsize
+        elif param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
+            most += 1
+            fewest += param.default is param.empty
+        elif param.kind is param.KEYWORD_ONLY and param.default is param.empty:
+            return None
+    return fewest, most
+
+
+def _bare(signature: inspect.Signature) -> str:
+    """The signature without annotations, as an error message shows it: `(user_id, *, x=1)`."""
+    empty = inspect.Parameter.empty
+    params = [p.replace(annotation=empty) for p in signature.parameters.values()]
+    return str(signature.replace(parameters=params, return_annotation=empty))
 
 
 class Registry:

@@ -28,10 +28,13 @@ class Finished:
     result: str | None = None
     #: {"type", "message", "traceback"} when not ok.
     error: dict[str, Any] | None = None
-    #: True when retrying cannot help (unknown task): the job goes dead at once.
+    #: True when retrying cannot help (unknown task, arguments the function cannot take):
+    #: the job goes dead at once.
     permanent: bool = False
     #: True when the run stopped because its job was cancelled.
     cancelled: bool = False
+    #: Seconds the run took, measured where it ran (None: not measured, e.g. stopped).
+    duration: float | None = None
 
 
 @dataclass(slots=True)

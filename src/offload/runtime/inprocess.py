@@ -20,6 +20,7 @@ from offload.runtime.executor import Event, Finished, Progress, SelfPipe
 from offload.runtime.running import (
     Outcome,
     error_entry,
+    failure,
     finished_from,
     limit_error,
     lookup,
@@ -57,8 +58,8 @@ class _InProcess:
 
         return JobContext(job.id, job.attempt, job.queue, job.task, report)
 
-    def _done(self, job: Job, outcome: Outcome) -> None:
-        self._events.put(finished_from(job, outcome))
+    def _done(self, job: Job, outcome: Outcome, duration: float) -> None:
+        self._events.put(finished_from(job, outcome, duration))
         self._pipe.wake()
 
     def poll(self) -> list[Event]:
@@ -130,7 +131,9 @@ class ThreadExecutor(_InProcess):
 
     def _run(self, job: Job, ctx: JobContext) -> None:
         definition = lookup(self.registry, job.task)
+        began = time.perf_counter()
         outcome = run_call(definition, job.args, job.kwargs, ctx, self.result_limit)
+        duration = time.perf_counter() - began
         with self._lock:  # decided under the lock `poll` times jobs out under: one outcome
             key = (job.id, job.attempt)
             self._deadlines.pop(key, None)
@@ -138,7 +141,7 @@ class ThreadExecutor(_InProcess):
                 self._overdue.discard(key)  # its timeout is recorded; give the slot back
                 self._pipe.wake()
                 return
-        self._done(job, outcome)
+        self._done(job, outcome, duration)
 
     def poll(self) -> list[Event]:
         events = super().poll()
@@ -209,11 +212,12 @@ class AsyncExecutor(_InProcess):
     async def _run(self, job: Job) -> None:
         definition = lookup(self.registry, job.task)
         ctx = self._context(job)
+        began = time.perf_counter()
         if isinstance(definition, dict):
             outcome: Outcome = (False, definition, True, False)
         else:
             outcome = await run_async_call(definition, job.args, job.kwargs, ctx, self.result_limit)
-        self._done(job, outcome)
+        self._done(job, outcome, time.perf_counter() - began)
 
     def cancel(self, job_id: int) -> None:
         with self._lock:
@@ -230,6 +234,8 @@ class AsyncExecutor(_InProcess):
     def close(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        if not self._thread.is_alive():  # closed here, not by the garbage collector at exit,
+            self._loop.close()  # which may find its self-pipe's socket closed already
         self._pipe.close()
 
 
@@ -260,4 +266,4 @@ async def run_async_call(
     except JobCancelled as exc:
         return False, error_entry(exc, with_traceback=False), False, True
     except Exception as exc:
-        return False, error_entry(exc), False, False
+        return failure(definition, args, kwargs, exc)

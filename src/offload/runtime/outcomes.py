@@ -28,6 +28,7 @@ from offload.core.errors import BackendUnavailable
 from offload.core.options import RetryPolicy
 from offload.core.retry import RunEnd, next_state
 from offload.core.states import JobState
+from offload.runtime import joblog
 from offload.runtime.executor import Finished, SelfPipe
 
 log = logging.getLogger("offload.worker")
@@ -121,7 +122,7 @@ def outcome_writer(backend: Backend, worker_id: str, delay: float) -> OutcomeWri
 
 def _log_lost(lost: Sequence[int]) -> None:
     for job_id in lost:
-        log.warning("job %s: lease lost before its outcome was recorded", job_id)
+        joblog.lease_lost(job_id, None, "before its outcome was recorded")
 
 
 def _has_retry(outcomes: Sequence[Outcome]) -> bool:

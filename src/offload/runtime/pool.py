@@ -11,6 +11,7 @@ from offload.core.errors import ConfigurationError, UnknownTask
 from offload.core.job import Job
 from offload.core.options import TaskOptions
 from offload.core.task import Registry
+from offload.runtime import joblog
 from offload.runtime.executor import Event, Executor
 from offload.runtime.processes.executor import ProcessExecutor
 
@@ -39,7 +40,8 @@ class ExecutorPool:
         return self.executors[self.primary].capacity()
 
     def start(self, jobs: Iterable[Job]) -> deque[Job]:
-        """Hand jobs, in order, to executors with room; return those left waiting."""
+        """Hand jobs, in order, to executors with room (saying so in the job log); return
+        those left waiting."""
         room = {kind: executor.free() for kind, executor in self.executors.items()}
         batches: dict[str, list[Job]] = {}
         waiting: deque[Job] = deque()
@@ -52,6 +54,7 @@ class ExecutorPool:
                 waiting.append(job)
         for kind, batch in batches.items():
             self.executors[kind].submit(batch)
+            joblog.started(batch)  # here, not per call: the loop calls this every turn
         return waiting
 
     def poll(self) -> list[Event]:

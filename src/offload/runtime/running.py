@@ -12,7 +12,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from offload.core import serialization
-from offload.core.errors import JobCancelled, UnknownTask
+from offload.core.errors import ArgumentsMismatch, JobCancelled, UnknownTask
 from offload.core.job import Job
 from offload.core.task import Registry, TaskDef
 from offload.runtime.context import JobContext, running
@@ -84,17 +84,39 @@ def run_call(
             False,
         )
     except Exception as exc:
-        return False, error_entry(exc), False, False
+        return failure(definition, args, kwargs, exc)
 
 
-def finished_from(job: Job, outcome: Outcome) -> Finished:
-    """The event of a run that ended with `outcome`."""
+def failure(
+    definition: TaskDef, args: list[Any], kwargs: dict[str, Any], exc: Exception
+) -> Outcome:
+    """The outcome of a run that raised `exc`. A TypeError whose arguments the function
+    cannot take came from the call itself, not from the task's body: that job can never
+    run, so it ends at once (as one of an unknown task does); anything else may be retried.
+    Checked only on a TypeError, so a run that succeeds pays nothing for it."""
+    if isinstance(exc, TypeError):
+        reason = definition.mismatch(args, kwargs)
+        if reason is not None:
+            mismatch = ArgumentsMismatch(definition.name, reason)
+            return False, error_entry(mismatch, with_traceback=False), True, False
+    return False, error_entry(exc), False, False
+
+
+def finished_from(job: Job, outcome: Outcome, duration: float | None = None) -> Finished:
+    """The event of a run that ended with `outcome` after `duration` seconds."""
     ok, payload, permanent, cancelled = outcome
     if ok:
         assert isinstance(payload, str)
-        return Finished(job, ok=True, result=payload)
+        return Finished(job, ok=True, result=payload, duration=duration)
     assert isinstance(payload, dict)
-    return Finished(job, ok=False, error=payload, permanent=permanent, cancelled=cancelled)
+    return Finished(
+        job,
+        ok=False,
+        error=payload,
+        permanent=permanent,
+        cancelled=cancelled,
+        duration=duration,
+    )
 
 
 def stopped(job: Job, kind: str, message: str, cancelled: bool = False) -> Finished:

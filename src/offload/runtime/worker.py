@@ -42,6 +42,7 @@ from offload.core.options import RetryPolicy, TaskOptions
 from offload.core.records import WorkerInfo
 from offload.core.serialization import DEFAULT_PAYLOAD_LIMIT
 from offload.core.task import Registry
+from offload.runtime import joblog
 from offload.runtime.executor import Event, Finished, Progress, SelfPipe
 from offload.runtime.outage import Outage, passing
 from offload.runtime.outcomes import (
@@ -141,6 +142,8 @@ class Worker:
         self.clock = clock
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._buffer: deque[Job] = deque()
+        #: (id, attempt) of running jobs whose lease another attempt took: not renewed again.
+        self._lost: set[tuple[int, int]] = set()
         self._stopping = threading.Event()
         self._abort = False
         self._scheduler_failed = False
@@ -198,6 +201,7 @@ class Worker:
             self.pool_spec.primary,
             self.concurrency,
         )
+        self._warn_unserved()
         writer = self._writer = outcome_writer(self.backend, self.id, self.flush_delay)
         embedded = None
         if self.scheduler is not None:
@@ -439,7 +443,10 @@ class Worker:
         the database is away (`online` False): they are hints, the next one replaces them."""
         if not events:
             return
+        if self._lost:
+            events = self._drop_lost(events)
         reports = []
+        runs = []
         outcomes = []
         for event in events:
             if isinstance(event, Progress):
@@ -447,11 +454,25 @@ class Worker:
                     ProgressReport(event.job.id, event.job.attempt, event.fraction, event.message)
                 )
             else:
+                runs.append(event)
                 outcomes.append(self._outcome(event))
         if reports and online:  # first: a job's last report must reach its row while running
             self.backend.claims.progress(self.id, reports)
         if outcomes:
+            joblog.ended(runs, outcomes)
             self._outcomes().submit(outcomes)
+
+    def _drop_lost(self, events: list[Event]) -> list[Event]:
+        """The events without the ends of runs whose lease was lost (said already): their
+        outcome could change nothing, another attempt owns the job now."""
+        kept: list[Event] = []
+        for event in events:
+            key = (event.job.id, event.job.attempt)
+            if key not in self._lost:
+                kept.append(event)
+            elif isinstance(event, Finished):
+                self._lost.discard(key)
+        return kept
 
     def _outcome(self, f: Finished) -> Outcome:
         if f.ok:  # the retry policy decides only what follows a failure
@@ -471,15 +492,22 @@ class Worker:
 
     def _heartbeat(self, pool: ExecutorPool) -> None:
         """Renew every held lease in one statement; act on lost leases and cancel requests."""
-        held = [Lease(job.id, job.attempt) for job in (*self._buffer, *pool.running())]
+        gone = self._lost
+        jobs = [
+            job for job in (*self._buffer, *pool.running()) if (job.id, job.attempt) not in gone
+        ]
+        held = [Lease(job.id, job.attempt) for job in jobs]
         beat = self.backend.claims.heartbeat(
             HeartbeatParams(self.id, held, self.lease, self._now())
         )
         self._last_beat = time.monotonic()
         if beat.lost:
-            log.warning("lost the lease on jobs %s", beat.lost)
             lost = set(beat.lost)
+            for job in jobs:
+                if job.id in lost:
+                    joblog.lease_lost(job.id, job, "while this worker held it")
             self._buffer = deque(job for job in self._buffer if job.id not in lost)
+            gone.update((job.id, job.attempt) for job in pool.running() if job.id in lost)
         if beat.cancel:
             cancel = set(beat.cancel)
             unstarted = [job for job in self._buffer if job.id in cancel]
@@ -527,6 +555,24 @@ class Worker:
     def _options(self, job: Job) -> TaskOptions | None:
         return task_options(self.registry, job)
 
+    def _warn_unserved(self) -> None:
+        """Say once, per queue, which registered tasks use a queue this worker does not
+        serve: their jobs would wait here for ever, unseen, if no other worker serves it."""
+        unserved: dict[str, list[str]] = {}
+        for definition in self.registry.definitions():
+            if definition.options.queue not in self.queues:
+                unserved.setdefault(definition.options.queue, []).append(definition.name)
+        for queue, names in sorted(unserved.items()):
+            shown = ", ".join(names[:_NAMES_SHOWN])
+            if len(names) > _NAMES_SHOWN:
+                shown += f" and {len(names) - _NAMES_SHOWN} more"
+            log.warning(
+                "tasks %s use queue %r, which this worker does not serve: add -q %s",
+                shown,
+                queue,
+                queue,
+            )
+
     def _make_pool(self) -> ExecutorPool:
         return build_pool(self.pool_spec)
 
@@ -538,6 +584,8 @@ class Worker:
         restore_handlers(previous)
 
 
+#: Task names the unserved-queue warning lists per queue, at most.
+_NAMES_SHOWN = 10
 #: Seconds a stopping worker gives its last outcomes to be written, at least.
 _ABORT_WRITE_TIMEOUT = 5.0
 #: Seconds past its grace period by which a worker stopping during an outage has exited.

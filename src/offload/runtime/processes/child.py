@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from multiprocessing import forkserver
 from multiprocessing.connection import Connection
@@ -65,13 +66,15 @@ def main(app_path: str, conn: Connection, result_limit: int | None) -> None:
                     elif isinstance(message, Cancel) and message.job_id in queued:
                         del queued[message.job_id]
                         stopped = limit_error("JobCancelled", "cancelled before it started")
-                        reply(Done(message.job_id, False, stopped, False, True))
+                        reply(Done(message.job_id, False, stopped, False, True, None))
                 if queued and not frames.ready():
                     break
                 if not frames.fill():
                     return  # the worker closed the pipe, or died: leases rerun the jobs
             run = queued.pop(next(iter(queued)))
-            reply(Done.of(run.job_id, _run(run, registry, reply, result_limit)))
+            began = time.perf_counter()
+            outcome = _run(run, registry, reply, result_limit)
+            reply(Done.of(run.job_id, outcome, time.perf_counter() - began))
     except OSError:  # the worker closed the pipe, or died: leases rerun the jobs
         return
 

@@ -232,7 +232,7 @@ class ProcessExecutor:
             return
         if not isinstance(message, Done):
             return  # a child sends no other kind
-        events.append(finished_from(job, message.outcome))
+        events.append(finished_from(job, message.outcome, message.duration))
         was_head = job is slot.jobs[0]
         slot.release(job)
         if was_head:

@@ -66,10 +66,12 @@ class Done:
     payload: str | dict[str, Any]
     permanent: bool
     cancelled: bool
+    #: Seconds the run took in the child (None: it never started).
+    duration: float | None
 
     @classmethod
-    def of(cls, job_id: int, outcome: Outcome) -> Done:
-        return cls(job_id, *outcome)
+    def of(cls, job_id: int, outcome: Outcome, duration: float | None) -> Done:
+        return cls(job_id, *outcome, duration)
 
     @property
     def outcome(self) -> Outcome:
