@@ -143,7 +143,7 @@ def test_a_log_format_that_is_not_offered_is_a_usage_error(
     result = offload_cli("worker", "--log-format", "xml", env=env)
     assert_one_line_error(result, 2, "--log-format", "'xml' is not one of 'text', 'json'")
     from_env = offload_cli("worker", env={**env, "OFFLOAD_WORKER_LOG_FORMAT": "xml"})
-    assert_one_line_error(from_env, 2, "--log-format", "'xml'")
+    assert_one_line_error(from_env, 2, "OFFLOAD_WORKER_LOG_FORMAT", "'xml'")
     assert run_json("workers", env=env) == []  # no worker started
     helped = offload_cli("worker", "--help", env=env)
     assert "OFFLOAD_WORKER_LOG_FORMAT" in helped.stdout
