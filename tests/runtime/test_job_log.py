@@ -147,3 +147,72 @@ def test_a_worker_names_each_queue_it_does_not_serve_once(
     )
     assert served.run() == 0
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_json_lines_escape_names_and_messages_and_write_floats_as_numbers() -> None:
+    """The JSON format is built from templates, not a serializer: whatever a task name or an
+    error message holds, each line must still be one valid JSON object with the facts."""
+    from datetime import UTC, datetime
+
+    from offload.backends.params import Outcome
+    from offload.core.job import Job
+    from offload.core.states import JobState
+    from offload.runtime.executor import Finished
+
+    now = datetime.now(UTC)
+    odd = 'tâsk "quoted" \\ back\tslash \u2028 \x01'
+    job = Job(
+        id=7,
+        task=odd,
+        queue='q"ueue',
+        args=[],
+        kwargs={},
+        priority=0,
+        state=JobState.RUNNING,
+        attempt=2,
+        max_attempts=3,
+        run_at=now,
+        enqueued_at=now,
+        started_at=now,
+        finished_at=None,
+        lease_until=now,
+        worker="w",
+        result=None,
+    )
+    message = 'bad "input"\nline two \\ \x00 é'
+    runs = [
+        Finished(job, True, "null", duration=1e-05),
+        Finished(job, False, error={"type": 'Weird"Error', "message": message}, duration=0.5),
+        Finished(job, False, error={"type": "ValueError", "message": message}),
+    ]
+    outcomes = [
+        Outcome(7, 2, JobState.SUCCEEDED),
+        Outcome(7, 2, JobState.RETRYING, delay=12.25),
+        Outcome(7, 2, JobState.DEAD),
+    ]
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep()
+    joblog.log.addHandler(handler)
+    old = joblog.log.level
+    joblog.log.setLevel(logging.INFO)
+    try:
+        joblog.started([job])
+        joblog.ended(runs, outcomes)
+    finally:
+        joblog.log.removeHandler(handler)
+        joblog.log.setLevel(old)
+    lines = [line for r in records for line in JsonFormatter().format(r).split("\n")]
+    entries = [orjson.loads(line) for line in lines]
+    assert [e["event"] for e in entries] == ["started", "succeeded", "failed", "dead"]
+    assert all((e["task"], e["queue"], e["job_id"]) == (odd, 'q"ueue', 7) for e in entries)
+    assert entries[1]["duration_s"] == 1e-05
+    assert (entries[2]["retry_in_s"], entries[2]["duration_s"]) == (12.25, 0.5)
+    assert entries[2]["error_type"] == 'Weird"Error'
+    assert entries[3]["error"] == message.replace("\n", " ")
+    assert "duration_s" not in entries[3]
+    assert entries[0]["message"] == f'job 7 {odd} started (attempt 2, queue q"ueue)'

@@ -15,9 +15,12 @@ handler writes them. Nothing here reads the database.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
+
+import orjson
 
 from offload.backends.params import Outcome
 from offload.core.errors import clip
@@ -46,94 +49,113 @@ _MESSAGE_LIMIT = 500
 E = TypeVar("E")
 
 
+#: Makes a name or message safe where a line puts it: as it is in text, JSON-escaped (without
+#: the quotes) in JSON.
+Quote = Callable[[str], str]
+
+
+def plain(text: str) -> str:
+    """Text as it is (the text format's `Quote`)."""
+    return text
+
+
+@functools.lru_cache(maxsize=4096)
+def json_escaped(text: str) -> str:
+    """`text` JSON-escaped, without the quotes (the JSON format's `Quote`). Task and queue
+    names repeat on every line, so their escaping is remembered."""
+    return orjson.dumps(text).decode()[1:-1]
+
+
 class JobLines(Generic[E]):
     """The message of a record holding a batch of job events: `str()` gives one line per
-    event; `logfmt`'s formatters write each line with the record's time and level. Lines and
-    facts are built from the events only when a handler writes them."""
+    event; `logfmt`'s formatters write each line with the record's time and level. Lines are
+    built from the events only when a handler writes them."""
 
-    __slots__ = ("events", "facts", "text")
+    __slots__ = ("events", "facts", "line")
 
     def __init__(
         self,
         events: Sequence[E],
-        text: Callable[[E], str],
-        facts: Callable[[E], dict[str, Any]],
+        line: Callable[[E, Quote], str],
+        facts: Callable[[E, Quote], str],
     ) -> None:
         self.events = events
-        #: An event's line of text.
-        self.text = text
-        #: An event's facts by name, in the order of FIELDS and none None (JSON format).
+        #: An event's line of text, each name and message passed through the `Quote`.
+        self.line = line
+        #: An event's facts as the members of a JSON object (`"event":"started",...`), in
+        #: the order of FIELDS, none null. Templates, not a dict and a serializer: the JSON
+        #: format then costs about what text does (benchmarks/logging_ab.py).
         self.facts = facts
 
     def __str__(self) -> str:
-        text = self.text
-        return "\n".join([text(event) for event in self.events])
+        line = self.line
+        return "\n".join([line(event, plain) for event in self.events])
 
 
 def started(jobs: Sequence[Job]) -> None:
     """Say that these jobs were handed to an executor to run."""
     if jobs and log.isEnabledFor(logging.INFO):
-        _emit(logging.INFO, JobLines(jobs, _started_text, _started_facts))
+        _emit(logging.INFO, JobLines(jobs, _started_line, _started_facts))
 
 
-def _started_text(job: Job) -> str:
-    return f"job {job.id} {job.task} started (attempt {job.attempt}, queue {job.queue})"
+def _started_line(job: Job, q: Quote) -> str:
+    return f"job {job.id} {q(job.task)} started (attempt {job.attempt}, queue {q(job.queue)})"
 
 
-def _started_facts(job: Job) -> dict[str, Any]:
-    return {
-        "event": "started",
-        "job_id": job.id,
-        "task": job.task,
-        "queue": job.queue,
-        "attempt": job.attempt,
-    }
+def _started_facts(job: Job, q: Quote) -> str:
+    return f'"event":"started",{_job_facts(job, q)}'
+
+
+def _job_facts(job: Job, q: Quote) -> str:
+    return (
+        f'"job_id":{job.id},"task":"{q(job.task)}","queue":"{q(job.queue)}","attempt":{job.attempt}'
+    )
 
 
 def ended(runs: Sequence[Finished], outcomes: Sequence[Outcome]) -> None:
     """Say how each run ended, as the worker decided (`outcomes[i]` is that of `runs[i]`)."""
     if runs and log.isEnabledFor(logging.INFO):
         ends = list(zip(runs, outcomes, strict=True))
-        _emit(logging.INFO, JobLines(ends, _ended_text, _ended_facts))
+        _emit(logging.INFO, JobLines(ends, _ended_line, _ended_facts))
 
 
-def _ended_text(end: tuple[Finished, Outcome]) -> str:
+def _ended_line(end: tuple[Finished, Outcome], q: Quote) -> str:
     f, outcome = end
     job = f.job
     state = outcome.state
+    head = f"job {job.id} {q(job.task)}"
     if state is JobState.SUCCEEDED:
         if f.duration is None:
-            return f"job {job.id} {job.task} succeeded"
-        return f"job {job.id} {job.task} succeeded in {f.duration:.3f}s"
+            return f"{head} succeeded"
+        return f"{head} succeeded in {f.duration:.3f}s"
+    if state is JobState.CANCELLED:
+        return f"{head} cancelled (attempt {job.attempt})"
     kind, message = _error_of(f)
     if state is JobState.RETRYING:
         return (
-            f"job {job.id} {job.task} failed (attempt {job.attempt} of {job.max_attempts}), "
-            f"retry in {outcome.delay:.1f}s: {kind}: {message}"
+            f"{head} failed (attempt {job.attempt} of {job.max_attempts}), "
+            f"retry in {outcome.delay:.1f}s: {q(kind)}: {q(message)}"
         )
-    if state is JobState.CANCELLED:
-        return f"job {job.id} {job.task} cancelled (attempt {job.attempt})"
-    return f"job {job.id} {job.task} dead after attempt {job.attempt}: {kind}: {message}"
+    return f"{head} dead after attempt {job.attempt}: {q(kind)}: {q(message)}"
 
 
-def _ended_facts(end: tuple[Finished, Outcome]) -> dict[str, Any]:
+def _ended_facts(end: tuple[Finished, Outcome], q: Quote) -> str:
     f, outcome = end
     job = f.job
     state = outcome.state
-    facts: dict[str, Any] = {
-        "event": _EVENTS[state],
-        "job_id": job.id,
-        "task": job.task,
-        "queue": job.queue,
-        "attempt": job.attempt,
-    }
+    event = _EVENTS[state]
+    facts = (
+        f'"event":"{event}","job_id":{job.id},"task":"{q(job.task)}",'
+        f'"queue":"{q(job.queue)}","attempt":{job.attempt}'
+    )
     if f.duration is not None:
-        facts["duration_s"] = f.duration
-    if state is not JobState.SUCCEEDED:
-        if state is JobState.RETRYING:
-            facts["retry_in_s"] = outcome.delay
-        facts["error_type"], facts["error"] = _error_of(f)
-    return facts
+        facts += f',"duration_s":{f.duration!r}'  # repr: how JSON writes a finite float
+    if state is JobState.SUCCEEDED:
+        return facts
+    if state is JobState.RETRYING:
+        facts += f',"retry_in_s":{outcome.delay!r}'
+    kind, message = _error_of(f)
+    return f'{facts},"error_type":"{q(kind)}","error":"{q(message)}"'
 
 
 #: The event a run's end is, by the state the worker recorded.
@@ -153,26 +175,20 @@ def lease_lost(job_id: int, job: Job | None, when: str) -> None:
     `when` being what was going on: its outcome here is not recorded."""
     if log.isEnabledFor(logging.WARNING):
         lost: list[_Lost] = [(job_id, job, when)]
-        _emit(logging.WARNING, JobLines(lost, _lost_text, _lost_facts))
+        _emit(logging.WARNING, JobLines(lost, _lost_line, _lost_facts))
 
 
-def _lost_text(lost: _Lost) -> str:
+def _lost_line(lost: _Lost, q: Quote) -> str:
     job_id, job, when = lost
-    task = "" if job is None else f" {job.task}"
+    task = "" if job is None else f" {q(job.task)}"
     return f"job {job_id}{task} lease lost {when}"
 
 
-def _lost_facts(lost: _Lost) -> dict[str, Any]:
+def _lost_facts(lost: _Lost, q: Quote) -> str:
     job_id, job, _ = lost
     if job is None:
-        return {"event": "lease_lost", "job_id": job_id}
-    return {
-        "event": "lease_lost",
-        "job_id": job_id,
-        "task": job.task,
-        "queue": job.queue,
-        "attempt": job.attempt,
-    }
+        return f'"event":"lease_lost","job_id":{job_id}'
+    return f'"event":"lease_lost",{_job_facts(job, q)}'
 
 
 def _emit(level: int, lines: JobLines[Any]) -> None:
@@ -188,4 +204,14 @@ def _error_of(f: Finished) -> tuple[str, str]:
     return str(error.get("type") or "Error"), clip(message, _MESSAGE_LIMIT)
 
 
-__all__ = ["FIELDS", "JobLines", "ended", "lease_lost", "log", "started"]
+__all__ = [
+    "FIELDS",
+    "JobLines",
+    "Quote",
+    "ended",
+    "json_escaped",
+    "lease_lost",
+    "log",
+    "plain",
+    "started",
+]

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from offload.runtime.joblog import FIELDS, JobLines
+from offload.runtime.joblog import FIELDS, JobLines, json_escaped, plain
 
 #: What `configure` accepts as a format.
 LOG_FORMATS = ("text", "json")
@@ -39,8 +39,8 @@ class TextFormatter(logging.Formatter):
             head, _, tail = super().format(record).partition(_MARK)
         finally:
             record.msg = batch
-        text = batch.text
-        return "\n".join([f"{head}{text(event)}{tail}" for event in batch.events])
+        line = batch.line
+        return "\n".join([f"{head}{line(event, plain)}{tail}" for event in batch.events])
 
 
 class JsonFormatter(logging.Formatter):
@@ -55,10 +55,9 @@ class JsonFormatter(logging.Formatter):
         }
         batch = record.msg
         if isinstance(batch, JobLines):
-            text, facts = batch.text, batch.facts
-            return "\n".join(
-                [_dumps({**base, "message": text(e), **facts(e)}) for e in batch.events]
-            )
+            head = _dumps(base)[:-1] + ',"message":"'
+            line, facts, q = batch.line, batch.facts, json_escaped
+            return "\n".join([f'{head}{line(e, q)}",{facts(e, q)}}}' for e in batch.events])
         entry = {**base, "message": record.getMessage()}
         found = record.__dict__
         for name in FIELDS:
