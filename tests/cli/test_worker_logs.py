@@ -112,7 +112,7 @@ def _check_json(lines: list[str], added: int, failed: int, cancelled: int, taken
         "time": start["time"],
         "level": "INFO",
         "logger": "offload.jobs",
-        "message": f"job {added} add started (attempt 1, queue default)",
+        "message": "job started",
         "event": "started",
         "job_id": added,
         "task": "add",
@@ -121,7 +121,7 @@ def _check_json(lines: list[str], added: int, failed: int, cancelled: int, taken
     }
     (done,) = of(added, "succeeded")
     assert 0 <= done["duration_s"] < 5
-    assert done["message"] == f"job {added} add succeeded in {done['duration_s']:.3f}s"
+    assert done["message"] == "job succeeded"
     retries = of(failed, "failed")
     assert [r["attempt"] for r in retries] == [1, 2]
     assert all(0 < r["retry_in_s"] <= 0.25 for r in retries)

@@ -98,8 +98,8 @@ def test_a_record_of_job_events_is_one_line_per_event_in_each_format() -> None:
     )
     entries = [orjson.loads(line) for line in JsonFormatter().format(record).splitlines()]
     assert [(e["message"], e["event"], e["job_id"], e["level"]) for e in entries] == [
-        ("job 5 lease lost before its outcome was recorded", "lease_lost", 5, "WARNING"),
-        ("job 6 lease lost while this worker held it", "lease_lost", 6, "WARNING"),
+        ("job lease lost", "lease_lost", 5, "WARNING"),
+        ("job lease lost", "lease_lost", 6, "WARNING"),
     ]
     assert entries[0]["time"] == entries[1]["time"]
     # Any other handler gets the events' lines as the message.
@@ -210,9 +210,9 @@ def test_json_lines_escape_names_and_messages_and_write_floats_as_numbers() -> N
     entries = [orjson.loads(line) for line in lines]
     assert [e["event"] for e in entries] == ["started", "succeeded", "failed", "dead"]
     assert all((e["task"], e["queue"], e["job_id"]) == (odd, 'q"ueue', 7) for e in entries)
-    assert entries[1]["duration_s"] == 1e-05
+    assert entries[1]["duration_s"] == 1e-05  # to the microsecond
     assert (entries[2]["retry_in_s"], entries[2]["duration_s"]) == (12.25, 0.5)
     assert entries[2]["error_type"] == 'Weird"Error'
     assert entries[3]["error"] == message.replace("\n", " ")
     assert "duration_s" not in entries[3]
-    assert entries[0]["message"] == f'job 7 {odd} started (attempt 2, queue q"ueue)'
+    assert [e["message"] for e in entries] == [f"job {e['event']}" for e in entries]

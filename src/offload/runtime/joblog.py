@@ -82,9 +82,11 @@ class JobLines(Generic[E]):
         self.events = events
         #: An event's line of text, each name and message passed through the `Quote`.
         self.line = line
-        #: An event's facts as the members of a JSON object (`"event":"started",...`), in
-        #: the order of FIELDS, none null. Templates, not a dict and a serializer: the JSON
-        #: format then costs about what text does (benchmarks/logging_ab.py).
+        #: An event's JSON members after the record's own: a short fixed `message` (`"job
+        #: started"`, as Sidekiq's JSON logs say "start"), then its facts in the order of
+        #: FIELDS, none null. The facts already say what the text line says, and templates
+        #: rather than a dict through a serializer keep the JSON format about as cheap as
+        #: text (benchmarks/logging_ab.py).
         self.facts = facts
 
     def __str__(self) -> str:
@@ -103,7 +105,7 @@ def _started_line(job: Job, q: Quote) -> str:
 
 
 def _started_facts(job: Job, q: Quote) -> str:
-    return f'"event":"started",{_job_facts(job, q)}'
+    return f'"message":"job started","event":"started",{_job_facts(job, q)}'
 
 
 def _job_facts(job: Job, q: Quote) -> str:
@@ -145,15 +147,15 @@ def _ended_facts(end: tuple[Finished, Outcome], q: Quote) -> str:
     state = outcome.state
     event = _EVENTS[state]
     facts = (
-        f'"event":"{event}","job_id":{job.id},"task":"{q(job.task)}",'
+        f'"message":"job {event}","event":"{event}","job_id":{job.id},"task":"{q(job.task)}",'
         f'"queue":"{q(job.queue)}","attempt":{job.attempt}'
     )
     if f.duration is not None:
-        facts += f',"duration_s":{f.duration!r}'  # repr: how JSON writes a finite float
+        facts += f',"duration_s":{f.duration:.6f}'
     if state is JobState.SUCCEEDED:
         return facts
     if state is JobState.RETRYING:
-        facts += f',"retry_in_s":{outcome.delay!r}'
+        facts += f',"retry_in_s":{outcome.delay:.6f}'
     kind, message = _error_of(f)
     return f'{facts},"error_type":"{q(kind)}","error":"{q(message)}"'
 
@@ -187,8 +189,11 @@ def _lost_line(lost: _Lost, q: Quote) -> str:
 def _lost_facts(lost: _Lost, q: Quote) -> str:
     job_id, job, _ = lost
     if job is None:
-        return f'"event":"lease_lost","job_id":{job_id}'
-    return f'"event":"lease_lost",{_job_facts(job, q)}'
+        return f'{_LOST},"job_id":{job_id}'
+    return f"{_LOST},{_job_facts(job, q)}"
+
+
+_LOST = '"message":"job lease lost","event":"lease_lost"'
 
 
 def _emit(level: int, lines: JobLines[Any]) -> None:

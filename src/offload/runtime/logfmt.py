@@ -4,7 +4,8 @@ shippers (`offload worker --log-format json`).
 A JSON line has fixed keys: `time` (UTC, ISO 8601), `level`, `logger`, `message`, then each
 fact present among `offload.runtime.joblog.FIELDS` (such as `job_id` or `duration_s`; a
 task's own `current_job().log` adds its job's id and attempt), and `traceback` when there is
-one. Both formats write a record of job events (`joblog.JobLines`) as one line per event.
+one. Both formats write a record of job events (`joblog.JobLines`) as one line per event;
+in JSON a job event's `message` is short and fixed ("job succeeded"), its facts in fields.
 """
 
 from __future__ import annotations
@@ -55,9 +56,9 @@ class JsonFormatter(logging.Formatter):
         }
         batch = record.msg
         if isinstance(batch, JobLines):
-            head = _dumps(base)[:-1] + ',"message":"'
-            line, facts, q = batch.line, batch.facts, json_escaped
-            return "\n".join([f'{head}{line(e, q)}",{facts(e, q)}}}' for e in batch.events])
+            head = _dumps(base)[:-1] + ","
+            facts, q = batch.facts, json_escaped
+            return "\n".join([f"{head}{facts(e, q)}}}" for e in batch.events])
         entry = {**base, "message": record.getMessage()}
         found = record.__dict__
         for name in FIELDS:
