@@ -38,8 +38,11 @@ def test_site_builds_strict(tmp_path: Path) -> None:
         if name[0].isupper() or name in ("call", "current_job"):
             assert f'id="offload.{name}"' in api or f'id="offload.core.errors.{name}"' in api, name
     cli = (site / "reference" / "cli" / "index.html").read_text()
-    for command in ("worker", "enqueue", "status", "jobs", "migrate", "cron run"):
+    commands = ("worker", "enqueue", "status", "jobs", "retry", "cancel", "purge", "queues")
+    for command in (*commands, "workers", "scheduler", "migrate", "cron run"):
         assert f"offload {command}" in cli, command
+    for option in ("--log-format", "--before", "--after", "--all", "--yes"):
+        assert option in cli, option
 
 
 def test_the_state_diagram_has_every_state() -> None:
