@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 from click.core import ParameterSource
@@ -72,4 +72,4 @@ def retention_options(command: F) -> F:
             default=f"{DEFAULT_RETENTION[state] / 86400:g}d",
             help=f"How long {state} jobs are kept before they are pruned: {FORMS}.",
         )(wrapped)
-    return wrapped  # type: ignore[no-any-return]
+    return cast(F, wrapped)
