@@ -434,13 +434,14 @@ class App:
         self.backend.schema.check()
         self._ready_pid = os.getpid()
 
-    def worker(self, *, scheduler: bool = False, **options: Any) -> Worker:
-        """A worker for this app (with this app's scheduler in a thread if `scheduler`);
-        see `offload.runtime.worker.Worker` for the options."""
+    def worker(self, *, scheduler: bool | Scheduler = False, **options: Any) -> Worker:
+        """A worker for this app, with a scheduler in a thread if `scheduler` (True: this
+        app's, with the defaults; or one from `App.scheduler`); see
+        `offload.runtime.worker.Worker` for the options."""
         from offload.runtime.worker import Worker
 
         self.ready()
-        embedded = self.scheduler() if scheduler else None
+        embedded = self.scheduler() if scheduler is True else scheduler or None
         return Worker(self.backend, self.registry, scheduler=embedded, **options)
 
     def close(self) -> None:

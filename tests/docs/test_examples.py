@@ -23,6 +23,7 @@ EXAMPLES = [example for page in PAGES for example in examples(page)]
 NOT_RUN = {
     ("README.md", "python3 -m venv .venv && .venv/bin/pip install -q . && .venv/bin/offload demo"),
     ("README.md", "scripts/test"),
+    ("operations.md", "offload --app jobs:app scheduler --keep-succeeded 1d --keep-dead never"),
     ("operations.md", "sudo systemctl enable --now offload-worker"),
     ("contributing.md", "pip install -e '.[docs]'"),
     ("quickstart.md", "python3 -m venv .venv && . .venv/bin/activate"),

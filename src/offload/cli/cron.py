@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
 from offload.cli.context import AppLoader
+from offload.cli.logs import log_options
 from offload.cli.output import console, new_table, print_json, state_text, when
-from offload.cli.workers import LOG_LEVELS
+from offload.cli.retention import retention_options
+from offload.core.states import JobState
+from offload.runtime.logfmt import configure
 
 
 @click.command(short_help="Fire periodic schedules, rescue expired leases, prune old jobs.")
@@ -22,27 +24,31 @@ from offload.cli.workers import LOG_LEVELS
     show_default=True,
     help="Longest sleep between turns, in seconds.",
 )
-@click.option(
-    "--log-level",
-    type=click.Choice(LOG_LEVELS, case_sensitive=False),
-    default="info",
-    help="Least severe log records written to stderr.",
-)
+@retention_options
+@log_options()
 @click.pass_obj
-def scheduler(loader: AppLoader, app_path: str | None, interval: float, log_level: str) -> NoReturn:
+def scheduler(
+    loader: AppLoader,
+    *,
+    app_path: str | None,
+    interval: float,
+    log_level: str,
+    log_format: str,
+    retention: dict[JobState, float] | None,
+) -> NoReturn:
     """Fire the app's periodic schedules, rescue expired leases and prune old jobs.
     MODULE:ATTR names the app (or use --app / $OFFLOAD_APP).
 
     Run as many replicas as you like, on any hosts: each tick is enqueued exactly once.
+    SIGTERM or SIGINT stops it after the current turn.
     """
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure(log_level, log_format)
     if app_path:
         loader.path = app_path
-    runner = loader.app().scheduler(interval=interval)
+    options: dict[str, Any] = {"interval": interval}
+    if retention is not None:
+        options["retention"] = retention
+    runner = loader.app().scheduler(**options)
     sys.exit(runner.run())
 
 

@@ -16,6 +16,14 @@ TIME_FORMS = (
 )
 
 
+def parse_age(text: str) -> timedelta | None:
+    """A length of time such as `90s`, `30m`, `1h`, `2d` or `1w`; None if `text` is not one."""
+    age = _AGE.match(text)
+    if age is None:
+        return None
+    return timedelta(**{_UNITS[age.group(2)]: float(age.group(1))})
+
+
 class TimeType(click.ParamType[datetime | timedelta, Any]):
     """An ISO 8601 time, or an age such as `30m` meaning that long ago (by the database's
     clock); a time without an offset is UTC."""
@@ -28,10 +36,10 @@ class TimeType(click.ParamType[datetime | timedelta, Any]):
         if isinstance(value, datetime | timedelta):
             return value
         text = str(value)
-        age = _AGE.match(text)
         try:
-            if age:
-                return timedelta(**{_UNITS[age.group(2)]: float(age.group(1))})
+            age = parse_age(text)
+            if age is not None:
+                return age
             moment = datetime.fromisoformat(text.strip())
         except (ValueError, OverflowError):
             self.fail(f"{text!r} is not a time: give {TIME_FORMS}", param, ctx)

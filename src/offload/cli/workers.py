@@ -8,12 +8,13 @@ from typing import NoReturn
 import click
 
 from offload.cli.context import AppLoader
+from offload.cli.logs import log_options
 from offload.cli.output import console, new_table, print_json, when
+from offload.cli.retention import retention_options
 from offload.core.options import EXECUTORS, check_name
-from offload.runtime.logfmt import LOG_FORMATS, configure
+from offload.core.states import JobState
+from offload.runtime.logfmt import configure
 from offload.runtime.memory import keep_freed_memory
-
-LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 @click.command()
@@ -66,19 +67,8 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
     type=click.IntRange(min=1),
     help="Database connections at most, besides the wake-up channel's [default: 2].",
 )
-@click.option(
-    "--log-level",
-    type=click.Choice(LOG_LEVELS, case_sensitive=False),
-    default="info",
-    help="Least severe log records written to stderr; info logs a line per job (started, "
-    "succeeded, failed, dead, cancelled).",
-)
-@click.option(
-    "--log-format",
-    type=click.Choice(LOG_FORMATS),
-    default="text",
-    help="json: one JSON object per line (time, level, logger, message, job fields).",
-)
+@retention_options
+@log_options("info logs a line per job (started, succeeded, failed, dead, cancelled).")
 @click.pass_obj
 def worker(
     loader: AppLoader,
@@ -97,6 +87,7 @@ def worker(
     connections: int | None,
     log_level: str,
     log_format: str,
+    retention: dict[JobState, float] | None,
 ) -> NoReturn:
     """Run jobs until stopped. MODULE:ATTR names the app (or use --app / $OFFLOAD_APP).
 
@@ -105,6 +96,10 @@ def worker(
     once no job is due.
     """
     configure(log_level, log_format)
+    if retention is not None and not scheduler:
+        raise click.UsageError(
+            "--keep-succeeded, --keep-cancelled and --keep-dead need --scheduler"
+        )
     if app_path:
         loader.path = app_path
     served = [check_name("queue", name.strip()) for name in queues.split(",") if name.strip()]
@@ -121,12 +116,13 @@ def worker(
         "poll_interval": poll_interval,
         "connections": connections,
     }
-    runner = loader.app().worker(
+    app = loader.app()
+    runner = app.worker(
         queues=served,
         executor=executor,
         app_path=loader.path,
         burst=burst,
-        scheduler=scheduler,
+        scheduler=app.scheduler(retention=retention) if retention is not None else scheduler,
         **{name: value for name, value in given.items() if value is not None},
     )
     # This process is offload's alone: keep freed heap so that a claim after an idle moment

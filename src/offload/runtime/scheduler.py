@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from types import FrameType
 
 from offload.backends.base import Backend
 from offload.backends.params import JobPruneParams, RescueParams, ScheduleFireParams
@@ -24,6 +25,7 @@ from offload.core.schedule import ScheduleDef
 from offload.core.states import FINISHED, JobState
 from offload.core.task import Registry
 from offload.runtime.outage import Outage, fatal
+from offload.runtime.settings import install_handlers, restore_handlers
 
 log = logging.getLogger("offload.scheduler")
 
@@ -57,6 +59,7 @@ class Scheduler:
         prune_interval: float = 300.0,
         retention: Mapping[JobState, float] = DEFAULT_RETENTION,
         clock: Callable[[], datetime] | None = None,
+        install_signals: bool = True,
     ) -> None:
         self.backend = backend
         self.schedules = list(schedules)
@@ -70,6 +73,8 @@ class Scheduler:
                 f"clock must be a callable returning a datetime, got {clock!r}"
             )
         self.clock = clock
+        #: Stop on SIGTERM/SIGINT while `run` runs (in the main thread only, as a worker does).
+        self.install_signals = install_signals
         self.fired = 0
         self._stop = threading.Event()
         self._jobs = {s.name: _tick_job(s, registry) for s in self.schedules}
@@ -78,8 +83,14 @@ class Scheduler:
         """Stop after the current turn."""
         self._stop.set()
 
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if not self._stop.is_set():
+            log.info("signal %s: stopping the scheduler", signum)
+        self.stop()
+
     def run(self) -> int:
-        """Run until stopped; return an exit code.
+        """Run until stopped, or until SIGTERM or SIGINT (see `install_signals`); return an
+        exit code.
 
         A database outage is logged once and ridden out (`runtime.outage`); another error
         (a bug) is logged with its traceback and tried again after a backoff that doubles
@@ -87,6 +98,13 @@ class Scheduler:
         expired leases unrescued without anyone noticing. It stops, returning 1, only on
         errors no retry can fix (a refused login, a schema mismatch).
         """
+        previous = install_handlers(self._on_signal) if self.install_signals else {}
+        try:
+            return self._run()
+        finally:
+            restore_handlers(previous)
+
+    def _run(self) -> int:
         synced = False
         failures = 0
         outage = Outage("scheduler", log)

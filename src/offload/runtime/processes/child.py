@@ -42,8 +42,10 @@ def main(app_path: str, conn: Connection, result_limit: int | None) -> None:
     waiting message, so a cancel of a queued job arrives before that job would start.
     """
     end_with_worker()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when children stop
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # The worker decides when children stop (with SIGKILL): a SIGINT or SIGTERM sent to its
+    # whole process group (Ctrl-C, systemd's default KillMode) must not end their jobs.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     registry: Registry = load_app(app_path).registry
     queued: dict[int, Run] = {}
     fd = conn.fileno()  # `conn` stays referenced (and so open) while this function runs

@@ -30,6 +30,8 @@ from offload.runtime.running import finished_from, stopped
 PIPELINE_DEPTH = 32
 #: Runs shorter than this on average (seconds) count as short.
 SHORT_RUN = 0.002
+#: Imported by the fork server only, by name (importing it here would ignore SIGTERM here).
+SERVER_MODULE = "offload.runtime.processes.server"
 
 
 def start_fork_server(app_path: str) -> None:
@@ -42,7 +44,8 @@ def start_fork_server(app_path: str) -> None:
 def _fork_server_context(app_path: str) -> multiprocessing.context.ForkServerContext:
     ctx = multiprocessing.get_context("forkserver")
     # The app and the child's code: children start with both imported, by the fork server.
-    ctx.set_forkserver_preload([app_path.partition(":")[0], child.__name__])
+    # `server` comes first: the fork server ignores SIGTERM from then on (see there).
+    ctx.set_forkserver_preload([SERVER_MODULE, app_path.partition(":")[0], child.__name__])
     return ctx
 
 
