@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from offload.cli.context import AppLoader
-from offload.cli.live import Frame, interval_option, run_live
+from offload.cli.live import Frame, interval_option, run_live, show
 from offload.cli.output import console, json_text, new_table, print_json, state_text, when
 from offload.cli.times import TIME_FORMS, TimeType
 from offload.core.errors import clip, shorten
@@ -244,12 +244,7 @@ def jobs(
             view = Group(view, Text(f"next page: --cursor {next_cursor}"))
         return Frame(view, document)
 
-    if watch:
-        run_live(frame, interval, json=json)
-    elif json:
-        print_json(frame().document)
-    else:
-        console.print(frame().view)
+    show(frame, watch=watch, interval=interval, json=json)
 
 
 def _jobs_table(page: list[Job]) -> Table:

@@ -17,7 +17,7 @@ import orjson
 from rich.console import RenderableType
 from rich.live import Live
 
-from offload.cli.output import console
+from offload.cli.output import console, print_json
 
 
 class Frame(NamedTuple):
@@ -59,3 +59,13 @@ def run_live(frame: Callable[[], Frame], interval: float, *, json: bool) -> Fram
     except KeyboardInterrupt:
         pass
     return shown
+
+
+def show(frame: Callable[[], Frame], *, watch: bool, interval: float, json: bool) -> None:
+    """A listing's output: live with --watch, else one frame, as JSON or for people."""
+    if watch:
+        run_live(frame, interval, json=json)
+    elif json:
+        print_json(frame().document)
+    else:
+        console.print(frame().view)

@@ -7,8 +7,8 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from offload.cli.context import AppLoader
-from offload.cli.live import Frame, interval_option, run_live
-from offload.cli.output import STATE_STYLES, console, new_table, print_json
+from offload.cli.live import Frame, interval_option, show
+from offload.cli.output import STATE_STYLES, new_table
 from offload.core.states import JobState
 from offload.core.status import QueueStatus
 
@@ -41,12 +41,7 @@ def queues(loader: AppLoader, watch: bool, interval: float, json: bool) -> None:
         }
         return Frame(_view(found), document)
 
-    if watch:
-        run_live(frame, interval, json=json)
-    elif json:
-        print_json(frame().document)
-    else:
-        console.print(frame().view)
+    show(frame, watch=watch, interval=interval, json=json)
 
 
 def _view(found: list[QueueStatus]) -> RenderableType:
