@@ -19,6 +19,7 @@ from offload.core.errors import (
     ArgumentsMismatch,
     BackendError,
     BackendUnavailable,
+    BackPressure,
     ConfigurationError,
     InvalidTransition,
     JobCancelled,
@@ -27,7 +28,10 @@ from offload.core.errors import (
     LeaseLost,
     OffloadError,
     OutcomeUnknown,
+    Overloaded,
     PayloadTooLarge,
+    QueueFull,
+    QueueNotFound,
     ResultTimeout,
     ScheduleNotFound,
     SchemaMismatch,
@@ -36,6 +40,7 @@ from offload.core.errors import (
     UnknownTask,
     ValidationError,
 )
+from offload.core.flow import QueuePolicy, Rate
 from offload.core.job import Job
 from offload.core.options import RetryPolicy
 from offload.core.records import ScheduleState, WorkerInfo
@@ -49,6 +54,7 @@ __version__ = "0.1.0"
 __all__ = [
     "App",
     "ArgumentsMismatch",
+    "BackPressure",
     "BackendError",
     "BackendUnavailable",
     "Call",
@@ -65,7 +71,12 @@ __all__ = [
     "Misfire",
     "OffloadError",
     "OutcomeUnknown",
+    "Overloaded",
     "PayloadTooLarge",
+    "QueueFull",
+    "QueueNotFound",
+    "QueuePolicy",
+    "Rate",
     "ResultTimeout",
     "RetryPolicy",
     "ScheduleNotFound",

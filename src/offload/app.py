@@ -25,6 +25,7 @@ from offload.core.errors import (
     ValidationError,
     shorten,
 )
+from offload.core.flow import DEFAULT_AGING, QueuePolicy, Rate
 from offload.core.job import Job, JobSpec, Payload
 from offload.core.options import (
     EnqueueOptions,
@@ -84,6 +85,8 @@ class App:
         self.payload_limit = payload_limit
         self.registry = Registry()
         self.schedules: dict[str, ScheduleDef] = {}
+        #: Queue policies declared in code, written to the database at first use.
+        self.queues: dict[str, QueuePolicy] = {}
         self._ready_pid = 0
 
     def __repr__(self) -> str:
@@ -107,6 +110,10 @@ class App:
         cpu_seconds: float | None = None,
         memory_mb: float | None = None,
         executor: str | None = None,
+        concurrency: int | None = None,
+        rate_limit: Rate | str | tuple[int, float] | None = None,
+        limit_key: Callable[..., str] | None = None,
+        sweep: Callable[[list[tuple[list[Any], dict[str, Any]]]], Any] | None = None,
     ) -> TaskDecorator: ...
 
     def task(
@@ -122,6 +129,10 @@ class App:
         cpu_seconds: float | None = None,
         memory_mb: float | None = None,
         executor: str | None = None,
+        concurrency: int | None = None,
+        rate_limit: Rate | str | tuple[int, float] | None = None,
+        limit_key: Callable[..., str] | None = None,
+        sweep: Callable[[list[tuple[list[Any], dict[str, Any]]]], Any] | None = None,
     ) -> Any:
         """Register a function as a task: `@app.task` or `@app.task(queue="mail")`.
 
@@ -129,6 +140,10 @@ class App:
         a run over a limit fails with an error naming it. `executor` picks where jobs run;
         `cpu_seconds` and `memory_mb` need the process executor (a thread job past its
         timeout is only told to stop, and keeps its slot until it returns).
+
+        `concurrency` (jobs running at once) and `rate_limit` ("20/s", "100/m", or
+        (count, seconds)) hold across every worker, per `limit_key(*args, **kwargs)` when
+        given. `sweep` is called with shed jobs' (args, kwargs) instead of re-admitting them.
         """
         policy = retry or RetryPolicy(max_attempts=max_attempts)
         if retry is not None and max_attempts not in (3, retry.max_attempts):
@@ -141,6 +156,10 @@ class App:
             cpu_seconds=cpu_seconds,
             memory_mb=memory_mb,
             executor=executor,
+            concurrency=concurrency,
+            rate_limit=None if rate_limit is None else Rate.parse(rate_limit),
+            limit_key=limit_key,
+            sweep=sweep,
         )
 
         def register(func: Callable[..., Any]) -> Task[..., Any]:
@@ -150,6 +169,51 @@ class App:
             return Task(self, definition, EnqueueOptions())
 
         return register if fn is None else register(fn)
+
+    # -- queues -------------------------------------------------------------------------
+
+    def queue(
+        self,
+        name: str,
+        *,
+        max_depth: int | None = None,
+        admit_depth: int | None = None,
+        admit_priority: int = 1,
+        max_wait: float | None = None,
+        overload: str = "refuse",
+        shed_priority: int | None = None,
+        shed_depth: int | None = None,
+        resume_depth: int | None = None,
+        aging: float = DEFAULT_AGING,
+        concurrency: int | None = None,
+        rate_limit: Rate | str | tuple[int, float] | None = None,
+    ) -> QueuePolicy:
+        """Declare a queue's policy: `app.queue("mail", max_depth=10_000)`.
+
+        Stored in the database at this process's first use of it, so that every producer
+        and worker sees the same policy; `offload queues set` changes it at run time until
+        the code declares something different. See `QueuePolicy` for each bound.
+        """
+        policy = QueuePolicy(
+            max_depth=max_depth,
+            admit_depth=admit_depth,
+            admit_priority=admit_priority,
+            max_wait=max_wait,
+            overload=overload,
+            shed_priority=shed_priority,
+            shed_depth=shed_depth,
+            resume_depth=resume_depth,
+            aging=aging,
+            concurrency=concurrency,
+            rate=None if rate_limit is None else Rate.parse(rate_limit),
+        ).check()
+        check_name("queue", name)
+        if name in self.queues:
+            raise ConfigurationError(f"queue {name!r} is already declared")
+        self.queues[name] = policy
+        if self._ready_pid == os.getpid():  # declared after first use: write it now
+            self.backend.queues.declare({name: policy}, {})
+        return policy
 
     # -- periodic jobs ----------------------------------------------------------------
 
@@ -432,6 +496,9 @@ class App:
         if self.auto_migrate:
             self.backend.schema.migrate()
         self.backend.schema.check()
+        limits = {d.name: d.options.limits for d in self.registry.definitions()}
+        if self.queues or any(limit is not None for limit in limits.values()):
+            self.backend.queues.declare(self.queues, limits)
         self._ready_pid = os.getpid()
 
     def worker(self, *, scheduler: bool | Scheduler = False, **options: Any) -> Worker:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from offload.core.flow import DEFAULT_AGING
 from offload.core.states import CLAIMABLE, QUEUED, RETRYABLE, JobState
 
 RUNNING = JobState.RUNNING
@@ -104,13 +105,17 @@ class Model:
     def claim(
         self, worker: str, queue: str, limit: int, lease: float, now: datetime
     ) -> list[Grant]:
-        """Due jobs of `queue`, highest priority first, then oldest run_at, then id."""
+        """Due jobs of `queue` by virtual deadline (run_at less the priority's head start of
+        DEFAULT_AGING seconds per step), then id."""
         due = [
             job
             for job in self.jobs.values()
             if job.queue == queue and job.state in CLAIMABLE and job.run_at.not_after(now)
         ]
-        due.sort(key=lambda job: (-job.priority, job.run_at.lo, job.id))
+        def deadline(job: ModelJob) -> tuple[datetime, int]:
+            return job.run_at.lo - timedelta(seconds=job.priority * DEFAULT_AGING), job.id
+
+        due.sort(key=deadline)
         grants = []
         for job in due[:limit]:
             job.state, job.attempt, job.worker = RUNNING, job.attempt + 1, worker

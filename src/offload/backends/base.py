@@ -3,15 +3,15 @@
 Internal API. The App, the worker and the scheduler reach storage only through these
 operations, each atomic in the database. Areas: `schema`, `jobs` (insert, read, admin),
 `claims` (a worker's leases: claim, heartbeat, progress, finish, release, rescue),
-`schedules` (cron) and `workers` (the registry). Later areas (queue policies and limits,
-dependencies, topics, events) join as attributes of their own. Payloads cross this boundary
+`schedules` (cron), `workers` (the registry) and `queues` (policies and task limits). Later
+areas (dependencies, topics, events) join as attributes of their own. Payloads cross this boundary
 as JSON text, already validated by the core serializer; operations taking several values
 take a params dataclass from `offload.backends.params`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -31,8 +31,9 @@ from offload.backends.params import (
     RescueParams,
     ScheduleFireParams,
 )
+from offload.core.flow import QueuePolicy, TaskLimits
 from offload.core.job import Job
-from offload.core.records import JobChange, ScheduleState, WorkerInfo
+from offload.core.records import JobChange, QueueState, ScheduleState, WorkerInfo
 from offload.core.schedule import ScheduleDef
 
 
@@ -203,6 +204,37 @@ class WorkerStore(Protocol):
         ...
 
 
+class QueueStore(Protocol):
+    """Queue policies and task limits, as declared in code and changed at run time."""
+
+    def declare(
+        self, policies: Mapping[str, QueuePolicy], limits: Mapping[str, TaskLimits | None]
+    ) -> None:
+        """Write the code's queue policies (a run-time change stays until the code declares
+        something different) and task limits (None: the task has none any more)."""
+        ...
+
+    def set(self, name: str, policy: QueuePolicy) -> None:
+        """Replace a queue's policy at run time; a new `aging` re-orders its waiting jobs."""
+        ...
+
+    def pause(self, name: str, paused: bool) -> None:
+        """Stop (or resume) claims from a queue; enqueues still land."""
+        ...
+
+    def get(self, name: str) -> QueueState | None:
+        """A queue's stored policy, or None when it has none."""
+        ...
+
+    def list(self) -> list[QueueState]:
+        """Every stored queue policy, by name."""
+        ...
+
+    def task_limits(self) -> dict[str, TaskLimits]:
+        """Every stored task limit, by task name."""
+        ...
+
+
 class Backend(Protocol):
     """One database: its areas, its clock and its wake-up channel."""
 
@@ -216,6 +248,8 @@ class Backend(Protocol):
     def schedules(self) -> ScheduleStore: ...
     @property
     def workers(self) -> WorkerStore: ...
+    @property
+    def queues(self) -> QueueStore: ...
 
     @property
     def name(self) -> str:
@@ -256,6 +290,7 @@ __all__ = [
     "ClaimStore",
     "JobStore",
     "Listener",
+    "QueueStore",
     "ScheduleStore",
     "SchemaStore",
     "WorkerStore",

@@ -12,6 +12,10 @@ Tree::
     │   └── ArgumentsMismatch     arguments the task's signature cannot take
     ├── JobNotFound               no job with that id
     ├── ScheduleNotFound          no schedule with that name
+    ├── QueueNotFound             no queue of that name has a policy, jobs or workers
+    ├── BackPressure              the queue pushes back: retry after `retry_after` seconds
+    │   ├── QueueFull             at its max_depth
+    │   └── Overloaded            over a watermark or its latency target (admission control)
     ├── InvalidTransition         the job's state does not allow the operation
     ├── LeaseLost                 a worker's claim on a job was taken over
     ├── JobFailed                 a job ended dead/cancelled; raised by JobHandle.result()
@@ -99,6 +103,46 @@ class ScheduleNotFound(OffloadError, LookupError):
         self.name = name
         hint = "" if known is None else _did_you_mean(name, known, "schedules")
         super().__init__(f"no schedule named {shorten(name)}{hint}")
+
+
+class QueueNotFound(OffloadError, LookupError):
+    """No queue of that name has a policy, jobs or a worker serving it."""
+
+    def __init__(self, name: str, known: list[str] | None = None) -> None:
+        self.name = name
+        super().__init__(
+            f"unknown queue {shorten(name)}{_did_you_mean(name, known or [], 'queues')}"
+        )
+
+
+class BackPressure(OffloadError):
+    """The queue `queue` turned the enqueue away; nothing was stored. Try again in
+    `retry_after` seconds (> 0), estimated from the queue's measured drain rate."""
+
+    def __init__(self, queue: str, retry_after: float, message: str) -> None:
+        self.queue, self.retry_after = queue, retry_after
+        super().__init__(f"{message}; retry after {retry_after:.1f} s")
+
+
+class QueueFull(BackPressure):
+    """The queue holds `depth` jobs not yet started and its bound is `limit` (max_depth)."""
+
+    def __init__(self, queue: str, depth: int, limit: int, retry_after: float) -> None:
+        self.depth, self.limit = depth, limit
+        super().__init__(
+            queue,
+            retry_after,
+            f"queue {shorten(queue)} is full: {depth} jobs waiting, max_depth {limit}",
+        )
+
+
+class Overloaded(BackPressure):
+    """Admission control refused a job below the queue's admit_priority; `reason` says
+    which watermark was crossed."""
+
+    def __init__(self, queue: str, reason: str, retry_after: float) -> None:
+        self.reason = reason
+        super().__init__(queue, retry_after, f"queue {shorten(queue)} is overloaded: {reason}")
 
 
 class InvalidTransition(OffloadError):

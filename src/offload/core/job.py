@@ -42,6 +42,9 @@ class Payload(NamedTuple):
     kwargs: str = "{}"
     #: Same key, same job: a second insert with it returns the first job's id.
     idempotency_key: str | None = None
+    #: The key its task's per-key limits count it under ("" for a task limited as a whole,
+    #: None for a task without limits).
+    limit_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from offload.core.errors import ConfigurationError, OffloadError, ValidationError, shorten
+from offload.core.flow import LimitKey, Rate, TaskLimits
 from offload.core.states import JobState
 from offload.core.times import EARLIEST, LATEST, MAX_DELAY
 
@@ -113,9 +115,38 @@ class TaskOptions:
     #: Where the job runs: "process", "thread" or "async"; None = the worker's choice
     #: ("async" for `async def` tasks).
     executor: str | None = None
+    #: Jobs of this task running at once across every worker (per limit key if given).
+    concurrency: int | None = None
+    #: Starts of this task per window across every worker (per limit key if given).
+    rate_limit: Rate | None = None
+    #: The job's arguments -> the key its limits count under (a customer, a host).
+    limit_key: LimitKey | None = None
+    #: Called by the sweep with shed jobs' (args, kwargs) instead of re-admitting them.
+    sweep: Callable[[list[tuple[list[Any], dict[str, Any]]]], Any] | None = None
 
     def __post_init__(self) -> None:
         _name("queue", self.queue)
+        if self.concurrency is not None and (
+            isinstance(self.concurrency, bool)
+            or not isinstance(self.concurrency, int)
+            or not 1 <= self.concurrency <= 2**31 - 1
+        ):
+            raise ConfigurationError(
+                f"concurrency must be an int >= 1, got {shorten(self.concurrency)}"
+            )
+        if self.rate_limit is not None:
+            object.__setattr__(self, "rate_limit", Rate.parse(self.rate_limit))
+        if self.limit_key is not None:
+            if not callable(self.limit_key):
+                raise ConfigurationError(
+                    f"limit_key must be callable, got {shorten(self.limit_key)}"
+                )
+            if self.concurrency is None and self.rate_limit is None:
+                raise ConfigurationError(
+                    "limit_key needs concurrency or rate_limit to count against"
+                )
+        if self.sweep is not None and not callable(self.sweep):
+            raise ConfigurationError(f"sweep must be callable, got {shorten(self.sweep)}")
         check_priority(self.priority)
         for name in ("timeout", "cpu_seconds", "memory_mb"):
             value = getattr(self, name)
@@ -137,6 +168,13 @@ class TaskOptions:
                     f"{name} is enforced only by the process executor, not by {runs_on}; "
                     "declare the task with executor='process' or drop the limit"
                 )
+
+    @property
+    def limits(self) -> TaskLimits | None:
+        """The task's global limits, or None when it has none."""
+        if self.concurrency is None and self.rate_limit is None:
+            return None
+        return TaskLimits(self.concurrency, self.rate_limit, self.limit_key is not None)
 
     @property
     def has_process_limits(self) -> bool:

@@ -1,10 +1,12 @@
-"""What the registry and the schedule table hold, as plain values the faces show (no I/O)."""
+"""What the registry, the schedule and queue tables hold, as plain values the faces show
+(no I/O)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
+from offload.core.flow import QueuePolicy
 from offload.core.states import JobState
 
 
@@ -46,3 +48,13 @@ class ScheduleState:
     checked_at: datetime
     last_job_id: int | None
     last_state: JobState | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueState:
+    """A queue's stored policy and whether it is paused (no claims while it is)."""
+
+    name: str
+    policy: QueuePolicy
+    paused: bool
+    updated_at: datetime

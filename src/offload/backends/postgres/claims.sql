@@ -2,11 +2,12 @@
 -- by (id, attempt, worker): a worker whose lease was taken over changes nothing.
 
 -- name: claim
--- Take due jobs of one queue in priority order, skipping rows other claimers hold.
+-- Take due jobs of one queue in sort_at order (priority aged by waiting), skipping rows
+-- other claimers hold.
 WITH picked AS (
     SELECT id FROM offload_jobs
     WHERE queue = :queue AND state IN ('available', 'scheduled', 'retrying') AND run_at <= {at}
-    ORDER BY priority DESC, run_at, id
+    ORDER BY sort_at, id
     LIMIT :limit
     FOR UPDATE SKIP LOCKED)
 UPDATE offload_jobs AS j
@@ -40,6 +41,10 @@ SET state = o.state,
              ELSE j.errors || jsonb_build_array(o.error::jsonb) END,
     run_at = CASE WHEN o.state = 'retrying' THEN {at} + make_interval(secs => o.delay)
              ELSE j.run_at END,
+    -- a retry keeps the job's head start (sort_at - run_at) from its new run_at
+    sort_at = CASE WHEN o.state = 'retrying'
+              THEN {at} + make_interval(secs => o.delay) - (j.run_at - j.sort_at)
+              ELSE j.sort_at END,
     finished_at = CASE WHEN o.state = 'retrying' THEN NULL ELSE {at} END,
     lease_until = NULL
 FROM json_to_recordset(:items::json) AS o(id bigint, attempt int, state text, result text,
@@ -64,7 +69,7 @@ UPDATE offload_jobs
 SET state = CASE WHEN cancel_requested THEN 'cancelled'
                  WHEN attempt >= max_attempts THEN 'dead' ELSE 'available' END,
     finished_at = CASE WHEN cancel_requested OR attempt >= max_attempts THEN {at} END,
-    run_at = {at},
+    run_at = {at}, sort_at = {at} - (run_at - sort_at),
     errors = errors || jsonb_build_array(jsonb_build_object(
         'at', extract(epoch FROM {at}), 'attempt', attempt, 'type', 'WorkerLost',
         'message', 'lease expired: worker ' || coalesce(worker, '?') || ' stopped renewing it',

@@ -7,13 +7,15 @@
 -- name: insert_one
 WITH ins AS (
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
-    enqueued_at, unique_key, idempotency_key, group_key, meta)
+    enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key)
 VALUES (:task, :queue, :args::json, :kwargs::json, :priority,
     CASE WHEN coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
         > now() THEN 'scheduled' ELSE 'available' END,
     :max_attempts,
     coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay)), now(),
-    :unique_key, :idempotency_key, :group_key, :meta::json)
+    :unique_key, :idempotency_key, :group_key, :meta::json,
+    coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
+        - make_interval(secs => {head_start}), :limit_key)
 RETURNING id)
 SELECT id, pg_notify('offload_jobs', :queue) FROM ins
 
@@ -21,46 +23,52 @@ SELECT id, pg_notify('offload_jobs', :queue) FROM ins
 -- The same, for a job with an idempotency key: a taken key inserts nothing.
 WITH ins AS (
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
-    enqueued_at, unique_key, idempotency_key, group_key, meta)
+    enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key)
 VALUES (:task, :queue, :args::json, :kwargs::json, :priority,
     CASE WHEN coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
         > now() THEN 'scheduled' ELSE 'available' END,
     :max_attempts,
     coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay)), now(),
-    :unique_key, :idempotency_key, :group_key, :meta::json)
+    :unique_key, :idempotency_key, :group_key, :meta::json,
+    coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
+        - make_interval(secs => {head_start}), :limit_key)
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING id)
 SELECT id, pg_notify('offload_jobs', :queue) FROM ins
 
 -- name: insert_many
--- Many jobs of one spec; :payloads is a JSON array of [args, kwargs] pairs, each payload
+-- Many jobs of one spec; :payloads is a JSON array of [args, kwargs, limit_key] triples, each payload
 -- as JSON text in a string (PostgreSQL's json cannot take \u0000 apart). Rows go in
 -- payload order, so their ids ascend with it.
 WITH ins AS (
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
-    enqueued_at, unique_key, idempotency_key, group_key, meta)
+    enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key)
 SELECT :task, :queue, (p.value ->> 0)::json, (p.value ->> 1)::json, :priority,
     CASE WHEN coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
         > now() THEN 'scheduled' ELSE 'available' END,
     :max_attempts,
     coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay)), now(),
-    :unique_key, NULL, :group_key, :meta::json
+    :unique_key, NULL, :group_key, :meta::json,
+    coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
+        - make_interval(secs => {head_start}), p.value ->> 2
 FROM json_array_elements(:payloads::json) WITH ORDINALITY AS p(value, n)
 ORDER BY p.n
 RETURNING id)
 SELECT id FROM ins, (SELECT pg_notify('offload_jobs', :queue)) AS woke
 
 -- name: insert_many_keyed
--- The same with idempotency keys: [args, kwargs, key] triples; a taken key inserts nothing.
+-- The same with idempotency keys: [args, kwargs, key, limit_key] quadruples; a taken key inserts nothing.
 WITH ins AS (
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
-    enqueued_at, unique_key, idempotency_key, group_key, meta)
+    enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key)
 SELECT :task, :queue, (p.value ->> 0)::json, (p.value ->> 1)::json, :priority,
     CASE WHEN coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
         > now() THEN 'scheduled' ELSE 'available' END,
     :max_attempts,
     coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay)), now(),
-    :unique_key, p.value ->> 2, :group_key, :meta::json
+    :unique_key, p.value ->> 2, :group_key, :meta::json,
+    coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
+        - make_interval(secs => {head_start}), p.value ->> 3
 FROM json_array_elements(:payloads::json) WITH ORDINALITY AS p(value, n)
 ORDER BY p.n
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
@@ -102,7 +110,8 @@ RETURNING {job_columns}
 UPDATE offload_jobs
 SET state = CASE WHEN run_at > now() THEN 'scheduled' ELSE 'available' END,
     max_attempts = attempt + coalesce(:budget::int, max_attempts),
-    run_at = greatest(run_at, now()), finished_at = NULL, started_at = NULL,
+    run_at = greatest(run_at, now()), sort_at = greatest(run_at, now()) - (run_at - sort_at),
+    finished_at = NULL, started_at = NULL,
     lease_until = NULL, worker = NULL, result = NULL, cancel_requested = false
 WHERE id = :id AND state IN ('dead', 'cancelled', 'shed')
 RETURNING {job_columns}
@@ -127,7 +136,8 @@ WHERE state = :state AND finished_at < now() - make_interval(secs => :age)
 UPDATE offload_jobs
 SET state = CASE WHEN run_at > now() THEN 'scheduled' ELSE 'available' END,
     max_attempts = attempt + coalesce((:budgets::jsonb ->> task)::int, max_attempts),
-    run_at = greatest(run_at, now()), finished_at = NULL, started_at = NULL,
+    run_at = greatest(run_at, now()), sort_at = greatest(run_at, now()) - (run_at - sort_at),
+    finished_at = NULL, started_at = NULL,
     lease_until = NULL, worker = NULL, result = NULL, cancel_requested = false
 WHERE state IN ('dead', 'cancelled', 'shed') AND {matching}
 RETURNING id, queue, state
@@ -148,3 +158,8 @@ RETURNING id, queue, state
 -- Delete matching jobs that are over: succeeded, dead, cancelled or shed.
 DELETE FROM offload_jobs
 WHERE state IN ('succeeded', 'dead', 'cancelled', 'shed') AND {matching}
+
+-- name: head_start
+-- A new job's head start in seconds: its priority times its queue's aging (60 s without a
+-- policy), so that claims, ordered by sort_at = run_at - head start, age priorities.
+:priority * coalesce((SELECT aging FROM offload_queues WHERE name = :queue), :default_aging::float8)

@@ -21,12 +21,13 @@ from offload.backends.base import Listener
 from offload.backends.sql.claims import SqlClaims
 from offload.backends.sql.jobs import SqlJobs
 from offload.backends.sql.queries import Queries
+from offload.backends.sql.queues import SqlQueues
 from offload.backends.sql.schedules import SqlSchedules
 from offload.backends.sql.schema import SqlSchema
 from offload.backends.sql.workers import SqlWorkers
 
 #: The areas every SQL backend has, one `.sql` file each.
-AREAS = ("connector", "schema", "jobs", "claims", "schedules", "workers")
+AREAS = ("connector", "schema", "jobs", "claims", "schedules", "workers", "queues")
 
 
 class SqlBackend(ABC):
@@ -44,6 +45,7 @@ class SqlBackend(ABC):
         self.claims = SqlClaims(self)
         self.schedules = SqlSchedules(self)
         self.workers = SqlWorkers(self)
+        self.queues = SqlQueues(self)
 
     # -- what each backend supplies -------------------------------------------------
 

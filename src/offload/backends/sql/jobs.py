@@ -23,6 +23,7 @@ from offload.core.errors import (
     JobNotFound,
     OutcomeUnknown,
 )
+from offload.core.flow import DEFAULT_AGING
 from offload.core.job import Job, JobSpec, Payload
 from offload.core.records import JobChange
 from offload.core.states import FINISHED, JobState
@@ -71,8 +72,8 @@ class SqlJobs:
         # Keys need ON CONFLICT, whose speculative insertion costs PostgreSQL a second WAL
         # record per row: statements without keys go without it.
         if len(payloads) == 1:
-            args, kwargs, key = payloads[0]
-            values.update(args=args, kwargs=kwargs, idempotency_key=key)
+            args, kwargs, key, limit_key = payloads[0]
+            values.update(args=args, kwargs=kwargs, idempotency_key=key, limit_key=limit_key)
             cur.execute(self.q["insert_one" if key is None else "insert_one_keyed"], values)
             self.db.wake(cur, (spec.queue,), inserted=True)
             ids = [self.db.inserted_id(cur)]
@@ -83,7 +84,9 @@ class SqlJobs:
             rows = cur.fetchall()
             ids = _by_position(payloads, column(cur, rows, "id"), column(cur, rows, "key"))
         else:
-            values["payloads"] = orjson.dumps([(p.args, p.kwargs) for p in payloads]).decode()
+            values["payloads"] = orjson.dumps(
+                [(p.args, p.kwargs, p.limit_key) for p in payloads]
+            ).decode()
             cur.execute(self.q["insert_many"], values)
             self.db.wake(cur, (spec.queue,), inserted=True)
             # Ids come from one sequence in payload order; RETURNING order is not promised.
@@ -226,6 +229,7 @@ def _spec_params(spec: JobSpec) -> dict[str, Any]:
         "unique_key": spec.unique_key,
         "group_key": spec.group_key,
         "meta": spec.meta,
+        "default_aging": DEFAULT_AGING,
     }
 
 

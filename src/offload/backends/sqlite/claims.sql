@@ -3,14 +3,15 @@
 -- +j.state below: look rows up by id, not by scanning every running job.
 
 -- name: claim
--- Take due jobs of one queue in priority order; the attempt number is the fencing token.
+-- Take due jobs of one queue in sort_at order (priority aged by waiting); the attempt
+-- number is the fencing token.
 UPDATE offload_jobs
 SET state = 'running', attempt = attempt + 1, worker = :worker,
     started_at = {at}, lease_until = {at} + :lease
 WHERE id IN (
     SELECT id FROM offload_jobs
     WHERE queue = :queue AND state IN ('available', 'scheduled', 'retrying') AND run_at <= {at}
-    ORDER BY priority DESC, run_at, id
+    ORDER BY sort_at, id
     LIMIT :limit)
 RETURNING {job_columns}
 
@@ -38,6 +39,9 @@ SET state = o.state,
     errors = CASE WHEN o.error IS NULL THEN j.errors
              ELSE json_insert(j.errors, '$[#]', json(o.error)) END,
     run_at = CASE WHEN o.state = 'retrying' THEN {at} + o.delay ELSE j.run_at END,
+    -- a retry keeps the job's head start (sort_at - run_at) from its new run_at
+    sort_at = CASE WHEN o.state = 'retrying' THEN {at} + o.delay - (j.run_at - j.sort_at)
+              ELSE j.sort_at END,
     finished_at = CASE WHEN o.state = 'retrying' THEN NULL ELSE {at} END,
     lease_until = NULL
 FROM (SELECT value ->> 'id' AS id, value ->> 'attempt' AS attempt, value ->> 'state' AS state,
@@ -62,7 +66,7 @@ UPDATE offload_jobs
 SET state = CASE WHEN cancel_requested THEN 'cancelled'
                  WHEN attempt >= max_attempts THEN 'dead' ELSE 'available' END,
     finished_at = CASE WHEN cancel_requested OR attempt >= max_attempts THEN {at} END,
-    run_at = {at},
+    run_at = {at}, sort_at = {at} - (run_at - sort_at),
     errors = json_insert(errors, '$[#]', json_object(
         'at', {at}, 'attempt', attempt, 'type', 'WorkerLost',
         'message', 'lease expired: worker ' || coalesce(worker, '?') || ' stopped renewing it',

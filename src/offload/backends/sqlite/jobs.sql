@@ -5,43 +5,47 @@
 -- No RETURNING: SQLite would build an ephemeral table for it on every enqueue (13% of the
 -- statement's instructions); the cursor's lastrowid is the id (SQLiteBackend.inserted_id).
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
-    enqueued_at, unique_key, idempotency_key, group_key, meta)
+    enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key)
 VALUES (:task, :queue, :args, :kwargs, :priority,
     CASE WHEN coalesce(:run_at, {now} + :delay) > {now} THEN 'scheduled' ELSE 'available' END,
     :max_attempts, coalesce(:run_at, {now} + :delay), {now},
-    :unique_key, :idempotency_key, :group_key, :meta)
+    :unique_key, :idempotency_key, :group_key, :meta,
+    coalesce(:run_at, {now} + :delay) - {head_start}, :limit_key)
 
 -- name: insert_one_keyed
 -- The same, for a job with an idempotency key: a taken key inserts nothing.
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
-    enqueued_at, unique_key, idempotency_key, group_key, meta)
+    enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key)
 VALUES (:task, :queue, :args, :kwargs, :priority,
     CASE WHEN coalesce(:run_at, {now} + :delay) > {now} THEN 'scheduled' ELSE 'available' END,
     :max_attempts, coalesce(:run_at, {now} + :delay), {now},
-    :unique_key, :idempotency_key, :group_key, :meta)
+    :unique_key, :idempotency_key, :group_key, :meta,
+    coalesce(:run_at, {now} + :delay) - {head_start}, :limit_key)
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 
 -- name: insert_many
--- Many jobs of one spec; :payloads is a JSON array of [args, kwargs] pairs. Rows go in
+-- Many jobs of one spec; :payloads is a JSON array of [args, kwargs, limit_key] triples. Rows go in
 -- payload order, so their ids ascend with it.
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
-    enqueued_at, unique_key, idempotency_key, group_key, meta)
+    enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key)
 SELECT :task, :queue, p.value ->> 0, p.value ->> 1, :priority,
     CASE WHEN coalesce(:run_at, {now} + :delay) > {now} THEN 'scheduled' ELSE 'available' END,
     :max_attempts, coalesce(:run_at, {now} + :delay), {now},
-    :unique_key, NULL, :group_key, :meta
+    :unique_key, NULL, :group_key, :meta,
+    coalesce(:run_at, {now} + :delay) - {head_start}, p.value ->> 2
 FROM json_each(:payloads) AS p
 ORDER BY p.key
 RETURNING id
 
 -- name: insert_many_keyed
--- The same with idempotency keys: [args, kwargs, key] triples; a taken key inserts nothing.
+-- The same with idempotency keys: [args, kwargs, key, limit_key] quadruples; a taken key inserts nothing.
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
-    enqueued_at, unique_key, idempotency_key, group_key, meta)
+    enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key)
 SELECT :task, :queue, p.value ->> 0, p.value ->> 1, :priority,
     CASE WHEN coalesce(:run_at, {now} + :delay) > {now} THEN 'scheduled' ELSE 'available' END,
     :max_attempts, coalesce(:run_at, {now} + :delay), {now},
-    :unique_key, p.value ->> 2, :group_key, :meta
+    :unique_key, p.value ->> 2, :group_key, :meta,
+    coalesce(:run_at, {now} + :delay) - {head_start}, p.value ->> 3
 FROM json_each(:payloads) AS p
 WHERE true  -- an INSERT ... SELECT with an upsert clause needs a WHERE to parse
 ORDER BY p.key
@@ -83,7 +87,8 @@ RETURNING {job_columns}
 UPDATE offload_jobs
 SET state = CASE WHEN run_at > {now} THEN 'scheduled' ELSE 'available' END,
     max_attempts = attempt + coalesce(:budget, max_attempts),
-    run_at = max(run_at, {now}), finished_at = NULL, started_at = NULL,
+    run_at = max(run_at, {now}), sort_at = max(run_at, {now}) - (run_at - sort_at),
+    finished_at = NULL, started_at = NULL,
     lease_until = NULL, worker = NULL, result = NULL, cancel_requested = 0
 WHERE id = :id AND state IN ('dead', 'cancelled', 'shed')
 RETURNING {job_columns}
@@ -111,7 +116,8 @@ SET state = CASE WHEN run_at > {now} THEN 'scheduled' ELSE 'available' END,
     max_attempts = attempt + coalesce(
         (SELECT b.value FROM json_each(:budgets) AS b WHERE b.key = offload_jobs.task),
         max_attempts),
-    run_at = max(run_at, {now}), finished_at = NULL, started_at = NULL,
+    run_at = max(run_at, {now}), sort_at = max(run_at, {now}) - (run_at - sort_at),
+    finished_at = NULL, started_at = NULL,
     lease_until = NULL, worker = NULL, result = NULL, cancel_requested = 0
 WHERE state IN ('dead', 'cancelled', 'shed') AND {matching}
 RETURNING id, queue, state
@@ -131,3 +137,8 @@ RETURNING id, queue, state
 -- Delete matching jobs that are over: succeeded, dead, cancelled or shed.
 DELETE FROM offload_jobs
 WHERE state IN ('succeeded', 'dead', 'cancelled', 'shed') AND {matching}
+
+-- name: head_start
+-- A new job's head start in seconds: its priority times its queue's aging (60 s without a
+-- policy), so that claims, ordered by sort_at = run_at - head start, age priorities.
+:priority * coalesce((SELECT aging FROM offload_queues WHERE name = :queue), :default_aging)
