@@ -41,9 +41,10 @@ from offload.cli.workers import worker, workers
 def cli(ctx: click.Context, app: str | None, traceback: bool) -> None:
     """offload: durable background jobs on SQLite or PostgreSQL.
 
-    Every flag can also be set as an environment variable: OFFLOAD_<COMMAND>_<FLAG>,
-    e.g. OFFLOAD_WORKER_CONCURRENCY=8 (each option's help names its own). The database URL
-    comes from the App (or $OFFLOAD_URL when the App names none).
+    Flags can also be set as environment variables: OFFLOAD_<COMMAND>_<FLAG>, e.g.
+    OFFLOAD_WORKER_CONCURRENCY=8; each option's help names its own, and the ones without
+    one (--all, --yes: what a bulk change selects and confirms) are only ever typed. The
+    database URL comes from the App (or $OFFLOAD_URL when the App names none).
     """
     options = ctx.ensure_object(AppLoader)
     options.path, options.traceback = app, traceback
