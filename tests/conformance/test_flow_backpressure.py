@@ -134,7 +134,7 @@ def test_a_transactional_enqueue_obeys_the_bound_in_the_callers_transaction(
     assert stored(db_url) == 2
 
 
-@pytest.mark.parametrize("shape", ["one", "keyed", "many", "many keyed"])
+@pytest.mark.parametrize("shape", ["one", "keyed", "many", "many keyed", "transactional"])
 def test_a_policy_set_at_run_time_binds_a_producer_whose_cache_is_stale(
     app: offload.App, job: Task, db_url: str, shape: str
 ) -> None:
@@ -154,6 +154,9 @@ def test_a_policy_set_at_run_time_binds_a_producer_whose_cache_is_stale(
             job.options(queue="q", idempotency_key="new").enqueue(1)
         elif shape == "many":
             into.enqueue_many([(1,), (2,)])
+        elif shape == "transactional":
+            with caller_connection(db_url) as conn:
+                job.options(queue="q", conn=conn).enqueue(1)
         else:
             keyed = [new_job("job", "q", [i], idempotency_key=f"k{i}") for i in (1, 2)]
             insert_jobs(app.backend, keyed)
