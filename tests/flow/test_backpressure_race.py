@@ -11,6 +11,7 @@ RELIABILITY 26 (503 with Retry-After) waits for the HTTP API, which does not exi
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import sqlite3
@@ -74,7 +75,7 @@ def test_racing_producers_never_push_the_queue_past_its_bound(
     app.ready()
     app.close()
     env = dict(os.environ, OFFLOAD_URL=db_url, PYTHONPATH=PYTHONPATH)
-    env.update(WORKER_QUEUES=QUEUE, WORKER_CONCURRENCY="2", WORKER_EXECUTOR="thread")
+    env.update(WORKER_QUEUES=QUEUE, WORKER_CONCURRENCY="1", WORKER_EXECUTOR="thread")
     env.update(WORKER_LEASE="3")  # a heartbeat (with its drain rate) every second
     worker = subprocess.Popen([sys.executable, "-m", "tests.apps.run_worker"], cwd=ROOT, env=env)
     spawned.append(worker)
@@ -102,14 +103,19 @@ def test_racing_producers_never_push_the_queue_past_its_bound(
     waits = [wait for report in reports for wait in report["waits"]]
     stored = sum(report["stored"] for report in reports)
     assert waits, "no producer was refused: the race never filled the queue"
-    assert stored > BOUND, "the worker never made room: producers saw one outcome only"
+    assert stored >= BOUND, "the producers never filled the queue"
     assert all(0 < wait <= RETRY_AFTER_CEILING for wait in waits)
     assert min(waits) < RETRY_AFTER_CEILING, "no refusal used the worker's drain rate"
     assert sum(report["batches_refused"] for report in reports) > 0
+    (stamp,) = RawDB(db_url).query("SELECT rates FROM offload_workers")
+    rates = json.loads(stamp["rates"]) if isinstance(stamp["rates"], str) else stamp["rates"]
+    assert rates.get(QUEUE, 0) > 0, f"the worker reported no drain rate: {rates}"
+    done = RawDB(db_url).scalar("SELECT count(*) FROM offload_jobs WHERE state = 'succeeded'")
+    assert done > 0, "the worker never made room: the race was not at the edge"
     rows = RawDB(db_url).scalar("SELECT count(*) FROM offload_jobs")
     assert rows == stored, "jobs stored differ from the enqueues that returned"
     print(
         f"{producers} producers: {stored} jobs stored, {len(waits)} refused "
         f"(retry_after {min(waits):.1f}-{max(waits):.1f} s); {len(sampler.samples)} samples, "
-        f"at most {max(sampler.samples)} waiting"
+        f"at most {max(sampler.samples)} waiting; drain rate {rates[QUEUE]:.1f}/s"
     )
