@@ -187,8 +187,10 @@ class WorkerStore(Protocol):
         """Record (or refresh) a worker."""
         ...
 
-    def heartbeat(self, worker: str) -> None:
-        """Mark a worker alive now."""
+    def heartbeat(self, worker: str, rates: Mapping[str, float] | None = None) -> None:
+        """Mark a worker alive now; with `rates` ({queue: completions per second over a
+        recent window}), store them too: a queue's drain rate is their sum over live
+        workers (None keeps the stored ones)."""
         ...
 
     def unregister(self, worker: str) -> None:

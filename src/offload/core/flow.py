@@ -12,9 +12,16 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, Literal
 
-from offload.core.errors import ConfigurationError, OffloadError, shorten
+from offload.core.errors import (
+    BackPressure,
+    ConfigurationError,
+    OffloadError,
+    Overloaded,
+    QueueFull,
+    shorten,
+)
 
 #: Seconds of head start per priority step when a queue sets no `aging`: a job of priority
 #: p is claimed before jobs of priority p + 1 that became due more than 60 s after it.
@@ -22,6 +29,11 @@ DEFAULT_AGING = 60.0
 
 #: The largest `aging`: 1000 priority steps of it stay within 32 years of head start.
 MAX_AGING = 1_000_000.0
+
+#: Bounds of `retry_after`, in seconds: a refused producer waits at least the floor (no
+#: busy retries) and at most the ceiling (also the answer when no drain rate is measured).
+RETRY_AFTER_FLOOR = 1.0
+RETRY_AFTER_CEILING = 60.0
 
 #: What a queue does with an enqueue admission control turns away.
 OVERLOAD_ACTIONS = ("refuse", "shed")
@@ -213,6 +225,130 @@ def _seconds(
     if not math.isfinite(value) or not low_ok or value > upper:
         bound = ">= 0" if allow_zero else "> 0"
         raise error(f"{name} must be {bound} and at most {upper:g} seconds, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """What an enqueue into a queue with an admission policy is decided on, read in its
+    transaction: jobs not yet started (`depth`, counted up to the largest bound plus the
+    batch) and the age of its oldest due job in seconds (`oldest_wait`, None if not read)."""
+
+    depth: int
+    oldest_wait: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An enqueue turned away: `full` (max_depth) or else overloaded (a watermark, named in
+    `reason`); `excess` is how far over the bound it would be, in jobs (`per_job` True) or
+    in seconds of wait."""
+
+    full: bool
+    excess: float
+    reason: str
+    depth: int
+    limit: int
+    per_job: bool = True
+
+    def error(self, queue: str, drain_rate: float) -> BackPressure:
+        """The exception to raise, with `retry_after` from the queue's drain rate."""
+        wait = retry_after(self.excess, drain_rate) if self.per_job else _clamp(self.excess)
+        if self.full:
+            return QueueFull(queue, self.depth, self.limit, wait)
+        return Overloaded(queue, self.reason, wait)
+
+
+#: What `admit` decides: store the jobs as usual, store them `shed`, or a refusal.
+ADMIT: Literal["admit"] = "admit"
+SHED: Literal["shed"] = "shed"
+Decision = Literal["admit", "shed"] | Refusal
+
+
+def admit(policy: QueuePolicy, load: Load, n: int, priority: int) -> Decision:
+    """Decide an enqueue of `n` jobs of `priority` into a queue under `load`.
+
+    `max_depth` is hard: past it every enqueue is refused, whatever its priority. Below it,
+    a job under `admit_priority` meets admission control once the queue would be over
+    `admit_depth` or its oldest due job has waited over `max_wait` (refused, or shed with
+    `overload="shed"`), and a job under `shed_priority` is shed once the queue would be
+    over `shed_depth`. Every depth compared is the one the queue would have with the batch.
+    """
+    after = load.depth + n
+    if policy.max_depth is not None and after > policy.max_depth:
+        return Refusal(True, after - policy.max_depth, "max_depth", load.depth, policy.max_depth)
+    if priority < policy.admit_priority:
+        reason, excess, per_job, limit = _over_watermark(policy, load, after)
+        if reason:
+            if policy.overload == "shed":
+                return SHED
+            return Refusal(False, excess, reason, load.depth, limit, per_job)
+    if (
+        policy.shed_depth is not None
+        and policy.shed_priority is not None
+        and after > policy.shed_depth
+        and priority < policy.shed_priority
+    ):
+        return SHED
+    return ADMIT
+
+
+def _over_watermark(policy: QueuePolicy, load: Load, after: int) -> tuple[str, float, bool, int]:
+    """Which admission watermark the queue is over, with the figures; '' if none."""
+    if policy.admit_depth is not None and after > policy.admit_depth:
+        reason = f"{load.depth} jobs waiting, admit_depth {policy.admit_depth}"
+        return reason, after - policy.admit_depth, True, policy.admit_depth
+    wait = load.oldest_wait
+    if policy.max_wait is not None and wait is not None and wait > policy.max_wait:
+        reason = f"oldest job waiting {wait:.1f} s, max_wait {policy.max_wait:g} s"
+        return reason, wait - policy.max_wait, False, load.depth
+    return "", 0.0, True, 0
+
+
+def retry_after(excess_jobs: float, drain_rate: float) -> float:
+    """Seconds until `excess_jobs` have drained at `drain_rate` jobs per second, within
+    [RETRY_AFTER_FLOOR, RETRY_AFTER_CEILING]; the ceiling when no rate is measured."""
+    if drain_rate <= 0 or not math.isfinite(drain_rate):
+        return RETRY_AFTER_CEILING
+    return _clamp(excess_jobs / drain_rate)
+
+
+def _clamp(seconds: float) -> float:
+    return min(max(seconds, RETRY_AFTER_FLOOR), RETRY_AFTER_CEILING)
+
+
+#: Seconds over which a worker measures its drain rates (completions per second per queue).
+DRAIN_WINDOW = 60.0
+
+
+class DrainMeter:
+    """A worker's completions per queue over the last `window` seconds, in one-second
+    buckets: what it reports with its heartbeat as `{queue: per second}`. Times are the
+    caller's monotonic seconds."""
+
+    def __init__(self, started: float, window: float = DRAIN_WINDOW) -> None:
+        self.started, self.window = started, window
+        self._buckets: dict[str, dict[int, int]] = {}
+
+    def record(self, queue: str, at: float, n: int = 1) -> None:
+        """`n` jobs of `queue` ended (in any end state) at `at`."""
+        buckets = self._buckets.setdefault(queue, {})
+        second = int(at)
+        buckets[second] = buckets.get(second, 0) + n
+
+    def rates(self, at: float) -> dict[str, float]:
+        """Completions per second per queue over the window (over the time since the start
+        while younger than it, so that a new worker does not under-report); old buckets go."""
+        oldest = int(at - self.window)
+        span = max(min(self.window, at - self.started), 1.0)
+        out: dict[str, float] = {}
+        for queue, buckets in list(self._buckets.items()):
+            for second in [s for s in buckets if s <= oldest]:
+                del buckets[second]
+            if buckets:
+                out[queue] = round(sum(buckets.values()) / span, 6)
+            else:
+                del self._buckets[queue]
+        return out
 
 
 #: A task's limit key function: the job's arguments in, the key its limits count under out.

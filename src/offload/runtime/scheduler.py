@@ -18,7 +18,12 @@ from types import FrameType
 from offload.backends.base import Backend
 from offload.backends.params import JobPruneParams, RescueParams, ScheduleFireParams
 from offload.core import serialization
-from offload.core.errors import BackendUnavailable, ConfigurationError, SchemaMismatch
+from offload.core.errors import (
+    BackendUnavailable,
+    BackPressure,
+    ConfigurationError,
+    SchemaMismatch,
+)
 from offload.core.job import JobSpec, Payload
 from offload.core.options import EnqueueOptions
 from offload.core.schedule import ScheduleDef
@@ -145,9 +150,13 @@ class Scheduler:
         now = self.clock() if self.clock else self.backend.now()
         for sched in self.schedules:
             spec, payload = self._jobs[sched.name]
-            ids = self.backend.schedules.fire(
-                ScheduleFireParams(sched, spec, payload, self.down_after, now)
-            )
+            try:
+                ids = self.backend.schedules.fire(
+                    ScheduleFireParams(sched, spec, payload, self.down_after, now)
+                )
+            except BackPressure as exc:  # nothing recorded: the next pass fires it again
+                log.warning("schedule %s: tick not fired: %s", sched.name, exc)
+                continue
             if ids:
                 self.fired += len(ids)
                 log.info("schedule %s: enqueued jobs %s", sched.name, ids)

@@ -37,6 +37,7 @@ from offload.backends.params import (
     RescueParams,
 )
 from offload.core.errors import BackendUnavailable, ConfigurationError, OffloadError
+from offload.core.flow import DrainMeter
 from offload.core.job import Job
 from offload.core.options import RetryPolicy, TaskOptions
 from offload.core.records import WorkerInfo
@@ -153,6 +154,8 @@ class Worker:
         self._last_beat = 0.0
         self._listener: Listener | None = None
         self._outage = Outage(f"worker {self.id}", log)
+        #: Jobs this worker ended, per queue: its drain rates, sent with its heartbeat.
+        self._drained = DrainMeter(time.monotonic())
         #: When a stop was asked for: the grace period counts from then.
         self._stop_at: float | None = None
 
@@ -461,6 +464,10 @@ class Worker:
         if outcomes:
             joblog.ended(runs, outcomes)
             self._outcomes().submit(outcomes)
+            now = time.monotonic()
+            for run, outcome in zip(runs, outcomes, strict=True):
+                if outcome.state.finished:
+                    self._drained.record(run.job.queue, now)
 
     def _drop_lost(self, events: list[Event]) -> list[Event]:
         """The events without the ends of runs whose lease was lost (said already): their
@@ -520,7 +527,7 @@ class Worker:
             )
             for job_id in cancel:
                 pool.cancel(job_id)
-        self.backend.workers.heartbeat(self.id)
+        self.backend.workers.heartbeat(self.id, self._drained.rates(time.monotonic()))
 
     def _now(self) -> datetime | None:
         return None if self.clock is None else self.clock()

@@ -8,14 +8,16 @@
 WITH ins AS (
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
     enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key)
-VALUES (:task, :queue, :args::json, :kwargs::json, :priority,
-    CASE WHEN coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
+SELECT :task, :queue, :args::json, :kwargs::json, :priority,
+    CASE WHEN :shed::boolean THEN 'shed'
+        WHEN coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
         > now() THEN 'scheduled' ELSE 'available' END,
     :max_attempts,
     coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay)), now(),
     :unique_key, :idempotency_key, :group_key, :meta::json,
     coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
-        - make_interval(secs => {head_start}), :limit_key)
+        - make_interval(secs => {head_start}), :limit_key
+WHERE {unbounded}
 RETURNING id)
 SELECT id, pg_notify('offload_jobs', :queue) FROM ins
 
@@ -24,14 +26,16 @@ SELECT id, pg_notify('offload_jobs', :queue) FROM ins
 WITH ins AS (
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
     enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key)
-VALUES (:task, :queue, :args::json, :kwargs::json, :priority,
-    CASE WHEN coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
+SELECT :task, :queue, :args::json, :kwargs::json, :priority,
+    CASE WHEN :shed::boolean THEN 'shed'
+        WHEN coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
         > now() THEN 'scheduled' ELSE 'available' END,
     :max_attempts,
     coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay)), now(),
     :unique_key, :idempotency_key, :group_key, :meta::json,
     coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
-        - make_interval(secs => {head_start}), :limit_key)
+        - make_interval(secs => {head_start}), :limit_key
+WHERE {unbounded}
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING id)
 SELECT id, pg_notify('offload_jobs', :queue) FROM ins
@@ -44,7 +48,8 @@ WITH ins AS (
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
     enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key)
 SELECT :task, :queue, (p.value ->> 0)::json, (p.value ->> 1)::json, :priority,
-    CASE WHEN coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
+    CASE WHEN :shed::boolean THEN 'shed'
+        WHEN coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
         > now() THEN 'scheduled' ELSE 'available' END,
     :max_attempts,
     coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay)), now(),
@@ -52,6 +57,7 @@ SELECT :task, :queue, (p.value ->> 0)::json, (p.value ->> 1)::json, :priority,
     coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
         - make_interval(secs => {head_start}), p.value ->> 2
 FROM json_array_elements(:payloads::json) WITH ORDINALITY AS p(value, n)
+WHERE {unbounded}
 ORDER BY p.n
 RETURNING id)
 SELECT id FROM ins, (SELECT pg_notify('offload_jobs', :queue)) AS woke
@@ -62,7 +68,8 @@ WITH ins AS (
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
     enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key)
 SELECT :task, :queue, (p.value ->> 0)::json, (p.value ->> 1)::json, :priority,
-    CASE WHEN coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
+    CASE WHEN :shed::boolean THEN 'shed'
+        WHEN coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
         > now() THEN 'scheduled' ELSE 'available' END,
     :max_attempts,
     coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay)), now(),
@@ -70,6 +77,7 @@ SELECT :task, :queue, (p.value ->> 0)::json, (p.value ->> 1)::json, :priority,
     coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
         - make_interval(secs => {head_start}), p.value ->> 3
 FROM json_array_elements(:payloads::json) WITH ORDINALITY AS p(value, n)
+WHERE {unbounded}
 ORDER BY p.n
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING id, idempotency_key AS key)
@@ -163,3 +171,40 @@ WHERE state IN ('succeeded', 'dead', 'cancelled', 'shed') AND {matching}
 -- A new job's head start in seconds: its priority times its queue's aging (60 s without a
 -- policy), so that claims, ordered by sort_at = run_at - head start, age priorities.
 :priority * coalesce((SELECT aging FROM offload_queues WHERE name = :queue), :default_aging::float8)
+
+-- name: unbounded
+-- The plain inserts' guard (H1, back pressure): true unless the queue has an admission
+-- policy. Producers keep a cache of the queues that have one and take the admitted path
+-- for those; a cache that missed a new policy cannot bypass it, as the plain insert then
+-- stores nothing and the producer takes the admitted path. One index probe, evaluated
+-- once per statement (it depends on no row).
+(:admitted::boolean OR NOT EXISTS (SELECT 1 FROM offload_queues WHERE name = :queue AND {admits}))
+
+-- name: admits
+-- A queue policy that can turn an enqueue away or shed it (QueuePolicy.admits_all false).
+(max_depth IS NOT NULL OR admit_depth IS NOT NULL OR max_wait IS NOT NULL
+    OR shed_depth IS NOT NULL)
+
+-- name: admission_queues
+-- The queues whose enqueues take the admitted path (the producers' cache).
+SELECT name FROM offload_queues WHERE {admits}
+
+-- name: admission_lock
+-- The admitted path's first statement: the queue's policy, its row locked until the
+-- enqueue commits, so that enqueues into one bounded queue take turns. The count comes in
+-- the next statement: READ COMMITTED takes a statement's snapshot when it starts, so a
+-- count in this statement could miss jobs committed while it waited for the lock.
+SELECT * FROM offload_queues WHERE name = :queue FOR UPDATE
+
+-- name: admission_depth
+-- The queue's jobs not yet started, counted up to :cap (past the largest bound the count
+-- changes no decision): an index range of the claim index.
+SELECT count(*) FROM (
+    SELECT 1 FROM offload_jobs
+    WHERE queue = :queue AND state IN ('available', 'scheduled', 'retrying')
+    LIMIT :cap) AS waiting
+
+-- name: admission_wait
+-- Seconds the queue's oldest due job has waited (by the database clock), NULL if none.
+SELECT extract(epoch FROM now() - min(run_at))::float8 FROM offload_jobs
+WHERE queue = :queue AND state IN ('available', 'scheduled', 'retrying') AND run_at <= now()

@@ -6,7 +6,9 @@ VALUES (:id, :host, :pid, :queues::json, :concurrency, now(), now(), :wake)
 ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, wake = excluded.wake
 
 -- name: heartbeat
-UPDATE offload_workers SET heartbeat_at = now() WHERE id = :id
+-- With :rates (JSON {queue: completions per second}, H1), the worker's drain rates too.
+UPDATE offload_workers SET heartbeat_at = now(), rates = coalesce(:rates::json, rates)
+WHERE id = :id
 
 -- name: unregister
 DELETE FROM offload_workers WHERE id = :id
@@ -16,3 +18,8 @@ SELECT {worker_columns} FROM offload_workers ORDER BY started_at
 
 -- name: prune
 DELETE FROM offload_workers WHERE heartbeat_at < now() - make_interval(secs => :age)
+
+-- name: drain_rate
+-- A queue's drain rate: completions per second summed over its live workers (H1).
+SELECT coalesce(sum((rates ->> :queue)::float8), 0) FROM offload_workers
+WHERE heartbeat_at > now() - make_interval(secs => :lost_after)

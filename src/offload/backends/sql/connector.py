@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from offload.backends.base import Listener
+from offload.backends.sql.admission import Admission
 from offload.backends.sql.claims import SqlClaims
 from offload.backends.sql.jobs import SqlJobs
 from offload.backends.sql.queries import Queries
@@ -46,6 +47,7 @@ class SqlBackend(ABC):
         self.schedules = SqlSchedules(self)
         self.workers = SqlWorkers(self)
         self.queues = SqlQueues(self)
+        self.admission = Admission(self)
 
     # -- what each backend supplies -------------------------------------------------
 

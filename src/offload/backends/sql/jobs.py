@@ -47,28 +47,69 @@ class SqlJobs:
         """Insert; if the connection breaks before the commit is confirmed, send it once
         more on a fresh connection when every job has an idempotency key (a resent job
         whose first copy was stored finds its key taken: no double), else raise
-        OutcomeUnknown for the caller to decide."""
+        OutcomeUnknown for the caller to decide.
+
+        A queue with an admission policy (as this process knows) takes a transaction of
+        its own; so does any insert the guard stopped (a policy this process missed)."""
         if not params.payloads:
             return []
+        whole = params.conn is not None or self.db.admission.applies(params.spec.queue)
         try:
-            with self.db.tx(params.conn, single=True) as cur:
-                return self.insert_in(cur, params.spec, params.payloads)
+            return self._insert(params, whole)
+        except _PolicyFound:  # the guard stopped it: decide in one transaction
+            return self._insert(params, True)
+
+    def _insert(self, params: JobInsertParams, whole: bool) -> list[int]:
+        """`insert` in one transaction (`whole`), or as one statement of its own."""
+        try:
+            with self.db.tx(params.conn, single=not whole) as cur:
+                return self.insert_in(cur, params.spec, params.payloads, whole=whole)
         except OutcomeUnknown as unknown:
             if params.conn is not None or any(p.idempotency_key is None for p in params.payloads):
                 raise
             try:
-                with self.db.tx(single=True) as cur:
-                    return self.insert_in(cur, params.spec, params.payloads)
+                with self.db.tx(single=not whole) as cur:
+                    return self.insert_in(cur, params.spec, params.payloads, whole=whole)
             except BackendUnavailable:  # the first try may still have stored them
                 raise unknown from None
 
-    def insert_in(self, cur: Any, spec: JobSpec, payloads: Sequence[Payload]) -> list[int]:
+    def insert_in(
+        self, cur: Any, spec: JobSpec, payloads: Sequence[Payload], *, whole: bool = True
+    ) -> list[int]:
         """Insert in the transaction of `cur` (cron ticks use it too); ids by position.
 
+        Into a queue with an admission policy the jobs are admitted first, in this
+        transaction (see `offload.backends.sql.admission`): stored, stored `shed`, or
+        refused with `BackPressure` and nothing stored. `whole` False means `cur` runs
+        each statement as its own transaction: a policy found only then is left to the
+        caller (`_PolicyFound`), to decide in one.
+        """
+        admission = self.db.admission
+        if admission.applies(spec.queue, cur):
+            shed = admission.decide(cur, spec, payloads)
+            ids = self._store(cur, spec, payloads, admitted=True, shed=shed)
+            if ids is None:
+                raise RuntimeError("an admitted insert stored nothing")
+            return ids
+        ids = self._store(cur, spec, payloads, admitted=False, shed=False)
+        if ids is not None:
+            return ids
+        admission.refresh(cur)  # the guard stopped it: the queue has a policy now
+        if not whole:
+            raise _PolicyFound
+        return self.insert_in(cur, spec, payloads)
+
+    def _store(
+        self, cur: Any, spec: JobSpec, payloads: Sequence[Payload], *, admitted: bool, shed: bool
+    ) -> list[int] | None:
+        """Run the insert; None if the guard stopped it (`admitted` False).
+
         A payload whose idempotency key is taken inserts nothing (ON CONFLICT DO NOTHING)
-        and gets the id of the job holding the key, read in the same transaction.
+        and gets the id of the job holding the key, read in the same transaction; a key
+        not held by any job then means the guard stopped the insert.
         """
         values = _spec_params(spec)
+        values.update(admitted=admitted, shed=shed)
         # Keys need ON CONFLICT, whose speculative insertion costs PostgreSQL a second WAL
         # record per row: statements without keys go without it.
         if len(payloads) == 1:
@@ -91,13 +132,19 @@ class SqlJobs:
             self.db.wake(cur, (spec.queue,), inserted=True)
             # Ids come from one sequence in payload order; RETURNING order is not promised.
             ids = sorted(int(row[0]) for row in cur.fetchall())  # RETURNING id alone
+            if not ids:
+                return None
         if 0 in ids:  # keys already taken: the jobs that hold them
             pairs = list(zip(payloads, ids, strict=True))
             keys = [p.idempotency_key for p, job_id in pairs if not job_id]
+            if None in keys:
+                return None
             cur.execute(self.q["ids_by_key"], {"keys": orjson.dumps(keys).decode()})
             rows = cur.fetchall()
             found = zip(column(cur, rows, "key"), column(cur, rows, "id"), strict=True)
             held = {str(key): int(job_id) for key, job_id in found}
+            if not all(key in held for key in keys):
+                return None
             ids = [job_id or held[str(p.idempotency_key)] for p, job_id in pairs]
         return ids
 
@@ -204,6 +251,11 @@ class SqlJobs:
                 cur.execute(self.q["prune"], {"state": str(state), "age": age})
                 removed += cur.rowcount
         return removed
+
+
+class _PolicyFound(Exception):
+    """A plain insert found a queue policy this process did not know of (raised only
+    where `cur` commits each statement by itself, so that the caller retries whole)."""
 
 
 def _beyond_ids(job_id: int) -> bool:

@@ -47,10 +47,12 @@ class SqlQueues:
                         "keyed": limit.keyed,
                     },
                 )
+        self.db.admission.forget()
 
     def set(self, name: str, policy: QueuePolicy) -> None:
         with self.db.tx() as cur:
             self._write(cur, "set", _policy_params(name, policy))
+        self.db.admission.forget()
 
     def _write(self, cur: Any, statement: str, values: dict[str, Any]) -> None:
         """Write a policy; when its aging changed, recompute the waiting jobs' order."""
@@ -100,19 +102,7 @@ class SqlQueues:
         c = Columns.of(cur).index
         out = []
         for row in rows:
-            policy = QueuePolicy(
-                max_depth=row[c["max_depth"]],
-                admit_depth=row[c["admit_depth"]],
-                admit_priority=_int(row[c["admit_priority"]], 1),
-                max_wait=row[c["max_wait"]],
-                overload=row[c["overload"]],
-                shed_priority=row[c["shed_priority"]],
-                shed_depth=row[c["shed_depth"]],
-                resume_depth=row[c["resume_depth"]],
-                aging=float(row[c["aging"]]),
-                concurrency=row[c["concurrency"]],
-                rate=_rate(row[c["rate_count"]], row[c["rate_period"]]),
-            )
+            policy = policy_from(c, row)
             out.append(
                 QueueState(
                     name=row[c["name"]],
@@ -122,6 +112,23 @@ class SqlQueues:
                 )
             )
         return out
+
+
+def policy_from(c: Mapping[str, int], row: Sequence[Any]) -> QueuePolicy:
+    """A stored policy row (`c`: column positions) as a `QueuePolicy`."""
+    return QueuePolicy(
+        max_depth=row[c["max_depth"]],
+        admit_depth=row[c["admit_depth"]],
+        admit_priority=_int(row[c["admit_priority"]], 1),
+        max_wait=row[c["max_wait"]],
+        overload=row[c["overload"]],
+        shed_priority=row[c["shed_priority"]],
+        shed_depth=row[c["shed_depth"]],
+        resume_depth=row[c["resume_depth"]],
+        aging=float(row[c["aging"]]),
+        concurrency=row[c["concurrency"]],
+        rate=_rate(row[c["rate_count"]], row[c["rate_period"]]),
+    )
 
 
 def _int(value: Any, default: int) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import orjson
@@ -32,9 +33,10 @@ class SqlWorkers:
         with self.db.tx() as cur:
             cur.execute(self.q["register"], values)
 
-    def heartbeat(self, worker: str) -> None:
+    def heartbeat(self, worker: str, rates: Mapping[str, float] | None = None) -> None:
+        values = {"id": worker, "rates": None if rates is None else orjson.dumps(rates).decode()}
         with self.db.tx(single=True, relaxed=True) as cur:
-            cur.execute(self.q["heartbeat"], {"id": worker})
+            cur.execute(self.q["heartbeat"], values)
 
     def unregister(self, worker: str) -> None:
         with self.db.tx() as cur:

@@ -6,21 +6,25 @@
 -- statement's instructions); the cursor's lastrowid is the id (SQLiteBackend.inserted_id).
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
     enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key)
-VALUES (:task, :queue, :args, :kwargs, :priority,
-    CASE WHEN coalesce(:run_at, {now} + :delay) > {now} THEN 'scheduled' ELSE 'available' END,
+SELECT :task, :queue, :args, :kwargs, :priority,
+    CASE WHEN :shed THEN 'shed'
+        WHEN coalesce(:run_at, {now} + :delay) > {now} THEN 'scheduled' ELSE 'available' END,
     :max_attempts, coalesce(:run_at, {now} + :delay), {now},
     :unique_key, :idempotency_key, :group_key, :meta,
-    coalesce(:run_at, {now} + :delay) - {head_start}, :limit_key)
+    coalesce(:run_at, {now} + :delay) - {head_start}, :limit_key
+WHERE {unbounded}
 
 -- name: insert_one_keyed
 -- The same, for a job with an idempotency key: a taken key inserts nothing.
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
     enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key)
-VALUES (:task, :queue, :args, :kwargs, :priority,
-    CASE WHEN coalesce(:run_at, {now} + :delay) > {now} THEN 'scheduled' ELSE 'available' END,
+SELECT :task, :queue, :args, :kwargs, :priority,
+    CASE WHEN :shed THEN 'shed'
+        WHEN coalesce(:run_at, {now} + :delay) > {now} THEN 'scheduled' ELSE 'available' END,
     :max_attempts, coalesce(:run_at, {now} + :delay), {now},
     :unique_key, :idempotency_key, :group_key, :meta,
-    coalesce(:run_at, {now} + :delay) - {head_start}, :limit_key)
+    coalesce(:run_at, {now} + :delay) - {head_start}, :limit_key
+WHERE {unbounded}
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 
 -- name: insert_many
@@ -29,11 +33,13 @@ ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
     enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key)
 SELECT :task, :queue, p.value ->> 0, p.value ->> 1, :priority,
-    CASE WHEN coalesce(:run_at, {now} + :delay) > {now} THEN 'scheduled' ELSE 'available' END,
+    CASE WHEN :shed THEN 'shed'
+        WHEN coalesce(:run_at, {now} + :delay) > {now} THEN 'scheduled' ELSE 'available' END,
     :max_attempts, coalesce(:run_at, {now} + :delay), {now},
     :unique_key, NULL, :group_key, :meta,
     coalesce(:run_at, {now} + :delay) - {head_start}, p.value ->> 2
 FROM json_each(:payloads) AS p
+WHERE {unbounded}
 ORDER BY p.key
 RETURNING id
 
@@ -42,12 +48,13 @@ RETURNING id
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
     enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key)
 SELECT :task, :queue, p.value ->> 0, p.value ->> 1, :priority,
-    CASE WHEN coalesce(:run_at, {now} + :delay) > {now} THEN 'scheduled' ELSE 'available' END,
+    CASE WHEN :shed THEN 'shed'
+        WHEN coalesce(:run_at, {now} + :delay) > {now} THEN 'scheduled' ELSE 'available' END,
     :max_attempts, coalesce(:run_at, {now} + :delay), {now},
     :unique_key, p.value ->> 2, :group_key, :meta,
     coalesce(:run_at, {now} + :delay) - {head_start}, p.value ->> 3
 FROM json_each(:payloads) AS p
-WHERE true  -- an INSERT ... SELECT with an upsert clause needs a WHERE to parse
+WHERE {unbounded}  -- (an INSERT ... SELECT with an upsert clause needs a WHERE to parse)
 ORDER BY p.key
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING id, idempotency_key AS key
@@ -142,3 +149,39 @@ WHERE state IN ('succeeded', 'dead', 'cancelled', 'shed') AND {matching}
 -- A new job's head start in seconds: its priority times its queue's aging (60 s without a
 -- policy), so that claims, ordered by sort_at = run_at - head start, age priorities.
 :priority * coalesce((SELECT aging FROM offload_queues WHERE name = :queue), :default_aging)
+
+-- name: unbounded
+-- The plain inserts' guard (H1, back pressure): true unless the queue has an admission
+-- policy. Producers keep a cache of the queues that have one and take the admitted path
+-- for those; a cache that missed a new policy cannot bypass it, as the plain insert then
+-- stores nothing and the producer takes the admitted path. One index probe, evaluated
+-- once per statement (it depends on no row).
+(:admitted OR NOT EXISTS (SELECT 1 FROM offload_queues WHERE name = :queue AND {admits}))
+
+-- name: admits
+-- A queue policy that can turn an enqueue away or shed it (QueuePolicy.admits_all false).
+(max_depth IS NOT NULL OR admit_depth IS NOT NULL OR max_wait IS NOT NULL
+    OR shed_depth IS NOT NULL)
+
+-- name: admission_queues
+-- The queues whose enqueues take the admitted path (the producers' cache).
+SELECT name FROM offload_queues WHERE {admits}
+
+-- name: admission_lock
+-- The admitted path's first statement: the queue's policy. A write (changing nothing), so
+-- that on a caller's connection (transactional enqueue) it takes SQLite's write lock
+-- before the count, as BEGIN IMMEDIATE does on our own.
+UPDATE offload_queues SET paused = paused WHERE name = :queue RETURNING *
+
+-- name: admission_depth
+-- The queue's jobs not yet started, counted up to :cap (past the largest bound the count
+-- changes no decision): an index range of the claim index.
+SELECT count(*) FROM (
+    SELECT 1 FROM offload_jobs
+    WHERE queue = :queue AND state IN ('available', 'scheduled', 'retrying')
+    LIMIT :cap)
+
+-- name: admission_wait
+-- Seconds the queue's oldest due job has waited (by the database clock), NULL if none.
+SELECT {now} - min(run_at) FROM offload_jobs
+WHERE queue = :queue AND state IN ('available', 'scheduled', 'retrying') AND run_at <= {now}
