@@ -112,6 +112,7 @@ class Model:
             for job in self.jobs.values()
             if job.queue == queue and job.state in CLAIMABLE and job.run_at.not_after(now)
         ]
+
         def deadline(job: ModelJob) -> tuple[datetime, int]:
             return job.run_at.lo - timedelta(seconds=job.priority * DEFAULT_AGING), job.id
 
