@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 
 import offload
 from offload.core.flow import QueuePolicy
@@ -22,6 +22,11 @@ TARGET = 160  # high jobs the producer keeps waiting: 2 s of work, rides out a s
 JOB = 0.1  # seconds each job sleeps
 RUN = 30.0  # seconds the stream lasts
 SLACK = 1.0  # claim turns and clock reads
+
+
+def stamp(stored: datetime | float) -> datetime:
+    """A stored time as an aware datetime (SQLite stores epoch seconds)."""
+    return stored if isinstance(stored, datetime) else datetime.fromtimestamp(stored, UTC)
 
 
 def seconds(later: datetime, earlier: datetime) -> float:
@@ -85,7 +90,7 @@ def test_low_priority_jobs_start_within_the_bound_under_a_saturating_stream(
     waits = [seconds(s, job.enqueued_at) for s, job in zip(started, jobs, strict=True) if s]
     # The drain rate mu while the lows waited, from the database's started_at.
     rows = raw.query("SELECT started_at FROM offload_jobs WHERE started_at IS NOT NULL")
-    stamps = [flow_app.backend.time(row["started_at"]) for row in rows]
+    stamps = [stamp(row["started_at"]) for row in rows]
     window = [s for s in stamps if t0 <= s <= end]
     mu = len(window) / seconds(end, t0)
     depth = max(deepest[0], TARGET) + LOWS
