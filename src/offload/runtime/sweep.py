@@ -2,12 +2,12 @@
 
 Run by the scheduler (every replica) each `sweep_interval`. Per queue: above `shed_depth`
 jobs not started, its waiting jobs below `shed_priority` move to `shed`; at or under
-`resume_depth`, its oldest shed jobs are re-admitted, as many as fit under `shed_depth`,
-except those of tasks declaring `sweep=hook`: those are leased to this sweeper (so that no
-other replica's hook sees them), handed to the hook as one list of `(args, kwargs)`, and
-end `succeeded` with the result `{"swept": true}`. A hook that raises is logged and its
-jobs go back to `shed`, for the next pass; a sweeper that dies holding them leaves them to
-the rescue, which makes them available to run as ordinary jobs.
+`resume_depth`, the shed jobs of tasks declaring `sweep=hook` are leased to this sweeper
+(so that no other replica's hook sees them), handed to the hook as one list of `(args,
+kwargs)`, and end `succeeded` with the result `{"swept": true}`; then its other shed jobs
+are re-admitted, oldest first, as many as fit under `shed_depth`. A hook that raises is
+logged and its jobs go back to `shed`, for the next pass; a sweeper that dies holding them
+leaves them to the rescue, which makes them available to run as ordinary jobs.
 """
 
 from __future__ import annotations
@@ -71,17 +71,18 @@ class Sweeper:
                 self.sweep_queue(state.name)
 
     def sweep_queue(self, queue: str) -> None:
-        """Shed, re-admit, then call each sweep hook once with its task's shed jobs."""
+        """Shed; then call each sweep hook once with its task's shed jobs, and re-admit
+        the others (hooks first: they add nothing to the queue, re-admitted jobs do)."""
         now = self.clock() if self.clock else None
         shed = self.backend.sweep.shed(queue)
         if shed:
             log.info("queue %s: shed %d waiting jobs", queue, len(shed))
         hooked = sorted(self.hooks)
+        for task in hooked:
+            self._call_hook(queue, task, now)
         back = self.backend.sweep.readmit(SweepReadmitParams(queue, hooked, now))
         if back:
             log.info("queue %s: re-admitted %d shed jobs", queue, len(back))
-        for task in hooked:
-            self._call_hook(queue, task, now)
 
     def _call_hook(self, queue: str, task: str, now: datetime | None) -> None:
         taken = self.backend.sweep.take(
