@@ -15,10 +15,12 @@ import offload
 from offload.core.flow import QueuePolicy
 from offload.core.options import EnqueueOptions
 from offload.core.states import JobState
+from tests.cli.helpers import base_env, run_json
 from tests.conformance.helpers import RawDB
 from tests.flow.conftest import StartFlow
 
 SHED_DEPTH = 20
+APP = "tests.apps.flow:app"
 POLICY = QueuePolicy(shed_priority=1, shed_depth=SHED_DEPTH, resume_depth=5).check()
 LOW, HIGH = 0, 2
 
@@ -50,6 +52,9 @@ def test_low_jobs_are_shed_under_overload_and_the_sweep_readmits_them_once_drain
     assert {h.job().state for h in highs} == {JobState.AVAILABLE}, "only low jobs are shed"
     shed = flow_app.jobs(state="shed", queue="flow", limit=100)
     assert sorted(j.id for j in shed) == sorted(h.id for h in lows)
+    env = base_env(OFFLOAD_URL=db_url, OFFLOAD_APP=APP)
+    listed = run_json("jobs", "--state", "shed", "--limit", "100", env=env)
+    assert sorted(j["id"] for j in listed["jobs"]) == sorted(h.id for h in lows)
 
     # Drain: the sweep brings the low jobs back, never more waiting than shed_depth.
     waiting_low = (
