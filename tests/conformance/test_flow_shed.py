@@ -201,3 +201,31 @@ def test_a_failing_hook_leaves_its_jobs_shed_and_retry_still_works(
     retried = app.retry(ids[0])  # an operator may still run one by hand
     assert retried.state is JobState.AVAILABLE
     assert [j.id for j in app.jobs(state="shed", queue="q")] == sorted(ids[1:], reverse=True)
+
+
+def test_concurrent_readmissions_never_pass_the_watermark(backend: Backend, db_url: str) -> None:
+    backend.queues.set("q", POLICY)
+    insert(backend, 30, queue="q", priority=0)
+    assert len(backend.sweep.shed("q")) == 30
+    replicas = [offload.App(db_url) for _ in range(4)]
+    start = threading.Barrier(len(replicas))
+    back: list[int] = []
+
+    def readmit(app: offload.App) -> None:
+        start.wait()
+        for _ in range(5):
+            back.extend(c.id for c in app.backend.sweep.readmit(SweepReadmitParams("q")))
+
+    threads = [threading.Thread(target=readmit, args=(a,)) for a in replicas]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for a in replicas:
+        a.close()
+    # The first pass fills the queue up to shed_depth 4; then it is above resume_depth 2.
+    assert len(back) == len(set(back)) == 4
+    waiting = RawDB(db_url).scalar(
+        "SELECT count(*) AS n FROM offload_jobs WHERE state = 'available'"
+    )
+    assert waiting == 4

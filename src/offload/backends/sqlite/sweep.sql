@@ -3,9 +3,13 @@
 -- by the claim index. Writers take turns on SQLite, so each statement sees the last.
 
 -- name: depth
--- A queue's jobs not yet started, the measure of both watermarks.
-(SELECT count(*) FROM offload_jobs AS d
- WHERE d.queue = :queue AND d.state IN ('available', 'scheduled', 'retrying'))
+-- A queue's jobs not yet started, the measure of both watermarks, counted up to one past
+-- shed_depth: that is exact for every test below, and a backlog of millions costs no more.
+(SELECT count(*) FROM (
+    SELECT 1 FROM offload_jobs AS d
+    WHERE d.queue = :queue AND d.state IN ('available', 'scheduled', 'retrying')
+    LIMIT (SELECT coalesce(c.shed_depth + 1, 0) FROM offload_queues AS c
+           WHERE c.name = :queue)) AS capped)
 
 -- name: shed
 -- Above its shed watermark, a queue's waiting jobs below its shed priority move to shed.
