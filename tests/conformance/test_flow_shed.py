@@ -3,12 +3,16 @@ shed jobs for a sweep hook exactly once across replicas, and keep them when a ho
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any
+
+import pytest
 
 import offload
 from offload.backends.base import Backend
 from offload.backends.params import ReleaseParams, SweepReadmitParams, SweepTakeParams
+from offload.core.errors import ConfigurationError
 from offload.core.flow import QueuePolicy
 from offload.core.states import JobState
 from offload.runtime.sweep import Sweeper
@@ -229,3 +233,9 @@ def test_concurrent_readmissions_never_pass_the_watermark(backend: Backend, db_u
         "SELECT count(*) AS n FROM offload_jobs WHERE state = 'available'"
     )
     assert waiting == 4
+
+
+@pytest.mark.parametrize("interval", [0, -1.0, math.nan, math.inf, "1", True])
+def test_a_bad_sweep_interval_is_refused(app: offload.App, interval: Any) -> None:
+    with pytest.raises(ConfigurationError, match="sweep_interval"):
+        app.scheduler(sweep_interval=interval)
