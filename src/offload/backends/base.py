@@ -3,7 +3,8 @@
 Internal API. The App, the worker and the scheduler reach storage only through these
 operations, each atomic in the database. Areas: `schema`, `jobs` (insert, read, admin),
 `claims` (a worker's leases: claim, heartbeat, progress, finish, release, rescue),
-`schedules` (cron), `workers` (the registry) and `queues` (policies and task limits). Later
+`schedules` (cron), `workers` (the registry), `queues` (policies and task limits) and
+`sweep` (shedding and bringing back shed jobs). Later
 areas (dependencies, topics, events) join as attributes of their own. Payloads cross this boundary
 as JSON text, already validated by the core serializer; operations taking several values
 take a params dataclass from `offload.backends.params`.
@@ -30,6 +31,8 @@ from offload.backends.params import (
     ReleaseParams,
     RescueParams,
     ScheduleFireParams,
+    SweepReadmitParams,
+    SweepTakeParams,
 )
 from offload.core.flow import QueuePolicy, TaskLimits
 from offload.core.job import Job
@@ -237,6 +240,30 @@ class QueueStore(Protocol):
         ...
 
 
+class SweepStore(Protocol):
+    """Shedding a queue's waiting low-priority jobs under load, and bringing them back (the
+    scheduler's sweep). Each operation is atomic: replicas may run them at once."""
+
+    def shed(self, queue: str) -> list[int]:
+        """If `queue` has more jobs not started than its `shed_depth`, move its waiting jobs
+        of priority below `shed_priority` to shed; return their ids."""
+        ...
+
+    def readmit(self, params: SweepReadmitParams) -> list[JobChange]:
+        """Make a queue's oldest shed jobs available (or scheduled) again, as many as fit
+        under its shed watermark, once it is at or under its resume watermark."""
+        ...
+
+    def take(self, params: SweepTakeParams) -> list[Job]:
+        """Lease shed jobs of a task to a sweeper (state running) for its sweep hook; the
+        sweeper ends them with `ClaimStore.finish`, or gives them back with `untake`."""
+        ...
+
+    def untake(self, params: ReleaseParams) -> int:
+        """Give taken jobs back to shed without spending their attempt; return how many."""
+        ...
+
+
 class Backend(Protocol):
     """One database: its areas, its clock and its wake-up channel."""
 
@@ -252,6 +279,8 @@ class Backend(Protocol):
     def workers(self) -> WorkerStore: ...
     @property
     def queues(self) -> QueueStore: ...
+    @property
+    def sweep(self) -> SweepStore: ...
 
     @property
     def name(self) -> str:
@@ -295,5 +324,6 @@ __all__ = [
     "QueueStore",
     "ScheduleStore",
     "SchemaStore",
+    "SweepStore",
     "WorkerStore",
 ]

@@ -170,6 +170,32 @@ class RescueParams:
     now: datetime | None = None
 
 
+# -- sweep ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReadmitParams:
+    """Re-admit `queue`'s oldest shed jobs if it is at or under its resume watermark, as many
+    as fit under its shed watermark; jobs of the `hooked` tasks are left to their hook."""
+
+    queue: str
+    hooked: Sequence[str] = ()
+    now: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SweepTakeParams:
+    """Lease up to `limit` of `queue`'s oldest shed jobs of `task` to `worker` for `lease`
+    seconds, if the queue is at or under its resume watermark (for the task's sweep hook)."""
+
+    worker: str
+    queue: str
+    task: str
+    limit: int
+    lease: float
+    now: datetime | None = None
+
+
 # -- schedules --------------------------------------------------------------------------
 
 
@@ -204,4 +230,6 @@ __all__ = [
     "ReleaseParams",
     "RescueParams",
     "ScheduleFireParams",
+    "SweepReadmitParams",
+    "SweepTakeParams",
 ]

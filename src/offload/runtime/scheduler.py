@@ -1,8 +1,9 @@
-"""The scheduler: fires cron ticks, rescues expired leases and prunes old jobs.
+"""The scheduler: fires cron ticks, rescues expired leases, sweeps and prunes old jobs.
 
 Any number of schedulers may run, on any hosts: each tick becomes a job under a unique
 `(schedule, tick)` row, inserted in the same transaction that advances the schedule, so
-replicas never fire a tick twice and no leader is needed. Rescue and prune are idempotent.
+replicas never fire a tick twice and no leader is needed. Rescue and prune are idempotent,
+and each step of the sweep (`runtime.sweep`: shedding, re-admitting) is atomic.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from offload.core.states import FINISHED, JobState
 from offload.core.task import Registry
 from offload.runtime.outage import Outage, fatal
 from offload.runtime.settings import install_handlers, restore_handlers
+from offload.runtime.sweep import Sweeper
 
 log = logging.getLogger("offload.scheduler")
 
@@ -62,6 +64,7 @@ class Scheduler:
         down_after: float = 5.0,
         rescue_interval: float = 5.0,
         prune_interval: float = 300.0,
+        sweep_interval: float = 1.0,
         retention: Mapping[JobState, float] = DEFAULT_RETENTION,
         clock: Callable[[], datetime] | None = None,
         install_signals: bool = True,
@@ -72,6 +75,7 @@ class Scheduler:
         self.down_after = _seconds("down_after", down_after)
         self.rescue_interval = _seconds("rescue_interval", rescue_interval)
         self.prune_interval = _seconds("prune_interval", prune_interval)
+        self.sweep_interval = _seconds("sweep_interval", sweep_interval)
         self.retention = _retention(retention)
         if clock is not None and not callable(clock):
             raise ConfigurationError(
@@ -83,6 +87,7 @@ class Scheduler:
         self.fired = 0
         self._stop = threading.Event()
         self._jobs = {s.name: _tick_job(s, registry) for s in self.schedules}
+        self.sweeper = Sweeper(backend, registry, clock=clock)
 
     def stop(self) -> None:
         """Stop after the current turn."""
@@ -113,7 +118,7 @@ class Scheduler:
         synced = False
         failures = 0
         outage = Outage("scheduler", log)
-        next_rescue = next_prune = time.monotonic()
+        next_rescue = next_prune = next_sweep = time.monotonic()
         while not self._stop.is_set():
             try:
                 if not synced:
@@ -123,6 +128,9 @@ class Scheduler:
                 if time.monotonic() >= next_rescue:
                     self.backend.claims.rescue(RescueParams(self.clock() if self.clock else None))
                     next_rescue = time.monotonic() + self.rescue_interval
+                if time.monotonic() >= next_sweep:
+                    self.sweeper.sweep()
+                    next_sweep = time.monotonic() + self.sweep_interval
                 if time.monotonic() >= next_prune:
                     self.prune()
                     next_prune = time.monotonic() + self.prune_interval

@@ -25,10 +25,11 @@ from offload.backends.sql.queries import Queries
 from offload.backends.sql.queues import SqlQueues
 from offload.backends.sql.schedules import SqlSchedules
 from offload.backends.sql.schema import SqlSchema
+from offload.backends.sql.sweep import SqlSweep
 from offload.backends.sql.workers import SqlWorkers
 
 #: The areas every SQL backend has, one `.sql` file each.
-AREAS = ("connector", "schema", "jobs", "claims", "schedules", "workers", "queues")
+AREAS = ("connector", "schema", "jobs", "claims", "schedules", "workers", "queues", "sweep")
 
 
 class SqlBackend(ABC):
@@ -48,6 +49,7 @@ class SqlBackend(ABC):
         self.workers = SqlWorkers(self)
         self.queues = SqlQueues(self)
         self.admission = Admission(self)
+        self.sweep = SqlSweep(self)
 
     # -- what each backend supplies -------------------------------------------------
 

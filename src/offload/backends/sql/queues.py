@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from offload.backends.sql.rows import Columns
-from offload.core.flow import QueuePolicy, Rate, TaskLimits
+from offload.core.flow import DEFAULT_AGING, QueuePolicy, Rate, TaskLimits
 from offload.core.records import QueueState
 
 if TYPE_CHECKING:
@@ -55,12 +55,13 @@ class SqlQueues:
         self.db.admission.forget()
 
     def _write(self, cur: Any, statement: str, values: dict[str, Any]) -> None:
-        """Write a policy; when its aging changed, recompute the waiting jobs' order."""
+        """Write a policy; when its aging changed, recompute the waiting jobs' order (a queue
+        without a row had the default aging: its jobs were inserted with it)."""
         cur.execute(self.q["aging"], {"name": values["name"]})
         row = cur.fetchone()
-        before = None if row is None else float(row[0])
+        before = DEFAULT_AGING if row is None else float(row[0])
         cur.execute(self.q[statement], values)
-        if before is not None and before != values["aging"]:
+        if before != values["aging"]:
             cur.execute(self.q["resort"], {"name": values["name"], "aging": values["aging"]})
 
     def pause(self, name: str, paused: bool) -> None:
