@@ -11,6 +11,7 @@ take a params dataclass from `offload.backends.params`.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
@@ -33,7 +34,7 @@ from offload.backends.params import (
 )
 from offload.core.flow import QueuePolicy, TaskLimits
 from offload.core.job import Job
-from offload.core.records import JobChange, QueueState, ScheduleState, WorkerInfo
+from offload.core.records import JobChange, QueueFigures, QueueState, ScheduleState, WorkerInfo
 from offload.core.schedule import ScheduleDef
 
 
@@ -232,6 +233,12 @@ class QueueStore(Protocol):
 
     def task_limits(self) -> dict[str, TaskLimits]:
         """Every stored task limit, by task name."""
+        ...
+
+    def stats(self, lost_after: float) -> builtins.list[QueueFigures]:
+        """Per queue with unfinished jobs or a live worker's rate: the oldest due job's wait,
+        jobs held back by a full concurrency limit, and the drain rate of the workers
+        heard from within `lost_after` seconds."""
         ...
 
 

@@ -11,7 +11,7 @@ import orjson
 
 from offload.backends.sql.rows import Columns
 from offload.core.flow import QueuePolicy, Rate, TaskLimits
-from offload.core.records import QueueState
+from offload.core.records import QueueFigures, QueueState
 
 if TYPE_CHECKING:
     from offload.backends.sql.connector import SqlBackend
@@ -93,6 +93,36 @@ class SqlQueues:
             )
             for row in rows
         }
+
+    def stats(self, lost_after: float) -> builtins.list[QueueFigures]:
+        with self.db.read() as cur:
+            cur.execute(self.q["stats"])
+            rows = cur.fetchall()
+            c = Columns.of(cur).index if rows else {}
+            cur.execute(self.q["drain"], {"lost_after": lost_after})
+            drain = {row[0]: float(row[1] or 0.0) for row in cur.fetchall()}
+        oldest: dict[str, float] = {}
+        held: dict[str, int] = {}
+        limited: dict[str, builtins.list[str]] = {}
+        for row in rows:
+            queue = row[c["queue"]]
+            held[queue] = held.get(queue, 0) + int(row[c["held"]] or 0)
+            limited.setdefault(queue, [])
+            if row[c["limited"]]:
+                limited[queue].append(row[c["task"]])
+            age = row[c["oldest"]]
+            if age is not None:
+                oldest[queue] = max(oldest.get(queue, 0.0), float(age), 0.0)
+        return [
+            QueueFigures(
+                name=name,
+                oldest_available=oldest.get(name),
+                held=held.get(name, 0),
+                drain_rate=drain.get(name, 0.0),
+                limited_tasks=sorted(limited.get(name, [])),
+            )
+            for name in sorted(held.keys() | drain.keys())
+        ]
 
     def _states(self, cur: Any, rows: Sequence[Any]) -> builtins.list[QueueState]:
         if not rows:
