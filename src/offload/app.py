@@ -543,6 +543,15 @@ class App:
             counts, workers, queues.list(), queues.stats(LOST_AFTER), queues.task_limits()
         )
 
+    def queue_status(self, name: str) -> QueueStatus:
+        """One queue's status (see `queue_statuses`); `QueueNotFound` for an unknown queue."""
+        for status in self.queue_statuses():
+            if status.name == name:
+                return status
+        self._known_queue(name)  # known only through a worker serving it, or declared
+        serving = [w.id for w in self.worker_statuses() if not w.lost and name in w.queues]
+        return QueueStatus(name, {}, sorted(serving))
+
     # -- lifecycle --------------------------------------------------------------------
 
     def migrate(self) -> int:
