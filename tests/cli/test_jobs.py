@@ -175,8 +175,8 @@ def test_queues_counts_jobs_per_queue_and_state_and_marks_queues_nobody_serves(
     # How long each queue's oldest due job waited (its own test is in test_queues_flow).
     waits = {name: listing[name].pop("oldest_available") for name in listing}
     assert all(0 <= wait < 60 for wait in waits.values()), waits
-    no_flow = {"paused": False, "policy": None, "drain_rate": 0.0, "held": 0, "shed": 0}
-    no_flow |= {"limits": [], "task_limits": {}}
+    no_flow: dict[str, object] = {"paused": False, "policy": None, "drain_rate": 0.0}
+    no_flow |= {"held": 0, "shed": 0, "limits": [], "task_limits": {}}
     assert listing == {
         "default": {
             "counts": {"available": 1, "scheduled": 1},
