@@ -145,7 +145,10 @@ def queues_set(loader: AppLoader, /, name: str, json: bool, **given: Any) -> Non
 @click.argument("name")
 @click.pass_obj
 def queues_pause(loader: AppLoader, name: str) -> None:
-    """Stop claims from NAME on every worker; running jobs finish, enqueues still land."""
+    """Stop claims from NAME on every worker until resumed.
+
+    Running jobs finish; enqueues still land unless the queue is full.
+    """
     loader.app().pause_queue(name)
     click.echo(f"{name}: paused")
 
@@ -164,7 +167,10 @@ def queues_resume(loader: AppLoader, name: str) -> None:
 @click.option("--json", is_flag=True, help="Print the queue's policy and figures as JSON.")
 @click.pass_obj
 def queues_show(loader: AppLoader, name: str, json: bool) -> None:
-    """NAME's policy, pause, job counts, drain rate, oldest wait, limits and held jobs."""
+    """Show NAME's policy and figures.
+
+    Its policy, pause, job counts, drain rate, oldest wait, limits and held-back jobs.
+    """
     q = loader.app().queue_status(name)
     if json:
         print_json({"name": q.name, **status_json(q)})
