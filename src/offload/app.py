@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import fields, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, cast, overload
 
@@ -17,6 +16,7 @@ from offload.backends.params import (
     JobListParams,
     JobRetryManyParams,
     JobRetryParams,
+    QueueChangeParams,
 )
 from offload.core import serialization
 from offload.core.errors import (
@@ -25,7 +25,6 @@ from offload.core.errors import (
     ScheduleNotFound,
     SerializationError,
     ValidationError,
-    _did_you_mean,
     shorten,
 )
 from offload.core.flow import DEFAULT_AGING, QueuePolicy, Rate
@@ -226,24 +225,13 @@ class App:
 
     def set_queue(self, name: str, **changes: Any) -> QueuePolicy:
         """Change some of a queue's policy at run time, keeping the rest; returns the new
-        policy. Fields as in `App.queue`; None clears a bound (or restores a default), and
-        `resume_depth` follows a new `shed_depth` unless given. Nothing is stored unless
-        the whole policy is valid (`ValidationError`) and the queue known (`QueueNotFound`).
-        """
-        current = self._known_queue(name)
-        unknown = sorted(changes.keys() - _SETTABLE)
-        if unknown:
-            hint = _did_you_mean(unknown[0], sorted(_SETTABLE), "settings")
-            raise ValidationError(f"no queue setting {shorten(unknown[0])}{hint}")
-        values = {key: _DEFAULTS[key] if value is None else value for key, value in changes.items()}
-        if "rate_limit" in values:
-            given = values.pop("rate_limit")
-            values["rate"] = None if given is None else Rate.parse(given, ValidationError)
-        if "shed_depth" in changes and "resume_depth" not in changes:
-            values["resume_depth"] = None
-        policy = replace(current or QueuePolicy(), **values).check(ValidationError)
-        self.backend.queues.set(name, policy)
-        return policy
+        policy. Settings as in `App.queue`; None clears a bound (or restores a default), and
+        `resume_depth` follows a new `shed_depth` unless given. Read and written in one
+        transaction; nothing is stored unless the whole policy is valid (`ValidationError`)
+        and the queue known (`QueueNotFound`)."""
+        declared = self._known_queue(name)
+        params = QueueChangeParams(name, changes, declared or QueuePolicy())
+        return self.backend.queues.change(params)
 
     def pause_queue(self, name: str) -> None:
         """Stop claims from a queue (running jobs finish; enqueues still land)."""
@@ -590,12 +578,6 @@ class App:
         """The one insert path of every enqueue."""
         self.ready()
         return self.backend.jobs.insert(JobInsertParams(spec, payloads, conn))
-
-
-#: What `App.set_queue` changes: the policy's fields, the rate given as `rate_limit`.
-_SETTABLE = {f.name for f in fields(QueuePolicy)} - {"rate"} | {"rate_limit"}
-#: What None restores for each of them: no bound, or the field's default.
-_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(QueuePolicy)} | {"rate_limit": None}
 
 
 __all__ = ["App", "Call", "Task", "call"]

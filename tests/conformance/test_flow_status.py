@@ -4,6 +4,7 @@ force, jobs held back by a concurrency limit, shed jobs and the workers serving 
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -238,3 +239,39 @@ def test_a_task_limited_as_a_whole_holds_back_all_its_jobs(app: offload.App, db_
 
     _set_job(db_url, ids[0], "succeeded", "")  # a slot is free: nothing is held back
     assert _status(app, "default").held == 0
+
+
+def test_concurrent_changes_of_different_settings_all_land(app: offload.App, db_url: str) -> None:
+    app.queue("mail", max_depth=1000)
+    values: dict[str, Any] = {
+        "admit_depth": int,
+        "concurrency": int,
+        "admit_priority": int,
+        "aging": float,
+        "max_wait": float,
+        "rate_limit": lambda n: f"{n}/s",
+    }
+    apps = {setting: offload.App(db_url) for setting in values}
+    failures: list[BaseException] = []
+
+    def change(setting: str) -> None:
+        """Set one setting 20 times; a change that lost another's would undo it."""
+        try:
+            for n in range(1, 21):
+                apps[setting].set_queue("mail", **{setting: values[setting](n)})
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=change, args=(setting,)) for setting in values]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for other in apps.values():
+        other.close()
+
+    assert failures == []
+    assert _policy(app, "mail") == QueuePolicy(
+        max_depth=1000, admit_depth=20, admit_priority=20, max_wait=20.0, aging=20.0,
+        concurrency=20, rate=Rate(20, 1.0),
+    )  # fmt: skip

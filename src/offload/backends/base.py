@@ -28,6 +28,7 @@ from offload.backends.params import (
     JobRetryManyParams,
     JobRetryParams,
     ProgressReport,
+    QueueChangeParams,
     ReleaseParams,
     RescueParams,
     ScheduleFireParams,
@@ -217,6 +218,12 @@ class QueueStore(Protocol):
 
     def set(self, name: str, policy: QueuePolicy) -> None:
         """Replace a queue's policy at run time; a new `aging` re-orders its waiting jobs."""
+        ...
+
+    def change(self, params: QueueChangeParams) -> QueuePolicy:
+        """Change some of a queue's policy at run time, read and written in one transaction
+        (concurrent changes of different settings all land); returns the new policy.
+        Raises `ValidationError` for a bad setting, storing nothing."""
         ...
 
     def pause(self, name: str, paused: bool) -> None:

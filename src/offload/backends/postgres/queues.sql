@@ -40,6 +40,11 @@ SELECT aging FROM offload_queues WHERE name = :name FOR UPDATE
 UPDATE offload_jobs SET sort_at = (run_at - make_interval(secs => priority * :aging::float8))
 WHERE queue = :name AND state IN ('available', 'scheduled', 'retrying')
 
+-- name: lock
+-- A queue's policy before a run-time change (locked on PostgreSQL until it commits; the
+-- SQLite transaction holds the write lock from its start).
+SELECT * FROM offload_queues WHERE name = :name FOR UPDATE
+
 -- name: pause
 INSERT INTO offload_queues (name, paused, updated_at) VALUES (:name, :paused, now())
 ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at

@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from offload.backends.params import QueueChangeParams
 from offload.backends.sql.rows import Columns
+from offload.core.errors import ValidationError
 from offload.core.flow import QueuePolicy, Rate, TaskLimits
 from offload.core.records import QueueFigures, QueueState
 
@@ -51,6 +53,15 @@ class SqlQueues:
     def set(self, name: str, policy: QueuePolicy) -> None:
         with self.db.tx() as cur:
             self._write(cur, "set", _policy_params(name, policy))
+
+    def change(self, params: QueueChangeParams) -> QueuePolicy:
+        with self.db.tx() as cur:
+            cur.execute(self.q["lock"], {"name": params.name})
+            found = self._states(cur, cur.fetchall())
+            current = found[0].policy if found else params.base
+            policy = current.changed(params.changes, ValidationError)
+            self._write(cur, "set", _policy_params(params.name, policy))
+        return policy
 
     def _write(self, cur: Any, statement: str, values: dict[str, Any]) -> None:
         """Write a policy; when its aging changed, recompute the waiting jobs' order."""
