@@ -221,10 +221,10 @@ def status_json(q: QueueStatus) -> dict[str, Any]:
 
 def describe(policy: QueuePolicy) -> str:
     """The settings that differ from the defaults, as `--option value` words."""
-    default = QueuePolicy().check()
+    default = QueuePolicy().to_json()
     words = []
     for key, value in policy.to_json().items():
-        if value != default.to_json()[key] and not (key == "resume_depth" and _derived(policy)):
+        if value != default[key] and not (key == "resume_depth" and _derived(policy)):
             words.append(f"{key.replace('_', '-') if key != 'rate' else 'rate-limit'} {value}")
     return ", ".join(words) or "no bounds (defaults)"
 
