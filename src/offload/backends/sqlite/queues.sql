@@ -75,8 +75,16 @@ j.state <> 'running' AND j.run_at <= {now}
 -- Per queue and task with unfinished jobs: how long the oldest due job has waited, and the
 -- due jobs a full concurrency limit holds back (running jobs counted per queue, and per
 -- task or per task and key, as the claim counts them); the caller sums them per queue.
--- Rate limits are left out: that would count every bucket's starts in its window.
-WITH running_queue AS (
+-- One scan groups the jobs by queue, task and key first, so that the limits are looked up
+-- per group, not per job. Rate limits are left out: that would count every bucket's starts
+-- in its window.
+WITH grouped AS (
+    SELECT j.queue, j.task, j.limit_key, sum(CASE WHEN {due} THEN 1 ELSE 0 END) AS due,
+        min(CASE WHEN {due} THEN j.run_at END) AS oldest
+    FROM offload_jobs AS j
+    WHERE j.state IN ('available', 'scheduled', 'retrying', 'running')
+    GROUP BY j.queue, j.task, j.limit_key
+), running_queue AS (
     SELECT queue, count(*) AS n FROM offload_jobs WHERE state = 'running' GROUP BY queue
 ), running_task AS (
     SELECT r.task, CASE WHEN l.keyed THEN coalesce(r.limit_key, '') ELSE '' END AS k,
@@ -85,18 +93,16 @@ WITH running_queue AS (
     WHERE r.state = 'running' AND l.concurrency IS NOT NULL
     GROUP BY r.task, CASE WHEN l.keyed THEN coalesce(r.limit_key, '') ELSE '' END
 )
-SELECT j.queue, j.task, l.task IS NOT NULL AS limited,
-    {now} - min(CASE WHEN {due} THEN j.run_at END) AS oldest,
-    sum(CASE WHEN {due} AND (coalesce(rq.n, 0) >= q.concurrency
-        OR coalesce(rt.n, 0) >= l.concurrency) THEN 1 ELSE 0 END) AS held
-FROM offload_jobs AS j
-LEFT JOIN offload_queues AS q ON q.name = j.queue
-LEFT JOIN running_queue AS rq ON rq.queue = j.queue
-LEFT JOIN offload_task_limits AS l ON l.task = j.task
-LEFT JOIN running_task AS rt ON rt.task = j.task
-    AND rt.k = CASE WHEN l.keyed THEN coalesce(j.limit_key, '') ELSE '' END
-WHERE j.state IN ('available', 'scheduled', 'retrying', 'running')
-GROUP BY j.queue, j.task, l.task
+SELECT g.queue, g.task, l.task IS NOT NULL AS limited, {now} - min(g.oldest) AS oldest,
+    sum(CASE WHEN coalesce(rq.n, 0) >= q.concurrency OR coalesce(rt.n, 0) >= l.concurrency
+        THEN g.due ELSE 0 END) AS held
+FROM grouped AS g
+LEFT JOIN offload_queues AS q ON q.name = g.queue
+LEFT JOIN running_queue AS rq ON rq.queue = g.queue
+LEFT JOIN offload_task_limits AS l ON l.task = g.task
+LEFT JOIN running_task AS rt ON rt.task = g.task
+    AND rt.k = CASE WHEN l.keyed THEN coalesce(g.limit_key, '') ELSE '' END
+GROUP BY g.queue, g.task, l.task
 
 -- name: drain
 -- A queue's drain rate: the completions per second the live workers measured for it.
