@@ -4,6 +4,10 @@ fields of `offload queues`; bad input changes nothing."""
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
+import sys
+import time
 from typing import Any
 
 import pytest
@@ -11,7 +15,7 @@ import pytest
 import offload
 from offload.core.flow import QueuePolicy, Rate
 from offload.core.records import WorkerInfo
-from tests.cli.helpers import assert_one_line_error, offload_cli, run_json
+from tests.cli.helpers import ROOT, assert_one_line_error, offload_cli, run_json
 from tests.conformance.helpers import RawDB
 
 
@@ -169,3 +173,34 @@ def test_the_group_keeps_its_help_and_lists_the_commands(env: dict[str, str]) ->
     for command in ("set", "pause", "resume", "show"):
         assert f"\n  {command} " in result.stdout
     assert "--watch" in result.stdout and "--json" in result.stdout
+
+
+def test_a_running_worker_serves_its_queues_until_it_stops(
+    store: offload.App, env: dict[str, str], spawned: list[subprocess.Popen[str]]
+) -> None:
+    store.enqueue("noop", queue="mail", delay=3600)  # known, and nothing for the worker to do
+    assert run_json("queues", "show", "mail", env=env)["served"] is False
+    process = subprocess.Popen(
+        [sys.executable, "-m", "offload.cli", "worker", "-q", "mail", "-c", "1"],
+        cwd=ROOT,
+        env={**env, "OFFLOAD_WORKER_EXECUTOR": "thread"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    spawned.append(process)
+    try:
+        deadline = time.monotonic() + 30
+        shown = run_json("queues", "show", "mail", env=env)
+        while not shown["served"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+            shown = run_json("queues", "show", "mail", env=env)
+        assert shown["served"] is True, "the worker never registered"
+        [worker] = shown["workers"]
+        assert run_json("queues", env=env)["mail"]["workers"] == [worker]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    shown = run_json("queues", "show", "mail", env=env)
+    assert (shown["served"], shown["workers"]) == (False, [])
