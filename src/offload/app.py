@@ -16,10 +16,12 @@ from offload.backends.params import (
     JobListParams,
     JobRetryManyParams,
     JobRetryParams,
+    QueueChangeParams,
 )
 from offload.core import serialization
 from offload.core.errors import (
     ConfigurationError,
+    QueueNotFound,
     ScheduleNotFound,
     SerializationError,
     ValidationError,
@@ -37,11 +39,12 @@ from offload.core.options import (
     check_state,
     check_text,
 )
-from offload.core.records import JobChange, ScheduleState, WorkerInfo
+from offload.core.records import JobChange, QueueState, ScheduleState, WorkerInfo
 from offload.core.schedule import Misfire, ScheduleDef, parse_misfire
 from offload.core.selection import JobSelection, check_moment, check_selection
 from offload.core.states import JobState
 from offload.core.status import (
+    LOST_AFTER,
     QueueStatus,
     ScheduleStatus,
     WorkerStatus,
@@ -214,6 +217,48 @@ class App:
         if self._ready_pid == os.getpid():  # declared after first use: write it now
             self.backend.queues.declare({name: policy}, {})
         return policy
+
+    def queue_policies(self) -> list[QueueState]:
+        """Every stored queue policy (declared in code or set at run time), by name."""
+        self.ready()
+        return self.backend.queues.list()
+
+    def set_queue(self, name: str, **changes: Any) -> QueuePolicy:
+        """Change some of a queue's policy at run time, keeping the rest; returns the new
+        policy. Settings as in `App.queue`; None clears a bound (or restores a default), and
+        `resume_depth` follows a new `shed_depth` unless given. Read and written in one
+        transaction; nothing is stored unless the whole policy is valid (`ValidationError`)
+        and the queue known (`QueueNotFound`)."""
+        declared = self._known_queue(name)
+        params = QueueChangeParams(name, changes, declared or QueuePolicy())
+        return self.backend.queues.change(params)
+
+    def pause_queue(self, name: str) -> None:
+        """Stop claims from a queue (running jobs finish; enqueues still land)."""
+        self._known_queue(name)
+        self.backend.queues.pause(name, True)
+
+    def resume_queue(self, name: str) -> None:
+        """Let workers claim from a paused queue again."""
+        self._known_queue(name)
+        self.backend.queues.pause(name, False)
+
+    def _known_queue(self, name: str) -> QueuePolicy | None:
+        """The stored policy of a known queue (None: known without one); `QueueNotFound`
+        naming the known queues otherwise. Known: a stored or declared policy, jobs, or a
+        live worker serving it."""
+        self.ready()
+        if not isinstance(name, str):
+            raise ValidationError(f"queue must be a str, got {shorten(name)}")
+        stored = self.backend.queues.get(name)
+        if stored is not None:
+            return stored.policy
+        known = set(self.queues) | set(self.backend.jobs.counts())
+        known |= {q for w in self.worker_statuses() if not w.lost for q in w.queues}
+        if name not in known:
+            known |= {state.name for state in self.backend.queues.list()}
+            raise QueueNotFound(name, sorted(known))
+        return self.queues.get(name)
 
     # -- periodic jobs ----------------------------------------------------------------
 
@@ -476,10 +521,24 @@ class App:
         return self.backend.jobs.counts()
 
     def queue_statuses(self) -> list[QueueStatus]:
-        """Each queue with jobs: counts per state, and the live workers that serve it (a
-        queue with available jobs and none is stranded)."""
+        """Each queue with jobs or a stored policy: counts per state, the live workers that
+        serve it (a queue with available jobs and none is stranded), its policy and pause,
+        drain rate, oldest due job's wait, limits in force and jobs they hold back."""
         counts = self.queue_counts()
-        return queue_statuses(counts, self.worker_statuses())
+        workers = self.worker_statuses()
+        queues = self.backend.queues
+        return queue_statuses(
+            counts, workers, queues.list(), queues.stats(LOST_AFTER), queues.task_limits()
+        )
+
+    def queue_status(self, name: str) -> QueueStatus:
+        """One queue's status (see `queue_statuses`); `QueueNotFound` for an unknown queue."""
+        for status in self.queue_statuses():
+            if status.name == name:
+                return status
+        self._known_queue(name)  # known only through a worker serving it, or declared
+        serving = [w.id for w in self.worker_statuses() if not w.lost and name in w.queues]
+        return QueueStatus(name, {}, sorted(serving))
 
     # -- lifecycle --------------------------------------------------------------------
 

@@ -171,20 +171,34 @@ def test_queues_counts_jobs_per_queue_and_state_and_marks_queues_nobody_serves(
         [3600 if store.backend.name == "sqlite" else timedelta(hours=1)],
     )
 
-    assert run_json("queues", env=env) == {
+    listing = run_json("queues", env=env)
+    # How long each queue's oldest due job waited (its own test is in test_queues_flow).
+    waits = {name: listing[name].pop("oldest_available") for name in listing}
+    assert all(0 <= wait < 60 for wait in waits.values()), waits
+    no_flow: dict[str, object] = {"paused": False, "policy": None, "drain_rate": 0.0}
+    no_flow |= {"held": 0, "shed": 0, "limits": [], "task_limits": {}}
+    assert listing == {
         "default": {
             "counts": {"available": 1, "scheduled": 1},
             "workers": ["w-default"],
             "served": True,
+            **no_flow,
         },
-        "mail": {"counts": {"available": 2, "cancelled": 1}, "workers": [], "served": False},
+        "mail": {
+            "counts": {"available": 2, "cancelled": 1},
+            "workers": [],
+            "served": False,
+            **no_flow,
+        },
     }
     table = offload_cli("queues", env=env)
     assert table.returncode == 0, table.stderr
     lines = [line.split() for line in table.stdout.splitlines()]
-    assert lines[0] == ["queue", "scheduled", "available", "cancelled", "total", "workers"]
-    assert lines[1] == ["default", "1", "1", "0", "2", "1"]
-    assert lines[2] == ["mail", "!", "0", "2", "1", "3", "0"]
+    flow = ["drain/s", "oldest", "held", "paused", "limits"]
+    assert lines[0] == ["queue", "scheduled", "available", "cancelled", "total", "workers", *flow]
+    assert re.fullmatch(r"\d+s", lines[1].pop(7)) and re.fullmatch(r"\d+s", lines[2].pop(8))
+    assert lines[1] == ["default", "1", "1", "0", "2", "1", "-", "0", "-", "-"]
+    assert lines[2] == ["mail", "!", "0", "2", "1", "3", "0", "-", "0", "-", "-"]
     assert table.stdout.splitlines()[3] == "! mail: 2 available jobs, no live worker serves it"
     assert len(lines) == 4
 

@@ -12,6 +12,7 @@ take a params dataclass from `offload.backends.params`.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
@@ -28,6 +29,7 @@ from offload.backends.params import (
     JobRetryManyParams,
     JobRetryParams,
     ProgressReport,
+    QueueChangeParams,
     ReleaseParams,
     RescueParams,
     ScheduleFireParams,
@@ -36,7 +38,7 @@ from offload.backends.params import (
 )
 from offload.core.flow import QueuePolicy, TaskLimits
 from offload.core.job import Job
-from offload.core.records import JobChange, QueueState, ScheduleState, WorkerInfo
+from offload.core.records import JobChange, QueueFigures, QueueState, ScheduleState, WorkerInfo
 from offload.core.schedule import ScheduleDef
 
 
@@ -223,6 +225,12 @@ class QueueStore(Protocol):
         """Replace a queue's policy at run time; a new `aging` re-orders its waiting jobs."""
         ...
 
+    def change(self, params: QueueChangeParams) -> QueuePolicy:
+        """Change some of a queue's policy at run time, read and written in one transaction
+        (concurrent changes of different settings all land); returns the new policy.
+        Raises `ValidationError` for a bad setting, storing nothing."""
+        ...
+
     def pause(self, name: str, paused: bool) -> None:
         """Stop (or resume) claims from a queue; enqueues still land."""
         ...
@@ -237,6 +245,12 @@ class QueueStore(Protocol):
 
     def task_limits(self) -> dict[str, TaskLimits]:
         """Every stored task limit, by task name."""
+        ...
+
+    def stats(self, lost_after: float) -> builtins.list[QueueFigures]:
+        """Per queue with unfinished jobs or a live worker's rate: the oldest due job's wait,
+        jobs held back by a full concurrency limit, and the drain rate of the workers
+        heard from within `lost_after` seconds."""
         ...
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from offload.core.flow import QueuePolicy
 from offload.core.job import JobSpec, Payload
 from offload.core.schedule import ScheduleDef
 from offload.core.states import JobState
@@ -213,6 +214,19 @@ class ScheduleFireParams:
     now: datetime | None = None
 
 
+# -- queues -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class QueueChangeParams:
+    """Apply `changes` (`QueuePolicy.changed`) to queue `name`'s stored policy, or to
+    `base` when it has none, in one transaction."""
+
+    name: str
+    changes: Mapping[str, Any]
+    base: QueuePolicy
+
+
 __all__ = [
     "ClaimParams",
     "FinishParams",
@@ -227,6 +241,7 @@ __all__ = [
     "Lease",
     "Outcome",
     "ProgressReport",
+    "QueueChangeParams",
     "ReleaseParams",
     "RescueParams",
     "ScheduleFireParams",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
@@ -20,6 +20,7 @@ from offload.core.errors import (
     OffloadError,
     Overloaded,
     QueueFull,
+    _did_you_mean,
     shorten,
 )
 
@@ -202,6 +203,22 @@ class QueuePolicy:
             values["rate"] = Rate.parse(values["rate"])
         return cls(**values)
 
+    def changed(self, changes: Mapping[str, Any], error: ErrorClass) -> QueuePolicy:
+        """This policy with `changes` (field names, the rate as `rate_limit`) applied and
+        checked: None clears a bound or restores a default, and `resume_depth` follows a
+        new `shed_depth` unless given. Raise `error` naming the first bad key or value."""
+        unknown = sorted(changes.keys() - SETTINGS)
+        if unknown:
+            hint = _did_you_mean(unknown[0], sorted(SETTINGS), "settings")
+            raise error(f"no queue setting {shorten(unknown[0])}{hint}")
+        values = {key: _DEFAULTS[key] if value is None else value for key, value in changes.items()}
+        if "rate_limit" in values:
+            given = values.pop("rate_limit")
+            values["rate"] = None if given is None else Rate.parse(given, error)
+        if "shed_depth" in changes and "resume_depth" not in changes:
+            values["resume_depth"] = None
+        return _replace(self, **values).check(error)
+
 
 def _replace(policy: QueuePolicy, **changes: Any) -> QueuePolicy:
     from dataclasses import replace
@@ -350,6 +367,12 @@ class DrainMeter:
                 del self._buckets[queue]
         return out
 
+
+#: What `QueuePolicy.changed` (so `App.set_queue`, `offload queues set`) takes: the policy's
+#: fields, the rate given as `rate_limit` as in `App.queue`.
+SETTINGS = frozenset({f.name for f in fields(QueuePolicy)} - {"rate"} | {"rate_limit"})
+#: What None restores for each setting: no bound, or the field's default.
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(QueuePolicy)} | {"rate_limit": None}
 
 #: A task's limit key function: the job's arguments in, the key its limits count under out.
 LimitKey = Callable[..., str]

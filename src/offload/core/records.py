@@ -58,3 +58,20 @@ class QueueState:
     policy: QueuePolicy
     paused: bool
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFigures:
+    """A queue's figures measured in the database (`QueueStore.stats`), by its clock."""
+
+    name: str
+    #: Seconds the oldest due, not yet started job has waited since it became due; None
+    #: when no job is due.
+    oldest_available: float | None
+    #: Due jobs that a full concurrency limit (the queue's, or their task's or key's) keeps
+    #: from starting now; rate limits are not counted.
+    held: int
+    #: Jobs completed per second: the sum of the live workers' measured rates.
+    drain_rate: float
+    #: Tasks with stored limits that have jobs waiting or running in the queue, by name.
+    limited_tasks: list[str]

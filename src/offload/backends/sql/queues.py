@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from offload.backends.params import QueueChangeParams
 from offload.backends.sql.rows import Columns
+from offload.core.errors import ValidationError
 from offload.core.flow import DEFAULT_AGING, QueuePolicy, Rate, TaskLimits
-from offload.core.records import QueueState
+from offload.core.records import QueueFigures, QueueState
 
 if TYPE_CHECKING:
     from offload.backends.sql.connector import SqlBackend
@@ -53,6 +55,16 @@ class SqlQueues:
         with self.db.tx() as cur:
             self._write(cur, "set", _policy_params(name, policy))
         self.db.admission.forget()
+
+    def change(self, params: QueueChangeParams) -> QueuePolicy:
+        with self.db.tx() as cur:
+            cur.execute(self.q["lock"], {"name": params.name})
+            found = self._states(cur, cur.fetchall())
+            current = found[0].policy if found else params.base
+            policy = current.changed(params.changes, ValidationError)
+            self._write(cur, "set", _policy_params(params.name, policy))
+        self.db.admission.forget()
+        return policy
 
     def _write(self, cur: Any, statement: str, values: dict[str, Any]) -> None:
         """Write a policy; when its aging changed, recompute the waiting jobs' order (a queue
@@ -96,6 +108,36 @@ class SqlQueues:
             )
             for row in rows
         }
+
+    def stats(self, lost_after: float) -> builtins.list[QueueFigures]:
+        with self.db.read() as cur:
+            cur.execute(self.q["stats"])
+            rows = cur.fetchall()
+            c = Columns.of(cur).index if rows else {}
+            cur.execute(self.q["drain"], {"lost_after": lost_after})
+            drain = {row[0]: float(row[1] or 0.0) for row in cur.fetchall()}
+        oldest: dict[str, float] = {}
+        held: dict[str, int] = {}
+        limited: dict[str, builtins.list[str]] = {}
+        for row in rows:
+            queue = row[c["queue"]]
+            held[queue] = held.get(queue, 0) + int(row[c["held"]] or 0)
+            limited.setdefault(queue, [])
+            if row[c["limited"]]:
+                limited[queue].append(row[c["task"]])
+            age = row[c["oldest"]]
+            if age is not None:
+                oldest[queue] = max(oldest.get(queue, 0.0), float(age), 0.0)
+        return [
+            QueueFigures(
+                name=name,
+                oldest_available=oldest.get(name),
+                held=held.get(name, 0),
+                drain_rate=drain.get(name, 0.0),
+                limited_tasks=sorted(limited.get(name, [])),
+            )
+            for name in sorted(held.keys() | drain.keys())
+        ]
 
     def _states(self, cur: Any, rows: Sequence[Any]) -> builtins.list[QueueState]:
         if not rows:

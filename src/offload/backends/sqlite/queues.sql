@@ -40,6 +40,11 @@ SELECT aging FROM offload_queues WHERE name = :name
 UPDATE offload_jobs SET sort_at = run_at - priority * :aging
 WHERE queue = :name AND state IN ('available', 'scheduled', 'retrying')
 
+-- name: lock
+-- A queue's policy before a run-time change (locked on PostgreSQL until it commits; the
+-- SQLite transaction holds the write lock from its start).
+SELECT * FROM offload_queues WHERE name = :name
+
 -- name: pause
 INSERT INTO offload_queues (name, paused, updated_at) VALUES (:name, :paused, {now})
 ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at
@@ -62,3 +67,46 @@ DELETE FROM offload_task_limits WHERE task = :task
 
 -- name: limits_list
 SELECT * FROM offload_task_limits ORDER BY task
+
+-- name: due
+j.state <> 'running' AND j.run_at <= {now}
+
+-- name: stats
+-- Per queue and task with unfinished jobs: how long the oldest due job has waited, and the
+-- due jobs a full concurrency limit holds back (running jobs counted per queue, and per
+-- task or per task and key, as the claim counts them); the caller sums them per queue.
+-- One scan groups the jobs by queue, task and key first, so that the limits are looked up
+-- per group, not per job. Rate limits are left out: that would count every bucket's starts
+-- in its window.
+WITH grouped AS (
+    SELECT j.queue, j.task, j.limit_key, sum(CASE WHEN {due} THEN 1 ELSE 0 END) AS due,
+        min(CASE WHEN {due} THEN j.run_at END) AS oldest
+    FROM offload_jobs AS j
+    WHERE j.state IN ('available', 'scheduled', 'retrying', 'running')
+    GROUP BY j.queue, j.task, j.limit_key
+), running_queue AS (
+    SELECT queue, count(*) AS n FROM offload_jobs WHERE state = 'running' GROUP BY queue
+), running_task AS (
+    SELECT r.task, CASE WHEN l.keyed THEN coalesce(r.limit_key, '') ELSE '' END AS k,
+        count(*) AS n
+    FROM offload_jobs AS r JOIN offload_task_limits AS l ON l.task = r.task
+    WHERE r.state = 'running' AND l.concurrency IS NOT NULL
+    GROUP BY r.task, CASE WHEN l.keyed THEN coalesce(r.limit_key, '') ELSE '' END
+)
+SELECT g.queue, g.task, l.task IS NOT NULL AS limited, {now} - min(g.oldest) AS oldest,
+    sum(CASE WHEN coalesce(rq.n, 0) >= q.concurrency OR coalesce(rt.n, 0) >= l.concurrency
+        THEN g.due ELSE 0 END) AS held
+FROM grouped AS g
+LEFT JOIN offload_queues AS q ON q.name = g.queue
+LEFT JOIN running_queue AS rq ON rq.queue = g.queue
+LEFT JOIN offload_task_limits AS l ON l.task = g.task
+LEFT JOIN running_task AS rt ON rt.task = g.task
+    AND rt.k = CASE WHEN l.keyed THEN coalesce(g.limit_key, '') ELSE '' END
+GROUP BY g.queue, g.task, l.task
+
+-- name: drain
+-- A queue's drain rate: the completions per second the live workers measured for it.
+SELECT r.key AS queue, sum(r.value) AS rate
+FROM offload_workers AS w JOIN json_each(w.rates) AS r
+WHERE w.heartbeat_at >= {now} - :lost_after
+GROUP BY r.key
