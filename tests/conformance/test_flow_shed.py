@@ -40,7 +40,8 @@ def test_shed_takes_waiting_jobs_below_shed_priority_only_above_the_watermark(
     running = claim_one(backend, queue="q")  # running jobs stay running
     assert running.id == high[0]
     later = insert(backend, 1, queue="q", priority=-5, delay=3600)  # scheduled
-    more = insert(backend, 1, queue="q", priority=0)
+    more = insert(backend, 1, queue="q", priority=0)  # new, over the watermark: shed at once
+    assert states(backend, more) == [JobState.SHED]
     urgent = insert(backend, 1, queue="q", priority=3)
     other = insert(backend, 3, queue="elsewhere", priority=0)  # no policy there
     raw = RawDB(db_url)
@@ -48,7 +49,7 @@ def test_shed_takes_waiting_jobs_below_shed_priority_only_above_the_watermark(
 
     shed = backend.sweep.shed("q")  # 6 not started > 4
 
-    assert shed == sorted(low + later + more)
+    assert shed == sorted(low + later)  # the waiting ones
     after = {row["id"]: row for row in raw.all_rows()}
     for job_id, row in after.items():
         if job_id in shed:
@@ -74,10 +75,10 @@ def test_a_queue_without_a_shed_policy_is_never_shed(backend: Backend) -> None:
 def test_readmit_oldest_first_under_resume_depth_and_never_above_the_watermark(
     backend: Backend,
 ) -> None:
-    backend.queues.set("q", POLICY)
     low = insert(backend, 7, queue="q", priority=0)
     later = insert(backend, 1, queue="q", priority=0, delay=3600)
     high = insert(backend, 3, queue="q", priority=2)
+    backend.queues.set("q", POLICY)  # after the inserts: they wait, the sweep sheds them
     assert backend.sweep.shed("q") == sorted(low + later)
     readmit = SweepReadmitParams("q")
 
@@ -103,9 +104,9 @@ def test_readmit_oldest_first_under_resume_depth_and_never_above_the_watermark(
 
 
 def test_readmit_leaves_jobs_of_tasks_with_a_sweep_hook(backend: Backend) -> None:
-    backend.queues.set("q", POLICY)
     plain = insert(backend, 3, queue="q", priority=0, task="plain")
     hooked = insert(backend, 3, queue="q", priority=0, task="hooked")
+    backend.queues.set("q", POLICY)  # after the inserts: they wait, the sweep sheds them
     backend.sweep.shed("q")
     back = backend.sweep.readmit(SweepReadmitParams("q", hooked=["hooked"]))
     assert [c.id for c in back] == plain
@@ -113,8 +114,8 @@ def test_readmit_leaves_jobs_of_tasks_with_a_sweep_hook(backend: Backend) -> Non
 
 
 def test_take_leases_shed_jobs_once_and_untake_gives_them_back(backend: Backend) -> None:
-    backend.queues.set("q", POLICY)
     ids = insert(backend, 5, queue="q", priority=0, task="hooked")
+    backend.queues.set("q", POLICY)  # after the inserts: they wait, the sweep sheds them
     backend.sweep.shed("q")
     take = SweepTakeParams("sweeper-A", "q", "hooked", 3, 30.0)
     taken = backend.sweep.take(take)
@@ -132,8 +133,8 @@ def test_take_leases_shed_jobs_once_and_untake_gives_them_back(backend: Backend)
 
 
 def test_take_waits_for_the_resume_watermark(backend: Backend) -> None:
-    backend.queues.set("q", POLICY)
     insert(backend, 5, queue="q", priority=0, task="hooked")
+    backend.queues.set("q", POLICY)  # after the inserts: they wait, the sweep sheds them
     backend.sweep.shed("q")
     insert(backend, 3, queue="q", priority=1)  # 3 not started > resume_depth 2
     assert backend.sweep.take(SweepTakeParams("s", "q", "hooked", 10, 30.0)) == []
@@ -152,8 +153,8 @@ def test_two_sweepers_call_hooks_with_each_shed_job_once(
     @app.task(name="fanout", queue="q", sweep=hook)
     def fanout(n: int) -> None: ...
 
-    backend.queues.set("q", POLICY)
     ids = insert(backend, 40, queue="q", priority=0, task="fanout")
+    backend.queues.set("q", POLICY)  # after the inserts: they wait, the sweep sheds them
     backend.sweep.shed("q")
     others = [offload.App(db_url) for _ in range(2)]
     sweepers = [Sweeper(a.backend, app.registry, batch=7) for a in others]
@@ -208,8 +209,8 @@ def test_a_failing_hook_leaves_its_jobs_shed_and_retry_still_works(
 
 
 def test_concurrent_readmissions_never_pass_the_watermark(backend: Backend, db_url: str) -> None:
-    backend.queues.set("q", POLICY)
     insert(backend, 30, queue="q", priority=0)
+    backend.queues.set("q", POLICY)  # after the inserts: they wait, the sweep sheds them
     assert len(backend.sweep.shed("q")) == 30
     replicas = [offload.App(db_url) for _ in range(4)]
     start = threading.Barrier(len(replicas))
