@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from offload.core.job import JobSpec, Payload
+from offload.core.job import Job, JobSpec, Payload
 from offload.core.schedule import ScheduleDef
 from offload.core.states import JobState
 
@@ -103,6 +103,15 @@ class ClaimParams:
 
 
 @dataclass(frozen=True, slots=True)
+class Claimed:
+    """What a claim took; `wait`: seconds until a job a rate limit held back may start
+    (None when no rate held one back: a finished job or a wake-up frees the rest)."""
+
+    jobs: list[Job]
+    wait: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class HeartbeatParams:
     """Renew `leases` held by `worker` for another `lease` seconds."""
 
@@ -189,6 +198,7 @@ class ScheduleFireParams:
 
 __all__ = [
     "ClaimParams",
+    "Claimed",
     "FinishParams",
     "Heartbeat",
     "HeartbeatParams",

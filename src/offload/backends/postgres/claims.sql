@@ -3,10 +3,15 @@
 
 -- name: claim
 -- Take due jobs of one queue in sort_at order (priority aged by waiting), skipping rows
--- other claimers hold.
+-- other claimers hold. The plain claim, for queues without limits: its guard (one
+-- primary-key probe, rows a limit counts skipped) makes it take nothing a limit must
+-- count, so a worker whose view of the policies is stale can only be late, never over.
 WITH picked AS (
     SELECT id FROM offload_jobs
     WHERE queue = :queue AND state IN ('available', 'scheduled', 'retrying') AND run_at <= {at}
+      AND limit_key IS NULL
+      AND NOT EXISTS (SELECT 1 FROM offload_queues AS q WHERE q.name = :queue
+                      AND (q.paused OR q.concurrency IS NOT NULL OR q.rate_count IS NOT NULL))
     ORDER BY sort_at, id
     LIMIT :limit
     FOR UPDATE SKIP LOCKED)
@@ -15,6 +20,116 @@ SET state = 'running', attempt = j.attempt + 1, worker = :worker,
     started_at = {at}, lease_until = {at} + make_interval(secs => :lease)
 FROM picked WHERE j.id = picked.id
 RETURNING {job_columns_j}
+
+-- name: probe
+-- After a plain claim that took fewer than asked: does the queue need the limited claim
+-- (paused or limited, or a due job a task limit counts)?
+SELECT EXISTS (SELECT 1 FROM offload_queues AS q WHERE q.name = :queue
+               AND (q.paused OR q.concurrency IS NOT NULL OR q.rate_count IS NOT NULL))
+    OR EXISTS (SELECT 1 FROM offload_jobs
+               WHERE queue = :queue AND state IN ('available', 'scheduled', 'retrying')
+                 AND run_at <= {at} AND limit_key IS NOT NULL) AS limited
+
+-- name: limited_begin
+-- Serialise limited claims (of every queue: a task's limits span queues) on one
+-- transaction-level advisory lock, and read the claim's clock once. The statements after
+-- this one take fresh snapshots, so they count every claim committed before the lock.
+SELECT {at} AS now, pg_advisory_xact_lock(1868981868) AS locked
+
+-- name: limited_pick
+-- Which due jobs of the queue may start now under every limit, in claim order. Reads the
+-- first :window due jobs (the bound on a claim's cost); within them, a (task, key) group
+-- at its limit is skipped, so jobs of other keys behind it are taken (no head-of-line
+-- blocking). Concurrency counts running rows (a rescued lease frees its slot); a rate
+-- counts the starts logged in the window, with no upper bound on `at`, so starts stamped
+-- later by a claim that committed first are counted too. The last row (id NULL) carries
+-- the queue's rate bucket and when a job a rate held back can next start.
+WITH
+win AS (
+    SELECT id, task, limit_key, sort_at FROM offload_jobs
+    WHERE queue = :queue AND state IN ('available', 'scheduled', 'retrying')
+      AND run_at <= :now::timestamptz
+    ORDER BY sort_at, id LIMIT :window),
+cand AS (
+    SELECT w.id, w.sort_at, w.task, t.task IS NOT NULL AS limited,
+           CASE WHEN t.keyed THEN w.limit_key ELSE '' END AS key
+    FROM win AS w
+    LEFT JOIN offload_task_limits AS t ON t.task = w.task AND w.limit_key IS NOT NULL),
+grp AS (
+    SELECT DISTINCT c.task, c.key, t.keyed, t.concurrency, t.rate_count, t.rate_period,
+        CASE WHEN t.rate_count IS NOT NULL
+             THEN json_build_array('task', c.task, c.key)::text END AS bucket
+    FROM cand AS c JOIN offload_task_limits AS t ON t.task = c.task
+    WHERE c.limited),
+used AS (
+    SELECT g.*,
+        (SELECT count(*) FROM offload_jobs AS r
+         WHERE r.state = 'running' AND r.task = g.task AND r.limit_key IS NOT NULL
+           AND (NOT g.keyed OR r.limit_key = g.key)) AS running,
+        s.started, s.oldest
+    FROM grp AS g
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS started, min(s.at) AS oldest FROM offload_rate_starts AS s
+        WHERE s.bucket = g.bucket
+          AND s.at > :now::timestamptz - make_interval(secs => g.rate_period)) AS s),
+room AS (
+    SELECT task, key, bucket, rate_period,
+        least(coalesce(concurrency - running, :limit),
+              coalesce(rate_count - started, :limit)) AS room,
+        CASE WHEN started >= rate_count
+             THEN oldest + make_interval(secs => rate_period) END AS next_at
+    FROM used),
+ok AS (
+    SELECT c.id, c.sort_at, r.bucket, r.rate_period
+    FROM (SELECT cand.*, row_number() OVER (PARTITION BY task, key ORDER BY sort_at, id) AS n
+          FROM cand) AS c
+    LEFT JOIN room AS r ON r.task = c.task AND r.key = c.key
+    WHERE NOT c.limited OR c.n <= r.room),
+qs AS (
+    SELECT count(*) AS started, min(s.at) AS oldest
+    FROM offload_rate_starts AS s JOIN offload_queues AS p ON p.name = :queue
+    WHERE s.bucket = json_build_array('queue', :queue::text)::text
+      AND s.at > :now::timestamptz - make_interval(secs => p.rate_period)),
+q AS (
+    SELECT q.paused, q.rate_period,
+        CASE WHEN q.rate_count IS NOT NULL
+             THEN json_build_array('queue', q.name)::text END AS bucket,
+        least(coalesce(q.concurrency - (SELECT count(*) FROM offload_jobs
+                                        WHERE state = 'running' AND queue = q.name), :limit),
+              coalesce(q.rate_count - qs.started, :limit)) AS room,
+        CASE WHEN qs.started >= q.rate_count
+             THEN qs.oldest + make_interval(secs => q.rate_period) END AS next_at
+    FROM offload_queues AS q, qs WHERE q.name = :queue),
+picked AS (
+    SELECT id, bucket, rate_period FROM (
+        SELECT ok.*, row_number() OVER (ORDER BY sort_at, id) AS n FROM ok) AS o
+    WHERE n <= coalesce((SELECT CASE WHEN paused THEN 0 ELSE room END FROM q), :limit))
+SELECT id, bucket, rate_period AS period, NULL::timestamptz AS next_at FROM picked
+UNION ALL
+SELECT NULL, (SELECT bucket FROM q), (SELECT rate_period FROM q),
+    (SELECT min(t) FROM (SELECT next_at AS t FROM room UNION ALL SELECT next_at FROM q) AS n)
+
+-- name: limited_take
+-- Start the picked jobs (still waiting: a cancel in between wins).
+UPDATE offload_jobs
+SET state = 'running', attempt = attempt + 1, worker = :worker,
+    started_at = :now::timestamptz,
+    lease_until = :now::timestamptz + make_interval(secs => :lease)
+WHERE id = ANY(ARRAY(SELECT json_array_elements_text(:ids::json)::bigint))
+  AND state IN ('available', 'scheduled', 'retrying')
+RETURNING {job_columns}
+
+-- name: rate_log
+-- Log the starts a rate limit counts, one row per job and bucket.
+INSERT INTO offload_rate_starts (bucket, at)
+SELECT value, :now::timestamptz FROM json_array_elements_text(:buckets::json)
+
+-- name: rate_prune
+-- Forget starts of these buckets that are out of every window: older than the period,
+-- plus a minute for claims whose clock (a transaction's start) lags another's.
+DELETE FROM offload_rate_starts AS s
+USING json_to_recordset(:prune::json) AS p(bucket text, period float8)
+WHERE s.bucket = p.bucket AND s.at < :now::timestamptz - make_interval(secs => p.period + 60)
 
 -- name: heartbeat
 -- Renew every listed lease still held by this worker in one statement.
