@@ -155,6 +155,8 @@ class Worker:
         self._outage = Outage(f"worker {self.id}", log)
         #: When a stop was asked for: the grace period counts from then.
         self._stop_at: float | None = None
+        #: Turns of the loop so far: a busy loop shows as thousands a second.
+        self.turns = 0
 
     # -- control ----------------------------------------------------------------------
 
@@ -319,6 +321,7 @@ class Worker:
         next_poll = next_heartbeat = next_rescue = time.monotonic()
         writer = self._outcomes()
         while not self._stopping.is_set():
+            self.turns += 1
             if writer.check():
                 more = True  # a retry was recorded; with no backoff it is due now
             self._collect(pool.poll())
@@ -334,10 +337,14 @@ class Worker:
             settled = self.burst and not (self._buffer or pool.running() or writer.unwritten())
             drained = False
             if want > 0 and low and (more or settled or now >= next_poll):
-                claimed = self._claim(want)
+                claimed, wait = self._claim(want)
                 drained = settled and not claimed
                 more = len(claimed) == want
+                # Fewer than asked: look again at the next poll, a wake-up (an enqueue, or
+                # a limited job finished anywhere), or when a rate lets a held job start.
                 next_poll = now + self.poll_interval
+                if wait is not None:
+                    next_poll = min(next_poll, now + max(wait, _MIN_WAIT))
                 self._buffer.extend(claimed)
                 self._dispatch(pool)
             if now >= next_heartbeat:
@@ -353,7 +360,11 @@ class Worker:
                     return
                 more = True  # the last write held a retry: look for it before stopping
             wake_at = min(next_heartbeat, next_rescue)
-            if want > 0:
+            # The poll time only when a claim can follow: with more jobs buffered than free
+            # slots, a past poll time would make every turn a zero-timeout one until a run
+            # ends (which the executor's waitables report anyway).
+            free = pool.claimable()
+            if len(self._buffer) <= free and free + self._prefetch(pool) > len(self._buffer):
                 wake_at = min(wake_at, next_poll)
             for deadline in (pool.next_deadline(), writer.deadline()):
                 if deadline is not None:
@@ -411,19 +422,24 @@ class Worker:
 
     # -- steps ------------------------------------------------------------------------
 
-    def _claim(self, want: int) -> list[Job]:
-        """Claim up to `want` jobs, taking queues in turn so none starves."""
+    def _claim(self, want: int) -> tuple[list[Job], float | None]:
+        """Claim up to `want` jobs, taking queues in turn so none starves; also return the
+        seconds until a job a rate limit held back may start (None: none held by a rate)."""
         claimed: list[Job] = []
+        wait: float | None = None
         count = len(self.queues)
         for offset in range(count):
             queue = self.queues[(self._queue_turn + offset) % count]
-            claimed += self.backend.claims.claim(
+            took = self.backend.claims.take(
                 ClaimParams(self.id, queue, want - len(claimed), self.lease, self._now())
             )
+            claimed += took.jobs
+            if took.wait is not None:
+                wait = took.wait if wait is None else min(wait, took.wait)
             if len(claimed) >= want:
                 break
         self._queue_turn = (self._queue_turn + 1) % count
-        return claimed
+        return claimed, wait
 
     def _prefetch(self, pool: ExecutorPool) -> int:
         """Jobs to hold claimed beyond the free slots: `prefetch` if set, else 4 per slot,
@@ -584,6 +600,9 @@ class Worker:
         restore_handlers(previous)
 
 
+#: Seconds a worker waits at least for a rate limit's next start (its clock and the
+#: database's differ by more than the rest of the wait).
+_MIN_WAIT = 0.005
 #: Task names the unserved-queue warning lists per queue, at most.
 _NAMES_SHOWN = 10
 #: Seconds a stopping worker gives its last outcomes to be written, at least.

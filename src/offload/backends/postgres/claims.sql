@@ -43,7 +43,8 @@ SELECT {at} AS now, pg_advisory_xact_lock(1868981868) AS locked
 -- blocking). Concurrency counts running rows (a rescued lease frees its slot); a rate
 -- counts the starts logged in the window, with no upper bound on `at`, so starts stamped
 -- later by a claim that committed first are counted too. The last row (id NULL) carries
--- the queue's rate bucket and when a job a rate held back can next start.
+-- the queue's rate bucket and, when a rate holds jobs back, when the oldest start in its
+-- window leaves it (a lower bound on the next start: waking then is never too late).
 WITH
 win AS (
     SELECT id, task, limit_key, sort_at FROM offload_jobs
@@ -66,7 +67,8 @@ used AS (
         (SELECT count(*) FROM offload_jobs AS r
          WHERE r.state = 'running' AND r.task = g.task AND r.limit_key IS NOT NULL
            AND (NOT g.keyed OR r.limit_key = g.key)) AS running,
-        s.started, s.oldest
+        s.started, s.oldest,
+        (SELECT count(*) FROM cand AS c WHERE c.task = g.task AND c.key = g.key) AS waiting
     FROM grp AS g
     CROSS JOIN LATERAL (
         SELECT count(*) AS started, min(s.at) AS oldest FROM offload_rate_starts AS s
@@ -76,8 +78,9 @@ room AS (
     SELECT task, key, bucket, rate_period,
         least(coalesce(concurrency - running, :limit),
               coalesce(rate_count - started, :limit)) AS room,
-        CASE WHEN started >= rate_count
-             THEN oldest + make_interval(secs => rate_period) END AS next_at
+        CASE WHEN rate_count - started < waiting
+             THEN coalesce(oldest, :now::timestamptz) + make_interval(secs => rate_period)
+        END AS next_at
     FROM used),
 ok AS (
     SELECT c.id, c.sort_at, r.bucket, r.rate_period
@@ -97,8 +100,9 @@ q AS (
         least(coalesce(q.concurrency - (SELECT count(*) FROM offload_jobs
                                         WHERE state = 'running' AND queue = q.name), :limit),
               coalesce(q.rate_count - qs.started, :limit)) AS room,
-        CASE WHEN qs.started >= q.rate_count
-             THEN qs.oldest + make_interval(secs => q.rate_period) END AS next_at
+        CASE WHEN q.rate_count - qs.started < (SELECT count(*) FROM ok)
+             THEN coalesce(qs.oldest, :now::timestamptz) + make_interval(secs => q.rate_period)
+        END AS next_at
     FROM offload_queues AS q, qs WHERE q.name = :queue),
 picked AS (
     SELECT id, bucket, rate_period FROM (
@@ -166,7 +170,7 @@ FROM json_to_recordset(:items::json) AS o(id bigint, attempt int, state text, re
     error text, delay float8)
 WHERE j.id = o.id AND j.attempt = o.attempt AND j.worker = :worker AND j.state = 'running'
   AND j.id = ANY(:ids)
-RETURNING j.id
+RETURNING j.id, j.queue, j.limit_key IS NOT NULL AS counted
 
 -- name: release
 -- Give held jobs back untouched: the attempt they were claimed with is not spent.

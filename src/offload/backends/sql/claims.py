@@ -201,7 +201,18 @@ class SqlClaims:
         }
         with self.db.tx(single=True, relaxed=True) as cur:
             cur.execute(self.q["finish"], values)
-            kept = {int(job_id) for job_id in column(cur, cur.fetchall(), "id")}
+            rows = cur.fetchall()
+            kept = {int(job_id) for job_id in column(cur, rows, "id")}
+            # A limited job's end frees a slot some worker may be waiting for: wake them.
+            freed = {
+                str(queue)
+                for queue, counted in zip(
+                    column(cur, rows, "queue"), column(cur, rows, "counted"), strict=True
+                )
+                if counted or self._view.get(str(queue), (False, 0.0))[0]
+            }
+            if freed:
+                self.db.wake(cur, freed)
         return [o.id for o in outcomes if o.id not in kept]
 
     def release(self, params: ReleaseParams) -> int:

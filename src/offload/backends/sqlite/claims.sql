@@ -41,7 +41,8 @@ SELECT {at} AS now
 -- blocking). Concurrency counts running rows (a rescued lease frees its slot); a rate
 -- counts the starts logged in the window, with no upper bound on `at`, so starts stamped
 -- later by a claim that committed first are counted too. The last row (id NULL) carries
--- the queue's rate bucket and when a job a rate held back can next start.
+-- the queue's rate bucket and, when a rate holds jobs back, when the oldest start in its
+-- window leaves it (a lower bound on the next start: waking then is never too late).
 WITH
 win AS (
     SELECT id, task, limit_key, sort_at FROM offload_jobs
@@ -65,12 +66,14 @@ used AS (
         (SELECT count(*) FROM offload_rate_starts AS s
          WHERE s.bucket = g.bucket AND s.at > :now - g.rate_period) AS started,
         (SELECT min(s.at) FROM offload_rate_starts AS s
-         WHERE s.bucket = g.bucket AND s.at > :now - g.rate_period) AS oldest
+         WHERE s.bucket = g.bucket AND s.at > :now - g.rate_period) AS oldest,
+        (SELECT count(*) FROM cand AS c WHERE c.task = g.task AND c.key = g.key) AS waiting
     FROM grp AS g),
 room AS (
     SELECT task, key, bucket, rate_period,
         min(coalesce(concurrency - running, :limit), coalesce(rate_count - started, :limit)) AS room,
-        CASE WHEN started >= rate_count THEN oldest + rate_period END AS next_at
+        CASE WHEN rate_count - started < waiting
+             THEN coalesce(oldest, :now) + rate_period END AS next_at
     FROM used),
 ok AS (
     SELECT c.id, c.sort_at, r.bucket, r.rate_period
@@ -88,7 +91,8 @@ q AS (
         min(coalesce(q.concurrency - (SELECT count(*) FROM offload_jobs
                                       WHERE state = 'running' AND queue = q.name), :limit),
             coalesce(q.rate_count - qs.started, :limit)) AS room,
-        CASE WHEN qs.started >= q.rate_count THEN qs.oldest + q.rate_period END AS next_at
+        CASE WHEN q.rate_count - qs.started < (SELECT count(*) FROM ok)
+             THEN coalesce(qs.oldest, :now) + q.rate_period END AS next_at
     FROM offload_queues AS q, qs WHERE q.name = :queue),
 picked AS (
     SELECT id, bucket, rate_period FROM (
@@ -155,7 +159,7 @@ FROM (SELECT value ->> 'id' AS id, value ->> 'attempt' AS attempt, value ->> 'st
              value ->> 'delay' AS delay
       FROM json_each(:items)) AS o
 WHERE j.id = o.id AND j.attempt = o.attempt AND j.worker = :worker AND +j.state = 'running'
-RETURNING id
+RETURNING id, queue, limit_key IS NOT NULL AS counted
 
 -- name: release
 -- Give held jobs back untouched: the attempt they were claimed with is not spent.
