@@ -145,7 +145,7 @@ def test_jobs_past_the_window_wait_for_those_ahead(app: offload.App, backend: Ba
     @app.task(name="keyed", concurrency=1, limit_key=lambda key, n: key)
     def keyed(key: str, n: int) -> None: ...
 
-    keyed.enqueue_many([("busy", i) for i in range(WINDOW)])
+    keyed.enqueue_many([("busy", i) for i in range(WINDOW + 1)])  # one starts: WINDOW wait
     keyed.enqueue("late", 0)
     assert keys(take(backend, 5)) == {"busy": 1}
 

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 VIEW_SECONDS = 5.0
 #: Due jobs a limited claim reads at most, in claim order: the bound on its cost. Keys at
 #: their limit are skipped within them; jobs further back wait until those ahead start.
-WINDOW = 1000
+WINDOW = 2000
 
 
 class SqlClaims:
@@ -46,8 +46,9 @@ class SqlClaims:
 
     Claims take one of two statements per queue: the plain claim (no limit to count) or
     the limited claim (paused queue, queue limits, or jobs a task limit counts). Which one
-    comes from a per-process view, queue -> (limited, when seen), refreshed by a probe when
-    a plain claim takes fewer jobs than asked and the view is older than `VIEW_SECONDS`.
+    comes from a per-process view, queue -> (limited, when seen), refreshed by a probe
+    (one read) after a plain claim once the view is older than `VIEW_SECONDS`, or at once
+    when a plain claim took nothing (its guard may have stopped it).
     """
 
     def __init__(self, db: SqlBackend) -> None:
@@ -69,13 +70,13 @@ class SqlClaims:
         with self.db.tx(single=True, relaxed=True) as cur:
             cur.execute(self.q["claim"], values)
             jobs = jobs_from(cur, cur.fetchall(), self.db.time)
-        if len(jobs) < params.limit and not fresh:
+        if not fresh or not jobs:  # a stale view, or the guard may have stopped the claim
             with self.db.read() as cur:
                 cur.execute(self.q["probe"], values)
                 row = cur.fetchone()
             limited = bool(row[0])
             self._view[params.queue] = (limited, time.monotonic())
-            if limited:
+            if limited and len(jobs) < params.limit:
                 more = self._limited(replace(params, limit=params.limit - len(jobs)))
                 return Claimed(_in_order(jobs + more.jobs), more.wait)
         return Claimed(_in_order(jobs))
@@ -91,46 +92,62 @@ class SqlClaims:
 
     def _limited(self, params: ClaimParams) -> Claimed:
         """The limited claim: pick what every limit allows, start it, log its rate starts,
-        in one transaction that no other limited claim overlaps (see `limited_begin`)."""
+        in one transaction that no other limited claim overlaps (see `limited_begin`).
+
+        The pick reads a few due jobs per job asked for; while keys at their limit fill
+        what it read, it reads 8 times more, up to `WINDOW`. On PostgreSQL the pick starts
+        the jobs and logs their starts itself (writes within a WITH); SQLite, whose SELECT
+        cannot write, takes them with `limited_take` and logs with `rate_log`."""
         values = self._values(params)
-        values["window"] = WINDOW
+        jobs: list[Job] = []
         with self.db.tx(relaxed=True) as cur:
             cur.execute(self.q["limited_begin"], values)
-            now = cur.fetchone()[0]
-            values["now"] = now
-            cur.execute(self.q["limited_pick"], values)
-            rows = cur.fetchall()
-            c = Columns.of(cur).index
-            ids: list[int] = []
-            buckets: list[str] = []
-            periods: dict[str, float] = {}
-            summary = rows[-1]  # the pick's last row: the queue's bucket and the next start
-            for row in rows[:-1]:
-                ids.append(int(row[c["id"]]))
-                if row[c["bucket"]] is not None:
-                    buckets.append(row[c["bucket"]])
-                    periods[row[c["bucket"]]] = float(row[c["period"]])
-            if ids and summary[c["bucket"]] is not None:
-                buckets += [summary[c["bucket"]]] * len(ids)
-                periods[summary[c["bucket"]]] = float(summary[c["period"]])
-            jobs: list[Job] = []
-            if ids:
-                values["ids"] = orjson.dumps(ids).decode()
-                cur.execute(self.q["limited_take"], values)
-                jobs = jobs_from(cur, cur.fetchall(), self.db.time)
-            if buckets:
-                cur.execute(
-                    self.q["rate_log"], {"now": now, "buckets": orjson.dumps(buckets).decode()}
-                )
-                prune = [{"bucket": b, "period": p} for b, p in periods.items()]
-                cur.execute(
-                    self.q["rate_prune"], {"now": now, "prune": orjson.dumps(prune).decode()}
-                )
+            now = values["now"] = cur.fetchone()[0]
+            window = min(2 * params.limit + 8, WINDOW)
+            while True:
+                values["window"] = window
+                values["limit"] = params.limit - len(jobs)
+                cur.execute(self.q["limited_pick"], values)
+                rows = cur.fetchall()
+                c = Columns.of(cur).index
+                summary = rows[0]  # every row: the next start, the jobs read
+                rows = [row for row in rows if row[c["id"]] is not None]
+                if "limited_take" in self.q.text:
+                    jobs += self._take(cur, values, rows, c, summary)
+                else:
+                    jobs += jobs_from(cur, rows, self.db.time)
+                if len(jobs) >= params.limit or summary[c["seen"]] < window or window == WINDOW:
+                    break
+                window = min(window * 8, WINDOW)
         next_at = summary[c["next_at"]]
         wait = None
         if next_at is not None:
             wait = max((self.db.time(next_at) - self.db.time(now)).total_seconds(), 0.0)
         return Claimed(_in_order(jobs), wait)
+
+    def _take(
+        self, cur: Any, values: dict[str, Any], rows: list[Any], c: dict[str, int], summary: Any
+    ) -> list[Job]:
+        """SQLite's second half of a limited claim: start the picked jobs, log their starts
+        per rate bucket (a task's, the queue's) and forget rows out of every window."""
+        if not rows:
+            return []
+        starts: dict[str, list[Any]] = {}  # bucket -> [starts, period]
+        for row in rows:
+            if row[c["bucket"]] is not None:
+                starts.setdefault(row[c["bucket"]], [0, float(row[c["period"]])])[0] += 1
+        if summary[c["queue_bucket"]] is not None:
+            starts[summary[c["queue_bucket"]]] = [len(rows), float(summary[c["queue_period"]])]
+        values["picked"] = orjson.dumps([int(row[c["id"]]) for row in rows]).decode()
+        cur.execute(self.q["limited_take"], values)
+        jobs = jobs_from(cur, cur.fetchall(), self.db.time)
+        if starts:
+            values["buckets"] = orjson.dumps(
+                [{"bucket": b, "n": n, "period": p} for b, (n, p) in starts.items()]
+            ).decode()
+            cur.execute(self.q["rate_log"], values)
+            cur.execute(self.q["rate_prune"], values)
+        return jobs
 
     def heartbeat(self, params: HeartbeatParams) -> Heartbeat:
         leases = params.leases
