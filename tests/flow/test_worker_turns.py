@@ -59,3 +59,15 @@ def test_a_rate_limited_worker_sleeps_until_the_next_start(app: offload.App) -> 
     starts = sorted(h.job().started_at for h in handles)  # type: ignore[type-var]
     for i, first in enumerate(starts):
         assert sum(1 for s in starts[i:] if (s - first).total_seconds() < 1.0) <= 2, starts
+
+
+def test_a_burst_worker_waits_for_jobs_a_rate_holds_back(app: offload.App) -> None:
+    @app.task(name="paced", rate_limit="2/s")
+    def paced() -> None: ...
+
+    handles = paced.enqueue_many([()] * 4)
+    worker = app.worker(executor="thread", concurrency=4, burst=True, install_signals=False)
+    start = time.monotonic()
+    assert worker.run() == 0
+    assert time.monotonic() - start >= 0.9
+    assert all(h.status() is offload.JobState.SUCCEEDED for h in handles)

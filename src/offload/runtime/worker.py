@@ -338,7 +338,8 @@ class Worker:
             drained = False
             if want > 0 and low and (more or settled or now >= next_poll):
                 claimed, wait = self._claim(want)
-                drained = settled and not claimed
+                # Jobs a rate holds back are due: a burst worker waits for them.
+                drained = settled and not claimed and wait is None
                 more = len(claimed) == want
                 # Fewer than asked: look again at the next poll, a wake-up (an enqueue, or
                 # a limited job finished anywhere), or when a rate lets a held job start.

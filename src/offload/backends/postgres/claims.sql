@@ -22,8 +22,8 @@ FROM picked WHERE j.id = picked.id
 RETURNING {job_columns_j}
 
 -- name: probe
--- After a plain claim that took fewer than asked: does the queue need the limited claim
--- (paused or limited, or a due job a task limit counts)?
+-- Does the queue need the limited claim (paused or limited, or a due job a task limit
+-- counts)? Asked when a worker's view of it is stale, or a plain claim took nothing.
 SELECT EXISTS (SELECT 1 FROM offload_queues AS q WHERE q.name = :queue
                AND (q.paused OR q.concurrency IS NOT NULL OR q.rate_count IS NOT NULL))
     OR EXISTS (SELECT 1 FROM offload_jobs
