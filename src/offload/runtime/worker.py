@@ -601,8 +601,8 @@ class Worker:
         restore_handlers(previous)
 
 
-#: Seconds a worker waits at least for a rate limit's next start (its clock and the
-#: database's differ by more than the rest of the wait).
+#: Seconds a worker waits at least for a rate limit's next start: a wait that rounds to
+#: nothing must not make a zero-timeout turn.
 _MIN_WAIT = 0.005
 #: Task names the unserved-queue warning lists per queue, at most.
 _NAMES_SHOWN = 10
