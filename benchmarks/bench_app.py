@@ -29,6 +29,12 @@ def noop() -> None:
     return None
 
 
+@app.task(name="limited_noop", concurrency=1_000_000, rate_limit="1000000/s")
+def limited_noop() -> None:
+    """A no-op under a concurrency and a rate limit too high to bind: what counting costs."""
+    return None
+
+
 @app.task(name="anoop")
 async def anoop() -> None:
     """Do nothing on the worker's event loop (the asyncio executor's figure)."""

@@ -7,6 +7,8 @@
 `drain` queues `--prefill` no-op jobs (untimed), then times a burst-mode worker from the
 call of `Worker.run()` until the last outcome is committed (and until `run()` returns, which
 adds closing the executor), and prints one JSON object on stdout.
+`--task limited` drains a no-op task with a concurrency and a rate limit too high to bind.
+The result includes the worker loop's turns (a busy loop shows as many more than claims).
 `--instrument` adds per-operation call counts, rows and time (see `Meter`); `--profile FILE`
 runs the worker under cProfile (the worker loop's thread only) and writes FILE.
 `serve` runs an ordinary worker until SIGTERM (graceful stop) or `--max-seconds`.
@@ -34,7 +36,7 @@ from offload.runtime.worker import Worker
 
 #: Backend operations the instrumented run counts and times.
 OPS = {
-    "job_claim": "claims.claim",
+    "job_claim": "claims.take",
     "job_finish": "claims.finish",
     "job_progress": "claims.progress",
     "job_heartbeat": "claims.heartbeat",
@@ -149,7 +151,9 @@ class Meter:
                 rows = len(_batch_of(args))
                 if rows == 0:
                     return result  # returned before opening a transaction
-            elif name in ("job_claim", "job_rescue"):
+            elif name == "job_claim":
+                rows = len(result.jobs)
+            elif name == "job_rescue":
                 rows = len(result)
             else:
                 rows = 0
@@ -232,6 +236,8 @@ def drain(args: argparse.Namespace) -> dict[str, Any]:
     calls: list[tuple[Any, ...]] = [()] * 1000
     left = args.prefill
     task = bench_app.anoop if args.executor == "async" else bench_app.noop
+    if args.task == "limited":
+        task = bench_app.limited_noop
     while left > 0:
         task.enqueue_many(calls[: min(left, 1000)])
         left -= min(left, 1000)
@@ -283,6 +289,7 @@ def drain(args: argparse.Namespace) -> dict[str, Any]:
         "first_start": first_start,
         "last_finish": last_finish,
         "timed_out": timed_out.is_set(),
+        "turns": worker.turns,
         "meter": None if meter is None else meter.as_dict(end),
     }
 
@@ -306,6 +313,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefill", type=int, default=0, help="jobs to queue first (drain)")
     parser.add_argument("--timeout", type=float, default=120.0, help="drain: stop after this")
     parser.add_argument("--max-seconds", type=float, default=900.0, help="serve: stop after")
+    parser.add_argument(
+        "--task",
+        choices=("noop", "limited"),
+        default="noop",
+        help="drain: the no-op task, or one with limits too high to bind",
+    )
     parser.add_argument("--instrument", action="store_true", help="drain: count and time")
     parser.add_argument("--profile", metavar="FILE", help="drain: write cProfile stats here")
     parser.add_argument("--log-level", help="log to stderr at this level, as a worker does")

@@ -302,9 +302,15 @@ def tail(stream: IO[str], lines: int = 15) -> str:
 
 
 def bench_drain(
-    url: str, n: int, executor: str, timeout: float, *, instrument: bool = False
+    url: str,
+    n: int,
+    executor: str,
+    timeout: float,
+    *,
+    instrument: bool = False,
+    task: str = "noop",
 ) -> dict[str, Any]:
-    args = ["drain", "--executor", executor, "--concurrency", str(CONCURRENCY)]
+    args = ["drain", "--executor", executor, "--concurrency", str(CONCURRENCY), "--task", task]
     args += ["--prefill", str(n), "--timeout", str(timeout)]
     if instrument:
         args.append("--instrument")

@@ -169,6 +169,9 @@ class App:
             task_name = name or f"{func.__module__}.{func.__qualname__}"
             definition = TaskDef(task_name, func, options)
             self.registry.add(definition)
+            limits = options.limits
+            if limits is not None and self._ready_pid == os.getpid():  # after first use
+                self.backend.queues.declare({}, {task_name: limits})
             return Task(self, definition, EnqueueOptions())
 
         return register if fn is None else register(fn)
@@ -545,6 +548,7 @@ class App:
     def migrate(self) -> int:
         """Bring the database schema up to date; returns the version."""
         version = self.backend.schema.migrate()
+        self._declare()
         self._ready_pid = os.getpid()
         return version
 
@@ -555,10 +559,14 @@ class App:
         if self.auto_migrate:
             self.backend.schema.migrate()
         self.backend.schema.check()
+        self._declare()
+        self._ready_pid = os.getpid()
+
+    def _declare(self) -> None:
+        """Write the queue policies and task limits declared so far, if any."""
         limits = {d.name: d.options.limits for d in self.registry.definitions()}
         if self.queues or any(limit is not None for limit in limits.values()):
             self.backend.queues.declare(self.queues, limits)
-        self._ready_pid = os.getpid()
 
     def worker(self, *, scheduler: bool | Scheduler = False, **options: Any) -> Worker:
         """A worker for this app, with a scheduler in a thread if `scheduler` (True: this

@@ -116,8 +116,14 @@ class Task(Generic[P, R]):
         args_text, kwargs_text = serialization.dumps_args(
             args, kwargs, limit=self.app.payload_limit
         )
-        self.definition.check_args(args, kwargs)
-        payload = Payload(args_text, kwargs_text, self._overrides.idempotency_key)
+        definition = self.definition
+        definition.check_args(args, kwargs)
+        payload = Payload(
+            args_text,
+            kwargs_text,
+            self._overrides.idempotency_key,
+            definition.limit_key(args, kwargs),
+        )
         (job_id,) = self.app._insert(self._spec(), [payload], self._conn)
         return JobHandle(self.app.backend, job_id)
 
@@ -133,12 +139,14 @@ class Task(Generic[P, R]):
         if self._overrides.idempotency_key is not None:
             raise ValidationError("enqueue_many takes no idempotency_key: one key names one job")
         limit = self.app.payload_limit
-        check = self.definition.check_args
+        definition = self.definition
         payloads: list[Payload] = []
         for index, c in enumerate(calls):
             a, k = (c.args, c.kwargs) if isinstance(c, Call) else (c, {})
-            payloads.append(Payload(*serialization.dumps_args(a, k, limit=limit)))
-            check(a, k, index)
+            args_text, kwargs_text = serialization.dumps_args(a, k, limit=limit)
+            definition.check_args(a, k, index)
+            key = definition.limit_key(a, k, index)
+            payloads.append(Payload(args_text, kwargs_text, None, key))
         ids = self.app._insert(self._spec(), payloads, self._conn)
         backend = self.app.backend
         return [JobHandle(backend, job_id) for job_id in ids]

@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 
 import offload
-from offload.backends.params import ClaimParams
+from offload.backends.params import Claimed, ClaimParams
 from offload.core.errors import ConfigurationError
-from offload.core.job import Job
 from offload.core.options import EnqueueOptions
 from offload.runtime.pool import ExecutorPool
 from offload.runtime.processes import executor
@@ -26,17 +25,17 @@ def first_claim_size(app: offload.App, jobs: int, **options: Any) -> int:
         app_path="tests.apps.basic:app", burst=True, install_signals=False, **options
     )
     limits: list[int] = []
-    claim = burst.backend.claims.claim
+    take = burst.backend.claims.take
 
-    def recording_claim(params: ClaimParams) -> list[Job]:
+    def recording_take(params: ClaimParams) -> Claimed:
         limits.append(params.limit)
-        return claim(params)
+        return take(params)
 
-    burst.backend.claims.claim = recording_claim  # type: ignore[method-assign]
+    burst.backend.claims.take = recording_take  # type: ignore[method-assign]
     try:
         assert burst.run() == 0
     finally:
-        burst.backend.claims.claim = claim  # type: ignore[method-assign]
+        burst.backend.claims.take = take  # type: ignore[method-assign]
     assert burst.processed == jobs
     assert all(h.status() == offload.JobState.SUCCEEDED for h in handles)
     return limits[0]

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Protocol
 
 from offload.backends.params import (
+    Claimed,
     ClaimParams,
     FinishParams,
     Heartbeat,
@@ -136,7 +137,12 @@ class ClaimStore(Protocol):
     """A worker's side of jobs: leases, and what it records about the attempts it holds."""
 
     def claim(self, params: ClaimParams) -> list[Job]:
-        """Atomically take due jobs of one queue, highest priority first."""
+        """Atomically take due jobs of one queue, highest priority first (`take`'s jobs)."""
+        ...
+
+    def take(self, params: ClaimParams) -> Claimed:
+        """Atomically take due jobs of one queue that every limit in force allows (a paused
+        queue gives none), and say when a job a rate limit held back can next start."""
         ...
 
     def heartbeat(self, params: HeartbeatParams) -> Heartbeat:

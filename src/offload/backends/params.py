@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from offload.core.flow import QueuePolicy
-from offload.core.job import JobSpec, Payload
+from offload.core.job import Job, JobSpec, Payload
 from offload.core.schedule import ScheduleDef
 from offload.core.states import JobState
 
@@ -101,6 +101,15 @@ class ClaimParams:
     limit: int
     lease: float
     now: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """What a claim took; `wait`: seconds until a job a rate limit held back may start
+    (None when no rate held one back: a finished job or a wake-up frees the rest)."""
+
+    jobs: list[Job]
+    wait: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +238,7 @@ class QueueChangeParams:
 
 __all__ = [
     "ClaimParams",
+    "Claimed",
     "FinishParams",
     "Heartbeat",
     "HeartbeatParams",

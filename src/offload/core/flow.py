@@ -376,3 +376,23 @@ _DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(QueuePolicy)} | {
 
 #: A task's limit key function: the job's arguments in, the key its limits count under out.
 LimitKey = Callable[..., str]
+
+#: The longest limit key, in characters: a key names a customer or a host, not a payload.
+MAX_LIMIT_KEY = 200
+
+
+def limit_key_problem(key: object) -> str | None:
+    """Why `key` cannot be a limit key (not a str, too long, control characters, a lone
+    surrogate), or None when it can."""
+    if not isinstance(key, str):
+        return f"returned {shorten(key)}, not a str"
+    if len(key) > MAX_LIMIT_KEY:
+        return f"returned {len(key)} characters, more than {MAX_LIMIT_KEY}"
+    if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in key):
+        return f"returned {shorten(key)}, which contains a control character"
+    if not key.isascii():
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return f"returned {shorten(key)}, with a lone surrogate at index {exc.start}"
+    return None

@@ -9,7 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from offload.core import serialization
-from offload.core.errors import ArgumentsMismatch, ConfigurationError, UnknownTask
+from offload.core.errors import (
+    ArgumentsMismatch,
+    ConfigurationError,
+    UnknownTask,
+    ValidationError,
+    shorten,
+)
+from offload.core.flow import limit_key_problem
 from offload.core.job import JobSpec
 from offload.core.options import EnqueueOptions, TaskOptions, check_name
 
@@ -61,6 +68,31 @@ class TaskDef:
         except TypeError as exc:
             return f"{exc}; it takes {_bare(self.signature)}"
         return None
+
+    def limit_key(
+        self, args: Sequence[Any], kwargs: dict[str, Any], index: int | None = None
+    ) -> str | None:
+        """The key this job's task limits count it under: the task's `limit_key(*args,
+        **kwargs)`, "" for a task limited as a whole, None for a task without limits. A key
+        function that raises or returns a bad key raises ValidationError (`index`: the
+        call's place in a batch), so the enqueue stores nothing."""
+        opts = self.options
+        if opts.concurrency is None and opts.rate_limit is None:
+            return None
+        if opts.limit_key is None:
+            return ""
+        where = "" if index is None else f" (call {index})"
+        try:
+            key: object = opts.limit_key(*args, **kwargs)
+        except Exception as exc:
+            raise ValidationError(
+                f"task {self.name!r}: limit_key raised {type(exc).__name__}: "
+                f"{shorten(str(exc))}{where}; nothing was stored"
+            ) from exc
+        problem = limit_key_problem(key)
+        if problem is None and isinstance(key, str):
+            return key
+        raise ValidationError(f"task {self.name!r}: limit_key {problem}{where}; nothing was stored")
 
     @property
     def is_async(self) -> bool:

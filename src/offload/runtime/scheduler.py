@@ -259,5 +259,7 @@ def _retention(retention: Mapping[JobState, float]) -> dict[JobState, float]:
 def _tick_job(sched: ScheduleDef, registry: Registry) -> tuple[JobSpec, Payload]:
     """The job each tick of `sched` enqueues (validated once, at start)."""
     over = EnqueueOptions(queue=sched.queue, priority=sched.priority)
-    spec = registry.get(sched.task).spec(over)
-    return spec, Payload(*serialization.dumps_args(sched.args, sched.kwargs))
+    definition = registry.get(sched.task)
+    args_text, kwargs_text = serialization.dumps_args(sched.args, sched.kwargs)
+    key = definition.limit_key(sched.args, sched.kwargs)
+    return definition.spec(over), Payload(args_text, kwargs_text, None, key)

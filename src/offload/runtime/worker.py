@@ -158,6 +158,8 @@ class Worker:
         self._drained = DrainMeter(time.monotonic())
         #: When a stop was asked for: the grace period counts from then.
         self._stop_at: float | None = None
+        #: Turns of the loop so far: a busy loop shows as thousands a second.
+        self.turns = 0
 
     # -- control ----------------------------------------------------------------------
 
@@ -322,6 +324,7 @@ class Worker:
         next_poll = next_heartbeat = next_rescue = time.monotonic()
         writer = self._outcomes()
         while not self._stopping.is_set():
+            self.turns += 1
             if writer.check():
                 more = True  # a retry was recorded; with no backoff it is due now
             self._collect(pool.poll())
@@ -337,10 +340,15 @@ class Worker:
             settled = self.burst and not (self._buffer or pool.running() or writer.unwritten())
             drained = False
             if want > 0 and low and (more or settled or now >= next_poll):
-                claimed = self._claim(want)
-                drained = settled and not claimed
+                claimed, wait = self._claim(want)
+                # Jobs a rate holds back are due: a burst worker waits for them.
+                drained = settled and not claimed and wait is None
                 more = len(claimed) == want
+                # Fewer than asked: look again at the next poll, a wake-up (an enqueue, or
+                # a limited job finished anywhere), or when a rate lets a held job start.
                 next_poll = now + self.poll_interval
+                if wait is not None:
+                    next_poll = min(next_poll, now + max(wait, _MIN_WAIT))
                 self._buffer.extend(claimed)
                 self._dispatch(pool)
             if now >= next_heartbeat:
@@ -356,7 +364,11 @@ class Worker:
                     return
                 more = True  # the last write held a retry: look for it before stopping
             wake_at = min(next_heartbeat, next_rescue)
-            if want > 0:
+            # The poll time only when a claim can follow: with more jobs buffered than free
+            # slots, a past poll time would make every turn a zero-timeout one until a run
+            # ends (which the executor's waitables report anyway).
+            free = pool.claimable()
+            if len(self._buffer) <= free and free + self._prefetch(pool) > len(self._buffer):
                 wake_at = min(wake_at, next_poll)
             for deadline in (pool.next_deadline(), writer.deadline()):
                 if deadline is not None:
@@ -414,19 +426,24 @@ class Worker:
 
     # -- steps ------------------------------------------------------------------------
 
-    def _claim(self, want: int) -> list[Job]:
-        """Claim up to `want` jobs, taking queues in turn so none starves."""
+    def _claim(self, want: int) -> tuple[list[Job], float | None]:
+        """Claim up to `want` jobs, taking queues in turn so none starves; also return the
+        seconds until a job a rate limit held back may start (None: none held by a rate)."""
         claimed: list[Job] = []
+        wait: float | None = None
         count = len(self.queues)
         for offset in range(count):
             queue = self.queues[(self._queue_turn + offset) % count]
-            claimed += self.backend.claims.claim(
+            took = self.backend.claims.take(
                 ClaimParams(self.id, queue, want - len(claimed), self.lease, self._now())
             )
+            claimed += took.jobs
+            if took.wait is not None:
+                wait = took.wait if wait is None else min(wait, took.wait)
             if len(claimed) >= want:
                 break
         self._queue_turn = (self._queue_turn + 1) % count
-        return claimed
+        return claimed, wait
 
     def _prefetch(self, pool: ExecutorPool) -> int:
         """Jobs to hold claimed beyond the free slots: `prefetch` if set, else 4 per slot,
@@ -591,6 +608,9 @@ class Worker:
         restore_handlers(previous)
 
 
+#: Seconds a worker waits at least for a rate limit's next start: a wait that rounds to
+#: nothing must not make a zero-timeout turn.
+_MIN_WAIT = 0.005
 #: Task names the unserved-queue warning lists per queue, at most.
 _NAMES_SHOWN = 10
 #: Seconds a stopping worker gives its last outcomes to be written, at least.

@@ -3,10 +3,15 @@
 
 -- name: claim
 -- Take due jobs of one queue in sort_at order (priority aged by waiting), skipping rows
--- other claimers hold.
+-- other claimers hold. The plain claim, for queues without limits: its guard (one
+-- primary-key probe, rows a limit counts skipped) makes it take nothing a limit must
+-- count, so a worker whose view of the policies is stale can only be late, never over.
 WITH picked AS (
     SELECT id FROM offload_jobs
     WHERE queue = :queue AND state IN ('available', 'scheduled', 'retrying') AND run_at <= {at}
+      AND limit_key IS NULL
+      AND NOT EXISTS (SELECT 1 FROM offload_queues AS q WHERE q.name = :queue
+                      AND (q.paused OR q.concurrency IS NOT NULL OR q.rate_count IS NOT NULL))
     ORDER BY sort_at, id
     LIMIT :limit
     FOR UPDATE SKIP LOCKED)
@@ -15,6 +20,146 @@ SET state = 'running', attempt = j.attempt + 1, worker = :worker,
     started_at = {at}, lease_until = {at} + make_interval(secs => :lease)
 FROM picked WHERE j.id = picked.id
 RETURNING {job_columns_j}
+
+-- name: probe
+-- Does the queue need the limited claim (paused or limited, or a due job a task limit
+-- counts)? Asked when a worker's view of it is stale, or a plain claim took nothing.
+SELECT EXISTS (SELECT 1 FROM offload_queues AS q WHERE q.name = :queue
+               AND (q.paused OR q.concurrency IS NOT NULL OR q.rate_count IS NOT NULL))
+    OR EXISTS (SELECT 1 FROM offload_jobs
+               WHERE queue = :queue AND state IN ('available', 'scheduled', 'retrying')
+                 AND run_at <= {at} AND limit_key IS NOT NULL) AS limited
+
+-- name: limited_begin
+-- Serialise limited claims (of every queue: a task's limits span queues) on one
+-- transaction-level advisory lock, and read the claim's clock once. The statements after
+-- this one take fresh snapshots, so they count every claim committed before the lock.
+-- Their plans are the prepared generic ones (planning limited_pick anew for its values
+-- takes longer than running it).
+SELECT {at} AS now, pg_advisory_xact_lock(1868981868) AS locked,
+    set_config('plan_cache_mode', 'force_generic_plan', true) AS plans
+
+-- name: limited_pick
+-- Which due jobs of the queue may start now under every limit, in claim order. Reads the
+-- first :window due jobs (the caller widens it, up to a bound, while keys at their limit
+-- fill it); within them a (task, key) group at its limit is skipped, so jobs of other keys
+-- behind it are taken (no head-of-line blocking). Concurrency counts running rows (a
+-- rescued lease frees its slot). A rate counts the starts logged after now - period: the
+-- log holds one row per claim and bucket with its starts `n` and the bucket's running
+-- `total`, so a window's count is two index seeks (last total - total before the window's
+-- first row), whatever the rate. Every row (one with id NULL when none is taken) also
+-- carries how many due jobs were read and, when a rate holds jobs back, when the oldest
+-- start in its window leaves it (a lower bound on the next start: waking then is never
+-- too late).
+WITH
+win AS (
+    SELECT id, task, limit_key, sort_at FROM offload_jobs
+    WHERE queue = :queue AND state IN ('available', 'scheduled', 'retrying')
+      AND run_at <= :now::timestamptz
+    ORDER BY sort_at, id LIMIT :window),
+cand AS (
+    SELECT w.id, w.sort_at, w.task, t.task IS NOT NULL AS limited,
+           CASE WHEN t.keyed THEN w.limit_key ELSE '' END AS key
+    FROM win AS w
+    LEFT JOIN offload_task_limits AS t ON t.task = w.task AND w.limit_key IS NOT NULL),
+grp AS (
+    SELECT c.task, c.key, t.keyed, t.concurrency, t.rate_count, t.rate_period,
+        CASE WHEN t.rate_count IS NOT NULL
+             THEN json_build_array('task', c.task, c.key)::text END AS bucket,
+        count(*) AS waiting
+    FROM cand AS c JOIN offload_task_limits AS t ON t.task = c.task
+    WHERE c.limited
+    GROUP BY c.task, c.key, t.keyed, t.concurrency, t.rate_count, t.rate_period),
+used AS (
+    SELECT g.*,
+        (SELECT count(*) FROM offload_jobs AS r
+         WHERE r.state = 'running' AND r.task = g.task AND r.limit_key IS NOT NULL
+           AND (NOT g.keyed OR r.limit_key = g.key)) AS running,
+        {window_count} AS started,
+        {window_oldest} AS oldest
+    FROM grp AS g),
+room AS (
+    SELECT task, key, bucket, rate_period,
+        least(coalesce(concurrency - running, :limit),
+              coalesce(rate_count - started, :limit)) AS room,
+        CASE WHEN rate_count - started < waiting
+             THEN coalesce(oldest, :now::timestamptz) + make_interval(secs => rate_period)
+        END AS next_at
+    FROM used),
+ok AS (
+    SELECT c.id, c.sort_at, r.bucket, r.rate_period
+    FROM (SELECT cand.*, row_number() OVER (PARTITION BY task, key ORDER BY sort_at, id) AS n
+          FROM cand) AS c
+    LEFT JOIN room AS r ON r.task = c.task AND r.key = c.key
+    WHERE NOT c.limited OR c.n <= r.room),
+qb AS (
+    SELECT q.*, json_build_array('queue', q.name)::text AS bucket
+    FROM offload_queues AS q WHERE q.name = :queue),
+qs AS (
+    SELECT g.*, {window_count} AS started, {window_oldest} AS oldest FROM qb AS g),
+q AS (
+    SELECT paused, rate_period, CASE WHEN rate_count IS NOT NULL THEN bucket END AS bucket,
+        least(coalesce(concurrency - (SELECT count(*) FROM offload_jobs
+                                      WHERE state = 'running' AND queue = :queue), :limit),
+              coalesce(rate_count - started, :limit)) AS room,
+        CASE WHEN rate_count - started < (SELECT count(*) FROM ok)
+             THEN coalesce(oldest, :now::timestamptz) + make_interval(secs => rate_period)
+        END AS next_at
+    FROM qs),
+picked AS (
+    SELECT id, bucket, rate_period FROM (
+        SELECT ok.*, row_number() OVER (ORDER BY sort_at, id) AS n FROM ok) AS o
+    WHERE n <= coalesce((SELECT CASE WHEN paused THEN 0 ELSE room END FROM q), :limit)),
+-- PostgreSQL writes within a WITH: the pick also starts the jobs (still waiting: a cancel
+-- in between wins) and logs the starts a rate counts, per bucket one row of `n` starts
+-- carrying the bucket's new running total, stamped no earlier than the bucket's last row
+-- (so the rows in a window are its newest; a later stamp only counts a start for longer).
+-- Rows out of every window (older than the period, plus a minute to spare) go.
+took AS (
+    UPDATE offload_jobs AS j
+    SET state = 'running', attempt = j.attempt + 1, worker = :worker,
+        started_at = :now::timestamptz,
+        lease_until = :now::timestamptz + make_interval(secs => :lease)
+    FROM picked
+    -- By primary key only: `state || ''` keeps the planner off the claim index.
+    WHERE j.id = picked.id AND j.state || '' IN ('available', 'scheduled', 'retrying')
+    RETURNING {job_columns_j}, picked.bucket, picked.rate_period),
+starts AS (
+    SELECT bucket, count(*) AS n, max(rate_period) AS period FROM took
+    WHERE bucket IS NOT NULL GROUP BY bucket
+    UNION ALL
+    SELECT bucket, (SELECT count(*) FROM took), rate_period FROM q
+    WHERE bucket IS NOT NULL AND EXISTS (SELECT 1 FROM took)),
+logged AS (
+    INSERT INTO offload_rate_starts (bucket, at, n, total)
+    SELECT b.bucket, greatest(:now::timestamptz, last.at), b.n, coalesce(last.total, 0) + b.n
+    FROM starts AS b LEFT JOIN LATERAL (
+        SELECT s.at, s.total FROM offload_rate_starts AS s WHERE s.bucket = b.bucket
+        ORDER BY s.at DESC, s.total DESC LIMIT 1) AS last ON true),
+pruned AS (
+    DELETE FROM offload_rate_starts AS s USING starts AS b
+    WHERE s.bucket = b.bucket
+      AND s.at < :now::timestamptz - make_interval(secs => b.period + 60))
+SELECT t.*, s.*
+FROM (SELECT (SELECT min(t) FROM (SELECT next_at AS t FROM room UNION ALL SELECT next_at FROM q)
+              AS n) AS next_at,
+             (SELECT count(*) FROM win) AS seen) AS s
+LEFT JOIN took AS t ON true
+
+-- name: window_count
+-- Starts logged in a bucket's window (g.bucket, g.rate_period), for limited_pick.
+coalesce((SELECT total FROM offload_rate_starts AS s WHERE s.bucket = g.bucket
+          ORDER BY s.at DESC, s.total DESC LIMIT 1)
+         - (SELECT total - n FROM offload_rate_starts AS s
+            WHERE s.bucket = g.bucket
+              AND s.at > :now::timestamptz - make_interval(secs => g.rate_period)
+            ORDER BY s.at, s.total LIMIT 1), 0)
+
+-- name: window_oldest
+-- When the oldest start in a bucket's window was logged, for limited_pick.
+(SELECT at FROM offload_rate_starts AS s
+ WHERE s.bucket = g.bucket AND s.at > :now::timestamptz - make_interval(secs => g.rate_period)
+ ORDER BY s.at, s.total LIMIT 1)
 
 -- name: heartbeat
 -- Renew every listed lease still held by this worker in one statement.
@@ -51,7 +196,7 @@ FROM json_to_recordset(:items::json) AS o(id bigint, attempt int, state text, re
     error text, delay float8)
 WHERE j.id = o.id AND j.attempt = o.attempt AND j.worker = :worker AND j.state = 'running'
   AND j.id = ANY(:ids)
-RETURNING j.id
+RETURNING j.id, j.queue, j.limit_key IS NOT NULL AS counted
 
 -- name: release
 -- Give held jobs back untouched: the attempt they were claimed with is not spent.

@@ -7,12 +7,15 @@ nothing. Lists of leases or outcomes travel as one JSON text, so each call is on
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from offload.backends.params import (
+    Claimed,
     ClaimParams,
     FinishParams,
     Heartbeat,
@@ -22,7 +25,7 @@ from offload.backends.params import (
     ReleaseParams,
     RescueParams,
 )
-from offload.backends.sql.rows import column, jobs_from
+from offload.backends.sql.rows import Columns, column, jobs_from
 from offload.core.job import Job
 from offload.core.states import JobState
 
@@ -30,27 +33,120 @@ if TYPE_CHECKING:
     from offload.backends.sql.connector import SqlBackend
 
 
+#: Seconds this process trusts its view of which queues need the limited claim. A stale
+#: view only delays: the plain claim's guard takes nothing a limit counts.
+VIEW_SECONDS = 5.0
+#: Due jobs a limited claim reads at most, in claim order: the bound on its cost. Keys at
+#: their limit are skipped within them; jobs further back wait until those ahead start.
+WINDOW = 2000
+
+
 class SqlClaims:
-    """`ClaimStore` over a backend's `claims.sql`."""
+    """`ClaimStore` over a backend's `claims.sql`.
+
+    Claims take one of two statements per queue: the plain claim (no limit to count) or
+    the limited claim (paused queue, queue limits, or jobs a task limit counts). Which one
+    comes from a per-process view, queue -> (limited, when seen), refreshed by a probe
+    (one read) after a plain claim once the view is older than `VIEW_SECONDS`, or at once
+    when a plain claim took nothing (its guard may have stopped it).
+    """
 
     def __init__(self, db: SqlBackend) -> None:
         self.db = db
         self.q = db.q["claims"]
+        self._view: dict[str, tuple[bool, float]] = {}
 
     def claim(self, params: ClaimParams) -> list[Job]:
+        return self.take(params).jobs
+
+    def take(self, params: ClaimParams) -> Claimed:
         if params.limit < 1:  # SQLite would read LIMIT -1 as "no limit", PostgreSQL fail
-            return []
-        values = {
+            return Claimed([])
+        limited, seen = self._view.get(params.queue, (False, -VIEW_SECONDS))
+        fresh = time.monotonic() - seen < VIEW_SECONDS
+        if limited and fresh:
+            return self._limited(params)
+        values = self._values(params)
+        with self.db.tx(single=True, relaxed=True) as cur:
+            cur.execute(self.q["claim"], values)
+            jobs = jobs_from(cur, cur.fetchall(), self.db.time)
+        if not fresh or not jobs:  # a stale view, or the guard may have stopped the claim
+            with self.db.read() as cur:
+                cur.execute(self.q["probe"], values)
+                row = cur.fetchone()
+            limited = bool(row[0])
+            self._view[params.queue] = (limited, time.monotonic())
+            if limited and len(jobs) < params.limit:
+                more = self._limited(replace(params, limit=params.limit - len(jobs)))
+                return Claimed(_in_order(jobs + more.jobs), more.wait)
+        return Claimed(_in_order(jobs))
+
+    def _values(self, params: ClaimParams) -> dict[str, Any]:
+        return {
             "worker": params.worker,
             "queue": params.queue,
             "limit": params.limit,
             "lease": params.lease,
             "now": self.db.time_param(params.now),
         }
-        with self.db.tx(single=True, relaxed=True) as cur:
-            cur.execute(self.q["claim"], values)
-            jobs = jobs_from(cur, cur.fetchall(), self.db.time)
-        jobs.sort(key=lambda job: (-job.priority, job.id))
+
+    def _limited(self, params: ClaimParams) -> Claimed:
+        """The limited claim: pick what every limit allows, start it, log its rate starts,
+        in one transaction that no other limited claim overlaps (see `limited_begin`).
+
+        The pick reads a few due jobs per job asked for; while keys at their limit fill
+        what it read, it reads 8 times more, up to `WINDOW`. On PostgreSQL the pick starts
+        the jobs and logs their starts itself (writes within a WITH); SQLite, whose SELECT
+        cannot write, takes them with `limited_take` and logs with `rate_log`."""
+        values = self._values(params)
+        jobs: list[Job] = []
+        with self.db.tx(relaxed=True) as cur:
+            cur.execute(self.q["limited_begin"], values)
+            now = values["now"] = cur.fetchone()[0]
+            window = min(2 * params.limit + 8, WINDOW)
+            while True:
+                values["window"] = window
+                values["limit"] = params.limit - len(jobs)
+                cur.execute(self.q["limited_pick"], values)
+                rows = cur.fetchall()
+                c = Columns.of(cur).index
+                summary = rows[0]  # every row: the next start, the jobs read
+                rows = [row for row in rows if row[c["id"]] is not None]
+                if "limited_take" in self.q.text:
+                    jobs += self._take(cur, values, rows, c, summary)
+                else:
+                    jobs += jobs_from(cur, rows, self.db.time)
+                if len(jobs) >= params.limit or summary[c["seen"]] < window or window == WINDOW:
+                    break
+                window = min(window * 8, WINDOW)
+        next_at = summary[c["next_at"]]
+        wait = None
+        if next_at is not None:
+            wait = max((self.db.time(next_at) - self.db.time(now)).total_seconds(), 0.0)
+        return Claimed(_in_order(jobs), wait)
+
+    def _take(
+        self, cur: Any, values: dict[str, Any], rows: list[Any], c: dict[str, int], summary: Any
+    ) -> list[Job]:
+        """SQLite's second half of a limited claim: start the picked jobs, log their starts
+        per rate bucket (a task's, the queue's) and forget rows out of every window."""
+        if not rows:
+            return []
+        starts: dict[str, list[Any]] = {}  # bucket -> [starts, period]
+        for row in rows:
+            if row[c["bucket"]] is not None:
+                starts.setdefault(row[c["bucket"]], [0, float(row[c["period"]])])[0] += 1
+        if summary[c["queue_bucket"]] is not None:
+            starts[summary[c["queue_bucket"]]] = [len(rows), float(summary[c["queue_period"]])]
+        values["picked"] = orjson.dumps([int(row[c["id"]]) for row in rows]).decode()
+        cur.execute(self.q["limited_take"], values)
+        jobs = jobs_from(cur, cur.fetchall(), self.db.time)
+        if starts:
+            values["buckets"] = orjson.dumps(
+                [{"bucket": b, "n": n, "period": p} for b, (n, p) in starts.items()]
+            ).decode()
+            cur.execute(self.q["rate_log"], values)
+            cur.execute(self.q["rate_prune"], values)
         return jobs
 
     def heartbeat(self, params: HeartbeatParams) -> Heartbeat:
@@ -122,7 +218,18 @@ class SqlClaims:
         }
         with self.db.tx(single=True, relaxed=True) as cur:
             cur.execute(self.q["finish"], values)
-            kept = {int(job_id) for job_id in column(cur, cur.fetchall(), "id")}
+            rows = cur.fetchall()
+            kept = {int(job_id) for job_id in column(cur, rows, "id")}
+            # A limited job's end frees a slot some worker may be waiting for: wake them.
+            freed = {
+                str(queue)
+                for queue, counted in zip(
+                    column(cur, rows, "queue"), column(cur, rows, "counted"), strict=True
+                )
+                if counted or self._view.get(str(queue), (False, 0.0))[0]
+            }
+            if freed:
+                self.db.wake(cur, freed)
         return [o.id for o in outcomes if o.id not in kept]
 
     def release(self, params: ReleaseParams) -> int:
@@ -156,6 +263,12 @@ class SqlClaims:
             if queues:
                 self.db.wake(cur, queues)
         return sorted(int(job_id) for job_id in ids)
+
+
+def _in_order(jobs: list[Job]) -> list[Job]:
+    """Jobs as a worker starts them: higher priority first, then older."""
+    jobs.sort(key=lambda job: (-job.priority, job.id))
+    return jobs
 
 
 def _leases_json(leases: Sequence[Lease]) -> str:

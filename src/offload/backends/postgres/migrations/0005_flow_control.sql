@@ -58,3 +58,12 @@ CREATE INDEX offload_rate_starts_bucket ON offload_rate_starts (bucket, at);
 -- Each worker's measured completions per second per queue ({"queue": rate}), written with
 -- its registry heartbeat: a queue's drain rate is the sum over live workers.
 ALTER TABLE offload_workers ADD COLUMN rates json NOT NULL DEFAULT '{}';
+
+-- H2 (rate and concurrency limits): the rate log keeps one row per claim and bucket, with
+-- its starts `n` and the bucket's running `total` (n of the bucket's rows so far summed),
+-- so that a claim counts the starts in a window with two seeks of one index, whatever the
+-- rate: the last total minus the total before the window's first row.
+ALTER TABLE offload_rate_starts ADD COLUMN n integer NOT NULL DEFAULT 1;
+ALTER TABLE offload_rate_starts ADD COLUMN total bigint NOT NULL DEFAULT 0;
+DROP INDEX offload_rate_starts_bucket;
+CREATE INDEX offload_rate_starts_bucket ON offload_rate_starts (bucket, at, total, n);

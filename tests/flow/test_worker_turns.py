@@ -1,0 +1,73 @@
+"""A worker does not spin: neither while its buffer waits for a busy slot, nor while limits
+hold jobs back (it sleeps until a wake-up, a finished job, or a rate's next start)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+
+import offload
+from offload.handle import JobHandle
+from offload.runtime.worker import Worker
+
+
+def run_until_done(worker: Worker, handles: Sequence[JobHandle[None]], timeout: float) -> float:
+    """Run `worker` in a thread until every job succeeded; return the seconds it took."""
+    thread = threading.Thread(target=worker.run)
+    start = time.monotonic()
+    thread.start()
+    try:
+        while not all(h.status() is offload.JobState.SUCCEEDED for h in handles):
+            assert time.monotonic() - start < timeout, [h.job() for h in handles]
+            time.sleep(0.05)
+        return time.monotonic() - start
+    finally:
+        worker.stop()
+        thread.join(30)
+
+
+def test_a_full_buffer_waiting_for_a_busy_slot_does_not_spin(app: offload.App) -> None:
+    """One slot, jobs buffered behind a long run: past the poll time no claim can follow,
+    so the loop sleeps until the run ends instead of turning with a zero timeout."""
+
+    @app.task(name="slow")
+    def slow() -> None:
+        time.sleep(0.6)
+
+    handles = slow.enqueue_many([()] * 3)
+    worker = app.worker(
+        executor="thread", concurrency=1, prefetch=4, poll_interval=0.1, install_signals=False
+    )
+    elapsed = run_until_done(worker, handles, 30)
+    assert elapsed >= 1.8
+    # Spinning made thousands of turns in the 1.5 s the buffer waited past the poll time.
+    assert worker.turns < 100, worker.turns
+
+
+def test_a_rate_limited_worker_sleeps_until_the_next_start(app: offload.App) -> None:
+    @app.task(name="paced", rate_limit="2/s")
+    def paced() -> None: ...
+
+    handles = paced.enqueue_many([()] * 6)
+    worker = app.worker(executor="thread", concurrency=4, poll_interval=5.0, install_signals=False)
+    elapsed = run_until_done(worker, handles, 30)
+    # Two now, two a second later, two a second after that: woken by the rate's hint, not
+    # by the 5 s poll.
+    assert 1.9 <= elapsed < 4.5, elapsed
+    assert worker.turns < 60, worker.turns
+    starts = sorted(h.job().started_at for h in handles)  # type: ignore[type-var]
+    for i, first in enumerate(starts):
+        assert sum(1 for s in starts[i:] if (s - first).total_seconds() < 1.0) <= 2, starts
+
+
+def test_a_burst_worker_waits_for_jobs_a_rate_holds_back(app: offload.App) -> None:
+    @app.task(name="paced", rate_limit="2/s")
+    def paced() -> None: ...
+
+    handles = paced.enqueue_many([()] * 4)
+    worker = app.worker(executor="thread", concurrency=4, burst=True, install_signals=False)
+    start = time.monotonic()
+    assert worker.run() == 0
+    assert time.monotonic() - start >= 0.9
+    assert all(h.status() is offload.JobState.SUCCEEDED for h in handles)
