@@ -21,12 +21,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make `benchmarks` and `tests` importable
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.procinfo import load_average  # noqa: E402
 from benchmarks.throughput import (  # noqa: E402
     PostgresTarget,
     SqliteTarget,
     Target,
     bench_drain,
-    load_average,
     log,
 )
 

@@ -157,7 +157,7 @@ class PostgresTarget:
             drop_database(self.server_url, name)
 
     def settings(self) -> list[tuple[str, str]]:
-        from offload.backends.postgres.backend import redact
+        from offload.backends import redact
 
         found = [(key, str(self._show(key))) for key in SHOWN_PG_SETTINGS]
         return [("server", f"{self.how}: {redact(self.server_url)}"), *found]
