@@ -113,9 +113,6 @@ class Model:
             if job.queue == queue and job.state in CLAIMABLE and job.run_at.not_after(now)
         ]
 
-        def deadline(job: ModelJob) -> tuple[datetime, int]:
-            return job.run_at.lo - timedelta(seconds=job.priority * DEFAULT_AGING), job.id
-
         due.sort(key=deadline)
         grants = []
         for job in due[:limit]:
@@ -212,3 +209,9 @@ class Model:
             per_queue = out.setdefault(job.queue, {})
             per_queue[job.state] = per_queue.get(job.state, 0) + 1
         return out
+
+
+def deadline(job: ModelJob) -> tuple[datetime, int]:
+    """A job's place in claim order: its virtual deadline (run_at less the priority's head
+    start of DEFAULT_AGING seconds per step), then its id."""
+    return job.run_at.lo - timedelta(seconds=job.priority * DEFAULT_AGING), job.id

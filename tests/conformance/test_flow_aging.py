@@ -159,3 +159,13 @@ def test_claim_order_ties_break_by_id(backend: Backend) -> None:
     at = datetime.now().timestamp() - 1
     ids = insert(backend, 5, queue="q", priority=1, run_at=at)
     assert claim_order(backend, 5) == ids
+
+
+def test_one_claim_of_many_jobs_lists_them_by_virtual_deadline(backend: Backend) -> None:
+    """A worker starts a claimed batch in the order the claim took it: a long-waiting low
+    job comes before a new high one in the same batch (the default aging, 60 s a step)."""
+    old_low = due(backend, ago=3600, priority=0)  # deadline now - 3600 s
+    new_high = due(backend, ago=0, priority=10)  # deadline now - 600 s
+    new_low = due(backend, ago=0, priority=0)  # deadline now
+    jobs = backend.claims.claim(ClaimParams("w1", "q", 3, 30.0))
+    assert [job.id for job in jobs] == [old_low, new_high, new_low]

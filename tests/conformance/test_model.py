@@ -52,7 +52,7 @@ from offload.core.errors import InvalidTransition, JobNotFound
 from offload.core.job import Job
 from offload.core.states import CLAIMABLE, JobState
 from tests.conformance.helpers import RawDB, error_json, insert
-from tests.conformance.model import RUNNING, Grant, Model, Refused, Span
+from tests.conformance.model import RUNNING, Grant, Model, Refused, Span, deadline
 
 EXAMPLES = int(os.environ.get("OFFLOAD_MODEL_EXAMPLES", "500"))
 STEPS = int(os.environ.get("OFFLOAD_MODEL_STEPS", "20"))
@@ -181,9 +181,9 @@ class JobMachine(RuleBasedStateMachine):
         queue = data.draw(st.sampled_from(queues), "queue")
         jobs = self.backend.claims.claim(ClaimParams(worker, queue, limit, lease, now=self.now))
         grants = self.model.claim(worker, queue, limit, lease, self.now)
-        by_priority = sorted(grants, key=lambda g: (-self.model.jobs[g.id].priority, g.id))
+        in_order = sorted(grants, key=lambda g: deadline(self.model.jobs[g.id]))
         assert [(j.id, j.attempt, j.worker) for j in jobs] == [
-            (g.id, g.attempt, g.worker) for g in by_priority
+            (g.id, g.attempt, g.worker) for g in in_order
         ]
         self.grants += grants
 

@@ -19,7 +19,7 @@ UPDATE offload_jobs AS j
 SET state = 'running', attempt = j.attempt + 1, worker = :worker,
     started_at = {at}, lease_until = {at} + make_interval(secs => :lease)
 FROM picked WHERE j.id = picked.id
-RETURNING {job_columns_j}
+RETURNING {job_columns_j}, j.sort_at
 
 -- name: probe
 -- Does the queue need the limited claim (paused or limited, or a due job a task limit
@@ -123,7 +123,7 @@ took AS (
     FROM picked
     -- By primary key only: `state || ''` keeps the planner off the claim index.
     WHERE j.id = picked.id AND j.state || '' IN ('available', 'scheduled', 'retrying')
-    RETURNING {job_columns_j}, picked.bucket, picked.rate_period),
+    RETURNING {job_columns_j}, j.sort_at, picked.bucket, picked.rate_period),
 starts AS (
     SELECT bucket, count(*) AS n, max(rate_period) AS period FROM took
     WHERE bucket IS NOT NULL GROUP BY bucket

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
     from offload.backends.sql.connector import SqlBackend
 
 
+#: Jobs a claim started, each with its virtual deadline (sort_at) to order them by.
+Started = list[tuple[Any, Job]]
+
 #: Seconds this process trusts its view of which queues need the limited claim. A stale
 #: view only delays: the plain claim's guard takes nothing a limit counts.
 VIEW_SECONDS = 5.0
@@ -65,11 +68,11 @@ class SqlClaims:
         limited, seen = self._view.get(params.queue, (False, -VIEW_SECONDS))
         fresh = time.monotonic() - seen < VIEW_SECONDS
         if limited and fresh:
-            return self._limited(params)
+            return _in_order(*self._limited(params))
         values = self._values(params)
         with self.db.tx(single=True, relaxed=True) as cur:
             cur.execute(self.q["claim"], values)
-            jobs = jobs_from(cur, cur.fetchall(), self.db.time)
+            jobs = self._started(cur, cur.fetchall())
         if not fresh or not jobs:  # a stale view, or the guard may have stopped the claim
             with self.db.read() as cur:
                 cur.execute(self.q["probe"], values)
@@ -77,9 +80,14 @@ class SqlClaims:
             limited = bool(row[0])
             self._view[params.queue] = (limited, time.monotonic())
             if limited and len(jobs) < params.limit:
-                more = self._limited(replace(params, limit=params.limit - len(jobs)))
-                return Claimed(_in_order(jobs + more.jobs), more.wait)
-        return Claimed(_in_order(jobs))
+                more, wait = self._limited(replace(params, limit=params.limit - len(jobs)))
+                return _in_order(jobs + more, wait)
+        return _in_order(jobs, None)
+
+    def _started(self, cur: Any, rows: Sequence[Any]) -> Started:
+        """Claimed rows decoded, each with its virtual deadline (`sort_at`)."""
+        keys = column(cur, rows, "sort_at")
+        return list(zip(keys, jobs_from(cur, rows, self.db.time), strict=True))
 
     def _values(self, params: ClaimParams) -> dict[str, Any]:
         return {
@@ -90,16 +98,17 @@ class SqlClaims:
             "now": self.db.time_param(params.now),
         }
 
-    def _limited(self, params: ClaimParams) -> Claimed:
+    def _limited(self, params: ClaimParams) -> tuple[Started, float | None]:
         """The limited claim: pick what every limit allows, start it, log its rate starts,
         in one transaction that no other limited claim overlaps (see `limited_begin`).
 
         The pick reads a few due jobs per job asked for; while keys at their limit fill
         what it read, it reads 8 times more, up to `WINDOW`. On PostgreSQL the pick starts
         the jobs and logs their starts itself (writes within a WITH); SQLite, whose SELECT
-        cannot write, takes them with `limited_take` and logs with `rate_log`."""
+        cannot write, takes them with `limited_take` and logs with `rate_log`. Returns the
+        jobs started, and the seconds until a job a rate holds back may start."""
         values = self._values(params)
-        jobs: list[Job] = []
+        jobs: Started = []
         with self.db.tx(relaxed=True) as cur:
             cur.execute(self.q["limited_begin"], values)
             now = values["now"] = cur.fetchone()[0]
@@ -115,7 +124,7 @@ class SqlClaims:
                 if "limited_take" in self.q.text:
                     jobs += self._take(cur, values, rows, c, summary)
                 else:
-                    jobs += jobs_from(cur, rows, self.db.time)
+                    jobs += self._started(cur, rows)
                 if len(jobs) >= params.limit or summary[c["seen"]] < window or window == WINDOW:
                     break
                 window = min(window * 8, WINDOW)
@@ -123,11 +132,11 @@ class SqlClaims:
         wait = None
         if next_at is not None:
             wait = max((self.db.time(next_at) - self.db.time(now)).total_seconds(), 0.0)
-        return Claimed(_in_order(jobs), wait)
+        return jobs, wait
 
     def _take(
         self, cur: Any, values: dict[str, Any], rows: list[Any], c: dict[str, int], summary: Any
-    ) -> list[Job]:
+    ) -> Started:
         """SQLite's second half of a limited claim: start the picked jobs, log their starts
         per rate bucket (a task's, the queue's) and forget rows out of every window."""
         if not rows:
@@ -140,7 +149,7 @@ class SqlClaims:
             starts[summary[c["queue_bucket"]]] = [len(rows), float(summary[c["queue_period"]])]
         values["picked"] = orjson.dumps([int(row[c["id"]]) for row in rows]).decode()
         cur.execute(self.q["limited_take"], values)
-        jobs = jobs_from(cur, cur.fetchall(), self.db.time)
+        jobs = self._started(cur, cur.fetchall())
         if starts:
             values["buckets"] = orjson.dumps(
                 [{"bucket": b, "n": n, "period": p} for b, (n, p) in starts.items()]
@@ -265,10 +274,11 @@ class SqlClaims:
         return sorted(int(job_id) for job_id in ids)
 
 
-def _in_order(jobs: list[Job]) -> list[Job]:
-    """Jobs as a worker starts them: higher priority first, then older."""
-    jobs.sort(key=lambda job: (-job.priority, job.id))
-    return jobs
+def _in_order(started: Started, wait: float | None) -> Claimed:
+    """The claim's jobs in the order a worker starts them, the claim's own: by virtual
+    deadline (priority aged by waiting), then id."""
+    started.sort(key=lambda pair: (pair[0], pair[1].id))
+    return Claimed([job for _, job in started], wait)
 
 
 def _leases_json(leases: Sequence[Lease]) -> str:

@@ -18,7 +18,7 @@ WHERE id IN (
                       AND (q.paused OR q.concurrency IS NOT NULL OR q.rate_count IS NOT NULL))
     ORDER BY sort_at, id
     LIMIT :limit)
-RETURNING {job_columns}
+RETURNING {job_columns}, sort_at
 
 -- name: probe
 -- Does the queue need the limited claim (paused or limited, or a due job a task limit
@@ -127,7 +127,7 @@ SET state = 'running', attempt = attempt + 1, worker = :worker,
     started_at = :now, lease_until = :now + :lease
 WHERE id IN (SELECT value FROM json_each(:picked))
   AND +state IN ('available', 'scheduled', 'retrying')  -- +: by id, not a scan of a state
-RETURNING {job_columns}
+RETURNING {job_columns}, sort_at
 
 -- name: rate_log
 -- Log a claim's starts: per bucket one row of `n` starts carrying the bucket's new running

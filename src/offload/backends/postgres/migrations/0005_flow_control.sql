@@ -47,23 +47,24 @@ CREATE TABLE offload_task_limits (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 
--- The starts a rate limit counts: one row per start of a rate-limited job, per bucket
--- ('queue' + queue name, or 'task' + task name + limit key), pruned once out of every window.
+-- The starts rate limits count: one row per claim and bucket (a queue's, or a task's and
+-- limit key's), with its starts `n` and the bucket's running `total` (the sum of n over the
+-- bucket's rows so far), so that a claim counts the starts in any window with two seeks of
+-- one index, however high the rate: the last total minus the total before the window.
+-- Rows out of every window are pruned by the claims that log new ones.
 CREATE TABLE offload_rate_starts (
     bucket text NOT NULL,
-    at timestamptz NOT NULL
+    at timestamptz NOT NULL,
+    n integer NOT NULL DEFAULT 1,
+    total bigint NOT NULL DEFAULT 0
 );
-CREATE INDEX offload_rate_starts_bucket ON offload_rate_starts (bucket, at);
+CREATE INDEX offload_rate_starts_bucket ON offload_rate_starts (bucket, at, total, n);
+
+-- Whether a queue holds due jobs a task limit counts, asked when a worker's view of the
+-- queue is stale or a plain claim came back empty: a seek here, not a scan of the queue.
+CREATE INDEX offload_jobs_limited ON offload_jobs (queue, run_at)
+    WHERE limit_key IS NOT NULL AND state IN ('available', 'scheduled', 'retrying');
 
 -- Each worker's measured completions per second per queue ({"queue": rate}), written with
 -- its registry heartbeat: a queue's drain rate is the sum over live workers.
 ALTER TABLE offload_workers ADD COLUMN rates json NOT NULL DEFAULT '{}';
-
--- H2 (rate and concurrency limits): the rate log keeps one row per claim and bucket, with
--- its starts `n` and the bucket's running `total` (n of the bucket's rows so far summed),
--- so that a claim counts the starts in a window with two seeks of one index, whatever the
--- rate: the last total minus the total before the window's first row.
-ALTER TABLE offload_rate_starts ADD COLUMN n integer NOT NULL DEFAULT 1;
-ALTER TABLE offload_rate_starts ADD COLUMN total bigint NOT NULL DEFAULT 0;
-DROP INDEX offload_rate_starts_bucket;
-CREATE INDEX offload_rate_starts_bucket ON offload_rate_starts (bucket, at, total, n);

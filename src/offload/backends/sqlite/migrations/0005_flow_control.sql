@@ -38,16 +38,13 @@ CREATE TABLE offload_task_limits (
 
 CREATE TABLE offload_rate_starts (
     bucket TEXT NOT NULL,
-    at REAL NOT NULL
+    at REAL NOT NULL,
+    n INTEGER NOT NULL DEFAULT 1,
+    total INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX offload_rate_starts_bucket ON offload_rate_starts (bucket, at);
+CREATE INDEX offload_rate_starts_bucket ON offload_rate_starts (bucket, at, total, n);
+
+CREATE INDEX offload_jobs_limited ON offload_jobs (queue, run_at)
+    WHERE limit_key IS NOT NULL AND state IN ('available', 'scheduled', 'retrying');
 
 ALTER TABLE offload_workers ADD COLUMN rates TEXT NOT NULL DEFAULT '{}';
-
--- H2 (rate and concurrency limits): the rate log keeps one row per claim and bucket, with
--- its starts `n` and the bucket's running `total`, so that a claim counts the starts in a
--- window with two seeks of one index, whatever the rate.
-ALTER TABLE offload_rate_starts ADD COLUMN n INTEGER NOT NULL DEFAULT 1;
-ALTER TABLE offload_rate_starts ADD COLUMN total INTEGER NOT NULL DEFAULT 0;
-DROP INDEX offload_rate_starts_bucket;
-CREATE INDEX offload_rate_starts_bucket ON offload_rate_starts (bucket, at, total, n);
