@@ -84,7 +84,7 @@ def test_show_prints_the_policy_and_figures(store: offload.App, env: dict[str, s
         "drain_rate": 0.0,
         "held": 0,
         "shed": 0,
-        "limits": ["2 running"],
+        "limits": ["2 at once"],
         "task_limits": {},
     }
     table = offload_cli("queues", "show", "mail", env=env)
@@ -94,7 +94,7 @@ def test_show_prints_the_policy_and_figures(store: offload.App, env: dict[str, s
     assert rows["policy"] == "max-depth 10, concurrency 2"
     assert rows["paused"] == "yes"
     assert rows["jobs"] == "available 3"
-    assert rows["limits"] == "2 running"
+    assert rows["limits"] == "2 at once"
     assert rows["workers"] == "w1"
 
 
@@ -119,7 +119,7 @@ def test_the_listing_has_the_flow_columns(store: offload.App, env: dict[str, str
     mail = lines[2].split()
     assert re.fullmatch(r"\d+s", mail.pop(8)), lines[2]  # the oldest due job's wait
     assert mail[:10] == ["mail", "!", "1", "1", "1", "3", "0", "-", "1", "yes"]
-    assert lines[2].endswith("1 running, 5/m")
+    assert lines[2].endswith("1 at once, 5/m")
     listing = run_json("queues", env=env)
     assert listing["mail"]["held"] == 1 and listing["mail"]["shed"] == 1
     assert listing["idle"] == {

@@ -206,7 +206,7 @@ def test_queue_statuses_report_flow_control_per_queue(app: offload.App, db_url: 
     assert s1.drain_rate == pytest.approx(3.5)
     assert s1.oldest_available is not None and 100 <= s1.oldest_available < 160
     assert s1.policy == QueuePolicy(concurrency=1, rate=Rate(20, 1.0))
-    assert s1.limits == ["1 running", "20/s"]
+    assert s1.limits == ["1 at once", "20/s"]
     assert s1.task_limits == {}
     assert (s1.workers, s1.served) == (["live-1", "live-2"], True)
 
@@ -215,7 +215,7 @@ def test_queue_statuses_report_flow_control_per_queue(app: offload.App, db_url: 
     assert s2.drain_rate == pytest.approx(0.5)
     assert s2.policy is None
     assert s2.task_limits == {"send": TaskLimits(concurrency=1, keyed=True)}
-    assert s2.limits == ["send: 1 running per key"]
+    assert s2.limits == ["send: 1 at once per key"]
     assert s2.oldest_available is not None and 0 <= s2.oldest_available < 60
 
     assert empty.counts == {} and empty.workers == [] and not empty.served
@@ -235,7 +235,7 @@ def test_a_task_limited_as_a_whole_holds_back_all_its_jobs(app: offload.App, db_
     for job_id in ids[2:]:
         _set_job(db_url, job_id, "available", "")
     assert _status(app, "default").held == 3
-    assert _status(app, "default").limits == ["report: 2 running"]
+    assert _status(app, "default").limits == ["report: 2 at once"]
 
     _set_job(db_url, ids[0], "succeeded", "")  # a slot is free: nothing is held back
     assert _status(app, "default").held == 0

@@ -102,10 +102,10 @@ class QueueStatus:
 
 
 def _limit_phrases(prefix: str, concurrency: int | None, rate: Rate | None, per: str) -> list[str]:
-    """'[task: ]N running[ per key]' and '[task: ]20/s[ per key]', for the limits set."""
+    """'[task: ]N at once[ per key]' and '[task: ]20/s[ per key]', for the limits set."""
     out = []
     if concurrency is not None:
-        out.append(f"{prefix}{concurrency} running{per}")
+        out.append(f"{prefix}{concurrency} at once{per}")
     if rate is not None:
         out.append(f"{prefix}{rate}{per}")
     return out
