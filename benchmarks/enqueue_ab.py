@@ -1,20 +1,24 @@
-"""Interleaved A/B of single-job PostgreSQL enqueues between two source trees.
+"""Interleaved A/B of enqueues between two source trees, one job per call or in batches.
 
-Each round enqueues 3,000 jobs one per call from each tree in turn (a fresh process and
-database each time, on a throwaway server that acknowledges a commit once it is written), and
-then counts the Python calls of 500 more under cProfile. Call counts do not move with the
-machine's load; the throughput medians do, which is why the trees take turns.
+Each round enqueues 3,000 jobs from each tree in turn (a fresh process and database each
+time; PostgreSQL on a throwaway server that acknowledges a commit once it is written), one per
+call or `--batch N` per `enqueue_many`, and then counts the Python calls of 500 more under
+cProfile. Call counts do not move with the machine's load; the throughput medians do, which
+is why the trees take turns.
 
     .venv/bin/python benchmarks/enqueue_ab.py /path/to/base-tree /path/to/this-tree [--rounds 5]
+    .venv/bin/python benchmarks/enqueue_ab.py BASE THIS --backend sqlite --batch 1000 --jobs 20000
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,19 +34,24 @@ app = offload.App(sys.argv[1])
 app.migrate()
 @app.task(name="t")
 def t(x: int) -> None: ...
-for i in range(200):
-    t.enqueue(i)
+batch = int(sys.argv[3])
+def enqueue(n):
+    if batch == 1:
+        for i in range(n):
+            t.enqueue(i)
+    else:
+        for start in range(0, n, batch):
+            t.enqueue_many([(i,) for i in range(start, min(start + batch, n))])
+enqueue(min(200 * batch, 2000))
 n = int(sys.argv[2])
 started = time.perf_counter()
-for i in range(n):
-    t.enqueue(i)
+enqueue(n)
 rate = n / (time.perf_counter() - started)
 profile = cProfile.Profile()
 profile.enable()
-for i in range(500):
-    t.enqueue(i)
+enqueue(max(500, batch))
 profile.disable()
-print(f"{rate:.0f} {pstats.Stats(profile).total_calls / 500:.1f}")
+print(f"{rate:.0f} {pstats.Stats(profile).total_calls / max(500, batch):.1f}")
 """
 
 
@@ -51,17 +60,23 @@ def main() -> int:
     parser.add_argument("trees", nargs=2, help="two checkouts, each with a src/offload")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=3000)
+    parser.add_argument("--batch", type=int, default=1, help="jobs per call (enqueue_many)")
+    parser.add_argument("--backend", choices=("postgres", "sqlite"), default="postgres")
     args = parser.parse_args()
-    server = start_postgres(durable_commits=True)
+    scratch = Path(tempfile.mkdtemp(prefix="enqueue-ab-"))
+    server = start_postgres(durable_commits=True) if args.backend == "postgres" else None
     rates: dict[str, list[float]] = {tree: [] for tree in args.trees}
     calls: dict[str, str] = {}
     try:
         for n in range(args.rounds):
             for i, tree in enumerate(args.trees):
-                url = fresh_database(server.url, f"ab_{n}_{i}")
+                if server is None:
+                    url = f"sqlite:///{scratch / f'ab_{n}_{i}.db'}"
+                else:
+                    url = fresh_database(server.url, f"ab_{n}_{i}")
                 env = dict(os.environ, PYTHONPATH=str(Path(tree) / "src"))
                 out = subprocess.run(
-                    [sys.executable, "-c", CHILD, url, str(args.jobs)],
+                    [sys.executable, "-c", CHILD, url, str(args.jobs), str(args.batch)],
                     env=env,
                     capture_output=True,
                     text=True,
@@ -71,12 +86,19 @@ def main() -> int:
                 rates[tree].append(float(rate))
                 calls[tree] = per_call
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+    per = "enqueue" if args.batch == 1 else "job"
+    print(f"{args.backend}, {args.batch} job(s) per call, {args.jobs:,} jobs per run")
+    base, this = args.trees
+    ratios = [b / a for a, b in zip(rates[base], rates[this], strict=True)]
+    print(f"per-round ratio {this} / {base}: median {statistics.median(ratios):.3f}")
     for tree in args.trees:
         runs = ", ".join(f"{r:,.0f}" for r in rates[tree])
         print(
             f"{tree}: median {statistics.median(rates[tree]):,.0f} jobs/s ({runs}); "
-            f"{calls[tree]} Python calls per enqueue"
+            f"{calls[tree]} Python calls per {per}"
         )
     return 0
 

@@ -173,7 +173,7 @@ WHERE state IN ('succeeded', 'dead', 'cancelled', 'shed') AND {matching}
 :priority * coalesce((SELECT aging FROM offload_queues WHERE name = :queue), :default_aging::float8)
 
 -- name: unbounded
--- The plain inserts' guard (H1, back pressure): true unless the queue has an admission
+-- The plain inserts' guard (back pressure): true unless the queue has an admission
 -- policy. Producers keep a cache of the queues that have one and take the admitted path
 -- for those; a cache that missed a new policy cannot bypass it, as the plain insert then
 -- stores nothing and the producer takes the admitted path. One index probe, evaluated

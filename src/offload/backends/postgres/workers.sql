@@ -6,7 +6,7 @@ VALUES (:id, :host, :pid, :queues::json, :concurrency, now(), now(), :wake)
 ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, wake = excluded.wake
 
 -- name: heartbeat
--- With :rates (JSON {queue: completions per second}, H1), the worker's drain rates too.
+-- With :rates (JSON {queue: completions per second}), the worker's drain rates too.
 UPDATE offload_workers SET heartbeat_at = now(), rates = coalesce(:rates::json, rates)
 WHERE id = :id
 
@@ -20,6 +20,6 @@ SELECT {worker_columns} FROM offload_workers ORDER BY started_at
 DELETE FROM offload_workers WHERE heartbeat_at < now() - make_interval(secs => :age)
 
 -- name: drain_rate
--- A queue's drain rate: completions per second summed over its live workers (H1).
+-- A queue's drain rate: completions per second summed over its live workers.
 SELECT coalesce(sum((rates ->> :queue)::float8), 0) FROM offload_workers
 WHERE heartbeat_at > now() - make_interval(secs => :lost_after)

@@ -1,4 +1,4 @@
-"""Admission at enqueue (H1): bounded queues, admission control and shedding of new jobs.
+"""Admission at enqueue: bounded queues, admission control and shedding of new jobs.
 
 An enqueue into a queue without an admission policy is one plain insert, as before; the
 insert carries a guard (`unbounded` in jobs.sql) that stores nothing when the queue has a

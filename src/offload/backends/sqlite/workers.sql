@@ -6,7 +6,7 @@ VALUES (:id, :host, :pid, :queues, :concurrency, {now}, {now}, :wake)
 ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, wake = excluded.wake
 
 -- name: heartbeat
--- With :rates (JSON {queue: completions per second}, H1), the worker's drain rates too.
+-- With :rates (JSON {queue: completions per second}), the worker's drain rates too.
 UPDATE offload_workers SET heartbeat_at = {now}, rates = coalesce(:rates, rates)
 WHERE id = :id
 
@@ -20,7 +20,7 @@ SELECT {worker_columns} FROM offload_workers ORDER BY started_at
 DELETE FROM offload_workers WHERE heartbeat_at < {now} - :age
 
 -- name: drain_rate
--- A queue's drain rate: completions per second summed over its live workers (H1). By
+-- A queue's drain rate: completions per second summed over its live workers. By
 -- json_each, as a queue name is a key, not a JSON path.
 SELECT coalesce(sum(r.value), 0) FROM offload_workers AS w, json_each(w.rates) AS r
 WHERE r.key = :queue AND w.heartbeat_at > {now} - :lost_after
