@@ -41,7 +41,9 @@ RETURNING id)
 SELECT id, pg_notify('offload_jobs', :queue) FROM ins
 
 -- name: insert_many
--- Many jobs of one spec; :payloads is a JSON array of [args, kwargs, limit_key] triples, each payload
+-- Many jobs of one spec; :payloads is a JSON array of [args, kwargs] pairs, [args, kwargs,
+-- limit_key] triples when :limited (a `->>` parses the whole element each time: read the
+-- key only when there is one), each payload
 -- as JSON text in a string (PostgreSQL's json cannot take \u0000 apart). Rows go in
 -- payload order, so their ids ascend with it.
 WITH ins AS (
@@ -55,7 +57,8 @@ SELECT :task, :queue, (p.value ->> 0)::json, (p.value ->> 1)::json, :priority,
     coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay)), now(),
     :unique_key, NULL, :group_key, :meta::json,
     coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
-        - make_interval(secs => {head_start}), p.value ->> 2
+        - make_interval(secs => {head_start}),
+    CASE WHEN :limited THEN p.value ->> 2 END
 FROM json_array_elements(:payloads::json) WITH ORDINALITY AS p(value, n)
 WHERE {unbounded}
 ORDER BY p.n
@@ -75,7 +78,8 @@ SELECT :task, :queue, (p.value ->> 0)::json, (p.value ->> 1)::json, :priority,
     coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay)), now(),
     :unique_key, p.value ->> 2, :group_key, :meta::json,
     coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
-        - make_interval(secs => {head_start}), p.value ->> 3
+        - make_interval(secs => {head_start}),
+    CASE WHEN :limited THEN p.value ->> 3 END
 FROM json_array_elements(:payloads::json) WITH ORDINALITY AS p(value, n)
 WHERE {unbounded}
 ORDER BY p.n

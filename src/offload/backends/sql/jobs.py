@@ -109,7 +109,8 @@ class SqlJobs:
         not held by any job then means the guard stopped the insert.
         """
         values = _spec_params(spec)
-        values.update(admitted=admitted, shed=shed)
+        limited = any([p.limit_key is not None for p in payloads])  # no call per job
+        values.update(admitted=admitted, shed=shed, limited=limited)
         # Keys need ON CONFLICT, whose speculative insertion costs PostgreSQL a second WAL
         # record per row: statements without keys go without it.
         if len(payloads) == 1:
@@ -125,9 +126,12 @@ class SqlJobs:
             rows = cur.fetchall()
             ids = _by_position(payloads, column(cur, rows, "id"), column(cur, rows, "key"))
         else:
-            values["payloads"] = orjson.dumps(
+            rows_of: list[tuple[str | None, ...]] = (
                 [(p.args, p.kwargs, p.limit_key) for p in payloads]
-            ).decode()
+                if limited
+                else [(p.args, p.kwargs) for p in payloads]
+            )
+            values["payloads"] = orjson.dumps(rows_of).decode()
             cur.execute(self.q["insert_many"], values)
             self.db.wake(cur, (spec.queue,), inserted=True)
             # Ids come from one sequence in payload order; RETURNING order is not promised.

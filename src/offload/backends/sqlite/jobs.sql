@@ -28,7 +28,9 @@ WHERE {unbounded}
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 
 -- name: insert_many
--- Many jobs of one spec; :payloads is a JSON array of [args, kwargs, limit_key] triples. Rows go in
+-- Many jobs of one spec; :payloads is a JSON array of [args, kwargs] pairs, [args, kwargs,
+-- limit_key] triples when :limited (a `->>` parses the whole element each time: read the
+-- key only when there is one). Rows go in
 -- payload order, so their ids ascend with it.
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
     enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key)
@@ -37,7 +39,8 @@ SELECT :task, :queue, p.value ->> 0, p.value ->> 1, :priority,
         WHEN coalesce(:run_at, {now} + :delay) > {now} THEN 'scheduled' ELSE 'available' END,
     :max_attempts, coalesce(:run_at, {now} + :delay), {now},
     :unique_key, NULL, :group_key, :meta,
-    coalesce(:run_at, {now} + :delay) - {head_start}, p.value ->> 2
+    coalesce(:run_at, {now} + :delay) - {head_start},
+    CASE WHEN :limited THEN p.value ->> 2 END
 FROM json_each(:payloads) AS p
 WHERE {unbounded}
 ORDER BY p.key
@@ -52,7 +55,8 @@ SELECT :task, :queue, p.value ->> 0, p.value ->> 1, :priority,
         WHEN coalesce(:run_at, {now} + :delay) > {now} THEN 'scheduled' ELSE 'available' END,
     :max_attempts, coalesce(:run_at, {now} + :delay), {now},
     :unique_key, p.value ->> 2, :group_key, :meta,
-    coalesce(:run_at, {now} + :delay) - {head_start}, p.value ->> 3
+    coalesce(:run_at, {now} + :delay) - {head_start},
+    CASE WHEN :limited THEN p.value ->> 3 END
 FROM json_each(:payloads) AS p
 WHERE {unbounded}  -- (an INSERT ... SELECT with an upsert clause needs a WHERE to parse)
 ORDER BY p.key
