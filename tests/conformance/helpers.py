@@ -130,6 +130,10 @@ class NewJob:
     payload: Payload
 
 
+#: The keys `new_job` takes as options but stores in the job's payload.
+KEYS = ("limit_key", "unique_key", "group_key", "replace_key")
+
+
 def new_job(
     task: str = "t",
     queue: str = "default",
@@ -138,9 +142,14 @@ def new_job(
     idempotency_key: str | None = None,
     **options: Any,
 ) -> NewJob:
-    """A job with JSON-encoded payloads (options: priority, delay, max_attempts, ...)."""
+    """A job with JSON-encoded payloads (options: priority, delay, max_attempts, ...,
+    and the payload's `KEYS`)."""
+    keys = {name: options.pop(name) for name in KEYS if name in options}
     payload = Payload(
-        orjson.dumps(args or []).decode(), orjson.dumps(kwargs or {}).decode(), idempotency_key
+        orjson.dumps(args or []).decode(),
+        orjson.dumps(kwargs or {}).decode(),
+        idempotency_key,
+        **keys,
     )
     return NewJob(JobSpec(task=task, queue=queue, **options), payload)
 

@@ -105,7 +105,7 @@ def _build_at(url: str, version: int) -> None:
         assert backend.schema.version() == version
 
 
-def _seed(raw: RawDB) -> list[int]:
+def _seed(raw: RawDB, version: int) -> list[int]:
     """Store the rows of JOBS (and of the other tables the schema has); their ids in order."""
 
     def at(offset: timedelta | None) -> Any:
@@ -140,6 +140,9 @@ def _seed(raw: RawDB) -> list[int]:
             "cancel_requested": row.get("cancel_requested", False),
             "progress": row.get("progress"),
         }
+        if version >= 5:  # the claim order column, NOT NULL on PostgreSQL from schema 5
+            priority = timedelta(minutes=int(values["priority"]))
+            values["sort_at"] = at(row.get("run_at", -HOUR) - priority)
         # JSON goes as text: psycopg sends a str untyped, so the column's type applies.
         raw.execute(
             f"INSERT INTO offload_jobs ({', '.join(values)}) "
@@ -196,7 +199,7 @@ def test_both_backends_ship_the_same_migrations() -> None:
 def test_upgrade_keeps_every_row_and_reaches_the_fresh_schema(db_url: str, version: int) -> None:
     raw = RawDB(db_url)
     _build_at(db_url, version)
-    seeded = _seed(raw)
+    seeded = _seed(raw, version)
     ids: dict[str, list[int]] = {}
     for row, job_id in zip(JOBS, seeded, strict=True):
         ids.setdefault(row["state"], []).append(job_id)

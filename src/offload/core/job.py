@@ -11,7 +11,7 @@ from offload.core.states import JobState
 
 @dataclass(frozen=True, slots=True)
 class JobSpec:
-    """What every job of one insert shares: task, queue, priority, timing, keys and meta.
+    """What every job of one insert shares: task, queue, priority, timing and meta.
 
     Built in one place (`TaskDef.spec`) for every enqueue path; payloads travel apart so a
     batch of ten thousand sends its options once.
@@ -25,8 +25,6 @@ class JobSpec:
     delay: float = 0.0
     #: An exact time to run at instead (epoch seconds): `at=`, or a cron tick.
     run_at: float | None = None
-    unique_key: str | None = None
-    group_key: str | None = None
     #: Meta as JSON text (an object).
     meta: str = "{}"
 
@@ -45,6 +43,13 @@ class Payload(NamedTuple):
     #: The key its task's per-key limits count it under ("" for a task limited as a whole,
     #: None for a task without limits).
     limit_key: str | None = None
+    #: While a job with this key holds it (in the states and period its spec names), an
+    #: enqueue with the same key stores nothing and answers with that job.
+    unique_key: str | None = None
+    #: A batch task's group: its worker takes queued jobs of one group together.
+    group_key: str | None = None
+    #: Queued jobs carrying this key are cancelled when this one is stored (supersede).
+    replace_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +81,10 @@ class Job:
     progress: dict[str, Any] | None = None
     #: True once a cancel was asked for while the job was running.
     cancel_requested: bool = False
+    #: Storing a job with this key cancels queued jobs carrying it.
+    replace_key: str | None = None
+    #: The job whose `replace_key` cancelled this one.
+    superseded_by: int | None = None
 
     @property
     def last_error(self) -> dict[str, Any] | None:

@@ -7,7 +7,8 @@
 -- name: insert_one
 WITH ins AS (
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
-    enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key)
+    enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key,
+    replace_key)
 SELECT :task, :queue, :args::json, :kwargs::json, :priority,
     CASE WHEN :shed::boolean THEN 'shed'
         WHEN coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
@@ -16,7 +17,7 @@ SELECT :task, :queue, :args::json, :kwargs::json, :priority,
     coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay)), now(),
     :unique_key, :idempotency_key, :group_key, :meta::json,
     coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
-        - make_interval(secs => {head_start}), :limit_key
+        - make_interval(secs => {head_start}), :limit_key, :replace_key
 WHERE {unbounded}
 RETURNING id)
 SELECT id, pg_notify('offload_jobs', :queue) FROM ins
@@ -25,7 +26,8 @@ SELECT id, pg_notify('offload_jobs', :queue) FROM ins
 -- The same, for a job with an idempotency key: a taken key inserts nothing.
 WITH ins AS (
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
-    enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key)
+    enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key,
+    replace_key)
 SELECT :task, :queue, :args::json, :kwargs::json, :priority,
     CASE WHEN :shed::boolean THEN 'shed'
         WHEN coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
@@ -34,31 +36,33 @@ SELECT :task, :queue, :args::json, :kwargs::json, :priority,
     coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay)), now(),
     :unique_key, :idempotency_key, :group_key, :meta::json,
     coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
-        - make_interval(secs => {head_start}), :limit_key
+        - make_interval(secs => {head_start}), :limit_key, :replace_key
 WHERE {unbounded}
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING id)
 SELECT id, pg_notify('offload_jobs', :queue) FROM ins
 
 -- name: insert_many
--- Many jobs of one spec; :payloads is a JSON array of [args, kwargs] pairs, [args, kwargs,
--- limit_key] triples when :limited (a `->>` parses the whole element each time: read the
--- key only when there is one), each payload
+-- Many jobs of one spec; :payloads is a JSON array of [args, kwargs] pairs, or of whole
+-- Payload tuples [args, kwargs, idempotency_key, limit_key, unique_key, group_key,
+-- replace_key] when :wide (a `->>` parses the whole element each time: read the keys only
+-- when some job has one), each payload
 -- as JSON text in a string (PostgreSQL's json cannot take \u0000 apart). Rows go in
 -- payload order, so their ids ascend with it.
 WITH ins AS (
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
-    enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key)
+    enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key,
+    replace_key)
 SELECT :task, :queue, (p.value ->> 0)::json, (p.value ->> 1)::json, :priority,
     CASE WHEN :shed::boolean THEN 'shed'
         WHEN coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
         > now() THEN 'scheduled' ELSE 'available' END,
     :max_attempts,
     coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay)), now(),
-    :unique_key, NULL, :group_key, :meta::json,
+    CASE WHEN :wide THEN p.value ->> 4 END, NULL, CASE WHEN :wide THEN p.value ->> 5 END, :meta::json,
     coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
         - make_interval(secs => {head_start}),
-    CASE WHEN :limited THEN p.value ->> 2 END
+    CASE WHEN :wide THEN p.value ->> 3 END, CASE WHEN :wide THEN p.value ->> 6 END
 FROM json_array_elements(:payloads::json) WITH ORDINALITY AS p(value, n)
 WHERE {unbounded}
 ORDER BY p.n
@@ -66,20 +70,21 @@ RETURNING id)
 SELECT id FROM ins, (SELECT pg_notify('offload_jobs', :queue)) AS woke
 
 -- name: insert_many_keyed
--- The same with idempotency keys: [args, kwargs, key, limit_key] quadruples; a taken key inserts nothing.
+-- The same with idempotency keys: whole Payload tuples; a taken key inserts nothing.
 WITH ins AS (
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
-    enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key)
+    enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key,
+    replace_key)
 SELECT :task, :queue, (p.value ->> 0)::json, (p.value ->> 1)::json, :priority,
     CASE WHEN :shed::boolean THEN 'shed'
         WHEN coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
         > now() THEN 'scheduled' ELSE 'available' END,
     :max_attempts,
     coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay)), now(),
-    :unique_key, p.value ->> 2, :group_key, :meta::json,
+    p.value ->> 4, p.value ->> 2, p.value ->> 5, :meta::json,
     coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
         - make_interval(secs => {head_start}),
-    CASE WHEN :limited THEN p.value ->> 3 END
+    p.value ->> 3, p.value ->> 6
 FROM json_array_elements(:payloads::json) WITH ORDINALITY AS p(value, n)
 WHERE {unbounded}
 ORDER BY p.n

@@ -109,13 +109,12 @@ class SqlJobs:
         not held by any job then means the guard stopped the insert.
         """
         values = _spec_params(spec)
-        limited = any([p.limit_key is not None for p in payloads])  # no call per job
-        values.update(admitted=admitted, shed=shed, limited=limited)
+        values.update(admitted=admitted, shed=shed)
         # Keys need ON CONFLICT, whose speculative insertion costs PostgreSQL a second WAL
         # record per row: statements without keys go without it.
         if len(payloads) == 1:
-            args, kwargs, key, limit_key = payloads[0]
-            values.update(args=args, kwargs=kwargs, idempotency_key=key, limit_key=limit_key)
+            values.update(payloads[0]._asdict())
+            key = payloads[0].idempotency_key
             cur.execute(self.q["insert_one" if key is None else "insert_one_keyed"], values)
             self.db.wake(cur, (spec.queue,), inserted=True)
             ids = [self.db.inserted_id(cur)]
@@ -126,12 +125,11 @@ class SqlJobs:
             rows = cur.fetchall()
             ids = _by_position(payloads, column(cur, rows, "id"), column(cur, rows, "key"))
         else:
-            rows_of: list[tuple[str | None, ...]] = (
-                [(p.args, p.kwargs, p.limit_key) for p in payloads]
-                if limited
-                else [(p.args, p.kwargs) for p in payloads]
-            )
+            # Whole tuples only when some job has a key: most batches are two texts a job.
+            wide = any([p[3:] != _NO_KEYS for p in payloads])  # no call per job
+            rows_of = [tuple(p) if wide else (p.args, p.kwargs) for p in payloads]
             values["payloads"] = orjson.dumps(rows_of).decode()
+            values["wide"] = wide
             cur.execute(self.q["insert_many"], values)
             self.db.wake(cur, (spec.queue,), inserted=True)
             # Ids come from one sequence in payload order; RETURNING order is not promised.
@@ -257,6 +255,10 @@ class SqlJobs:
         return removed
 
 
+#: A payload's fields after its arguments when it has no key of any kind.
+_NO_KEYS = Payload()[3:]
+
+
 class _PolicyFound(Exception):
     """A plain insert found a queue policy this process did not know of (raised only
     where `cur` commits each statement by itself, so that the caller retries whole)."""
@@ -282,8 +284,6 @@ def _spec_params(spec: JobSpec) -> dict[str, Any]:
         "max_attempts": spec.max_attempts,
         "delay": spec.delay,
         "run_at": spec.run_at,
-        "unique_key": spec.unique_key,
-        "group_key": spec.group_key,
         "meta": spec.meta,
         "default_aging": DEFAULT_AGING,
     }

@@ -5,58 +5,62 @@
 -- No RETURNING: SQLite would build an ephemeral table for it on every enqueue (13% of the
 -- statement's instructions); the cursor's lastrowid is the id (SQLiteBackend.inserted_id).
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
-    enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key)
+    enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key,
+    replace_key)
 SELECT :task, :queue, :args, :kwargs, :priority,
     CASE WHEN :shed THEN 'shed'
         WHEN coalesce(:run_at, {now} + :delay) > {now} THEN 'scheduled' ELSE 'available' END,
     :max_attempts, coalesce(:run_at, {now} + :delay), {now},
     :unique_key, :idempotency_key, :group_key, :meta,
-    coalesce(:run_at, {now} + :delay) - {head_start}, :limit_key
+    coalesce(:run_at, {now} + :delay) - {head_start}, :limit_key, :replace_key
 WHERE {unbounded}
 
 -- name: insert_one_keyed
 -- The same, for a job with an idempotency key: a taken key inserts nothing.
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
-    enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key)
+    enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key,
+    replace_key)
 SELECT :task, :queue, :args, :kwargs, :priority,
     CASE WHEN :shed THEN 'shed'
         WHEN coalesce(:run_at, {now} + :delay) > {now} THEN 'scheduled' ELSE 'available' END,
     :max_attempts, coalesce(:run_at, {now} + :delay), {now},
     :unique_key, :idempotency_key, :group_key, :meta,
-    coalesce(:run_at, {now} + :delay) - {head_start}, :limit_key
+    coalesce(:run_at, {now} + :delay) - {head_start}, :limit_key, :replace_key
 WHERE {unbounded}
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 
 -- name: insert_many
--- Many jobs of one spec; :payloads is a JSON array of [args, kwargs] pairs, [args, kwargs,
--- limit_key] triples when :limited (a `->>` parses the whole element each time: read the
--- key only when there is one). Rows go in
--- payload order, so their ids ascend with it.
+-- Many jobs of one spec; :payloads is a JSON array of [args, kwargs] pairs, or of whole
+-- Payload tuples [args, kwargs, idempotency_key, limit_key, unique_key, group_key,
+-- replace_key] when :wide (a `->>` parses the whole element each time: read the keys only
+-- when some job has one). Rows go in payload order, so their ids ascend with it.
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
-    enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key)
+    enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key,
+    replace_key)
 SELECT :task, :queue, p.value ->> 0, p.value ->> 1, :priority,
     CASE WHEN :shed THEN 'shed'
         WHEN coalesce(:run_at, {now} + :delay) > {now} THEN 'scheduled' ELSE 'available' END,
     :max_attempts, coalesce(:run_at, {now} + :delay), {now},
-    :unique_key, NULL, :group_key, :meta,
+    CASE WHEN :wide THEN p.value ->> 4 END, NULL, CASE WHEN :wide THEN p.value ->> 5 END, :meta,
     coalesce(:run_at, {now} + :delay) - {head_start},
-    CASE WHEN :limited THEN p.value ->> 2 END
+    CASE WHEN :wide THEN p.value ->> 3 END, CASE WHEN :wide THEN p.value ->> 6 END
 FROM json_each(:payloads) AS p
 WHERE {unbounded}
 ORDER BY p.key
 RETURNING id
 
 -- name: insert_many_keyed
--- The same with idempotency keys: [args, kwargs, key, limit_key] quadruples; a taken key inserts nothing.
+-- The same with idempotency keys: whole Payload tuples; a taken key inserts nothing.
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
-    enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key)
+    enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key,
+    replace_key)
 SELECT :task, :queue, p.value ->> 0, p.value ->> 1, :priority,
     CASE WHEN :shed THEN 'shed'
         WHEN coalesce(:run_at, {now} + :delay) > {now} THEN 'scheduled' ELSE 'available' END,
     :max_attempts, coalesce(:run_at, {now} + :delay), {now},
-    :unique_key, p.value ->> 2, :group_key, :meta,
+    p.value ->> 4, p.value ->> 2, p.value ->> 5, :meta,
     coalesce(:run_at, {now} + :delay) - {head_start},
-    CASE WHEN :limited THEN p.value ->> 3 END
+    p.value ->> 3, p.value ->> 6
 FROM json_each(:payloads) AS p
 WHERE {unbounded}  -- (an INSERT ... SELECT with an upsert clause needs a WHERE to parse)
 ORDER BY p.key
