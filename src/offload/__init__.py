@@ -21,6 +21,8 @@ from offload.core.errors import (
     BackendUnavailable,
     BackPressure,
     ConfigurationError,
+    DuplicateJob,
+    IdempotencyConflict,
     InvalidTransition,
     JobCancelled,
     JobFailed,
@@ -45,6 +47,7 @@ from offload.core.job import Job
 from offload.core.options import RetryPolicy
 from offload.core.records import ScheduleState, WorkerInfo
 from offload.core.schedule import Misfire
+from offload.core.shaping import Unique
 from offload.core.states import JobState
 from offload.handle import JobHandle
 from offload.runtime.context import JobContext, current_job
@@ -59,6 +62,8 @@ __all__ = [
     "BackendUnavailable",
     "Call",
     "ConfigurationError",
+    "DuplicateJob",
+    "IdempotencyConflict",
     "InvalidTransition",
     "Job",
     "JobCancelled",
@@ -85,6 +90,7 @@ __all__ = [
     "SerializationError",
     "StorageFull",
     "Task",
+    "Unique",
     "UnknownTask",
     "ValidationError",
     "WorkerInfo",

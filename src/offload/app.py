@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, cast, overloa
 from offload.backends import open_backend
 from offload.backends.base import Backend
 from offload.backends.params import (
+    Inserted,
     JobFilter,
     JobInsertParams,
     JobListParams,
@@ -42,6 +43,7 @@ from offload.core.options import (
 from offload.core.records import JobChange, QueueState, ScheduleState, WorkerInfo
 from offload.core.schedule import Misfire, ScheduleDef, parse_misfire
 from offload.core.selection import JobSelection, check_moment, check_selection
+from offload.core.shaping import DEFAULT_RETENTION, Unique, check_retention
 from offload.core.states import JobState
 from offload.core.status import (
     LOST_AFTER,
@@ -81,11 +83,14 @@ class App:
         *,
         auto_migrate: bool | None = None,
         payload_limit: int = serialization.DEFAULT_PAYLOAD_LIMIT,
+        idempotency_retention: float = DEFAULT_RETENTION,
     ) -> None:
         self.url = url or os.environ.get("OFFLOAD_URL") or DEFAULT_URL
         self.backend: Backend = open_backend(self.url)
         self.auto_migrate = self.backend.name == "sqlite" if auto_migrate is None else auto_migrate
         self.payload_limit = payload_limit
+        #: Seconds an idempotency key names its job (24 hours by default).
+        self.idempotency_retention = check_retention(idempotency_retention)
         self.registry = Registry()
         self.schedules: dict[str, ScheduleDef] = {}
         #: Queue policies declared in code, written to the database at first use.
@@ -117,6 +122,8 @@ class App:
         rate_limit: Rate | str | tuple[int, float] | None = None,
         limit_key: Callable[..., str] | None = None,
         sweep: Callable[[list[tuple[list[Any], dict[str, Any]]]], Any] | None = None,
+        unique: bool | str | Unique | None = None,
+        on_duplicate: str = "return",
     ) -> TaskDecorator: ...
 
     def task(
@@ -136,6 +143,8 @@ class App:
         rate_limit: Rate | str | tuple[int, float] | None = None,
         limit_key: Callable[..., str] | None = None,
         sweep: Callable[[list[tuple[list[Any], dict[str, Any]]]], Any] | None = None,
+        unique: bool | str | Unique | None = None,
+        on_duplicate: str = "return",
     ) -> Any:
         """Register a function as a task: `@app.task` or `@app.task(queue="mail")`.
 
@@ -147,6 +156,9 @@ class App:
         `concurrency` (jobs running at once) and `rate_limit` ("20/s", "100/m", or
         (count, seconds)) hold across every worker, per `limit_key(*args, **kwargs)` when
         given. `sweep` is called with shed jobs' (args, kwargs) instead of re-admitting them.
+
+        `unique` (True: by task and arguments, a key, or `offload.Unique`) makes an enqueue
+        whose key a job holds return that job (`on_duplicate="raise"`: DuplicateJob).
         """
         policy = retry or RetryPolicy(max_attempts=max_attempts)
         if retry is not None and max_attempts not in (3, retry.max_attempts):
@@ -163,6 +175,8 @@ class App:
             rate_limit=None if rate_limit is None else Rate.parse(rate_limit),
             limit_key=limit_key,
             sweep=sweep,
+            unique=Unique.of(unique, ConfigurationError),
+            on_duplicate=on_duplicate,
         )
 
         def register(func: Callable[..., Any]) -> Task[..., Any]:
@@ -582,7 +596,7 @@ class App:
         """Close the database connections."""
         self.backend.close()
 
-    def _insert(self, spec: JobSpec, payloads: Sequence[Payload], conn: Any) -> list[int]:
+    def _insert(self, spec: JobSpec, payloads: Sequence[Payload], conn: Any) -> Inserted:
         """The one insert path of every enqueue."""
         self.ready()
         return self.backend.jobs.insert(JobInsertParams(spec, payloads, conn))

@@ -16,13 +16,18 @@ R = TypeVar("R")
 
 
 class JobHandle(Generic[R]):
-    """A job by id; every method reads the database afresh."""
+    """A job by id; every method reads the database afresh.
 
-    __slots__ = ("_backend", "id")
+    `duplicate` is True when the enqueue that returned it stored nothing because a job with
+    its unique or idempotency key existed: this is that job.
+    """
 
-    def __init__(self, backend: Backend, job_id: int) -> None:
+    __slots__ = ("_backend", "duplicate", "id")
+
+    def __init__(self, backend: Backend, job_id: int, duplicate: bool = False) -> None:
         self._backend = backend
         self.id = job_id
+        self.duplicate = duplicate
 
     def __repr__(self) -> str:
         return f"JobHandle(id={self.id})"

@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar
 
 from offload.core import options as rules
 from offload.core import serialization
-from offload.core.errors import ValidationError
+from offload.core.errors import ValidationError, shorten
 from offload.core.job import JobSpec, Payload
 from offload.core.options import EnqueueOptions
+from offload.core.shaping import Unique, check_key, check_on_duplicate
 from offload.core.task import TaskDef
 from offload.handle import JobHandle
 
@@ -73,12 +74,23 @@ class Task(Generic[P, R]):
         idempotency_key: str | None = None,
         meta: dict[str, Any] | None = None,
         conn: Any = None,
+        unique: bool | str | Unique | None = None,
+        on_duplicate: str | None = None,
+        replace: str | None = None,
+        replace_running: bool | None = None,
     ) -> Task[P, R]:
         """The same task with per-call options; `conn` enqueues in the caller's transaction.
 
         `delay` is seconds from the database's now, at most 100 years; `at` is an aware
         datetime from 1970-01-01 to 9999-12-31 23:59:59 UTC. A bad value raises a
         ValidationError naming it.
+
+        `unique` (True, a key, or `offload.Unique`; False drops the task's rule) answers an
+        enqueue whose key is held with the holder's handle (`duplicate` True), or raises
+        DuplicateJob with `on_duplicate="raise"`. `idempotency_key`: the same key gives
+        the same job for the App's `idempotency_retention`. `replace`: storing the job
+        cancels queued jobs with that key (`replace_running`: asks running ones to stop).
+        Keys are 1 to 255 characters.
         """
         if delay is not None and at is not None:
             raise ValidationError("give either delay or at, not both")
@@ -101,31 +113,46 @@ class Task(Generic[P, R]):
                 else o.max_attempts
             ),
             idempotency_key=(
-                rules.check_text("idempotency_key", idempotency_key)
+                check_key("idempotency_key", idempotency_key)
                 if idempotency_key is not None
                 else o.idempotency_key
             ),
             meta=meta if meta is not None else o.meta,
+            unique=o.unique if unique is None else (Unique.of(unique) or False),
+            on_duplicate=(
+                o.on_duplicate if on_duplicate is None else check_on_duplicate(on_duplicate)
+            ),
+            replace=o.replace if replace is None else check_key("replace", replace),
+            replace_running=(
+                o.replace_running
+                if replace_running is None
+                else _flag("replace_running", replace_running)
+            ),
         )
         return Task(self.app, self.definition, merged, conn if conn is not None else self._conn)
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
-        """Store one job; returns once it is committed (durable). With an idempotency key
-        already used, returns the handle of the job that holds it. Arguments the function
-        cannot take raise ArgumentsMismatch, storing nothing."""
+        """Store one job; returns once it is committed (durable). With a unique or
+        idempotency key that is held, stores nothing and returns the handle of the job that
+        holds it (`duplicate` True). Arguments the function cannot take raise
+        ArgumentsMismatch, storing nothing."""
         args_text, kwargs_text = serialization.dumps_args(
             args, kwargs, limit=self.app.payload_limit
         )
         definition = self.definition
         definition.check_args(args, kwargs)
+        over = self._overrides
         payload = Payload(
             args_text,
             kwargs_text,
-            self._overrides.idempotency_key,
+            over.idempotency_key,
             definition.limit_key(args, kwargs),
+            definition.unique_key(definition.unique(over), args, kwargs),
+            None,
+            over.replace,
         )
-        (job_id,) = self.app._insert(self._spec(), [payload], self._conn)
-        return JobHandle(self.app.backend, job_id)
+        done = self.app._insert(self._spec(), [payload], self._conn)
+        return JobHandle(self.app.backend, done.ids[0], duplicate=bool(done.duplicates))
 
     async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
         """`enqueue` for asyncio code: the durable commit runs in a thread, off the loop."""
@@ -135,28 +162,49 @@ class Task(Generic[P, R]):
 
     def enqueue_many(self, calls: Iterable[Call | tuple[Any, ...]]) -> list[JobHandle[R]]:
         """Store many jobs in one transaction and one statement; all or none (a call whose
-        arguments the function cannot take refuses the batch, naming its index)."""
-        if self._overrides.idempotency_key is not None:
+        arguments the function cannot take refuses the batch, naming its index).
+
+        With a unique rule each call gets its own outcome: a call whose key is held, or
+        repeats the key of an earlier call, stores nothing and gets the handle of that job
+        (`duplicate` True); with `on_duplicate="raise"` the batch stores nothing."""
+        over = self._overrides
+        if over.idempotency_key is not None:
             raise ValidationError("enqueue_many takes no idempotency_key: one key names one job")
         limit = self.app.payload_limit
         definition = self.definition
+        unique = definition.unique(over)
         payloads: list[Payload] = []
         for index, c in enumerate(calls):
             a, k = (c.args, c.kwargs) if isinstance(c, Call) else (c, {})
             args_text, kwargs_text = serialization.dumps_args(a, k, limit=limit)
             definition.check_args(a, k, index)
             key = definition.limit_key(a, k, index)
-            payloads.append(Payload(args_text, kwargs_text, None, key))
-        ids = self.app._insert(self._spec(), payloads, self._conn)
-        backend = self.app.backend
-        return [JobHandle(backend, job_id) for job_id in ids]
+            if unique is None and over.replace is None:
+                payloads.append(Payload(args_text, kwargs_text, None, key))
+            else:
+                unique_key = definition.unique_key(unique, a, k)
+                payloads.append(
+                    Payload(args_text, kwargs_text, None, key, unique_key, None, over.replace)
+                )
+        done = self.app._insert(self._spec(), payloads, self._conn)
+        backend, duplicates = self.app.backend, done.duplicates
+        if not duplicates:
+            return [JobHandle(backend, job_id) for job_id in done.ids]
+        return [JobHandle(backend, job_id, i in duplicates) for i, job_id in enumerate(done.ids)]
 
     def _spec(self) -> JobSpec:
         """What every job of this task and these options shares; built once per Task (a
         Task never changes: `options` returns a new one)."""
         if self._built is None:
-            self._built = self.definition.spec(self._overrides)
+            self._built = self.definition.spec(self._overrides, self.app.idempotency_retention)
         return self._built
+
+
+def _flag(name: str, value: object) -> bool:
+    """A yes/no option: a bool, nothing else."""
+    if not isinstance(value, bool):
+        raise ValidationError(f"{name} must be True or False, got {shorten(value)}")
+    return value
 
 
 def check_priority(value: int) -> int:

@@ -11,7 +11,7 @@ import itertools
 import sqlite3
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +21,7 @@ import psycopg
 from offload.backends.base import Backend
 from offload.backends.params import ClaimParams, FinishParams, JobInsertParams, Lease, Outcome
 from offload.core.job import Job, JobSpec, Payload
+from offload.core.shaping import KeyRules
 from offload.core.states import JobState
 
 #: A lease short enough to expire within a test, long enough to be valid when read back.
@@ -143,8 +144,14 @@ def new_job(
     **options: Any,
 ) -> NewJob:
     """A job with JSON-encoded payloads (options: priority, delay, max_attempts, ...,
-    and the payload's `KEYS`)."""
+    and the payload's `KEYS`); a unique, idempotency or replace key takes the keyed path
+    (default `KeyRules` unless `rules` is given)."""
     keys = {name: options.pop(name) for name in KEYS if name in options}
+    keyed = idempotency_key is not None or any(
+        keys.get(name) is not None for name in ("unique_key", "replace_key")
+    )
+    if keyed:
+        options.setdefault("rules", KeyRules())
     payload = Payload(
         orjson.dumps(args or []).decode(),
         orjson.dumps(kwargs or {}).decode(),
@@ -155,11 +162,15 @@ def new_job(
 
 
 def insert_jobs(backend: Backend, jobs: Sequence[NewJob], conn: Any = None) -> list[int]:
-    """Store jobs, one insert per run of jobs sharing a spec; ids in input order."""
+    """Store jobs, one insert per run of jobs sharing a spec (jobs with keys and without
+    go together, on the keyed path); ids in input order."""
     ids: list[int] = []
-    for spec, run in itertools.groupby(jobs, key=lambda job: job.spec):
-        payloads = [job.payload for job in run]
-        ids += backend.jobs.insert(JobInsertParams(spec, payloads, conn))
+    for spec, run in itertools.groupby(jobs, key=lambda job: replace(job.spec, rules=None)):
+        batch = list(run)
+        rules = next((job.spec.rules for job in batch if job.spec.rules is not None), None)
+        payloads = [job.payload for job in batch]
+        params = JobInsertParams(replace(spec, rules=rules), payloads, conn)
+        ids += backend.jobs.insert(params).ids
     return ids
 
 

@@ -248,10 +248,14 @@ def test_an_idempotency_key_used_again_returns_the_first_job(app: offload.App) -
         return None
 
     first = charge.options(idempotency_key="order-7").enqueue(7)
-    again = charge.options(idempotency_key="order-7").enqueue(8)  # other arguments: same job
+    again = charge.options(idempotency_key="order-7").enqueue(7)
     other = charge.options(idempotency_key="order-8").enqueue(8)
     assert again == first
+    assert (first.duplicate, again.duplicate, other.duplicate) == (False, True, False)
     assert other != first
+    with pytest.raises(offload.IdempotencyConflict, match="'order-7' is held by job") as info:
+        charge.options(idempotency_key="order-7").enqueue(8)  # other arguments
+    assert (info.value.key, info.value.job_id) == ("order-7", first.id)
     assert app.backend.jobs.get(first.id).args == [7]
     assert sum(app.queue_counts()["default"].values()) == 2
 
@@ -260,9 +264,9 @@ def test_a_batch_reports_ids_by_position_when_keys_are_taken(backend: Backend) -
     (held,) = insert_jobs(backend, [new_job(args=["held"], idempotency_key="k1")])
     jobs = [
         new_job(args=[0]),
-        new_job(args=[1], idempotency_key="k1"),  # taken before
+        new_job(args=["held"], idempotency_key="k1"),  # taken before
         new_job(args=[2], idempotency_key="k2"),
-        new_job(args=[3], idempotency_key="k2"),  # taken earlier in the same batch
+        new_job(args=[2], idempotency_key="k2"),  # taken earlier in the same batch
         new_job(args=[4]),
     ]
     ids = insert_jobs(backend, jobs)

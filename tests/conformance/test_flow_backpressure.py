@@ -106,7 +106,7 @@ def test_an_idempotency_key_already_held_returns_its_job_even_when_full(
     assert again.id == first.id
     with pytest.raises(offload.QueueFull):
         job.options(queue="q", idempotency_key="other").enqueue(1)
-    keyed = [new_job("job", "q", [i], idempotency_key=key) for i, key in enumerate("kk")]
+    keyed = [new_job("job", "q", [1], idempotency_key=key) for key in "kk"]
     assert insert_jobs(app.backend, keyed) == [first.id, first.id]
     with pytest.raises(offload.QueueFull):  # one new key in the batch: over the bound
         insert_jobs(app.backend, [*keyed, new_job("job", "q", [2], idempotency_key="n")])

@@ -23,6 +23,7 @@ from offload.backends.params import (
     FinishParams,
     Heartbeat,
     HeartbeatParams,
+    Inserted,
     JobFilter,
     JobInsertParams,
     JobListParams,
@@ -89,9 +90,10 @@ class JobStore(Protocol):
     """Jobs as producers and operators see them: insert, read, cancel, retry, prune, and
     the bulk forms of cancel and retry, and purge."""
 
-    def insert(self, params: JobInsertParams) -> list[int]:
-        """Store jobs in one statement; return each payload's job id, by position (a payload
-        whose idempotency key is taken gets the id of the job that holds it)."""
+    def insert(self, params: JobInsertParams) -> Inserted:
+        """Store jobs in one transaction; return each payload's job id, by position (a
+        payload whose unique or idempotency key is held gets the id of the job that holds
+        it, and counts as a duplicate)."""
         ...
 
     def get(self, job_id: int) -> Job:

@@ -33,6 +33,16 @@ class JobInsertParams:
 
 
 @dataclass(frozen=True, slots=True)
+class Inserted:
+    """What an insert did, by position: each payload's job id, and the positions that
+    stored nothing and answered with an existing job (a held unique or idempotency key, or
+    a unique key repeated within the batch)."""
+
+    ids: list[int]
+    duplicates: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
 class JobFilter:
     """Which jobs a listing or a bulk operation (`retry_many`, `cancel_many`, `purge`)
     takes: those matching every part given. `ids` None means any id; an empty `ids` matches nothing.

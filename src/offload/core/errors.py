@@ -9,13 +9,15 @@ Tree::
     │   ├── SerializationError    a value that is not JSON
     │   ├── PayloadTooLarge       arguments or result over the size limit
     │   ├── UnknownTask           a task name nobody registered
-    │   └── ArgumentsMismatch     arguments the task's signature cannot take
+    │   ├── ArgumentsMismatch     arguments the task's signature cannot take
+    │   └── IdempotencyConflict   an idempotency key reused for a different job
     ├── JobNotFound               no job with that id
     ├── ScheduleNotFound          no schedule with that name
     ├── QueueNotFound             no queue of that name has a policy, jobs or workers
     ├── BackPressure              the queue pushes back: retry after `retry_after` seconds
     │   ├── QueueFull             at its max_depth
     │   └── Overloaded            over a watermark or its latency target (admission control)
+    ├── DuplicateJob              a unique key is held (on_duplicate="raise")
     ├── InvalidTransition         the job's state does not allow the operation
     ├── LeaseLost                 a worker's claim on a job was taken over
     ├── JobFailed                 a job ended dead/cancelled; raised by JobHandle.result()
@@ -88,6 +90,20 @@ class ArgumentsMismatch(ValidationError):
         super().__init__(f"{where}arguments do not match task {shorten(task)}: {reason}")
 
 
+class IdempotencyConflict(ValidationError):
+    """The idempotency key `key` names job `job_id`, enqueued with another task or other
+    arguments within the retention period (None: an earlier job of the same batch);
+    nothing was stored."""
+
+    def __init__(self, key: str, job_id: int | None) -> None:
+        self.key, self.job_id = key, job_id
+        holder = "an earlier job of this batch" if job_id is None else f"job {job_id}"
+        super().__init__(
+            f"idempotency key {shorten(key)} is held by {holder}, enqueued with a "
+            "different task or arguments; use a new key for a different job"
+        )
+
+
 class JobNotFound(OffloadError, LookupError):
     """No job with that id exists (it may have been pruned)."""
 
@@ -143,6 +159,18 @@ class Overloaded(BackPressure):
     def __init__(self, queue: str, reason: str, retry_after: float) -> None:
         self.reason = reason
         super().__init__(queue, retry_after, f"queue {shorten(queue)} is overloaded: {reason}")
+
+
+class DuplicateJob(OffloadError):
+    """The unique key `key` is held (an enqueue with `on_duplicate="raise"`); nothing was
+    stored. `job_id` is the job holding it, None when it is an earlier call of the same
+    batch; `position` is the refused call's index in an `enqueue_many` batch."""
+
+    def __init__(self, key: str, job_id: int | None, position: int | None = None) -> None:
+        self.key, self.job_id, self.position = key, job_id, position
+        where = "" if position is None else f"call {position}: "
+        holder = "an earlier call of this batch" if job_id is None else f"job {job_id}"
+        super().__init__(f"{where}unique key {shorten(key)} is held by {holder}")
 
 
 class InvalidTransition(OffloadError):

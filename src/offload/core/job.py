@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from offload.core.shaping import KeyRules
 from offload.core.states import JobState
 
 
@@ -27,6 +28,9 @@ class JobSpec:
     run_at: float | None = None
     #: Meta as JSON text (an object).
     meta: str = "{}"
+    #: How the payloads' unique, idempotency and replace keys are treated; None when no
+    #: payload can have one (the plain insert path, one statement).
+    rules: KeyRules | None = None
 
 
 class Payload(NamedTuple):

@@ -15,6 +15,7 @@ from typing import Any
 
 from offload.core.errors import ConfigurationError, OffloadError, ValidationError, shorten
 from offload.core.flow import LimitKey, Rate, TaskLimits
+from offload.core.shaping import Unique, check_on_duplicate
 from offload.core.states import JobState
 from offload.core.times import EARLIEST, LATEST, MAX_DELAY
 
@@ -123,9 +124,15 @@ class TaskOptions:
     limit_key: LimitKey | None = None
     #: Called by the sweep with shed jobs' (args, kwargs) instead of re-admitting them.
     sweep: Callable[[list[tuple[list[Any], dict[str, Any]]]], Any] | None = None
+    #: While a job of this task with the same key holds it, an enqueue stores nothing.
+    unique: Unique | None = None
+    #: What a duplicate enqueue does: "return" the holder's handle, or "raise" DuplicateJob.
+    on_duplicate: str = "return"
 
     def __post_init__(self) -> None:
         _name("queue", self.queue)
+        object.__setattr__(self, "unique", Unique.of(self.unique, ConfigurationError))
+        check_on_duplicate(self.on_duplicate, ConfigurationError)
         if self.concurrency is not None and (
             isinstance(self.concurrency, bool)
             or not isinstance(self.concurrency, int)
@@ -273,3 +280,10 @@ class EnqueueOptions:
     max_attempts: int | None = None
     idempotency_key: str | None = None
     meta: dict[str, Any] | None = None
+    #: The uniqueness rule for these calls: None keeps the task's, False drops it.
+    unique: Unique | bool | None = None
+    on_duplicate: str | None = None
+    #: Storing the job cancels queued jobs with this key (and, with `replace_running`,
+    #: asks running ones to stop).
+    replace: str | None = None
+    replace_running: bool = False

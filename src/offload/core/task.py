@@ -19,6 +19,7 @@ from offload.core.errors import (
 from offload.core.flow import limit_key_problem
 from offload.core.job import JobSpec
 from offload.core.options import EnqueueOptions, TaskOptions, check_name
+from offload.core.shaping import DEFAULT_RETENTION, KeyRules, Unique
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +100,32 @@ class TaskDef:
         """True for `async def` tasks."""
         return inspect.iscoroutinefunction(self.fn)
 
-    def spec(self, over: EnqueueOptions) -> JobSpec:
-        """What jobs of this task enqueued with `over` share: the one place a job is built."""
+    def unique(self, over: EnqueueOptions) -> Unique | None:
+        """The uniqueness rule of jobs enqueued with `over`, if any."""
+        if over.unique is None:
+            return self.options.unique
+        return over.unique if isinstance(over.unique, Unique) else None
+
+    def unique_key(
+        self, rule: Unique | None, args: Sequence[Any], kwargs: dict[str, Any]
+    ) -> str | None:
+        """A job's unique key under `rule` (arguments already checked to bind)."""
+        return None if rule is None else rule.key_for(self.name, self.signature, args, kwargs)
+
+    def spec(self, over: EnqueueOptions, retention: float = DEFAULT_RETENTION) -> JobSpec:
+        """What jobs of this task enqueued with `over` share: the one place a job is built.
+        `retention`: how long an idempotency key names its job, in seconds."""
         opts = self.options
+        unique = self.unique(over)
+        rules = None
+        if unique is not None or over.idempotency_key is not None or over.replace is not None:
+            rules = KeyRules(
+                unique_states=unique.held_in if unique is not None else (),
+                unique_period=None if unique is None else unique.period,
+                on_duplicate=over.on_duplicate or opts.on_duplicate,
+                replace_running=over.replace_running,
+                retention=retention,
+            )
         return JobSpec(
             task=self.name,
             queue=over.queue or opts.queue,
@@ -110,6 +134,7 @@ class TaskDef:
             delay=over.delay,
             run_at=over.run_at,
             meta="{}" if over.meta is None else serialization.dumps(over.meta, "meta"),
+            rules=rules,
         )
 
 

@@ -11,15 +11,12 @@ in one transaction: lock the queue's policy row, count its jobs not yet started,
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from offload.backends.sql.queues import policy_from
-from offload.backends.sql.rows import Columns, column
+from offload.backends.sql.rows import Columns
 from offload.core.flow import SHED, Load, QueuePolicy, Refusal, admit
-from offload.core.job import JobSpec, Payload
+from offload.core.job import JobSpec
 from offload.core.status import LOST_AFTER
 
 if TYPE_CHECKING:
@@ -60,9 +57,10 @@ class Admission:
         """This process changed a policy: read them again at the next enqueue."""
         self._until = float("-inf")
 
-    def decide(self, cur: Any, spec: JobSpec, payloads: Sequence[Payload]) -> bool:
-        """Lock the queue's policy and decide the enqueue in `cur`'s transaction: return
-        whether to store the jobs shed; raise `BackPressure` to store nothing."""
+    def decide(self, cur: Any, spec: JobSpec, n: int) -> bool:
+        """Lock the queue's policy and decide an enqueue of `n` new jobs in `cur`'s
+        transaction: return whether to store them shed; raise `BackPressure` to store
+        nothing."""
         cur.execute(self.q["admission_lock"], {"queue": spec.queue})
         rows = cur.fetchall()
         if not rows:
@@ -70,24 +68,10 @@ class Admission:
         policy = policy_from(Columns.of(cur).index, rows[0])
         if policy.admits_all:
             return False
-        n = self._new(cur, payloads)
-        if n == 0:  # every key is taken already: the jobs holding them are the answer
-            return False
         decision = admit(policy, self._load(cur, spec.queue, policy, n), n, spec.priority)
         if isinstance(decision, Refusal):
             raise decision.error(spec.queue, self._drain_rate(cur, spec.queue))
         return decision == SHED
-
-    def _new(self, cur: Any, payloads: Sequence[Payload]) -> int:
-        """How many payloads would store a job: not those whose idempotency key is held
-        already or repeats one earlier in the batch."""
-        keys = [p.idempotency_key for p in payloads if p.idempotency_key is not None]
-        if not keys:
-            return len(payloads)
-        cur.execute(self.q["ids_by_key"], {"keys": orjson.dumps(keys).decode()})
-        rows = cur.fetchall()
-        held = {str(key) for key in column(cur, rows, "key")}
-        return len(payloads) - len(keys) + len(set(keys) - held)
 
     def _load(self, cur: Any, queue: str, policy: QueuePolicy, n: int) -> Load:
         """The queue's depth (counted only as far as a bound can use) and, when it has a

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from offload.backends.params import (
+    Inserted,
     JobFilter,
     JobInsertParams,
     JobListParams,
@@ -19,6 +20,7 @@ from offload.backends.params import (
 from offload.backends.sql.rows import column, jobs_from
 from offload.core.errors import (
     BackendUnavailable,
+    ConfigurationError,
     InvalidTransition,
     JobNotFound,
     OutcomeUnknown,
@@ -26,6 +28,7 @@ from offload.core.errors import (
 from offload.core.flow import DEFAULT_AGING
 from offload.core.job import Job, JobSpec, Payload
 from offload.core.records import JobChange
+from offload.core.shaping import Idempotent, KeyRules, Outcome, decide
 from offload.core.states import FINISHED, JobState
 
 if TYPE_CHECKING:
@@ -43,23 +46,29 @@ class SqlJobs:
         self.db = db
         self.q = db.q["jobs"]
 
-    def insert(self, params: JobInsertParams) -> list[int]:
+    def insert(self, params: JobInsertParams) -> Inserted:
         """Insert; if the connection breaks before the commit is confirmed, send it once
         more on a fresh connection when every job has an idempotency key (a resent job
-        whose first copy was stored finds its key taken: no double), else raise
+        whose first copy was stored finds its key held: no double), else raise
         OutcomeUnknown for the caller to decide.
 
-        A queue with an admission policy (as this process knows) takes a transaction of
-        its own; so does any insert the guard stopped (a policy this process missed)."""
+        Jobs with keys take a transaction of their own, and so does a queue with an
+        admission policy (as this process knows), or any insert the guard stopped (a
+        policy this process missed)."""
         if not params.payloads:
-            return []
-        whole = params.conn is not None or self.db.admission.applies(params.spec.queue)
+            return Inserted([])
+        spec = params.spec
+        whole = (
+            params.conn is not None
+            or spec.rules is not None
+            or self.db.admission.applies(spec.queue)
+        )
         try:
             return self._insert(params, whole)
         except _PolicyFound:  # the guard stopped it: decide in one transaction
             return self._insert(params, True)
 
-    def _insert(self, params: JobInsertParams, whole: bool) -> list[int]:
+    def _insert(self, params: JobInsertParams, whole: bool) -> Inserted:
         """`insert` in one transaction (`whole`), or as one statement of its own."""
         try:
             with self.db.tx(params.conn, single=not whole) as cur:
@@ -75,80 +84,156 @@ class SqlJobs:
 
     def insert_in(
         self, cur: Any, spec: JobSpec, payloads: Sequence[Payload], *, whole: bool = True
-    ) -> list[int]:
+    ) -> Inserted:
         """Insert in the transaction of `cur` (cron ticks use it too); ids by position.
 
-        Into a queue with an admission policy the jobs are admitted first, in this
-        transaction (see `offload.backends.sql.admission`): stored, stored `shed`, or
-        refused with `BackPressure` and nothing stored. `whole` False means `cur` runs
-        each statement as its own transaction: a policy found only then is left to the
-        caller (`_PolicyFound`), to decide in one.
+        `whole` False means `cur` runs each statement as its own transaction (only for
+        jobs without keys): a policy found only then is left to the caller
+        (`_PolicyFound`), to decide in one.
         """
+        if spec.rules is not None:
+            return self._keyed(cur, spec, spec.rules, payloads)
+        return Inserted(self._admitted(cur, spec, payloads, whole=whole))
+
+    def _keyed(
+        self, cur: Any, spec: JobSpec, rules: KeyRules, payloads: Sequence[Payload]
+    ) -> Inserted:
+        """The keyed path: lock the keys, read the jobs holding them, decide each payload
+        (`offload.core.shaping.decide`), store the new ones, then supersede by replace key.
+
+        Every rule is decided under the locks, in this transaction: concurrent producers
+        of one key take turns, and what one stored is seen by the next.
+        """
+        unique = [p.unique_key for p in payloads if p.unique_key is not None]
+        idempotent = [p.idempotency_key for p in payloads if p.idempotency_key is not None]
+        replace = [p.replace_key for p in payloads if p.replace_key is not None]
+        locks = sorted(
+            {f"offload:unique:{k}" for k in unique}
+            | {f"offload:idempotency:{k}" for k in idempotent}
+            | {f"offload:replace:{k}" for k in replace}
+        )
+        if locks:
+            cur.execute(self.q["key_lock"], {"keys": _json(locks)})
+            row = cur.fetchone() if cur.description else None
+            if row is not None and row[0] not in _FRESH_SNAPSHOTS:
+                raise ConfigurationError(
+                    f"an enqueue with unique, idempotency or replace keys needs a READ "
+                    f"COMMITTED transaction, not {str(row[0]).upper()}: its older snapshot "
+                    "would miss jobs holding the keys; enqueue in another transaction"
+                )
+        outcomes = decide(
+            spec.task,
+            [(p.args, p.kwargs, p.idempotency_key, p.unique_key) for p in payloads],
+            self._unique_holders(cur, rules, unique),
+            self._idempotent_holders(cur, rules, idempotent),
+            rules.on_duplicate,
+        )
+        new = [p for p, outcome in zip(payloads, outcomes, strict=True) if outcome.new]
+        stored = iter(self._admitted(cur, spec, new) if new else [])
+        ids: list[int] = []
+        for outcome in outcomes:
+            if outcome.held is not None:
+                ids.append(outcome.held)
+            elif outcome.first is not None:
+                ids.append(ids[outcome.first])
+            else:
+                ids.append(next(stored))
+        if replace:
+            self._supersede(cur, rules, payloads, ids, outcomes)
+        return Inserted(ids, frozenset(i for i, o in enumerate(outcomes) if not o.new))
+
+    def _unique_holders(self, cur: Any, rules: KeyRules, keys: list[str]) -> dict[str, int]:
+        """The job holding each of the unique `keys` that is held, under `rules`."""
+        if not keys:
+            return {}
+        states = [str(s) for s in rules.unique_states]
+        values = {"keys": _json(keys), "states": _json(states), "period": rules.unique_period}
+        cur.execute(self.q["unique_holders"], values)
+        rows = cur.fetchall()
+        found = zip(column(cur, rows, "key"), column(cur, rows, "id"), strict=True)
+        return {str(key): int(job_id) for key, job_id in found}
+
+    def _idempotent_holders(
+        self, cur: Any, rules: KeyRules, keys: list[str]
+    ) -> dict[str, Idempotent]:
+        """The newest job enqueued with each of the idempotency `keys` within retention."""
+        if not keys:
+            return {}
+        cur.execute(
+            self.q["idempotent_holders"], {"keys": _json(keys), "retention": rules.retention}
+        )
+        rows = cur.fetchall()
+        cells = (column(cur, rows, n) for n in ("key", "id", "task", "args", "kwargs"))
+        return {
+            str(key): Idempotent(int(job_id), task, args, kwargs)
+            for key, job_id, task, args, kwargs in zip(*cells, strict=True)
+        }
+
+    def _supersede(
+        self,
+        cur: Any,
+        rules: KeyRules,
+        payloads: Sequence[Payload],
+        ids: list[int],
+        outcomes: list[Outcome],
+    ) -> None:
+        """Cancel the queued jobs carrying each new job's replace key, in batch order, so
+        that each cancelled job names the one stored after it; wake the workers of running
+        ones asked to stop."""
+        asked: set[str] = set()
+        for p, job_id, outcome in zip(payloads, ids, outcomes, strict=True):
+            if p.replace_key is None or not outcome.new:
+                continue
+            values = {"key": p.replace_key, "id": job_id, "running": rules.replace_running}
+            cur.execute(self.q["supersede"], values)
+            rows = cur.fetchall()
+            cells = zip(column(cur, rows, "queue"), column(cur, rows, "state"), strict=True)
+            asked.update(queue for queue, state in cells if state == JobState.RUNNING)
+        if asked:
+            self.db.wake(cur, asked)
+
+    def _admitted(
+        self, cur: Any, spec: JobSpec, payloads: Sequence[Payload], *, whole: bool = True
+    ) -> list[int]:
+        """Store the jobs, admitted first when their queue has an admission policy (see
+        `offload.backends.sql.admission`): stored, stored `shed`, or refused with
+        `BackPressure` and nothing stored."""
         admission = self.db.admission
-        if admission.applies(spec.queue, cur):
-            shed = admission.decide(cur, spec, payloads)
-            ids = self._store(cur, spec, payloads, admitted=True, shed=shed)
-            if ids is None:
-                raise RuntimeError("an admitted insert stored nothing")
-            return ids
-        ids = self._store(cur, spec, payloads, admitted=False, shed=False)
-        if ids is not None:
-            return ids
-        admission.refresh(cur)  # the guard stopped it: the queue has a policy now
-        if not whole:
-            raise _PolicyFound
-        return self.insert_in(cur, spec, payloads)
+        if not admission.applies(spec.queue, cur):
+            ids = self._store(cur, spec, payloads, admitted=False, shed=False)
+            if ids is not None:
+                return ids
+            admission.refresh(cur)  # the guard stopped it: the queue has a policy now
+            if not whole:
+                raise _PolicyFound
+        shed = admission.decide(cur, spec, len(payloads))
+        ids = self._store(cur, spec, payloads, admitted=True, shed=shed)
+        if ids is None:
+            raise RuntimeError("an admitted insert stored nothing")
+        return ids
 
     def _store(
         self, cur: Any, spec: JobSpec, payloads: Sequence[Payload], *, admitted: bool, shed: bool
     ) -> list[int] | None:
-        """Run the insert; None if the guard stopped it (`admitted` False).
-
-        A payload whose idempotency key is taken inserts nothing (ON CONFLICT DO NOTHING)
-        and gets the id of the job holding the key, read in the same transaction; a key
-        not held by any job then means the guard stopped the insert.
-        """
+        """Run the insert; None if the guard stopped it (`admitted` False)."""
         values = _spec_params(spec)
         values.update(admitted=admitted, shed=shed)
-        # Keys need ON CONFLICT, whose speculative insertion costs PostgreSQL a second WAL
-        # record per row: statements without keys go without it.
         if len(payloads) == 1:
             values.update(payloads[0]._asdict())
-            key = payloads[0].idempotency_key
-            cur.execute(self.q["insert_one" if key is None else "insert_one_keyed"], values)
+            cur.execute(self.q["insert_one"], values)
             self.db.wake(cur, (spec.queue,), inserted=True)
-            ids = [self.db.inserted_id(cur)]
-        elif any(p.idempotency_key is not None for p in payloads):
-            values["payloads"] = orjson.dumps([tuple(p) for p in payloads]).decode()
-            cur.execute(self.q["insert_many_keyed"], values)
-            self.db.wake(cur, (spec.queue,), inserted=True)
-            rows = cur.fetchall()
-            ids = _by_position(payloads, column(cur, rows, "id"), column(cur, rows, "key"))
-        else:
-            # Whole tuples only when some job has a key: most batches are two texts a job.
-            wide = any([p[3:] != _NO_KEYS for p in payloads])  # no call per job
-            rows_of = [tuple(p) if wide else (p.args, p.kwargs) for p in payloads]
-            values["payloads"] = orjson.dumps(rows_of).decode()
-            values["wide"] = wide
-            cur.execute(self.q["insert_many"], values)
-            self.db.wake(cur, (spec.queue,), inserted=True)
-            # Ids come from one sequence in payload order; RETURNING order is not promised.
-            ids = sorted(int(row[0]) for row in cur.fetchall())  # RETURNING id alone
-            if not ids:
-                return None
-        if 0 in ids:  # keys already taken: the jobs that hold them
-            pairs = list(zip(payloads, ids, strict=True))
-            keys = [p.idempotency_key for p, job_id in pairs if not job_id]
-            if None in keys:
-                return None
-            cur.execute(self.q["ids_by_key"], {"keys": orjson.dumps(keys).decode()})
-            rows = cur.fetchall()
-            found = zip(column(cur, rows, "key"), column(cur, rows, "id"), strict=True)
-            held = {str(key): int(job_id) for key, job_id in found}
-            if not all(key in held for key in keys):
-                return None
-            ids = [job_id or held[str(p.idempotency_key)] for p, job_id in pairs]
-        return ids
+            job_id = self.db.inserted_id(cur)
+            return [job_id] if job_id else None
+        # Whole tuples only when some job has a key: most batches are two texts a job.
+        wide = any([p[2:] != _NO_KEYS for p in payloads])  # no call per job
+        rows_of = [tuple(p) if wide else (p.args, p.kwargs) for p in payloads]
+        values["payloads"] = orjson.dumps(rows_of).decode()
+        values["wide"] = wide
+        cur.execute(self.q["insert_many"], values)
+        self.db.wake(cur, (spec.queue,), inserted=True)
+        # Ids come from one sequence in payload order; RETURNING order is not promised.
+        ids = sorted(int(row[0]) for row in cur.fetchall())  # RETURNING id alone
+        return ids or None
 
     def retry_many(self, params: JobRetryManyParams) -> list[JobChange]:
         values = self._matching(params.where)
@@ -256,7 +341,9 @@ class SqlJobs:
 
 
 #: A payload's fields after its arguments when it has no key of any kind.
-_NO_KEYS = Payload()[3:]
+_NO_KEYS = Payload()[2:]
+#: Isolation levels whose statements each read a fresh snapshot (PostgreSQL's names).
+_FRESH_SNAPSHOTS = ("read committed", "read uncommitted")
 
 
 class _PolicyFound(Exception):
@@ -289,25 +376,5 @@ def _spec_params(spec: JobSpec) -> dict[str, Any]:
     }
 
 
-def _by_position(payloads: Sequence[Payload], ids: list[Any], keys: list[Any]) -> list[int]:
-    """Each payload's new id, 0 where its idempotency key was taken.
-
-    Rows are inserted in payload order, so the sequence's ids ascend with position (the
-    order RETURNING lists them in is not promised). A payload inserts a row unless its key
-    was held already, or appeared earlier in the batch; the returned keys tell which.
-    """
-    new_ids = iter(sorted(int(job_id) for job_id in ids))
-    if len(ids) == len(payloads):
-        return list(new_ids)
-    inserted_keys = {key for key in keys if key is not None}
-    seen: set[str] = set()
-    out: list[int] = []
-    for p in payloads:
-        key = p.idempotency_key
-        if key is None or (key in inserted_keys and key not in seen):
-            out.append(next(new_ids))
-        else:
-            out.append(0)
-        if key is not None:
-            seen.add(key)
-    return out
+def _json(values: list[Any]) -> str:
+    return orjson.dumps(values).decode()

@@ -65,7 +65,7 @@ class SqlSchedules:
                     continue  # another scheduler fired this tick
                 meta = orjson.dumps({"schedule": sched.name, "tick": tick.isoformat()}).decode()
                 spec = replace(params.spec, run_at=tick.timestamp(), meta=meta)
-                (job_id,) = db.jobs.insert_in(cur, spec, [params.payload])
+                (job_id,) = db.jobs.insert_in(cur, spec, [params.payload]).ids
                 cur.execute(self.q["tick_job"], {**values, "job_id": job_id})
                 fired.append(job_id)
             cur.execute(

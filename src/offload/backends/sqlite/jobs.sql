@@ -1,5 +1,7 @@
 -- Named queries of the jobs area (SQLite). An insert runs at :run_at (epoch seconds) if
--- given, else :delay seconds from now; a taken idempotency key inserts nothing.
+-- given, else :delay seconds from now. Inserts of jobs with unique, idempotency or replace
+-- keys take the keyed path (offload.backends.sql.jobs): key_lock, the holders, then a
+-- plain insert of the new jobs and supersede.
 
 -- name: insert_one
 -- No RETURNING: SQLite would build an ephemeral table for it on every enqueue (13% of the
@@ -15,20 +17,6 @@ SELECT :task, :queue, :args, :kwargs, :priority,
     coalesce(:run_at, {now} + :delay) - {head_start}, :limit_key, :replace_key
 WHERE {unbounded}
 
--- name: insert_one_keyed
--- The same, for a job with an idempotency key: a taken key inserts nothing.
-INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
-    enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key,
-    replace_key)
-SELECT :task, :queue, :args, :kwargs, :priority,
-    CASE WHEN :shed THEN 'shed'
-        WHEN coalesce(:run_at, {now} + :delay) > {now} THEN 'scheduled' ELSE 'available' END,
-    :max_attempts, coalesce(:run_at, {now} + :delay), {now},
-    :unique_key, :idempotency_key, :group_key, :meta,
-    coalesce(:run_at, {now} + :delay) - {head_start}, :limit_key, :replace_key
-WHERE {unbounded}
-ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-
 -- name: insert_many
 -- Many jobs of one spec; :payloads is a JSON array of [args, kwargs] pairs, or of whole
 -- Payload tuples [args, kwargs, idempotency_key, limit_key, unique_key, group_key,
@@ -41,7 +29,8 @@ SELECT :task, :queue, p.value ->> 0, p.value ->> 1, :priority,
     CASE WHEN :shed THEN 'shed'
         WHEN coalesce(:run_at, {now} + :delay) > {now} THEN 'scheduled' ELSE 'available' END,
     :max_attempts, coalesce(:run_at, {now} + :delay), {now},
-    CASE WHEN :wide THEN p.value ->> 4 END, NULL, CASE WHEN :wide THEN p.value ->> 5 END, :meta,
+    CASE WHEN :wide THEN p.value ->> 4 END, CASE WHEN :wide THEN p.value ->> 2 END,
+    CASE WHEN :wide THEN p.value ->> 5 END, :meta,
     coalesce(:run_at, {now} + :delay) - {head_start},
     CASE WHEN :wide THEN p.value ->> 3 END, CASE WHEN :wide THEN p.value ->> 6 END
 FROM json_each(:payloads) AS p
@@ -49,28 +38,41 @@ WHERE {unbounded}
 ORDER BY p.key
 RETURNING id
 
--- name: insert_many_keyed
--- The same with idempotency keys: whole Payload tuples; a taken key inserts nothing.
-INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
-    enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key,
-    replace_key)
-SELECT :task, :queue, p.value ->> 0, p.value ->> 1, :priority,
-    CASE WHEN :shed THEN 'shed'
-        WHEN coalesce(:run_at, {now} + :delay) > {now} THEN 'scheduled' ELSE 'available' END,
-    :max_attempts, coalesce(:run_at, {now} + :delay), {now},
-    p.value ->> 4, p.value ->> 2, p.value ->> 5, :meta,
-    coalesce(:run_at, {now} + :delay) - {head_start},
-    p.value ->> 3, p.value ->> 6
-FROM json_each(:payloads) AS p
-WHERE {unbounded}  -- (an INSERT ... SELECT with an upsert clause needs a WHERE to parse)
-ORDER BY p.key
-ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING id, idempotency_key AS key
+-- name: key_lock
+-- The keyed path's first statement. The backend's own transactions are BEGIN IMMEDIATE,
+-- which already makes producers take turns; in a caller's deferred transaction this write
+-- (of nothing) takes the write lock before the holders are read, so they are read under
+-- it (a transaction that read an older snapshot gets SQLITE_BUSY here, not a duplicate).
+UPDATE offload_jobs SET state = state WHERE id IS NULL
 
--- name: ids_by_key
--- The jobs holding idempotency keys an insert found taken.
-SELECT id, idempotency_key AS key FROM offload_jobs
+-- name: unique_holders
+-- The newest job holding each unique key in :keys: in one of :states, and enqueued within
+-- the last :period seconds if given.
+SELECT unique_key AS key, max(id) AS id FROM offload_jobs
+WHERE unique_key IN (SELECT value FROM json_each(:keys))
+  AND state IN (SELECT value FROM json_each(:states))
+  AND (:period IS NULL OR enqueued_at > {now} - :period)
+GROUP BY unique_key
+
+-- name: idempotent_holders
+-- The jobs enqueued with an idempotency key of :keys within the last :retention seconds,
+-- oldest first (the newest one names the key), with what they were enqueued with.
+SELECT idempotency_key AS key, id, task, args, kwargs FROM offload_jobs
 WHERE idempotency_key IN (SELECT value FROM json_each(:keys))
+  AND enqueued_at > {now} - :retention
+ORDER BY id
+
+-- name: supersede
+-- Job :id was stored with replace key :key: cancel the queued jobs carrying the key, and
+-- with :running ask running ones to stop (once: the first successor stays recorded).
+UPDATE offload_jobs
+SET state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
+    finished_at = CASE WHEN state = 'running' THEN finished_at ELSE {now} END,
+    cancel_requested = 1, superseded_by = :id
+WHERE replace_key = :key AND id <> :id
+  AND (state IN ('waiting', 'scheduled', 'available', 'retrying', 'shed')
+       OR (:running AND state = 'running' AND superseded_by IS NULL))
+RETURNING id, queue, state
 
 -- name: get
 SELECT {job_columns} FROM offload_jobs WHERE id = :id
