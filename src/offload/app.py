@@ -85,12 +85,12 @@ class App:
         payload_limit: int = serialization.DEFAULT_PAYLOAD_LIMIT,
         idempotency_retention: float = DEFAULT_RETENTION,
     ) -> None:
+        #: Seconds an idempotency key names its job (24 hours by default).
+        self.idempotency_retention = check_retention(idempotency_retention)
         self.url = url or os.environ.get("OFFLOAD_URL") or DEFAULT_URL
         self.backend: Backend = open_backend(self.url)
         self.auto_migrate = self.backend.name == "sqlite" if auto_migrate is None else auto_migrate
         self.payload_limit = payload_limit
-        #: Seconds an idempotency key names its job (24 hours by default).
-        self.idempotency_retention = check_retention(idempotency_retention)
         self.registry = Registry()
         self.schedules: dict[str, ScheduleDef] = {}
         #: Queue policies declared in code, written to the database at first use.

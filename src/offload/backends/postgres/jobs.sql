@@ -83,13 +83,14 @@ WHERE idempotency_key IN (SELECT json_array_elements_text(:keys::json))
 ORDER BY id
 
 -- name: supersede
--- Job :id was stored with replace key :key: cancel the queued jobs carrying the key, and
+-- Job :id was stored with replace key :key: cancel the older queued jobs carrying it (ids
+-- ascend in order of storing: producers of one replace key take turns under key_lock), and
 -- with :running ask running ones to stop (once: the first successor stays recorded).
 UPDATE offload_jobs
 SET state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
     finished_at = CASE WHEN state = 'running' THEN finished_at ELSE now() END,
     cancel_requested = true, superseded_by = :id
-WHERE replace_key = :key AND id <> :id
+WHERE replace_key = :key AND id < :id
   AND (state IN ('waiting', 'scheduled', 'available', 'retrying', 'shed')
        OR (:running::boolean AND state = 'running' AND superseded_by IS NULL))
 RETURNING id, queue, state
