@@ -57,7 +57,11 @@ def unique_producer(url: str, out: str, start: Barrier, calls: int, seed: int) -
         start.wait(300)
         for n in range(calls):
             if draw.random() < 0.3:
-                _rolled_back(url, lambda conn, n=n: reindex.options(conn=conn).enqueue(n))
+
+                def inside(conn: Any, n: int = n) -> offload.JobHandle[None]:
+                    return reindex.options(conn=conn).enqueue(n)
+
+                _rolled_back(url, inside)
                 rolled_back += 1
             else:
                 committed.append(reindex.enqueue(n).id)

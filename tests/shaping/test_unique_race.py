@@ -4,7 +4,7 @@ Producers in processes of their own enqueue one unique key, 30% of the time insi
 transaction that rolls back: exactly one job holds the key, and every committed enqueue
 was answered with it (never zero jobs, never two). The CI size is 12 producers and 240
 enqueues; `OFFLOAD_SHAPING_RACE=full` runs RELIABILITY 27's size, 50 producers and 1,000
-enqueues (`scripts/shaping_race.sh` runs it on both backends).
+enqueues, on both backends.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -67,7 +67,8 @@ class Unique:
     """
 
     key: str | None = None
-    states: tuple[JobState, ...] | None = None
+    #: Stored as a sorted tuple of JobStates.
+    states: Collection[JobState | str] | None = None
     period: float | None = None
 
     def __post_init__(self) -> None:
@@ -85,7 +86,7 @@ class Unique:
 
     def _states(self, given: object) -> tuple[JobState, ...]:
         """The states as JobStates: known, at least one, finished ones only with a period."""
-        if isinstance(given, str) or not isinstance(given, Sequence | frozenset | set):
+        if isinstance(given, str) or not isinstance(given, Collection):
             raise ValidationError(
                 f"Unique states must be a sequence of states, got {shorten(given)}"
             )
@@ -112,7 +113,7 @@ class Unique:
     def held_in(self) -> tuple[JobState, ...]:
         """The states in which a job holds the key."""
         if self.states is not None:
-            return self.states
+            return tuple(JobState(s) for s in self.states)
         return tuple(JobState) if self.period is not None else NOT_FINISHED
 
     @classmethod
