@@ -108,6 +108,20 @@ def test_status_shows_the_progress_a_task_reported(store: offload.App, env: dict
     }
 
 
+def test_status_shows_the_keys_and_successor_of_a_superseded_job(
+    store: offload.App, env: dict[str, str]
+) -> None:
+    first = store.enqueue("noop", replace="r:1", idempotency_key="i:1").id
+    second = store.enqueue("noop", replace="r:1").id
+    shown = offload_cli("status", str(first), env=env)
+    assert re.search(r"^state\s+cancelled\s*$", shown.stdout, re.MULTILINE), shown.stdout
+    assert re.search(r"^idempotency key\s+i:1\s*$", shown.stdout, re.MULTILINE)
+    assert re.search(r"^replace key\s+r:1\s*$", shown.stdout, re.MULTILINE)
+    assert re.search(rf"^superseded by\s+{second}\s*$", shown.stdout, re.MULTILINE)
+    assert "unique key" not in shown.stdout
+    assert run_json("status", str(first), env=env)["superseded_by"] == second
+
+
 def test_status_of_a_missing_job_is_one_line(store: offload.App, env: dict[str, str]) -> None:
     assert_one_line_error(offload_cli("status", "999999", env=env), 1, "no job with id 999999")
 

@@ -175,7 +175,19 @@ def _detail_rows(job: Job) -> list[tuple[str, str | Text]]:
         ("finished", when(job.finished_at, precise=True)),
         ("worker", job.worker or "-"),
         ("result", "-" if job.result is None else json_text(job.result)),
+        *_key_rows(job),
     ]
+
+
+def _key_rows(job: Job) -> list[tuple[str, str | Text]]:
+    """The job's work-shaping keys and its successor, only those it has."""
+    shown = {
+        "unique key": job.unique_key,
+        "idempotency key": job.idempotency_key,
+        "replace key": job.replace_key,
+        "superseded by": None if job.superseded_by is None else str(job.superseded_by),
+    }
+    return [(label, value) for label, value in shown.items() if value is not None]
 
 
 def _error_line(error: dict[str, Any]) -> Text:
