@@ -8,6 +8,8 @@
   `restore()`, which then closes them.
 - `swallow_replies()`: pass what clients send, drop what the server answers and reset the
   connection once an answer arrives: the server commits a write whose client never hears.
+- `swallow_commit_replies()`: the same, but only for the answer to a COMMIT (earlier
+  answers of the transaction pass): a transaction of many statements commits unheard.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class Mode(Enum):
     CUT = "cut"
     BLACKHOLE = "blackhole"
     SWALLOW = "swallow"
+    SWALLOW_COMMIT = "swallow commit"
 
 
 class Proxy:
@@ -59,8 +62,11 @@ class Proxy:
     def swallow_replies(self) -> None:
         self._set(Mode.SWALLOW)
 
+    def swallow_commit_replies(self) -> None:
+        self._set(Mode.SWALLOW_COMMIT)
+
     def restore(self) -> None:
-        if self.mode in (Mode.BLACKHOLE, Mode.SWALLOW):
+        if self.mode in (Mode.BLACKHOLE, Mode.SWALLOW, Mode.SWALLOW_COMMIT):
             self._drop_all(reset=True)  # their byte streams lost data: unusable now
         self._set(Mode.PASS)
 
@@ -116,7 +122,9 @@ class Proxy:
             mode = self.mode
             if mode is Mode.BLACKHOLE:
                 continue  # received (the sender's kernel sees it acknowledged), never passed
-            if mode is Mode.SWALLOW and replies:
+            # CommandComplete's tag of a COMMIT, NUL-terminated, in the server's answer.
+            commit = mode is Mode.SWALLOW_COMMIT and b"COMMIT\x00" in data
+            if replies and (mode is Mode.SWALLOW or commit):
                 _close(dst, reset=True)
                 _close(src, reset=True)
                 return

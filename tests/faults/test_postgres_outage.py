@@ -181,7 +181,8 @@ def test_ambiguous_commit_is_reported_and_a_keyed_retry_leaves_one_job(
 ) -> None:
     """The connection resets right after the server committed an enqueue, before the client
     heard: the caller gets success or OutcomeUnknown, never a silent double or a false
-    failure; retrying with the same idempotency key leaves exactly one job each time."""
+    failure; retrying with the same idempotency key leaves exactly one job each time. (An
+    enqueue with a key is a transaction of several statements: the fault hits its COMMIT.)"""
     linked = basic_app(proxy.url(outage_url))
     direct = basic_app(outage_url)
     try:
@@ -189,7 +190,7 @@ def test_ambiguous_commit_is_reported_and_a_keyed_retry_leaves_one_job(
         unknown = 0
         for n in range(20):
             key = f"order-{n}"
-            proxy.swallow_replies()
+            proxy.swallow_commit_replies()
             try:
                 linked.enqueue("add", [n, n], idempotency_key=key)
             except offload.OutcomeUnknown as exc:
