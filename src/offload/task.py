@@ -123,6 +123,7 @@ class Task(Generic[P, R]):
             kwargs_text,
             self._overrides.idempotency_key,
             definition.limit_key(args, kwargs),
+            group_key=definition.group_key(args, kwargs),
         )
         (job_id,) = self.app._insert(self._spec(), [payload], self._conn)
         return JobHandle(self.app.backend, job_id)
@@ -146,7 +147,8 @@ class Task(Generic[P, R]):
             args_text, kwargs_text = serialization.dumps_args(a, k, limit=limit)
             definition.check_args(a, k, index)
             key = definition.limit_key(a, k, index)
-            payloads.append(Payload(args_text, kwargs_text, None, key))
+            group = definition.group_key(a, k, index)
+            payloads.append(Payload(args_text, kwargs_text, None, key, group_key=group))
         ids = self.app._insert(self._spec(), payloads, self._conn)
         backend = self.app.backend
         return [JobHandle(backend, job_id) for job_id in ids]

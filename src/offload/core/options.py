@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from offload.core.batch import BatchOptions
 from offload.core.errors import ConfigurationError, OffloadError, ValidationError, shorten
 from offload.core.flow import LimitKey, Rate, TaskLimits
 from offload.core.states import JobState
@@ -123,9 +124,16 @@ class TaskOptions:
     limit_key: LimitKey | None = None
     #: Called by the sweep with shed jobs' (args, kwargs) instead of re-admitting them.
     sweep: Callable[[list[tuple[list[Any], dict[str, Any]]]], Any] | None = None
+    #: How a batch task gathers its jobs into one call (None: a task of single jobs).
+    batch: BatchOptions | None = None
 
     def __post_init__(self) -> None:
         _name("queue", self.queue)
+        if self.batch is not None and (self.concurrency or self.rate_limit or self.limit_key):
+            raise ConfigurationError(
+                "a batch task takes no concurrency, rate_limit or limit_key: its claims "
+                "count no task limit; limit its queue (concurrency) instead"
+            )
         if self.concurrency is not None and (
             isinstance(self.concurrency, bool)
             or not isinstance(self.concurrency, int)

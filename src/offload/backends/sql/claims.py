@@ -18,6 +18,7 @@ from offload.backends.params import (
     Claimed,
     ClaimParams,
     FinishParams,
+    GroupClaimParams,
     Heartbeat,
     HeartbeatParams,
     Lease,
@@ -157,6 +158,33 @@ class SqlClaims:
             cur.execute(self.q["rate_log"], values)
             cur.execute(self.q["rate_prune"], values)
         return jobs
+
+    def take_group(self, params: GroupClaimParams) -> Claimed:
+        """One group claim (`group_claim`; on PostgreSQL after `group_begin`'s lock); when
+        it takes nothing, `group_wait` says when the next group is ready by waiting. A wait
+        already past means a ready group was held back (a paused or full queue): then no
+        hint, as the finished job or wake-up that frees it wakes the worker."""
+        values = {
+            "worker": params.worker,
+            "queue": params.queue,
+            "task": params.task,
+            "size": params.size,
+            "max_wait": params.max_wait,
+            "lease": params.lease,
+            "now": self.db.time_param(params.now),
+        }
+        with self.db.tx(relaxed=True) as cur:  # one transaction: the lock lasts to its end
+            if "group_begin" in self.q.text:
+                cur.execute(self.q["group_begin"], values)
+            cur.execute(self.q["group_claim"], values)
+            started = self._started(cur, cur.fetchall())
+        if started:
+            return _in_order(started, None)
+        with self.db.read() as cur:
+            cur.execute(self.q["group_wait"], values)
+            row = cur.fetchone()
+        wait = None if row is None or row[0] is None else float(row[0])
+        return Claimed([], wait if wait is not None and wait > 0 else None)
 
     def heartbeat(self, params: HeartbeatParams) -> Heartbeat:
         leases = params.leases

@@ -13,7 +13,7 @@ SET state = 'running', attempt = attempt + 1, worker = :worker,
 WHERE id IN (
     SELECT id FROM offload_jobs
     WHERE queue = :queue AND state IN ('available', 'scheduled', 'retrying') AND run_at <= {at}
-      AND limit_key IS NULL
+      AND limit_key IS NULL AND group_key IS NULL  -- batch tasks' jobs go by group_claim
       AND NOT EXISTS (SELECT 1 FROM offload_queues AS q WHERE q.name = :queue
                       AND (q.paused OR q.concurrency IS NOT NULL OR q.rate_count IS NOT NULL))
     ORDER BY sort_at, id
@@ -50,6 +50,7 @@ WITH
 win AS (
     SELECT id, task, limit_key, sort_at FROM offload_jobs
     WHERE queue = :queue AND state IN ('available', 'scheduled', 'retrying') AND run_at <= :now
+      AND group_key IS NULL
     ORDER BY sort_at, id LIMIT :window),
 cand AS (
     SELECT w.id, w.sort_at, w.task, t.task IS NOT NULL AS limited,
@@ -151,6 +152,49 @@ WHERE rowid IN (
     SELECT s.rowid FROM offload_rate_starts AS s
     JOIN json_each(:buckets) AS b ON s.bucket = b.value ->> 'bucket'
     WHERE s.at < :now - (b.value ->> 'period') - 60)
+
+-- name: group_claim
+-- Take up to :size due jobs of one group of batch task :task, in one statement. The task's
+-- due jobs form groups by group_key; a group is ready once it holds :size of them or its
+-- oldest has been due :max_wait seconds, and the ready group whose head (least sort_at:
+-- priority aged by waiting) sorts first goes, its jobs in claim order. Nothing from a
+-- paused queue, nor from a rate-limited one (its rate counts single starts); a queue
+-- concurrency limit counts each job taken as one running, so a call takes no more than
+-- the room left.
+WITH
+grp AS (
+    SELECT group_key, count(*) AS n, min(run_at) AS first_due, min(sort_at) AS head
+    FROM offload_jobs
+    WHERE queue = :queue AND task = :task AND group_key IS NOT NULL
+      AND state IN ('available', 'scheduled', 'retrying') AND run_at <= {at}
+    GROUP BY group_key),
+pick AS (
+    SELECT group_key FROM grp WHERE n >= :size OR first_due <= {at} - :max_wait
+    ORDER BY head, group_key LIMIT 1),
+room AS (
+    SELECT CASE WHEN q.paused OR q.rate_count IS NOT NULL THEN 0
+                WHEN q.concurrency IS NOT NULL
+                THEN max(q.concurrency - (SELECT count(*) FROM offload_jobs
+                                          WHERE state = 'running' AND queue = :queue), 0)
+           END AS n
+    FROM offload_queues AS q WHERE q.name = :queue)
+UPDATE offload_jobs
+SET state = 'running', attempt = attempt + 1, worker = :worker,
+    started_at = {at}, lease_until = {at} + :lease
+WHERE id IN (
+    SELECT id FROM offload_jobs
+    WHERE queue = :queue AND task = :task AND group_key = (SELECT group_key FROM pick)
+      AND state IN ('available', 'scheduled', 'retrying') AND run_at <= {at}
+    ORDER BY sort_at, id
+    LIMIT min(:size, coalesce((SELECT n FROM room), :size)))
+RETURNING {job_columns}, sort_at
+
+-- name: group_wait
+-- Seconds until the oldest due job of batch task :task has been due :max_wait (its group
+-- is ready then, if not before by size); NULL when the task has no due job.
+SELECT min(run_at) + :max_wait - {at} AS wait FROM offload_jobs
+WHERE queue = :queue AND task = :task AND group_key IS NOT NULL
+  AND state IN ('available', 'scheduled', 'retrying') AND run_at <= {at}
 
 -- name: heartbeat
 -- Renew every listed lease still held by this worker in one statement.
