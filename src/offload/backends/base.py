@@ -20,8 +20,8 @@ from typing import Protocol
 from offload.backends.params import (
     Claimed,
     ClaimParams,
-    GroupClaimParams,
     FinishParams,
+    GroupClaimParams,
     Heartbeat,
     HeartbeatParams,
     JobFilter,
