@@ -155,6 +155,9 @@ class Worker:
         #: Jobs whose cancel was asked for while their batch call was held: they end
         #: cancelled when it ends.
         self._cancelled: set[int] = set()
+        #: A batch call ended since the loop last looked: its slot may take a ready group
+        #: now (calls are not prefetched, so no buffered job would fill it).
+        self._call_ended = False
         #: (id, attempt) of running jobs whose lease another attempt took: not renewed again.
         self._lost: set[tuple[int, int]] = set()
         self._stopping = threading.Event()
@@ -340,6 +343,9 @@ class Worker:
             if writer.check():
                 more = True  # a retry was recorded; with no backoff it is due now
             self._collect(pool.poll())
+            if self._call_ended:
+                self._call_ended = False
+                more = True
             self._dispatch(pool)
             writer.turn(busy=bool(self._buffer or pool.running()))  # a due retry is claimable
             now = time.monotonic()
@@ -512,6 +518,7 @@ class Worker:
                 out.append(event)
             elif isinstance(event, Finished):
                 jobs = self._calls.pop(key)
+                self._call_ended = True
                 out += split(event, jobs, self._cancelled)
                 self._cancelled.difference_update(job.id for job in jobs)
             else:

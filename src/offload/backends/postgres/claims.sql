@@ -161,6 +161,35 @@ coalesce((SELECT total FROM offload_rate_starts AS s WHERE s.bucket = g.bucket
  WHERE s.bucket = g.bucket AND s.at > :now::timestamptz - make_interval(secs => g.rate_period)
  ORDER BY s.at, s.total LIMIT 1)
 
+-- name: group_stats
+-- The groups of batch task :task with jobs waiting, one row each: `first_due` (least
+-- run_at), `head` (least sort_at of its due jobs) and `filled` (at least :size due).
+-- Groups are found by hopping from key to key along an index (one seek each), and each
+-- figure is a seek or at most :size index entries: a claim never reads every waiting job.
+keys (k) AS (
+    SELECT min(group_key) FROM offload_jobs
+    WHERE queue = :queue AND task = :task AND group_key IS NOT NULL
+      AND state IN ('available', 'scheduled', 'retrying')
+    UNION ALL
+    SELECT (SELECT min(group_key) FROM offload_jobs
+            WHERE queue = :queue AND task = :task AND group_key > keys.k
+              AND state IN ('available', 'scheduled', 'retrying'))
+    FROM keys WHERE k IS NOT NULL),
+grp AS (
+    SELECT k AS group_key,
+        (SELECT min(run_at) FROM offload_jobs
+         WHERE queue = :queue AND task = :task AND group_key = k
+           AND state IN ('available', 'scheduled', 'retrying')) AS first_due,
+        (SELECT sort_at FROM offload_jobs
+         WHERE queue = :queue AND task = :task AND group_key = k
+           AND state IN ('available', 'scheduled', 'retrying') AND run_at <= {at}
+         ORDER BY sort_at LIMIT 1) AS head,
+        (SELECT sort_at FROM offload_jobs
+         WHERE queue = :queue AND task = :task AND group_key = k
+           AND state IN ('available', 'scheduled', 'retrying') AND run_at <= {at}
+         ORDER BY sort_at LIMIT 1 OFFSET :size - 1) IS NOT NULL AS filled
+    FROM keys WHERE k IS NOT NULL)
+
 -- name: group_begin
 -- Serialise group claims of one batch task (a transaction-level advisory lock on its
 -- name), so two workers never split a group by picking it at once; the claim after this
@@ -175,16 +204,10 @@ SELECT pg_advisory_xact_lock(1868981869, hashtext(:task)) AS locked
 -- paused queue, nor from a rate-limited one (its rate counts single starts); a queue
 -- concurrency limit counts each job taken as one running, so a call takes no more than
 -- the room left.
-WITH
-grp AS (
-    SELECT group_key, count(*) AS n, min(run_at) AS first_due, min(sort_at) AS head
-    FROM offload_jobs
-    WHERE queue = :queue AND task = :task AND group_key IS NOT NULL
-      AND state IN ('available', 'scheduled', 'retrying') AND run_at <= {at}
-    GROUP BY group_key),
+WITH RECURSIVE {group_stats},
 pick AS (
     SELECT group_key FROM grp
-    WHERE n >= :size OR first_due <= {at} - make_interval(secs => :max_wait)
+    WHERE first_due <= {at} AND (filled OR first_due <= {at} - make_interval(secs => :max_wait))
     ORDER BY head, group_key LIMIT 1),
 room AS (
     SELECT CASE WHEN q.paused OR q.rate_count IS NOT NULL THEN 0
@@ -207,12 +230,11 @@ FROM picked WHERE j.id = picked.id
 RETURNING {job_columns_j}, j.sort_at
 
 -- name: group_wait
--- Seconds until the oldest due job of batch task :task has been due :max_wait (its group
--- is ready then, if not before by size); NULL when the task has no due job.
-SELECT extract(epoch FROM min(run_at) + make_interval(secs => :max_wait) - {at}) AS wait
-FROM offload_jobs
-WHERE queue = :queue AND task = :task AND group_key IS NOT NULL
-  AND state IN ('available', 'scheduled', 'retrying') AND run_at <= {at}
+-- Seconds until the group of batch task :task whose oldest job is due first has been
+-- waiting :max_wait (ready then, if not before by size); NULL when no job is due.
+WITH RECURSIVE {group_stats}
+SELECT extract(epoch FROM min(first_due) + make_interval(secs => :max_wait) - {at}) AS wait
+FROM grp WHERE first_due <= {at}
 
 -- name: heartbeat
 -- Renew every listed lease still held by this worker in one statement.
