@@ -1,8 +1,8 @@
 """Aggregation: draining tiny jobs one by one vs as batch calls, on each backend.
 
 Each job stores one row in a local service: a SQLite file (WAL, synchronous=NORMAL) served
-one request at a time, each request one transaction. The one-by-one task inserts its row and commits (one
-round trip per job); the batch task (`@app.batch_task(max_size=100)`, one group) inserts its
+one request at a time, each request one transaction. The one-by-one task inserts its row
+and commits (one round trip per job); the batch task (`@app.batch_task(max_size=100)`, one group) inserts its
 items' rows with one executemany and one commit per call. Each round queues `--jobs` jobs
 of each kind on a fresh database (not timed), then times a burst worker (thread executor,
 `--concurrency` slots, in this process) from `run()` to its return, and checks that the
