@@ -2,12 +2,12 @@
 
 Each job stores one row in a local service: a SQLite file (WAL, synchronous=NORMAL) served
 one request at a time, each request one transaction. The one-by-one task inserts its row
-and commits (one round trip per job); the batch task (`@app.batch_task(max_size=100)`, one group) inserts its
-items' rows with one executemany and one commit per call. Each round queues `--jobs` jobs
-of each kind on a fresh database (not timed), then times a burst worker (thread executor,
-`--concurrency` slots, in this process) from `run()` to its return, and checks that the
-sink holds every row once. Prints each run, the medians, and the median of the per-round
-ratios (batched rate / one-by-one rate).
+and commits (one round trip per job); the batch task (`@app.batch_task(max_size=100)`, one
+group) inserts its items' rows with one executemany and one commit per call. Each round
+queues `--jobs` jobs of each kind on a fresh database (not timed), then times a burst
+worker (thread executor, `--concurrency` slots, in this process) from `run()` to its
+return, and checks that the sink holds every row once. Prints each run, the medians, and
+the median of the per-round ratios (batched rate / one-by-one rate).
 
     .venv/bin/python benchmarks/batch_drain.py [--backend both] [--rounds 3] [--jobs 20000]
 """
