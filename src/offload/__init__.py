@@ -15,11 +15,13 @@ and may change between releases. The `offload` command is public too.
 """
 
 from offload.app import App, Call, Task, call
+from offload.core.batch import BatchItem, ItemFailed
 from offload.core.errors import (
     ArgumentsMismatch,
     BackendError,
     BackendUnavailable,
     BackPressure,
+    BatchResultMismatch,
     ConfigurationError,
     DuplicateJob,
     IdempotencyConflict,
@@ -60,11 +62,14 @@ __all__ = [
     "BackPressure",
     "BackendError",
     "BackendUnavailable",
+    "BatchItem",
+    "BatchResultMismatch",
     "Call",
     "ConfigurationError",
     "DuplicateJob",
     "IdempotencyConflict",
     "InvalidTransition",
+    "ItemFailed",
     "Job",
     "JobCancelled",
     "JobContext",

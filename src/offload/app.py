@@ -20,6 +20,7 @@ from offload.backends.params import (
     QueueChangeParams,
 )
 from offload.core import serialization
+from offload.core.batch import BatchItem, BatchOptions
 from offload.core.errors import (
     ConfigurationError,
     QueueNotFound,
@@ -57,6 +58,7 @@ from offload.core.status import (
 )
 from offload.core.task import Registry, TaskDef
 from offload.handle import JobHandle
+from offload.runtime.batch import batch_runner
 from offload.task import Call, Task, TaskDecorator, call
 
 if TYPE_CHECKING:
@@ -67,6 +69,11 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 DEFAULT_URL = "sqlite:///offload.db"
+#: Why a queue rate limit and a batch task cannot share a queue.
+_BATCH_RATE = (
+    "queue {queue!r} has a rate limit, which counts single starts and cannot count batch "
+    "calls: put the batch task on a queue without one (a concurrency limit works)"
+)
 
 
 class App:
@@ -160,13 +167,11 @@ class App:
         `unique` (True: by task and arguments, a key, or `offload.Unique`) makes an enqueue
         whose key a job holds return that job (`on_duplicate="raise"`: DuplicateJob).
         """
-        policy = retry or RetryPolicy(max_attempts=max_attempts)
-        if retry is not None and max_attempts not in (3, retry.max_attempts):
-            raise ConfigurationError("give max_attempts either directly or in retry, not both")
-        options = TaskOptions(
+        options = _task_options(
+            max_attempts,
+            retry,
             queue=queue,
             priority=priority,
-            retry=policy,
             timeout=timeout,
             cpu_seconds=cpu_seconds,
             memory_mb=memory_mb,
@@ -180,15 +185,75 @@ class App:
         )
 
         def register(func: Callable[..., Any]) -> Task[..., Any]:
-            task_name = name or f"{func.__module__}.{func.__qualname__}"
-            definition = TaskDef(task_name, func, options)
-            self.registry.add(definition)
-            limits = options.limits
-            if limits is not None and self._ready_pid == os.getpid():  # after first use
-                self.backend.queues.declare({}, {task_name: limits})
-            return Task(self, definition, EnqueueOptions())
+            return self._register(func, name, options)
 
         return register if fn is None else register(fn)
+
+    def batch_task(
+        self,
+        *,
+        max_size: int = 100,
+        max_wait: float = 2.0,
+        group_by: Callable[..., Any] | None = None,
+        name: str | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        max_attempts: int = 3,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+        cpu_seconds: float | None = None,
+        memory_mb: float | None = None,
+        executor: str | None = None,
+        sweep: Callable[[list[tuple[list[Any], dict[str, Any]]]], Any] | None = None,
+        unique: bool | str | Unique | None = None,
+        on_duplicate: str = "return",
+    ) -> Callable[[Callable[[list[BatchItem]], Any]], Task[..., Any]]:
+        """Register a batch task: `@app.batch_task(max_size=100, max_wait=2.0, group_by=f)`.
+
+        Jobs are enqueued one by one as usual; a worker calls the function once with up to
+        `max_size` due jobs of one group (`group_by(*args, **kwargs)`, or one group without
+        it) as `BatchItem`s, once the group has `max_size` due jobs or its oldest has been
+        due `max_wait` seconds. It returns one result per item, in order (`ItemFailed` in an
+        item's place fails that item alone), or raises to fail every item; each item is
+        retried under its own attempts. The other options are `task`'s; `timeout` and the
+        process limits bound a call. Batch tasks take no task limits (`concurrency`,
+        `rate_limit`, `limit_key`): limit the queue's concurrency instead.
+        """
+        batch = BatchOptions(max_size, max_wait, group_by)
+        options = _task_options(
+            max_attempts,
+            retry,
+            queue=queue,
+            priority=priority,
+            timeout=timeout,
+            cpu_seconds=cpu_seconds,
+            memory_mb=memory_mb,
+            executor=executor,
+            sweep=sweep,
+            unique=Unique.of(unique, ConfigurationError),
+            on_duplicate=on_duplicate,
+            batch=batch,
+        )
+        if options.queue in self.queues and self.queues[options.queue].rate is not None:
+            raise ConfigurationError(_BATCH_RATE.format(queue=options.queue))
+
+        def register(func: Callable[[list[BatchItem]], Any]) -> Task[..., Any]:
+            return self._register(func, name, options)
+
+        return register
+
+    def _register(
+        self, func: Callable[..., Any], name: str | None, options: TaskOptions
+    ) -> Task[..., Any]:
+        """Register `func` under `name` (default: its module and qualified name)."""
+        task_name = name or f"{func.__module__}.{func.__qualname__}"
+        runner = None if options.batch is None else batch_runner(task_name, func)
+        definition = TaskDef(task_name, func, options, runner)
+        self.registry.add(definition)
+        limits = options.limits
+        if limits is not None and self._ready_pid == os.getpid():  # after first use
+            self.backend.queues.declare({}, {task_name: limits})
+        return Task(self, definition, EnqueueOptions())
 
     # -- queues -------------------------------------------------------------------------
 
@@ -230,6 +295,11 @@ class App:
         check_name("queue", name)
         if name in self.queues:
             raise ConfigurationError(f"queue {name!r} is already declared")
+        if policy.rate is not None and any(
+            d.options.batch is not None and d.options.queue == name
+            for d in self.registry.definitions()
+        ):
+            raise ConfigurationError(_BATCH_RATE.format(queue=name))
         self.queues[name] = policy
         if self._ready_pid == os.getpid():  # declared after first use: write it now
             self.backend.queues.declare({name: policy}, {})
@@ -600,6 +670,14 @@ class App:
         """The one insert path of every enqueue."""
         self.ready()
         return self.backend.jobs.insert(JobInsertParams(spec, payloads, conn))
+
+
+def _task_options(max_attempts: int, retry: RetryPolicy | None, **options: Any) -> TaskOptions:
+    """A task's options from a declaration's settings (`max_attempts` or `retry`, not both
+    differing)."""
+    if retry is not None and max_attempts not in (3, retry.max_attempts):
+        raise ConfigurationError("give max_attempts either directly or in retry, not both")
+    return TaskOptions(retry=retry or RetryPolicy(max_attempts=max_attempts), **options)
 
 
 __all__ = ["App", "Call", "Task", "call"]

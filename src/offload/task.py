@@ -148,7 +148,7 @@ class Task(Generic[P, R]):
             over.idempotency_key,
             definition.limit_key(args, kwargs),
             definition.unique_key(definition.unique(over), args, kwargs),
-            None,
+            definition.group_key(args, kwargs),
             over.replace,
         )
         done = self.app._insert(self._spec(), [payload], self._conn)
@@ -179,12 +179,13 @@ class Task(Generic[P, R]):
             args_text, kwargs_text = serialization.dumps_args(a, k, limit=limit)
             definition.check_args(a, k, index)
             key = definition.limit_key(a, k, index)
+            group = definition.group_key(a, k, index)
             if unique is None and over.replace is None:
-                payloads.append(Payload(args_text, kwargs_text, None, key))
+                payloads.append(Payload(args_text, kwargs_text, None, key, group_key=group))
             else:
                 unique_key = definition.unique_key(unique, a, k)
                 payloads.append(
-                    Payload(args_text, kwargs_text, None, key, unique_key, None, over.replace)
+                    Payload(args_text, kwargs_text, None, key, unique_key, group, over.replace)
                 )
         done = self.app._insert(self._spec(), payloads, self._conn)
         backend, duplicates = self.app.backend, done.duplicates

@@ -21,6 +21,7 @@ from offload.backends.params import (
     Claimed,
     ClaimParams,
     FinishParams,
+    GroupClaimParams,
     Heartbeat,
     HeartbeatParams,
     Inserted,
@@ -145,6 +146,12 @@ class ClaimStore(Protocol):
     def take(self, params: ClaimParams) -> Claimed:
         """Atomically take due jobs of one queue that every limit in force allows (a paused
         queue gives none), and say when a job a rate limit held back can next start."""
+        ...
+
+    def take_group(self, params: GroupClaimParams) -> Claimed:
+        """Atomically take due jobs of one group of a batch task (the ready group whose
+        oldest job sorts first; none from a paused or rate-limited queue, no more than a
+        queue concurrency limit has room for), or say when the next group is ready."""
         ...
 
     def heartbeat(self, params: HeartbeatParams) -> Heartbeat:

@@ -114,9 +114,25 @@ class ClaimParams:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupClaimParams:
+    """Take up to `size` due jobs of batch task `task` in `queue`, all of one group, for
+    `worker`: the group whose oldest job sorts first among those ready (`size` due jobs, or
+    a job due for `max_wait` seconds). Each is leased for `lease` seconds."""
+
+    worker: str
+    queue: str
+    task: str
+    size: int
+    max_wait: float
+    lease: float
+    now: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Claimed:
-    """What a claim took; `wait`: seconds until a job a rate limit held back may start
-    (None when no rate held one back: a finished job or a wake-up frees the rest)."""
+    """What a claim took; `wait`: seconds until a job a rate limit held back may start, or
+    a batch group waiting for more jobs goes anyway (None: nothing held back by time; a
+    finished job or a wake-up frees the rest)."""
 
     jobs: list[Job]
     wait: float | None = None

@@ -22,6 +22,7 @@ Tree::
     ├── LeaseLost                 a worker's claim on a job was taken over
     ├── JobFailed                 a job ended dead/cancelled; raised by JobHandle.result()
     ├── JobCancelled              raised inside a task whose job was asked to stop
+    ├── BatchResultMismatch       a batch function returned a result count unlike its items
     ├── ResultTimeout             JobHandle.result() waited past its timeout
     └── BackendError              the database refused or could not be reached
         ├── SchemaMismatch        schema older or newer than this code
@@ -200,6 +201,18 @@ class JobFailed(OffloadError):
 
 class JobCancelled(OffloadError):
     """Raised inside a task by `raise_if_cancelled()` once its job was asked to stop."""
+
+
+class BatchResultMismatch(OffloadError):
+    """A batch task's function returned `got` results for `expected` items (or not a
+    list): which result belongs to which item is unknown, so every item of the call fails."""
+
+    def __init__(self, task: str, expected: int, got: int | str) -> None:
+        self.task, self.expected, self.got = task, expected, got
+        super().__init__(
+            f"batch task {shorten(task)} returned {got} results for {expected} items; "
+            "return one result (or ItemFailed) per item, in the items' order"
+        )
 
 
 class ResultTimeout(OffloadError, TimeoutError):

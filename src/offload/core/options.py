@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from offload.core.batch import BatchOptions
 from offload.core.errors import ConfigurationError, OffloadError, ValidationError, shorten
 from offload.core.flow import LimitKey, Rate, TaskLimits
 from offload.core.shaping import Unique, check_on_duplicate
@@ -128,11 +129,18 @@ class TaskOptions:
     unique: Unique | None = None
     #: What a duplicate enqueue does: "return" the holder's handle, or "raise" DuplicateJob.
     on_duplicate: str = "return"
+    #: How a batch task gathers its jobs into one call (None: a task of single jobs).
+    batch: BatchOptions | None = None
 
     def __post_init__(self) -> None:
         _name("queue", self.queue)
         object.__setattr__(self, "unique", Unique.of(self.unique, ConfigurationError))
         check_on_duplicate(self.on_duplicate, ConfigurationError)
+        if self.batch is not None and (self.concurrency or self.rate_limit or self.limit_key):
+            raise ConfigurationError(
+                "a batch task takes no concurrency, rate_limit or limit_key: its claims "
+                "count no task limit; limit its queue (concurrency) instead"
+            )
         if self.concurrency is not None and (
             isinstance(self.concurrency, bool)
             or not isinstance(self.concurrency, int)

@@ -29,6 +29,9 @@ class TaskDef:
     name: str
     fn: Callable[..., Any]
     options: TaskOptions
+    #: What executors call instead of `fn`, when set: a batch task's call of `fn` with
+    #: the items of one claim (see offload.runtime.batch).
+    runner: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
     #: The function's signature, read once (None: it has none Python can read, so calls
     #: are not checked).
     signature: inspect.Signature | None = field(init=False, repr=False, compare=False)
@@ -42,6 +45,8 @@ class TaskDef:
         try:
             signature: inspect.Signature | None = inspect.signature(self.fn)
         except (TypeError, ValueError):  # some builtins and C callables have none
+            signature = None
+        if self.options.batch is not None:  # its jobs' arguments are its items', any
             signature = None
         object.__setattr__(self, "signature", signature)
         object.__setattr__(
@@ -94,6 +99,19 @@ class TaskDef:
         if problem is None and isinstance(key, str):
             return key
         raise ValidationError(f"task {self.name!r}: limit_key {problem}{where}; nothing was stored")
+
+    def group_key(
+        self, args: Sequence[Any], kwargs: dict[str, Any], index: int | None = None
+    ) -> str | None:
+        """The group a batch task's job is gathered in (see `BatchOptions.group_key`);
+        None for other tasks."""
+        batch = self.options.batch
+        return None if batch is None else batch.group_key(self.name, args, kwargs, index)
+
+    @property
+    def target(self) -> Callable[..., Any]:
+        """What an executor calls with a job's arguments."""
+        return self.fn if self.runner is None else self.runner
 
     @property
     def is_async(self) -> bool:

@@ -250,7 +250,7 @@ async def run_async_call(
     deadline = asyncio.timeout(definition.options.timeout)  # None: no limit
     try:
         with running(ctx):
-            value = definition.fn(*args, **kwargs)
+            value = definition.target(*args, **kwargs)
             if inspect.isawaitable(value):
                 async with deadline:
                     value = await value

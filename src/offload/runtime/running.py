@@ -65,7 +65,7 @@ def run_call(
         return False, definition, True, False
     try:
         with running(ctx):
-            value = definition.fn(*args, **kwargs)
+            value = definition.target(*args, **kwargs)
             if inspect.isawaitable(value):
                 import asyncio  # only here: a plain worker process never loads asyncio
 

@@ -29,6 +29,7 @@ from typing import Any
 from offload.backends.base import Backend, Listener
 from offload.backends.params import (
     ClaimParams,
+    GroupClaimParams,
     HeartbeatParams,
     Lease,
     Outcome,
@@ -42,8 +43,9 @@ from offload.core.job import Job
 from offload.core.options import RetryPolicy, TaskOptions
 from offload.core.records import WorkerInfo
 from offload.core.serialization import DEFAULT_PAYLOAD_LIMIT
-from offload.core.task import Registry
+from offload.core.task import Registry, TaskDef
 from offload.runtime import joblog
+from offload.runtime.batch import gather, split
 from offload.runtime.executor import Event, Finished, Progress, SelfPipe
 from offload.runtime.outage import Outage, passing
 from offload.runtime.outcomes import (
@@ -143,6 +145,19 @@ class Worker:
         self.clock = clock
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._buffer: deque[Job] = deque()
+        #: Batch tasks per queue served: their jobs are claimed by group, one call each.
+        self._batches: dict[str, list[TaskDef]] = {}
+        for definition in registry.definitions():
+            if definition.options.batch is not None and definition.options.queue in queues:
+                self._batches.setdefault(definition.options.queue, []).append(definition)
+        #: The jobs of each batch call held, by its stand-in job's (id, attempt).
+        self._calls: dict[tuple[int, int], list[Job]] = {}
+        #: Jobs whose cancel was asked for while their batch call was held: they end
+        #: cancelled when it ends.
+        self._cancelled: set[int] = set()
+        #: A batch call ended since the loop last looked: its slot may take a ready group
+        #: now (calls are not prefetched, so no buffered job would fill it).
+        self._call_ended = False
         #: (id, attempt) of running jobs whose lease another attempt took: not renewed again.
         self._lost: set[tuple[int, int]] = set()
         self._stopping = threading.Event()
@@ -328,6 +343,9 @@ class Worker:
             if writer.check():
                 more = True  # a retry was recorded; with no backoff it is due now
             self._collect(pool.poll())
+            if self._call_ended:
+                self._call_ended = False
+                more = True
             self._dispatch(pool)
             writer.turn(busy=bool(self._buffer or pool.running()))  # a due retry is claimable
             now = time.monotonic()
@@ -340,7 +358,7 @@ class Worker:
             settled = self.burst and not (self._buffer or pool.running() or writer.unwritten())
             drained = False
             if want > 0 and low and (more or settled or now >= next_poll):
-                claimed, wait = self._claim(want)
+                claimed, wait = self._claim(want, pool.claimable() - len(self._buffer))
                 # Jobs a rate holds back are due: a burst worker waits for them.
                 drained = settled and not claimed and wait is None
                 more = len(claimed) == want
@@ -426,14 +444,23 @@ class Worker:
 
     # -- steps ------------------------------------------------------------------------
 
-    def _claim(self, want: int) -> tuple[list[Job], float | None]:
+    def _claim(self, want: int, slots: int) -> tuple[list[Job], float | None]:
         """Claim up to `want` jobs, taking queues in turn so none starves; also return the
-        seconds until a job a rate limit held back may start (None: none held by a rate)."""
+        seconds until a job a rate limit held back may start or a batch group is ready
+        (None: nothing held back by time). In each queue, ready batch groups go first, one
+        call per free slot (of `slots`: a call is not prefetched), then single jobs."""
         claimed: list[Job] = []
         wait: float | None = None
         count = len(self.queues)
         for offset in range(count):
             queue = self.queues[(self._queue_turn + offset) % count]
+            calls, held = self._claim_groups(queue, min(slots, want - len(claimed)))
+            claimed += calls
+            slots -= len(calls)
+            if held is not None:
+                wait = held if wait is None else min(wait, held)
+            if len(claimed) >= want:
+                break
             took = self.backend.claims.take(
                 ClaimParams(self.id, queue, want - len(claimed), self.lease, self._now())
             )
@@ -444,6 +471,59 @@ class Worker:
                 break
         self._queue_turn = (self._queue_turn + 1) % count
         return claimed, wait
+
+    def _claim_groups(self, queue: str, slots: int) -> tuple[list[Job], float | None]:
+        """Claim up to `slots` batch calls of `queue`'s batch tasks, each one group's
+        jobs as one stand-in job; also return the seconds until a group not yet ready is."""
+        calls: list[Job] = []
+        wait: float | None = None
+        for definition in self._batches.get(queue, ()):
+            batch = definition.options.batch
+            assert batch is not None
+            while len(calls) < slots:
+                took = self.backend.claims.take_group(
+                    GroupClaimParams(
+                        self.id,
+                        queue,
+                        definition.name,
+                        batch.max_size,
+                        batch.max_wait,
+                        self.lease,
+                        self._now(),
+                    )
+                )
+                if not took.jobs:
+                    if took.wait is not None:
+                        wait = took.wait if wait is None else min(wait, took.wait)
+                    break
+                call = gather(took.jobs)
+                self._calls[(call.id, call.attempt)] = took.jobs
+                calls.append(call)
+        return calls, wait
+
+    def _held(self, jobs: Sequence[Job]) -> list[Job]:
+        """The stored jobs behind `jobs`: a batch call's stand-in stands for its jobs."""
+        calls = self._calls
+        if not calls:
+            return list(jobs)
+        return [held for job in jobs for held in calls.get((job.id, job.attempt), (job,))]
+
+    def _split_calls(self, events: list[Event]) -> list[Event]:
+        """Events of batch calls as their jobs' own: a call's end as each job's end (see
+        `split`), a call's progress as each job's."""
+        out: list[Event] = []
+        for event in events:
+            key = (event.job.id, event.job.attempt)
+            if key not in self._calls:
+                out.append(event)
+            elif isinstance(event, Finished):
+                jobs = self._calls.pop(key)
+                self._call_ended = True
+                out += split(event, jobs, self._cancelled)
+                self._cancelled.difference_update(job.id for job in jobs)
+            else:
+                out += [Progress(job, event.fraction, event.message) for job in self._calls[key]]
+        return out
 
     def _prefetch(self, pool: ExecutorPool) -> int:
         """Jobs to hold claimed beyond the free slots: `prefetch` if set, else 4 per slot,
@@ -463,6 +543,8 @@ class Worker:
         the database is away (`online` False): they are hints, the next one replaces them."""
         if not events:
             return
+        if self._calls:
+            events = self._split_calls(events)
         if self._lost:
             events = self._drop_lost(events)
         reports = []
@@ -517,8 +599,11 @@ class Worker:
     def _heartbeat(self, pool: ExecutorPool) -> None:
         """Renew every held lease in one statement; act on lost leases and cancel requests."""
         gone = self._lost
+        running = self._held(pool.running())
         jobs = [
-            job for job in (*self._buffer, *pool.running()) if (job.id, job.attempt) not in gone
+            job
+            for job in (*self._held(self._buffer), *running)
+            if (job.id, job.attempt) not in gone
         ]
         held = [Lease(job.id, job.attempt) for job in jobs]
         beat = self.backend.claims.heartbeat(
@@ -531,9 +616,13 @@ class Worker:
                 if job.id in lost:
                     joblog.lease_lost(job.id, job, "while this worker held it")
             self._buffer = deque(job for job in self._buffer if job.id not in lost)
-            gone.update((job.id, job.attempt) for job in pool.running() if job.id in lost)
+            gone.update((job.id, job.attempt) for job in running if job.id in lost)
         if beat.cancel:
             cancel = set(beat.cancel)
+            # A job of a batch call ends cancelled when its call ends; the call runs on.
+            self._cancelled.update(
+                job.id for jobs in self._calls.values() for job in jobs if job.id in cancel
+            )
             unstarted = [job for job in self._buffer if job.id in cancel]
             self._buffer = deque(job for job in self._buffer if job.id not in cancel)
             self._collect(
@@ -562,7 +651,7 @@ class Worker:
         if not jobs:
             return
         if not self._outage.active:
-            leases = [Lease(job.id, job.attempt) for job in jobs]
+            leases = [Lease(job.id, job.attempt) for job in self._held(jobs)]
             try:
                 self.backend.claims.release(ReleaseParams(self.id, leases))
                 return

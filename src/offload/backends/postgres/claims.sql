@@ -9,7 +9,7 @@
 WITH picked AS (
     SELECT id FROM offload_jobs
     WHERE queue = :queue AND state IN ('available', 'scheduled', 'retrying') AND run_at <= {at}
-      AND limit_key IS NULL
+      AND limit_key IS NULL AND group_key IS NULL  -- batch tasks' jobs go by group_claim
       AND NOT EXISTS (SELECT 1 FROM offload_queues AS q WHERE q.name = :queue
                       AND (q.paused OR q.concurrency IS NOT NULL OR q.rate_count IS NOT NULL))
     ORDER BY sort_at, id
@@ -55,7 +55,7 @@ WITH
 win AS (
     SELECT id, task, limit_key, sort_at FROM offload_jobs
     WHERE queue = :queue AND state IN ('available', 'scheduled', 'retrying')
-      AND run_at <= :now::timestamptz
+      AND run_at <= :now::timestamptz AND group_key IS NULL
     ORDER BY sort_at, id LIMIT :window),
 cand AS (
     SELECT w.id, w.sort_at, w.task, t.task IS NOT NULL AS limited,
@@ -160,6 +160,81 @@ coalesce((SELECT total FROM offload_rate_starts AS s WHERE s.bucket = g.bucket
 (SELECT at FROM offload_rate_starts AS s
  WHERE s.bucket = g.bucket AND s.at > :now::timestamptz - make_interval(secs => g.rate_period)
  ORDER BY s.at, s.total LIMIT 1)
+
+-- name: group_stats
+-- The groups of batch task :task with jobs waiting, one row each: `first_due` (least
+-- run_at), `head` (least sort_at of its due jobs) and `filled` (at least :size due).
+-- Groups are found by hopping from key to key along an index (one seek each), and each
+-- figure is a seek or at most :size index entries: a claim never reads every waiting job.
+keys (k) AS (
+    SELECT min(group_key) FROM offload_jobs
+    WHERE queue = :queue AND task = :task AND group_key IS NOT NULL
+      AND state IN ('available', 'scheduled', 'retrying')
+    UNION ALL
+    SELECT (SELECT min(group_key) FROM offload_jobs
+            WHERE queue = :queue AND task = :task AND group_key > keys.k
+              AND state IN ('available', 'scheduled', 'retrying'))
+    FROM keys WHERE k IS NOT NULL),
+grp AS (
+    SELECT k AS group_key,
+        (SELECT min(run_at) FROM offload_jobs
+         WHERE queue = :queue AND task = :task AND group_key = k
+           AND state IN ('available', 'scheduled', 'retrying')) AS first_due,
+        (SELECT sort_at FROM offload_jobs
+         WHERE queue = :queue AND task = :task AND group_key = k
+           AND state IN ('available', 'scheduled', 'retrying') AND run_at <= {at}
+         ORDER BY sort_at LIMIT 1) AS head,
+        (SELECT sort_at FROM offload_jobs
+         WHERE queue = :queue AND task = :task AND group_key = k
+           AND state IN ('available', 'scheduled', 'retrying') AND run_at <= {at}
+         ORDER BY sort_at LIMIT 1 OFFSET :size - 1) IS NOT NULL AS filled
+    FROM keys WHERE k IS NOT NULL)
+
+-- name: group_begin
+-- Serialise group claims of one batch task (a transaction-level advisory lock on its
+-- name), so two workers never split a group by picking it at once; the claim after this
+-- statement takes a fresh snapshot and sees every claim committed before the lock.
+SELECT pg_advisory_xact_lock(1868981869, hashtext(:task)) AS locked
+
+-- name: group_claim
+-- Take up to :size due jobs of one group of batch task :task, in one statement. The task's
+-- due jobs form groups by group_key; a group is ready once it holds :size of them or its
+-- oldest has been due :max_wait seconds, and the ready group whose head (least sort_at:
+-- priority aged by waiting) sorts first goes, its jobs in claim order. Nothing from a
+-- paused queue, nor from a rate-limited one (its rate counts single starts); a queue
+-- concurrency limit counts each job taken as one running, so a call takes no more than
+-- the room left.
+WITH RECURSIVE {group_stats},
+pick AS (
+    SELECT group_key FROM grp
+    WHERE first_due <= {at} AND (filled OR first_due <= {at} - make_interval(secs => :max_wait))
+    ORDER BY head, group_key LIMIT 1),
+room AS (
+    SELECT CASE WHEN q.paused OR q.rate_count IS NOT NULL THEN 0
+                WHEN q.concurrency IS NOT NULL
+                THEN greatest(q.concurrency - (SELECT count(*) FROM offload_jobs
+                                               WHERE state = 'running' AND queue = :queue), 0)
+           END AS n
+    FROM offload_queues AS q WHERE q.name = :queue),
+picked AS (
+    SELECT id FROM offload_jobs
+    WHERE queue = :queue AND task = :task AND group_key = (SELECT group_key FROM pick)
+      AND state IN ('available', 'scheduled', 'retrying') AND run_at <= {at}
+    ORDER BY sort_at, id
+    LIMIT least(:size, coalesce((SELECT n FROM room), :size))
+    FOR UPDATE SKIP LOCKED)
+UPDATE offload_jobs AS j
+SET state = 'running', attempt = j.attempt + 1, worker = :worker,
+    started_at = {at}, lease_until = {at} + make_interval(secs => :lease)
+FROM picked WHERE j.id = picked.id
+RETURNING {job_columns_j}, j.sort_at
+
+-- name: group_wait
+-- Seconds until the group of batch task :task whose oldest job is due first has been
+-- waiting :max_wait (ready then, if not before by size); NULL when no job is due.
+WITH RECURSIVE {group_stats}
+SELECT extract(epoch FROM min(first_due) + make_interval(secs => :max_wait) - {at}) AS wait
+FROM grp WHERE first_due <= {at}
 
 -- name: heartbeat
 -- Renew every listed lease still held by this worker in one statement.

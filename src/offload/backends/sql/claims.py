@@ -18,6 +18,7 @@ from offload.backends.params import (
     Claimed,
     ClaimParams,
     FinishParams,
+    GroupClaimParams,
     Heartbeat,
     HeartbeatParams,
     Lease,
@@ -70,13 +71,16 @@ class SqlClaims:
         if limited and fresh:
             return _in_order(*self._limited(params))
         values = self._values(params)
+        row = None
         with self.db.tx(single=True, relaxed=True) as cur:
             cur.execute(self.q["claim"], values)
             jobs = self._started(cur, cur.fetchall())
-        if not fresh or not jobs:  # a stale view, or the guard may have stopped the claim
-            with self.db.read() as cur:
+            if not fresh or not jobs:  # a stale view, or the guard may have stopped it
+                # On the claim's own connection: a read of its own would take another
+                # (on PostgreSQL, of another kind, closing an idle one to open it).
                 cur.execute(self.q["probe"], values)
                 row = cur.fetchone()
+        if row is not None:
             limited = bool(row[0])
             self._view[params.queue] = (limited, time.monotonic())
             if limited and len(jobs) < params.limit:
@@ -157,6 +161,33 @@ class SqlClaims:
             cur.execute(self.q["rate_log"], values)
             cur.execute(self.q["rate_prune"], values)
         return jobs
+
+    def take_group(self, params: GroupClaimParams) -> Claimed:
+        """One group claim (`group_claim`; on PostgreSQL after `group_begin`'s lock); when
+        it takes nothing, `group_wait`, in the same transaction, says when the next group is
+        ready by waiting. A wait
+        already past means a ready group was held back (a paused or full queue): then no
+        hint, as the finished job or wake-up that frees it wakes the worker."""
+        values = {
+            "worker": params.worker,
+            "queue": params.queue,
+            "task": params.task,
+            "size": params.size,
+            "max_wait": params.max_wait,
+            "lease": params.lease,
+            "now": self.db.time_param(params.now),
+        }
+        with self.db.tx(relaxed=True) as cur:  # one transaction: the lock lasts to its end
+            if "group_begin" in self.q.text:
+                cur.execute(self.q["group_begin"], values)
+            cur.execute(self.q["group_claim"], values)
+            started = self._started(cur, cur.fetchall())
+            if started:
+                return _in_order(started, None)
+            cur.execute(self.q["group_wait"], values)
+            row = cur.fetchone()
+        wait = None if row is None or row[0] is None else float(row[0])
+        return Claimed([], wait if wait is not None and wait > 0 else None)
 
     def heartbeat(self, params: HeartbeatParams) -> Heartbeat:
         leases = params.leases

@@ -13,7 +13,7 @@ SET state = 'running', attempt = attempt + 1, worker = :worker,
 WHERE id IN (
     SELECT id FROM offload_jobs
     WHERE queue = :queue AND state IN ('available', 'scheduled', 'retrying') AND run_at <= {at}
-      AND limit_key IS NULL
+      AND limit_key IS NULL AND group_key IS NULL  -- batch tasks' jobs go by group_claim
       AND NOT EXISTS (SELECT 1 FROM offload_queues AS q WHERE q.name = :queue
                       AND (q.paused OR q.concurrency IS NOT NULL OR q.rate_count IS NOT NULL))
     ORDER BY sort_at, id
@@ -50,6 +50,7 @@ WITH
 win AS (
     SELECT id, task, limit_key, sort_at FROM offload_jobs
     WHERE queue = :queue AND state IN ('available', 'scheduled', 'retrying') AND run_at <= :now
+      AND group_key IS NULL
     ORDER BY sort_at, id LIMIT :window),
 cand AS (
     SELECT w.id, w.sort_at, w.task, t.task IS NOT NULL AS limited,
@@ -151,6 +152,73 @@ WHERE rowid IN (
     SELECT s.rowid FROM offload_rate_starts AS s
     JOIN json_each(:buckets) AS b ON s.bucket = b.value ->> 'bucket'
     WHERE s.at < :now - (b.value ->> 'period') - 60)
+
+-- name: group_stats
+-- The groups of batch task :task with jobs waiting, one row each: `first_due` (least
+-- run_at), `head` (least sort_at of its due jobs) and `filled` (at least :size due).
+-- Groups are found by hopping from key to key along an index (one seek each), and each
+-- figure is a seek or at most :size index entries: a claim never reads every waiting job.
+keys (k) AS (
+    SELECT min(group_key) FROM offload_jobs
+    WHERE queue = :queue AND task = :task AND group_key IS NOT NULL
+      AND state IN ('available', 'scheduled', 'retrying')
+    UNION ALL
+    SELECT (SELECT min(group_key) FROM offload_jobs
+            WHERE queue = :queue AND task = :task AND group_key > keys.k
+              AND state IN ('available', 'scheduled', 'retrying'))
+    FROM keys WHERE k IS NOT NULL),
+grp AS (
+    SELECT k AS group_key,
+        (SELECT min(run_at) FROM offload_jobs
+         WHERE queue = :queue AND task = :task AND group_key = k
+           AND state IN ('available', 'scheduled', 'retrying')) AS first_due,
+        (SELECT sort_at FROM offload_jobs
+         WHERE queue = :queue AND task = :task AND group_key = k
+           AND state IN ('available', 'scheduled', 'retrying') AND run_at <= {at}
+         ORDER BY sort_at LIMIT 1) AS head,
+        (SELECT sort_at FROM offload_jobs
+         WHERE queue = :queue AND task = :task AND group_key = k
+           AND state IN ('available', 'scheduled', 'retrying') AND run_at <= {at}
+         ORDER BY sort_at LIMIT 1 OFFSET :size - 1) IS NOT NULL AS filled
+    FROM keys WHERE k IS NOT NULL)
+
+-- name: group_claim
+-- Take up to :size due jobs of one group of batch task :task, in one statement. The task's
+-- due jobs form groups by group_key; a group is ready once it holds :size of them or its
+-- oldest has been due :max_wait seconds, and the ready group whose head (least sort_at:
+-- priority aged by waiting) sorts first goes, its jobs in claim order. Nothing from a
+-- paused queue, nor from a rate-limited one (its rate counts single starts); a queue
+-- concurrency limit counts each job taken as one running, so a call takes no more than
+-- the room left.
+WITH RECURSIVE {group_stats},
+pick AS (
+    SELECT group_key FROM grp
+    WHERE first_due <= {at} AND (filled OR first_due <= {at} - :max_wait)
+    ORDER BY head, group_key LIMIT 1),
+room AS (
+    SELECT CASE WHEN q.paused OR q.rate_count IS NOT NULL THEN 0
+                WHEN q.concurrency IS NOT NULL
+                THEN max(q.concurrency - (SELECT count(*) FROM offload_jobs
+                                          WHERE state = 'running' AND queue = :queue), 0)
+           END AS n
+    FROM offload_queues AS q WHERE q.name = :queue)
+UPDATE offload_jobs
+SET state = 'running', attempt = attempt + 1, worker = :worker,
+    started_at = {at}, lease_until = {at} + :lease
+WHERE id IN (
+    SELECT id FROM offload_jobs
+    WHERE queue = :queue AND task = :task AND group_key = (SELECT group_key FROM pick)
+      AND state IN ('available', 'scheduled', 'retrying')
+      AND +run_at <= {at}  -- +: read the group in claim order, not by due time, then sort
+    ORDER BY sort_at, id
+    LIMIT min(:size, coalesce((SELECT n FROM room), :size)))
+RETURNING {job_columns}, sort_at
+
+-- name: group_wait
+-- Seconds until the group of batch task :task whose oldest job is due first has been
+-- waiting :max_wait (ready then, if not before by size); NULL when no job is due.
+WITH RECURSIVE {group_stats}
+SELECT min(first_due) + :max_wait - {at} AS wait FROM grp WHERE first_due <= {at}
 
 -- name: heartbeat
 -- Renew every listed lease still held by this worker in one statement.
