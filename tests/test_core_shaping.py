@@ -40,7 +40,9 @@ def test_an_idempotency_key_answers_with_its_job_for_the_same_payload_only() -> 
     holder = {"k": Idempotent(5, "t", "[1]", '{"a":1,"b":2}')}
     same = ("[1]", '{"b":2,"a":1}', "k", None)  # key order aside, the same kwargs
     assert decide("t", [same], {}, holder, "return") == [Outcome(held=5)]
-    for task, call in (("t", ("[2]", "{}", "k", None)), ("other", same)):
+    other_args = ("[2]", '{"a":1,"b":2}', "k", None)
+    other_types = ("[true]", '{"a":1.0,"b":2}', "k", None)  # equal in Python, not in JSON
+    for task, call in (("t", other_args), ("t", other_types), ("other", same)):
         with pytest.raises(IdempotencyConflict) as info:
             decide(task, [call], {}, holder, "return")
         assert (info.value.key, info.value.job_id) == ("k", 5)

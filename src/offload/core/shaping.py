@@ -244,5 +244,10 @@ def decide(
 
 
 def _same(stored: str, given: str) -> bool:
-    """Whether two JSON texts hold the same value (key order aside)."""
-    return stored == given or bool(orjson.loads(stored) == orjson.loads(given))
+    """Whether two JSON texts hold the same value, key order and spacing aside (compared
+    as canonical text: Python's == would take 1, 1.0 and true for one value)."""
+    return stored == given or _canonical(stored) == _canonical(given)
+
+
+def _canonical(text: str) -> bytes:
+    return orjson.dumps(orjson.loads(text), option=orjson.OPT_SORT_KEYS)
