@@ -10,7 +10,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.pgserver import PostgresServer, database_url, fresh_database, start_postgres
+from tests.pgserver import (
+    PostgresServer,
+    database_url,
+    drop_database,
+    fresh_database,
+    start_postgres,
+)
 
 
 @pytest.fixture(scope="session")
@@ -73,6 +79,29 @@ def test_fresh_database_from_a_database_url(_pg_for_selftest: PostgresServer) ->
     assert database_url(url, "postgres").endswith("/postgres")
     with pytest.raises(ValueError):
         fresh_database(_pg_for_selftest.url, "postgres")
+
+
+def test_fresh_database_from_a_template_then_dropped(_pg_for_selftest: PostgresServer) -> None:
+    # A copy of a template holds its tables; dropping it ends its sessions and it is gone.
+    template = fresh_database(_pg_for_selftest.url, "offload_selftest_template")
+    with psycopg.connect(template, autocommit=True) as conn:
+        conn.execute("CREATE TABLE from_template (id int PRIMARY KEY)")
+    url = fresh_database(
+        _pg_for_selftest.url, "offload_selftest_copy", template="offload_selftest_template"
+    )
+    assert _table_exists(url, "from_template")
+    lingering = psycopg.connect(url, autocommit=True)
+    try:
+        drop_database(_pg_for_selftest.url, "offload_selftest_copy")
+        with pytest.raises(psycopg.OperationalError):  # terminated by WITH (FORCE)
+            lingering.execute("SELECT 1")
+    finally:
+        lingering.close()
+    with psycopg.connect(_pg_for_selftest.url, autocommit=True) as conn:
+        names = conn.execute("SELECT datname FROM pg_database").fetchall()
+    assert ("offload_selftest_copy",) not in names
+    assert ("offload_selftest_template",) in names
+    drop_database(_pg_for_selftest.url, "offload_selftest_copy")  # already gone: no error
 
 
 def test_server_does_not_run_as_root(_pg_for_selftest: PostgresServer) -> None:

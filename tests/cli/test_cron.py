@@ -24,10 +24,15 @@ def test_scheduler_fires_ticks_and_cron_commands_steer_it(db_url: str) -> None:
         env=env,
     )
     try:
-        time.sleep(3.5)
-        listed = offload_cli("cron", "list", "--json", env=env)
-        assert listed.returncode == 0, listed.stderr
-        schedules = {s["name"]: s for s in orjson.loads(listed.stdout)}
+        deadline = time.monotonic() + 30
+        while True:  # until the scheduler has fired a tick of every_second_all
+            listed = offload_cli("cron", "list", "--json", env=env)
+            assert listed.returncode == 0, listed.stderr
+            schedules = {s["name"]: s for s in orjson.loads(listed.stdout)}
+            if schedules.get("every_second_all", {}).get("last_job_id") is not None:
+                break
+            assert time.monotonic() < deadline, f"no tick fired within 30 s: {schedules}"
+            time.sleep(0.2)
         assert set(schedules) == {f"every_second_{p}" for p in ("all", "last", "skip")}
         first = schedules["every_second_all"]
         assert first["cron"] == "* * * * * *" and not first["paused"]
@@ -45,8 +50,10 @@ def test_scheduler_fires_ticks_and_cron_commands_steer_it(db_url: str) -> None:
         time.sleep(2.5)
         assert ticks() == before, "a paused schedule fires nothing"
         assert offload_cli("cron", "resume", "every_second_all", env=env).returncode == 0
-        time.sleep(2.5)
-        assert ticks() > before
+        deadline = time.monotonic() + 30
+        while ticks() == before:  # a resumed schedule fires again
+            assert time.monotonic() < deadline, "the resumed schedule fired nothing in 30 s"
+            time.sleep(0.2)
 
         ran = offload_cli("cron", "run", "every_second_skip", env=env)
         assert ran.returncode == 0

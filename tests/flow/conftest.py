@@ -18,11 +18,11 @@ StartFlow = Callable[..., subprocess.Popen[bytes]]
 
 
 @pytest.fixture
-def flow_app(db_url: str) -> Iterator[offload.App]:
+def flow_app(migrated_db_url: str) -> Iterator[offload.App]:
     """tests.apps.flow's tasks registered on a fresh, migrated database."""
     from tests.apps import flow
 
-    application = offload.App(db_url)
+    application = offload.App(migrated_db_url)
     application.migrate()
     for name in flow.app.registry.names():
         application.registry.add(flow.app.registry.get(name))

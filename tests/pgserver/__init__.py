@@ -24,7 +24,7 @@ Smoke check: ``python -m tests.pgserver``.
 """
 
 from tests.pgserver.binaries import ENV_URL, find_pg_bindir
-from tests.pgserver.databases import database_url, fresh_database
+from tests.pgserver.databases import database_url, drop_database, fresh_database
 from tests.pgserver.server import PostgresServer, start_postgres
 from tests.pgserver.smoke import main
 
@@ -32,6 +32,7 @@ __all__ = [
     "ENV_URL",
     "PostgresServer",
     "database_url",
+    "drop_database",
     "find_pg_bindir",
     "fresh_database",
     "main",

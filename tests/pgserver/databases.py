@@ -20,21 +20,36 @@ def database_url(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path="/" + quote(name, safe=""), query=query))
 
 
-def fresh_database(url: str, name: str) -> str:
-    """(Re)create an empty database ``name`` on the server of ``url``; return its URL.
+def fresh_database(url: str, name: str, *, template: str = "template0") -> str:
+    """(Re)create database ``name`` on the server of ``url``; return its URL.
 
     Runs ``DROP DATABASE IF EXISTS name WITH (FORCE)`` (terminating any sessions on it)
-    then ``CREATE DATABASE name`` from template0, connected in autocommit mode.
+    then ``CREATE DATABASE name`` as a copy of ``template`` (empty: template0), connected in
+    autocommit mode. A template must have no session open while it is copied.
     """
     if not name or len(name.encode()) > _MAX_DB_NAME_BYTES:
         raise ValueError(f"database name must be 1..{_MAX_DB_NAME_BYTES} bytes: {name!r}")
     if name in ("postgres", "template0", "template1"):
         raise ValueError(f"refusing to recreate system database {name!r}")
-    admin_url = url
-    if conninfo_to_dict(url).get("dbname") == name:
-        admin_url = make_conninfo(url, dbname="postgres")
     ident = sql.Identifier(name)
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=30) as conn:
+    with psycopg.connect(_admin_url(url, name), autocommit=True, connect_timeout=30) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(ident))
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(ident, sql.Identifier(template))
+        )
     return database_url(url, name)
+
+
+def drop_database(url: str, name: str) -> None:
+    """Drop database ``name`` on the server of ``url`` if it exists, ending its sessions."""
+    with psycopg.connect(_admin_url(url, name), autocommit=True, connect_timeout=30) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def _admin_url(url: str, name: str) -> str:
+    """Where to (re)create or drop ``name``: ``url``, unless it names that very database."""
+    if conninfo_to_dict(url).get("dbname") == name:
+        return make_conninfo(url, dbname="postgres")
+    return url

@@ -21,12 +21,12 @@ StartWorker = Callable[..., subprocess.Popen[bytes]]
 
 
 @pytest.fixture
-def basic_app(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[offload.App]:
-    """tests.apps.basic's tasks registered on a fresh database of each backend."""
+def basic_app(migrated_db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[offload.App]:
+    """tests.apps.basic's tasks registered on a fresh, migrated database of each backend."""
     from tests.apps import basic
 
-    monkeypatch.setenv("OFFLOAD_URL", db_url)
-    application = offload.App(db_url)
+    monkeypatch.setenv("OFFLOAD_URL", migrated_db_url)
+    application = offload.App(migrated_db_url)
     application.migrate()
     for name in basic.app.registry.names():  # a copy: tests may register more tasks
         application.registry.add(basic.app.registry.get(name))
