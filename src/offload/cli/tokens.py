@@ -28,7 +28,10 @@ def tokens() -> None:
 )
 @click.pass_obj
 def tokens_create(loader: AppLoader, name: str, scopes: str) -> None:
-    """Create a token NAME and print it, once; it is not shown again."""
+    """Create token NAME and print it, the only time it is shown.
+
+    Only its hash is stored: keep the token in a secret store of your own.
+    """
     click.echo(loader.app().create_token(name, scopes))
 
 
@@ -36,7 +39,11 @@ def tokens_create(loader: AppLoader, name: str, scopes: str) -> None:
 @click.option("--json", is_flag=True, help="Print the tokens as JSON.")
 @click.pass_obj
 def tokens_list(loader: AppLoader, json: bool) -> None:
-    """List the tokens: name, scopes, created and last used (never the token itself)."""
+    """List the tokens, never showing one.
+
+    Each token's name, scopes, when it was created and when it was last used (recorded
+    at most once a minute).
+    """
     found = loader.app().tokens()
     if json:
         print_json(
@@ -66,6 +73,9 @@ def tokens_list(loader: AppLoader, json: bool) -> None:
 @click.argument("name")
 @click.pass_obj
 def tokens_revoke(loader: AppLoader, name: str) -> None:
-    """Revoke token NAME: every API replica refuses it from its next request."""
+    """Revoke token NAME.
+
+    Every API replica refuses it from its next request; the name can be used again.
+    """
     loader.app().revoke_token(name)
     click.echo(f"{name}: revoked")

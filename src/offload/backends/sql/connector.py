@@ -30,7 +30,17 @@ from offload.backends.sql.tokens import SqlTokens
 from offload.backends.sql.workers import SqlWorkers
 
 #: The areas every SQL backend has, one `.sql` file each.
-AREAS = ("connector", "schema", "jobs", "claims", "schedules", "workers", "queues", "sweep", "tokens")
+AREAS = (
+    "connector",
+    "schema",
+    "jobs",
+    "claims",
+    "schedules",
+    "workers",
+    "queues",
+    "sweep",
+    "tokens",
+)
 
 
 class SqlBackend(ABC):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from offload.backends.params import TokenCreateParams, TokenFound
 from offload.backends.sql.rows import Columns
@@ -50,16 +51,16 @@ class SqlTokens:
             c = Columns.of(cur) if rows else None
         if c is None:
             return []
-        time = self.db.time
-        return [
-            TokenRecord(
-                name=row[c["name"]],
-                scopes=scopes_from(row[c["scopes"]]),
-                created_at=time(row[c["created_at"]]),
-                last_used_at=None if row[c["last_used_at"]] is None else time(row[c["last_used_at"]]),
-            )
-            for row in rows
-        ]
+        return [self._record(c, row) for row in rows]
+
+    def _record(self, c: Columns, row: Sequence[Any]) -> TokenRecord:
+        used = row[c["last_used_at"]]
+        return TokenRecord(
+            name=row[c["name"]],
+            scopes=scopes_from(row[c["scopes"]]),
+            created_at=self.db.time(row[c["created_at"]]),
+            last_used_at=None if used is None else self.db.time(used),
+        )
 
     def revoke(self, name: str) -> bool:
         with self.db.tx(single=True) as cur:
