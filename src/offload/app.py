@@ -600,7 +600,9 @@ class App:
 
     def authenticate(self, token: str) -> TokenInfo | None:
         """The name and scopes of a live token, None for any other value (malformed,
-        unknown, revoked): one indexed read, and the hashes compared in constant time."""
+        unknown, revoked): one indexed read, and the hashes compared in constant time.
+        Never raises for the value given; a database out of reach raises
+        `BackendUnavailable`, as every call does."""
         lookup = lookup_of(token)
         if lookup is None:
             return None
