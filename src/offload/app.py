@@ -4,7 +4,7 @@ jobs that the faces (CLI, HTTP, dashboard) call."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, cast, overload
 
@@ -18,6 +18,7 @@ from offload.backends.params import (
     JobRetryManyParams,
     JobRetryParams,
     QueueChangeParams,
+    TokenCreateParams,
 )
 from offload.core import serialization
 from offload.core.batch import BatchItem, BatchOptions
@@ -26,6 +27,8 @@ from offload.core.errors import (
     QueueNotFound,
     ScheduleNotFound,
     SerializationError,
+    TokenExists,
+    TokenNotFound,
     ValidationError,
     shorten,
 )
@@ -57,6 +60,15 @@ from offload.core.status import (
     silent_for,
 )
 from offload.core.task import Registry, TaskDef
+from offload.core.tokens import (
+    Scope,
+    TokenInfo,
+    TokenRecord,
+    check_scopes,
+    lookup_of,
+    matches,
+    new_token,
+)
 from offload.handle import JobHandle
 from offload.runtime.batch import batch_runner
 from offload.task import Call, Task, TaskDecorator, call
@@ -626,6 +638,57 @@ class App:
         self._known_queue(name)  # known only through a worker serving it, or declared
         serving = [w.id for w in self.worker_statuses() if not w.lost and name in w.queues]
         return QueueStatus(name, {}, sorted(serving))
+
+    # -- API tokens -------------------------------------------------------------------
+
+    def create_token(self, name: str, scopes: Collection[Scope | str] | str) -> str:
+        """Store a new API token named `name` with `scopes` (read, enqueue, admin; a list or
+        "read,enqueue") and return it: the one time it is shown, as only its hash is kept.
+        A taken name raises `TokenExists`, bad input `ValidationError`; neither stores."""
+        check_name("token", name, ValidationError)
+        allowed = check_scopes(scopes)
+        self.ready()
+        made = new_token()
+        if not self.backend.tokens.create(
+            TokenCreateParams(name, made.lookup, made.digest, allowed)
+        ):
+            raise TokenExists(name)
+        return made.token
+
+    def tokens(self) -> list[TokenRecord]:
+        """Every live token: name, scopes, created, last used (to the minute); never the
+        token or its hash."""
+        self.ready()
+        return self.backend.tokens.list()
+
+    def revoke_token(self, name: str) -> None:
+        """Delete a token: the next call presenting it is refused, in every process.
+        `TokenNotFound` when no token has that name."""
+        self.ready()
+        if not isinstance(name, str) or not self.backend.tokens.revoke(name):
+            raise TokenNotFound(name, [t.name for t in self.backend.tokens.list()])
+
+    def authenticate(self, token: str) -> TokenInfo | None:
+        """The name and scopes of a live token, None for any other value (malformed,
+        unknown, revoked): one indexed read, and the hashes compared in constant time.
+        Never raises for the value given; a database out of reach raises
+        `BackendUnavailable`, as every call does."""
+        lookup = lookup_of(token)
+        if lookup is None:
+            return None
+        self.ready()
+        found = self.backend.tokens.find(lookup)
+        if found is None or not matches(token, found.digest):
+            return None
+        if found.stale:
+            self.backend.tokens.touch(lookup)
+        return TokenInfo(found.name, found.scopes)
+
+    def tokens_configured(self) -> bool:
+        """Whether any live token exists (an HTTP server refuses to listen beyond loopback
+        without one)."""
+        self.ready()
+        return self.backend.tokens.any()
 
     # -- lifecycle --------------------------------------------------------------------
 

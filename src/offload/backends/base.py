@@ -4,7 +4,7 @@ Internal API. The App, the worker and the scheduler reach storage only through t
 operations, each atomic in the database. Areas: `schema`, `jobs` (insert, read, admin),
 `claims` (a worker's leases: claim, heartbeat, progress, finish, release, rescue),
 `schedules` (cron), `workers` (the registry), `queues` (policies and task limits) and
-`sweep` (shedding and bringing back shed jobs). Later
+`sweep` (shedding and bringing back shed jobs) and `tokens` (API tokens). Later
 areas (dependencies, topics, events) join as attributes of their own. Payloads cross this boundary
 as JSON text, already validated by the core serializer; operations taking several values
 take a params dataclass from `offload.backends.params`.
@@ -38,11 +38,14 @@ from offload.backends.params import (
     ScheduleFireParams,
     SweepReadmitParams,
     SweepTakeParams,
+    TokenCreateParams,
+    TokenFound,
 )
 from offload.core.flow import QueuePolicy, TaskLimits
 from offload.core.job import Job
 from offload.core.records import JobChange, QueueFigures, QueueState, ScheduleState, WorkerInfo
 from offload.core.schedule import ScheduleDef
+from offload.core.tokens import TokenRecord
 
 
 class Listener(Protocol):
@@ -293,6 +296,34 @@ class SweepStore(Protocol):
         ...
 
 
+class TokenStore(Protocol):
+    """API tokens, by name, found by their non-secret lookup part."""
+
+    def create(self, params: TokenCreateParams) -> bool:
+        """Store a token; False (storing nothing) when its name is taken."""
+        ...
+
+    def find(self, lookup: str) -> TokenFound | None:
+        """The token stored under a lookup part, or None; one indexed read."""
+        ...
+
+    def touch(self, lookup: str) -> None:
+        """Record a use of the token now, unless one was recorded within the last minute."""
+        ...
+
+    def list(self) -> list[TokenRecord]:
+        """Every stored token, by name."""
+        ...
+
+    def revoke(self, name: str) -> bool:
+        """Delete a token; False when no token has that name."""
+        ...
+
+    def any(self) -> bool:
+        """Whether any token is stored."""
+        ...
+
+
 class Backend(Protocol):
     """One database: its areas, its clock and its wake-up channel."""
 
@@ -310,6 +341,8 @@ class Backend(Protocol):
     def queues(self) -> QueueStore: ...
     @property
     def sweep(self) -> SweepStore: ...
+    @property
+    def tokens(self) -> TokenStore: ...
 
     @property
     def name(self) -> str:
@@ -354,5 +387,6 @@ __all__ = [
     "ScheduleStore",
     "SchemaStore",
     "SweepStore",
+    "TokenStore",
     "WorkerStore",
 ]

@@ -16,6 +16,7 @@ from offload.core.flow import QueuePolicy
 from offload.core.job import Job, JobSpec, Payload
 from offload.core.schedule import ScheduleDef
 from offload.core.states import JobState
+from offload.core.tokens import Scope
 
 # -- jobs -------------------------------------------------------------------------------
 
@@ -262,6 +263,30 @@ class QueueChangeParams:
     base: QueuePolicy
 
 
+# -- tokens -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCreateParams:
+    """Store an API token by its lookup part and digest (never the token itself)."""
+
+    name: str
+    lookup: str
+    digest: str
+    scopes: frozenset[Scope]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenFound:
+    """The stored token of a lookup part; `stale` when its last use was recorded long
+    enough ago to record this one."""
+
+    name: str
+    digest: str
+    scopes: frozenset[Scope]
+    stale: bool
+
+
 __all__ = [
     "ClaimParams",
     "Claimed",
@@ -283,4 +308,6 @@ __all__ = [
     "ScheduleFireParams",
     "SweepReadmitParams",
     "SweepTakeParams",
+    "TokenCreateParams",
+    "TokenFound",
 ]

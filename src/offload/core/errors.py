@@ -10,10 +10,12 @@ Tree::
     │   ├── PayloadTooLarge       arguments or result over the size limit
     │   ├── UnknownTask           a task name nobody registered
     │   ├── ArgumentsMismatch     arguments the task's signature cannot take
-    │   └── IdempotencyConflict   an idempotency key reused for a different job
+    │   ├── IdempotencyConflict   an idempotency key reused for a different job
+    │   └── TokenExists           an API token of that name exists already
     ├── JobNotFound               no job with that id
     ├── ScheduleNotFound          no schedule with that name
     ├── QueueNotFound             no queue of that name has a policy, jobs or workers
+    ├── TokenNotFound             no API token of that name
     ├── BackPressure              the queue pushes back: retry after `retry_after` seconds
     │   ├── QueueFull             at its max_depth
     │   └── Overloaded            over a watermark or its latency target (admission control)
@@ -130,6 +132,22 @@ class QueueNotFound(OffloadError, LookupError):
         super().__init__(
             f"unknown queue {shorten(name)}{_did_you_mean(name, known or [], 'queues')}"
         )
+
+
+class TokenExists(ValidationError):
+    """An API token of that name exists already; nothing was stored."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"a token named {shorten(name)} exists already; revoke it first")
+
+
+class TokenNotFound(OffloadError, LookupError):
+    """No API token of that name."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name = name
+        super().__init__(f"unknown token {shorten(name)}{_did_you_mean(name, known, 'tokens')}")
 
 
 class BackPressure(OffloadError):

@@ -26,10 +26,21 @@ from offload.backends.sql.queues import SqlQueues
 from offload.backends.sql.schedules import SqlSchedules
 from offload.backends.sql.schema import SqlSchema
 from offload.backends.sql.sweep import SqlSweep
+from offload.backends.sql.tokens import SqlTokens
 from offload.backends.sql.workers import SqlWorkers
 
 #: The areas every SQL backend has, one `.sql` file each.
-AREAS = ("connector", "schema", "jobs", "claims", "schedules", "workers", "queues", "sweep")
+AREAS = (
+    "connector",
+    "schema",
+    "jobs",
+    "claims",
+    "schedules",
+    "workers",
+    "queues",
+    "sweep",
+    "tokens",
+)
 
 
 class SqlBackend(ABC):
@@ -50,6 +61,7 @@ class SqlBackend(ABC):
         self.queues = SqlQueues(self)
         self.admission = Admission(self)
         self.sweep = SqlSweep(self)
+        self.tokens = SqlTokens(self)
 
     # -- what each backend supplies -------------------------------------------------
 
