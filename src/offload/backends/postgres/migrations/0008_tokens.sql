@@ -1,4 +1,4 @@
--- offload schema 7 for PostgreSQL: API tokens, one row per live token (revoking deletes it).
+-- offload schema 8 for PostgreSQL: API tokens, one row per live token (revoking deletes it).
 CREATE TABLE offload_tokens (
     name text PRIMARY KEY,
     -- The token's non-secret part: a request finds its row by this index, then compares

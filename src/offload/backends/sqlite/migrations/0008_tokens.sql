@@ -1,4 +1,4 @@
--- offload schema 7 for SQLite: API tokens. The PostgreSQL script of the same number
+-- offload schema 8 for SQLite: API tokens. The PostgreSQL script of the same number
 -- explains each part.
 CREATE TABLE offload_tokens (
     name TEXT NOT NULL PRIMARY KEY,
