@@ -12,6 +12,7 @@ from offload.cli.demo import demo
 from offload.cli.jobs import enqueue, jobs, status
 from offload.cli.migrate import migrate
 from offload.cli.queues import queues
+from offload.cli.serve import serve
 from offload.cli.workers import worker, workers
 
 
@@ -75,6 +76,7 @@ for command in (
     workers,
     cron,
     migrate,
+    serve,
     demo,
 ):
     cli.add_command(command)
