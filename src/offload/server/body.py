@@ -18,19 +18,22 @@ from offload.core.errors import clip
 from offload.server.errors import RequestError
 from offload.server.openapi import document
 
-_DOCUMENT_URI = "urn:offload:openapi"
+#: The base URI of the OpenAPI document: `validator` resolves `DOCUMENT_URI#/pointer`.
+DOCUMENT_URI = "urn:offload:openapi"
+
+
+def validator(schema: dict[str, Any]) -> Draft202012Validator:
+    """A validator of `schema`, whose references point into the OpenAPI document."""
+    resource = Resource.from_contents(document(), default_specification=DRAFT202012)
+    registry: Registry[Any] = Registry().with_resource(DOCUMENT_URI, resource)
+    return Draft202012Validator(schema, registry=registry)
 
 
 def validators() -> dict[str, Draft202012Validator]:
-    """A validator for each schema of the document, resolving its references."""
-    doc = document()
-    resource = Resource.from_contents(doc, default_specification=DRAFT202012)
-    registry: Registry[Any] = Registry().with_resource(_DOCUMENT_URI, resource)
+    """A validator for each schema of the document's components, by name."""
     return {
-        name: Draft202012Validator(
-            {"$ref": f"{_DOCUMENT_URI}#/components/schemas/{name}"}, registry=registry
-        )
-        for name in doc["components"]["schemas"]
+        name: validator({"$ref": f"{DOCUMENT_URI}#/components/schemas/{name}"})
+        for name in document()["components"]["schemas"]
     }
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
+import signal
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from offload.core.errors import ConfigurationError
@@ -13,6 +16,9 @@ if TYPE_CHECKING:
     from offload.app import App
 
 log = logging.getLogger("offload.server")
+
+#: The signals that stop the server gracefully.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def is_loopback(host: str) -> bool:
@@ -45,9 +51,24 @@ def check_listen(app: App, host: str, insecure: bool) -> None:
 
 
 def serve(app: App, *, host: str, port: int, insecure: bool, body_limit: int) -> None:
-    """Serve the API of `app` on `host`:`port` until SIGINT or SIGTERM."""
+    """Serve the API of `app` on `host`:`port` until SIGINT or SIGTERM, then return (so
+    the caller closes the App and exits 0, as `offload worker` does)."""
     check_listen(app, host, insecure)
     api = asgi(app, body_limit=body_limit)  # before uvicorn: a missing extra says so first
     import uvicorn
 
-    uvicorn.run(api, host=host, port=port, log_level="info", access_log=False)
+    class Server(uvicorn.Server):
+        """uvicorn's server without its last step: once shut down by a signal, uvicorn
+        raises that signal again, ending the process by it instead of returning."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in _STOP_SIGNALS}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    config = uvicorn.Config(api, host=host, port=port, log_level="info", access_log=False)
+    Server(config).run()
