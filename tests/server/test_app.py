@@ -165,3 +165,28 @@ def test_offload_serve_refuses_a_public_address_without_insecure(
     assert server.returncode == 1, output
     assert "error: refusing to serve the HTTP API" in output
     assert "pass --insecure" in output
+
+
+def test_without_the_server_extra_asgi_names_it(tmp_path: Path) -> None:
+    script = (
+        "import sys\n"
+        "sys.modules['starlette'] = None  # as if not installed\n"
+        "import offload\n"
+        f"app = offload.App('sqlite:///{tmp_path / 'x.db'}')\n"
+        "try:\n"
+        "    offload.asgi(app)\n"
+        "except offload.ConfigurationError as exc:\n"
+        "    print(exc)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "needs the server extra (starlette is missing)" in done.stdout
+    assert "pip install 'offload[server]'" in done.stdout

@@ -26,8 +26,9 @@ def asgi(app: App, *, body_limit: int = DEFAULT_BODY_LIMIT) -> Starlette:
     try:
         from offload.server.routes import build
     except ModuleNotFoundError as exc:
+        missing = (exc.name or "a module").partition(".")[0]
         raise ConfigurationError(
-            f"the HTTP API needs the server extra ({exc.name} is missing): "
+            f"the HTTP API needs the server extra ({missing} is missing): "
             "pip install 'offload[server]'"
         ) from None
     if isinstance(body_limit, bool) or not isinstance(body_limit, int) or body_limit < 1:
