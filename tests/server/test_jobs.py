@@ -190,3 +190,10 @@ def test_bulk_without_a_selection_is_refused(api: Api, unchanged: None) -> None:
     assert (wrong.status_code, wrong.json()["type"]) == (422, "validation_error")
     bad_time = api.call("POST", "/v1/jobs:cancel", json={"before": "yesterday"})
     assert (bad_time.status_code, bad_time.json()["field"]) == (422, "before")
+
+
+def test_a_batch_refuses_an_idempotency_key(api: Api, unchanged: None) -> None:
+    body = {"task": "echo", "jobs": [{"args": [1]}]}
+    answer = api.call("POST", "/v1/jobs:batch", json=body, headers={"Idempotency-Key": "k"})
+    assert answer.status_code == 422
+    assert answer.json()["field"] == "Idempotency-Key"

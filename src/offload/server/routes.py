@@ -76,6 +76,13 @@ class Api:
 
     async def enqueue_many(self, request: Request) -> Response:
         """POST /v1/jobs:batch: every job stored, or none."""
+        if "idempotency-key" in request.headers:  # ignoring it would promise what is not kept
+            raise RequestError(
+                422,
+                "validation_error",
+                "a batch takes no Idempotency-Key: one key names one job",
+                "Idempotency-Key",
+            )
         body = await self._body(request, "BatchRequest")
         calls = [Call(tuple(c.get("args", ())), c.get("kwargs", {})) for c in body["jobs"]]
         handles = await self._call(self.app.enqueue_many, body["task"], calls, **_options(body))
