@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
 import offload
+from offload.core.status import QueueStatus
 from offload.server.openapi import document
 from offload.server.serve import check_listen, is_loopback
 from tests.server.conftest import Api
@@ -190,3 +191,19 @@ def test_without_the_server_extra_asgi_names_it(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "needs the server extra (starlette is missing)" in done.stdout
     assert "pip install 'offload[server]'" in done.stdout
+
+
+def test_app_calls_run_off_the_event_loop(
+    tasks_app: offload.App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[threading.Thread] = []
+    original = tasks_app.queue_statuses
+
+    def recording() -> list[QueueStatus]:
+        threads.append(threading.current_thread())
+        return original()
+
+    monkeypatch.setattr(tasks_app, "queue_statuses", recording)
+    assert Api(offload.asgi(tasks_app)).call("GET", "/v1/queues").status_code == 200
+    assert threads, "the route did not call the App"
+    assert threads[0] is not threading.current_thread()  # the loop runs on this thread
