@@ -15,6 +15,8 @@ from offload.core.states import JobState
 from offload.core.times import TIME_FORMS
 
 _REF = "#/components/schemas/"
+#: The most jobs one page of `GET /v1/jobs` holds.
+MAX_PAGE = 1000
 
 
 def _ref(name: str) -> dict[str, Any]:
@@ -381,7 +383,7 @@ _FILTERS = [
     _query("cursor", {"type": "integer"}, "The `next` of the previous page."),
     _query(
         "limit",
-        {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50},
+        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 50},
         "Jobs per page, at most.",
     ),
 ]

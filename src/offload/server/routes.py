@@ -28,14 +28,12 @@ from offload.server.errors import (
     offload_error_response,
     request_error_response,
 )
-from offload.server.openapi import document
+from offload.server.openapi import MAX_PAGE, document
 
 T = TypeVar("T")
 
 #: The enqueue options a body may carry, by their `Task.options` name.
 _OPTIONS = ("queue", "priority", "delay", "max_attempts", "unique", "replace")
-#: The most jobs one page of `GET /v1/jobs` holds.
-MAX_PAGE = 1000
 _INTEGER = re.compile(r"-?[0-9]{1,19}")
 
 
