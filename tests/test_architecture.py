@@ -12,7 +12,7 @@ import offload
 SRC = Path(offload.__file__).resolve().parent
 
 #: Each part of the package, and the parts it may import: core -> backends -> runtime ->
-#: the Python API (app, task, handle) -> the faces built on it (demo, cli) -> `python -m
+#: the Python API (app, task, handle) -> the faces built on it (demo, server, cli) -> `python -m
 #: offload`. Nothing imports upward.
 _API = {"app", "task", "handle", "runtime", "backends", "core"}
 LAYERS = {
@@ -23,7 +23,8 @@ LAYERS = {
     "app": _API,
     "task": _API,
     "demo": {"demo", *_API},
-    "cli": {"cli", "demo", *_API},
+    "server": {"server", *_API},
+    "cli": {"cli", "demo", "server", *_API},
     "__main__": {"cli"},
 }
 #: The storage areas of the SQL backends: each runs its own queries and imports no other
@@ -86,6 +87,7 @@ def test_public_surface_is_pinned() -> None:
         "UnknownTask",
         "ValidationError",
         "WorkerInfo",
+        "asgi",
         "call",
         "current_job",
     ]

@@ -53,6 +53,7 @@ from offload.core.shaping import Unique
 from offload.core.states import JobState
 from offload.handle import JobHandle
 from offload.runtime.context import JobContext, current_job
+from offload.server import asgi
 
 __version__ = "0.1.0"
 
@@ -99,6 +100,7 @@ __all__ = [
     "UnknownTask",
     "ValidationError",
     "WorkerInfo",
+    "asgi",
     "call",
     "current_job",
 ]

@@ -504,6 +504,16 @@ class App:
             bound = bound.options(**options)
         return bound.enqueue(*(args or []), **(kwargs or {}))
 
+    def enqueue_many(
+        self, task: str, calls: Sequence[Call], **options: Any
+    ) -> list[JobHandle[Any]]:
+        """Enqueue many jobs of a registered task by name, all or none; options as for
+        `Task.options`, outcomes as for `Task.enqueue_many`."""
+        bound: Task[..., Any] = Task(self, self.registry.get(task), EnqueueOptions())
+        if options:
+            bound = bound.options(**options)
+        return bound.enqueue_many(calls)
+
     def job(self, job_id: int) -> JobHandle[Any]:
         """A handle on an existing job; raises JobNotFound if there is none."""
         self.ready()
@@ -708,6 +718,12 @@ class App:
         self.backend.schema.check()
         self._declare()
         self._ready_pid = os.getpid()
+
+    def check(self) -> None:
+        """Check now that the database answers and its schema is current, whatever an
+        earlier `ready` found (a readiness probe); raises BackendError subclasses if not."""
+        self.ready()
+        self.backend.schema.check()
 
     def _declare(self) -> None:
         """Write the queue policies and task limits declared so far, if any."""

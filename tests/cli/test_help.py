@@ -46,7 +46,7 @@ def test_every_option_has_help_its_environment_variable_and_its_default(
             continue
         assert param.help, f"{' '.join(path)} {param.opts} has no help"
         envvar = param.envvar or f"{prefix}_{(param.name or '').upper()}"
-        if param.name in ("all_jobs", "yes"):  # confirmations are typed, never inherited
+        if param.name in ("all_jobs", "yes", "insecure"):  # typed, never inherited
             assert not param.allow_from_autoenv
             assert f"env var: {envvar}" not in text
             continue

@@ -64,23 +64,7 @@ def cron_list(loader: AppLoader, json: bool) -> None:
     """Each stored schedule with its next run, last run and last outcome."""
     rows = loader.app().schedule_statuses()
     if json:
-        print_json(
-            [
-                {
-                    "name": s.name,
-                    "cron": s.cron,
-                    "tz": s.tz,
-                    "task": s.task,
-                    "misfire": s.misfire,
-                    "paused": s.paused,
-                    "next_run": None if s.next_run is None else s.next_run.isoformat(),
-                    "last_tick": s.last_tick.isoformat(),
-                    "last_job_id": s.last_job_id,
-                    "last_state": None if s.last_state is None else str(s.last_state),
-                }
-                for s in rows
-            ]
-        )
+        print_json([s.to_json() for s in rows])
         return
     if not rows:
         click.echo("no schedules stored (they are written when a scheduler starts)")

@@ -12,6 +12,7 @@ from offload.cli.demo import demo
 from offload.cli.jobs import enqueue, jobs, status
 from offload.cli.migrate import migrate
 from offload.cli.queues import queues
+from offload.cli.serve import serve
 from offload.cli.tokens import tokens
 from offload.cli.workers import worker, workers
 
@@ -44,7 +45,8 @@ def cli(ctx: click.Context, app: str | None, traceback: bool) -> None:
 
     Flags can also be set as environment variables: OFFLOAD_<COMMAND>_<FLAG>, e.g.
     OFFLOAD_WORKER_CONCURRENCY=8; each option's help names its own, and the ones without
-    one (--all, --yes: what a bulk change selects and confirms) are only ever typed. The
+    one (--all, --yes: what a bulk change selects and confirms; serve's --insecure) are
+    only ever typed. The
     database URL comes from the App (or $OFFLOAD_URL when the App names none).
     """
     options = ctx.ensure_object(AppLoader)
@@ -54,7 +56,7 @@ def cli(ctx: click.Context, app: str | None, traceback: bool) -> None:
 def _show_envvars(command: click.Command) -> None:
     """Make every option of `command` (and of its subcommands) name its environment
     variable in its help, as the flag > environment > App(...) order promises (the
-    confirmations of destructive commands have none)."""
+    confirmations of destructive and unsafe commands have none)."""
     for param in command.params:
         if isinstance(param, click.Option) and param.allow_from_autoenv:
             param.show_envvar = param.name not in ("help", "version")
@@ -77,6 +79,7 @@ for command in (
     cron,
     migrate,
     tokens,
+    serve,
     demo,
 ):
     cli.add_command(command)

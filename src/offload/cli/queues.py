@@ -52,7 +52,7 @@ def queues(ctx: click.Context, watch: bool, interval: float, json: bool) -> None
 
     def frame() -> Frame:
         found = app.queue_statuses()
-        return Frame(_view(found), {q.name: status_json(q) for q in found})
+        return Frame(_view(found), {q.name: q.to_json() for q in found})
 
     show(frame, watch=watch, interval=interval, json=json)
 
@@ -173,7 +173,7 @@ def queues_show(loader: AppLoader, name: str, json: bool) -> None:
     """
     q = loader.app().queue_status(name)
     if json:
-        print_json({"name": q.name, **status_json(q)})
+        print_json({"name": q.name, **q.to_json()})
         return
     out = new_table()
     out.add_column("queue")
@@ -193,30 +193,6 @@ def queues_show(loader: AppLoader, name: str, json: bool) -> None:
     for label, value in rows:
         out.add_row(label, value)
     console.print(out)
-
-
-def status_json(q: QueueStatus) -> dict[str, Any]:
-    """A queue's status as JSON values (the listing's value per queue, and `show`'s)."""
-    return {
-        "counts": q.counts,
-        "workers": q.workers,
-        "served": q.served,
-        "paused": q.paused,
-        "policy": None if q.policy is None else q.policy.to_json(),
-        "drain_rate": q.drain_rate,
-        "oldest_available": q.oldest_available,
-        "held": q.held,
-        "shed": q.shed,
-        "limits": q.limits,
-        "task_limits": {
-            task: {
-                "concurrency": limit.concurrency,
-                "rate": None if limit.rate is None else str(limit.rate),
-                "keyed": limit.keyed,
-            }
-            for task, limit in q.task_limits.items()
-        },
-    }
 
 
 def describe(policy: QueuePolicy) -> str:

@@ -11,8 +11,8 @@ from typing import Any, TypeVar, cast
 import click
 from click.core import ParameterSource
 
-from offload.cli.times import parse_age
 from offload.core.states import JobState
+from offload.core.times import parse_age
 from offload.runtime.scheduler import DEFAULT_RETENTION
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import click
 
-_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-TIME_FORMS = (
-    "an ISO 8601 time (2026-11-28T09:30:00Z; UTC unless it has an offset) "
-    "or an age (90s, 30m, 1h, 2d, 1w)"
-)
-
-
-def parse_age(text: str) -> timedelta | None:
-    """A length of time such as `90s`, `30m`, `1h`, `2d` or `1w`; None if `text` is not one."""
-    age = _AGE.match(text)
-    if age is None:
-        return None
-    return timedelta(**{_UNITS[age.group(2)]: float(age.group(1))})
+from offload.core.times import TIME_FORMS, parse_time
 
 
 class TimeType(click.ParamType[datetime | timedelta, Any]):
@@ -35,12 +21,10 @@ class TimeType(click.ParamType[datetime | timedelta, Any]):
     ) -> datetime | timedelta:
         if isinstance(value, datetime | timedelta):
             return value
-        text = str(value)
         try:
-            age = parse_age(text)
-            if age is not None:
-                return age
-            moment = datetime.fromisoformat(text.strip())
-        except (ValueError, OverflowError):
-            self.fail(f"{text!r} is not a time: give {TIME_FORMS}", param, ctx)
-        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+            return parse_time(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+__all__ = ["TIME_FORMS", "TimeType"]

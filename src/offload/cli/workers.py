@@ -138,21 +138,7 @@ def workers(loader: AppLoader, json: bool) -> None:
     """List registered workers and their last heartbeat."""
     found = loader.app().worker_statuses()
     if json:
-        print_json(
-            [
-                {
-                    "id": info.id,
-                    "host": info.host,
-                    "pid": info.pid,
-                    "queues": info.queues,
-                    "concurrency": info.concurrency,
-                    "started_at": info.started_at.isoformat(),
-                    "heartbeat_at": info.heartbeat_at.isoformat(),
-                    "lost": info.lost,
-                }
-                for info in found
-            ]
-        )
+        print_json([info.to_json() for info in found])
         return
     if not found:
         click.echo("no workers registered")

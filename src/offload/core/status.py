@@ -38,6 +38,19 @@ class WorkerStatus(WorkerInfo):
     #: Silent for longer than `LOST_AFTER`.
     lost: bool
 
+    def to_json(self) -> dict[str, Any]:
+        """The JSON view the CLI and the HTTP API show."""
+        return {
+            "id": self.id,
+            "host": self.host,
+            "pid": self.pid,
+            "queues": self.queues,
+            "concurrency": self.concurrency,
+            "started_at": self.started_at.isoformat(),
+            "heartbeat_at": self.heartbeat_at.isoformat(),
+            "lost": self.lost,
+        }
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ScheduleStatus(ScheduleState):
@@ -46,6 +59,21 @@ class ScheduleStatus(ScheduleState):
     #: The next tick by the cron expression (fired only while not paused); None when the
     #: schedule is stored but not declared by this app.
     next_run: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON view the CLI and the HTTP API show."""
+        return {
+            "name": self.name,
+            "cron": self.cron,
+            "tz": self.tz,
+            "task": self.task,
+            "misfire": self.misfire,
+            "paused": self.paused,
+            "next_run": None if self.next_run is None else self.next_run.isoformat(),
+            "last_tick": self.last_tick.isoformat(),
+            "last_job_id": self.last_job_id,
+            "last_state": None if self.last_state is None else str(self.last_state),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +127,29 @@ class QueueStatus:
             per = " per key" if limit.keyed else ""
             out += _limit_phrases(f"{task}: ", limit.concurrency, limit.rate, per)
         return out
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON view the CLI and the HTTP API show (without the name, which keys it)."""
+        return {
+            "counts": self.counts,
+            "workers": self.workers,
+            "served": self.served,
+            "paused": self.paused,
+            "policy": None if self.policy is None else self.policy.to_json(),
+            "drain_rate": self.drain_rate,
+            "oldest_available": self.oldest_available,
+            "held": self.held,
+            "shed": self.shed,
+            "limits": self.limits,
+            "task_limits": {
+                task: {
+                    "concurrency": limit.concurrency,
+                    "rate": None if limit.rate is None else str(limit.rate),
+                    "keyed": limit.keyed,
+                }
+                for task, limit in self.task_limits.items()
+            },
+        }
 
 
 def _limit_phrases(prefix: str, concurrency: int | None, rate: Rate | None, per: str) -> list[str]:

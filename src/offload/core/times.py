@@ -10,7 +10,8 @@ listing it is in.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 
 #: The earliest and latest `at=` accepted.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
@@ -30,3 +31,33 @@ def from_epoch(value: float) -> datetime:
         return datetime.fromtimestamp(value, UTC)
     except (OverflowError, ValueError, OSError):
         return TOO_LATE if value > 0 else TOO_EARLY
+
+
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+#: The forms `parse_time` reads, for help texts and error messages.
+TIME_FORMS = (
+    "an ISO 8601 time (2026-11-28T09:30:00Z; UTC unless it has an offset) "
+    "or an age (90s, 30m, 1h, 2d, 1w)"
+)
+
+
+def parse_age(text: str) -> timedelta | None:
+    """A length of time such as `90s`, `30m`, `1h`, `2d` or `1w`; None if `text` is not one."""
+    age = _AGE.match(text)
+    if age is None:
+        return None
+    return timedelta(**{_UNITS[age.group(2)]: float(age.group(1))})
+
+
+def parse_time(text: str) -> datetime | timedelta:
+    """A time bound as the CLI and the HTTP API take it: an ISO 8601 time (UTC unless it
+    has an offset), or an age meaning that long before now; ValueError for anything else."""
+    try:
+        age = parse_age(text)
+        if age is not None:
+            return age
+        moment = datetime.fromisoformat(text.strip())
+    except (ValueError, OverflowError):
+        raise ValueError(f"{text!r} is not a time: give {TIME_FORMS}") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

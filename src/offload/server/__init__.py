@@ -1,0 +1,39 @@
+"""The HTTP API: an ASGI app (Starlette) on an `offload.App`, run by `offload serve` or
+mounted in a host app. It calls the App, in a thread pool, and holds no rules of its own.
+
+Needs the `offload[server]` extra; importing this package does not, `asgi` does.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from offload.core.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from offload.app import App
+
+#: The request body size accepted when none is given: a batch of many jobs, each within
+#: the App's payload limit, fits; a body that never ends does not.
+DEFAULT_BODY_LIMIT = 16 * 1024 * 1024
+
+
+def asgi(app: App, *, body_limit: int = DEFAULT_BODY_LIMIT) -> Starlette:
+    """The HTTP API of `app` as an ASGI application; bodies over `body_limit` bytes are
+    refused (413) without being read further."""
+    try:
+        from offload.server.routes import build
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "a module").partition(".")[0]
+        raise ConfigurationError(
+            f"the HTTP API needs the server extra ({missing} is missing): "
+            "pip install 'offload[server]'"
+        ) from None
+    if isinstance(body_limit, bool) or not isinstance(body_limit, int) or body_limit < 1:
+        raise ConfigurationError(f"body_limit must be a positive int, got {body_limit!r}")
+    return build(app, body_limit)
+
+
+__all__ = ["DEFAULT_BODY_LIMIT", "asgi"]

@@ -1,0 +1,545 @@
+"""The OpenAPI 3.1 document of the HTTP API, kept by hand next to the routes it describes.
+
+Its request schemas are also what the API validates bodies against (`schema_validator`), so
+the document cannot promise a shape the API does not take; a test checks that its paths and
+methods are exactly the app's routes, and that every answer fits its response schema.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from offload import __version__
+from offload.core.states import JobState
+from offload.core.times import TIME_FORMS
+
+_REF = "#/components/schemas/"
+#: The most jobs one page of `GET /v1/jobs` holds.
+MAX_PAGE = 1000
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": _REF + name}
+
+
+def _nullable(kind: str, **extra: Any) -> dict[str, Any]:
+    return {"type": [kind, "null"], **extra}
+
+
+def _json(schema: dict[str, Any], description: str, **headers: Any) -> dict[str, Any]:
+    """A JSON response."""
+    out: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": schema}},
+    }
+    if headers:
+        out["headers"] = headers
+    return out
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    """Error responses, each an `Error` body."""
+    return {str(s): {"$ref": f"#/components/responses/E{s}"} for s in statuses}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+_JOB_ID = {
+    "name": "job_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 0},
+    "description": "The job's id.",
+}
+_STATES = [s.value for s in JobState]
+_TIME = {"type": "string", "description": f"Enqueued bound: {TIME_FORMS}."}
+_KEY = {"type": "string", "minLength": 1, "maxLength": 255}
+
+#: What one enqueue and a batch share (the per-call options of `Task.options`).
+_OPTIONS: dict[str, Any] = {
+    "task": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 255,
+        "description": "A task registered with the server's App, by name.",
+    },
+    "queue": {"type": "string", "description": "A queue instead of the task's own."},
+    "priority": {"type": "integer", "description": "Higher runs first (-1000..1000)."},
+    "delay": {"type": "number", "description": "Seconds from now until the job may run."},
+    "run_at": {
+        "type": "string",
+        "format": "date-time",
+        "description": "An RFC 3339 time with an offset to run at (not with delay).",
+    },
+    "max_attempts": {"type": "integer", "description": "Attempts before the job is dead."},
+    "unique": {
+        "type": ["boolean", "string"],
+        "description": "true (by task and arguments) or a unique key.",
+    },
+    "replace": {**_KEY, "description": "Storing the job cancels queued jobs with this key."},
+}
+
+_SELECTION: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "ids": {"type": "array", "items": {"type": "integer"}},
+        "queue": {"type": "string"},
+        "state": {"type": "string", "enum": _STATES},
+        "task": {"type": "string"},
+        "before": _TIME,
+        "after": _TIME,
+        "all_jobs": {"type": "boolean", "description": "Take every job when no id or filter is."},
+    },
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["type", "message"],
+        "properties": {
+            "type": {"type": "string", "description": "Stable, snake_case."},
+            "message": {"type": "string"},
+            "field": {"type": "string", "description": "The request field at fault."},
+        },
+        "additionalProperties": True,
+    },
+    "Job": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": [
+            "id",
+            "task",
+            "queue",
+            "args",
+            "kwargs",
+            "priority",
+            "state",
+            "attempt",
+            "max_attempts",
+            "run_at",
+            "enqueued_at",
+            "started_at",
+            "finished_at",
+            "lease_until",
+            "worker",
+            "result",
+            "errors",
+            "unique_key",
+            "idempotency_key",
+            "group_key",
+            "meta",
+            "progress",
+            "cancel_requested",
+            "replace_key",
+            "superseded_by",
+        ],
+        "properties": {
+            "id": {"type": "integer"},
+            "task": {"type": "string"},
+            "queue": {"type": "string"},
+            "args": {"type": "array"},
+            "kwargs": {"type": "object"},
+            "priority": {"type": "integer"},
+            "state": {"type": "string", "enum": _STATES},
+            "attempt": {"type": "integer"},
+            "max_attempts": {"type": "integer"},
+            "run_at": {"type": "string", "format": "date-time"},
+            "enqueued_at": {"type": "string", "format": "date-time"},
+            "started_at": _nullable("string", format="date-time"),
+            "finished_at": _nullable("string", format="date-time"),
+            "lease_until": _nullable("string", format="date-time"),
+            "worker": _nullable("string"),
+            "result": {"description": "The return value (any JSON) once succeeded."},
+            "errors": {"type": "array", "items": {"type": "object"}},
+            "unique_key": _nullable("string"),
+            "idempotency_key": _nullable("string"),
+            "group_key": _nullable("string"),
+            "meta": {"type": "object"},
+            "progress": _nullable("object"),
+            "cancel_requested": {"type": "boolean"},
+            "replace_key": _nullable("string"),
+            "superseded_by": _nullable("integer"),
+        },
+    },
+    "EnqueueRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["task"],
+        "properties": {
+            **_OPTIONS,
+            "args": {"type": "array", "description": "Positional arguments."},
+            "kwargs": {"type": "object", "description": "Keyword arguments."},
+        },
+    },
+    "BatchRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["task", "jobs"],
+        "properties": {
+            **_OPTIONS,
+            "jobs": {
+                "type": "array",
+                "minItems": 1,
+                "description": "Each job's arguments; all are stored, or none.",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"args": {"type": "array"}, "kwargs": {"type": "object"}},
+                },
+            },
+        },
+    },
+    "BatchResponse": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["jobs"],
+        "properties": {
+            "jobs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["id", "duplicate"],
+                    "properties": {"id": {"type": "integer"}, "duplicate": {"type": "boolean"}},
+                },
+            }
+        },
+    },
+    "JobPage": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["jobs", "next"],
+        "properties": {
+            "jobs": {"type": "array", "items": _ref("Job")},
+            "next": {**_nullable("integer"), "description": "The cursor of the next page."},
+        },
+    },
+    "Selection": _SELECTION,
+    "Changed": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["changed"],
+        "properties": {
+            "changed": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["id", "queue", "state"],
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "queue": {"type": "string"},
+                        "state": {"type": "string", "enum": _STATES},
+                    },
+                },
+            }
+        },
+    },
+    "Queues": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["queues"],
+        "properties": {
+            "queues": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "counts", "workers", "served", "paused", "policy"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                        "workers": {"type": "array", "items": {"type": "string"}},
+                        "served": {"type": "boolean"},
+                        "paused": {"type": "boolean"},
+                        "policy": _nullable("object"),
+                        "drain_rate": {"type": "number"},
+                        "oldest_available": _nullable("number"),
+                        "held": {"type": "integer"},
+                        "shed": {"type": "integer"},
+                        "limits": {"type": "array", "items": {"type": "string"}},
+                        "task_limits": {"type": "object"},
+                    },
+                },
+            }
+        },
+    },
+    "Workers": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["workers"],
+        "properties": {
+            "workers": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": [
+                        "id",
+                        "host",
+                        "pid",
+                        "queues",
+                        "concurrency",
+                        "started_at",
+                        "heartbeat_at",
+                        "lost",
+                    ],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "host": {"type": "string"},
+                        "pid": {"type": "integer"},
+                        "queues": {"type": "array", "items": {"type": "string"}},
+                        "concurrency": {"type": "integer"},
+                        "started_at": {"type": "string", "format": "date-time"},
+                        "heartbeat_at": {"type": "string", "format": "date-time"},
+                        "lost": {"type": "boolean"},
+                    },
+                },
+            }
+        },
+    },
+    "Schedules": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["schedules"],
+        "properties": {
+            "schedules": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": [
+                        "name",
+                        "cron",
+                        "tz",
+                        "task",
+                        "paused",
+                        "next_run",
+                        "last_tick",
+                        "last_job_id",
+                        "last_state",
+                    ],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "cron": {"type": "string"},
+                        "tz": {"type": "string"},
+                        "task": {"type": "string"},
+                        "misfire": {"type": "string"},
+                        "paused": {"type": "boolean"},
+                        "next_run": _nullable("string", format="date-time"),
+                        "last_tick": {"type": "string", "format": "date-time"},
+                        "last_job_id": _nullable("integer"),
+                        "last_state": {"type": ["string", "null"], "enum": [*_STATES, None]},
+                    },
+                },
+            }
+        },
+    },
+    "Status": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["status"],
+        "properties": {"status": {"type": "string", "enum": ["ok", "ready"]}},
+    },
+}
+
+_RETRY_AFTER = {
+    "description": "Whole seconds (at least 1) to wait before trying again.",
+    "schema": {"type": "integer", "minimum": 1},
+}
+_LOCATION = {"description": "The job's URL.", "schema": {"type": "string"}}
+_ERROR_TEXT = {
+    400: "The body is not JSON.",
+    404: "No such job (or route).",
+    409: "The job's state, or a held key, does not allow it.",
+    413: "The body, or a job's arguments, over the size limit.",
+    422: "A field is missing, of the wrong type or refused; `field` names it when it can.",
+    503: "Back pressure (queue_full, overloaded: with Retry-After) or the database is "
+    "unreachable or its schema not current.",
+}
+
+
+def _enqueue_errors() -> dict[str, Any]:
+    return _errors(400, 409, 413, 422, 503)
+
+
+def _body(name: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": _ref(name)}}}
+
+
+_FILTERS = [
+    _query("queue", {"type": "string"}, "Only jobs of this queue."),
+    _query("state", {"type": "string", "enum": _STATES}, "Only jobs in this state."),
+    _query("task", {"type": "string"}, "Only jobs of this task."),
+    _query("before", {"type": "string"}, f"Only jobs enqueued before: {TIME_FORMS}."),
+    _query("after", {"type": "string"}, "Only jobs enqueued at or after this time."),
+    _query("cursor", {"type": "integer"}, "The `next` of the previous page."),
+    _query(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 50},
+        "Jobs per page, at most.",
+    ),
+]
+
+PATHS: dict[str, Any] = {
+    "/v1/jobs": {
+        "post": {
+            "operationId": "enqueue",
+            "summary": "Enqueue one job of a task named in the body.",
+            "parameters": [
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "schema": _KEY,
+                    "description": "The same key answers with the same job (200) for the App's "
+                    "idempotency retention.",
+                }
+            ],
+            "requestBody": _body("EnqueueRequest"),
+            "responses": {
+                "202": _json(_ref("Job"), "Stored.", Location=_LOCATION),
+                "200": _json(
+                    _ref("Job"),
+                    "Not stored: a job holding its unique or idempotency key is answered instead.",
+                    Location=_LOCATION,
+                ),
+                **_enqueue_errors(),
+            },
+        },
+        "get": {
+            "operationId": "list_jobs",
+            "summary": "Jobs newest first, a page at a time (keyset: pass `next` as `cursor`).",
+            "parameters": _FILTERS,
+            "responses": {"200": _json(_ref("JobPage"), "A page."), **_errors(422, 503)},
+        },
+    },
+    "/v1/jobs:batch": {
+        "post": {
+            "operationId": "enqueue_many",
+            "summary": "Enqueue many jobs of one task: all are stored, or none.",
+            "requestBody": _body("BatchRequest"),
+            "responses": {
+                "202": _json(_ref("BatchResponse"), "Stored (or answered by a key holder)."),
+                **_enqueue_errors(),
+            },
+        }
+    },
+    "/v1/jobs:cancel": {
+        "post": {
+            "operationId": "cancel_many",
+            "summary": "Cancel selected queued jobs; ask selected running ones to stop.",
+            "requestBody": _body("Selection"),
+            "responses": {
+                "200": _json(_ref("Changed"), "The jobs changed."),
+                **_errors(400, 413, 422, 503),
+            },
+        }
+    },
+    "/v1/jobs:retry": {
+        "post": {
+            "operationId": "retry_many",
+            "summary": "Run selected dead, cancelled or shed jobs again.",
+            "requestBody": _body("Selection"),
+            "responses": {
+                "200": _json(_ref("Changed"), "The jobs changed."),
+                **_errors(400, 413, 422, 503),
+            },
+        }
+    },
+    "/v1/jobs/{job_id}": {
+        "get": {
+            "operationId": "get_job",
+            "summary": "One job.",
+            "parameters": [_JOB_ID],
+            "responses": {"200": _json(_ref("Job"), "The job."), **_errors(404, 503)},
+        }
+    },
+    "/v1/jobs/{job_id}/cancel": {
+        "post": {
+            "operationId": "cancel",
+            "summary": "Cancel a queued job (a running one is asked to stop).",
+            "parameters": [_JOB_ID],
+            "responses": {"200": _json(_ref("Job"), "The job after."), **_errors(404, 409, 503)},
+        }
+    },
+    "/v1/jobs/{job_id}/retry": {
+        "post": {
+            "operationId": "retry",
+            "summary": "Run a dead, cancelled or shed job again.",
+            "parameters": [_JOB_ID],
+            "responses": {"200": _json(_ref("Job"), "The job after."), **_errors(404, 409, 503)},
+        }
+    },
+    "/v1/queues": {
+        "get": {
+            "operationId": "queues",
+            "summary": "Each queue's jobs per state, flow control and workers.",
+            "responses": {"200": _json(_ref("Queues"), "The queues."), **_errors(503)},
+        }
+    },
+    "/v1/workers": {
+        "get": {
+            "operationId": "workers",
+            "summary": "Registered workers and whether each still heartbeats.",
+            "responses": {"200": _json(_ref("Workers"), "The workers."), **_errors(503)},
+        }
+    },
+    "/v1/schedules": {
+        "get": {
+            "operationId": "schedules",
+            "summary": "Stored schedules with their next and last runs.",
+            "responses": {"200": _json(_ref("Schedules"), "The schedules."), **_errors(503)},
+        }
+    },
+    "/health": {
+        "get": {
+            "operationId": "health",
+            "summary": "The process is up (the database is not asked).",
+            "responses": {"200": _json(_ref("Status"), "Up.")},
+        }
+    },
+    "/ready": {
+        "get": {
+            "operationId": "ready",
+            "summary": "The database answers and its schema is current.",
+            "responses": {"200": _json(_ref("Status"), "Ready."), **_errors(503)},
+        }
+    },
+    "/openapi.json": {
+        "get": {
+            "operationId": "openapi",
+            "summary": "This document.",
+            "responses": {"200": _json({"type": "object"}, "The OpenAPI 3.1 document.")},
+        }
+    },
+}
+
+
+def document() -> dict[str, Any]:
+    """The whole OpenAPI 3.1 document (a new copy each call)."""
+    responses = {
+        f"E{status}": {
+            "description": text,
+            "content": {"application/json": {"schema": _ref("Error")}},
+            **({"headers": {"Retry-After": _RETRY_AFTER}} if status == 503 else {}),
+        }
+        for status, text in _ERROR_TEXT.items()
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "offload",
+            "version": __version__,
+            "description": "Enqueue and inspect offload jobs over HTTP with JSON.",
+        },
+        "paths": copy.deepcopy(PATHS),
+        "components": {"schemas": copy.deepcopy(SCHEMAS), "responses": responses},
+    }

@@ -1,0 +1,265 @@
+"""The routes of the HTTP API, each one App call run in a thread pool (the App's calls
+block on the database and must never hold up the event loop)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar, cast
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from offload.app import App, Call
+from offload.core.errors import OffloadError
+from offload.core.job import Job
+from offload.core.records import JobChange
+from offload.core.selection import JobSelection
+from offload.core.times import parse_time
+from offload.server.body import query, read_json, validators
+from offload.server.errors import (
+    RequestError,
+    error_body,
+    offload_error_response,
+    request_error_response,
+)
+from offload.server.openapi import MAX_PAGE, document
+
+T = TypeVar("T")
+
+#: The enqueue options a body may carry, by their `Task.options` name.
+_OPTIONS = ("queue", "priority", "delay", "max_attempts", "unique", "replace")
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
+
+
+class Api:
+    """The route handlers, bound to one App."""
+
+    def __init__(self, app: App, body_limit: int) -> None:
+        self.app = app
+        self.body_limit = body_limit
+        self.schemas = validators()
+
+    async def _body(self, request: Request, schema: str) -> dict[str, Any]:
+        body: dict[str, Any] = await read_json(request, self.body_limit, self.schemas[schema])
+        return body
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await run_in_threadpool(fn, *args, **kwargs)
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    async def enqueue(self, request: Request) -> Response:
+        """POST /v1/jobs: 202 with the stored job, 200 with a key holder instead."""
+        body = await self._body(request, "EnqueueRequest")
+        options = _options(body)
+        key = request.headers.get("idempotency-key")
+        if key is not None:
+            options["idempotency_key"] = key
+
+        def enqueue() -> tuple[Job, bool]:
+            handle = self.app.enqueue(body["task"], body.get("args"), body.get("kwargs"), **options)
+            return handle.job(), handle.duplicate
+
+        job, duplicate = await self._call(enqueue)
+        location = str(request.url_for("job", job_id=job.id))
+        return JSONResponse(
+            job.to_dict(), status_code=200 if duplicate else 202, headers={"Location": location}
+        )
+
+    async def enqueue_many(self, request: Request) -> Response:
+        """POST /v1/jobs:batch: every job stored, or none."""
+        if "idempotency-key" in request.headers:  # ignoring it would promise what is not kept
+            raise RequestError(
+                422,
+                "validation_error",
+                "a batch takes no Idempotency-Key: one key names one job",
+                "Idempotency-Key",
+            )
+        body = await self._body(request, "BatchRequest")
+        calls = [Call(tuple(c.get("args", ())), c.get("kwargs", {})) for c in body["jobs"]]
+        handles = await self._call(self.app.enqueue_many, body["task"], calls, **_options(body))
+        jobs = [{"id": h.id, "duplicate": h.duplicate} for h in handles]
+        return JSONResponse({"jobs": jobs}, status_code=202)
+
+    async def job(self, request: Request) -> Response:
+        """GET /v1/jobs/{job_id}."""
+        job_id: int = request.path_params["job_id"]
+        handle = await self._call(self.app.job, job_id)
+        return JSONResponse((await self._call(handle.job)).to_dict())
+
+    async def jobs(self, request: Request) -> Response:
+        """GET /v1/jobs: newest first, `limit` a page; `next` is the following page's
+        `cursor` (None on the last page)."""
+        given = query(
+            request,
+            {
+                "queue": str,
+                "state": str,
+                "task": str,
+                "before": parse_time,
+                "after": parse_time,
+                "cursor": _integer,
+                "limit": _page_size,
+            },
+        )
+        limit = given.pop("limit", 50)
+        cursor = given.pop("cursor", None)
+        found = await self._call(self.app.jobs, before_id=cursor, limit=limit + 1, **given)
+        page = found[:limit]
+        following = page[-1].id if len(found) > limit else None
+        return JSONResponse({"jobs": [job.to_dict() for job in page], "next": following})
+
+    async def cancel(self, request: Request) -> Response:
+        """POST /v1/jobs/{job_id}/cancel."""
+        job = await self._call(self.app.cancel, request.path_params["job_id"])
+        return JSONResponse(job.to_dict())
+
+    async def retry(self, request: Request) -> Response:
+        """POST /v1/jobs/{job_id}/retry."""
+        job = await self._call(self.app.retry, request.path_params["job_id"])
+        return JSONResponse(job.to_dict())
+
+    async def cancel_many(self, request: Request) -> Response:
+        """POST /v1/jobs:cancel: by ids and/or filters, all of which must hold."""
+        selection = _selection(await self._body(request, "Selection"))
+        return _changed(await self._call(self.app.cancel_many, **selection))
+
+    async def retry_many(self, request: Request) -> Response:
+        """POST /v1/jobs:retry: by ids and/or filters, all of which must hold."""
+        selection = _selection(await self._body(request, "Selection"))
+        return _changed(await self._call(self.app.retry_many, **selection))
+
+    # -- the rest -------------------------------------------------------------------------
+
+    async def queues(self, request: Request) -> Response:
+        """GET /v1/queues."""
+        found = await self._call(self.app.queue_statuses)
+        return JSONResponse({"queues": [{"name": q.name, **q.to_json()} for q in found]})
+
+    async def workers(self, request: Request) -> Response:
+        """GET /v1/workers."""
+        found = await self._call(self.app.worker_statuses)
+        return JSONResponse({"workers": [w.to_json() for w in found]})
+
+    async def schedules(self, request: Request) -> Response:
+        """GET /v1/schedules."""
+        found = await self._call(self.app.schedule_statuses)
+        return JSONResponse({"schedules": [s.to_json() for s in found]})
+
+    async def health(self, request: Request) -> Response:
+        """GET /health: the process answers; the database is not asked."""
+        return JSONResponse({"status": "ok"})
+
+    async def ready(self, request: Request) -> Response:
+        """GET /ready: the database answers and its schema is current (503 otherwise)."""
+        await self._call(self.app.check)
+        return JSONResponse({"status": "ready"})
+
+    async def openapi(self, request: Request) -> Response:
+        """GET /openapi.json, with the prefix the API is mounted under as its server."""
+        doc = document()
+        root = request.scope.get("root_path", "")
+        if root:
+            doc["servers"] = [{"url": root}]
+        return JSONResponse(doc)
+
+
+def _options(body: dict[str, Any]) -> dict[str, Any]:
+    """The `Task.options` of an enqueue body (`run_at` read as an aware datetime)."""
+    options = {name: body[name] for name in _OPTIONS if name in body}
+    if "run_at" in body:
+        options["at"] = _moment("run_at", body["run_at"])
+    return options
+
+
+def _moment(field: str, text: str) -> datetime:
+    """An RFC 3339 time with an offset."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise RequestError(
+            422,
+            "validation_error",
+            f"{field}: {text[:100]!r} is not an RFC 3339 time with "
+            "an offset (2026-11-28T09:30:00Z)",
+            field,
+        )
+    return moment
+
+
+def _selection(body: dict[str, Any]) -> JobSelection:
+    """The App's selection of a bulk body (times parsed)."""
+    selection: dict[str, Any] = {}
+    for name, value in body.items():
+        if name in ("before", "after"):
+            try:
+                selection[name] = parse_time(value)
+            except ValueError as exc:
+                raise RequestError(422, "validation_error", f"{name}: {exc}", name) from None
+        else:
+            selection[name] = value
+    return cast(JobSelection, selection)
+
+
+def _changed(changes: list[JobChange]) -> Response:
+    out = [{"id": c.id, "queue": c.queue, "state": str(c.state)} for c in changes]
+    return JSONResponse({"changed": out})
+
+
+def _integer(text: str) -> int:
+    if not _INTEGER.fullmatch(text):
+        raise ValueError(f"{text[:50]!r} is not an integer")
+    return int(text)
+
+
+def _page_size(text: str) -> int:
+    size = _integer(text)
+    if not 1 <= size <= MAX_PAGE:
+        raise ValueError(f"must be from 1 to {MAX_PAGE}, got {size}")
+    return size
+
+
+async def _on_error(request: Request, exc: Exception) -> Response:
+    """Every failure as a JSON error body (see `offload.server.errors`)."""
+    if isinstance(exc, RequestError):
+        return request_error_response(exc)
+    if isinstance(exc, OffloadError):
+        return offload_error_response(exc)
+    if isinstance(exc, HTTPException):
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        body = error_body(kind, f"{exc.detail}: {request.method} {request.url.path}")
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse(
+        error_body("internal_error", f"unexpected {type(exc).__name__}"), status_code=500
+    )
+
+
+def build(app: App, body_limit: int) -> Starlette:
+    """The Starlette app of the API on `app`."""
+    api = Api(app, body_limit)
+    routes = [
+        Route("/v1/jobs", api.enqueue, methods=["POST"]),
+        Route("/v1/jobs", api.jobs, methods=["GET"]),
+        Route("/v1/jobs:batch", api.enqueue_many, methods=["POST"]),
+        Route("/v1/jobs:cancel", api.cancel_many, methods=["POST"]),
+        Route("/v1/jobs:retry", api.retry_many, methods=["POST"]),
+        Route("/v1/jobs/{job_id:int}", api.job, methods=["GET"], name="job"),
+        Route("/v1/jobs/{job_id:int}/cancel", api.cancel, methods=["POST"]),
+        Route("/v1/jobs/{job_id:int}/retry", api.retry, methods=["POST"]),
+        Route("/v1/queues", api.queues, methods=["GET"]),
+        Route("/v1/workers", api.workers, methods=["GET"]),
+        Route("/v1/schedules", api.schedules, methods=["GET"]),
+        Route("/health", api.health, methods=["GET"]),
+        Route("/ready", api.ready, methods=["GET"]),
+        Route("/openapi.json", api.openapi, methods=["GET"]),
+    ]
+    handlers = {cls: _on_error for cls in (RequestError, OffloadError, HTTPException, Exception)}
+    return Starlette(routes=routes, exception_handlers=handlers)

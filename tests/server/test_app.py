@@ -1,0 +1,209 @@
+"""The HTTP API as a whole: its OpenAPI document against its routes, mounting under a
+prefix, the listings of queues, workers and schedules, and `offload serve` for real."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from jsonschema import Draft202012Validator
+from starlette.applications import Starlette
+from starlette.routing import Mount, Route
+
+import offload
+from offload.core.status import QueueStatus
+from offload.server.openapi import document
+from offload.server.serve import check_listen, is_loopback
+from tests.server.conftest import Api
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_document_describes_exactly_the_routes(tasks_app: offload.App) -> None:
+    api = offload.asgi(tasks_app)
+    served = set()
+    for route in api.routes:
+        assert isinstance(route, Route)
+        for method in route.methods or ():
+            if method != "HEAD":
+                served.add((route.path.replace(":int}", "}"), method.lower()))
+    documented = {(path, method) for path, item in document()["paths"].items() for method in item}
+    assert served == documented
+
+
+def test_the_document_is_valid_openapi_31_json_schema(api: Api) -> None:
+    doc = api.call("GET", "/openapi.json").json()
+    assert doc["openapi"] == "3.1.0"
+    assert "servers" not in doc
+    for schema in doc["components"]["schemas"].values():
+        Draft202012Validator.check_schema(schema)
+    operation_ids = [op["operationId"] for item in doc["paths"].values() for op in item.values()]
+    assert len(operation_ids) == len(set(operation_ids))
+
+
+def test_mounted_under_a_prefix(tasks_app: offload.App) -> None:
+    host = Starlette(routes=[Mount("/jobs", app=offload.asgi(tasks_app))])
+    client = Api(host)
+    created = client.request("POST", "/jobs/v1/jobs", json={"task": "add", "args": [1, 2]})
+    assert created.status_code == 202
+    location = created.headers["Location"]
+    assert location == f"http://api.test/jobs/v1/jobs/{created.json()['id']}"
+    assert client.request("GET", location).json()["args"] == [1, 2]
+    doc = client.request("GET", "/jobs/openapi.json").json()
+    assert doc["servers"] == [{"url": "/jobs"}]
+    assert client.request("GET", "/v1/jobs").status_code == 404
+
+
+def test_queues_workers_and_schedules(tasks_app: offload.App) -> None:
+    tasks_app.queue("declared", max_depth=10)
+
+    @tasks_app.periodic("0 3 * * *", name="nightly")
+    def nightly() -> None: ...
+
+    api = Api(offload.asgi(tasks_app))
+    api.call("POST", "/v1/jobs", json={"task": "echo", "queue": "mail"})
+    worker = tasks_app.worker(
+        queues=["mail"], concurrency=1, scheduler=True, executor="thread", install_signals=False
+    )
+    running = threading.Thread(target=worker.run)
+    running.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not api.call("GET", "/v1/schedules").json()["schedules"]:
+            assert time.monotonic() < deadline, "the scheduler stored no schedule"
+            time.sleep(0.05)
+        workers = api.call("GET", "/v1/workers").json()["workers"]
+        assert [(w["queues"], w["lost"]) for w in workers] == [(["mail"], False)]
+        queues = {q["name"]: q for q in api.call("GET", "/v1/queues").json()["queues"]}
+        assert queues["declared"]["policy"]["max_depth"] == 10
+        assert queues["mail"]["workers"] == [workers[0]["id"]]
+        (schedule,) = api.call("GET", "/v1/schedules").json()["schedules"]
+        assert (schedule["name"], schedule["cron"]) == ("nightly", "0 3 * * *")
+        assert schedule["next_run"] is not None
+    finally:
+        worker.stop()
+        running.join(60)
+    assert not running.is_alive()
+
+
+def test_loopback_addresses() -> None:
+    for host in ("127.0.0.1", "127.8.9.10", "::1", "[::1]", "localhost", "LOCALHOST"):
+        assert is_loopback(host), host
+    for host in ("0.0.0.0", "::", "10.0.0.1", "192.168.1.2", "example.com", "localhost.evil"):
+        assert not is_loopback(host), host
+
+
+def test_listening_beyond_loopback_needs_insecure(
+    tasks_app: offload.App, caplog: pytest.LogCaptureFixture
+) -> None:
+    check_listen(tasks_app, "127.0.0.1", insecure=False)
+    with pytest.raises(offload.ConfigurationError, match=r"0\.0\.0\.0, which is not loopback"):
+        check_listen(tasks_app, "0.0.0.0", insecure=False)
+    assert not caplog.records
+    check_listen(tasks_app, "0.0.0.0", insecure=True)
+    assert "without credentials (--insecure)" in caplog.text
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _serve(db_url: str, *args: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "OFFLOAD_URL": db_url, "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "offload.cli", "serve", "tests.apps.basic:app", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def test_offload_serve_runs_uvicorn(
+    app: offload.App, db_url: str, spawned: list[subprocess.Popen[bytes]]
+) -> None:
+    port = _free_port()
+    server = _serve(db_url, "--port", str(port))
+    spawned.append(server)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        assert server.poll() is None, server.communicate()[0].decode()
+        try:
+            if httpx.get(f"{base}/health", timeout=5).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "offload serve did not answer /health"
+        time.sleep(0.1)
+    assert httpx.get(f"{base}/ready", timeout=30).json() == {"status": "ready"}
+    created = httpx.post(f"{base}/v1/jobs", json={"task": "add", "args": [2, 3]}, timeout=30)
+    assert created.status_code == 202
+    assert created.headers["Location"] == f"{base}/v1/jobs/{created.json()['id']}"
+    assert app.job(created.json()["id"]).job().args == [2, 3]
+    server.send_signal(signal.SIGTERM)
+    output = server.communicate(timeout=60)[0].decode()
+    assert server.returncode == 0, output
+
+
+def test_offload_serve_refuses_a_public_address_without_insecure(
+    app: offload.App, db_url: str, spawned: list[subprocess.Popen[bytes]]
+) -> None:
+    server = _serve(db_url, "--host", "0.0.0.0", "--port", str(_free_port()))
+    spawned.append(server)
+    output = server.communicate(timeout=60)[0].decode()
+    assert server.returncode == 1, output
+    assert "error: refusing to serve the HTTP API" in output
+    assert "pass --insecure" in output
+
+
+def test_without_the_server_extra_asgi_names_it(tmp_path: Path) -> None:
+    script = (
+        "import sys\n"
+        "sys.modules['starlette'] = None  # as if not installed\n"
+        "import offload\n"
+        f"app = offload.App('sqlite:///{tmp_path / 'x.db'}')\n"
+        "try:\n"
+        "    offload.asgi(app)\n"
+        "except offload.ConfigurationError as exc:\n"
+        "    print(exc)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "needs the server extra (starlette is missing)" in done.stdout
+    assert "pip install 'offload[server]'" in done.stdout
+
+
+def test_app_calls_run_off_the_event_loop(
+    tasks_app: offload.App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[threading.Thread] = []
+    original = tasks_app.queue_statuses
+
+    def recording() -> list[QueueStatus]:
+        threads.append(threading.current_thread())
+        return original()
+
+    monkeypatch.setattr(tasks_app, "queue_statuses", recording)
+    assert Api(offload.asgi(tasks_app)).call("GET", "/v1/queues").status_code == 200
+    assert threads, "the route did not call the App"
+    assert threads[0] is not threading.current_thread()  # the loop runs on this thread
