@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -94,21 +95,34 @@ class Executor(Protocol):
 
 
 class SelfPipe:
-    """A self-pipe: threads write a byte to wake the worker loop."""
+    """A self-pipe: threads write a byte to wake the worker loop.
+
+    A wake may race the loop's end (`Worker.stop` from another thread as the loop closes
+    the pipe): once closed, a wake does nothing, and the lock keeps it from writing to a
+    descriptor number the process may already have reused for another file. Reentrant:
+    a signal handler wakes the loop from the thread that may hold it.
+    """
 
     def __init__(self) -> None:
         self.read_fd, self.write_fd = os.pipe()
         os.set_blocking(self.read_fd, False)
         os.set_blocking(self.write_fd, False)  # a full pipe has woken its reader already
+        self._lock = threading.RLock()
+        self._closed = False
 
     def wake(self) -> None:
-        with contextlib.suppress(BlockingIOError):
-            os.write(self.write_fd, b"\1")
+        with self._lock:
+            if self._closed:
+                return
+            with contextlib.suppress(BlockingIOError):
+                os.write(self.write_fd, b"\1")
 
     def clear(self) -> None:
         with contextlib.suppress(BlockingIOError):
             os.read(self.read_fd, 65536)
 
     def close(self) -> None:
-        os.close(self.read_fd)
-        os.close(self.write_fd)
+        with self._lock:
+            self._closed = True
+            os.close(self.read_fd)
+            os.close(self.write_fd)
