@@ -101,15 +101,21 @@ def test_loopback_addresses() -> None:
         assert not is_loopback(host), host
 
 
-def test_listening_beyond_loopback_needs_insecure(
+def test_listening_beyond_loopback_needs_a_token_or_insecure(
     tasks_app: offload.App, caplog: pytest.LogCaptureFixture
 ) -> None:
-    check_listen(tasks_app, "127.0.0.1", insecure=False)
+    assert check_listen(tasks_app, "127.0.0.1", insecure=False) is False
     with pytest.raises(offload.ConfigurationError, match=r"0\.0\.0\.0, which is not loopback"):
         check_listen(tasks_app, "0.0.0.0", insecure=False)
     assert not caplog.records
-    check_listen(tasks_app, "0.0.0.0", insecure=True)
-    assert "without credentials (--insecure)" in caplog.text
+    assert check_listen(tasks_app, "0.0.0.0", insecure=True) is False
+    assert "without credentials (--insecure, no API token)" in caplog.text
+    caplog.clear()
+    tasks_app.create_token("reader", ["read"])
+    for host in ("127.0.0.1", "0.0.0.0"):
+        for insecure in (False, True):
+            assert check_listen(tasks_app, host, insecure=insecure) is True
+    assert not caplog.records
 
 
 def _free_port() -> int:
@@ -130,6 +136,28 @@ def _serve(db_url: str, *args: str) -> subprocess.Popen[bytes]:
     )
 
 
+def _wait_up(server: subprocess.Popen[bytes], base: str) -> None:
+    """Until `server` answers /health (failing with its output if it exits)."""
+    deadline = time.monotonic() + 60
+    while True:
+        assert server.poll() is None, server.communicate()[0].decode()
+        try:
+            if httpx.get(f"{base}/health", timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "offload serve did not answer /health"
+        time.sleep(0.1)
+
+
+def _stop(server: subprocess.Popen[bytes]) -> str:
+    """SIGTERM `server`, which must then exit 0; its output."""
+    server.send_signal(signal.SIGTERM)
+    output = server.communicate(timeout=60)[0].decode()
+    assert server.returncode == 0, output
+    return output
+
+
 def test_offload_serve_runs_uvicorn(
     app: offload.App, db_url: str, spawned: list[subprocess.Popen[bytes]]
 ) -> None:
@@ -137,27 +165,16 @@ def test_offload_serve_runs_uvicorn(
     server = _serve(db_url, "--port", str(port))
     spawned.append(server)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        assert server.poll() is None, server.communicate()[0].decode()
-        try:
-            if httpx.get(f"{base}/health", timeout=5).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "offload serve did not answer /health"
-        time.sleep(0.1)
+    _wait_up(server, base)
     assert httpx.get(f"{base}/ready", timeout=30).json() == {"status": "ready"}
     created = httpx.post(f"{base}/v1/jobs", json={"task": "add", "args": [2, 3]}, timeout=30)
     assert created.status_code == 202
     assert created.headers["Location"] == f"{base}/v1/jobs/{created.json()['id']}"
     assert app.job(created.json()["id"]).job().args == [2, 3]
-    server.send_signal(signal.SIGTERM)
-    output = server.communicate(timeout=60)[0].decode()
-    assert server.returncode == 0, output
+    _stop(server)
 
 
-def test_offload_serve_refuses_a_public_address_without_insecure(
+def test_offload_serve_refuses_a_public_address_without_a_token(
     app: offload.App, db_url: str, spawned: list[subprocess.Popen[bytes]]
 ) -> None:
     server = _serve(db_url, "--host", "0.0.0.0", "--port", str(_free_port()))
@@ -165,7 +182,28 @@ def test_offload_serve_refuses_a_public_address_without_insecure(
     output = server.communicate(timeout=60)[0].decode()
     assert server.returncode == 1, output
     assert "error: refusing to serve the HTTP API" in output
+    assert "offload tokens create" in output
     assert "pass --insecure" in output
+
+
+def test_offload_serve_on_a_public_address_with_a_token_checks_it(
+    app: offload.App, db_url: str, spawned: list[subprocess.Popen[bytes]]
+) -> None:
+    token = app.create_token("producer", ["enqueue"])
+    port = _free_port()
+    server = _serve(db_url, "--host", "0.0.0.0", "--port", str(port))
+    spawned.append(server)
+    base = f"http://127.0.0.1:{port}"
+    _wait_up(server, base)
+    job = {"task": "add", "args": [2, 3]}
+    refused = httpx.post(f"{base}/v1/jobs", json=job, timeout=30)
+    assert (refused.status_code, refused.headers["WWW-Authenticate"]) == (401, "Bearer")
+    assert app.jobs() == []
+    auth = {"Authorization": f"Bearer {token}"}
+    created = httpx.post(f"{base}/v1/jobs", json=job, headers=auth, timeout=30)
+    assert created.status_code == 202, created.text
+    assert httpx.get(f"{base}/v1/jobs", headers=auth, timeout=30).status_code == 403
+    assert "without credentials" not in _stop(server)
 
 
 def test_without_the_server_extra_asgi_names_it(tmp_path: Path) -> None:

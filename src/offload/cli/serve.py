@@ -16,8 +16,8 @@ from offload.server import DEFAULT_BODY_LIMIT
     "--insecure",
     is_flag=True,
     allow_from_autoenv=False,  # typed each time, never left in the environment
-    help="Listen on an address other than loopback, though the API checks no credentials "
-    "(logs a warning).",
+    help="Listen on an address other than loopback though no API token exists, so the API "
+    "checks no credentials (logs a warning).",
 )
 @click.option(
     "--body-limit",
@@ -37,8 +37,10 @@ def serve(
 ) -> None:
     """Serve the HTTP API of the App (MODULE:APP, or --app) until Ctrl-C or SIGTERM.
 
-    It listens on loopback unless --host says otherwise; any other address is refused
-    without --insecure, as the API checks no credentials yet.
+    Requests need a bearer token with their route's scope when any API token exists at
+    start (offload tokens create); /health, /ready and /openapi.json stay open. It listens
+    on loopback unless --host says otherwise; any other address needs a token, or
+    --insecure to serve without credentials.
     """
     from offload.server.serve import serve as run
 

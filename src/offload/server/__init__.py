@@ -20,9 +20,15 @@ if TYPE_CHECKING:
 DEFAULT_BODY_LIMIT = 16 * 1024 * 1024
 
 
-def asgi(app: App, *, body_limit: int = DEFAULT_BODY_LIMIT) -> Starlette:
+def asgi(app: App, *, body_limit: int = DEFAULT_BODY_LIMIT, auth: bool | None = None) -> Starlette:
     """The HTTP API of `app` as an ASGI application; bodies over `body_limit` bytes are
-    refused (413) without being read further."""
+    refused (413) without being read further.
+
+    `auth` says whether routes other than /health, /ready and /openapi.json need a bearer
+    token with their scope: True, False, or None for "if any token exists now" (which
+    reads the database, so raises as `App.tokens_configured` does when it cannot). It is
+    decided here, once: revoking every token later refuses every request, never opens
+    the API."""
     try:
         from offload.server.routes import build
     except ModuleNotFoundError as exc:
@@ -33,7 +39,9 @@ def asgi(app: App, *, body_limit: int = DEFAULT_BODY_LIMIT) -> Starlette:
         ) from None
     if isinstance(body_limit, bool) or not isinstance(body_limit, int) or body_limit < 1:
         raise ConfigurationError(f"body_limit must be a positive int, got {body_limit!r}")
-    return build(app, body_limit)
+    if auth is not None and not isinstance(auth, bool):
+        raise ConfigurationError(f"auth must be True, False or None, got {auth!r}")
+    return build(app, body_limit, app.tokens_configured() if auth is None else auth)
 
 
 __all__ = ["DEFAULT_BODY_LIMIT", "asgi"]

@@ -8,6 +8,7 @@ the table answers as its nearest listed base class.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -66,11 +67,20 @@ _SCALARS = (str, int, float, bool, type(None))
 
 
 class RequestError(Exception):
-    """A request refused before the App is called: `status`, a stable `type`, and the
-    `field` at fault (None: the request as a whole)."""
+    """A request refused before the App is called: `status`, a stable `type`, the `field`
+    at fault (None: the request as a whole) and `headers` of the answer."""
 
-    def __init__(self, status: int, type_: str, message: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        type_: str,
+        message: str,
+        field: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.status, self.type, self.field = status, type_, field
+        self.headers = dict(headers or {})
         super().__init__(message)
 
 
@@ -82,7 +92,8 @@ def error_body(type_: str, message: str, **fields: Any) -> dict[str, Any]:
 def request_error_response(exc: RequestError) -> JSONResponse:
     """The answer to a request refused by the API itself."""
     fields = {} if exc.field is None else {"field": exc.field}
-    return JSONResponse(error_body(exc.type, str(exc), **fields), status_code=exc.status)
+    body = error_body(exc.type, str(exc), **fields)
+    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
 
 
 def offload_error_response(exc: OffloadError) -> JSONResponse:

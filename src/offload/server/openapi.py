@@ -13,6 +13,7 @@ from typing import Any
 from offload import __version__
 from offload.core.states import JobState
 from offload.core.times import TIME_FORMS
+from offload.core.tokens import Scope
 
 _REF = "#/components/schemas/"
 #: The most jobs one page of `GET /v1/jobs` holds.
@@ -354,9 +355,13 @@ _RETRY_AFTER = {
     "description": "Whole seconds (at least 1) to wait before trying again.",
     "schema": {"type": "integer", "minimum": 1},
 }
+_CHALLENGE = {"description": "Always `Bearer`.", "schema": {"type": "string"}}
 _LOCATION = {"description": "The job's URL.", "schema": {"type": "string"}}
 _ERROR_TEXT = {
     400: "The body is not JSON.",
+    401: "No live bearer token (missing, malformed, unknown or revoked), when the server "
+    "checks tokens.",
+    403: "The token lacks the scope this route needs.",
     404: "No such job (or route).",
     409: "The job's state, or a held key, does not allow it.",
     413: "The body, or a job's arguments, over the size limit.",
@@ -387,6 +392,25 @@ _FILTERS = [
         "Jobs per page, at most.",
     ),
 ]
+
+#: The scope of a bearer token each route needs when the server checks tokens (None: the
+#: route is open), by path and method: the API enforces this table and the document states it.
+SCOPES: dict[tuple[str, str], Scope | None] = {
+    ("/v1/jobs", "post"): Scope.ENQUEUE,
+    ("/v1/jobs:batch", "post"): Scope.ENQUEUE,
+    ("/v1/jobs", "get"): Scope.READ,
+    ("/v1/jobs/{job_id}", "get"): Scope.READ,
+    ("/v1/queues", "get"): Scope.READ,
+    ("/v1/workers", "get"): Scope.READ,
+    ("/v1/schedules", "get"): Scope.READ,
+    ("/v1/jobs/{job_id}/cancel", "post"): Scope.ADMIN,
+    ("/v1/jobs/{job_id}/retry", "post"): Scope.ADMIN,
+    ("/v1/jobs:cancel", "post"): Scope.ADMIN,
+    ("/v1/jobs:retry", "post"): Scope.ADMIN,
+    ("/health", "get"): None,
+    ("/ready", "get"): None,
+    ("/openapi.json", "get"): None,
+}
 
 PATHS: dict[str, Any] = {
     "/v1/jobs": {
@@ -523,13 +547,26 @@ PATHS: dict[str, Any] = {
 }
 
 
+def _secured(paths: dict[str, Any]) -> dict[str, Any]:
+    """`paths` with each operation's security from `SCOPES`: the scope it needs, and its
+    401 and 403 answers (an open route: no security)."""
+    for path, item in paths.items():
+        for method, operation in item.items():
+            scope = SCOPES[(path, method)]
+            operation["security"] = [] if scope is None else [{"bearer": [scope.value]}]
+            if scope is not None:
+                operation["responses"].update(_errors(401, 403))
+    return paths
+
+
 def document() -> dict[str, Any]:
     """The whole OpenAPI 3.1 document (a new copy each call)."""
+    headers = {401: {"WWW-Authenticate": _CHALLENGE}, 503: {"Retry-After": _RETRY_AFTER}}
     responses = {
         f"E{status}": {
             "description": text,
             "content": {"application/json": {"schema": _ref("Error")}},
-            **({"headers": {"Retry-After": _RETRY_AFTER}} if status == 503 else {}),
+            **({"headers": headers[status]} if status in headers else {}),
         }
         for status, text in _ERROR_TEXT.items()
     }
@@ -540,6 +577,18 @@ def document() -> dict[str, Any]:
             "version": __version__,
             "description": "Enqueue and inspect offload jobs over HTTP with JSON.",
         },
-        "paths": copy.deepcopy(PATHS),
-        "components": {"schemas": copy.deepcopy(SCHEMAS), "responses": responses},
+        "paths": _secured(copy.deepcopy(PATHS)),
+        "components": {
+            "schemas": copy.deepcopy(SCHEMAS),
+            "responses": responses,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API token (`offload tokens create`); each operation "
+                    "names the scope it needs, and `admin` allows every scope. Checked when "
+                    "the server was started with a token configured (or `auth=True`).",
+                }
+            },
+        },
     }

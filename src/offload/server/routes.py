@@ -3,8 +3,9 @@ block on the database and must never hold up the event loop)."""
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
@@ -21,6 +22,7 @@ from offload.core.job import Job
 from offload.core.records import JobChange
 from offload.core.selection import JobSelection
 from offload.core.times import parse_time
+from offload.core.tokens import Scope
 from offload.server.body import query, read_json, validators
 from offload.server.errors import (
     RequestError,
@@ -28,22 +30,79 @@ from offload.server.errors import (
     offload_error_response,
     request_error_response,
 )
-from offload.server.openapi import MAX_PAGE, document
+from offload.server.openapi import MAX_PAGE, SCOPES, document
 
 T = TypeVar("T")
+Handler = Callable[[Request], Awaitable[Response]]
 
 #: The enqueue options a body may carry, by their `Task.options` name.
 _OPTIONS = ("queue", "priority", "delay", "max_attempts", "unique", "replace")
 _INTEGER = re.compile(r"-?[0-9]{1,19}")
+#: An Authorization header with a bearer token (the scheme's case does not matter).
+_BEARER = re.compile(r"bearer +(\S+) *", re.IGNORECASE)
+#: What a 401 answer carries: how to authenticate.
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
 class Api:
-    """The route handlers, bound to one App."""
+    """The route handlers, bound to one App; with `auth`, each route but the open ones
+    needs a bearer token with its scope (`SCOPES`)."""
 
-    def __init__(self, app: App, body_limit: int) -> None:
+    def __init__(self, app: App, body_limit: int, auth: bool) -> None:
         self.app = app
         self.body_limit = body_limit
+        self.auth = auth
         self.schemas = validators()
+
+    def guarded(self, handler: Handler, scope: Scope | None) -> Handler:
+        """`handler`, after checking the request's token allows `scope` (as is, when
+        tokens are not checked or the route is open)."""
+        if not self.auth or scope is None:
+            return handler
+
+        @functools.wraps(handler)
+        async def checked(request: Request) -> Response:
+            await self._authorize(request, scope)
+            return await handler(request)
+
+        return checked
+
+    async def _authorize(self, request: Request, scope: Scope) -> None:
+        """Refuse, before the body is read, a request without a live token (401) or whose
+        token does not allow `scope` (403). The database is asked each time, so a revoked
+        token is refused from the next request on."""
+        given = request.headers.getlist("authorization")
+        if not given:
+            raise RequestError(
+                401,
+                "unauthorized",
+                f"this route needs a bearer token with the {scope} scope: "
+                "Authorization: Bearer TOKEN",
+                headers=_CHALLENGE,
+            )
+        match = _BEARER.fullmatch(given[0]) if len(given) == 1 else None
+        if match is None:
+            raise RequestError(
+                401,
+                "unauthorized",
+                "the Authorization header must be one 'Bearer TOKEN'",
+                headers=_CHALLENGE,
+            )
+        info = await self._call(self.app.authenticate, match.group(1))
+        if info is None:
+            raise RequestError(
+                401,
+                "unauthorized",
+                "the bearer token is not a live token (unknown, revoked or mistyped)",
+                headers=_CHALLENGE,
+            )
+        if not info.allows(scope):
+            has = ", ".join(s.value for s in Scope if s in info.scopes)
+            raise RequestError(
+                403,
+                "forbidden",
+                f"this route needs the {scope} scope; token {info.name!r} has: {has}",
+            )
 
     async def _body(self, request: Request, schema: str) -> dict[str, Any]:
         body: dict[str, Any] = await read_json(request, self.body_limit, self.schemas[schema])
@@ -242,24 +301,31 @@ async def _on_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def build(app: App, body_limit: int) -> Starlette:
-    """The Starlette app of the API on `app`."""
-    api = Api(app, body_limit)
+def build(app: App, body_limit: int, auth: bool) -> Starlette:
+    """The Starlette app of the API on `app`, checking bearer tokens if `auth`."""
+    api = Api(app, body_limit, auth)
+
+    def route(method: str, path: str, handler: Handler) -> Route:
+        """A route whose handler checks the scope `SCOPES` gives it (a route missing from
+        the table fails here, never serves unchecked)."""
+        scope = SCOPES[(path.replace(":int}", "}"), method.lower())]
+        return Route(path, api.guarded(handler, scope), methods=[method])
+
     routes = [
-        Route("/v1/jobs", api.enqueue, methods=["POST"]),
-        Route("/v1/jobs", api.jobs, methods=["GET"]),
-        Route("/v1/jobs:batch", api.enqueue_many, methods=["POST"]),
-        Route("/v1/jobs:cancel", api.cancel_many, methods=["POST"]),
-        Route("/v1/jobs:retry", api.retry_many, methods=["POST"]),
-        Route("/v1/jobs/{job_id:int}", api.job, methods=["GET"], name="job"),
-        Route("/v1/jobs/{job_id:int}/cancel", api.cancel, methods=["POST"]),
-        Route("/v1/jobs/{job_id:int}/retry", api.retry, methods=["POST"]),
-        Route("/v1/queues", api.queues, methods=["GET"]),
-        Route("/v1/workers", api.workers, methods=["GET"]),
-        Route("/v1/schedules", api.schedules, methods=["GET"]),
-        Route("/health", api.health, methods=["GET"]),
-        Route("/ready", api.ready, methods=["GET"]),
-        Route("/openapi.json", api.openapi, methods=["GET"]),
+        route("POST", "/v1/jobs", api.enqueue),
+        route("GET", "/v1/jobs", api.jobs),
+        route("POST", "/v1/jobs:batch", api.enqueue_many),
+        route("POST", "/v1/jobs:cancel", api.cancel_many),
+        route("POST", "/v1/jobs:retry", api.retry_many),
+        route("GET", "/v1/jobs/{job_id:int}", api.job),
+        route("POST", "/v1/jobs/{job_id:int}/cancel", api.cancel),
+        route("POST", "/v1/jobs/{job_id:int}/retry", api.retry),
+        route("GET", "/v1/queues", api.queues),
+        route("GET", "/v1/workers", api.workers),
+        route("GET", "/v1/schedules", api.schedules),
+        route("GET", "/health", api.health),
+        route("GET", "/ready", api.ready),
+        route("GET", "/openapi.json", api.openapi),
     ]
     handlers = {cls: _on_error for cls in (RequestError, OffloadError, HTTPException, Exception)}
     return Starlette(routes=routes, exception_handlers=handlers)

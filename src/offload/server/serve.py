@@ -32,29 +32,35 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_listen(app: App, host: str, insecure: bool) -> None:
-    """Refuse to listen beyond loopback unless `insecure` (then log a warning): the API
-    checks no credentials, so anyone who reaches the port can enqueue and cancel jobs."""
+def check_listen(app: App, host: str, insecure: bool) -> bool:
+    """Whether the API on `host` checks bearer tokens: yes when any token exists. Without
+    one, refuse to listen beyond loopback unless `insecure` (then log a warning): anyone
+    who reaches the port could enqueue, cancel and retry jobs."""
+    if app.tokens_configured():
+        return True
     if is_loopback(host):
-        return
+        return False
     if not insecure:
         raise ConfigurationError(
-            f"refusing to serve the HTTP API of {app!r} on {host}, which is not loopback: "
-            "it checks no credentials; listen on 127.0.0.1 behind a proxy that does, or "
-            "pass --insecure to accept that anyone who reaches the port can change jobs"
+            f"refusing to serve the HTTP API of {app!r} on {host}, which is not loopback, "
+            "with no API token: create one (offload tokens create NAME --scopes ...) so "
+            "that every request needs it, listen on 127.0.0.1 behind a proxy that "
+            "authenticates, or pass --insecure to accept that anyone who reaches the port "
+            "can change jobs"
         )
     log.warning(
-        "serving the HTTP API on %s without credentials (--insecure): anyone who reaches "
-        "the port can enqueue, cancel and retry jobs",
+        "serving the HTTP API on %s without credentials (--insecure, no API token): anyone "
+        "who reaches the port can enqueue, cancel and retry jobs",
         host,
     )
+    return False
 
 
 def serve(app: App, *, host: str, port: int, insecure: bool, body_limit: int) -> None:
     """Serve the API of `app` on `host`:`port` until SIGINT or SIGTERM, then return (so
     the caller closes the App and exits 0, as `offload worker` does)."""
-    check_listen(app, host, insecure)
-    api = asgi(app, body_limit=body_limit)  # before uvicorn: a missing extra says so first
+    auth = check_listen(app, host, insecure)  # decided once, so both agree
+    api = asgi(app, body_limit=body_limit, auth=auth)  # before uvicorn: a missing extra says so
     import uvicorn
 
     class Server(uvicorn.Server):
