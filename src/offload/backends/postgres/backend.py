@@ -233,6 +233,7 @@ class PostgresBackend(SqlBackend):
     name: ClassVar[str] = "postgresql"
     package: ClassVar[str] = "offload.backends.postgres"
     parallel_writes: ClassVar[bool] = True
+    clock_per_statement: ClassVar[bool] = False
 
     def __init__(
         self,

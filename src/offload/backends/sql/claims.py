@@ -167,7 +167,14 @@ class SqlClaims:
         it takes nothing, `group_wait`, in the same transaction, says when the next group is
         ready by waiting. A wait
         already past means a ready group was held back (a paused or full queue): then no
-        hint, as the finished job or wake-up that frees it wakes the worker."""
+        hint, as the finished job or wake-up that frees it wakes the worker.
+
+        Both statements judge readiness at one instant: where each statement reads the
+        clock anew, a group turning ready between them would look held back (and a burst
+        worker would stop with it due)."""
+        now = params.now
+        if now is None and self.db.clock_per_statement:
+            now = self.db.now()
         values = {
             "worker": params.worker,
             "queue": params.queue,
@@ -175,7 +182,7 @@ class SqlClaims:
             "size": params.size,
             "max_wait": params.max_wait,
             "lease": params.lease,
-            "now": self.db.time_param(params.now),
+            "now": self.db.time_param(now),
         }
         with self.db.tx(relaxed=True) as cur:  # one transaction: the lock lasts to its end
             if "group_begin" in self.q.text:

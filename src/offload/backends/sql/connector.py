@@ -49,6 +49,9 @@ class SqlBackend(ABC):
     name: ClassVar[str]
     package: ClassVar[str]
     parallel_writes: ClassVar[bool]
+    #: Whether each statement reads the clock anew (SQLite), not once per transaction
+    #: (PostgreSQL's now()).
+    clock_per_statement: ClassVar[bool]
     location: str
 
     def __init__(self, macros: Mapping[str, str], pyformat: bool) -> None:
