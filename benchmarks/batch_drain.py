@@ -14,7 +14,6 @@ the median of the per-round ratios (batched rate / one-by-one rate).
 
 from __future__ import annotations
 
-import argparse
 import sqlite3
 import statistics
 import sys
@@ -29,8 +28,8 @@ if str(ROOT) not in sys.path:  # run as a script: make `benchmarks` and `tests` 
     sys.path.insert(0, str(ROOT))
 
 import offload  # noqa: E402
-from benchmarks.procinfo import load_average  # noqa: E402
-from benchmarks.throughput import PostgresTarget, SqliteTarget, Target  # noqa: E402
+from benchmarks._rounds import arguments, ratios, rounds, spread, targets  # noqa: E402
+from benchmarks.throughput import Target  # noqa: E402
 from offload.task import Call  # noqa: E402
 
 MODES = ("one-by-one", "batched")
@@ -101,50 +100,29 @@ def drain(url: str, sink: Sink, mode: str, jobs: int, concurrency: int) -> float
     return seconds
 
 
-def run(target: Target, args: argparse.Namespace) -> None:
-    rates: dict[str, list[float]] = {mode: [] for mode in MODES}
-    ratios: list[float] = []
-    print(f"{target.title}: {args.jobs:,} jobs per run, {args.concurrency} thread slots")
-    for n in range(args.rounds):
-        for mode in MODES:
-            with target.database() as url, tempfile.TemporaryDirectory() as scratch:
-                sink = Sink(Path(scratch) / "sink.db")
-                seconds = drain(url, sink, mode, args.jobs, args.concurrency)
-            rates[mode].append(args.jobs / seconds)
-            print(f"  round {n + 1} {mode:10} {seconds:6.2f} s  {args.jobs / seconds:9,.0f} jobs/s")
-        ratios.append(rates["batched"][-1] / rates["one-by-one"][-1])
+def run(target: Target, count: int, jobs: int, concurrency: int) -> None:
+    print(f"{target.title}: {jobs:,} jobs per run, {concurrency} thread slots")
+
+    def rate(url: str, mode: str) -> float:
+        with tempfile.TemporaryDirectory() as scratch:
+            sink = Sink(Path(scratch) / "sink.db")
+            return jobs / drain(url, sink, mode, jobs, concurrency)
+
+    rates = rounds(target, count, MODES, rate)
     for mode in MODES:
-        print(f"  {mode:10} median {statistics.median(rates[mode]):9,.0f} jobs/s")
-    print(
-        f"  ratio batched / one-by-one: median {statistics.median(ratios):.1f}x "
-        f"(rounds: {', '.join(f'{r:.1f}' for r in ratios)})"
-    )
+        shown = ", ".join(f"{r:,.0f}" for r in rates[mode])
+        print(f"  {mode:10} median {statistics.median(rates[mode]):9,.0f} jobs/s  ({shown})")
+    per_round = ratios(rates["batched"], rates["one-by-one"])
+    print(f"  ratio batched / one-by-one: {spread(per_round, digits=1)}")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--jobs", type=int, default=20_000)
+    parser = arguments(__doc__ or "", rounds=3, jobs=20_000)
     parser.add_argument("--concurrency", type=int, default=2)
     args = parser.parse_args()
-    print(f"load average before: {load_average()}")
-    server: Any = None
-    try:
-        targets: list[Target] = []
-        if args.backend in ("sqlite", "both"):
-            targets.append(SqliteTarget())
-        if args.backend in ("postgres", "both"):
-            from tests.pgserver import start_postgres
-
-            server = start_postgres()
-            targets.append(PostgresTarget(server.url, "throwaway (tests.pgserver)"))
-        for target in targets:
-            run(target, args)
-    finally:
-        if server is not None:
-            server.stop()
-    print(f"load average after: {load_average()}")
+    with targets(args.backend) as chosen:
+        for target in chosen:
+            run(target, args.rounds, args.jobs, args.concurrency)
     return 0
 
 

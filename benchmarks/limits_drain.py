@@ -11,7 +11,6 @@ Prints each run, the medians and the median of the per-round ratios (limited / n
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from pathlib import Path
@@ -21,77 +20,42 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make `benchmarks` and `tests` importable
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.procinfo import load_average  # noqa: E402
-from benchmarks.throughput import (  # noqa: E402
-    PostgresTarget,
-    SqliteTarget,
-    Target,
-    bench_drain,
-    log,
-)
+from benchmarks._rounds import arguments, ratios, rounds, spread, targets  # noqa: E402
+from benchmarks.throughput import Target, bench_drain  # noqa: E402
 
 VARIANTS = ("noop", "limited")
 
 
-def rate(target: Target, jobs: int, executor: str, task: str, timeout: float) -> dict[str, Any]:
-    """One drain on a fresh database: jobs/s, claims and loop turns."""
-    with target.database() as url:
+def run(target: Target, count: int, jobs: int, executor: str, timeout: float) -> None:
+    def drain(url: str, task: str) -> dict[str, Any]:
+        """One drain: jobs/s and the worker's loop turns."""
         result = bench_drain(url, jobs, executor, timeout, task=task)
-    return {"rate": jobs / result["seconds"], "turns": result["turns"]}
+        return {"rate": jobs / result["seconds"], "turns": result["turns"]}
 
-
-def run(target: Target, args: argparse.Namespace) -> None:
-    for executor in args.executors.split(","):
-        runs: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
-        for n in range(args.rounds):
-            for variant in VARIANTS:
-                log(f"{target.key} {executor} round {n + 1}: {variant}")
-                runs[variant].append(rate(target, args.jobs, executor, variant, args.timeout))
-        ratios = [
-            limited["rate"] / plain["rate"]
-            for plain, limited in zip(runs["noop"], runs["limited"], strict=True)
-        ]
-        print(f"{target.title}, {executor} executor x2, {args.jobs:,} jobs per drain")
-        for variant in VARIANTS:
-            rates = [r["rate"] for r in runs[variant]]
-            turns = [r["turns"] for r in runs[variant]]
-            shown = ", ".join(f"{x:,.0f}" for x in rates)
-            print(
-                f"  {'no policy' if variant == 'noop' else 'task limits':12} median "
-                f"{statistics.median(rates):8,.0f} jobs/s  ({shown}); loop turns "
-                f"{statistics.median(turns):,.0f}"
-            )
+    runs = rounds(target, count, VARIANTS, drain)
+    print(f"{target.title}, {executor} executor x2, {jobs:,} jobs per drain")
+    for variant in VARIANTS:
+        rates = [r["rate"] for r in runs[variant]]
+        turns = [r["turns"] for r in runs[variant]]
+        shown = ", ".join(f"{x:,.0f}" for x in rates)
         print(
-            f"  ratio limited / none: median {statistics.median(ratios):.2f} "
-            f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})"
+            f"  {'no policy' if variant == 'noop' else 'task limits':12} median "
+            f"{statistics.median(rates):8,.0f} jobs/s  ({shown}); loop turns "
+            f"{statistics.median(turns):,.0f}"
         )
+    limited = ratios([r["rate"] for r in runs["limited"]], [r["rate"] for r in runs["noop"]])
+    print(f"  ratio limited / none: {spread(limited, digits=2)}")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--jobs", type=int, default=20_000)
+    parser = arguments(__doc__ or "", rounds=3, jobs=20_000)
     parser.add_argument("--executors", default="thread,process")
     parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args()
-    print(f"load average before: {load_average()}")
-    server: Any = None
-    try:
-        targets: list[Target] = []
-        if args.backend in ("sqlite", "both"):
-            targets.append(SqliteTarget())
-        if args.backend in ("postgres", "both"):
-            from tests.pgserver import start_postgres
-
-            server = start_postgres()
-            targets.append(PostgresTarget(server.url, "throwaway (tests.pgserver)"))
-        for target in targets:
-            run(target, args)
-    finally:
-        if server is not None:
-            server.stop()
-    print(f"load average after: {load_average()}")
+    with targets(args.backend) as chosen:
+        for target in chosen:
+            for executor in args.executors.split(","):
+                run(target, args.rounds, args.jobs, executor, args.timeout)
     return 0
 
 

@@ -18,19 +18,15 @@ commit (`durable_commits`).
 
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: make `benchmarks` and `tests` importable
+    sys.path.insert(0, str(ROOT))
 
-from tests.pgserver import start_postgres  # noqa: E402
-from tests.pgserver.databases import fresh_database  # noqa: E402
+from benchmarks._rounds import arguments, child_rate, ratios, rounds, spread, targets  # noqa: E402
 
 VARIANTS = ("plain", "unique", "idempotency")
 
@@ -56,65 +52,26 @@ print(f"{n / (time.perf_counter() - started):.1f}")
 """
 
 
-def run(url: str, variant: str, jobs: int) -> float:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join((str(ROOT / "src"), str(ROOT))))
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, url, variant, str(jobs)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return float(out.stdout.split()[-1])
-
-
-def measure(backend: str, rounds: int, jobs: int, pg_url: str | None) -> dict[str, list[float]]:
-    rates: dict[str, list[float]] = {v: [] for v in VARIANTS}
-    with tempfile.TemporaryDirectory() as tmp:
-        for n in range(rounds):
-            for i, variant in enumerate(VARIANTS):
-                if backend == "sqlite":
-                    url = f"sqlite:///{tmp}/bench_{n}_{i}.db"
-                else:
-                    assert pg_url is not None
-                    url = fresh_database(pg_url, f"unique_{n}_{i}")
-                rates[variant].append(run(url, variant, jobs))
-                print(f"{backend} round {n + 1} {variant}: {rates[variant][-1]:,.0f}/s",
-                      file=sys.stderr)  # fmt: skip
-    return rates
-
-
-def report(backend: str, rates: dict[str, list[float]]) -> None:
-    print(f"{backend}: single-job enqueue, jobs/s (median of {len(rates['plain'])} rounds)")
+def report(title: str, rates: dict[str, list[float]]) -> None:
+    print(f"{title}: single-job enqueue, jobs/s (median of {len(rates['plain'])} rounds)")
     for variant in VARIANTS:
         runs = ", ".join(f"{r:,.0f}" for r in rates[variant])
-        ratios = [v / p for v, p in zip(rates[variant], rates["plain"], strict=True)]
-        print(
-            f"  {variant:<12} {statistics.median(rates[variant]):>8,.0f}  "
-            f"ratio {statistics.median(ratios):.3f} (min {min(ratios):.3f}, "
-            f"max {max(ratios):.3f})  ({runs})"
-        )
+        shown = spread(ratios(rates[variant], rates["plain"]))
+        median = statistics.median(rates[variant])
+        print(f"  {variant:<12} {median:>8,.0f}  ratio {shown}  ({runs})")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--jobs", type=int, default=2000)
-    parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
-    args = parser.parse_args()
-    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
-    results = {}
-    for backend in backends:
-        if backend == "postgres":
-            server = start_postgres(durable_commits=True)
-            try:
-                results[backend] = measure(backend, args.rounds, args.jobs, server.url)
-            finally:
-                server.stop()
-        else:
-            results[backend] = measure(backend, args.rounds, args.jobs, None)
-    for backend, rates in results.items():
-        report(backend, rates)
+    args = arguments(__doc__ or "", rounds=5, jobs=2000).parse_args()
+    with targets(args.backend, durable_commits=True) as chosen:
+        for target in chosen:
+            rates = rounds(
+                target,
+                args.rounds,
+                VARIANTS,
+                lambda url, variant: child_rate(CHILD, url, variant, str(args.jobs)),
+            )
+            report(target.title, rates)
     return 0
 
 
