@@ -111,6 +111,13 @@ def test_app_task_validates_at_declaration(tmp_path: Any) -> None:
             app.task(name="c", max_attempts=5, retry=RetryPolicy(max_attempts=2))
         with pytest.raises(ConfigurationError, match="queue name"):
             app.task(name="d", queue="")
+        with pytest.raises(ConfigurationError, match="unknown task option 'retries'"):
+            app.task(name="e", retries=3)  # type: ignore[call-overload]
+        with pytest.raises(ConfigurationError, match="unknown task option 'max_sise'"):
+            app.batch_task(name="f", max_sise=10)  # type: ignore[call-arg]
+        with pytest.raises(ConfigurationError, match="a batch task takes no concurrency"):
+            app.batch_task(name="g", concurrency=2)  # type: ignore[call-arg]
+        assert app.registry.names() == []
 
         @app.task(name="ok", max_attempts=7, queue="q")
         def ok() -> None:

@@ -35,19 +35,21 @@ from offload.core.errors import (
 from offload.core.flow import DEFAULT_AGING, QueuePolicy, Rate
 from offload.core.job import Job, JobSpec, Payload
 from offload.core.options import (
+    BatchTaskKeywords,
     EnqueueOptions,
-    RetryPolicy,
+    TaskKeywords,
     TaskOptions,
     check_name,
     check_page,
     check_priority,
     check_state,
     check_text,
+    task_options,
 )
 from offload.core.records import JobChange, QueueState, ScheduleState, WorkerInfo
 from offload.core.schedule import Misfire, ScheduleDef, parse_misfire
 from offload.core.selection import JobSelection, check_moment, check_selection
-from offload.core.shaping import DEFAULT_RETENTION, Unique, check_retention
+from offload.core.shaping import DEFAULT_RETENTION, check_retention
 from offload.core.states import JobState
 from offload.core.status import (
     LOST_AFTER,
@@ -125,47 +127,16 @@ class App:
     def task(self, fn: Callable[P, R]) -> Task[P, R]: ...
 
     @overload
-    def task(
-        self,
-        *,
-        name: str | None = None,
-        queue: str = "default",
-        priority: int = 0,
-        max_attempts: int = 3,
-        retry: RetryPolicy | None = None,
-        timeout: float | None = None,
-        cpu_seconds: float | None = None,
-        memory_mb: float | None = None,
-        executor: str | None = None,
-        concurrency: int | None = None,
-        rate_limit: Rate | str | tuple[int, float] | None = None,
-        limit_key: Callable[..., str] | None = None,
-        sweep: Callable[[list[tuple[list[Any], dict[str, Any]]]], Any] | None = None,
-        unique: bool | str | Unique | None = None,
-        on_duplicate: str = "return",
-    ) -> TaskDecorator: ...
+    def task(self, **keywords: Unpack[TaskKeywords]) -> TaskDecorator: ...
 
-    def task(
-        self,
-        fn: Callable[..., Any] | None = None,
-        *,
-        name: str | None = None,
-        queue: str = "default",
-        priority: int = 0,
-        max_attempts: int = 3,
-        retry: RetryPolicy | None = None,
-        timeout: float | None = None,
-        cpu_seconds: float | None = None,
-        memory_mb: float | None = None,
-        executor: str | None = None,
-        concurrency: int | None = None,
-        rate_limit: Rate | str | tuple[int, float] | None = None,
-        limit_key: Callable[..., str] | None = None,
-        sweep: Callable[[list[tuple[list[Any], dict[str, Any]]]], Any] | None = None,
-        unique: bool | str | Unique | None = None,
-        on_duplicate: str = "return",
-    ) -> Any:
+    def task(self, fn: Callable[..., Any] | None = None, **keywords: Unpack[TaskKeywords]) -> Any:
         """Register a function as a task: `@app.task` or `@app.task(queue="mail")`.
+
+        Options (each `TaskOptions`' field of that name): `name` (default: the function's
+        module and qualified name), `queue` ("default"), `priority` (0), `max_attempts` (3)
+        or `retry` (an `offload.RetryPolicy`), `timeout`, `cpu_seconds`, `memory_mb`,
+        `executor`, `concurrency`, `rate_limit`, `limit_key`, `sweep`, `unique`,
+        `on_duplicate` ("return").
 
         `timeout` (wall-clock seconds), `cpu_seconds` and `memory_mb` (MiB) limit each run;
         a run over a limit fails with an error naming it. `executor` picks where jobs run;
@@ -179,25 +150,10 @@ class App:
         `unique` (True: by task and arguments, a key, or `offload.Unique`) makes an enqueue
         whose key a job holds return that job (`on_duplicate="raise"`: DuplicateJob).
         """
-        options = _task_options(
-            max_attempts,
-            retry,
-            queue=queue,
-            priority=priority,
-            timeout=timeout,
-            cpu_seconds=cpu_seconds,
-            memory_mb=memory_mb,
-            executor=executor,
-            concurrency=concurrency,
-            rate_limit=None if rate_limit is None else Rate.parse(rate_limit),
-            limit_key=limit_key,
-            sweep=sweep,
-            unique=Unique.of(unique, ConfigurationError),
-            on_duplicate=on_duplicate,
-        )
+        options = task_options(keywords)
 
         def register(func: Callable[..., Any]) -> Task[..., Any]:
-            return self._register(func, name, options)
+            return self._register(func, keywords.get("name"), options)
 
         return register if fn is None else register(fn)
 
@@ -207,18 +163,7 @@ class App:
         max_size: int = 100,
         max_wait: float = 2.0,
         group_by: Callable[..., Any] | None = None,
-        name: str | None = None,
-        queue: str = "default",
-        priority: int = 0,
-        max_attempts: int = 3,
-        retry: RetryPolicy | None = None,
-        timeout: float | None = None,
-        cpu_seconds: float | None = None,
-        memory_mb: float | None = None,
-        executor: str | None = None,
-        sweep: Callable[[list[tuple[list[Any], dict[str, Any]]]], Any] | None = None,
-        unique: bool | str | Unique | None = None,
-        on_duplicate: str = "return",
+        **keywords: Unpack[BatchTaskKeywords],
     ) -> Callable[[Callable[[list[BatchItem]], Any]], Task[..., Any]]:
         """Register a batch task: `@app.batch_task(max_size=100, max_wait=2.0, group_by=f)`.
 
@@ -231,26 +176,12 @@ class App:
         process limits bound a call. Batch tasks take no task limits (`concurrency`,
         `rate_limit`, `limit_key`): limit the queue's concurrency instead.
         """
-        batch = BatchOptions(max_size, max_wait, group_by)
-        options = _task_options(
-            max_attempts,
-            retry,
-            queue=queue,
-            priority=priority,
-            timeout=timeout,
-            cpu_seconds=cpu_seconds,
-            memory_mb=memory_mb,
-            executor=executor,
-            sweep=sweep,
-            unique=Unique.of(unique, ConfigurationError),
-            on_duplicate=on_duplicate,
-            batch=batch,
-        )
+        options = task_options(keywords, BatchOptions(max_size, max_wait, group_by))
         if options.queue in self.queues and self.queues[options.queue].rate is not None:
             raise ConfigurationError(_BATCH_RATE.format(queue=options.queue))
 
         def register(func: Callable[[list[BatchItem]], Any]) -> Task[..., Any]:
-            return self._register(func, name, options)
+            return self._register(func, keywords.get("name"), options)
 
         return register
 
@@ -749,14 +680,6 @@ class App:
         """The one insert path of every enqueue."""
         self.ready()
         return self.backend.jobs.insert(JobInsertParams(spec, payloads, conn))
-
-
-def _task_options(max_attempts: int, retry: RetryPolicy | None, **options: Any) -> TaskOptions:
-    """A task's options from a declaration's settings (`max_attempts` or `retry`, not both
-    differing)."""
-    if retry is not None and max_attempts not in (3, retry.max_attempts):
-        raise ConfigurationError("give max_attempts either directly or in retry, not both")
-    return TaskOptions(retry=retry or RetryPolicy(max_attempts=max_attempts), **options)
 
 
 __all__ = ["App", "Call", "Task", "call"]

@@ -11,7 +11,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from offload.core.batch import BatchOptions
 from offload.core.errors import ConfigurationError, OffloadError, ValidationError, shorten
@@ -295,3 +295,56 @@ class EnqueueOptions:
     #: asks running ones to stop).
     replace: str | None = None
     replace_running: bool = False
+
+
+class BatchTaskKeywords(TypedDict, total=False):
+    """The options `App.batch_task` shares with `App.task` (see `TaskOptions` for each);
+    `max_attempts` is a shorthand for `retry=RetryPolicy(max_attempts=...)`."""
+
+    name: str | None
+    queue: str
+    priority: int
+    max_attempts: int
+    retry: RetryPolicy | None
+    timeout: float | None
+    cpu_seconds: float | None
+    memory_mb: float | None
+    executor: str | None
+    sweep: Callable[[list[tuple[list[Any], dict[str, Any]]]], Any] | None
+    unique: bool | str | Unique | None
+    on_duplicate: str
+
+
+class TaskKeywords(BatchTaskKeywords, total=False):
+    """The options of `App.task`: the shared ones and the task limits."""
+
+    concurrency: int | None
+    rate_limit: Rate | str | tuple[int, float] | None
+    limit_key: LimitKey | None
+
+
+#: Every keyword `App.task` takes (`App.batch_task` takes these less the task limits).
+TASK_KEYWORDS = TaskKeywords.__optional_keys__
+
+
+def task_options(
+    keywords: TaskKeywords | BatchTaskKeywords, batch: BatchOptions | None = None
+) -> TaskOptions:
+    """A task's options from a declaration's keywords (`name` is not an option: the caller
+    takes it); an unknown keyword, or `max_attempts` differing from `retry`'s, is refused."""
+    given: dict[str, Any] = dict(keywords)
+    unknown = sorted(set(given) - TASK_KEYWORDS)
+    if unknown:
+        raise ConfigurationError(f"unknown task option {unknown[0]!r}")
+    given.pop("name", None)
+    max_attempts = given.pop("max_attempts", 3)
+    retry: RetryPolicy | None = given.pop("retry", None)
+    if retry is not None and max_attempts not in (3, retry.max_attempts):
+        raise ConfigurationError("give max_attempts either directly or in retry, not both")
+    rate = given.pop("rate_limit", None)
+    return TaskOptions(
+        retry=retry or RetryPolicy(max_attempts=max_attempts),
+        rate_limit=None if rate is None else Rate.parse(rate),
+        batch=batch,
+        **given,
+    )
