@@ -134,7 +134,7 @@ class JobStore(Protocol):
         """Number of jobs per queue and state."""
         ...
 
-    def census(self) -> list[StateCensus]:
+    def census(self) -> builtins.list[StateCensus]:
         """Jobs per queue and state with each group's oldest due wait, in one statement
         (what a metrics scrape reads)."""
         ...

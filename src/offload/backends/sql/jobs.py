@@ -3,6 +3,7 @@ the bulk operations (retry_many, cancel_many, purge), each one statement."""
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -306,7 +307,7 @@ class SqlJobs:
                 counts.setdefault(queue, {})[state] = int(number)
         return counts
 
-    def census(self) -> list[StateCensus]:
+    def census(self) -> builtins.list[StateCensus]:
         with self.db.read() as cur:
             cur.execute(self.q["census"])
             rows = cur.fetchall()
