@@ -56,9 +56,7 @@ def test_census_counts_jobs_per_queue_and_state_with_the_oldest_due_wait(
         assert found[key].oldest_due is None, key
 
 
-def test_a_retrying_job_whose_time_came_counts_as_waiting(
-    backend: Backend, db_url: str
-) -> None:
+def test_a_retrying_job_whose_time_came_counts_as_waiting(backend: Backend, db_url: str) -> None:
     [job_id] = insert(backend, 1, queue="r")
     RawDB(db_url).execute("UPDATE offload_jobs SET state = 'retrying' WHERE id = ?", [job_id])
     _age(db_url, [job_id], 30)
@@ -84,8 +82,6 @@ def test_app_census_reads_both(backend: Backend, app: offload.App) -> None:
     insert(backend, 2, queue="q")
     census = app.census()
     assert isinstance(census, Census)
-    assert [(c.queue, c.state, c.jobs) for c in census.states] == [
-        ("q", JobState.AVAILABLE, 2)
-    ]
+    assert [(c.queue, c.state, c.jobs) for c in census.states] == [("q", JobState.AVAILABLE, 2)]
     assert all(isinstance(c, StateCensus) for c in census.states)
     assert census.workers == WorkerCensus(alive=0, lost=0, alive_slots=0)
