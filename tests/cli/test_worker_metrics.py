@@ -132,26 +132,37 @@ def test_a_taken_metrics_port_fails_before_any_job_runs(sqlite_env: dict[str, st
         app.close()
 
 
-def test_without_the_metrics_extra_the_flag_names_it(sqlite_env: dict[str, str]) -> None:
+def _without_prometheus(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`offload ARGS` in a process where prometheus_client cannot be imported."""
     script = (
         "import sys\n"
         "sys.modules['prometheus_client'] = None  # as if not installed\n"
         "from offload.cli.entry import main\n"
-        "main(['worker', '--burst', '--metrics-port', '9999'])\n"
+        f"main({list(args)!r})\n"
     )
-    env = {**sqlite_env, "PYTHONPATH": os.pathsep.join(sys.path)}
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", script],
         cwd=ROOT,
-        env=env,
+        env={**env, "PYTHONPATH": os.pathsep.join(sys.path)},
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_without_the_metrics_extra_the_flag_names_it(sqlite_env: dict[str, str]) -> None:
+    done = _without_prometheus(sqlite_env, "worker", "--burst", "--metrics-port", "9999")
     assert_one_line_error(
         done,
         1,
         "--metrics-port needs the metrics extra (prometheus_client is missing)",
         "pip install 'offload[metrics]'",
     )
+
+
+def test_without_the_metrics_extra_a_worker_without_the_flag_runs(
+    sqlite_env: dict[str, str],
+) -> None:
+    done = _without_prometheus(sqlite_env, "worker", "--burst", "--executor", "thread")
+    assert done.returncode == 0, done.stderr

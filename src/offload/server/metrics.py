@@ -66,7 +66,8 @@ _GAUGES = (
 
 class ApiMetrics:
     """The registry `/metrics` renders: the census gauges and this process's enqueue
-    counters (labels capped by `SeriesCap`)."""
+    counters (labels capped by `SeriesCap`, one per counter). Counted from the event
+    loop's thread only; `render` runs in a worker thread and only reads."""
 
     def __init__(self, app: App, series_limit: int | None = None) -> None:
         self.registry = CollectorRegistry()
@@ -80,17 +81,18 @@ class ApiMetrics:
         self._rejected = Counter(
             rejected.name, rejected.help, rejected.labels, registry=self.registry
         )
-        self._cap = SeriesCap() if series_limit is None else SeriesCap(series_limit)
+        limit = {} if series_limit is None else {"limit": series_limit}
+        self._pairs, self._queues = SeriesCap(**limit), SeriesCap(**limit)
 
     def enqueued(self, queue: str, task: str, count: int = 1) -> None:
         """Count `count` jobs of `task` stored in `queue` by this process."""
         if count:
-            self._enqueued.labels(*self._cap((queue, task))).inc(count)
+            self._enqueued.labels(*self._pairs((queue, task))).inc(count)
 
     def rejected(self, error: BackPressure) -> None:
         """Count an enqueue that back pressure turned away."""
         reason = "full" if isinstance(error, QueueFull) else "overloaded"
-        queue, _ = self._cap((error.queue, ""))
+        queue, _ = self._queues((error.queue, ""))
         self._rejected.labels(queue, reason).inc()
 
     def render(self) -> bytes:
