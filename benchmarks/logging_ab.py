@@ -38,14 +38,17 @@ ARMS = {
 }
 
 
-def drain(url: str, arm: str, jobs: int, log: Path) -> tuple[float, float]:
-    """One drain in a fresh runner process; return its jobs per second and the worker
-    process's CPU microseconds per job (which moves less with the machine's load)."""
+def drain(
+    url: str, arm: str, jobs: int, log: Path, arms: dict[str, list[str]] = ARMS
+) -> tuple[float, float]:
+    """One drain in a fresh runner process with `arms[arm]`'s options; return its jobs per
+    second and the worker process's CPU microseconds per job (which moves less with the
+    machine's load)."""
     env = dict(os.environ, OFFLOAD_URL=url, PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{ROOT}")
     with log.open("wb") as stderr:
         out = subprocess.run(
             [sys.executable, "-m", "benchmarks.runner", "drain", "--prefill", str(jobs)]
-            + ARMS[arm],
+            + arms[arm],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -58,20 +61,28 @@ def drain(url: str, arm: str, jobs: int, log: Path) -> tuple[float, float]:
     return result["processed"] / result["seconds"], result["cpu_seconds"] / jobs * 1e6
 
 
-def measure(backend: str, server: PostgresServer | None, args: argparse.Namespace) -> None:
-    rates: dict[str, list[float]] = {arm: [] for arm in ARMS}
-    cpus: dict[str, list[float]] = {arm: [] for arm in ARMS}
+def measure(
+    backend: str,
+    server: PostgresServer | None,
+    args: argparse.Namespace,
+    arms: dict[str, list[str]] = ARMS,
+) -> None:
+    """Drain once per arm per round (arms rotated), then print each arm's median rate and
+    its median ratio to the first arm (the baseline)."""
+    base = next(iter(arms))
+    rates: dict[str, list[float]] = {arm: [] for arm in arms}
+    cpus: dict[str, list[float]] = {arm: [] for arm in arms}
     lines: dict[str, int] = {}
-    with tempfile.TemporaryDirectory(prefix="logging_ab_") as tmp:
+    with tempfile.TemporaryDirectory(prefix="drain_ab_") as tmp:
         for n in range(args.rounds):
-            order = list(ARMS)[n % len(ARMS) :] + list(ARMS)[: n % len(ARMS)]
+            order = list(arms)[n % len(arms) :] + list(arms)[: n % len(arms)]
             for arm in order:
                 if server is None:
                     url = f"sqlite:///{tmp}/{n}_{arm}.db"
                 else:
                     url = fresh_database(server.url, f"logab_{n}_{arm}")
                 log = Path(tmp) / f"{n}_{arm}.log"
-                rate, cpu = drain(url, arm, args.jobs, log)
+                rate, cpu = drain(url, arm, args.jobs, log, arms)
                 rates[arm].append(rate)
                 cpus[arm].append(cpu)
                 with log.open("rb") as text:
@@ -81,9 +92,10 @@ def measure(backend: str, server: PostgresServer | None, args: argparse.Namespac
     for arm, runs in rates.items():
         each = ", ".join(f"{r:,.0f}" for r in runs)
         line = f"  {arm:5} {statistics.median(runs):8,.0f} jobs/s ({each})"
-        if arm != "off":
-            ratios = [on / off for on, off in zip(runs, rates["off"], strict=True)]
-            line += f"; {statistics.median(ratios) - 1:+.1%} vs off"
+        if arm != base:
+            ratios = [on / off for on, off in zip(runs, rates[base], strict=True)]
+            ratio = statistics.median(ratios)
+            line += f"; ratio {ratio:.3f} ({ratio - 1:+.1%}) vs {base}"
         cpu = statistics.median(cpus[arm])
         print(f"{line}; worker CPU {cpu:.1f} us/job; {lines[arm] / args.jobs:.2f} lines/job")
 

@@ -32,6 +32,7 @@ from typing import Any, cast
 from benchmarks import bench_app
 from benchmarks.dbutil import epoch, is_sqlite, query
 from offload.runtime.logfmt import LOG_FORMATS, configure
+from offload.runtime.observer import JobObserver
 from offload.runtime.worker import Worker
 
 #: Backend operations the instrumented run counts and times.
@@ -202,7 +203,9 @@ def _verb(sql: str) -> str:
     return "?"
 
 
-def make_worker(executor: str, concurrency: int, *, burst: bool) -> Worker:
+def make_worker(
+    executor: str, concurrency: int, *, burst: bool, observer: JobObserver | None = None
+) -> Worker:
     return Worker(
         bench_app.app.backend,
         bench_app.app.registry,
@@ -212,6 +215,7 @@ def make_worker(executor: str, concurrency: int, *, burst: bool) -> Worker:
         app_path=bench_app.APP_PATH,
         burst=burst,
         install_signals=not burst,
+        observer=observer,
     )
 
 
@@ -241,7 +245,13 @@ def drain(args: argparse.Namespace) -> dict[str, Any]:
     while left > 0:
         task.enqueue_many(calls[: min(left, 1000)])
         left -= min(left, 1000)
-    worker = make_worker(args.executor, args.concurrency, burst=True)
+    metrics = server = None
+    if args.metrics_port is not None:  # as `offload worker --metrics-port` does
+        from offload.runtime.metrics import MetricsServer, WorkerMetrics
+
+        metrics = WorkerMetrics()
+        server = MetricsServer(metrics.registry, "127.0.0.1", args.metrics_port)
+    worker = make_worker(args.executor, args.concurrency, burst=True, observer=metrics)
     meter = Meter() if args.instrument else None
     if meter is not None:
         meter.attach(worker)
@@ -269,6 +279,8 @@ def drain(args: argparse.Namespace) -> dict[str, Any]:
         end = time.perf_counter()
     cpu = time.process_time() - cpu_start
     watchdog.cancel()
+    if server is not None:
+        server.close()
     url = bench_app.URL
     first_start, last_finish = query(
         url,
@@ -323,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", metavar="FILE", help="drain: write cProfile stats here")
     parser.add_argument("--log-level", help="log to stderr at this level, as a worker does")
     parser.add_argument("--log-format", choices=LOG_FORMATS, default="text")
+    parser.add_argument(
+        "--metrics-port", type=int, help="drain: count metrics and serve them on this port"
+    )
     args = parser.parse_args(argv)
     if args.log_level:
         configure(args.log_level, args.log_format)

@@ -46,7 +46,7 @@ from offload.core.options import (
     check_text,
     task_options,
 )
-from offload.core.records import JobChange, QueueState, ScheduleState, WorkerInfo
+from offload.core.records import Census, JobChange, QueueState, ScheduleState, WorkerInfo
 from offload.core.schedule import Misfire, ScheduleDef, parse_misfire
 from offload.core.selection import JobSelection, check_moment, check_selection
 from offload.core.shaping import DEFAULT_RETENTION, check_retention
@@ -559,6 +559,12 @@ class App:
         """Jobs per queue and state."""
         self.ready()
         return self.backend.jobs.counts()
+
+    def census(self) -> Census:
+        """Jobs per queue and state with the oldest due wait, and workers alive or lost:
+        two statements, whatever the number of queues (what `/metrics` reads per scrape)."""
+        self.ready()
+        return Census(self.backend.jobs.census(), self.backend.workers.census(LOST_AFTER))
 
     def queue_statuses(self) -> list[QueueStatus]:
         """Each queue with jobs or a stored policy: counts per state, the live workers that

@@ -26,6 +26,7 @@ CALLS: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", "/v1/jobs/{job_id}/retry", {}),
     ("POST", "/v1/jobs:cancel", {"json": {"ids": ["{job_id}"]}}),
     ("POST", "/v1/jobs:retry", {"json": {"ids": ["{job_id}"]}}),
+    ("GET", "/metrics", {}),
 ]
 OPEN = [("GET", "/health"), ("GET", "/ready"), ("GET", "/openapi.json")]
 #: Authorization headers that carry no live token.

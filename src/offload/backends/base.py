@@ -43,7 +43,15 @@ from offload.backends.params import (
 )
 from offload.core.flow import QueuePolicy, TaskLimits
 from offload.core.job import Job
-from offload.core.records import JobChange, QueueFigures, QueueState, ScheduleState, WorkerInfo
+from offload.core.records import (
+    JobChange,
+    QueueFigures,
+    QueueState,
+    ScheduleState,
+    StateCensus,
+    WorkerCensus,
+    WorkerInfo,
+)
 from offload.core.schedule import ScheduleDef
 from offload.core.tokens import TokenRecord
 
@@ -124,6 +132,11 @@ class JobStore(Protocol):
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Number of jobs per queue and state."""
+        ...
+
+    def census(self) -> builtins.list[StateCensus]:
+        """Jobs per queue and state with each group's oldest due wait, in one statement
+        (what a metrics scrape reads)."""
         ...
 
     def cancel(self, job_id: int) -> Job:
@@ -226,6 +239,11 @@ class WorkerStore(Protocol):
 
     def list(self) -> list[WorkerInfo]:
         """Every registered worker."""
+        ...
+
+    def census(self, lost_after: float) -> WorkerCensus:
+        """Registered workers counted as alive (a heartbeat within `lost_after` seconds, by
+        the database clock) or lost, in one statement."""
         ...
 
 

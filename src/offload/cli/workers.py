@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -11,10 +11,14 @@ from offload.cli.context import AppLoader
 from offload.cli.logs import log_options
 from offload.cli.output import console, new_table, print_json, when
 from offload.cli.retention import retention_options
+from offload.core.errors import ConfigurationError
 from offload.core.options import EXECUTORS, check_name
 from offload.core.states import JobState
 from offload.runtime.logfmt import configure
 from offload.runtime.memory import keep_freed_memory
+
+if TYPE_CHECKING:
+    from offload.runtime.metrics import WorkerMetrics
 
 
 @click.command()
@@ -67,6 +71,17 @@ from offload.runtime.memory import keep_freed_memory
     type=click.IntRange(min=1),
     help="Database connections at most, besides the wake-up channel's [default: 2].",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    help="Serve this worker's Prometheus metrics over HTTP on this port (needs the metrics extra).",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="The address --metrics-port listens on.",
+)
 @retention_options
 @log_options("info logs a line per job (started, succeeded, failed, dead, cancelled).")
 @click.pass_obj
@@ -85,6 +100,8 @@ def worker(
     shutdown_timeout: float | None,
     poll_interval: float | None,
     connections: int | None,
+    metrics_port: int | None,
+    metrics_host: str,
     log_level: str,
     log_format: str,
     retention: dict[JobState, float] | None,
@@ -116,6 +133,7 @@ def worker(
         "poll_interval": poll_interval,
         "connections": connections,
     }
+    metrics = None if metrics_port is None else _worker_metrics()
     app = loader.app()
     runner = app.worker(
         queues=served,
@@ -123,12 +141,36 @@ def worker(
         app_path=loader.path,
         burst=burst,
         scheduler=app.scheduler(retention=retention) if retention is not None else scheduler,
+        observer=metrics,
         **{name: value for name, value in given.items() if value is not None},
     )
+    server = None
+    if metrics is not None and metrics_port is not None:
+        from offload.runtime.metrics import MetricsServer
+
+        server = MetricsServer(metrics.registry, metrics_host, metrics_port)
     # This process is offload's alone: keep freed heap so that a claim after an idle moment
     # does not fault SQLite's page cache back in (about 0.3 ms of start latency).
     keep_freed_memory()
-    sys.exit(runner.run())
+    try:
+        code = runner.run()
+    finally:
+        if server is not None:
+            server.close()
+    sys.exit(code)
+
+
+def _worker_metrics() -> WorkerMetrics:
+    """The worker's metrics, or a clear error naming the extra they need."""
+    try:
+        from offload.runtime.metrics import WorkerMetrics
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "a module").partition(".")[0]
+        raise ConfigurationError(
+            f"--metrics-port needs the metrics extra ({missing} is missing): "
+            "pip install 'offload[metrics]'"
+        ) from None
+    return WorkerMetrics()
 
 
 @click.command()

@@ -26,6 +26,36 @@ class WorkerInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class StateCensus:
+    """How many jobs one queue holds in one state (`JobStore.census`), by the database clock."""
+
+    queue: str
+    state: JobState
+    jobs: int
+    #: Seconds the oldest due, not yet started job in this state has waited since it became
+    #: due; None when none is due (always None for states that do not wait to start).
+    oldest_due: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerCensus:
+    """Registered workers counted by whether they still heartbeat (`WorkerStore.census`)."""
+
+    alive: int
+    lost: int
+    #: Job slots (concurrency) summed over the live workers.
+    alive_slots: int
+
+
+@dataclass(frozen=True, slots=True)
+class Census:
+    """The whole system as a metrics scrape shows it: jobs per queue and state, workers."""
+
+    states: list[StateCensus]
+    workers: WorkerCensus
+
+
+@dataclass(frozen=True, slots=True)
 class JobChange:
     """One job a bulk operation changed, and the state it left the job in."""
 

@@ -30,6 +30,8 @@ class ExecutorPool:
         self.primary = primary
         self.executors = executors
         self.route = route
+        #: Called with each batch of jobs handed to an executor (None: nobody asks).
+        self.on_start: Callable[[list[Job]], None] | None = None
 
     def claimable(self) -> int:
         """Slots the worker should claim for: the primary executor's free ones."""
@@ -55,6 +57,8 @@ class ExecutorPool:
         for kind, batch in batches.items():
             self.executors[kind].submit(batch)
             joblog.started(batch)  # here, not per call: the loop calls this every turn
+            if self.on_start is not None:
+                self.on_start(batch)
         return waiting
 
     def poll(self) -> list[Event]:

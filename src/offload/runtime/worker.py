@@ -47,6 +47,7 @@ from offload.core.task import Registry, TaskDef
 from offload.runtime import joblog
 from offload.runtime.batch import gather, split
 from offload.runtime.executor import Event, Finished, Progress, SelfPipe
+from offload.runtime.observer import JobObserver
 from offload.runtime.outage import Outage, passing
 from offload.runtime.outcomes import (
     CANCELLED_BEFORE_START,
@@ -90,6 +91,7 @@ class Worker:
         flush_delay: float = 0.005,
         clock: Callable[[], datetime] | None = None,
         connections: int = 2,
+        observer: JobObserver | None = None,
     ) -> None:
         check_settings(
             executor=executor,
@@ -144,6 +146,9 @@ class Worker:
         #: clock); tests move it forward instead of sleeping through leases.
         self.clock = clock
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        #: Told of every job started and every run ended (metrics: `offload worker
+        #: --metrics-port`); None: nothing is told.
+        self.observer = observer
         self._buffer: deque[Job] = deque()
         #: Batch tasks per queue served: their jobs are claimed by group, one call each.
         self._batches: dict[str, list[TaskDef]] = {}
@@ -562,6 +567,8 @@ class Worker:
             self.backend.claims.progress(self.id, reports)
         if outcomes:
             joblog.ended(runs, outcomes)
+            if self.observer is not None:
+                self.observer.ended(runs, outcomes)
             self._outcomes().submit(outcomes)
             now = time.monotonic()
             for run, outcome in zip(runs, outcomes, strict=True):
@@ -687,7 +694,15 @@ class Worker:
             )
 
     def _make_pool(self) -> ExecutorPool:
-        return build_pool(self.pool_spec)
+        pool = build_pool(self.pool_spec)
+        if self.observer is not None:
+            pool.on_start = self._started
+        return pool
+
+    def _started(self, jobs: list[Job]) -> None:
+        """Tell the observer of jobs started: a batch call's own jobs, not its stand-in."""
+        assert self.observer is not None
+        self.observer.started(self._held(jobs))
 
     def _install_signals(self) -> dict[int, Any]:
         return install_handlers(self._on_signal) if self.install_signals else {}

@@ -409,6 +409,8 @@ SCOPES: dict[tuple[str, str], Scope | None] = {
     ("/v1/jobs:retry", "post"): Scope.ADMIN,
     ("/health", "get"): None,
     ("/ready", "get"): None,
+    # Metrics show queue names and volumes, as /v1/queues does: read, like it.
+    ("/metrics", "get"): Scope.READ,
     ("/openapi.json", "get"): None,
 }
 
@@ -535,6 +537,20 @@ PATHS: dict[str, Any] = {
             "operationId": "ready",
             "summary": "The database answers and its schema is current.",
             "responses": {"200": _json(_ref("Status"), "Ready."), **_errors(503)},
+        }
+    },
+    "/metrics": {
+        "get": {
+            "operationId": "metrics",
+            "summary": "Prometheus metrics: queue depth by state, oldest due age, workers "
+            "(read from the database now) and this process's enqueue counters.",
+            "responses": {
+                "200": {
+                    "description": "Prometheus' text exposition format 0.0.4.",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                },
+                **_errors(503),
+            },
         }
     },
     "/openapi.json": {

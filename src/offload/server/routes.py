@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from offload.app import App, Call
-from offload.core.errors import OffloadError
+from offload.core.errors import BackPressure, OffloadError
 from offload.core.job import Job
 from offload.core.records import JobChange
 from offload.core.selection import JobSelection
@@ -30,6 +30,7 @@ from offload.server.errors import (
     offload_error_response,
     request_error_response,
 )
+from offload.server.metrics import CONTENT_TYPE, ApiMetrics
 from offload.server.openapi import MAX_PAGE, SCOPES, document
 
 T = TypeVar("T")
@@ -53,6 +54,7 @@ class Api:
         self.body_limit = body_limit
         self.auth = auth
         self.schemas = validators()
+        self.metrics = ApiMetrics(app)
 
     def guarded(self, handler: Handler, scope: Scope | None) -> Handler:
         """`handler`, after checking the request's token allows `scope` (as is, when
@@ -125,7 +127,13 @@ class Api:
             handle = self.app.enqueue(body["task"], body.get("args"), body.get("kwargs"), **options)
             return handle.job(), handle.duplicate
 
-        job, duplicate = await self._call(enqueue)
+        try:
+            job, duplicate = await self._call(enqueue)
+        except BackPressure as exc:
+            self.metrics.rejected(exc)
+            raise
+        if not duplicate:
+            self.metrics.enqueued(job.queue, job.task)
         location = str(request.url_for("job", job_id=job.id))
         return JSONResponse(
             job.to_dict(), status_code=200 if duplicate else 202, headers={"Location": location}
@@ -142,7 +150,14 @@ class Api:
             )
         body = await self._body(request, "BatchRequest")
         calls = [Call(tuple(c.get("args", ())), c.get("kwargs", {})) for c in body["jobs"]]
-        handles = await self._call(self.app.enqueue_many, body["task"], calls, **_options(body))
+        options = _options(body)
+        try:
+            handles = await self._call(self.app.enqueue_many, body["task"], calls, **options)
+        except BackPressure as exc:
+            self.metrics.rejected(exc)
+            raise
+        queue = options.get("queue") or self.app.registry.get(body["task"]).options.queue
+        self.metrics.enqueued(queue, body["task"], sum(not h.duplicate for h in handles))
         jobs = [{"id": h.id, "duplicate": h.duplicate} for h in handles]
         return JSONResponse({"jobs": jobs}, status_code=202)
 
@@ -219,6 +234,11 @@ class Api:
         """GET /ready: the database answers and its schema is current (503 otherwise)."""
         await self._call(self.app.check)
         return JSONResponse({"status": "ready"})
+
+    async def metrics_text(self, request: Request) -> Response:
+        """GET /metrics: Prometheus' text format (queue gauges read now, from the database)."""
+        text = await self._call(self.metrics.render)
+        return Response(text, media_type=CONTENT_TYPE)
 
     async def openapi(self, request: Request) -> Response:
         """GET /openapi.json, with the prefix the API is mounted under as its server."""
@@ -325,6 +345,7 @@ def build(app: App, body_limit: int, auth: bool) -> Starlette:
         route("GET", "/v1/schedules", api.schedules),
         route("GET", "/health", api.health),
         route("GET", "/ready", api.ready),
+        route("GET", "/metrics", api.metrics_text),
         route("GET", "/openapi.json", api.openapi),
     ]
     handlers = {cls: _on_error for cls in (RequestError, OffloadError, HTTPException, Exception)}

@@ -109,6 +109,17 @@ LIMIT :limit
 -- name: counts
 SELECT queue, state, count(*) AS n FROM offload_jobs GROUP BY queue, state
 
+-- name: census
+-- What a metrics scrape reads, in one scan: jobs per queue and state, and per group the
+-- wait of the oldest job that is due and not started (a scheduled or retrying job whose
+-- time came counts as waiting, as the claim takes it).
+SELECT queue, state, count(*) AS n, extract(epoch FROM now() - min(run_at) FILTER (WHERE {waits}))::float8 AS oldest
+FROM offload_jobs
+GROUP BY queue, state
+
+-- name: waits
+state IN ('available', 'scheduled', 'retrying') AND run_at <= now()
+
 -- name: cancel
 -- Queued jobs end at once; a running job gets a stop request its worker acts on.
 UPDATE offload_jobs

@@ -13,6 +13,14 @@ WHERE id = :id
 -- name: unregister
 DELETE FROM offload_workers WHERE id = :id
 
+-- name: census
+-- Registered workers counted as alive (a heartbeat within :lost_after seconds) or lost,
+-- and the job slots of the live ones; one row, zeros when none is registered.
+SELECT coalesce(sum(CASE WHEN heartbeat_at >= now() - make_interval(secs => :lost_after) THEN 1 ELSE 0 END), 0) AS alive,
+    coalesce(sum(CASE WHEN heartbeat_at >= now() - make_interval(secs => :lost_after) THEN 0 ELSE 1 END), 0) AS lost,
+    coalesce(sum(CASE WHEN heartbeat_at >= now() - make_interval(secs => :lost_after) THEN concurrency ELSE 0 END), 0) AS slots
+FROM offload_workers
+
 -- name: list
 SELECT {worker_columns} FROM offload_workers ORDER BY started_at
 

@@ -3,6 +3,7 @@ the bulk operations (retry_many, cancel_many, purge), each one statement."""
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,7 @@ from offload.core.errors import (
 )
 from offload.core.flow import DEFAULT_AGING
 from offload.core.job import Job, JobSpec, Payload
-from offload.core.records import JobChange
+from offload.core.records import JobChange, StateCensus
 from offload.core.shaping import Idempotent, KeyRules, Outcome, decide
 from offload.core.states import FINISHED, JobState
 
@@ -305,6 +306,16 @@ class SqlJobs:
             for queue, state, number in zip(*cells, strict=True):
                 counts.setdefault(queue, {})[state] = int(number)
         return counts
+
+    def census(self) -> builtins.list[StateCensus]:
+        with self.db.read() as cur:
+            cur.execute(self.q["census"])
+            rows = cur.fetchall()
+            cells = (column(cur, rows, name) for name in ("queue", "state", "n", "oldest"))
+            return [
+                StateCensus(queue, JobState(state), int(n), None if age is None else float(age))
+                for queue, state, n, age in zip(*cells, strict=True)
+            ]
 
     def cancel(self, job_id: int) -> Job:
         return self._transition("cancel", {"id": job_id})

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from offload.backends.sql.rows import workers_from
-from offload.core.records import WorkerInfo
+from offload.core.records import WorkerCensus, WorkerInfo
 
 if TYPE_CHECKING:
     from offload.backends.sql.connector import SqlBackend
@@ -46,6 +46,12 @@ class SqlWorkers:
         with self.db.tx() as cur:
             cur.execute(self.q["prune"], {"age": older_than})
             return int(cur.rowcount)
+
+    def census(self, lost_after: float) -> WorkerCensus:
+        with self.db.read() as cur:
+            cur.execute(self.q["census"], {"lost_after": lost_after})
+            alive, lost, slots = cur.fetchone()
+        return WorkerCensus(int(alive), int(lost), int(slots))
 
     def list(self) -> list[WorkerInfo]:
         with self.db.read() as cur:
