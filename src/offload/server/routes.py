@@ -221,8 +221,9 @@ class Api:
         return JSONResponse({"status": "ready"})
 
     async def openapi(self, request: Request) -> Response:
-        """GET /openapi.json, with the prefix the API is mounted under as its server."""
-        doc = document()
+        """GET /openapi.json, with the prefix the API is mounted under as its server, and
+        security only if this server checks tokens."""
+        doc = document(auth=self.auth)
         root = request.scope.get("root_path", "")
         if root:
             doc["servers"] = [{"url": root}]
