@@ -24,7 +24,8 @@ def _pointer(*parts: str) -> str:
 
 class Api:
     """Calls the API by route template; each answer must have a status the document the
-    server serves lists for that route, a body fitting the schema it names, and the headers it promises."""
+    server serves lists for that route, a body fitting the schema it names, and the
+    headers it promises."""
 
     def __init__(self, asgi: ASGIApp, base_url: str = "http://api.test") -> None:
         self.asgi = asgi

@@ -25,6 +25,7 @@ from offload.core.times import parse_time
 from offload.core.tokens import Scope
 from offload.server.body import query, read_json, validators
 from offload.server.errors import (
+    ErrorResponse,
     RequestError,
     error_body,
     offload_error_response,
@@ -37,7 +38,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 #: The enqueue options a body may carry, by their `Task.options` name.
 _OPTIONS = ("queue", "priority", "delay", "max_attempts", "unique", "replace")
-_INTEGER = re.compile(r"-?[0-9]{1,19}")
+_INTEGER = re.compile(r"-?0*[0-9]{1,19}")
 #: An Authorization header with a bearer token (the scheme's case does not matter).
 _BEARER = re.compile(r"bearer +(\S+) *", re.IGNORECASE)
 #: What a 401 answer carries: how to authenticate.
@@ -296,8 +297,8 @@ async def _on_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
         kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         body = error_body(kind, f"{exc.detail}: {request.method} {request.url.path}")
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
-    return JSONResponse(
+        return ErrorResponse(body, status_code=exc.status_code, headers=exc.headers)
+    return ErrorResponse(
         error_body("internal_error", f"unexpected {type(exc).__name__}"), status_code=500
     )
 
