@@ -252,3 +252,31 @@ def test_an_integer_with_leading_zeros_is_an_integer(api: Api) -> None:
     answer = api.call("GET", "/v1/jobs", params={"limit": "0" * 30 + "1"})
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"jobs": [], "next": None}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "kind", "named"),
+    [
+        ({"task": "nope", "jobs": [{}]}, 422, "unknown_task", "nope"),
+        ({"task": 7, "jobs": [{}]}, 422, "validation_error", "task"),
+        ({"task": "echo", "jobs": {"args": []}}, 422, "validation_error", "jobs"),
+        ({"task": "echo", "jobs": []}, 422, "validation_error", "jobs"),
+        ({"task": "echo", "jobs": [{"args": {}}]}, 422, "validation_error", "jobs.0.args"),
+        ({"task": "echo", "jobs": [{}], "priority": "high"}, 422, "validation_error", "priority"),
+        ({"task": "echo", "jobs": [{}], "queue": "a\x00"}, 422, "validation_error", "queue"),
+        (
+            {"task": "echo", "jobs": [{"args": [1]}, {"args": ["x" * 1_100_000]}]},
+            413,
+            "payload_too_large",
+            "limit",
+        ),
+    ],
+)
+def test_bad_batches_name_the_problem_and_store_nothing(
+    api: Api, unchanged: None, body: dict[str, Any], status: int, kind: str, named: str
+) -> None:
+    """Issue 16's bad input on the batch route: all or nothing, so nothing."""
+    answer = api.call("POST", "/v1/jobs:batch", json=body)
+    assert answer.status_code == status, answer.text[:300]
+    assert answer.json()["type"] == kind
+    assert named in answer.json()["message"]
