@@ -18,12 +18,12 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from schemathesis import APIOperation, Case, GenerationMode
-from schemathesis.checks import CheckFunction, not_a_server_error
-from schemathesis.core.transport import Response
-from schemathesis.specs.openapi.checks import (
+from schemathesis import APIOperation, Case, GenerationMode, Response
+from schemathesis.checks import (
+    CheckFunction,
     content_type_conformance,
     negative_data_rejection,
+    not_a_server_error,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
