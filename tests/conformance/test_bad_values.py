@@ -174,6 +174,31 @@ def test_lone_surrogates_are_refused_naming_the_field(
     assert message.startswith(f"{field} 'mail\\udcff' contains a lone surrogate"), message
 
 
+#: Keys and filters with a NUL, which PostgreSQL text cannot hold (a key was a
+#: BackendError there, a filter BackendUnavailable; found by fuzzing the HTTP API).
+NUL = "a\x00b"
+NUL_CALLS: list[tuple[str, Call]] = [
+    ("unique", lambda app, echo: app.enqueue("echo", unique=NUL)),
+    ("replace", lambda app, echo: echo.options(replace=NUL).enqueue()),
+    ("idempotency_key", lambda app, echo: echo.options(idempotency_key=NUL).enqueue()),
+    ("queue", lambda app, echo: app.jobs(queue=NUL)),
+    ("task", lambda app, echo: app.cancel_many(task=NUL)),
+]
+
+
+@pytest.mark.parametrize(
+    ("field", "call"), NUL_CALLS, ids=[f"{n}-{f}" for n, (f, _) in enumerate(NUL_CALLS)]
+)
+@pytest.mark.usefixtures("stored")
+def test_a_nul_in_a_key_or_filter_is_refused_naming_the_field(
+    app: offload.App, echo: offload.Task[..., Any], field: str, call: Call
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        call(app, echo)
+    message = str(info.value)
+    assert message.startswith(f"{field} 'a\\x00b' contains a NUL character"), message
+
+
 @pytest.mark.usefixtures("stored")
 def test_an_idempotency_key_must_be_text(echo: offload.Task[..., Any]) -> None:
     with pytest.raises(ValidationError, match="idempotency_key must be a str, got 5"):

@@ -210,3 +210,17 @@ def test_without_tokens_the_default_is_open_and_auth_true_refuses(
 def test_auth_must_be_a_bool_or_none(tasks_app: offload.App, auth: Any) -> None:
     with pytest.raises(offload.ConfigurationError, match="auth must be True, False or None"):
         offload.asgi(tasks_app, auth=auth)
+
+
+def test_a_server_checking_no_token_documents_no_security(tasks_app: offload.App) -> None:
+    """Found by the fuzzer: an open server's document promised 401 and 403 and a bearer
+    requirement on every route, which it never checks."""
+    served = Api(offload.asgi(tasks_app, auth=False)).doc
+    assert served == document(auth=False)
+    for item in served["paths"].values():
+        for operation in item.values():
+            assert operation["security"] == []
+            assert not {"401", "403"} & set(operation["responses"])
+    checking = Api(offload.asgi(tasks_app, auth=True)).doc
+    assert checking == document(auth=True)
+    assert checking["paths"]["/v1/jobs"]["post"]["security"] == [{"bearer": ["enqueue"]}]

@@ -201,3 +201,82 @@ def test_error_types_are_distinct_snake_case_names() -> None:
     types = [type_ for _, type_ in ERRORS.values()]
     assert len(types) == len(set(types)), "two classes share a type"
     assert all(re.fullmatch(r"[a-z]+(_[a-z]+)*", type_) for type_ in types), types
+
+
+@pytest.mark.parametrize(
+    ("method", "route", "given", "field"),
+    [
+        ("POST", "/v1/jobs", {"json": {"task": "echo", "unique": "a\x00"}}, "unique"),
+        ("POST", "/v1/jobs", {"json": {"task": "echo", "replace": "\x00"}}, "replace"),
+        ("POST", "/v1/jobs:cancel", {"json": {"queue": "a\x00b"}}, "queue"),
+        ("POST", "/v1/jobs:retry", {"json": {"task": "\x00"}}, "task"),
+        ("GET", "/v1/jobs", {"params": {"queue": "a\x00b"}}, "queue"),
+        ("GET", "/v1/jobs", {"params": {"task": "\x00"}}, "task"),
+    ],
+)
+def test_text_with_nul_is_422_on_both_backends(
+    api: Api, unchanged: None, method: str, route: str, given: dict[str, Any], field: str
+) -> None:
+    """Found by fuzzing: PostgreSQL text cannot hold NUL, so a key with one was a 500
+    (backend_error) and a filter with one a 503 (backend_unavailable) there."""
+    answer = api.call(method, route, **given)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["type"] == "validation_error"
+    assert field in answer.json()["message"]
+    assert "NUL" in answer.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "kind", "echoed"),
+    [
+        ('{"task": "\\ud800"}', "unknown_task", "name"),
+        ('{"task": "echo", "\\udfff": 1}', "validation_error", "field"),
+    ],
+)
+def test_a_lone_surrogate_echoed_in_an_error_is_escaped(
+    api: Api, unchanged: None, body: str, kind: str, echoed: str
+) -> None:
+    """Found by fuzzing: an error body echoing a lone surrogate (valid in a JSON string,
+    not in UTF-8) failed to encode, a 500."""
+    answer = api.call("POST", "/v1/jobs", content=body.encode())
+    assert answer.status_code == 422, answer.text
+    assert answer.content.isascii()
+    error = answer.json()
+    assert error["type"] == kind
+    assert len(error[echoed]) == 1
+    assert 0xD800 <= ord(error[echoed]) <= 0xDFFF
+
+
+def test_an_integer_with_leading_zeros_is_an_integer(api: Api) -> None:
+    """Found by fuzzing: `limit=00000000000000000001` was refused as "not an integer"."""
+    answer = api.call("GET", "/v1/jobs", params={"limit": "0" * 30 + "1"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"jobs": [], "next": None}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "kind", "named"),
+    [
+        ({"task": "nope", "jobs": [{}]}, 422, "unknown_task", "nope"),
+        ({"task": 7, "jobs": [{}]}, 422, "validation_error", "task"),
+        ({"task": "echo", "jobs": {"args": []}}, 422, "validation_error", "jobs"),
+        ({"task": "echo", "jobs": []}, 422, "validation_error", "jobs"),
+        ({"task": "echo", "jobs": [{"args": {}}]}, 422, "validation_error", "jobs.0.args"),
+        ({"task": "echo", "jobs": [{}], "priority": "high"}, 422, "validation_error", "priority"),
+        ({"task": "echo", "jobs": [{}], "queue": "a\x00"}, 422, "validation_error", "queue"),
+        (
+            {"task": "echo", "jobs": [{"args": [1]}, {"args": ["x" * 1_100_000]}]},
+            413,
+            "payload_too_large",
+            "limit",
+        ),
+    ],
+)
+def test_bad_batches_name_the_problem_and_store_nothing(
+    api: Api, unchanged: None, body: dict[str, Any], status: int, kind: str, named: str
+) -> None:
+    """Issue 16's bad input on the batch route: all or nothing, so nothing."""
+    answer = api.call("POST", "/v1/jobs:batch", json=body)
+    assert answer.status_code == status, answer.text[:300]
+    assert answer.json()["type"] == kind
+    assert named in answer.json()["message"]

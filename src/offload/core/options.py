@@ -16,7 +16,7 @@ from typing import Any, TypedDict
 from offload.core.batch import BatchOptions
 from offload.core.errors import ConfigurationError, OffloadError, ValidationError, shorten
 from offload.core.flow import LimitKey, Rate, TaskLimits
-from offload.core.shaping import Unique, check_on_duplicate
+from offload.core.shaping import Unique, check_on_duplicate, check_storable
 from offload.core.states import JobState
 from offload.core.times import EARLIEST, LATEST, MAX_DELAY
 
@@ -42,21 +42,8 @@ def _name(kind: str, value: str, error: ErrorClass = ConfigurationError) -> str:
         raise error(f"{kind} name must be 1-200 characters of text, got {shorten(value)}")
     if any(ord(ch) < 32 for ch in value):
         raise error(f"{kind} name {value!r} contains a control character")
-    _unicode(f"{kind} name", value, error)
+    check_storable(f"{kind} name", value, error)
     return value
-
-
-def _unicode(what: str, value: str, error: ErrorClass) -> None:
-    """Refuse text that cannot be stored: a lone surrogate is not valid Unicode."""
-    if value.isascii():
-        return
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise error(
-            f"{what} {shorten(value)} contains a lone surrogate at index {exc.start}, "
-            "which is not valid Unicode text"
-        ) from None
 
 
 #: The kinds of executor a job can run in.
@@ -255,7 +242,7 @@ def check_text(what: str, value: str) -> str:
     """Text given to a call (an idempotency key, a filter): a str of valid Unicode."""
     if not isinstance(value, str):
         raise ValidationError(f"{what} must be a str, got {shorten(value)}")
-    _unicode(what, value, ValidationError)
+    check_storable(what, value)
     return value
 
 

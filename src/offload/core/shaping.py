@@ -35,22 +35,31 @@ NOT_FINISHED = tuple(s for s in JobState if s not in FINISHED)
 ON_DUPLICATE = ("return", "raise")
 
 
+def check_storable(what: str, value: str, error: type[OffloadError] = ValidationError) -> None:
+    """Refuse text that cannot be stored on both backends: a lone surrogate is not valid
+    Unicode, and PostgreSQL text cannot hold NUL (SQLite would, so refuse it on both)."""
+    if "\x00" in value:
+        raise error(f"{what} {shorten(value)} contains a NUL character, which cannot be stored")
+    if value.isascii():
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise error(
+            f"{what} {shorten(value)} contains a lone surrogate at index {exc.start}, "
+            "which is not valid Unicode text"
+        ) from None
+
+
 def check_key(option: str, value: object, error: type[OffloadError] = ValidationError) -> str:
-    """A key given as `option`: 1 to MAX_KEY characters of valid Unicode text."""
+    """A key given as `option`: 1 to MAX_KEY characters of valid Unicode text without NUL."""
     if not isinstance(value, str):
         raise error(f"{option} must be a str, got {shorten(value)}")
     if not 1 <= len(value) <= MAX_KEY:
         raise error(
             f"{option} must be 1 to {MAX_KEY} characters, got {len(value)}: {shorten(value)}"
         )
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise error(
-                f"{option} {shorten(value)} contains a lone surrogate at index {exc.start}, "
-                "which is not valid Unicode text"
-            ) from None
+    check_storable(option, value, error)
     return value
 
 

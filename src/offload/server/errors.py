@@ -7,6 +7,7 @@ the table answers as its nearest listed base class.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -84,6 +85,17 @@ class RequestError(Exception):
         super().__init__(message)
 
 
+class ErrorResponse(JSONResponse):
+    """An error answer, which may echo what the request said: text with a lone surrogate
+    (valid in a JSON string, not in UTF-8) is sent as a `\\uXXXX` escape, never a 500."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
 def error_body(type_: str, message: str, **fields: Any) -> dict[str, Any]:
     """The JSON body of every error answer."""
     return {"type": type_, "message": message, **fields}
@@ -93,7 +105,7 @@ def request_error_response(exc: RequestError) -> JSONResponse:
     """The answer to a request refused by the API itself."""
     fields = {} if exc.field is None else {"field": exc.field}
     body = error_body(exc.type, str(exc), **fields)
-    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+    return ErrorResponse(body, status_code=exc.status, headers=exc.headers)
 
 
 def offload_error_response(exc: OffloadError) -> JSONResponse:
@@ -104,7 +116,7 @@ def offload_error_response(exc: OffloadError) -> JSONResponse:
     if isinstance(exc, BackPressure):
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     body = error_body(type_, str(exc), **_fields(exc))
-    return JSONResponse(body, status_code=status, headers=headers)
+    return ErrorResponse(body, status_code=status, headers=headers)
 
 
 def _fields(exc: OffloadError) -> dict[str, Any]:

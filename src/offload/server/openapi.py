@@ -563,20 +563,22 @@ PATHS: dict[str, Any] = {
 }
 
 
-def _secured(paths: dict[str, Any]) -> dict[str, Any]:
-    """`paths` with each operation's security from `SCOPES`: the scope it needs, and its
-    401 and 403 answers (an open route: no security)."""
+def _secured(paths: dict[str, Any], auth: bool) -> dict[str, Any]:
+    """`paths` with each operation's security from `SCOPES` if the server checks tokens
+    (`auth`): the scope it needs, and its 401 and 403 answers. An open route, or any route
+    of a server that checks no token, has no security and never answers 401 or 403."""
     for path, item in paths.items():
         for method, operation in item.items():
-            scope = SCOPES[(path, method)]
+            scope = SCOPES[(path, method)] if auth else None
             operation["security"] = [] if scope is None else [{"bearer": [scope.value]}]
             if scope is not None:
                 operation["responses"].update(_errors(401, 403))
     return paths
 
 
-def document() -> dict[str, Any]:
-    """The whole OpenAPI 3.1 document (a new copy each call)."""
+def document(*, auth: bool = True) -> dict[str, Any]:
+    """The whole OpenAPI 3.1 document (a new copy each call) of a server that checks bearer
+    tokens (`auth`) or of one that does not, whose routes need no token."""
     headers = {401: {"WWW-Authenticate": _CHALLENGE}, 503: {"Retry-After": _RETRY_AFTER}}
     responses = {
         f"E{status}": {
@@ -593,7 +595,7 @@ def document() -> dict[str, Any]:
             "version": __version__,
             "description": "Enqueue and inspect offload jobs over HTTP with JSON.",
         },
-        "paths": _secured(copy.deepcopy(PATHS)),
+        "paths": _secured(copy.deepcopy(PATHS), auth),
         "components": {
             "schemas": copy.deepcopy(SCHEMAS),
             "responses": responses,
@@ -603,7 +605,8 @@ def document() -> dict[str, Any]:
                     "scheme": "bearer",
                     "description": "An API token (`offload tokens create`); each operation "
                     "names the scope it needs, and `admin` allows every scope. Checked when "
-                    "the server was started with a token configured (or `auth=True`).",
+                    "the server was started with a token configured (or `auth=True`); the "
+                    "document a server serves states whether it checks them.",
                 }
             },
         },

@@ -25,6 +25,7 @@ from offload.core.times import parse_time
 from offload.core.tokens import Scope
 from offload.server.body import query, read_json, validators
 from offload.server.errors import (
+    ErrorResponse,
     RequestError,
     error_body,
     offload_error_response,
@@ -38,7 +39,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 #: The enqueue options a body may carry, by their `Task.options` name.
 _OPTIONS = ("queue", "priority", "delay", "max_attempts", "unique", "replace")
-_INTEGER = re.compile(r"-?[0-9]{1,19}")
+_INTEGER = re.compile(r"-?0*[0-9]{1,19}")
 #: An Authorization header with a bearer token (the scheme's case does not matter).
 _BEARER = re.compile(r"bearer +(\S+) *", re.IGNORECASE)
 #: What a 401 answer carries: how to authenticate.
@@ -241,8 +242,9 @@ class Api:
         return Response(text, media_type=CONTENT_TYPE)
 
     async def openapi(self, request: Request) -> Response:
-        """GET /openapi.json, with the prefix the API is mounted under as its server."""
-        doc = document()
+        """GET /openapi.json, with the prefix the API is mounted under as its server, and
+        security only if this server checks tokens."""
+        doc = document(auth=self.auth)
         root = request.scope.get("root_path", "")
         if root:
             doc["servers"] = [{"url": root}]
@@ -315,8 +317,8 @@ async def _on_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
         kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         body = error_body(kind, f"{exc.detail}: {request.method} {request.url.path}")
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
-    return JSONResponse(
+        return ErrorResponse(body, status_code=exc.status_code, headers=exc.headers)
+    return ErrorResponse(
         error_body("internal_error", f"unexpected {type(exc).__name__}"), status_code=500
     )
 
