@@ -24,6 +24,7 @@ LAYERS = {
     "task": _API,
     "demo": {"demo", *_API},
     "server": {"server", *_API},
+    "client": {"client", "core", "task"},
     "cli": {"cli", "demo", "server", *_API},
     "__main__": {"cli"},
 }
