@@ -48,9 +48,10 @@ class Api:
     """The route handlers, bound to one App; with `auth`, each route but the open ones
     needs a bearer token with its scope (`SCOPES`)."""
 
-    def __init__(self, app: App, body_limit: int, auth: bool) -> None:
+    def __init__(self, app: App, body_limit: int, body_timeout: float, auth: bool) -> None:
         self.app = app
         self.body_limit = body_limit
+        self.body_timeout = body_timeout
         self.auth = auth
         self.schemas = validators()
 
@@ -105,7 +106,9 @@ class Api:
             )
 
     async def _body(self, request: Request, schema: str) -> dict[str, Any]:
-        body: dict[str, Any] = await read_json(request, self.body_limit, self.schemas[schema])
+        body: dict[str, Any] = await read_json(
+            request, self.body_limit, self.body_timeout, self.schemas[schema]
+        )
         return body
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -301,9 +304,9 @@ async def _on_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def build(app: App, body_limit: int, auth: bool) -> Starlette:
+def build(app: App, body_limit: int, body_timeout: float, auth: bool) -> Starlette:
     """The Starlette app of the API on `app`, checking bearer tokens if `auth`."""
-    api = Api(app, body_limit, auth)
+    api = Api(app, body_limit, body_timeout, auth)
 
     def route(method: str, path: str, handler: Handler) -> Route:
         """A route whose handler checks the scope `SCOPES` gives it (a route missing from
