@@ -12,10 +12,24 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from starlette.responses import JSONResponse
+import orjson
+from starlette import responses
 
 from offload.core.errors import BackPressure, OffloadError
 from offload.core.wire import ERRORS
+
+
+class JSONResponse(responses.JSONResponse):
+    """A JSON answer encoded by orjson, which encodes a job several times faster than the
+    json module: each answer of the API is one. What orjson refuses (an integer past 64
+    bits, as a job id in a path may be) goes to the json module."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return orjson.dumps(content)
+        except orjson.JSONEncodeError:
+            return super().render(content)
+
 
 #: The scalar JSON types an exception field is shown with.
 _SCALARS = (str, int, float, bool, type(None))

@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from offload.app import App, Call
@@ -25,6 +25,7 @@ from offload.core.times import parse_time
 from offload.core.tokens import Scope
 from offload.server.body import query, read_json, validators
 from offload.server.errors import (
+    JSONResponse,
     RequestError,
     error_body,
     offload_error_response,
