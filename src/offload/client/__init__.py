@@ -19,7 +19,7 @@ from offload.core.errors import ConfigurationError
 try:
     from offload.client._clients import DEFAULT_TIMEOUT, AsyncClient, Client
     from offload.client._operations import Enqueued, EnqueueOptions
-except ModuleNotFoundError as exc:  # pragma: no cover - depends on what is installed
+except ModuleNotFoundError as exc:
     if exc.name != "httpx":
         raise
     raise ConfigurationError(
