@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -116,3 +117,34 @@ def test_async_client_makes_every_call(tasks_app: offload.App) -> None:
 
     asyncio.run(main())
     assert len(tasks_app.jobs()) == 4
+
+
+def test_the_request_carries_arguments_and_options_apart() -> None:
+    sent: list[httpx.Request] = []
+
+    def accept(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(202, json={"jobs": [{"id": 1, "duplicate": False}]})
+
+    at = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    with Client("http://api/jobs", "s3cret", transport=httpx.MockTransport(accept)) as client:
+        client.enqueue_many(
+            "report",
+            [offload.call("2026-11", queue="q-arg")],
+            queue="reports",
+            run_at=at,
+            unique="u",
+            channel="user:42",
+            priority=None,  # None: the task's own, not sent
+        )
+    (request,) = sent
+    assert (request.method, request.url.path) == ("POST", "/jobs/v1/jobs:batch")
+    assert request.headers["Authorization"] == "Bearer s3cret"
+    assert json.loads(request.content) == {
+        "task": "report",
+        "queue": "reports",
+        "unique": "u",
+        "channel": "user:42",
+        "run_at": "2030-01-02T03:04:05+00:00",
+        "jobs": [{"args": ["2026-11"], "kwargs": {"queue": "q-arg"}}],
+    }
