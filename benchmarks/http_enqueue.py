@@ -1,12 +1,14 @@
 """Enqueue over the HTTP API against direct enqueue through the App.
 
-Three variants, each a fresh process and database, taking turns within every round so that
+Four variants, each a fresh process and database, taking turns within every round so that
 the machine's load moves them alike:
 
 * `direct`: `App.enqueue` by task name, one job per call (each a durable commit);
 * `http`: one `POST /v1/jobs` per job to `offload serve` (uvicorn) on loopback, from one
-  keep-alive client, waiting for each answer;
-* `http_batch`: `POST /v1/jobs:batch` with `--batch` jobs per request.
+  keep-alive httpx client, waiting for each answer;
+* `client`: the same through `offload.client.Client.enqueue`;
+* `client_batch`: `POST /v1/jobs:batch` with `--batch` jobs per request, through
+  `Client.enqueue_many`.
 
 Each run enqueues `--jobs` jobs after 200 to warm up; figures are jobs/s, medians over the
 rounds, and ratios to `direct` (medians of the per-round ratios). The server and the client
@@ -35,7 +37,10 @@ import httpx  # noqa: E402
 from tests.pgserver import start_postgres  # noqa: E402
 from tests.pgserver.databases import fresh_database  # noqa: E402
 
-VARIANTS = ("direct", "http", "http_batch")
+import offload  # noqa: E402
+from offload.client import Client  # noqa: E402
+
+VARIANTS = ("direct", "http", "client", "client_batch")
 
 APP = """
 import os
@@ -72,8 +77,8 @@ def _free_port() -> int:
         return port
 
 
-def over_http(tmp: str, url: str, jobs: int, batch: int | None) -> float:
-    """Jobs/s through `offload serve`, one job or `batch` jobs per request."""
+def over_http(tmp: str, url: str, jobs: int, variant: str, batch: int) -> float:
+    """Jobs/s through `offload serve` in `variant`: one job per request, or `batch`."""
     env = _env(tmp, url)
     subprocess.run(
         [sys.executable, "-m", "offload.cli", "--app", "bench_http_app:app", "migrate"],
@@ -90,8 +95,9 @@ def over_http(tmp: str, url: str, jobs: int, batch: int | None) -> float:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    base = f"http://127.0.0.1:{port}"
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+        with httpx.Client(base_url=base, timeout=60) as client, Client(base, timeout=60) as ours:
             deadline = time.monotonic() + 60
             while True:
                 try:
@@ -103,15 +109,17 @@ def over_http(tmp: str, url: str, jobs: int, batch: int | None) -> float:
                     time.sleep(0.05)
 
             def send(first: int, count: int) -> None:
-                if batch is None:
+                if variant == "http":
                     for i in range(first, first + count):
                         answer = client.post("/v1/jobs", json={"task": "t", "args": [i]})
                         assert answer.status_code == 202, answer.text
-                    return
-                for start in range(first, first + count, batch):
-                    calls = [{"args": [i]} for i in range(start, min(start + batch, first + count))]
-                    answer = client.post("/v1/jobs:batch", json={"task": "t", "jobs": calls})
-                    assert answer.status_code == 202, answer.text
+                elif variant == "client":
+                    for i in range(first, first + count):
+                        ours.enqueue("t", [i])
+                else:
+                    for start in range(first, first + count, batch):
+                        end = min(start + batch, first + count)
+                        ours.enqueue_many("t", [offload.call(i) for i in range(start, end)])
 
             send(-200, 200)
             started = time.perf_counter()
@@ -133,7 +141,7 @@ def run(tmp: str, url: str, variant: str, jobs: int, batch: int) -> float:
             check=True,
         )
         return float(out.stdout.split()[-1])
-    return over_http(tmp, url, jobs, batch if variant == "http_batch" else None)
+    return over_http(tmp, url, jobs, variant, batch)
 
 
 def measure(

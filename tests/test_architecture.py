@@ -24,6 +24,7 @@ LAYERS = {
     "task": _API,
     "demo": {"demo", *_API},
     "server": {"server", *_API},
+    "client": {"client", "core", "task"},
     "cli": {"cli", "demo", "server", *_API},
     "__main__": {"cli"},
 }
@@ -45,6 +46,7 @@ def imports_of(path: Path) -> set[str]:
 
 def test_public_surface_is_pinned() -> None:
     assert sorted(offload.__all__) == [
+        "ApiError",
         "App",
         "ArgumentsMismatch",
         "BackPressure",
@@ -55,6 +57,7 @@ def test_public_surface_is_pinned() -> None:
         "Call",
         "ConfigurationError",
         "DuplicateJob",
+        "Forbidden",
         "IdempotencyConflict",
         "InvalidTransition",
         "ItemFailed",
@@ -75,6 +78,7 @@ def test_public_surface_is_pinned() -> None:
         "QueueNotFound",
         "QueuePolicy",
         "Rate",
+        "RequestRejected",
         "ResultTimeout",
         "RetryPolicy",
         "ScheduleNotFound",
@@ -83,6 +87,7 @@ def test_public_surface_is_pinned() -> None:
         "SerializationError",
         "StorageFull",
         "Task",
+        "Unauthorized",
         "Unique",
         "UnknownTask",
         "ValidationError",
@@ -93,6 +98,20 @@ def test_public_surface_is_pinned() -> None:
     ]
     for name in offload.__all__:
         assert hasattr(offload, name), name
+
+
+def test_client_surface_is_pinned() -> None:
+    import offload.client
+
+    assert sorted(offload.client.__all__) == [
+        "AsyncClient",
+        "Client",
+        "DEFAULT_TIMEOUT",
+        "EnqueueOptions",
+        "Enqueued",
+    ]
+    for name in offload.client.__all__:
+        assert hasattr(offload.client, name), name
 
 
 def _files(part: str) -> list[Path]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from offload.core.job import JobSpec
+from datetime import UTC, datetime
+
+from offload.core.job import Job, JobSpec
 from offload.core.options import EnqueueOptions, RetryPolicy, TaskOptions
+from offload.core.states import JobState
 from offload.core.task import TaskDef
 
 
@@ -26,3 +29,31 @@ def test_per_call_options_override_the_defaults() -> None:
     )
     exact = _task().spec(EnqueueOptions(run_at=1_700_000_000.25))
     assert (exact.run_at, exact.delay) == (1_700_000_000.25, 0.0)
+
+
+def test_a_job_reads_back_from_its_dict_view() -> None:
+    at = datetime(2026, 11, 28, 9, 30, 1, 250000, tzinfo=UTC)
+    job = Job(
+        id=7,
+        task="t",
+        queue="q",
+        args=[1, {"a": None}],
+        kwargs={"k": [True]},
+        priority=-3,
+        state=JobState.DEAD,
+        attempt=2,
+        max_attempts=2,
+        run_at=at,
+        enqueued_at=at,
+        started_at=at,
+        finished_at=None,
+        lease_until=None,
+        worker="w",
+        result=None,
+        errors=[{"type": "ValueError", "message": "boom"}],
+        idempotency_key="key",
+        progress={"fraction": 0.5, "message": None},
+    )
+    assert Job.from_dict(job.to_dict()) == job
+    newer = {**job.to_dict(), "field_of_a_newer_server": 1}  # ignored, not refused
+    assert Job.from_dict(newer) == job

@@ -10,13 +10,15 @@ def send_welcome(user_id: int) -> None: ...
 handle = send_welcome.enqueue(42)   # returns once the job is durable
 handle.result(timeout=10)
 
-The public API is what this module exports (`__all__`); `offload.*` submodules are internal
-and may change between releases. The `offload` command is public too.
+The public API is what this module exports (`__all__`), and `offload.client` (the HTTP
+API's Python client); other `offload.*` submodules are internal and may change between
+releases. The `offload` command is public too.
 """
 
 from offload.app import App, Call, Task, call
 from offload.core.batch import BatchItem, ItemFailed
 from offload.core.errors import (
+    ApiError,
     ArgumentsMismatch,
     BackendError,
     BackendUnavailable,
@@ -24,6 +26,7 @@ from offload.core.errors import (
     BatchResultMismatch,
     ConfigurationError,
     DuplicateJob,
+    Forbidden,
     IdempotencyConflict,
     InvalidTransition,
     JobCancelled,
@@ -36,11 +39,13 @@ from offload.core.errors import (
     PayloadTooLarge,
     QueueFull,
     QueueNotFound,
+    RequestRejected,
     ResultTimeout,
     ScheduleNotFound,
     SchemaMismatch,
     SerializationError,
     StorageFull,
+    Unauthorized,
     UnknownTask,
     ValidationError,
 )
@@ -58,6 +63,7 @@ from offload.server import asgi
 __version__ = "0.1.0"
 
 __all__ = [
+    "ApiError",
     "App",
     "ArgumentsMismatch",
     "BackPressure",
@@ -68,6 +74,7 @@ __all__ = [
     "Call",
     "ConfigurationError",
     "DuplicateJob",
+    "Forbidden",
     "IdempotencyConflict",
     "InvalidTransition",
     "ItemFailed",
@@ -88,6 +95,7 @@ __all__ = [
     "QueueNotFound",
     "QueuePolicy",
     "Rate",
+    "RequestRejected",
     "ResultTimeout",
     "RetryPolicy",
     "ScheduleNotFound",
@@ -96,6 +104,7 @@ __all__ = [
     "SerializationError",
     "StorageFull",
     "Task",
+    "Unauthorized",
     "Unique",
     "UnknownTask",
     "ValidationError",

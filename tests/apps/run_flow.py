@@ -1,7 +1,8 @@
 """Run a worker or a scheduler of tests.apps.flow: `python -m tests.apps.run_flow`.
 
-FLOW_ROLE is `worker` (WORKER_QUEUES, WORKER_CONCURRENCY; thread executor) or `scheduler`
-(its sweep every 0.2 s).
+FLOW_ROLE is `worker` (WORKER_QUEUES, WORKER_CONCURRENCY, WORKER_LEASE, which also sets
+how often it reports its drain rates: a third of it; thread executor) or `scheduler` (its
+sweep every 0.2 s).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ def main() -> int:
         executor="thread",
         app_path="tests.apps.flow:app",
         poll_interval=0.5,
+        lease=float(env.get("WORKER_LEASE", "20")),
     )
     return worker.run()
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import offload
-from offload.server.errors import ERRORS
+from offload.core.wire import ERRORS
 from tests.server.conftest import Api
 
 

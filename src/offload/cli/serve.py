@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from offload.cli.context import AppLoader
-from offload.server import DEFAULT_BODY_LIMIT
+from offload.server import DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT
 
 
 @click.command(short_help="Serve the HTTP API (JSON, OpenAPI at /openapi.json).")
@@ -25,6 +25,12 @@ from offload.server import DEFAULT_BODY_LIMIT
     default=DEFAULT_BODY_LIMIT,
     help="Largest request body, in bytes; a larger one is answered 413.",
 )
+@click.option(
+    "--body-timeout",
+    type=click.FloatRange(min=0, min_open=True, max=86400),
+    default=DEFAULT_BODY_TIMEOUT,
+    help="Seconds a request body may take to arrive; a slower one is answered 408.",
+)
 @click.pass_obj
 def serve(
     loader: AppLoader,
@@ -34,6 +40,7 @@ def serve(
     port: int,
     insecure: bool,
     body_limit: int,
+    body_timeout: float,
 ) -> None:
     """Serve the HTTP API of the App (MODULE:APP, or --app) until Ctrl-C or SIGTERM.
 
@@ -46,4 +53,11 @@ def serve(
 
     if app_path is not None:
         loader.path = app_path
-    run(loader.app(), host=host, port=port, insecure=insecure, body_limit=body_limit)
+    run(
+        loader.app(),
+        host=host,
+        port=port,
+        insecure=insecure,
+        body_limit=body_limit,
+        body_timeout=body_timeout,
+    )

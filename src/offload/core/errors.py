@@ -26,6 +26,10 @@ Tree::
     ├── JobCancelled              raised inside a task whose job was asked to stop
     ├── BatchResultMismatch       a batch function returned a result count unlike its items
     ├── ResultTimeout             JobHandle.result() waited past its timeout
+    ├── ApiError                  an HTTP API answer with no class above (offload.client)
+    │   ├── Unauthorized          401: no live bearer token
+    │   ├── Forbidden             403: the token lacks the route's scope
+    │   └── RequestRejected       400, 408, 413, 422: the request is wrong (a ValidationError)
     └── BackendError              the database refused or could not be reached
         ├── SchemaMismatch        schema older or newer than this code
         └── BackendUnavailable    cannot reach or write to the database (now, or for good)
@@ -239,6 +243,29 @@ class ResultTimeout(OffloadError, TimeoutError):
     def __init__(self, job_id: int, timeout: float, state: str) -> None:
         self.job_id, self.timeout, self.state = job_id, timeout, state
         super().__init__(f"job {job_id} still {state} after {timeout:g}s")
+
+
+class ApiError(OffloadError):
+    """The HTTP API answered `status` with the error `type` (its stable name) and no class
+    of its own: raised by `offload.client`. `field` names the request field at fault."""
+
+    def __init__(self, status: int, type_: str, message: str, field: str | None = None) -> None:
+        self.status, self.type, self.field = status, type_, field
+        super().__init__(message)
+
+
+class Unauthorized(ApiError):
+    """401: the server checks bearer tokens and the request had no live one."""
+
+
+class Forbidden(ApiError):
+    """403: the bearer token is live but lacks the scope the route needs."""
+
+
+class RequestRejected(ApiError, ValidationError):
+    """The HTTP API refused the request itself before calling the App (malformed JSON, a
+    field of the wrong type, a body over the limit or too slow to arrive); nothing was
+    stored."""
 
 
 class BackendError(OffloadError):

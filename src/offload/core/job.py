@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -103,3 +104,19 @@ class Job:
             out[name] = value.isoformat() if isinstance(value, datetime) else value
         out["state"] = str(self.state)
         return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Job:
+        """The job of a `to_dict` view (the HTTP API's answer). Keys it does not know are
+        ignored, so a client reads the answers of a newer server."""
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            if spec.name not in data:
+                continue
+            value = data[spec.name]
+            if spec.name == "state":
+                value = JobState(value)
+            elif value is not None and "datetime" in str(spec.type):
+                value = datetime.fromisoformat(value)
+            values[spec.name] = value
+        return cls(**values)

@@ -3,6 +3,7 @@ schema; its query string, by name. Each refusal names what is wrong (`RequestErr
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -15,11 +16,13 @@ from referencing.jsonschema import DRAFT202012
 from starlette.requests import Request
 
 from offload.core.errors import clip
+from offload.core.wire import BODY_TIMEOUT
 from offload.server.errors import RequestError
 from offload.server.openapi import document
 
 #: The base URI of the OpenAPI document: `validator` resolves `DOCUMENT_URI#/pointer`.
 DOCUMENT_URI = "urn:offload:openapi"
+_SCHEMAS = "#/components/schemas/"
 
 
 def validator(schema: dict[str, Any]) -> Draft202012Validator:
@@ -30,25 +33,45 @@ def validator(schema: dict[str, Any]) -> Draft202012Validator:
 
 
 def validators() -> dict[str, Draft202012Validator]:
-    """A validator for each schema of the document's components, by name."""
-    return {
-        name: validator({"$ref": f"{DOCUMENT_URI}#/components/schemas/{name}"})
-        for name in document()["components"]["schemas"]
-    }
+    """A validator for each schema of the document's components, by name, its references
+    inlined: resolving a reference on each request cost about as much as the check."""
+    schemas = document()["components"]["schemas"]
+    return {name: Draft202012Validator(_inline(s, schemas)) for name, s in schemas.items()}
 
 
-async def read_json(request: Request, limit: int, validator: Draft202012Validator) -> Any:
+def _inline(value: Any, schemas: dict[str, Any]) -> Any:
+    """`value` with each `#/components/schemas/` reference replaced by that schema (the
+    document's schemas refer to each other without cycles)."""
+    if isinstance(value, dict):
+        ref = value.get("$ref")
+        if isinstance(ref, str) and ref.startswith(_SCHEMAS):
+            return _inline(schemas[ref.removeprefix(_SCHEMAS)], schemas)
+        return {key: _inline(item, schemas) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_inline(item, schemas) for item in value]
+    return value
+
+
+async def read_json(
+    request: Request, limit: int, timeout: float, validator: Draft202012Validator
+) -> Any:
     """The body as JSON fitting `validator`'s schema: 413 past `limit` bytes (read no
-    further), 400 when it is not JSON, 422 naming the field that does not fit."""
+    further), 408 when it has not all arrived within `timeout` seconds (a body that never
+    ends, or drips), 400 when it is not JSON, 422 naming the field that does not fit."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
+    chunks: list[bytes] = []
+    try:
+        async with asyncio.timeout(timeout):
+            await _read(request, limit, chunks)
+    except TimeoutError:
+        raise RequestError(
+            408,
+            BODY_TIMEOUT,
+            f"the body did not arrive within {timeout:g} s",
+            headers={"Connection": "close"},  # the rest of it may still be on its way
+        ) from None
     try:
         value = json.loads(b"".join(chunks), parse_constant=_not_json)
     except RecursionError:
@@ -65,6 +88,16 @@ async def read_json(request: Request, limit: int, validator: Draft202012Validato
         where = f"{field}: " if field else ""
         raise RequestError(422, "validation_error", clip(where + error.message), field)
     return value
+
+
+async def _read(request: Request, limit: int, chunks: list[bytes]) -> None:
+    """Append the body's chunks to `chunks`, refusing it (413) once over `limit` bytes."""
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
 
 
 def _too_large(limit: int) -> RequestError:

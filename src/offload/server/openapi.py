@@ -364,6 +364,8 @@ _ERROR_TEXT = {
     403: "The token lacks the scope this route needs.",
     404: "No such job (or route).",
     409: "The job's state, or a held key, does not allow it.",
+    408: "The body did not all arrive within the server's body timeout (type "
+    "`body_timeout`); the connection is closed.",
     413: "The body, or a job's arguments, over the size limit.",
     422: "A field is missing, of the wrong type or refused; `field` names it when it can.",
     503: "Back pressure (queue_full, overloaded: with Retry-After) or the database is "
@@ -372,7 +374,7 @@ _ERROR_TEXT = {
 
 
 def _enqueue_errors() -> dict[str, Any]:
-    return _errors(400, 409, 413, 422, 503)
+    return _errors(400, 408, 409, 413, 422, 503)
 
 
 def _body(name: str) -> dict[str, Any]:
@@ -465,7 +467,7 @@ PATHS: dict[str, Any] = {
             "requestBody": _body("Selection"),
             "responses": {
                 "200": _json(_ref("Changed"), "The jobs changed."),
-                **_errors(400, 413, 422, 503),
+                **_errors(400, 408, 413, 422, 503),
             },
         }
     },
@@ -476,7 +478,7 @@ PATHS: dict[str, Any] = {
             "requestBody": _body("Selection"),
             "responses": {
                 "200": _json(_ref("Changed"), "The jobs changed."),
-                **_errors(400, 413, 422, 503),
+                **_errors(400, 408, 413, 422, 503),
             },
         }
     },

@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from offload.app import App, Call
@@ -26,6 +26,7 @@ from offload.core.tokens import Scope
 from offload.server.body import query, read_json, validators
 from offload.server.errors import (
     ErrorResponse,
+    JSONResponse,
     RequestError,
     error_body,
     offload_error_response,
@@ -50,9 +51,10 @@ class Api:
     """The route handlers, bound to one App; with `auth`, each route but the open ones
     needs a bearer token with its scope (`SCOPES`)."""
 
-    def __init__(self, app: App, body_limit: int, auth: bool) -> None:
+    def __init__(self, app: App, body_limit: int, body_timeout: float, auth: bool) -> None:
         self.app = app
         self.body_limit = body_limit
+        self.body_timeout = body_timeout
         self.auth = auth
         self.schemas = validators()
         self.metrics = ApiMetrics(app)
@@ -108,7 +110,9 @@ class Api:
             )
 
     async def _body(self, request: Request, schema: str) -> dict[str, Any]:
-        body: dict[str, Any] = await read_json(request, self.body_limit, self.schemas[schema])
+        body: dict[str, Any] = await read_json(
+            request, self.body_limit, self.body_timeout, self.schemas[schema]
+        )
         return body
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -323,9 +327,9 @@ async def _on_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def build(app: App, body_limit: int, auth: bool) -> Starlette:
+def build(app: App, body_limit: int, body_timeout: float, auth: bool) -> Starlette:
     """The Starlette app of the API on `app`, checking bearer tokens if `auth`."""
-    api = Api(app, body_limit, auth)
+    api = Api(app, body_limit, body_timeout, auth)
 
     def route(method: str, path: str, handler: Handler) -> Route:
         """A route whose handler checks the scope `SCOPES` gives it (a route missing from

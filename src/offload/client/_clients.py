@@ -1,0 +1,215 @@
+"""`Client` and `AsyncClient`: the same calls, each running an operation of
+`_operations` with blocking or asyncio I/O (httpx)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar, Unpack
+
+import httpx
+
+from offload import __version__
+from offload.client import _operations as ops
+from offload.client._operations import Enqueued, EnqueueOptions, Operation, Pause
+from offload.core.errors import ConfigurationError
+from offload.core.job import Job
+from offload.task import Call
+
+T = TypeVar("T")
+#: Seconds a request may take (to connect, or between bytes) unless `timeout` says.
+DEFAULT_TIMEOUT = 30.0
+
+
+def _settings(url: str, token: str | None, timeout: float) -> dict[str, Any]:
+    """The httpx client settings of a client of the API at `url`, checked."""
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ConfigurationError(f"the API's URL must start with http:// or https://, got {url!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise ConfigurationError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+    if not math.isfinite(timeout):
+        raise ConfigurationError(f"timeout must be finite, got {timeout!r}")
+    headers = {"User-Agent": f"offload-client/{__version__}", "Accept": "application/json"}
+    if token is not None:
+        if not isinstance(token, str) or not token.isprintable() or " " in token:
+            raise ConfigurationError("token must be the text `offload tokens create` printed")
+        headers["Authorization"] = f"Bearer {token}"
+    return {"base_url": url, "headers": headers, "timeout": timeout}
+
+
+class Client:
+    """A client of an offload HTTP API at `url` (with its mount prefix, if any), sending
+    `token` as a bearer token. Errors are offload's exceptions: the App's own (QueueFull,
+    JobNotFound, ...) with the fields the server sent, else Unauthorized, Forbidden,
+    RequestRejected or ApiError; no answer at all is BackendUnavailable, or OutcomeUnknown
+    for a write that may have taken effect.
+
+    Each call is one operation of `offload.client._operations` run by `_run`; a streaming
+    call (events) uses `self._http` directly and `error_from` for its errors.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.Client(transport=transport, **_settings(url, token, timeout))
+
+    def __repr__(self) -> str:
+        return f"Client({str(self._http.base_url)!r})"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connections."""
+        self._http.close()
+
+    def enqueue(
+        self,
+        task: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Unpack[EnqueueOptions],
+    ) -> Enqueued:
+        """Enqueue one job of the task named `task` (POST /v1/jobs); returns once it is
+        stored. Options as `EnqueueOptions` says; `retry=True` rides out back pressure."""
+        return self._run(ops.enqueue(task, args, kwargs, options))
+
+    def enqueue_many(
+        self, task: str, calls: Sequence[Call], **options: Unpack[EnqueueOptions]
+    ) -> list[Enqueued]:
+        """Enqueue a job of `task` per `offload.call(...)`, all or none (POST
+        /v1/jobs:batch), with the options of `enqueue` but `idempotency_key`."""
+        return self._run(ops.enqueue_many(task, calls, options))
+
+    def job(self, job_id: int) -> Job:
+        """The job as stored now; JobNotFound if there is none."""
+        return self._run(ops.job(job_id))
+
+    def wait(self, job_id: int, timeout: float | None = None) -> Job:
+        """Poll the job until it is finished (succeeded, dead or cancelled) and return it;
+        ResultTimeout after `timeout` seconds."""
+        return self._run(ops.wait(job_id, timeout))
+
+    def cancel(self, job_id: int) -> Job:
+        """Cancel a queued job (a running one is asked to stop); the job after."""
+        return self._run(ops.change(job_id, "cancel"))
+
+    def retry(self, job_id: int) -> Job:
+        """Run a dead, cancelled or shed job again; the job after."""
+        return self._run(ops.change(job_id, "retry"))
+
+    def _run(self, operation: Operation[T]) -> T:
+        """Run `operation` to its value: send its requests, take its pauses."""
+        answer: httpx.Response | None = None
+        failure: httpx.TransportError | None = None
+        try:
+            while True:
+                step = operation.send(answer) if failure is None else operation.throw(failure)
+                answer, failure = None, None
+                if isinstance(step, Pause):
+                    time.sleep(step.seconds)
+                    continue
+                try:
+                    answer = self._http.request(
+                        step.method, step.path, content=step.body, headers=step.headers
+                    )
+                except httpx.TransportError as exc:
+                    failure = exc
+        except StopIteration as done:
+            value: T = done.value
+            return value
+
+
+class AsyncClient:
+    """`Client` for asyncio code: the same calls, awaited."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(transport=transport, **_settings(url, token, timeout))
+
+    def __repr__(self) -> str:
+        return f"AsyncClient({str(self._http.base_url)!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        await self._http.aclose()
+
+    async def enqueue(
+        self,
+        task: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Unpack[EnqueueOptions],
+    ) -> Enqueued:
+        """`Client.enqueue`."""
+        return await self._run(ops.enqueue(task, args, kwargs, options))
+
+    async def enqueue_many(
+        self, task: str, calls: Sequence[Call], **options: Unpack[EnqueueOptions]
+    ) -> list[Enqueued]:
+        """`Client.enqueue_many`."""
+        return await self._run(ops.enqueue_many(task, calls, options))
+
+    async def job(self, job_id: int) -> Job:
+        """`Client.job`."""
+        return await self._run(ops.job(job_id))
+
+    async def wait(self, job_id: int, timeout: float | None = None) -> Job:
+        """`Client.wait`."""
+        return await self._run(ops.wait(job_id, timeout))
+
+    async def cancel(self, job_id: int) -> Job:
+        """`Client.cancel`."""
+        return await self._run(ops.change(job_id, "cancel"))
+
+    async def retry(self, job_id: int) -> Job:
+        """`Client.retry`."""
+        return await self._run(ops.change(job_id, "retry"))
+
+    async def _run(self, operation: Operation[T]) -> T:
+        """`Client._run` with asyncio I/O."""
+        answer: httpx.Response | None = None
+        failure: httpx.TransportError | None = None
+        try:
+            while True:
+                step = operation.send(answer) if failure is None else operation.throw(failure)
+                answer, failure = None, None
+                if isinstance(step, Pause):
+                    await asyncio.sleep(step.seconds)
+                    continue
+                try:
+                    answer = await self._http.request(
+                        step.method, step.path, content=step.body, headers=step.headers
+                    )
+                except httpx.TransportError as exc:
+                    failure = exc
+        except StopIteration as done:
+            value: T = done.value
+            return value

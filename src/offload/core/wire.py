@@ -1,0 +1,58 @@
+"""The HTTP API's names for offload's errors: each exception class with the status code
+it answers with and its stable `type`. The server answers by this table and the client
+(`offload.client`) raises by it, so the two cannot drift apart."""
+
+from __future__ import annotations
+
+from offload.core.errors import (
+    ArgumentsMismatch,
+    BackendError,
+    BackendUnavailable,
+    BackPressure,
+    ConfigurationError,
+    DuplicateJob,
+    IdempotencyConflict,
+    InvalidTransition,
+    JobNotFound,
+    OffloadError,
+    OutcomeUnknown,
+    Overloaded,
+    PayloadTooLarge,
+    QueueFull,
+    QueueNotFound,
+    ScheduleNotFound,
+    SchemaMismatch,
+    SerializationError,
+    StorageFull,
+    UnknownTask,
+    ValidationError,
+)
+
+#: Each exception class the App raises, with its status code and stable type; a class not
+#: listed answers as its nearest listed base class.
+ERRORS: dict[type[OffloadError], tuple[int, str]] = {
+    QueueFull: (503, "queue_full"),
+    Overloaded: (503, "overloaded"),
+    BackPressure: (503, "back_pressure"),
+    PayloadTooLarge: (413, "payload_too_large"),
+    UnknownTask: (422, "unknown_task"),
+    ArgumentsMismatch: (422, "arguments_mismatch"),
+    SerializationError: (422, "serialization_error"),
+    IdempotencyConflict: (409, "idempotency_conflict"),
+    ValidationError: (422, "validation_error"),
+    JobNotFound: (404, "job_not_found"),
+    QueueNotFound: (404, "queue_not_found"),
+    ScheduleNotFound: (404, "schedule_not_found"),
+    DuplicateJob: (409, "duplicate_job"),
+    InvalidTransition: (409, "invalid_transition"),
+    SchemaMismatch: (503, "schema_mismatch"),
+    StorageFull: (503, "storage_full"),
+    OutcomeUnknown: (503, "outcome_unknown"),
+    BackendUnavailable: (503, "backend_unavailable"),
+    BackendError: (500, "backend_error"),
+    ConfigurationError: (500, "configuration_error"),
+    OffloadError: (500, "error"),
+}
+
+#: The error `type` a request answers with when its body did not arrive in time (408).
+BODY_TIMEOUT = "body_timeout"
