@@ -21,6 +21,7 @@ from offload.core.errors import (
     BackendError,
     BackendUnavailable,
     BackPressure,
+    BadEventId,
     BatchResultMismatch,
     ConfigurationError,
     DuplicateJob,
@@ -44,6 +45,7 @@ from offload.core.errors import (
     UnknownTask,
     ValidationError,
 )
+from offload.core.events import Event, EventCursor
 from offload.core.flow import QueuePolicy, Rate
 from offload.core.job import Job
 from offload.core.options import RetryPolicy
@@ -63,11 +65,14 @@ __all__ = [
     "BackPressure",
     "BackendError",
     "BackendUnavailable",
+    "BadEventId",
     "BatchItem",
     "BatchResultMismatch",
     "Call",
     "ConfigurationError",
     "DuplicateJob",
+    "Event",
+    "EventCursor",
     "IdempotencyConflict",
     "InvalidTransition",
     "ItemFailed",

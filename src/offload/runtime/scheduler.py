@@ -173,6 +173,8 @@ class Scheduler:
     def prune(self) -> None:
         """Delete finished jobs past their retention, and tick records past catch-up."""
         removed = self.backend.jobs.prune(JobPruneParams(self.retention))
+        if self.retention:  # events go with the longest-kept history (none: all kept)
+            self.backend.events.prune(max(self.retention.values()))
         window = max((s.catch_up for s in self.schedules), default=0.0)
         self.backend.schedules.prune_ticks(max(window, 86400.0) * 2)
         self.backend.workers.prune(WORKER_FORGET_AFTER)
