@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from offload.cli.context import AppLoader
-from offload.server import DEFAULT_BODY_LIMIT
+from offload.server import DEFAULT_BODY_LIMIT, DEFAULT_EVENT_BUFFER
 
 
 @click.command(short_help="Serve the HTTP API (JSON, OpenAPI at /openapi.json).")
@@ -25,6 +25,13 @@ from offload.server import DEFAULT_BODY_LIMIT
     default=DEFAULT_BODY_LIMIT,
     help="Largest request body, in bytes; a larger one is answered 413.",
 )
+@click.option(
+    "--event-buffer",
+    type=click.IntRange(min=1),
+    default=DEFAULT_EVENT_BUFFER,
+    help="Events held for each event-stream client; one further behind is sent a reconnect "
+    "event and dropped.",
+)
 @click.pass_obj
 def serve(
     loader: AppLoader,
@@ -34,6 +41,7 @@ def serve(
     port: int,
     insecure: bool,
     body_limit: int,
+    event_buffer: int,
 ) -> None:
     """Serve the HTTP API of the App (MODULE:APP, or --app) until Ctrl-C or SIGTERM.
 
@@ -46,4 +54,11 @@ def serve(
 
     if app_path is not None:
         loader.path = app_path
-    run(loader.app(), host=host, port=port, insecure=insecure, body_limit=body_limit)
+    run(
+        loader.app(),
+        host=host,
+        port=port,
+        insecure=insecure,
+        body_limit=body_limit,
+        event_buffer=event_buffer,
+    )

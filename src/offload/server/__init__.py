@@ -18,11 +18,21 @@ if TYPE_CHECKING:
 #: The request body size accepted when none is given: a batch of many jobs, each within
 #: the App's payload limit, fits; a body that never ends does not.
 DEFAULT_BODY_LIMIT = 16 * 1024 * 1024
+#: The events an event stream holds for its client when none is given: a client further
+#: behind is sent a `reconnect` event and dropped, so it never grows the server's memory.
+DEFAULT_EVENT_BUFFER = 1000
 
 
-def asgi(app: App, *, body_limit: int = DEFAULT_BODY_LIMIT, auth: bool | None = None) -> Starlette:
+def asgi(
+    app: App,
+    *,
+    body_limit: int = DEFAULT_BODY_LIMIT,
+    auth: bool | None = None,
+    event_buffer: int = DEFAULT_EVENT_BUFFER,
+) -> Starlette:
     """The HTTP API of `app` as an ASGI application; bodies over `body_limit` bytes are
-    refused (413) without being read further.
+    refused (413) without being read further, and an event stream whose client falls
+    `event_buffer` events behind is told to reconnect and closed.
 
     `auth` says whether routes other than /health, /ready and /openapi.json need a bearer
     token with their scope: True, False, or None for "if any token exists now" (which
@@ -37,11 +47,12 @@ def asgi(app: App, *, body_limit: int = DEFAULT_BODY_LIMIT, auth: bool | None = 
             f"the HTTP API needs the server extra ({missing} is missing): "
             "pip install 'offload[server]'"
         ) from None
-    if isinstance(body_limit, bool) or not isinstance(body_limit, int) or body_limit < 1:
-        raise ConfigurationError(f"body_limit must be a positive int, got {body_limit!r}")
+    for name, value in (("body_limit", body_limit), ("event_buffer", event_buffer)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigurationError(f"{name} must be a positive int, got {value!r}")
     if auth is not None and not isinstance(auth, bool):
         raise ConfigurationError(f"auth must be True, False or None, got {auth!r}")
-    return build(app, body_limit, app.tokens_configured() if auth is None else auth)
+    return build(app, body_limit, app.tokens_configured() if auth is None else auth, event_buffer)
 
 
-__all__ = ["DEFAULT_BODY_LIMIT", "asgi"]
+__all__ = ["DEFAULT_BODY_LIMIT", "DEFAULT_EVENT_BUFFER", "asgi"]

@@ -56,11 +56,15 @@ def check_listen(app: App, host: str, insecure: bool) -> bool:
     return False
 
 
-def serve(app: App, *, host: str, port: int, insecure: bool, body_limit: int) -> None:
+def serve(
+    app: App, *, host: str, port: int, insecure: bool, body_limit: int, event_buffer: int
+) -> None:
     """Serve the API of `app` on `host`:`port` until SIGINT or SIGTERM, then return (so
     the caller closes the App and exits 0, as `offload worker` does)."""
     auth = check_listen(app, host, insecure)  # decided once, so both agree
-    api = asgi(app, body_limit=body_limit, auth=auth)  # before uvicorn: a missing extra says so
+    api = asgi(
+        app, body_limit=body_limit, auth=auth, event_buffer=event_buffer
+    )  # before uvicorn: a missing extra says so
     import uvicorn
 
     class Server(uvicorn.Server):
