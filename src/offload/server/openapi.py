@@ -87,6 +87,10 @@ _OPTIONS: dict[str, Any] = {
         "description": "true (by task and arguments) or a unique key.",
     },
     "replace": {**_KEY, "description": "Storing the job cancels queued jobs with this key."},
+    "channel": {
+        **_KEY,
+        "description": "The event channel its changes are published on (e.g. user:42).",
+    },
 }
 
 _SELECTION: dict[str, Any] = {
@@ -143,6 +147,7 @@ SCHEMAS: dict[str, Any] = {
             "cancel_requested",
             "replace_key",
             "superseded_by",
+            "channel",
         ],
         "properties": {
             "id": {"type": "integer"},
@@ -170,6 +175,7 @@ SCHEMAS: dict[str, Any] = {
             "cancel_requested": {"type": "boolean"},
             "replace_key": _nullable("string"),
             "superseded_by": _nullable("integer"),
+            "channel": _nullable("string"),
         },
     },
     "EnqueueRequest": {

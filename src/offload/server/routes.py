@@ -36,7 +36,7 @@ T = TypeVar("T")
 Handler = Callable[[Request], Awaitable[Response]]
 
 #: The enqueue options a body may carry, by their `Task.options` name.
-_OPTIONS = ("queue", "priority", "delay", "max_attempts", "unique", "replace")
+_OPTIONS = ("queue", "priority", "delay", "max_attempts", "unique", "replace", "channel")
 _INTEGER = re.compile(r"-?[0-9]{1,19}")
 #: An Authorization header with a bearer token (the scheme's case does not matter).
 _BEARER = re.compile(r"bearer +(\S+) *", re.IGNORECASE)
