@@ -8,6 +8,7 @@ import select
 import time
 from typing import Any
 
+import psycopg
 import pytest
 
 import offload
@@ -29,6 +30,7 @@ from tests.conformance.helpers import (
     expire_lease,
     lease_of,
 )
+from tests.conformance.test_transactional import caller_connection
 
 
 @pytest.fixture
@@ -257,9 +259,11 @@ def test_the_scheduler_prunes_events_with_finished_jobs(
     moment = app.backend.now()
     while app.backend.now() <= moment:
         time.sleep(0.01)
-    app.scheduler(retention={"succeeded": 3600.0}).prune()
-    assert len(app.events()) == 1
-    app.scheduler(retention={"succeeded": 0.0, "dead": 0.0}).prune()
+    app.scheduler(retention={"succeeded": 0.0, "cancelled": 0.0}).prune()
+    assert len(app.events()) == 1  # dead jobs are kept for ever: so are events
+    app.scheduler(retention={"succeeded": 0.0, "cancelled": 0.0, "dead": 3600.0}).prune()
+    assert len(app.events()) == 1  # younger than the longest retention
+    app.scheduler(retention={"succeeded": 0.0, "cancelled": 0.0, "dead": 0.0}).prune()
     assert app.events() == []
 
 
@@ -312,3 +316,59 @@ def test_bad_notify_data_and_read_arguments_are_refused(app: offload.App, db_url
     with pytest.raises(ValidationError, match="after"):
         app.events(after=5)  # type: ignore[arg-type]
     assert _event_count(db_url) == 0
+
+
+def test_a_rolled_back_transactional_enqueue_leaves_no_event(
+    app: offload.App, echo: offload.Task[..., Any], db_url: str
+) -> None:
+    with caller_connection(db_url) as conn:
+        echo.options(conn=conn).enqueue("gone")
+        conn.rollback()
+        kept = echo.options(conn=conn).enqueue("kept")
+        assert app.events() == []  # not committed yet
+        conn.commit()
+    assert [(e.kind, e.job_id) for e in app.events()] == [("enqueued", kept.id)]
+
+
+def _poll(app: offload.App, cursor: EventCursor, seen: list[Event]) -> EventCursor:
+    """Read everything after `cursor` into `seen`; return the new cursor."""
+    while page := app.events(after=cursor, limit=2):
+        seen += page
+        cursor = page[-1].cursor
+    return cursor
+
+
+@pytest.mark.parametrize("first_id", ["first writer", "second writer"])
+def test_postgres_transactions_committing_out_of_order_are_read_once_each(
+    pg_url: str, first_id: str
+) -> None:
+    """T1 writes an event, T2 writes one and commits, a reader reads; T1 commits, the reader
+    reads on from its cursor: it gets both, once each, whichever transaction took its id
+    (which orders events) first."""
+    pg_app = offload.App(pg_url, auto_migrate=True)
+    try:
+
+        @pg_app.task(name="echo")
+        def pg_task(*args: Any) -> Any:
+            return args
+
+        pg_app.ready()
+        with psycopg.connect(pg_url) as t1, psycopg.connect(pg_url) as t2:
+            if first_id == "second writer":  # T2 holds the older transaction id
+                t2.execute("SELECT pg_current_xact_id()")
+            one = pg_task.options(conn=t1).enqueue("T1")
+            two = pg_task.options(conn=t2).enqueue("T2")
+            t2.commit()
+            seen: list[Event] = []
+            cursor = _poll(pg_app, EventCursor.START, seen)
+            # While T1 is open, T2's event is readable only if it sorts before T1's (T2's
+            # transaction id is the older): nothing can appear before it any more.
+            early = [] if first_id == "first writer" else [two.id]
+            assert [e.job_id for e in seen] == early
+            t1.commit()
+            cursor = _poll(pg_app, cursor, seen)
+            assert sorted(e.job_id for e in seen) == sorted([one.id, two.id])
+            assert [e.cursor for e in seen] == sorted(e.cursor for e in seen)
+            assert _poll(pg_app, cursor, seen) == cursor and len(seen) == 2
+    finally:
+        pg_app.close()

@@ -171,9 +171,11 @@ class Scheduler:
         return now
 
     def prune(self) -> None:
-        """Delete finished jobs past their retention, and tick records past catch-up."""
+        """Delete finished jobs past their retention (and events past the longest one), and
+        tick records past catch-up."""
         removed = self.backend.jobs.prune(JobPruneParams(self.retention))
-        if self.retention:  # events go with the longest-kept history (none: all kept)
+        # Events go with the longest-kept history; a state kept forever keeps them all.
+        if self.retention.keys() >= FINISHED:
             self.backend.events.prune(max(self.retention.values()))
         window = max((s.catch_up for s in self.schedules), default=0.0)
         self.backend.schedules.prune_ticks(max(window, 86400.0) * 2)

@@ -89,10 +89,8 @@ _OPTIONS: dict[str, Any] = {
     },
     "replace": {**_KEY, "description": "Storing the job cancels queued jobs with this key."},
     "channel": {
-        "type": "string",
-        "minLength": 1,
-        "maxLength": 255,
-        "description": "An event channel (e.g. a user) the job's events also go to: "
+        **_KEY,
+        "description": "The event channel its changes are published on (e.g. user:42): "
         "GET /v1/events?channel=...",
     },
 }
