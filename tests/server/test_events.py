@@ -79,6 +79,7 @@ def test_a_job_stream_from_enqueue_to_succeeded(
             "succeeded",
         ]
         assert {m.data["job_id"] for m in received} == {job_id}
+        assert received[2].data["data"] == {"fraction": 0.5, "message": "halfway"}
         cursors = [EventCursor.parse(m.id or "") for m in received]
         assert cursors == sorted(set(cursors))
         assert [str(e.cursor) for e in _stored(basic_app, EventCursor.START, job_id=job_id)] == [
