@@ -175,7 +175,7 @@ class Broadcaster:
             await self._listen()
             self._tail = await run_in_threadpool(self.app.event_tail)
         except BaseException:
-            self._unlisten()
+            self.release()
             self._starting = None
             raise
         self._task = self.loop.create_task(self._run(), name="offload-events")
@@ -188,7 +188,7 @@ class Broadcaster:
                 with contextlib.suppress(asyncio.CancelledError, OffloadError):
                     await task
         self._starting = self._task = None
-        self._unlisten()
+        self.release()
 
     async def _listen(self) -> None:
         """Watch the event signal, unless watched already (none while the database is
@@ -205,9 +205,12 @@ class Broadcaster:
         self._signal = signal
         self.loop.add_reader(signal.fileno(), self._signalled)
 
-    def _unlisten(self) -> None:
+    def release(self) -> None:
+        """Stop watching the signal and close it (also once the event loop is gone, as
+        when a test's loop ended: its tasks went with it)."""
         if self._signal is not None:
-            self.loop.remove_reader(self._signal.fileno())
+            if not self.loop.is_closed():
+                self.loop.remove_reader(self._signal.fileno())
             self._signal.close()
             self._signal = None
 
@@ -219,7 +222,7 @@ class Broadcaster:
             self._signal.drain()
         except OffloadError as exc:
             log.warning("event signal lost: %s", exc)
-            self._unlisten()
+            self.release()
         self._wake.set()
 
     async def _run(self) -> None:

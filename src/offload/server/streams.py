@@ -53,6 +53,8 @@ class Streams:
         between tests that each run their own loop)."""
         loop = asyncio.get_running_loop()
         if self._broadcaster is None or self._broadcaster.loop is not loop:
+            if self._broadcaster is not None:
+                self._broadcaster.release()
             self._broadcaster = Broadcaster(self.app, self.capacity)
         return self._broadcaster
 
