@@ -370,7 +370,7 @@ def test_postgres_transactions_committing_out_of_order_are_read_once_each(
             assert [e.job_id for e in seen] == early
             t1.commit()
             cursor = _poll(pg_app, cursor, seen)
-            assert sorted(e.job_id for e in seen) == sorted([one.id, two.id])
+            assert sorted(e.job_id or 0 for e in seen) == sorted([one.id, two.id])
             assert [e.cursor for e in seen] == sorted(e.cursor for e in seen)
             assert _poll(pg_app, cursor, seen) == cursor and len(seen) == 2
     finally:
