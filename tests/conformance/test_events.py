@@ -19,15 +19,18 @@ from offload.backends.params import (
     ProgressReport,
     ReleaseParams,
     RescueParams,
+    SweepReadmitParams,
 )
 from offload.core.errors import BadEventId, ValidationError
 from offload.core.events import Event, EventCursor
+from offload.core.flow import QueuePolicy
 from offload.core.states import JobState
 from tests.conformance.helpers import (
     RawDB,
     claim_one,
     error_json,
     expire_lease,
+    insert,
     lease_of,
 )
 from tests.conformance.test_transactional import caller_connection
@@ -367,8 +370,23 @@ def test_postgres_transactions_committing_out_of_order_are_read_once_each(
             assert [e.job_id for e in seen] == early
             t1.commit()
             cursor = _poll(pg_app, cursor, seen)
-            assert sorted(e.job_id for e in seen) == sorted([one.id, two.id])
+            assert sorted(e.job_id or 0 for e in seen) == sorted([one.id, two.id])
             assert [e.cursor for e in seen] == sorted(e.cursor for e in seen)
             assert _poll(pg_app, cursor, seen) == cursor and len(seen) == 2
     finally:
         pg_app.close()
+
+
+def test_shedding_and_readmission_are_told_as_shed_and_requeued(app: offload.App) -> None:
+    backend = app.backend
+    ids = insert(backend, 6, queue="q", priority=0)
+    backend.queues.set("q", QueuePolicy(shed_priority=1, shed_depth=4, resume_depth=2).check())
+    assert backend.sweep.shed("q") == ids
+    assert {tuple(_kinds(app.events(job_id=i))) for i in ids} == {("enqueued", "shed")}
+    assert {e.state for e in app.events(queue="q") if e.kind == "shed"} == {"shed"}
+    back = backend.sweep.readmit(SweepReadmitParams("q"))
+    assert [c.id for c in back] == ids[:4]
+    for job_id in ids[:4]:
+        last = app.events(job_id=job_id)[-1]
+        assert (last.kind, last.state) == ("requeued", "available")
+    assert _kinds(app.events(job_id=ids[4])) == ["enqueued", "shed"]

@@ -53,7 +53,8 @@ from offload.core.tokens import TokenRecord
 
 
 class Listener(Protocol):
-    """A wake-up channel: readable (by `select`) when jobs may have become available."""
+    """A wake-up channel: readable (by `select`) when jobs may have become available (or,
+    from `EventStore.signal`, when events may have been added)."""
 
     @property
     def address(self) -> str | None:
