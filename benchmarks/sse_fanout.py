@@ -151,7 +151,7 @@ async def _watch_rss(pid: int, stop: asyncio.Event, samples: list[float]) -> Non
 
 async def _run_clients(
     port: int, clients: int, sampled: int, load: Any, server_pid: int
-) -> tuple[list[Client], list[float], int, tuple[float, float]]:
+) -> tuple[list[Client], list[float], int, tuple[float, float, float]]:
     """Connect every client, run `load` (which returns the jobs it stored once done), and
     read until every client has every event (or two minutes passed)."""
     stop = asyncio.Event()
@@ -238,8 +238,9 @@ def measure(url: str, clients: int, sampled: int, rate: float, seconds: float) -
         "rss_peak": max(rss),
         "rss_end": rss[-1],
         "hwm": hwm,
-        "server_cpu": cpu[0],
-        "client_cpu": cpu[1],
+        "server_cpu": cpu[0] / cpu[2],
+        "client_cpu": cpu[1] / cpu[2],
+        "server_us": cpu[0] / (expected * clients) * 1e6,
     }
 
 
@@ -258,7 +259,8 @@ def report(backend: str, args: argparse.Namespace, r: dict[str, Any]) -> None:
     )
     print(
         f"  CPU per second of the run: server {r['server_cpu']:.2f}, "
-        f"clients {r['client_cpu']:.2f}; load average {os.getloadavg()[0]:.1f}"
+        f"clients {r['client_cpu']:.2f} (server {r['server_us']:.2f} us per event delivered); "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
     print(
         f"  server RSS MiB: start {r['rss_start']:.0f}  peak {r['rss_peak']:.0f}  "
