@@ -23,6 +23,7 @@ from offload.core.errors import (
     BackendError,
     BackendUnavailable,
     BackPressure,
+    BadEventId,
     BatchResultMismatch,
     ConfigurationError,
     DuplicateJob,
@@ -49,6 +50,7 @@ from offload.core.errors import (
     UnknownTask,
     ValidationError,
 )
+from offload.core.events import Event, EventCursor
 from offload.core.flow import QueuePolicy, Rate
 from offload.core.job import Job
 from offload.core.options import RetryPolicy
@@ -69,11 +71,14 @@ __all__ = [
     "BackPressure",
     "BackendError",
     "BackendUnavailable",
+    "BadEventId",
     "BatchItem",
     "BatchResultMismatch",
     "Call",
     "ConfigurationError",
     "DuplicateJob",
+    "Event",
+    "EventCursor",
     "Forbidden",
     "IdempotencyConflict",
     "InvalidTransition",

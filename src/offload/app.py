@@ -9,14 +9,16 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, cast, overload
 
 from offload.backends import open_backend
-from offload.backends.base import Backend
+from offload.backends.base import Backend, Listener
 from offload.backends.params import (
+    EventReadParams,
     Inserted,
     JobFilter,
     JobInsertParams,
     JobListParams,
     JobRetryManyParams,
     JobRetryParams,
+    NotifyParams,
     QueueChangeParams,
     TokenCreateParams,
 )
@@ -31,6 +33,14 @@ from offload.core.errors import (
     TokenNotFound,
     ValidationError,
     shorten,
+)
+from offload.core.events import (
+    MAX_EVENT_PAGE,
+    Event,
+    EventCursor,
+    JSONValue,
+    check_channel,
+    check_cursor,
 )
 from offload.core.flow import DEFAULT_AGING, QueuePolicy, Rate
 from offload.core.job import Job, JobSpec, Payload
@@ -585,6 +595,67 @@ class App:
         self._known_queue(name)  # known only through a worker serving it, or declared
         serving = [w.id for w in self.worker_statuses() if not w.lost and name in w.queues]
         return QueueStatus(name, {}, sorted(serving))
+
+    # -- events -----------------------------------------------------------------------
+
+    def events(
+        self,
+        *,
+        after: EventCursor | str = EventCursor.START,
+        job_id: int | None = None,
+        queue: str | None = None,
+        channel: str | None = None,
+        limit: int = 500,
+    ) -> list[Event]:
+        """Committed events after the cursor `after` (or its text, an event's id), oldest
+        first, at most `limit`, of the job, queue and channel given (any combination;
+        none: every event). Safe to poll from any process: passing the cursor of the last
+        event got never skips an event and never repeats one. Bad input raises
+        ValidationError (BadEventId for cursor text that is not one)."""
+        cursor = check_cursor(after)
+        if job_id is not None and (type(job_id) is not int or not -(2**63) <= job_id < 2**63):
+            raise ValidationError(f"job_id must be a job id (int), got {shorten(job_id)}")
+        if (
+            isinstance(limit, bool)
+            or not isinstance(limit, int)
+            or not 1 <= limit <= MAX_EVENT_PAGE
+        ):
+            raise ValidationError(
+                f"limit must be an int within [1, {MAX_EVENT_PAGE}], got {shorten(limit)}"
+            )
+        params = EventReadParams(
+            after=cursor,
+            job_id=job_id,
+            queue=None if queue is None else check_text("queue", queue),
+            channel=None if channel is None else check_channel(channel),
+            limit=limit,
+        )
+        self.ready()
+        return self.backend.events.read(params)
+
+    def event_tail(self) -> EventCursor:
+        """The cursor of the newest event readable now: a live stream that wants only what
+        happens from now on starts after it."""
+        self.ready()
+        return self.backend.events.tail()
+
+    def notify(self, channel: str, data: JSONValue) -> EventCursor:
+        """Store the application's own event (kind `notify`) on `channel`, in the same
+        sequence as the jobs' events and pruned with them; returns its cursor. `data` must
+        be JSON within the payload limit; bad input raises ValidationError, storing nothing."""
+        params = NotifyParams(
+            check_channel(channel), serialization.dumps(data, "data", limit=self.payload_limit)
+        )
+        self.ready()
+        return self.backend.events.notify(params)
+
+    def event_signal(self) -> Listener:
+        """A channel (`fileno`, `drain`, `close`) readable when events may have been added:
+        LISTEN on PostgreSQL, a `PRAGMA data_version` watch on SQLite. A hint only: a
+        reader also re-reads every `offload.core.events.EVENT_SAFETY_INTERVAL` seconds.
+        The caller closes it."""
+        self.ready()
+        return self.backend.events.signal()
 
     # -- API tokens -------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar
 from offload.core import options as rules
 from offload.core import serialization
 from offload.core.errors import ValidationError, shorten
+from offload.core.events import check_channel
 from offload.core.job import JobSpec, Payload
 from offload.core.options import EnqueueOptions
 from offload.core.shaping import Unique, check_key, check_on_duplicate
@@ -78,6 +79,7 @@ class Task(Generic[P, R]):
         on_duplicate: str | None = None,
         replace: str | None = None,
         replace_running: bool | None = None,
+        channel: str | None = None,
     ) -> Task[P, R]:
         """The same task with per-call options; `conn` enqueues in the caller's transaction.
 
@@ -90,7 +92,8 @@ class Task(Generic[P, R]):
         DuplicateJob with `on_duplicate="raise"`. `idempotency_key`: the same key gives
         the same job for the App's `idempotency_retention`. `replace`: storing the job
         cancels queued jobs with that key (`replace_running`: asks running ones to stop).
-        Keys are 1 to 255 characters.
+        Keys are 1 to 255 characters. `channel` (1 to 255 characters, e.g. "user:42")
+        publishes every change of the jobs on that event channel (`App.events`).
         """
         if delay is not None and at is not None:
             raise ValidationError("give either delay or at, not both")
@@ -128,6 +131,7 @@ class Task(Generic[P, R]):
                 if replace_running is None
                 else _flag("replace_running", replace_running)
             ),
+            channel=o.channel if channel is None else check_channel(channel),
         )
         return Task(self.app, self.definition, merged, conn if conn is not None else self._conn)
 

@@ -67,6 +67,17 @@ def test_enqueue_refuses_arguments_that_are_not_the_right_json(
     assert store.jobs() == []
 
 
+def test_enqueue_with_a_channel_publishes_the_job_s_events_on_it(
+    store: offload.App, env: dict[str, str]
+) -> None:
+    job_id = run_json("enqueue", "add", "--args", "[1, 2]", "--channel", "user:42", env=env)["id"]
+    assert store.job(job_id).job().channel == "user:42"
+    assert [e.job_id for e in store.events(channel="user:42")] == [job_id]
+    result = offload_cli("enqueue", "add", "--args", "[1, 2]", "--channel", "", env=env)
+    assert_one_line_error(result, 1, "channel must be 1-255 characters")
+    assert len(store.jobs()) == 1
+
+
 def test_enqueue_refuses_a_negative_delay(store: offload.App, env: dict[str, str]) -> None:
     result = offload_cli("enqueue", "add", "--args", "[1, 2]", "--delay", "-1", env=env)
     assert_one_line_error(result, 1, "delay must be a finite number >= 0")

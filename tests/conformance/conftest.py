@@ -25,6 +25,7 @@ def stored(app: offload.App, echo: offload.Task[..., Any], db_url: str) -> Itera
     """One job stored before the test; afterwards every row must be exactly as it was."""
     echo.enqueue("already here", n=1)
     raw = RawDB(db_url)
-    before = raw.all_rows()
+    before, events = raw.all_rows(), raw.events()
     yield
     assert raw.all_rows() == before, "a refused call changed stored jobs"
+    assert raw.events() == events, "a refused call stored an event"

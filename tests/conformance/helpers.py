@@ -89,6 +89,10 @@ class RawDB:
         """Every job row, by id."""
         return self.query("SELECT * FROM offload_jobs ORDER BY id")
 
+    def events(self) -> list[dict[str, Any]]:
+        """Every event row, by position."""
+        return self.query("SELECT * FROM offload_events ORDER BY position")
+
     def count_jobs(self) -> int:
         return int(self.scalar("SELECT count(*) AS n FROM offload_jobs"))
 

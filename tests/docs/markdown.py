@@ -31,7 +31,7 @@ from pathlib import Path
 #: Languages that run, and languages that are shown only (diagrams, output, config files).
 PYTHON = frozenset({"python", "py"})
 SHELL = frozenset({"sh", "bash", "shell"})
-SHOWN = frozenset({"text", "mermaid", "ini", "toml", "yaml", "json", "markdown"})
+SHOWN = frozenset({"text", "mermaid", "ini", "toml", "yaml", "json", "markdown", "javascript"})
 
 _FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})\s*(?P<info>.*)$")
 _TITLE = re.compile(r'title="(?P<title>[^"]*)"')

@@ -1,11 +1,18 @@
-"""Fixtures of the HTTP API tests: an App with tasks on each backend, and a client that
-checks every answer against the OpenAPI document."""
+"""Fixtures of the HTTP API tests: an App with tasks on each backend, a client that checks
+every answer against the OpenAPI document, and `offload serve` run for real."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Iterator
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +22,9 @@ from starlette.types import ASGIApp
 import offload
 from offload.server.body import DOCUMENT_URI, validator
 from tests.conformance.helpers import RawDB
+from tests.runtime.conftest import basic_app, start_worker  # noqa: F401  (fixtures used here)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _pointer(*parts: str) -> str:
@@ -117,3 +127,68 @@ def unchanged(tasks_app: offload.App, db_url: str) -> Iterator[None]:
     before = raw.all_rows()
     yield
     assert raw.all_rows() == before, "a refused request changed stored jobs"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def serve(db_url: str, *args: str) -> subprocess.Popen[bytes]:
+    """`offload serve tests.apps.basic:app *args` on `db_url`, its output piped."""
+    env = {**os.environ, "OFFLOAD_URL": db_url, "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "offload.cli", "serve", "tests.apps.basic:app", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def wait_up(server: subprocess.Popen[bytes], base: str) -> None:
+    """Until `server` answers /health (failing with its output if it exits)."""
+    deadline = time.monotonic() + 60
+    while True:
+        assert server.poll() is None, server.communicate()[0].decode()
+        try:
+            if httpx.get(f"{base}/health", timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "offload serve did not answer /health"
+        time.sleep(0.1)
+
+
+def stop(server: subprocess.Popen[bytes]) -> str:
+    """SIGTERM `server`, which must then exit 0; its output."""
+    server.send_signal(signal.SIGTERM)
+    output = server.communicate(timeout=60)[0].decode()
+    assert server.returncode == 0, output
+    return output
+
+
+class ApiServer:
+    """A running `offload serve` of tests.apps.basic: its process and base URL."""
+
+    def __init__(self, process: subprocess.Popen[bytes], base: str) -> None:
+        self.process = process
+        self.base = base
+
+
+@pytest.fixture
+def start_api(db_url: str, spawned: list[subprocess.Popen[bytes]]) -> Callable[..., ApiServer]:
+    """Start `offload serve` on a free loopback port (extra flags as arguments) and wait
+    until it answers; each is killed at teardown."""
+
+    def start(*args: str) -> ApiServer:
+        port = free_port()
+        process = serve(db_url, "--port", str(port), *args)
+        spawned.append(process)
+        server = ApiServer(process, f"http://127.0.0.1:{port}")
+        wait_up(process, server.base)
+        return server
+
+    return start

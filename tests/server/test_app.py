@@ -4,8 +4,6 @@ prefix, the listings of queues, workers and schedules, and `offload serve` for r
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,9 +20,7 @@ import offload
 from offload.core.status import QueueStatus
 from offload.server.openapi import document
 from offload.server.serve import check_listen, is_loopback
-from tests.server.conftest import Api
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.server.conftest import Api, free_port, serve, stop, wait_up
 
 
 def test_the_document_describes_exactly_the_routes(tasks_app: offload.App) -> None:
@@ -118,66 +114,26 @@ def test_listening_beyond_loopback_needs_a_token_or_insecure(
     assert not caplog.records
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _serve(db_url: str, *args: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "OFFLOAD_URL": db_url, "PYTHONPATH": os.pathsep.join(sys.path)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "offload.cli", "serve", "tests.apps.basic:app", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-
-
-def _wait_up(server: subprocess.Popen[bytes], base: str) -> None:
-    """Until `server` answers /health (failing with its output if it exits)."""
-    deadline = time.monotonic() + 60
-    while True:
-        assert server.poll() is None, server.communicate()[0].decode()
-        try:
-            if httpx.get(f"{base}/health", timeout=5).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "offload serve did not answer /health"
-        time.sleep(0.1)
-
-
-def _stop(server: subprocess.Popen[bytes]) -> str:
-    """SIGTERM `server`, which must then exit 0; its output."""
-    server.send_signal(signal.SIGTERM)
-    output = server.communicate(timeout=60)[0].decode()
-    assert server.returncode == 0, output
-    return output
-
-
 def test_offload_serve_runs_uvicorn(
     app: offload.App, db_url: str, spawned: list[subprocess.Popen[bytes]]
 ) -> None:
-    port = _free_port()
-    server = _serve(db_url, "--port", str(port))
+    port = free_port()
+    server = serve(db_url, "--port", str(port))
     spawned.append(server)
     base = f"http://127.0.0.1:{port}"
-    _wait_up(server, base)
+    wait_up(server, base)
     assert httpx.get(f"{base}/ready", timeout=30).json() == {"status": "ready"}
     created = httpx.post(f"{base}/v1/jobs", json={"task": "add", "args": [2, 3]}, timeout=30)
     assert created.status_code == 202
     assert created.headers["Location"] == f"{base}/v1/jobs/{created.json()['id']}"
     assert app.job(created.json()["id"]).job().args == [2, 3]
-    _stop(server)
+    stop(server)
 
 
 def test_offload_serve_refuses_a_public_address_without_a_token(
     app: offload.App, db_url: str, spawned: list[subprocess.Popen[bytes]]
 ) -> None:
-    server = _serve(db_url, "--host", "0.0.0.0", "--port", str(_free_port()))
+    server = serve(db_url, "--host", "0.0.0.0", "--port", str(free_port()))
     spawned.append(server)
     output = server.communicate(timeout=60)[0].decode()
     assert server.returncode == 1, output
@@ -190,11 +146,11 @@ def test_offload_serve_on_a_public_address_with_a_token_checks_it(
     app: offload.App, db_url: str, spawned: list[subprocess.Popen[bytes]]
 ) -> None:
     token = app.create_token("producer", ["enqueue"])
-    port = _free_port()
-    server = _serve(db_url, "--host", "0.0.0.0", "--port", str(port))
+    port = free_port()
+    server = serve(db_url, "--host", "0.0.0.0", "--port", str(port))
     spawned.append(server)
     base = f"http://127.0.0.1:{port}"
-    _wait_up(server, base)
+    wait_up(server, base)
     job = {"task": "add", "args": [2, 3]}
     refused = httpx.post(f"{base}/v1/jobs", json=job, timeout=30)
     assert (refused.status_code, refused.headers["WWW-Authenticate"]) == (401, "Bearer")
@@ -203,7 +159,7 @@ def test_offload_serve_on_a_public_address_with_a_token_checks_it(
     created = httpx.post(f"{base}/v1/jobs", json=job, headers=auth, timeout=30)
     assert created.status_code == 202, created.text
     assert httpx.get(f"{base}/v1/jobs", headers=auth, timeout=30).status_code == 403
-    assert "without credentials" not in _stop(server)
+    assert "without credentials" not in stop(server)
 
 
 def test_without_the_server_extra_asgi_names_it(tmp_path: Path) -> None:

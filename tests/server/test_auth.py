@@ -28,6 +28,9 @@ CALLS: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", "/v1/jobs:retry", {"json": {"ids": ["{job_id}"]}}),
     ("GET", "/metrics", {}),
 ]
+#: The event streams (read scope): tested here for 401 and 403, which answer at once; their
+#: streams, which do not end, over real HTTP in test_events.py.
+STREAMS = [("GET", "/v1/jobs/{job_id}/events"), ("GET", "/v1/events")]
 OPEN = [("GET", "/health"), ("GET", "/ready"), ("GET", "/openapi.json")]
 #: Authorization headers that carry no live token.
 BAD_HEADERS = [
@@ -81,7 +84,8 @@ def test_the_scope_table_covers_every_route_and_the_document_states_it() -> None
     assert {(m, path) for (path, m), scope in SCOPES.items() if scope is None} == {
         (m.lower(), path) for m, path in OPEN
     }
-    assert [(m.lower(), path) for m, path, _ in CALLS] == [
+    called = [(m, path) for m, path, _ in CALLS] + STREAMS
+    assert [(m.lower(), path) for m, path in called] == [
         (m, path) for (path, m), scope in SCOPES.items() if scope is not None
     ]
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
@@ -149,6 +153,16 @@ def test_a_token_lacking_the_scope_stores_and_changes_nothing(
                 guarded, method, template, kwargs, job_id, headers=bearer(tokens[lacking])
             )
             assert answer.status_code == 403, (method, template, answer.text)
+
+
+@pytest.mark.parametrize(("method", "template"), STREAMS)
+def test_event_streams_need_a_token_with_the_read_scope(
+    guarded: Api, tokens: dict[str, str], job_id: int, method: str, template: str
+) -> None:
+    assert guarded.call(method, template, job_id=job_id).status_code == 401
+    answer = guarded.call(method, template, job_id=job_id, headers=bearer(tokens["enqueue"]))
+    assert (answer.status_code, answer.json()["type"]) == (403, "forbidden")
+    assert "needs the read scope" in answer.json()["message"]
 
 
 def test_open_routes_need_no_token(guarded: Api) -> None:

@@ -30,6 +30,9 @@ from tests.server.conftest import Api
         ({"task": "echo", "run_at": "tomorrow"}, "run_at"),
         ({"task": "echo", "run_at": "2100-01-01T00:00:00"}, "run_at"),
         ({"task": "echo", "colour": "red"}, "colour"),
+        ({"task": "echo", "channel": ""}, "channel"),
+        ({"task": "echo", "channel": "x" * 256}, "channel"),
+        ({"task": "echo", "channel": 42}, "channel"),
     ],
 )
 def test_wrong_fields_are_422_naming_the_field(

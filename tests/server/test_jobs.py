@@ -34,6 +34,19 @@ def test_enqueue_answers_202_with_the_job_and_its_location(
     assert again.status_code == 200 and again.json()["id"] == job["id"]
 
 
+def test_a_channel_is_stored_and_its_events_carry_it(api: Api, tasks_app: offload.App) -> None:
+    answer = api.call("POST", "/v1/jobs", json={"task": "echo", "channel": "user:42"})
+    assert answer.status_code == 202
+    job = answer.json()
+    assert job["channel"] == "user:42"
+    assert tasks_app.job(job["id"]).job().channel == "user:42"
+    (event,) = tasks_app.events(channel="user:42")
+    assert (event.kind, event.job_id) == ("enqueued", job["id"])
+    batch = {"task": "echo", "channel": "user:7", "jobs": [{"args": [1]}, {"args": [2]}]}
+    assert api.call("POST", "/v1/jobs:batch", json=batch).status_code == 202
+    assert len(tasks_app.events(channel="user:7")) == 2
+
+
 def test_run_at_is_an_rfc3339_time_with_an_offset(api: Api) -> None:
     answer = api.call("POST", "/v1/jobs", json={"task": "echo", "run_at": "2100-01-02T03:04:05Z"})
     assert answer.status_code == 202

@@ -21,8 +21,7 @@ from starlette.routing import Route
 
 import offload
 from offload.core.tokens import Scope
-from tests.server.conftest import Api
-from tests.server.test_app import _free_port, _serve, _stop, _wait_up
+from tests.server.conftest import Api, free_port, serve, stop, wait_up
 from tests.sizes import sized
 from tests.test_secrets import SENTINEL, _closed_port, assert_clean, logged
 
@@ -74,11 +73,11 @@ def test_a_100_mb_chunked_body_is_413_within_bounded_memory(
     413 naming the limit, stores nothing, and its peak memory grows by less than twice the
     limit while the client offers 100 MB."""
     limit = 2 * MiB
-    port = _free_port()
-    server = _serve(db_url, "--port", str(port), "--body-limit", str(limit))
+    port = free_port()
+    server = serve(db_url, "--port", str(port), "--body-limit", str(limit))
     spawned.append(server)
     base = f"http://127.0.0.1:{port}"
-    _wait_up(server, base)
+    wait_up(server, base)
     warm = httpx.post(f"{base}/v1/jobs", content=b"{", timeout=30)  # first-request costs
     assert warm.status_code == 400
     peak_before = _rss_kib(server.pid, "VmHWM")
@@ -91,7 +90,7 @@ def test_a_100_mb_chunked_body_is_413_within_bounded_memory(
     growth = (_rss_kib(server.pid, "VmHWM") - peak_before) * 1024
     assert growth < 2 * limit, f"peak memory grew by {growth} bytes"
     assert app.jobs() == []
-    _stop(server)
+    stop(server)
 
 
 def _filled(path: str) -> str:
@@ -200,11 +199,11 @@ def test_many_queue_names_over_http(
     """RELIABILITY 37, queue names: enqueues to 300 (full: 10,000) distinct queues over
     real HTTP are each stored once, the queue listing answers with every one, and the
     server holds no memory per name (its RSS grows by under 20 MiB)."""
-    port = _free_port()
-    server = _serve(db_url, "--port", str(port))
+    port = free_port()
+    server = serve(db_url, "--port", str(port))
     spawned.append(server)
     base = f"http://127.0.0.1:{port}"
-    _wait_up(server, base)
+    wait_up(server, base)
     with httpx.Client(base_url=base, timeout=30) as client:
         client.post("/v1/jobs", json={"task": "add", "args": [0, 0], "queue": "warm-up"})
         before = _rss_kib(server.pid, "VmRSS")
@@ -218,4 +217,4 @@ def test_many_queue_names_over_http(
     assert {f"q-{n:05d}-'%_" for n in range(QUEUE_NAMES)} <= names
     assert len(app.jobs(limit=QUEUE_NAMES + 10)) == QUEUE_NAMES + 1
     assert growth < 20 * MiB, f"RSS grew by {growth} bytes"
-    _stop(server)
+    stop(server)

@@ -4,8 +4,9 @@ Internal API. The App, the worker and the scheduler reach storage only through t
 operations, each atomic in the database. Areas: `schema`, `jobs` (insert, read, admin),
 `claims` (a worker's leases: claim, heartbeat, progress, finish, release, rescue),
 `schedules` (cron), `workers` (the registry), `queues` (policies and task limits) and
-`sweep` (shedding and bringing back shed jobs) and `tokens` (API tokens). Later
-areas (dependencies, topics, events) join as attributes of their own. Payloads cross this boundary
+`sweep` (shedding and bringing back shed jobs), `tokens` (API tokens) and `events` (the
+change sequence of jobs, and applications' own events). Later areas (dependencies,
+topics) join as attributes of their own. Payloads cross this boundary
 as JSON text, already validated by the core serializer; operations taking several values
 take a params dataclass from `offload.backends.params`.
 """
@@ -20,6 +21,7 @@ from typing import Protocol
 from offload.backends.params import (
     Claimed,
     ClaimParams,
+    EventReadParams,
     FinishParams,
     GroupClaimParams,
     Heartbeat,
@@ -31,6 +33,7 @@ from offload.backends.params import (
     JobPruneParams,
     JobRetryManyParams,
     JobRetryParams,
+    NotifyParams,
     ProgressReport,
     QueueChangeParams,
     ReleaseParams,
@@ -41,6 +44,7 @@ from offload.backends.params import (
     TokenCreateParams,
     TokenFound,
 )
+from offload.core.events import Event, EventCursor
 from offload.core.flow import QueuePolicy, TaskLimits
 from offload.core.job import Job
 from offload.core.records import (
@@ -57,7 +61,8 @@ from offload.core.tokens import TokenRecord
 
 
 class Listener(Protocol):
-    """A wake-up channel: readable (by `select`) when jobs may have become available."""
+    """A wake-up channel: readable (by `select`) when jobs may have become available (or,
+    from `EventStore.signal`, when events may have been added)."""
 
     @property
     def address(self) -> str | None:
@@ -342,6 +347,32 @@ class TokenStore(Protocol):
         ...
 
 
+class EventStore(Protocol):
+    """The change sequence: an event per change of a job's state (written by database
+    triggers in the transaction of the change), and applications' events on channels."""
+
+    def read(self, params: EventReadParams) -> builtins.list[Event]:
+        """Committed events after a cursor, oldest first; a reader polling with the cursor
+        of the last event it got never skips one and never gets one twice."""
+        ...
+
+    def tail(self) -> EventCursor:
+        """The cursor of the newest event readable now (START when there is none)."""
+        ...
+
+    def notify(self, params: NotifyParams) -> EventCursor:
+        """Store an application's event on a channel; return its cursor."""
+        ...
+
+    def prune(self, older_than: float) -> int:
+        """Delete events older than the given seconds; return the count."""
+        ...
+
+    def signal(self) -> Listener:
+        """A channel that becomes readable when events may have been added (a hint)."""
+        ...
+
+
 class Backend(Protocol):
     """One database: its areas, its clock and its wake-up channel."""
 
@@ -361,6 +392,8 @@ class Backend(Protocol):
     def sweep(self) -> SweepStore: ...
     @property
     def tokens(self) -> TokenStore: ...
+    @property
+    def events(self) -> EventStore: ...
 
     @property
     def name(self) -> str:
@@ -399,6 +432,7 @@ class Backend(Protocol):
 __all__ = [
     "Backend",
     "ClaimStore",
+    "EventStore",
     "JobStore",
     "Listener",
     "QueueStore",

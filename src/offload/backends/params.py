@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from offload.core.events import EventCursor
 from offload.core.flow import QueuePolicy
 from offload.core.job import Job, JobSpec, Payload
 from offload.core.schedule import ScheduleDef
@@ -287,9 +288,33 @@ class TokenFound:
     stale: bool
 
 
+# -- events -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EventReadParams:
+    """Committed events after `after`, oldest first, at most `limit`, of the job, queue and
+    channel given (None: any)."""
+
+    after: EventCursor = EventCursor.START
+    job_id: int | None = None
+    queue: str | None = None
+    channel: str | None = None
+    limit: int = 500
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyParams:
+    """An application's event on `channel`; `data` is JSON text."""
+
+    channel: str
+    data: str
+
+
 __all__ = [
     "ClaimParams",
     "Claimed",
+    "EventReadParams",
     "FinishParams",
     "Heartbeat",
     "HeartbeatParams",
@@ -300,6 +325,7 @@ __all__ = [
     "JobRetryManyParams",
     "JobRetryParams",
     "Lease",
+    "NotifyParams",
     "Outcome",
     "ProgressReport",
     "QueueChangeParams",

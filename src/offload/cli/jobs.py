@@ -67,6 +67,7 @@ def _not_json(constant: str) -> Any:
 )
 @click.option("--priority", type=int, help="Higher runs first (-1000..1000).")
 @click.option("--max-attempts", type=int, help="Attempts before the job is dead.")
+@click.option("--channel", help="Event channel its changes are published on (e.g. user:42).")
 @click.option("--json", is_flag=True, help='Print {"id": ...} as JSON.')
 @click.pass_obj
 def enqueue(
@@ -79,13 +80,20 @@ def enqueue(
     delay: float | None,
     priority: int | None,
     max_attempts: int | None,
+    channel: str | None,
     json: bool,
 ) -> None:
     """Enqueue a job of TASK; print its id.
 
     The id is printed once the job is committed to the database.
     """
-    given = {"queue": queue, "delay": delay, "priority": priority, "max_attempts": max_attempts}
+    given = {
+        "queue": queue,
+        "delay": delay,
+        "priority": priority,
+        "max_attempts": max_attempts,
+        "channel": channel,
+    }
     options = {name: value for name, value in given.items() if value is not None}
     handle = loader.app().enqueue(task, args, kwargs, **options)
     if json:

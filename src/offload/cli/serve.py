@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from offload.cli.context import AppLoader
-from offload.server import DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT
+from offload.server import DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT, DEFAULT_EVENT_BUFFER
 
 
 @click.command(short_help="Serve the HTTP API (JSON, OpenAPI at /openapi.json).")
@@ -31,6 +31,13 @@ from offload.server import DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT
     default=DEFAULT_BODY_TIMEOUT,
     help="Seconds a request body may take to arrive; a slower one is answered 408.",
 )
+@click.option(
+    "--event-buffer",
+    type=click.IntRange(min=1),
+    default=DEFAULT_EVENT_BUFFER,
+    help="Events held for each event-stream client; one further behind is sent a reconnect "
+    "event and dropped.",
+)
 @click.pass_obj
 def serve(
     loader: AppLoader,
@@ -41,6 +48,7 @@ def serve(
     insecure: bool,
     body_limit: int,
     body_timeout: float,
+    event_buffer: int,
 ) -> None:
     """Serve the HTTP API of the App (MODULE:APP, or --app) until Ctrl-C or SIGTERM.
 
@@ -60,4 +68,5 @@ def serve(
         insecure=insecure,
         body_limit=body_limit,
         body_timeout=body_timeout,
+        event_buffer=event_buffer,
     )

@@ -11,7 +11,8 @@ Tree::
     │   ├── UnknownTask           a task name nobody registered
     │   ├── ArgumentsMismatch     arguments the task's signature cannot take
     │   ├── IdempotencyConflict   an idempotency key reused for a different job
-    │   └── TokenExists           an API token of that name exists already
+    │   ├── TokenExists           an API token of that name exists already
+    │   └── BadEventId            an event cursor (Last-Event-ID) that is not one
     ├── JobNotFound               no job with that id
     ├── ScheduleNotFound          no schedule with that name
     ├── QueueNotFound             no queue of that name has a policy, jobs or workers
@@ -109,6 +110,15 @@ class IdempotencyConflict(ValidationError):
             f"idempotency key {shorten(key)} is held by {holder}, enqueued with a "
             "different task or arguments; use a new key for a different job"
         )
+
+
+class BadEventId(ValidationError):
+    """`text` is not an event cursor (`<tx>-<position>`, as an event's `id` gives it);
+    `reason` says what is wrong with it."""
+
+    def __init__(self, text: str, reason: str) -> None:
+        self.text, self.reason = text, reason
+        super().__init__(f"bad event id {shorten(text)}: {reason}")
 
 
 class JobNotFound(OffloadError, LookupError):

@@ -32,6 +32,8 @@ class JobSpec:
     #: How the payloads' unique, idempotency and replace keys are treated; None when no
     #: payload can have one (the plain insert path, one statement).
     rules: KeyRules | None = None
+    #: The event channel of the jobs (`offload.core.events`), or None.
+    channel: str | None = None
 
 
 class Payload(NamedTuple):
@@ -90,6 +92,8 @@ class Job:
     replace_key: str | None = None
     #: The job whose `replace_key` cancelled this one.
     superseded_by: int | None = None
+    #: The event channel its changes are also published on (e.g. "user:42").
+    channel: str | None = None
 
     @property
     def last_error(self) -> dict[str, Any] | None:

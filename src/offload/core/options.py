@@ -282,6 +282,8 @@ class EnqueueOptions:
     #: asks running ones to stop).
     replace: str | None = None
     replace_running: bool = False
+    #: The event channel the jobs' changes are published on.
+    channel: str | None = None
 
 
 class BatchTaskKeywords(TypedDict, total=False):

@@ -153,6 +153,7 @@ class TaskDef:
             run_at=over.run_at,
             meta="{}" if over.meta is None else serialization.dumps(over.meta, "meta"),
             rules=rules,
+            channel=over.channel,
         )
 
 

@@ -171,8 +171,12 @@ class Scheduler:
         return now
 
     def prune(self) -> None:
-        """Delete finished jobs past their retention, and tick records past catch-up."""
+        """Delete finished jobs past their retention (and events past the longest one), and
+        tick records past catch-up."""
         removed = self.backend.jobs.prune(JobPruneParams(self.retention))
+        # Events go with the longest-kept history; a state kept forever keeps them all.
+        if self.retention.keys() >= FINISHED:
+            self.backend.events.prune(max(self.retention.values()))
         window = max((s.catch_up for s in self.schedules), default=0.0)
         self.backend.schedules.prune_ticks(max(window, 86400.0) * 2)
         self.backend.workers.prune(WORKER_FORGET_AFTER)

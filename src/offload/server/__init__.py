@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 DEFAULT_BODY_LIMIT = 16 * 1024 * 1024
 #: Seconds a request body may take to arrive when none is given: 16 MiB at about 2 Mbit/s.
 DEFAULT_BODY_TIMEOUT = 60.0
+#: The events an event stream holds for its client when none is given: a client further
+#: behind is sent a `reconnect` event and dropped, so it never grows the server's memory.
+DEFAULT_EVENT_BUFFER = 1000
 
 
 def asgi(
@@ -29,10 +32,12 @@ def asgi(
     body_limit: int = DEFAULT_BODY_LIMIT,
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
     auth: bool | None = None,
+    event_buffer: int = DEFAULT_EVENT_BUFFER,
 ) -> Starlette:
     """The HTTP API of `app` as an ASGI application; bodies over `body_limit` bytes are
-    refused (413) without being read further, and bodies not all arrived within
-    `body_timeout` seconds are cut off (408), so a body that never ends holds nothing.
+    refused (413) without being read further, bodies not all arrived within `body_timeout`
+    seconds are cut off (408), so a body that never ends holds nothing, and an event stream
+    whose client falls `event_buffer` events behind is told to reconnect and closed.
 
     `auth` says whether routes other than /health, /ready and /openapi.json need a bearer
     token with their scope: True, False, or None for "if any token exists now" (which
@@ -47,8 +52,9 @@ def asgi(
             f"the HTTP API needs the server extra ({missing} is missing): "
             "pip install 'offload[server]'"
         ) from None
-    if isinstance(body_limit, bool) or not isinstance(body_limit, int) or body_limit < 1:
-        raise ConfigurationError(f"body_limit must be a positive int, got {body_limit!r}")
+    for name, value in (("body_limit", body_limit), ("event_buffer", event_buffer)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigurationError(f"{name} must be a positive int, got {value!r}")
     if (
         isinstance(body_timeout, bool)
         or not isinstance(body_timeout, int | float)
@@ -60,7 +66,7 @@ def asgi(
     if auth is not None and not isinstance(auth, bool):
         raise ConfigurationError(f"auth must be True, False or None, got {auth!r}")
     checks = app.tokens_configured() if auth is None else auth
-    return build(app, body_limit, float(body_timeout), checks)
+    return build(app, body_limit, float(body_timeout), checks, event_buffer)
 
 
-__all__ = ["DEFAULT_BODY_LIMIT", "DEFAULT_BODY_TIMEOUT", "asgi"]
+__all__ = ["DEFAULT_BODY_LIMIT", "DEFAULT_BODY_TIMEOUT", "DEFAULT_EVENT_BUFFER", "asgi"]

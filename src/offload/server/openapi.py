@@ -11,6 +11,7 @@ import copy
 from typing import Any
 
 from offload import __version__
+from offload.core.events import EVENT_KINDS
 from offload.core.states import JobState
 from offload.core.times import TIME_FORMS
 from offload.core.tokens import Scope
@@ -87,6 +88,11 @@ _OPTIONS: dict[str, Any] = {
         "description": "true (by task and arguments) or a unique key.",
     },
     "replace": {**_KEY, "description": "Storing the job cancels queued jobs with this key."},
+    "channel": {
+        **_KEY,
+        "description": "The event channel its changes are published on (e.g. user:42): "
+        "GET /v1/events?channel=...",
+    },
 }
 
 _SELECTION: dict[str, Any] = {
@@ -143,6 +149,7 @@ SCHEMAS: dict[str, Any] = {
             "cancel_requested",
             "replace_key",
             "superseded_by",
+            "channel",
         ],
         "properties": {
             "id": {"type": "integer"},
@@ -170,6 +177,7 @@ SCHEMAS: dict[str, Any] = {
             "cancel_requested": {"type": "boolean"},
             "replace_key": _nullable("string"),
             "superseded_by": _nullable("integer"),
+            "channel": _nullable("string"),
         },
     },
     "EnqueueRequest": {
@@ -343,6 +351,53 @@ SCHEMAS: dict[str, Any] = {
             }
         },
     },
+    "Event": {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "The `data` of each event of a stream (its `id` line is `id`, its "
+        "`event` line is `kind`).",
+        "required": [
+            "id",
+            "kind",
+            "at",
+            "job_id",
+            "task",
+            "queue",
+            "channel",
+            "state",
+            "attempt",
+            "data",
+        ],
+        "properties": {
+            "id": {
+                "type": "string",
+                "description": "The event's position; send it back as Last-Event-ID. Opaque.",
+            },
+            "kind": {"type": "string", "enum": list(EVENT_KINDS)},
+            "at": {"type": "string", "format": "date-time"},
+            "job_id": _nullable("integer"),
+            "task": _nullable("string"),
+            "queue": _nullable("string"),
+            "channel": _nullable("string"),
+            "state": {"type": ["string", "null"], "enum": [*_STATES, None]},
+            "attempt": _nullable("integer"),
+            "data": {
+                "description": "The progress value (progress), the application's payload "
+                '(notify), {"error": message} (retrying, dead), else {} or null.'
+            },
+        },
+    },
+    "Reconnect": {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "The `data` of the `reconnect` event that ends a stream whose client "
+        "fell too far behind: reconnect with `last_event_id` to resume.",
+        "required": ["type", "last_event_id"],
+        "properties": {
+            "type": {"type": "string", "enum": ["slow_client"]},
+            "last_event_id": {"type": "string"},
+        },
+    },
     "Status": {
         "type": "object",
         "additionalProperties": False,
@@ -358,7 +413,7 @@ _RETRY_AFTER = {
 _CHALLENGE = {"description": "Always `Bearer`.", "schema": {"type": "string"}}
 _LOCATION = {"description": "The job's URL.", "schema": {"type": "string"}}
 _ERROR_TEXT = {
-    400: "The body is not JSON.",
+    400: "The body is not JSON, or Last-Event-ID is not an event id (bad_event_id).",
     401: "No live bearer token (missing, malformed, unknown or revoked), when the server "
     "checks tokens.",
     403: "The token lacks the scope this route needs.",
@@ -395,6 +450,32 @@ _FILTERS = [
     ),
 ]
 
+_EVENT_ID = {"type": "string", "description": "The `id` of the last event received."}
+#: How a stream resumes: a header (EventSource sends it when it reconnects), or the query
+#: for clients that cannot set headers; the header wins when both are given.
+_RESUME = [
+    {
+        "name": "Last-Event-ID",
+        "in": "header",
+        "required": False,
+        "schema": _EVENT_ID,
+        "description": "Resume after this event (a malformed one: 400 bad_event_id).",
+    },
+    _query("last_event_id", _EVENT_ID, "Resume after this event, if no Last-Event-ID."),
+]
+_STREAM = {
+    "description": "A text/event-stream: each event's `id` is its position, `event` its "
+    "kind and `data` an `Event` as JSON; a comment line every 15 s keeps it open. A client "
+    "that falls too far behind gets a last `reconnect` event whose data is a `Reconnect`, "
+    "and the stream closes.",
+    "content": {
+        "text/event-stream": {
+            "schema": {"type": "string"},
+            "x-event-schemas": {"default": _ref("Event"), "reconnect": _ref("Reconnect")},
+        }
+    },
+}
+
 #: The scope of a bearer token each route needs when the server checks tokens (None: the
 #: route is open), by path and method: the API enforces this table and the document states it.
 SCOPES: dict[tuple[str, str], Scope | None] = {
@@ -409,6 +490,8 @@ SCOPES: dict[tuple[str, str], Scope | None] = {
     ("/v1/jobs/{job_id}/retry", "post"): Scope.ADMIN,
     ("/v1/jobs:cancel", "post"): Scope.ADMIN,
     ("/v1/jobs:retry", "post"): Scope.ADMIN,
+    ("/v1/jobs/{job_id}/events", "get"): Scope.READ,
+    ("/v1/events", "get"): Scope.READ,
     ("/health", "get"): None,
     ("/ready", "get"): None,
     # Metrics show queue names and volumes, as /v1/queues does: read, like it.
@@ -525,6 +608,39 @@ PATHS: dict[str, Any] = {
             "operationId": "schedules",
             "summary": "Stored schedules with their next and last runs.",
             "responses": {"200": _json(_ref("Schedules"), "The schedules."), **_errors(503)},
+        }
+    },
+    "/v1/jobs/{job_id}/events": {
+        "get": {
+            "operationId": "job_events",
+            "summary": "The job's events as server-sent events, from its first (or after "
+            "Last-Event-ID) until its terminal one (succeeded, dead, cancelled).",
+            "parameters": [_JOB_ID, *_RESUME],
+            "responses": {
+                "200": _STREAM,
+                "204": {
+                    "description": "The job's terminal event was the last one delivered: "
+                    "nothing follows (an EventSource stops reconnecting)."
+                },
+                **_errors(400, 404, 422, 503),
+            },
+        }
+    },
+    "/v1/events": {
+        "get": {
+            "operationId": "events",
+            "summary": "Events of a queue and/or a channel (neither: every event) as "
+            "server-sent events, from now on or after Last-Event-ID.",
+            "parameters": [
+                _query("queue", {"type": "string"}, "Only events of jobs of this queue."),
+                _query(
+                    "channel",
+                    {"type": "string", "minLength": 1, "maxLength": 255},
+                    "Only events on this channel (its jobs' changes and `App.notify`).",
+                ),
+                *_RESUME,
+            ],
+            "responses": {"200": _STREAM, **_errors(400, 422, 503)},
         }
     },
     "/health": {

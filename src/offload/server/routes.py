@@ -3,9 +3,10 @@ block on the database and must never hold up the event loop)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
@@ -18,12 +19,14 @@ from starlette.routing import Route
 
 from offload.app import App, Call
 from offload.core.errors import BackPressure, OffloadError
+from offload.core.events import EventCursor
 from offload.core.job import Job
 from offload.core.records import JobChange
 from offload.core.selection import JobSelection
 from offload.core.times import parse_time
 from offload.core.tokens import Scope
 from offload.server.body import query, read_json, validators
+from offload.server.broadcast import EventFilter
 from offload.server.errors import (
     ErrorResponse,
     JSONResponse,
@@ -34,12 +37,13 @@ from offload.server.errors import (
 )
 from offload.server.metrics import CONTENT_TYPE, ApiMetrics
 from offload.server.openapi import MAX_PAGE, SCOPES, document
+from offload.server.streams import Streams
 
 T = TypeVar("T")
 Handler = Callable[[Request], Awaitable[Response]]
 
 #: The enqueue options a body may carry, by their `Task.options` name.
-_OPTIONS = ("queue", "priority", "delay", "max_attempts", "unique", "replace")
+_OPTIONS = ("queue", "priority", "delay", "max_attempts", "unique", "replace", "channel")
 _INTEGER = re.compile(r"-?0*[0-9]{1,19}")
 #: An Authorization header with a bearer token (the scheme's case does not matter).
 _BEARER = re.compile(r"bearer +(\S+) *", re.IGNORECASE)
@@ -51,13 +55,16 @@ class Api:
     """The route handlers, bound to one App; with `auth`, each route but the open ones
     needs a bearer token with its scope (`SCOPES`)."""
 
-    def __init__(self, app: App, body_limit: int, body_timeout: float, auth: bool) -> None:
+    def __init__(
+        self, app: App, body_limit: int, body_timeout: float, auth: bool, event_buffer: int
+    ) -> None:
         self.app = app
         self.body_limit = body_limit
         self.body_timeout = body_timeout
         self.auth = auth
         self.schemas = validators()
         self.metrics = ApiMetrics(app)
+        self.streams = Streams(app, event_buffer)
 
     def guarded(self, handler: Handler, scope: Scope | None) -> Handler:
         """`handler`, after checking the request's token allows `scope` (as is, when
@@ -214,6 +221,31 @@ class Api:
         selection = _selection(await self._body(request, "Selection"))
         return _changed(await self._call(self.app.retry_many, **selection))
 
+    # -- events ---------------------------------------------------------------------------
+
+    async def job_events(self, request: Request) -> Response:
+        """GET /v1/jobs/{job_id}/events: the job's events from its first (or after
+        Last-Event-ID) until its terminal one; 204 once that was delivered."""
+        job_id: int = request.path_params["job_id"]
+        after = _resume_from(request, query(request, {"last_event_id": str}))
+        await self._call(self.app.job, job_id)  # JobNotFound: 404
+        stream = await self.streams.open(
+            EventFilter(job_id=job_id), after or EventCursor.START, until_terminal=True
+        )
+        return Response(status_code=204) if stream is None else stream
+
+    async def events(self, request: Request) -> Response:
+        """GET /v1/events: every event of a queue and/or channel (no filter: all), from
+        now on or after Last-Event-ID."""
+        given = query(request, {"queue": str, "channel": str, "last_event_id": str})
+        after = _resume_from(request, given)
+        if after is None:
+            after = await self._call(self.app.event_tail)
+        event_filter = EventFilter(queue=given.get("queue"), channel=given.get("channel"))
+        stream = await self.streams.open(event_filter, after, until_terminal=False)
+        assert stream is not None  # only a stream until a terminal event is ever over
+        return stream
+
     # -- the rest -------------------------------------------------------------------------
 
     async def queues(self, request: Request) -> Response:
@@ -253,6 +285,13 @@ class Api:
         if root:
             doc["servers"] = [{"url": root}]
         return JSONResponse(doc)
+
+
+def _resume_from(request: Request, given: dict[str, Any]) -> EventCursor | None:
+    """The cursor a stream resumes after: the Last-Event-ID header (which an EventSource
+    sends when it reconnects, to the URL it was opened with), else `?last_event_id=`."""
+    text = request.headers.get("last-event-id", given.get("last_event_id"))
+    return None if text is None else EventCursor.parse(text)
 
 
 def _options(body: dict[str, Any]) -> dict[str, Any]:
@@ -327,9 +366,18 @@ async def _on_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def build(app: App, body_limit: int, body_timeout: float, auth: bool) -> Starlette:
-    """The Starlette app of the API on `app`, checking bearer tokens if `auth`."""
-    api = Api(app, body_limit, body_timeout, auth)
+def build(
+    app: App, body_limit: int, body_timeout: float, auth: bool, event_buffer: int
+) -> Starlette:
+    """The Starlette app of the API on `app`, checking bearer tokens if `auth`, holding
+    at most `event_buffer` events for each event stream."""
+    api = Api(app, body_limit, body_timeout, auth, event_buffer)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        """Stop the event broadcaster at shutdown (the first stream starts it)."""
+        yield
+        await api.streams.stop()
 
     def route(method: str, path: str, handler: Handler) -> Route:
         """A route whose handler checks the scope `SCOPES` gives it (a route missing from
@@ -349,10 +397,12 @@ def build(app: App, body_limit: int, body_timeout: float, auth: bool) -> Starlet
         route("GET", "/v1/queues", api.queues),
         route("GET", "/v1/workers", api.workers),
         route("GET", "/v1/schedules", api.schedules),
+        route("GET", "/v1/jobs/{job_id:int}/events", api.job_events),
+        route("GET", "/v1/events", api.events),
         route("GET", "/health", api.health),
         route("GET", "/ready", api.ready),
         route("GET", "/metrics", api.metrics_text),
         route("GET", "/openapi.json", api.openapi),
     ]
     handlers = {cls: _on_error for cls in (RequestError, OffloadError, HTTPException, Exception)}
-    return Starlette(routes=routes, exception_handlers=handlers)
+    return Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)

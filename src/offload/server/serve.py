@@ -57,13 +57,24 @@ def check_listen(app: App, host: str, insecure: bool) -> bool:
 
 
 def serve(
-    app: App, *, host: str, port: int, insecure: bool, body_limit: int, body_timeout: float
+    app: App,
+    *,
+    host: str,
+    port: int,
+    insecure: bool,
+    body_limit: int,
+    body_timeout: float,
+    event_buffer: int,
 ) -> None:
     """Serve the API of `app` on `host`:`port` until SIGINT or SIGTERM, then return (so
     the caller closes the App and exits 0, as `offload worker` does)."""
     auth = check_listen(app, host, insecure)  # decided once, so both agree
     api = asgi(
-        app, body_limit=body_limit, body_timeout=body_timeout, auth=auth
+        app,
+        body_limit=body_limit,
+        body_timeout=body_timeout,
+        auth=auth,
+        event_buffer=event_buffer,
     )  # before uvicorn: a missing extra says so
     import uvicorn
 

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     import psycopg
 
 CHANNEL = "offload_jobs"
+#: Where the event triggers and `App.notify` NOTIFY (schema 9).
+EVENTS_CHANNEL = "offload_events"
 #: Values of the URL's `pool_mode` parameter (see `_pool_mode`).
 POOL_MODES = ("session", "transaction")
 _MACROS = {
@@ -171,12 +173,14 @@ def _url_connect_timeout(url: str) -> float | None:
 class PgListener:
     """A LISTEN connection; its socket is readable when a NOTIFY arrived."""
 
-    def __init__(self, conn: psycopg.Connection[Any], location: str) -> None:
+    def __init__(
+        self, conn: psycopg.Connection[Any], location: str, channel: str = CHANNEL
+    ) -> None:
         self.address: str | None = None
         self.location = location
         self.conn = conn
         try:
-            self.conn.execute(f"LISTEN {CHANNEL}")
+            self.conn.execute(f"LISTEN {channel}")
         except BaseException:
             self.conn.close()
             raise
@@ -396,6 +400,16 @@ class PostgresBackend(SqlBackend):
             cur.connection.execute(self.q["connector"]["wake"], {"queues": sorted(queues)})
 
     def listener(self) -> Listener:
+        return self._listen(CHANNEL)
+
+    def event_listener(self) -> Listener:
+        """LISTEN on the channel the event triggers NOTIFY, once per statement that wrote
+        events, delivered at its commit."""
+        return self._listen(EVENTS_CHANNEL)
+
+    def _listen(self, channel: str) -> Listener:
+        """A LISTEN connection of its own on `channel` (never readable behind a
+        transaction pooler, where LISTEN cannot work)."""
         import psycopg
 
         if self.pool_mode == "transaction":
@@ -403,7 +417,7 @@ class PostgresBackend(SqlBackend):
 
         conn = self.connections.dial(autocommit=True)
         try:
-            return PgListener(conn, self.location)
+            return PgListener(conn, self.location, channel)
         except psycopg.Error as exc:
             raise self._error(exc) from None
 

@@ -10,7 +10,7 @@
 WITH ins AS (
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
     enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key,
-    replace_key)
+    replace_key, channel)
 SELECT :task, :queue, :args::json, :kwargs::json, :priority,
     CASE WHEN :shed::boolean THEN 'shed'
         WHEN coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
@@ -19,7 +19,7 @@ SELECT :task, :queue, :args::json, :kwargs::json, :priority,
     coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay)), now(),
     :unique_key, :idempotency_key, :group_key, :meta::json,
     coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
-        - make_interval(secs => {head_start}), :limit_key, :replace_key
+        - make_interval(secs => {head_start}), :limit_key, :replace_key, :channel
 WHERE {unbounded}
 RETURNING id)
 SELECT id, pg_notify('offload_jobs', :queue) FROM ins
@@ -34,7 +34,7 @@ SELECT id, pg_notify('offload_jobs', :queue) FROM ins
 WITH ins AS (
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
     enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key,
-    replace_key)
+    replace_key, channel)
 SELECT :task, :queue, (p.value ->> 0)::json, (p.value ->> 1)::json, :priority,
     CASE WHEN :shed::boolean THEN 'shed'
         WHEN coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
@@ -45,7 +45,7 @@ SELECT :task, :queue, (p.value ->> 0)::json, (p.value ->> 1)::json, :priority,
     CASE WHEN :wide THEN p.value ->> 5 END, :meta::json,
     coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
         - make_interval(secs => {head_start}),
-    CASE WHEN :wide THEN p.value ->> 3 END, CASE WHEN :wide THEN p.value ->> 6 END
+    CASE WHEN :wide THEN p.value ->> 3 END, CASE WHEN :wide THEN p.value ->> 6 END, :channel
 FROM json_array_elements(:payloads::json) WITH ORDINALITY AS p(value, n)
 WHERE {unbounded}
 ORDER BY p.n

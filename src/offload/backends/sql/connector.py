@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from offload.backends.base import Listener
 from offload.backends.sql.admission import Admission
 from offload.backends.sql.claims import SqlClaims
+from offload.backends.sql.events import SqlEvents
 from offload.backends.sql.jobs import SqlJobs
 from offload.backends.sql.queries import Queries
 from offload.backends.sql.queues import SqlQueues
@@ -40,6 +41,7 @@ AREAS = (
     "queues",
     "sweep",
     "tokens",
+    "events",
 )
 
 
@@ -65,6 +67,7 @@ class SqlBackend(ABC):
         self.admission = Admission(self)
         self.sweep = SqlSweep(self)
         self.tokens = SqlTokens(self)
+        self.events = SqlEvents(self)
 
     # -- what each backend supplies -------------------------------------------------
 
@@ -104,6 +107,10 @@ class SqlBackend(ABC):
 
     @abstractmethod
     def listener(self) -> Listener: ...
+
+    @abstractmethod
+    def event_listener(self) -> Listener:
+        """A channel readable when events may have been committed (`EventStore.signal`)."""
 
     @abstractmethod
     def close(self) -> None: ...

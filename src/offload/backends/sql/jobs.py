@@ -383,6 +383,7 @@ def _spec_params(spec: JobSpec) -> dict[str, Any]:
         "delay": spec.delay,
         "run_at": spec.run_at,
         "meta": spec.meta,
+        "channel": spec.channel,
         "default_aging": DEFAULT_AGING,
     }
 

@@ -68,7 +68,7 @@ _JOB_FIELDS = (
     "id", "task", "queue", "args", "kwargs", "priority", "state", "attempt", "max_attempts",
     "run_at", "enqueued_at", "started_at", "finished_at", "lease_until", "worker", "result",
     "errors", "unique_key", "idempotency_key", "group_key", "meta", "progress",
-    "cancel_requested", "replace_key", "superseded_by",
+    "cancel_requested", "replace_key", "superseded_by", "channel",
 )  # fmt: skip
 _STATES = {state.value: state for state in JobState}
 
@@ -85,7 +85,7 @@ def jobs_from(cur: Any, rows: Sequence[Sequence[Any]], time: TimeReader) -> list
         (job_id, task, queue, args, kwargs, priority, state, attempt, max_attempts, run_at,
          enqueued_at, started_at, finished_at, lease_until, worker, result, errors,
          unique_key, idempotency_key, group_key, meta, progress, cancel, replace_key,
-         superseded_by) = fields(row)  # fmt: skip
+         superseded_by, channel) = fields(row)  # fmt: skip
         jobs.append(
             Job(
                 id=int(job_id),
@@ -113,6 +113,7 @@ def jobs_from(cur: Any, rows: Sequence[Sequence[Any]], time: TimeReader) -> list
                 cancel_requested=bool(cancel),
                 replace_key=replace_key,
                 superseded_by=None if superseded_by is None else int(superseded_by),
+                channel=channel,
             )
         )
     return jobs

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 from offload.backends.base import Listener
 from offload.backends.sql.columns import JOB_COLUMNS, WORKER_COLUMNS
 from offload.backends.sql.connector import SqlBackend
-from offload.backends.sqlite.wake import CommitWatch, WakeSender, WakeSocket
+from offload.backends.sqlite.wake import CommitWatch, DataVersionSignal, WakeSender, WakeSocket
 from offload.core.errors import (
     BackendError,
     BackendUnavailable,
@@ -272,6 +272,13 @@ class SQLiteBackend(SqlBackend):
 
     def listener(self) -> Listener:
         return WakeSocket()
+
+    def event_listener(self) -> Listener:
+        """A `PRAGMA data_version` watch (see `DataVersionSignal`): no writer pays for it."""
+        try:
+            return DataVersionSignal(self.path)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
 
     def limit_connections(self, limit: int) -> None:
         """Nothing to limit: one connection per process, shared under a lock."""

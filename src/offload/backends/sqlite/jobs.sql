@@ -8,13 +8,13 @@
 -- statement's instructions); the cursor's lastrowid is the id (SQLiteBackend.inserted_id).
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
     enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key,
-    replace_key)
+    replace_key, channel)
 SELECT :task, :queue, :args, :kwargs, :priority,
     CASE WHEN :shed THEN 'shed'
         WHEN coalesce(:run_at, {now} + :delay) > {now} THEN 'scheduled' ELSE 'available' END,
     :max_attempts, coalesce(:run_at, {now} + :delay), {now},
     :unique_key, :idempotency_key, :group_key, :meta,
-    coalesce(:run_at, {now} + :delay) - {head_start}, :limit_key, :replace_key
+    coalesce(:run_at, {now} + :delay) - {head_start}, :limit_key, :replace_key, :channel
 WHERE {unbounded}
 
 -- name: insert_many
@@ -24,7 +24,7 @@ WHERE {unbounded}
 -- when some job has one). Rows go in payload order, so their ids ascend with it.
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
     enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key,
-    replace_key)
+    replace_key, channel)
 SELECT :task, :queue, p.value ->> 0, p.value ->> 1, :priority,
     CASE WHEN :shed THEN 'shed'
         WHEN coalesce(:run_at, {now} + :delay) > {now} THEN 'scheduled' ELSE 'available' END,
@@ -32,7 +32,7 @@ SELECT :task, :queue, p.value ->> 0, p.value ->> 1, :priority,
     CASE WHEN :wide THEN p.value ->> 4 END, CASE WHEN :wide THEN p.value ->> 2 END,
     CASE WHEN :wide THEN p.value ->> 5 END, :meta,
     coalesce(:run_at, {now} + :delay) - {head_start},
-    CASE WHEN :wide THEN p.value ->> 3 END, CASE WHEN :wide THEN p.value ->> 6 END
+    CASE WHEN :wide THEN p.value ->> 3 END, CASE WHEN :wide THEN p.value ->> 6 END, :channel
 FROM json_each(:payloads) AS p
 WHERE {unbounded}
 ORDER BY p.key

@@ -166,3 +166,58 @@ class CommitWatch:
             thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(1.0)
+
+
+class DataVersionSignal:
+    """An event reader's wake-up: readable when another connection committed to the file.
+
+    Whoever commits job changes (a worker's outcome, a claim, an enqueue) would otherwise
+    have to send datagrams to every reader on its hot path; instead a thread of the reader
+    reads `PRAGMA data_version` on a connection of its own every `EVERY` seconds, which
+    changes whenever any other connection commits (a read of shared memory in WAL mode,
+    no query of the events). Every commit wakes it, events or not: it is a hint, and the
+    reader's read finds out.
+    """
+
+    EVERY = 0.05
+    address = None
+
+    def __init__(self, path: str) -> None:
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        os.set_blocking(self._write, False)
+        self._stop = threading.Event()
+        self._seen = self._version()
+        self._thread = threading.Thread(target=self._run, name="offload-events", daemon=True)
+        self._thread.start()
+
+    def _version(self) -> int:
+        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.EVERY):
+            try:
+                version = self._version()
+            except sqlite3.Error:  # busy or gone for a moment: the safety re-read covers it
+                continue
+            if version != self._seen:
+                self._seen = version
+                with contextlib.suppress(BlockingIOError):  # a byte is pending already
+                    os.write(self._write, b"\1")
+
+    def fileno(self) -> int:
+        return self._read
+
+    def drain(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._read, 64):
+                pass
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+        self._db.close()
+        for fd in (self._read, self._write):
+            os.close(fd)

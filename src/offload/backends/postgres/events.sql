@@ -1,0 +1,59 @@
+-- Named queries of the events area (PostgreSQL). Events are written by the triggers of
+-- migration 9. A read returns only events of transactions older than every transaction
+-- still open (tx below the snapshot's xmin): positions are taken at insert but commit out
+-- of order, and an event that may still appear must sort after everything returned. Rows
+-- come in (tx, position) order, from the cursor :tx-:position onwards. ORDER BY names the
+-- table's columns: the bare `tx` would be the output's text alias, which sorts 1000 before 999.
+
+-- name: columns
+tx::text AS tx, position, kind, at, job_id, task, queue, channel, state, attempt,
+    data::text AS data
+
+-- name: read_all
+-- Every event after the cursor, of queue :queue if given (the primary key's order).
+SELECT {columns} FROM offload_events
+WHERE (tx, position) > (:tx::text::xid8, :position::bigint)
+  AND tx < pg_snapshot_xmin(pg_current_snapshot())
+  AND (:queue::text IS NULL OR queue = :queue)
+ORDER BY offload_events.tx, offload_events.position
+LIMIT :limit
+
+-- name: read_job
+-- One job's events after the cursor (offload_events_job).
+SELECT {columns} FROM offload_events
+WHERE job_id = :job_id::bigint
+  AND (tx, position) > (:tx::text::xid8, :position::bigint)
+  AND tx < pg_snapshot_xmin(pg_current_snapshot())
+  AND (:queue::text IS NULL OR queue = :queue)
+  AND (:channel::text IS NULL OR channel = :channel)
+ORDER BY offload_events.tx, offload_events.position
+LIMIT :limit
+
+-- name: read_channel
+-- One channel's events after the cursor (offload_events_channel).
+SELECT {columns} FROM offload_events
+WHERE channel = :channel::text
+  AND (tx, position) > (:tx::text::xid8, :position::bigint)
+  AND tx < pg_snapshot_xmin(pg_current_snapshot())
+  AND (:queue::text IS NULL OR queue = :queue)
+ORDER BY offload_events.tx, offload_events.position
+LIMIT :limit
+
+-- name: tail
+-- The newest event readable now.
+SELECT tx::text AS tx, position FROM offload_events
+WHERE tx < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY offload_events.tx DESC, offload_events.position DESC
+LIMIT 1
+
+-- name: notify
+-- An application's event; its NOTIFY is delivered at commit, like the triggers'.
+WITH ins AS (
+    INSERT INTO offload_events (kind, channel, data)
+    VALUES ('notify', :channel, :data::json)
+    RETURNING tx, position)
+SELECT tx::text AS tx, position, pg_notify('offload_events', '') FROM ins
+
+-- name: prune
+-- Events past retention (offload_events_at, a BRIN index: time ascends with the table).
+DELETE FROM offload_events WHERE at < now() - make_interval(secs => :age)

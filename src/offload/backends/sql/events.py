@@ -1,0 +1,86 @@
+"""The events area: reading the change sequence by cursor, its tail, applications' own
+events (notify), and pruning. The events of job changes are written by database triggers
+(migration 9 of each backend), in the transaction of the change."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from offload.backends.base import Listener
+from offload.backends.params import EventReadParams, NotifyParams
+from offload.backends.sql.rows import Columns
+from offload.core.events import Event, EventCursor
+
+if TYPE_CHECKING:
+    from offload.backends.sql.connector import SqlBackend
+
+
+class SqlEvents:
+    """`EventStore` over a backend's `events.sql`."""
+
+    def __init__(self, db: SqlBackend) -> None:
+        self.db = db
+        self.q = db.q["events"]
+
+    def read(self, params: EventReadParams) -> list[Event]:
+        # One statement per filter shape, each with its own index: a catch-all condition
+        # (":job_id IS NULL OR job_id = :job_id") would hide the index from a generic plan.
+        if params.job_id is not None:
+            name = "read_job"
+        elif params.channel is not None:
+            name = "read_channel"
+        else:
+            name = "read_all"
+        values = {
+            "tx": params.after.tx,
+            "position": params.after.position,
+            "job_id": params.job_id,
+            "queue": params.queue,
+            "channel": params.channel,
+            "limit": params.limit,
+        }
+        with self.db.read() as cur:
+            cur.execute(self.q[name], values)
+            rows = cur.fetchall()
+            c = Columns.of(cur) if rows else None
+        if c is None:
+            return []
+        return [self._event(c, row) for row in rows]
+
+    def _event(self, c: Columns, row: Sequence[Any]) -> Event:
+        job_id, attempt, data = row[c["job_id"]], row[c["attempt"]], row[c["data"]]
+        return Event(
+            cursor=EventCursor(int(row[c["tx"]]), int(row[c["position"]])),
+            kind=row[c["kind"]],
+            at=self.db.time(row[c["at"]]),
+            job_id=None if job_id is None else int(job_id),
+            task=row[c["task"]],
+            queue=row[c["queue"]],
+            channel=row[c["channel"]],
+            state=row[c["state"]],
+            attempt=None if attempt is None else int(attempt),
+            data=None if data is None else orjson.loads(data),
+        )
+
+    def tail(self) -> EventCursor:
+        with self.db.read() as cur:
+            cur.execute(self.q["tail"])
+            row = cur.fetchone()
+        return EventCursor.START if row is None else EventCursor(int(row[0]), int(row[1]))
+
+    def notify(self, params: NotifyParams) -> EventCursor:
+        with self.db.tx() as cur:
+            cur.execute(self.q["notify"], {"channel": params.channel, "data": params.data})
+            tx, position = cur.fetchone()[:2]
+        return EventCursor(int(tx), int(position))
+
+    def prune(self, older_than: float) -> int:
+        with self.db.tx(single=True) as cur:
+            cur.execute(self.q["prune"], {"age": older_than})
+            return int(cur.rowcount)
+
+    def signal(self) -> Listener:
+        return self.db.event_listener()

@@ -1,0 +1,47 @@
+-- Named queries of the events area (SQLite). Events are written by the triggers of
+-- migration 9. One writer at a time commits them in position order, so tx is always 0:
+-- a cursor with another tx (from no SQLite database) is past every event.
+
+-- name: columns
+tx, position, kind, at, job_id, task, queue, channel, state, attempt, data
+
+-- name: read_all
+-- Every event after the cursor, of queue :queue if given (the rowid's order).
+SELECT {columns} FROM offload_events
+WHERE :tx = 0 AND position > :position
+  AND (:queue IS NULL OR queue = :queue)
+ORDER BY position
+LIMIT :limit
+
+-- name: read_job
+-- One job's events after the cursor (offload_events_job).
+SELECT {columns} FROM offload_events
+WHERE job_id = :job_id AND :tx = 0 AND position > :position
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:channel IS NULL OR channel = :channel)
+ORDER BY position
+LIMIT :limit
+
+-- name: read_channel
+-- One channel's events after the cursor (offload_events_channel).
+SELECT {columns} FROM offload_events
+WHERE channel = :channel AND :tx = 0 AND position > :position
+  AND (:queue IS NULL OR queue = :queue)
+ORDER BY position
+LIMIT :limit
+
+-- name: tail
+SELECT tx, position FROM offload_events ORDER BY position DESC LIMIT 1
+
+-- name: notify
+INSERT INTO offload_events (kind, channel, data) VALUES ('notify', :channel, :data)
+RETURNING tx, position
+
+-- name: prune
+-- Positions ascend with time (one writer at a time): walk from the oldest event to the
+-- first one still kept, and delete everything before it; no index on time is needed.
+DELETE FROM offload_events
+WHERE position < coalesce(
+    (SELECT position FROM offload_events
+     WHERE at >= {now} - :age ORDER BY position LIMIT 1),
+    (SELECT max(position) + 1 FROM offload_events))
