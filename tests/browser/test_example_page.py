@@ -1,0 +1,106 @@
+"""The event channel's example page in a real browser: Debian's Chromium driven by
+Playwright enqueues a report, and the page shows its progress and result without a reload.
+
+Chromium must be installed (scripts/test installs the `chromium` package): a missing
+browser fails this test, it never skips it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Page, sync_playwright
+
+import offload
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("OFFLOAD_TEST_CHROMIUM") or shutil.which("chromium") or "chromium"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def site(migrated_db_url: str, spawned: list[subprocess.Popen[bytes]]) -> Iterator[str]:
+    """The example site (page and API) and a worker of its app, on a fresh database."""
+    env = {
+        **os.environ,
+        "OFFLOAD_URL": migrated_db_url,
+        "REPORT_STEP_SECONDS": "0.3",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path]),
+    }
+    offload_cli = [sys.executable, "-m", "offload", "--app", "examples.report.app:app"]
+    worker = [*offload_cli, "worker", "--executor", "thread", "-c", "2", "--poll-interval", "0.5"]
+    spawned.append(subprocess.Popen(worker, env=env, cwd=ROOT))
+    port = _free_port()
+    server = [sys.executable, "-m", "uvicorn", "examples.report.app:web", "--port", str(port)]
+    spawned.append(subprocess.Popen(server, env=env, cwd=ROOT))
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/api/ready", timeout=5).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the example site did not come up"
+        assert all(p.poll() is None for p in spawned), "the site or its worker exited"
+        time.sleep(0.1)
+    yield base
+
+
+@pytest.fixture
+def page() -> Iterator[Page]:
+    """A page of a headless Chromium, the system's own (Playwright cannot download one)."""
+    assert shutil.which(CHROMIUM), f"Chromium not found at {CHROMIUM}: apt-get install chromium"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser.new_page()
+        browser.close()
+
+
+def test_the_page_shows_progress_and_the_result_without_a_reload(
+    site: str, page: Page, migrated_db_url: str
+) -> None:
+    page.goto(site + "/")
+    page.evaluate("window.loadedOnce = true")  # gone if the page ever reloads
+    page.click("#build")
+
+    page.wait_for_function("document.getElementById('job').textContent !== 'none yet'")
+    job_id = int(page.text_content("#job") or "")
+    # Part way: the bar moved and the message names the rows, while the job still runs.
+    page.wait_for_function(
+        "document.getElementById('message').textContent.includes('of 5 rows')"
+        " && document.getElementById('state').textContent === 'running'",
+        timeout=30_000,
+    )
+    assert 0 < float(page.get_attribute("#bar", "value") or 0) < 1
+    page.wait_for_function(
+        "document.getElementById('state').textContent === 'succeeded'"
+        " && document.getElementById('result').textContent !== ''",
+        timeout=30_000,
+    )
+    assert page.evaluate("window.loadedOnce") is True
+    assert float(page.get_attribute("#bar", "value") or 0) == 1
+    assert page.text_content("#message") == "5 of 5 rows"
+    app = offload.App(migrated_db_url)
+    try:
+        job = app.job(job_id).job()
+    finally:
+        app.close()
+    assert job.state == offload.JobState.SUCCEEDED
+    shown = page.text_content("#result") or ""
+    assert '"total": 15' in shown and '"user": "ada"' in shown
+    assert job.result == {"user": "ada", "rows": 5, "total": 15}
