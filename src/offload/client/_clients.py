@@ -6,16 +6,19 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Generator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar, Unpack
 
 import httpx
+from httpx_sse import aconnect_sse, connect_sse
 
 from offload import __version__
 from offload.client import _operations as ops
+from offload.client._events import EventStream
 from offload.client._operations import Enqueued, EnqueueOptions, Operation, Pause
 from offload.core.errors import ConfigurationError
+from offload.core.events import Event
 from offload.core.job import Job
 from offload.task import Call
 
@@ -47,8 +50,8 @@ class Client:
     RequestRejected or ApiError; no answer at all is BackendUnavailable, or OutcomeUnknown
     for a write that may have taken effect.
 
-    Each call is one operation of `offload.client._operations` run by `_run`; a streaming
-    call (events) uses `self._http` directly and `error_from` for its errors.
+    Each call is one operation of `offload.client._operations` run by `_run`; `events`
+    reads a stream whose state (`offload.client._events.EventStream`) both clients share.
     """
 
     def __init__(
@@ -110,6 +113,39 @@ class Client:
     def retry(self, job_id: int) -> Job:
         """Run a dead, cancelled or shed job again; the job after."""
         return self._run(ops.change(job_id, "retry"))
+
+    def events(
+        self,
+        job_id: int | None = None,
+        *,
+        queue: str | None = None,
+        channel: str | None = None,
+        last_event_id: str | None = None,
+        retry_for: float = 60.0,
+    ) -> Generator[Event, None, None]:
+        """The events of a job (GET /v1/jobs/{id}/events: ending after its terminal event),
+        or of every job change and notify on `queue` and/or `channel` (GET /v1/events:
+        endless), oldest first, each once. It starts after `last_event_id` (an event's
+        `cursor` text) when given, and reconnects and resumes by itself when a connection
+        drops; connections failing for `retry_for` seconds in a row raise
+        BackendUnavailable."""
+        stream = EventStream(job_id, queue, channel, last_event_id, retry_for)
+        while not stream.done:
+            try:
+                with connect_sse(
+                    self._http, "GET", stream.url(), headers=stream.headers()
+                ) as source:
+                    if source.response.status_code not in (200, 204):
+                        source.response.read()
+                    stream.opened(source.response)
+                    for message in source.iter_sse():
+                        event = stream.received(message)
+                        if event is not None:
+                            yield event
+                        if stream.done:
+                            return
+            except httpx.TransportError as exc:
+                time.sleep(stream.failed(exc))
 
     def _run(self, operation: Operation[T]) -> T:
         """Run `operation` to its value: send its requests, take its pauses."""
@@ -192,6 +228,34 @@ class AsyncClient:
     async def retry(self, job_id: int) -> Job:
         """`Client.retry`."""
         return await self._run(ops.change(job_id, "retry"))
+
+    async def events(
+        self,
+        job_id: int | None = None,
+        *,
+        queue: str | None = None,
+        channel: str | None = None,
+        last_event_id: str | None = None,
+        retry_for: float = 60.0,
+    ) -> AsyncIterator[Event]:
+        """`Client.events`, iterated with `async for`."""
+        stream = EventStream(job_id, queue, channel, last_event_id, retry_for)
+        while not stream.done:
+            try:
+                async with aconnect_sse(
+                    self._http, "GET", stream.url(), headers=stream.headers()
+                ) as source:
+                    if source.response.status_code not in (200, 204):
+                        await source.response.aread()
+                    stream.opened(source.response)
+                    async for message in source.aiter_sse():
+                        event = stream.received(message)
+                        if event is not None:
+                            yield event
+                        if stream.done:
+                            return
+            except httpx.TransportError as exc:
+                await asyncio.sleep(stream.failed(exc))
 
     async def _run(self, operation: Operation[T]) -> T:
         """`Client._run` with asyncio I/O."""

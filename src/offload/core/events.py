@@ -121,6 +121,26 @@ class Event:
             "data": self.data,
         }
 
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Event:
+        """The event `to_json` showed (as an event stream sends it); a body that is not one
+        raises BadEventId or ValidationError naming what is wrong."""
+        try:
+            return cls(
+                cursor=EventCursor.parse(body["id"]),
+                kind=str(body["kind"]),
+                at=datetime.fromisoformat(body["at"]),
+                job_id=body.get("job_id"),
+                task=body.get("task"),
+                queue=body.get("queue"),
+                channel=body.get("channel"),
+                state=body.get("state"),
+                attempt=body.get("attempt"),
+                data=body.get("data"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValidationError(f"not an event: {shorten(body)} ({exc})") from None
+
 
 def check_channel(value: object) -> str:
     """A channel name: 1 to MAX_CHANNEL characters of valid Unicode text; else a
