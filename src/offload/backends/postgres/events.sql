@@ -2,7 +2,8 @@
 -- migration 9. A read returns only events of transactions older than every transaction
 -- still open (tx below the snapshot's xmin): positions are taken at insert but commit out
 -- of order, and an event that may still appear must sort after everything returned. Rows
--- come in (tx, position) order, from the cursor :tx-:position onwards.
+-- come in (tx, position) order, from the cursor :tx-:position onwards. ORDER BY names the
+-- table's columns: a bare `tx` would be the output column, tx as text ('1000' < '994').
 
 -- name: columns
 tx::text AS tx, position, kind, at, job_id, task, queue, channel, state, attempt,
@@ -14,7 +15,7 @@ SELECT {columns} FROM offload_events
 WHERE (tx, position) > (:tx::text::xid8, :position::bigint)
   AND tx < pg_snapshot_xmin(pg_current_snapshot())
   AND (:queue::text IS NULL OR queue = :queue)
-ORDER BY tx, position
+ORDER BY offload_events.tx, offload_events.position
 LIMIT :limit
 
 -- name: read_job
@@ -25,7 +26,7 @@ WHERE job_id = :job_id::bigint
   AND tx < pg_snapshot_xmin(pg_current_snapshot())
   AND (:queue::text IS NULL OR queue = :queue)
   AND (:channel::text IS NULL OR channel = :channel)
-ORDER BY tx, position
+ORDER BY offload_events.tx, offload_events.position
 LIMIT :limit
 
 -- name: read_channel
@@ -35,14 +36,14 @@ WHERE channel = :channel::text
   AND (tx, position) > (:tx::text::xid8, :position::bigint)
   AND tx < pg_snapshot_xmin(pg_current_snapshot())
   AND (:queue::text IS NULL OR queue = :queue)
-ORDER BY tx, position
+ORDER BY offload_events.tx, offload_events.position
 LIMIT :limit
 
 -- name: tail
 -- The newest event readable now.
 SELECT tx::text AS tx, position FROM offload_events
 WHERE tx < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY tx DESC, position DESC
+ORDER BY offload_events.tx DESC, offload_events.position DESC
 LIMIT 1
 
 -- name: notify
