@@ -390,3 +390,22 @@ def test_shedding_and_readmission_are_told_as_shed_and_requeued(app: offload.App
         last = app.events(job_id=job_id)[-1]
         assert (last.kind, last.state) == ("requeued", "available")
     assert _kinds(app.events(job_id=ids[4])) == ["enqueued", "shed"]
+
+
+def test_postgres_orders_by_transaction_number_not_its_text(pg_url: str) -> None:
+    """Transaction 10 comes after transaction 9 (as text, '10' sorts first)."""
+    pg_app = offload.App(pg_url, auto_migrate=True)
+    try:
+        pg_app.ready()
+        raw = RawDB(pg_url)
+        for tx in ("10", "9", "10", "100"):
+            raw.execute(
+                "INSERT INTO offload_events (tx, kind, channel, data) "
+                "VALUES (?::xid8, 'notify', 'c', ?::json)",
+                [tx, tx],
+            )
+        events = pg_app.events(limit=2) + pg_app.events(after=pg_app.events(limit=2)[-1].cursor)
+        assert [(e.cursor.tx, e.data) for e in events] == [(9, 9), (10, 10), (10, 10), (100, 100)]
+        assert pg_app.event_tail() == events[-1].cursor
+    finally:
+        pg_app.close()

@@ -3,7 +3,7 @@
 -- still open (tx below the snapshot's xmin): positions are taken at insert but commit out
 -- of order, and an event that may still appear must sort after everything returned. Rows
 -- come in (tx, position) order, from the cursor :tx-:position onwards. ORDER BY names the
--- table's columns: the bare `tx` would be the output's text alias, which sorts 1000 before 999.
+-- table's columns: a bare `tx` would be the output column, tx as text ('1000' < '994').
 
 -- name: columns
 tx::text AS tx, position, kind, at, job_id, task, queue, channel, state, attempt,
