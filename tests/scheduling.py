@@ -37,10 +37,13 @@ APART = (
 )
 
 
+def group_of(nodeid: str) -> str | None:
+    """`GROUP` for a test of `APART`, else None."""
+    return GROUP if nodeid.startswith(APART) else None
+
+
 class ApartScheduling(LoadGroupScheduling):
     """`--dist loadgroup`, with every test of `APART` in the group `GROUP`."""
 
     def _split_scope(self, nodeid: str) -> str:
-        if nodeid.startswith(APART):
-            return GROUP
-        return super()._split_scope(nodeid)
+        return group_of(nodeid) or super()._split_scope(nodeid)
