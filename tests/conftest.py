@@ -47,6 +47,11 @@ RAM_DIR_MIN_FREE = 2 * 2**30
 
 def pytest_configure(config: pytest.Config) -> None:
     """Put temporary files in RAM_DIR (see the module docstring) unless TMPDIR is set."""
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        # An xdist worker runs with COLUMNS=80 and LINES=24 set, which the commands tests
+        # start would inherit: `offload queues` then cut its table to 80 columns.
+        for name in ("COLUMNS", "LINES"):
+            os.environ.pop(name, None)
     if os.environ.get("TMPDIR") or not RAM_DIR.is_dir() or not os.access(RAM_DIR, os.W_OK):
         return
     if shutil.disk_usage(RAM_DIR).free < RAM_DIR_MIN_FREE:
