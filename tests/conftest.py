@@ -9,6 +9,11 @@ RAM-backed directory when the machine has one with room and TMPDIR is not set: c
 database there costs milliseconds instead of a disk's file-system syncs. The behaviours under
 test do not depend on it (a process killed mid-write leaves the same bytes in the page cache
 as on disk); set TMPDIR to run on a disk instead.
+
+Under pytest-xdist (`scripts/test` runs two pytest processes) each process has its own
+session fixtures, so its own throwaway PostgreSQL cluster: a test that stops the server or
+creates roles never disturbs the other process. `tests/scheduling.py` says which tests run
+apart, one at a time.
 """
 
 from __future__ import annotations
@@ -25,10 +30,13 @@ from pathlib import Path
 
 import pytest
 from psycopg.conninfo import conninfo_to_dict
+from xdist.remote import Producer
+from xdist.scheduler.protocol import Scheduling
 
 import offload
 from offload.backends.base import Backend
 from tests.pgserver import PostgresServer, drop_database, fresh_database, start_postgres
+from tests.scheduling import ApartScheduling
 
 BACKENDS = ["sqlite", "postgres"]
 _db_numbers = itertools.count()
@@ -39,12 +47,24 @@ RAM_DIR_MIN_FREE = 2 * 2**30
 
 def pytest_configure(config: pytest.Config) -> None:
     """Put temporary files in RAM_DIR (see the module docstring) unless TMPDIR is set."""
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        # An xdist worker runs with COLUMNS=80 and LINES=24 set, which the commands tests
+        # start would inherit: `offload queues` then cut its table to 80 columns.
+        for name in ("COLUMNS", "LINES"):
+            os.environ.pop(name, None)
     if os.environ.get("TMPDIR") or not RAM_DIR.is_dir() or not os.access(RAM_DIR, os.W_OK):
         return
     if shutil.disk_usage(RAM_DIR).free < RAM_DIR_MIN_FREE:
         return
     os.environ["TMPDIR"] = str(RAM_DIR)  # for the processes tests start, too
     tempfile.tempdir = str(RAM_DIR)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> Scheduling | None:
+    """With `--dist loadgroup`, xdist's grouping plus the tests of `scheduling.APART`."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    return ApartScheduling(config, log)
 
 
 @pytest.fixture(scope="session")

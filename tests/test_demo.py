@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,6 +33,15 @@ def run_demo(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
     )
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """An empty directory with a short path: the demo's worker opens a Unix socket in its
+    TMPDIR, whose path must fit 107 bytes, and pytest-xdist's `tmp_path` is 10 longer."""
+    directory = Path(tempfile.mkdtemp(prefix="demo-"))
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.mark.parametrize("size", [20, 21, 199, 200, 2000, 12_345])
@@ -74,8 +86,8 @@ def test_only_the_designed_failure_may_kill_demo_jobs() -> None:
         _check([_dead(1, designed), _dead(3, "WorkerLost")], expected_failure=Flaky)
 
 
-def test_demo_runs_the_workload_and_reports_throughput_and_latency(tmp_path: Path) -> None:
-    result = run_demo("--jobs", "200", tmp=tmp_path)
+def test_demo_runs_the_workload_and_reports_throughput_and_latency(short_tmp: Path) -> None:
+    result = run_demo("--jobs", "200", tmp=short_tmp)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     jobs = re.search(r"jobs\s+([\d,]+) \(([\d,]+) succeeded, ([\d,]+) dead\)", out)
@@ -86,12 +98,12 @@ def test_demo_runs_the_workload_and_reports_throughput_and_latency(tmp_path: Pat
     assert re.search(r"throughput\s+[\d,]+ jobs/s", out), out
     assert re.search(r"enqueue->start\s+p50 [\d,]+ ms, p99 [\d,]+ ms", out), out
     assert re.search(rf"^dead\s+{dead} *$", out, re.MULTILINE), out
-    assert list(tmp_path.iterdir()) == []  # the throwaway database is gone
+    assert list(short_tmp.iterdir()) == []  # the throwaway database is gone
 
 
-def test_demo_keeps_its_database_on_request(tmp_path: Path) -> None:
-    kept = tmp_path / "demo.db"
-    result = run_demo("--jobs", "50", "--keep", str(kept), tmp=tmp_path)
+def test_demo_keeps_its_database_on_request(short_tmp: Path) -> None:
+    kept = short_tmp / "demo.db"
+    result = run_demo("--jobs", "50", "--keep", str(kept), tmp=short_tmp)
     assert result.returncode == 0, result.stderr
     assert f"database kept in {kept}" in result.stdout
 
@@ -106,6 +118,6 @@ def test_demo_keeps_its_database_on_request(tmp_path: Path) -> None:
     assert states <= {offload.JobState.SUCCEEDED, offload.JobState.DEAD}
     assert tasks == {"demo.thumbnail", "demo.send_email", "demo.publish", "demo.deliver"}
 
-    again = run_demo("--jobs", "50", "--keep", str(kept), tmp=tmp_path)
+    again = run_demo("--jobs", "50", "--keep", str(kept), tmp=short_tmp)
     assert again.returncode == 1
     assert again.stderr.strip() == f"error: {kept} already exists: --keep needs a new file name"

@@ -86,6 +86,10 @@ def test_racing_producers_never_push_the_queue_past_its_bound(
     processes = procs.start_all(
         [(backpressure_procs.producer, (db_url, QUEUE, str(out), start, RACE)) for out in outs]
     )
+    deadline = time.monotonic() + 60  # the race starts once the worker serves the queue
+    while not RawDB(db_url).scalar("SELECT count(*) FROM offload_workers"):
+        assert time.monotonic() < deadline, "the worker did not start"
+        time.sleep(0.1)
     sampler = Sampler(db_url)
     sampler.start()
     start.wait(120)

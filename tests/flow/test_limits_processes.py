@@ -86,11 +86,14 @@ def test_a_rate_per_key_holds_across_three_workers(
     paced.enqueue_many([("hot",)] * 300)
     paced.enqueue_many([(f"k{i % 15}",) for i in range(150)])  # ten per other key
     workers = [start_worker("-c", "4") for _ in range(3)]
-    time.sleep(12)
+    raw = RawDB(db_url)
+    deadline = time.monotonic() + 60  # the workers' start is not part of the window
+    while raw.scalar("SELECT count(*) AS n FROM offload_jobs WHERE started_at IS NOT NULL") == 0:
+        assert time.monotonic() < deadline, "no worker started a job"
+        time.sleep(0.1)
+    time.sleep(11)  # the 10 s checked below, from the first start
     stop(workers)
-    rows = RawDB(db_url).query(
-        "SELECT limit_key, started_at FROM offload_jobs WHERE started_at IS NOT NULL"
-    )
+    rows = raw.query("SELECT limit_key, started_at FROM offload_jobs WHERE started_at IS NOT NULL")
     by_key: dict[str, list[datetime]] = {}
     for row in rows:
         by_key.setdefault(row["limit_key"], []).append(stored_time(row["started_at"]))

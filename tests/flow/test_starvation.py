@@ -20,7 +20,8 @@ HIGH, LOW = 10, 0
 LOWS = 20
 TARGET = 160  # high jobs the producer keeps waiting: 2 s of work, rides out a stall
 JOB = 0.1  # seconds each job sleeps
-RUN = 30.0  # seconds the stream lasts
+RUN = 30.0  # seconds the low jobs may take to start, at most
+AFTER = 6.0  # seconds the stream goes on once they all have (5 s of it are checked)
 SLACK = 1.0  # claim turns and clock reads
 
 
@@ -75,7 +76,13 @@ def test_low_priority_jobs_start_within_the_bound_under_a_saturating_stream(
             time.sleep(0.1)
         low = high.options(priority=LOW)
         lows = low.enqueue_many([(JOB, f"low{i}") for i in range(LOWS)])
-        time.sleep(RUN)
+        waiting_sql = (
+            "SELECT count(*) AS n FROM offload_jobs WHERE priority = ? AND started_at IS NULL"
+        )
+        deadline = time.monotonic() + RUN
+        while raw.scalar(waiting_sql, [LOW]) and time.monotonic() < deadline:
+            time.sleep(0.2)  # the bound below judges how long they waited
+        time.sleep(AFTER)
     finally:
         stop.set()
         thread.join(30)

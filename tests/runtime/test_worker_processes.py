@@ -96,6 +96,8 @@ def test_delayed_job_runs_on_time_not_before(
     basic_app: offload.App, start_worker: StartWorker
 ) -> None:
     start_worker()
+    # The delay is timed from the enqueue: the worker's own start must not be part of it.
+    wait_until(lambda: bool(basic_app.worker_statuses()), 60, "the worker to register")
     handle = basic_app.enqueue("add", [1, 1], delay=1.5)
     assert handle.status() is JobState.SCHEDULED
     job = handle.wait(timeout=30)

@@ -24,6 +24,7 @@ from tests.runtime.conftest import PYTHONPATH
 from tests.sizes import sized
 
 Start = Callable[[], subprocess.Popen[bytes]]
+POLICIES = ("all", "last", "skip")
 
 
 @pytest.fixture
@@ -69,6 +70,18 @@ def assert_one_per_tick_without_gaps(ticks: list[datetime]) -> None:
     assert steps == {timedelta(seconds=1)}, f"missed ticks: steps {sorted(steps)}"
 
 
+def wait_for_ticks(app: offload.App, more: int, since: dict[str, int] | None = None) -> None:
+    """Poll until every policy's schedule has fired `more` ticks past its count in `since`
+    (a scheduler starting on a loaded CPU may take seconds to fire its first)."""
+    deadline = time.monotonic() + 60
+    while True:
+        fired = {p: len(tick_jobs(app, f"every_second_{p}")) for p in POLICIES}
+        if all(n >= (since or {}).get(p, 0) + more for p, n in fired.items()):
+            return
+        assert time.monotonic() < deadline, f"the schedulers fired only {fired} ticks"
+        time.sleep(0.2)
+
+
 def kill(process: subprocess.Popen[bytes]) -> None:
     process.send_signal(signal.SIGKILL)
     process.wait(10)
@@ -82,7 +95,7 @@ def test_three_replicas_fire_each_tick_once_through_kills(
     for replica, seconds in zip(replicas, phases, strict=True):
         time.sleep(seconds)
         kill(replica)
-    for policy in ("all", "last", "skip"):
+    for policy in POLICIES:
         ticks = ticks_of(tick_jobs(cron_app, f"every_second_{policy}"))
         assert len(ticks) >= sum(phases) - 5, len(ticks)  # the first seconds start Python
         assert_one_per_tick_without_gaps(ticks)
@@ -96,15 +109,16 @@ def test_misfire_policies_after_every_replica_was_down(
     cron_app: offload.App, start_scheduler: Start
 ) -> None:
     replicas = [start_scheduler() for _ in range(3)]
-    time.sleep(4)
+    wait_for_ticks(cron_app, 3)
     for process in replicas:
         kill(process)
     down_since = cron_app.backend.now()
     down = sized(5, 10)
     time.sleep(down)
+    fired = {p: len(tick_jobs(cron_app, f"every_second_{p}")) for p in POLICIES}
     start_scheduler()
-    time.sleep(4)
-    ticks = {p: ticks_of(tick_jobs(cron_app, f"every_second_{p}")) for p in ("all", "last", "skip")}
+    wait_for_ticks(cron_app, 3, since=fired)  # skip: 3 new ticks; last: its catch-up and 2
+    ticks = {p: ticks_of(tick_jobs(cron_app, f"every_second_{p}")) for p in POLICIES}
     before = {p: max(t for t in ts if t <= down_since) for p, ts in ticks.items()}
     after = {p: min(t for t in ts if t > down_since) for p, ts in ticks.items()}
     for policy, ts in ticks.items():
