@@ -21,6 +21,7 @@ GROUP = "processes"
 #: Node-id prefixes (a module, or one test) of the tests that run apart, one at a time.
 APART = (
     "tests/batch/test_batch_workers.py::test_max_wait_is_honoured_within_the_tolerance",
+    "tests/client/test_retry.py",
     "tests/conformance/test_concurrency.py",
     "tests/faults/test_pgbouncer.py",
     "tests/faults/test_postgres_outage.py",
@@ -33,6 +34,8 @@ APART = (
     "tests/runtime/test_torture.py",
     "tests/runtime/test_worker_processes.py",
     "tests/scheduler/test_replicas.py",
+    "tests/server/test_events.py",
+    "tests/server/test_reliability.py",
     "tests/shaping/test_unique_race.py",
 )
 
