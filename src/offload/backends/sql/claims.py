@@ -89,9 +89,12 @@ class SqlClaims:
         return _in_order(jobs, None)
 
     def _started(self, cur: Any, rows: Sequence[Any]) -> Started:
-        """Claimed rows decoded, each with its virtual deadline (`sort_at`)."""
+        """Claimed rows decoded, each with its virtual deadline (`sort_at`); their `started`
+        events written in the claim's transaction where triggers leave them to it."""
         keys = column(cur, rows, "sort_at")
-        return list(zip(keys, jobs_from(cur, rows, self.db.time), strict=True))
+        started = list(zip(keys, jobs_from(cur, rows, self.db.time), strict=True))
+        self.db.events.written(cur, [job.id for _, job in started])
+        return started
 
     def _values(self, params: ClaimParams) -> dict[str, Any]:
         return {
@@ -172,9 +175,9 @@ class SqlClaims:
         Both statements judge readiness at one instant: where each statement reads the
         clock anew, a group turning ready between them would look held back (and a burst
         worker would stop with it due)."""
-        now = params.now
-        if now is None and self.db.clock_per_statement:
-            now = self.db.now()
+        now = self.db.time_param(params.now)
+        if params.now is None and self.db.clock_per_statement:
+            now = self.db.now_param()
         values = {
             "worker": params.worker,
             "queue": params.queue,
@@ -182,7 +185,7 @@ class SqlClaims:
             "size": params.size,
             "max_wait": params.max_wait,
             "lease": params.lease,
-            "now": self.db.time_param(now),
+            "now": now,
         }
         with self.db.tx(relaxed=True) as cur:  # one transaction: the lock lasts to its end
             if "group_begin" in self.q.text:
@@ -275,6 +278,7 @@ class SqlClaims:
                 )
                 if counted or self._view.get(str(queue), (False, 0.0))[0]
             }
+            self.db.events.written(cur, sorted(kept))  # after reading `cur`'s columns
             if freed:
                 self.db.wake(cur, freed)
         return [o.id for o in outcomes if o.id not in kept]
@@ -307,6 +311,7 @@ class SqlClaims:
                 )
                 if state == JobState.AVAILABLE
             }
+            self.db.events.written(cur, sorted(int(job_id) for job_id in ids))
             if queues:
                 self.db.wake(cur, queues)
         return sorted(int(job_id) for job_id in ids)

@@ -129,9 +129,14 @@ class SqlBackend(ABC):
 
     def now(self) -> datetime:
         """The database's clock."""
+        return self.time(self.now_param())
+
+    def now_param(self) -> Any:
+        """The database's clock as it reads it, fit for a `:now` parameter: a round trip
+        through a datetime may round SQLite's epoch seconds below a time just stored."""
         with self.read() as cur:
             cur.execute(self.q["connector"]["now"])
-            return self.time(cur.fetchone()[0])
+            return cur.fetchone()[0]
 
 
 @functools.cache

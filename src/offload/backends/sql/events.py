@@ -1,6 +1,7 @@
 """The events area: reading the change sequence by cursor, its tail, applications' own
 events (notify), and pruning. The events of job changes are written by database triggers
-(migration 9 of each backend), in the transaction of the change."""
+(migration 9 of each backend), in the transaction of the change; on SQLite, a drain's own
+changes by `written`, called in the claim's or outcome's transaction."""
 
 from __future__ import annotations
 
@@ -24,6 +25,13 @@ class SqlEvents:
     def __init__(self, db: SqlBackend) -> None:
         self.db = db
         self.q = db.q["events"]
+
+    def written(self, cur: Any, ids: Sequence[int]) -> None:
+        """In `cur`'s transaction, write the events of jobs `ids` just started or ended, on
+        a backend whose triggers leave those to the statements (an `events.sql` with
+        `written`: SQLite); elsewhere the triggers did."""
+        if ids and "written" in self.q.text:
+            cur.execute(self.q["written"], {"ids": orjson.dumps(list(ids)).decode()})
 
     def read(self, params: EventReadParams) -> list[Event]:
         # One statement per filter shape, each with its own index: a catch-all condition

@@ -69,6 +69,7 @@ class SqlSweep:
         with self.db.tx(single=True) as cur:
             cur.execute(self.q["take"], values)
             jobs = jobs_from(cur, cur.fetchall(), self.db.time)
+            self.db.events.written(cur, [job.id for job in jobs])
         return sorted(jobs, key=lambda job: (job.enqueued_at, job.id))
 
     def untake(self, params: ReleaseParams) -> int:

@@ -28,18 +28,23 @@ BEGIN
 END;
 
 -- Only updates that set state or progress can make an event; the WHEN picks the changes
--- that do (the same rule as PostgreSQL's offload_events_updated).
+-- that do (the same rule as PostgreSQL's offload_events_updated), but for a drain's own:
+-- a job started (-> running: claims, the sweep's take) and a run's end (running ->
+-- retrying, succeeded, dead, cancelled: outcomes, rescue), whose statements write their
+-- events themselves, a batch at a time (events.sql `written`: a trigger program per row
+-- cost a drain's storage a quarter of its rate).
 CREATE TRIGGER offload_jobs_events_update AFTER UPDATE OF state, progress ON offload_jobs
 WHEN (new.state = old.state AND new.state = 'running' AND new.progress IS NOT NULL
       AND new.progress IS NOT old.progress)
-  OR (new.state <> old.state
-      AND (new.state IN ('running', 'retrying', 'succeeded', 'dead', 'cancelled', 'shed')
+  OR (new.state <> old.state AND new.state <> 'running'
+      AND NOT (old.state = 'running'
+               AND new.state IN ('retrying', 'succeeded', 'dead', 'cancelled'))
+      AND (new.state IN ('retrying', 'succeeded', 'dead', 'cancelled', 'shed')
            OR old.state IN ('running', 'succeeded', 'dead', 'cancelled', 'shed')))
 BEGIN
     INSERT INTO offload_events (kind, job_id, task, queue, channel, state, attempt, data)
     VALUES (
         CASE WHEN new.state = old.state THEN 'progress'
-             WHEN new.state = 'running' THEN 'started'
              WHEN new.state IN ('retrying', 'succeeded', 'dead', 'cancelled', 'shed')
                  THEN new.state
              ELSE 'requeued' END,
