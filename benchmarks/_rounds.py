@@ -10,7 +10,7 @@ import os
 import statistics
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -91,3 +91,25 @@ def child_rate(code: str, *argv: str) -> float:
         [sys.executable, "-c", code, *argv], env=env, capture_output=True, text=True, check=True
     )
     return float(out.stdout.split()[-1])
+
+
+def compare_children(
+    doc: str,
+    variants: Sequence[str],
+    code: str,
+    report: Callable[[str, Mapping[str, list[float]]], None],
+) -> int:
+    """The whole of a benchmark whose variants are `code` run in fresh processes (with the
+    database URL, the variant and --jobs as arguments): rounds on each backend asked for,
+    PostgreSQL committing durably, then `report(title, rates)` per backend."""
+    args = arguments(doc, rounds=5, jobs=2000).parse_args()
+    with targets(args.backend, durable_commits=True) as chosen:
+        for target in chosen:
+            rates = rounds(
+                target,
+                args.rounds,
+                variants,
+                lambda url, variant: child_rate(code, url, variant, str(args.jobs)),
+            )
+            report(target.title, rates)
+    return 0

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import statistics
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make `benchmarks` and `tests` importable
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._rounds import arguments, child_rate, ratios, rounds, spread, targets  # noqa: E402
+from benchmarks._rounds import compare_children, ratios, spread  # noqa: E402
 
 VARIANTS = ("plain", "unique", "idempotency")
 
@@ -52,7 +53,7 @@ print(f"{n / (time.perf_counter() - started):.1f}")
 """
 
 
-def report(title: str, rates: dict[str, list[float]]) -> None:
+def report(title: str, rates: Mapping[str, list[float]]) -> None:
     print(f"{title}: single-job enqueue, jobs/s (median of {len(rates['plain'])} rounds)")
     for variant in VARIANTS:
         runs = ", ".join(f"{r:,.0f}" for r in rates[variant])
@@ -62,17 +63,7 @@ def report(title: str, rates: dict[str, list[float]]) -> None:
 
 
 def main() -> int:
-    args = arguments(__doc__ or "", rounds=5, jobs=2000).parse_args()
-    with targets(args.backend, durable_commits=True) as chosen:
-        for target in chosen:
-            rates = rounds(
-                target,
-                args.rounds,
-                VARIANTS,
-                lambda url, variant: child_rate(CHILD, url, variant, str(args.jobs)),
-            )
-            report(target.title, rates)
-    return 0
+    return compare_children(__doc__ or "", VARIANTS, CHILD, report)
 
 
 if __name__ == "__main__":

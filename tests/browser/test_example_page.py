@@ -8,28 +8,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
 import offload
+from tests.server.conftest import free_port, wait_up
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("OFFLOAD_TEST_CHROMIUM") or shutil.which("chromium") or "chromium"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -44,20 +35,12 @@ def site(migrated_db_url: str, spawned: list[subprocess.Popen[bytes]]) -> Iterat
     offload_cli = [sys.executable, "-m", "offload", "--app", "examples.report.app:app"]
     worker = [*offload_cli, "worker", "--executor", "thread", "-c", "2", "--poll-interval", "0.5"]
     spawned.append(subprocess.Popen(worker, env=env, cwd=ROOT))
-    port = _free_port()
+    port = free_port()
     server = [sys.executable, "-m", "uvicorn", "examples.report.app:web", "--port", str(port)]
     spawned.append(subprocess.Popen(server, env=env, cwd=ROOT))
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/api/ready", timeout=5).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "the example site did not come up"
-        assert all(p.poll() is None for p in spawned), "the site or its worker exited"
-        time.sleep(0.1)
+    for process in spawned:
+        wait_up(process, base + "/api")  # the API's /health, mounted under /api
     yield base
 
 

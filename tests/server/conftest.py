@@ -98,9 +98,8 @@ class Api:
         return response
 
 
-@pytest.fixture
-def tasks_app(app: offload.App) -> offload.App:
-    """`app` with an `add` and an `echo` task."""
+def with_tasks(app: offload.App) -> offload.App:
+    """`app` with an `add` task, which checks its arguments, and an `echo`, taking any."""
 
     @app.task(name="add")
     def add(a: int, b: int) -> int:
@@ -111,6 +110,12 @@ def tasks_app(app: offload.App) -> offload.App:
         return [args, kwargs]
 
     return app
+
+
+@pytest.fixture
+def tasks_app(app: offload.App) -> offload.App:
+    """`app` with an `add` and an `echo` task."""
+    return with_tasks(app)
 
 
 @pytest.fixture

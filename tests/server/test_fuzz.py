@@ -32,6 +32,7 @@ from schemathesis.checks import (
 import offload
 from offload.core.tokens import Scope
 from offload.server.openapi import SCOPES
+from tests.server.conftest import with_tasks
 from tests.sizes import sized
 
 #: Cases per run: (backend, mode) -> count. CI: 2,000 in all with AUTH_CASES (about 60 s
@@ -124,20 +125,6 @@ def _diff(before: Snapshot, after: Snapshot) -> str:
     return f"jobs {ids[:10]}"
 
 
-def tasks(app: offload.App) -> offload.App:
-    """`app` with the fuzz run's tasks: `add(a, b)` checks its arguments, `echo` takes any."""
-
-    @app.task(name="add")
-    def add(a: int, b: int) -> int:
-        return a + b
-
-    @app.task(name="echo")
-    def echo(*args: Any, **kwargs: Any) -> Any:
-        return [args, kwargs]
-
-    return app
-
-
 def fuzz(
     app: offload.App,
     api: Any,
@@ -203,7 +190,7 @@ def test_fuzz_finds_no_5xx_no_off_document_answer_and_no_unaccepted_change(
 ) -> None:
     backend = "sqlite" if db_url.startswith("sqlite") else "postgres"
     cases = CASES[(backend, mode)]
-    ledger = fuzz(tasks(app), offload.asgi(app), mode, cases)
+    ledger = fuzz(with_tasks(app), offload.asgi(app), mode, cases)
     assert ledger.cases == cases
     if mode.is_positive:  # the steering works: the run stored jobs and refused some
         assert len(ledger.stored) > 0
@@ -230,7 +217,9 @@ def test_fuzz_with_tokens_changes_nothing_without_the_scope(sqlite_url: str) -> 
             scope = tokens.get(token or "")
             return needed is None or (scope is not None and scope in (needed, Scope.ADMIN))
 
-        ledger = fuzz(tasks(app), offload.asgi(app), GenerationMode.POSITIVE, AUTH_CASES, authorize)
+        ledger = fuzz(
+            with_tasks(app), offload.asgi(app), GenerationMode.POSITIVE, AUTH_CASES, authorize
+        )
         assert ledger.cases == AUTH_CASES
         assert {401, 403} <= set(ledger.statuses), ledger.statuses
         assert seen == set(choices)
