@@ -106,8 +106,12 @@ def test_insert_many_is_one_statement_in_one_transaction(backend: Backend) -> No
     ids = insert(backend, 200)
     if backend.name == "sqlite":
         cast(SQLiteBackend, backend)._conn().set_trace_callback(None)
-        inserts = [s for s in statements if "INSERT INTO offload_jobs" in s]
+        # SQLite's trace repeats the statement's text as each row's event trigger runs, so
+        # it cannot count executions: every traced insert is the one statement's text, in
+        # one transaction (and the one clock reading below).
+        inserts = {s for s in statements if "INSERT INTO offload_jobs" in s}
         assert len(inserts) == 1, inserts
+        assert (statements.count("BEGIN IMMEDIATE"), statements.count("COMMIT")) == (1, 1)
     # One statement (SQLite) / one transaction (PostgreSQL) reads the clock once.
     stamps = {backend.jobs.get(job_id).enqueued_at for job_id in ids}
     assert len(stamps) == 1
