@@ -47,7 +47,8 @@ def drain(directory: str, variant: str, jobs: int) -> float:
             db.execute("DROP TRIGGER offload_jobs_events_update")
     backend = app.backend
     if variant == "none":
-        backend.events.q.text.pop("written")  # type: ignore[attr-defined]
+        # this App's events area writes nothing (its queries are shared by every App)
+        setattr(backend.events, "written", lambda cur, ids: None)  # noqa: B010
     insert(backend, jobs)
     started = time.perf_counter()
     while taken := backend.claims.claim(ClaimParams("w1", "default", BATCH, 30.0)):
