@@ -5,10 +5,12 @@ and resumes by itself across a server restart, with no gap and no repeat."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import threading
 import time
 
+import httpx
 import pytest
 
 import offload
@@ -116,3 +118,49 @@ def test_bad_stream_requests_are_named(tasks_app: offload.App, serve: Serve) -> 
     nobody = Client(f"http://127.0.0.1:{free_port()}")
     with nobody, pytest.raises(offload.BackendUnavailable, match="cannot reach the HTTP API"):
         next(nobody.events(channel="c", retry_for=0.5))
+
+
+def _sse(*frames: str) -> httpx.Response:
+    return httpx.Response(
+        200, headers={"content-type": "text/event-stream"}, content="".join(frames).encode()
+    )
+
+
+def _event(cursor: str, kind: str) -> str:
+    body = {
+        "id": cursor,
+        "kind": kind,
+        "at": "2026-11-29T00:00:00+00:00",
+        "job_id": 1,
+        "task": "add",
+        "queue": "default",
+        "channel": None,
+        "state": kind,
+        "attempt": 1,
+        "data": {},
+    }
+    return f"id: {cursor}\r\nevent: {kind}\r\ndata: {json.dumps(body)}\r\n\r\n"
+
+
+def test_a_passing_outage_and_a_reconnect_notice_are_ridden_out() -> None:
+    # The server's answers, in turn: down (503), a stream dropped for a slow start that
+    # names where it began, then the job's last event. Each request's Last-Event-ID is kept.
+    asked: list[str | None] = []
+    down = httpx.Response(503, json={"type": "backend_unavailable", "message": "db restarting"})
+    dropped = _sse('id: 0-5\r\nevent: reconnect\r\ndata: {"type": "slow_client", '
+                   '"last_event_id": "0-5"}\r\n\r\n')  # fmt: skip
+    answers = iter([down, dropped, _sse(_event("0-6", "succeeded"))])
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(request.headers.get("Last-Event-ID"))
+        return next(answers)
+
+    with Client("http://api.test", transport=httpx.MockTransport(answer)) as client:
+        events = list(client.events(1, retry_for=30))
+    assert [(str(e.cursor), e.kind) for e in events] == [("0-6", "succeeded")]
+    assert asked == [None, None, "0-5"]
+
+    refused = iter([down])
+    client = Client("http://api.test", transport=httpx.MockTransport(lambda _: next(refused)))
+    with client, pytest.raises(offload.BackendUnavailable, match="db restarting"):
+        next(client.events(1, retry_for=0))

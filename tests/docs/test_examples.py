@@ -27,6 +27,7 @@ NOT_RUN = {
     ("operations.md", "sudo systemctl enable --now offload-worker"),
     ("contributing.md", "pip install -e '.[docs]'"),
     ("quickstart.md", "python3 -m venv .venv && . .venv/bin/activate"),
+    ("events.md", "export OFFLOAD_URL=sqlite:///report.db"),  # tests/browser opens the page
 }
 
 

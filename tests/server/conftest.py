@@ -86,7 +86,9 @@ class Api:
         if "$ref" in spec:
             where = spec["$ref"].removeprefix("#/").split("/")
             spec = self.doc["components"]["responses"][where[-1]]
-        if "application/json" in spec["content"]:
+        if "content" not in spec:  # an answer with no body (204)
+            assert response.content == b"", f"{method} {template}: a body where none is due"
+        elif "application/json" in spec["content"]:
             pointer = _pointer(*where, "content", "application/json", "schema")
             validator({"$ref": f"{DOCUMENT_URI}#{pointer}"}).validate(response.json())
         else:  # a text answer (/metrics): of the one media type the document names

@@ -15,7 +15,7 @@ from httpx_sse import aconnect_sse, connect_sse
 
 from offload import __version__
 from offload.client import _operations as ops
-from offload.client._events import EventStream
+from offload.client._events import EventStream, Transient
 from offload.client._operations import Enqueued, EnqueueOptions, Operation, Pause
 from offload.core.errors import ConfigurationError
 from offload.core.events import Event
@@ -144,7 +144,7 @@ class Client:
                             yield event
                         if stream.done:
                             return
-            except httpx.TransportError as exc:
+            except (httpx.TransportError, Transient) as exc:
                 time.sleep(stream.failed(exc))
 
     def _run(self, operation: Operation[T]) -> T:
@@ -254,7 +254,7 @@ class AsyncClient:
                             yield event
                         if stream.done:
                             return
-            except httpx.TransportError as exc:
+            except (httpx.TransportError, Transient) as exc:
                 await asyncio.sleep(stream.failed(exc))
 
     async def _run(self, operation: Operation[T]) -> T:

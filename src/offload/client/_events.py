@@ -15,12 +15,23 @@ import orjson
 from httpx_sse import ServerSentEvent
 
 from offload.client._operations import Send, error_from, transport_error
-from offload.core.errors import ConfigurationError
+from offload.core.errors import ConfigurationError, OffloadError
 from offload.core.events import TERMINAL_KINDS, Event, check_channel, check_cursor
 from offload.core.options import check_name
 
 #: Seconds before the first reconnection after a failure, and the most between two.
 FIRST_PAUSE, LONGEST_PAUSE = 0.1, 5.0
+#: Answers of a server (or a proxy before it) that is down for a while: tried again.
+TRANSIENT = frozenset({502, 503, 504})
+
+
+class Transient(Exception):
+    """A connection answered with a passing failure (`error`): tried again, as a dropped
+    connection is, until connections have failed for `retry_for` seconds."""
+
+    def __init__(self, error: OffloadError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class EventStream:
@@ -74,33 +85,47 @@ class EventStream:
 
     def opened(self, answer: httpx.Response) -> None:
         """Take a connection's answer (an error answer's body already read): raise the
-        error it stands for; a 204 is a job stream with nothing after `last`."""
+        error it stands for (`Transient` for a passing one); a 204 is a job stream with
+        nothing after `last`. An open stream ends a run of failed connections; the pause
+        between them shrinks again only once an event came, so a stream that opens and
+        drops at once is not reconnected ten times a second."""
         if answer.status_code == 204:
             self.done = True
+        elif answer.status_code in TRANSIENT:
+            raise Transient(error_from(answer))
         elif answer.status_code != 200:
             raise error_from(answer)
         else:
-            self._failing_since, self._pause = None, FIRST_PAUSE
+            self._failing_since = None
 
     def received(self, message: ServerSentEvent) -> Event | None:
         """The event a message carries (None for a `reconnect` notice: the server closes
         the connection next, and the stream resumes from `last`)."""
         if message.event == "reconnect":
+            # it names the last event delivered, or where a stream that delivered none
+            # began: resume there, not from a new start that would skip what came between
+            resume = orjson.loads(message.data).get("last_event_id")
+            if resume is not None:
+                self.last = str(check_cursor(resume))
             return None
         body: Any = orjson.loads(message.data)
         event = Event.from_json(body)
         self.last = str(event.cursor)
+        self._pause = FIRST_PAUSE
         if self.job_id is not None and event.kind in TERMINAL_KINDS:
             self.done = True
         return event
 
-    def failed(self, exc: httpx.TransportError) -> float:
-        """Seconds to wait before connecting again after `exc`; BackendUnavailable once
-        connections have failed for `retry_for` seconds in a row."""
+    def failed(self, exc: httpx.TransportError | Transient) -> float:
+        """Seconds to wait before connecting again after `exc`; once connections have
+        failed for `retry_for` seconds in a row, the error (BackendUnavailable for no
+        answer)."""
         now = time.monotonic()
         if self._failing_since is None:
             self._failing_since = now
         if now - self._failing_since >= self.retry_for:
+            if isinstance(exc, Transient):
+                raise exc.error from None
             raise transport_error(exc, Send("GET", self.path)) from None
         pause = self._pause * random.uniform(1.0, 1.25)
         self._pause = min(self._pause * 2, LONGEST_PAUSE)

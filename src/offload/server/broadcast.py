@@ -93,9 +93,12 @@ def encode(event: Event) -> Frame:
 
 
 def reconnect(last: EventCursor) -> bytes:
-    """The last event of a stream dropped for falling behind: reconnect after `last`."""
+    """The last event of a stream dropped for falling behind: reconnect after `last` (the
+    last event delivered, or where a stream that delivered none began). It carries `last`
+    as its id too, so an EventSource that received no event yet resumes there rather
+    than from a new start."""
     data = orjson.dumps({"type": "slow_client", "last_event_id": str(last)}).decode()
-    return ServerSentEvent(data, event="reconnect", sep=SEP).encode()
+    return ServerSentEvent(data, event="reconnect", id=str(last), sep=SEP).encode()
 
 
 class Subscription:
@@ -236,6 +239,10 @@ class Broadcaster:
                 await self._read()
             except OffloadError as exc:
                 log.warning("reading events failed, again in %ss: %s", RETRY_PAUSE, exc)
+                await asyncio.sleep(RETRY_PAUSE)
+            except Exception:  # any other failure too: a reader that ended would stall
+                # every stream of this process for good, behind its pings
+                log.exception("reading events failed, again in %ss", RETRY_PAUSE)
                 await asyncio.sleep(RETRY_PAUSE)
 
     async def _read(self) -> None:

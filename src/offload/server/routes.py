@@ -228,9 +228,15 @@ class Api:
         Last-Event-ID) until its terminal one; 204 once that was delivered."""
         job_id: int = request.path_params["job_id"]
         after = _resume_from(request, query(request, {"last_event_id": str}))
-        await self._call(self.app.job, job_id)  # JobNotFound: 404
+        handle = await self._call(self.app.job, job_id)  # JobNotFound: 404
+        # Read before its events: a job finished by now has its last events stored (one
+        # finished before events were kept has none, and its stream would never end).
+        finished = (await self._call(handle.job)).state.finished
         stream = await self.streams.open(
-            EventFilter(job_id=job_id), after or EventCursor.START, until_terminal=True
+            EventFilter(job_id=job_id),
+            after or EventCursor.START,
+            until_terminal=True,
+            finished=finished,
         )
         return Response(status_code=204) if stream is None else stream
 

@@ -65,14 +65,19 @@ class Streams:
             self._broadcaster = None
 
     async def open(
-        self, event_filter: EventFilter, after: EventCursor, *, until_terminal: bool
+        self,
+        event_filter: EventFilter,
+        after: EventCursor,
+        *,
+        until_terminal: bool,
+        finished: bool = False,
     ) -> EventSourceResponse | None:
         """The stream of events matching `event_filter` after `after`, ending after a
-        terminal event if `until_terminal`; None when such a stream is over already (the
-        last event at or before `after` was terminal and none follows). Bad filters raise
-        here, before any byte of the answer is sent."""
+        terminal event if `until_terminal`; None when such a stream is over already (none
+        follows `after`, and the last event before was terminal, or the job was `finished`
+        before this read). Bad filters raise here, before any byte of the answer is sent."""
         first = await self._call(self.app.events, after=after, limit=PAGE, **event_filter.kwargs())
-        if not first and until_terminal and await self._ended_at(event_filter, after):
+        if not first and until_terminal and (finished or await self._ended_at(event_filter, after)):
             return None
         body = self._frames(event_filter, after, first, until_terminal)
         return EventSourceResponse(body, ping=HEARTBEAT, sep=SEP, send_timeout=SEND_TIMEOUT)
