@@ -34,15 +34,23 @@ from offload.backends.params import (
     JobRetryManyParams,
     JobRetryParams,
     NotifyParams,
+    ParentsRead,
+    ParentsReadParams,
     ProgressReport,
     QueueChangeParams,
     ReleaseParams,
     RescueParams,
+    ResultsPageParams,
     ScheduleFireParams,
     SweepReadmitParams,
     SweepTakeParams,
     TokenCreateParams,
     TokenFound,
+    WorkflowInsertParams,
+    WorkflowInserted,
+    WorkflowListParams,
+    WorkflowRecord,
+    WorkflowSummary,
 )
 from offload.core.events import Event, EventCursor
 from offload.core.flow import QueuePolicy, TaskLimits
@@ -373,6 +381,38 @@ class EventStore(Protocol):
         ...
 
 
+class WorkflowStore(Protocol):
+    """Jobs that wait for jobs (`offload.core.workflow`). The release of a waiting job is
+    not an operation here: every statement that ends a job (an outcome, a rescue, a cancel,
+    a supersede) releases or fails its waiting children in its own transaction."""
+
+    def insert(self, params: WorkflowInsertParams) -> WorkflowInserted:
+        """Store every node and edge in one transaction, or nothing: an edge to a job id
+        that does not exist raises UnknownDependency naming it."""
+        ...
+
+    def parents(self, params: ParentsReadParams) -> dict[int, ParentsRead]:
+        """How each child's parents ended (and their results), for children that start."""
+        ...
+
+    def results(self, params: ResultsPageParams) -> builtins.list[tuple[int, str | None]]:
+        """A page of (edge position, result JSON text) of a child's parents, in order."""
+        ...
+
+    def get(self, workflow_id: int) -> WorkflowRecord:
+        """A stored workflow with every node; raises WorkflowNotFound."""
+        ...
+
+    def list(self, params: WorkflowListParams) -> builtins.list[WorkflowSummary]:
+        """Workflows newest first, with their progress."""
+        ...
+
+    def cancel(self, workflow_id: int) -> builtins.list[JobChange]:
+        """End every unfinished node `cancelled` (a running one is asked to stop); raises
+        WorkflowNotFound."""
+        ...
+
+
 class Backend(Protocol):
     """One database: its areas, its clock and its wake-up channel."""
 
@@ -394,6 +434,8 @@ class Backend(Protocol):
     def tokens(self) -> TokenStore: ...
     @property
     def events(self) -> EventStore: ...
+    @property
+    def workflows(self) -> WorkflowStore: ...
 
     @property
     def name(self) -> str:
@@ -441,4 +483,5 @@ __all__ = [
     "SweepStore",
     "TokenStore",
     "WorkerStore",
+    "WorkflowStore",
 ]

@@ -18,6 +18,7 @@ from offload.core.job import Job, JobSpec, Payload
 from offload.core.schedule import ScheduleDef
 from offload.core.states import JobState
 from offload.core.tokens import Scope
+from offload.core.workflow import Edge, Node, ParentOutcome
 
 # -- jobs -------------------------------------------------------------------------------
 
@@ -311,6 +312,110 @@ class NotifyParams:
     data: str
 
 
+
+# -- workflows --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowInsertParams:
+    """A workflow's jobs and edges, stored in one transaction (all or nothing; `conn`: the
+    caller's). `kind` ("chain", "group", "chord", "workflow", "map") and `name` describe it
+    in listings; with `kind` None no workflow row is stored (a plain job with
+    `depends_on`). Edges to stored jobs (`Edge.parent_id`) lock those parents and read how
+    they ended: a parent already over is applied at once (its rule, or one parent fewer to
+    wait for)."""
+
+    kind: str | None
+    nodes: Sequence[Node]
+    edges: Sequence[Edge]
+    name: str | None = None
+    conn: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowInserted:
+    """The stored workflow's id (None without a workflow row) and each node's job id, in
+    node order."""
+
+    workflow_id: int | None
+    ids: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class ParentsReadParams:
+    """Read how the parents of jobs `child_ids` ended, for their start; results only with
+    `results`, and only while a child's parents' results total at most `limit` bytes of
+    JSON (beyond it `ParentsRead.size` tells how much, and no result is read)."""
+
+    child_ids: Sequence[int]
+    results: bool = True
+    limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParentsRead:
+    """One child's parents in its edges' order, and their results' total size in bytes."""
+
+    parents: list[ParentOutcome]
+    size: int = 0
+    too_large: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ResultsPageParams:
+    """A page of the results of job `child_id`'s parents in its edges' order, after edge
+    position `after` (a reducer's stream; each result is JSON text)."""
+
+    child_id: int
+    after: int = -1
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowNode:
+    """One node of a stored workflow, for its status: its job and the job ids it waits for."""
+
+    job_id: int
+    name: str
+    task: str
+    state: JobState
+    attempt: int
+    parents: list[int]
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowRecord:
+    """A stored workflow: what it is, when it was stored, and its nodes (in id order)."""
+
+    id: int
+    kind: str
+    name: str | None
+    created_at: datetime
+    nodes: list[WorkflowNode]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowSummary:
+    """A workflow in a listing: its size and how many of its nodes are in each state."""
+
+    id: int
+    kind: str
+    name: str | None
+    created_at: datetime
+    total: int
+    states: Mapping[JobState, int]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowListParams:
+    """Newest first, keyset-paged by workflow id."""
+
+    before_id: int | None = None
+    limit: int = 50
+
+
 __all__ = [
     "ClaimParams",
     "Claimed",
@@ -327,13 +432,22 @@ __all__ = [
     "Lease",
     "NotifyParams",
     "Outcome",
+    "ParentsRead",
+    "ParentsReadParams",
     "ProgressReport",
     "QueueChangeParams",
     "ReleaseParams",
     "RescueParams",
+    "ResultsPageParams",
     "ScheduleFireParams",
     "SweepReadmitParams",
     "SweepTakeParams",
     "TokenCreateParams",
     "TokenFound",
+    "WorkflowInsertParams",
+    "WorkflowInserted",
+    "WorkflowListParams",
+    "WorkflowNode",
+    "WorkflowRecord",
+    "WorkflowSummary",
 ]

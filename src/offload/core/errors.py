@@ -121,12 +121,39 @@ class BadEventId(ValidationError):
         super().__init__(f"bad event id {shorten(text)}: {reason}")
 
 
+class InvalidWorkflow(ValidationError):
+    """A workflow that cannot be stored as given: `reason` says why (a cycle, a node name
+    missing or repeated, a callback that cannot take its parents' results); `node` names
+    the node at fault when there is one."""
+
+    def __init__(self, reason: str, node: str | None = None) -> None:
+        self.reason, self.node = reason, node
+        where = "" if node is None else f" (node {shorten(node)})"
+        super().__init__(f"invalid workflow{where}: {reason}")
+
+
+class UnknownDependency(ValidationError):
+    """A job was enqueued to wait for job `job_id`, and no job has that id."""
+
+    def __init__(self, job_id: int) -> None:
+        self.job_id = job_id
+        super().__init__(f"depends_on names job {shorten(job_id)}, and no job has that id")
+
+
 class JobNotFound(OffloadError, LookupError):
     """No job with that id exists (it may have been pruned)."""
 
     def __init__(self, job_id: int) -> None:
         self.job_id = job_id
         super().__init__(f"no job with id {shorten(job_id)}")
+
+
+class WorkflowNotFound(OffloadError, LookupError):
+    """No workflow with that id exists (it may have been pruned)."""
+
+    def __init__(self, workflow_id: int) -> None:
+        self.workflow_id = workflow_id
+        super().__init__(f"no workflow with id {shorten(workflow_id)}")
 
 
 class ScheduleNotFound(OffloadError, LookupError):
@@ -233,6 +260,28 @@ class JobFailed(OffloadError):
 
 class JobCancelled(OffloadError):
     """Raised inside a task by `raise_if_cancelled()` once its job was asked to stop."""
+
+
+class ParentFailed(OffloadError):
+    """Why a waiting job ended dead: its parent `parent_id` (node `node`) ended `state`,
+    and the edge's rule is `on_parent_failure="fail"`. Stored as the child's error."""
+
+    def __init__(self, parent_id: int, node: str | None, state: str) -> None:
+        self.parent_id, self.node, self.state = parent_id, node, state
+        name = "" if node is None else f" (node {node!r})"
+        super().__init__(f"parent job {parent_id}{name} ended {state}")
+
+
+class ParentResultsTooLarge(OffloadError):
+    """The results of job `job_id`'s parents total `size` bytes of JSON, over the App's
+    `parent_results_limit` (`limit`): the job fails without running."""
+
+    def __init__(self, job_id: int, size: int, limit: int) -> None:
+        self.job_id, self.size, self.limit = job_id, size, limit
+        super().__init__(
+            f"the results of job {job_id}'s parents total {size} bytes, over the limit of "
+            f"{limit} (App(parent_results_limit=...)); pass references, not data"
+        )
 
 
 class BatchResultMismatch(OffloadError):

@@ -94,6 +94,13 @@ class Job:
     superseded_by: int | None = None
     #: The event channel its changes are also published on (e.g. "user:42").
     channel: str | None = None
+    #: The workflow it is a node of, and its node name there (`offload.core.workflow`).
+    workflow_id: int | None = None
+    node: str | None = None
+    #: How many jobs it waits for (its edges), and how it takes their results (a `Takes`
+    #: value): a worker reads them when it starts the job.
+    parents: int = 0
+    takes: str = "nothing"
 
     @property
     def last_error(self) -> dict[str, Any] | None:
