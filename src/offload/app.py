@@ -4,7 +4,7 @@ jobs that the faces (CLI, HTTP, dashboard) call."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, cast, overload
 
@@ -21,6 +21,10 @@ from offload.backends.params import (
     NotifyParams,
     QueueChangeParams,
     TokenCreateParams,
+    WorkflowInserted,
+    WorkflowInsertParams,
+    WorkflowListParams,
+    WorkflowSummary,
 )
 from offload.core import serialization
 from offload.core.batch import BatchItem, BatchOptions
@@ -49,6 +53,7 @@ from offload.core.options import (
     EnqueueOptions,
     TaskKeywords,
     TaskOptions,
+    check_count,
     check_name,
     check_page,
     check_priority,
@@ -81,9 +86,20 @@ from offload.core.tokens import (
     matches,
     new_token,
 )
+from offload.core.workflow import DEFAULT_PARENT_RESULTS_LIMIT
 from offload.handle import JobHandle
 from offload.runtime.batch import batch_runner
+from offload.runtime.context import current_job
 from offload.task import Call, Task, TaskDecorator, call
+from offload.workflow import (
+    MAP_TASK,
+    REDUCE_TASK,
+    MapReduce,
+    ResultStream,
+    Signature,
+    WorkflowHandle,
+    task_name,
+)
 
 if TYPE_CHECKING:
     from offload.runtime.scheduler import Scheduler
@@ -93,6 +109,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 DEFAULT_URL = "sqlite:///offload.db"
+#: Items per map job: big enough that a job's overhead (a claim, a commit) is small
+#: beside its items' work, small enough that chunks spread over every worker.
+DEFAULT_CHUNK_SIZE = 1000
 #: Why a queue rate limit and a batch task cannot share a queue.
 _BATCH_RATE = (
     "queue {queue!r} has a rate limit, which counts single starts and cannot count batch "
@@ -115,9 +134,13 @@ class App:
         auto_migrate: bool | None = None,
         payload_limit: int = serialization.DEFAULT_PAYLOAD_LIMIT,
         idempotency_retention: float = DEFAULT_RETENTION,
+        parent_results_limit: int = DEFAULT_PARENT_RESULTS_LIMIT,
     ) -> None:
         #: Seconds an idempotency key names its job (24 hours by default).
         self.idempotency_retention = check_retention(idempotency_retention)
+        #: Bytes of JSON a job's parents' results may total when it starts (see
+        #: `ParentResultsTooLarge`): a workflow passes references, not bulk data.
+        self.parent_results_limit = check_count("parent_results_limit", parent_results_limit)
         self.url = url or os.environ.get("OFFLOAD_URL") or DEFAULT_URL
         self.backend: Backend = open_backend(self.url)
         self.auto_migrate = self.backend.name == "sqlite" if auto_migrate is None else auto_migrate
@@ -127,6 +150,8 @@ class App:
         #: Queue policies declared in code, written to the database at first use.
         self.queues: dict[str, QueuePolicy] = {}
         self._ready_pid = 0
+        self._register(self._map_chunk, MAP_TASK, TaskOptions())
+        self._register(self._reduce, REDUCE_TASK, TaskOptions())
 
     def __repr__(self) -> str:
         return f"<offload.App {self.backend.name}:{self.backend.location}>"
@@ -419,6 +444,59 @@ class App:
             queue=sched.queue, priority=sched.priority, meta={"schedule": name, "manual": True}
         )
         return bound.enqueue(*sched.args, **sched.kwargs)
+
+    # -- workflows --------------------------------------------------------------------
+
+    def signature(self, task: str, /, *args: Any, **kwargs: Any) -> Signature:
+        """A signature of a task by name, for a producer that does not import it; the
+        name is looked up (and the arguments checked) when the workflow is enqueued."""
+        return Signature(self, task, args, kwargs)
+
+    def map(
+        self,
+        task: Task[..., Any] | str,
+        items: Iterable[Any],
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        combine: Task[..., Any] | str | None = None,
+    ) -> MapReduce:
+        """`task(item)` for each item, over the worker pool in jobs of `chunk_size` items;
+        `.reduce(reducer)` adds `reducer(results)` once, `results` an iterator over every
+        result in item order, streamed from the database. `combine(results_of_a_chunk)`
+        reduces each chunk where it ran first (the reducer then iterates those values).
+        `.enqueue()` stores it all in one transaction."""
+        name = task_name(self, task)
+        merge = None if combine is None else task_name(self, combine)
+        return MapReduce(self, name, items, chunk_size, combine=merge)
+
+    def workflow(self, workflow_id: int) -> WorkflowHandle:
+        """A handle on a stored workflow; WorkflowNotFound if there is none."""
+        self.ready()
+        record = self.backend.workflows.get(workflow_id)
+        return WorkflowHandle(self.backend, record.id, {n.name: n.job_id for n in record.nodes})
+
+    def workflows(self, *, before_id: int | None = None, limit: int = 50) -> list[WorkflowSummary]:
+        """Stored workflows, newest first, with how many nodes are in each state; page
+        with `before_id` (the last id of the previous page)."""
+        check_page(before_id, limit)
+        self.ready()
+        return self.backend.workflows.list(WorkflowListParams(before_id, limit))
+
+    def _insert_workflow(self, params: WorkflowInsertParams) -> WorkflowInserted:
+        """The one insert path of workflows and of jobs with `depends_on`."""
+        self.ready()
+        return self.backend.workflows.insert(params)
+
+    def _map_chunk(self, task: str, items: list[Any], combine: str | None) -> Any:
+        """One chunk of a map: the task over each item, combined if asked."""
+        fn = self.registry.get(task).fn
+        results = [fn(item) for item in items]
+        return results if combine is None else self.registry.get(combine).fn(results)
+
+    def _reduce(self, task: str, flat: bool) -> Any:
+        """A map's reducer over its chunks' results, streamed from the database."""
+        stream = ResultStream(self.backend, current_job().id, flat)
+        return self.registry.get(task).fn(stream)
 
     # -- jobs by name (CLI, HTTP) -----------------------------------------------------
 
@@ -747,6 +825,7 @@ class App:
 
         self.ready()
         embedded = self.scheduler() if scheduler is True else scheduler or None
+        options.setdefault("parent_results_limit", self.parent_results_limit)
         return Worker(self.backend, self.registry, scheduler=embedded, **options)
 
     def close(self) -> None:

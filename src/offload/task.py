@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar
 
+from offload.backends.params import WorkflowInsertParams
 from offload.core import options as rules
 from offload.core import serialization
 from offload.core.errors import ValidationError, shorten
@@ -15,7 +16,9 @@ from offload.core.job import JobSpec, Payload
 from offload.core.options import EnqueueOptions
 from offload.core.shaping import Unique, check_key, check_on_duplicate
 from offload.core.task import TaskDef
+from offload.core.workflow import Edge, Node
 from offload.handle import JobHandle
+from offload.workflow import Signature, check_rule
 
 if TYPE_CHECKING:
     from offload.app import App
@@ -80,6 +83,8 @@ class Task(Generic[P, R]):
         replace: str | None = None,
         replace_running: bool | None = None,
         channel: str | None = None,
+        depends_on: Iterable[int | JobHandle[Any]] | None = None,
+        on_parent_failure: str | None = None,
     ) -> Task[P, R]:
         """The same task with per-call options; `conn` enqueues in the caller's transaction.
 
@@ -94,6 +99,11 @@ class Task(Generic[P, R]):
         cancels queued jobs with that key (`replace_running`: asks running ones to stop).
         Keys are 1 to 255 characters. `channel` (1 to 255 characters, e.g. "user:42")
         publishes every change of the jobs on that event channel (`App.events`).
+
+        `depends_on` (job ids or handles) stores the jobs `waiting` until each of those
+        is over; `on_parent_failure` says what one ending dead or cancelled does: "fail"
+        (the default: the job ends dead, its error naming the parent), "cancel", or "run"
+        (it runs anyway, and reads how each parent ended from `current_job().parents()`).
         """
         if delay is not None and at is not None:
             raise ValidationError("give either delay or at, not both")
@@ -132,6 +142,10 @@ class Task(Generic[P, R]):
                 else _flag("replace_running", replace_running)
             ),
             channel=o.channel if channel is None else check_channel(channel),
+            depends_on=o.depends_on if depends_on is None else check_parents(depends_on),
+            on_parent_failure=(
+                o.on_parent_failure if on_parent_failure is None else check_rule(on_parent_failure)
+            ),
         )
         return Task(self.app, self.definition, merged, conn if conn is not None else self._conn)
 
@@ -155,6 +169,8 @@ class Task(Generic[P, R]):
             definition.group_key(args, kwargs),
             over.replace,
         )
+        if over.depends_on:
+            return self._dependants([payload])[0]
         done = self.app._insert(self._spec(), [payload], self._conn)
         return JobHandle(self.app.backend, done.ids[0], duplicate=bool(done.duplicates))
 
@@ -191,11 +207,40 @@ class Task(Generic[P, R]):
                 payloads.append(
                     Payload(args_text, kwargs_text, None, key, unique_key, group, over.replace)
                 )
+        if over.depends_on:
+            return self._dependants(payloads)
         done = self.app._insert(self._spec(), payloads, self._conn)
         backend, duplicates = self.app.backend, done.duplicates
         if not duplicates:
             return [JobHandle(backend, job_id) for job_id in done.ids]
         return [JobHandle(backend, job_id, i in duplicates) for i, job_id in enumerate(done.ids)]
+
+    def s(self, *args: P.args, **kwargs: P.kwargs) -> Signature:
+        """A signature of this call with these options, for a workflow: in a chain it
+        takes the previous part's result as its first argument."""
+        return Signature(self.app, self.name, args, kwargs, options=self._overrides)
+
+    def si(self, *args: P.args, **kwargs: P.kwargs) -> Signature:
+        """An immutable signature: in a chain it ignores the previous part's result."""
+        return Signature(self.app, self.name, args, kwargs, options=self._overrides, immutable=True)
+
+    def _dependants(self, payloads: list[Payload]) -> list[JobHandle[R]]:
+        """Store jobs that wait for `depends_on`, in one transaction (no keys: a job that
+        waits is stored as given)."""
+        over = self._overrides
+        spec = self._spec()
+        if spec.rules is not None:
+            raise ValidationError(
+                "depends_on cannot be combined with unique, idempotency_key or replace"
+            )
+        nodes = [Node(str(i), spec, payload) for i, payload in enumerate(payloads)]
+        edges = [
+            Edge(i, parent_id=parent, on_failure=over.on_parent_failure)
+            for i in range(len(nodes))
+            for parent in over.depends_on
+        ]
+        done = self.app._insert_workflow(WorkflowInsertParams(None, nodes, edges, None, self._conn))
+        return [JobHandle(self.app.backend, job_id) for job_id in done.ids]
 
     def _spec(self) -> JobSpec:
         """What every job of this task and these options shares; built once per Task (a
@@ -210,6 +255,19 @@ def _flag(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise ValidationError(f"{name} must be True or False, got {shorten(value)}")
     return value
+
+
+def check_parents(parents: Iterable[int | JobHandle[Any]]) -> tuple[int, ...]:
+    """Job ids from ids or handles, or a ValidationError naming the bad one."""
+    if isinstance(parents, int | str | JobHandle):
+        raise ValidationError("depends_on takes a list of job ids or handles")
+    ids: list[int] = []
+    for parent in parents:
+        job_id = parent.id if isinstance(parent, JobHandle) else parent
+        if isinstance(job_id, bool) or not isinstance(job_id, int) or job_id < 1:
+            raise ValidationError(f"depends_on takes job ids or handles, got {shorten(parent)}")
+        ids.append(job_id)
+    return tuple(dict.fromkeys(ids))
 
 
 def check_priority(value: int) -> int:

@@ -299,9 +299,9 @@ class BatchResultMismatch(OffloadError):
 class ResultTimeout(OffloadError, TimeoutError):
     """The job did not finish within the time the caller was willing to wait."""
 
-    def __init__(self, job_id: int, timeout: float, state: str) -> None:
+    def __init__(self, job_id: int, timeout: float, state: str, what: str = "job") -> None:
         self.job_id, self.timeout, self.state = job_id, timeout, state
-        super().__init__(f"job {job_id} still {state} after {timeout:g}s")
+        super().__init__(f"{what} {job_id} still {state} after {timeout:g}s")
 
 
 class ApiError(OffloadError):

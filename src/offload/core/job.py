@@ -60,6 +60,33 @@ class Payload(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
+class ParentOutcome:
+    """How one parent of a running job ended, read when the job starts."""
+
+    job_id: int
+    #: The parent's node name, or None for a job that belongs to no workflow.
+    node: str | None
+    state: JobState
+    #: The decoded result (None unless it succeeded).
+    result: Any
+    #: The error of its last failed attempt, if any.
+    error: Mapping[str, Any] | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ParentOutcome:
+        """The value of its JSON object (as orjson encodes the dataclass)."""
+        return cls(
+            int(data["job_id"]), data["node"], JobState(data["state"]), data["result"],
+            data.get("error"),
+        )  # fmt: skip
+
+    @property
+    def key(self) -> str:
+        """How `parent_results()` names it: the node name, else the job id as text."""
+        return self.node if self.node is not None else str(self.job_id)
+
+
+@dataclass(frozen=True, slots=True)
 class Job:
     """A job as stored: one row of the jobs table, decoded."""
 
@@ -101,6 +128,8 @@ class Job:
     #: value): a worker reads them when it starts the job.
     parents: int = 0
     takes: str = "nothing"
+    #: How each parent ended, read by the worker as it starts the job (not a column).
+    parent_outcomes: tuple[ParentOutcome, ...] = ()
 
     @property
     def last_error(self) -> dict[str, Any] | None:
@@ -111,6 +140,8 @@ class Job:
         """A JSON-ready view for the CLI and HTTP faces."""
         out: dict[str, Any] = {}
         for name in self.__slots__:
+            if name == "parent_outcomes":
+                continue  # the worker's, not the stored job's
             value = getattr(self, name)
             out[name] = value.isoformat() if isinstance(value, datetime) else value
         out["state"] = str(self.state)

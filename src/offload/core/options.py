@@ -19,6 +19,7 @@ from offload.core.flow import LimitKey, Rate, TaskLimits
 from offload.core.shaping import Unique, check_on_duplicate, check_storable
 from offload.core.states import JobState
 from offload.core.times import EARLIEST, LATEST, MAX_DELAY
+from offload.core.workflow import OnParentFailure
 
 #: Which error a rule raises: ConfigurationError at declaration, ValidationError per call.
 ErrorClass = type[OffloadError]
@@ -34,6 +35,13 @@ def _positive(
         bound = ">= 0" if allow_zero else "> 0"
         raise error(f"{name} must be a finite number {bound}, got {value!r}")
     return float(value)
+
+
+def check_count(name: str, value: int, error: ErrorClass = ConfigurationError) -> int:
+    """A whole number >= 1 (a size, a limit), or a named error: not a bool, not a float."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise error(f"{name} must be an int >= 1, got {shorten(value)}")
+    return value
 
 
 def _name(kind: str, value: str, error: ErrorClass = ConfigurationError) -> str:
@@ -284,6 +292,10 @@ class EnqueueOptions:
     replace_running: bool = False
     #: The event channel the jobs' changes are published on.
     channel: str | None = None
+    #: Stored jobs the new ones wait for (`waiting` until every one is over), and what a
+    #: parent ending dead or cancelled does to them.
+    depends_on: tuple[int, ...] = ()
+    on_parent_failure: OnParentFailure = OnParentFailure.FAIL
 
 
 class BatchTaskKeywords(TypedDict, total=False):

@@ -11,13 +11,16 @@ edge's `on_parent_failure` rule to it. Nothing about it is held in Python memory
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
 
-from offload.core.job import JobSpec, Payload
+from offload.core.job import Job, JobSpec, ParentOutcome, Payload
 from offload.core.states import JobState
+
+#: Bytes of JSON a job's parents' results may total when it starts: 16 MiB, beyond which a
+#: workflow should pass references (a path, a key) rather than the data.
+DEFAULT_PARENT_RESULTS_LIMIT = 16 * 1024 * 1024
 
 
 class OnParentFailure(StrEnum):
@@ -70,23 +73,17 @@ class Edge:
     on_failure: OnParentFailure = OnParentFailure.FAIL
 
 
-@dataclass(frozen=True, slots=True)
-class ParentOutcome:
-    """How one parent of a running job ended, read when the job starts."""
-
-    job_id: int
-    #: The parent's node name, or None for a job that belongs to no workflow.
-    node: str | None
-    state: JobState
-    #: The decoded result (None unless it succeeded).
-    result: Any
-    #: The error of its last failed attempt, if any.
-    error: Mapping[str, Any] | None = None
-
-    @property
-    def key(self) -> str:
-        """How `parent_results()` names it: the node name, else the job id as text."""
-        return self.node if self.node is not None else str(self.job_id)
+def with_parents(job: Job, parents: Sequence[ParentOutcome]) -> Job:
+    """The job as it starts: its parents' outcomes attached and, when it takes their
+    results as arguments (`Takes.ONE`, `Takes.ALL`), those first. The stored arguments
+    stay as enqueued, so a retry folds them again from the same parents."""
+    takes = Takes(job.takes)
+    args = job.args
+    if takes is Takes.ONE:
+        args = [parents[0].result if parents else None, *args]
+    elif takes is Takes.ALL:
+        args = [[parent.result for parent in parents], *args]
+    return replace(job, args=args, parent_outcomes=tuple(parents))
 
 
 class WorkflowState(StrEnum):
@@ -112,4 +109,13 @@ class WorkflowState(StrEnum):
         return cls.SUCCEEDED
 
 
-__all__ = ["Edge", "Node", "OnParentFailure", "ParentOutcome", "Takes", "WorkflowState"]
+__all__ = [
+    "DEFAULT_PARENT_RESULTS_LIMIT",
+    "Edge",
+    "Node",
+    "OnParentFailure",
+    "ParentOutcome",
+    "Takes",
+    "WorkflowState",
+    "with_parents",
+]

@@ -8,8 +8,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 from offload.core.errors import JobCancelled, OffloadError
+from offload.core.job import ParentOutcome
 
 _current: ContextVar[JobContext | None] = ContextVar("offload_current_job", default=None)
 
@@ -25,6 +27,8 @@ class JobContext:
     #: Sends (fraction, message) to the worker, which stores it with the job.
     report: Callable[[float, str | None], None] = field(repr=False)
     cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
+    #: How each job it waited for ended, read when it started (`depends_on`, workflows).
+    parent_outcomes: tuple[ParentOutcome, ...] = field(default=(), repr=False)
 
     @property
     def log(self) -> logging.LoggerAdapter[logging.Logger]:
@@ -49,6 +53,16 @@ class JobContext:
         if not 0.0 <= fraction <= 1.0:
             raise ValueError(f"progress fraction must be within [0, 1], got {fraction!r}")
         self.report(float(fraction), None if message is None else str(message)[:1000])
+
+    def parents(self) -> list[ParentOutcome]:
+        """How each job this one waited for ended (state, result, last error), in the
+        order they were declared."""
+        return list(self.parent_outcomes)
+
+    def parent_results(self) -> dict[str, Any]:
+        """Each parent's result by its node name (a parent outside any workflow: by its
+        id as text); None for a parent that did not succeed."""
+        return {parent.key: parent.result for parent in self.parent_outcomes}
 
     def heartbeat(self) -> None:
         """Say the job is alive. The worker renews leases by itself; this is for symmetry

@@ -56,7 +56,9 @@ class _InProcess:
             self._events.put(Progress(job, fraction, message))
             self._pipe.wake()
 
-        return JobContext(job.id, job.attempt, job.queue, job.task, report)
+        return JobContext(
+            job.id, job.attempt, job.queue, job.task, report, parent_outcomes=job.parent_outcomes
+        )
 
     def _done(self, job: Job, outcome: Outcome, duration: float) -> None:
         self._events.put(finished_from(job, outcome, duration))

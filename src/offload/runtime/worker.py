@@ -33,17 +33,24 @@ from offload.backends.params import (
     HeartbeatParams,
     Lease,
     Outcome,
+    ParentsReadParams,
     ProgressReport,
     ReleaseParams,
     RescueParams,
 )
-from offload.core.errors import BackendUnavailable, ConfigurationError, OffloadError
+from offload.core.errors import (
+    BackendUnavailable,
+    ConfigurationError,
+    OffloadError,
+    ParentResultsTooLarge,
+)
 from offload.core.flow import DrainMeter
 from offload.core.job import Job
-from offload.core.options import RetryPolicy, TaskOptions
+from offload.core.options import RetryPolicy, TaskOptions, check_count
 from offload.core.records import WorkerInfo
 from offload.core.serialization import DEFAULT_PAYLOAD_LIMIT
 from offload.core.task import Registry, TaskDef
+from offload.core.workflow import DEFAULT_PARENT_RESULTS_LIMIT, with_parents
 from offload.runtime import joblog
 from offload.runtime.batch import gather, split
 from offload.runtime.executor import Event, Finished, Progress, SelfPipe
@@ -56,6 +63,7 @@ from offload.runtime.outcomes import (
     outcome_writer,
 )
 from offload.runtime.pool import ExecutorPool, PoolSpec, Waiter, build_pool, task_options
+from offload.runtime.running import error_entry
 from offload.runtime.scheduler import Scheduler, SchedulerThread
 from offload.runtime.settings import check_settings, install_handlers, restore_handlers
 
@@ -92,6 +100,7 @@ class Worker:
         clock: Callable[[], datetime] | None = None,
         connections: int = 2,
         observer: JobObserver | None = None,
+        parent_results_limit: int = DEFAULT_PARENT_RESULTS_LIMIT,
     ) -> None:
         check_settings(
             executor=executor,
@@ -149,6 +158,8 @@ class Worker:
         #: Told of every job started and every run ended (metrics: `offload worker
         #: --metrics-port`); None: nothing is told.
         self.observer = observer
+        #: Bytes of JSON a job's parents' results may total (`ParentResultsTooLarge`).
+        self.parent_results_limit = check_count("parent_results_limit", parent_results_limit)
         self._buffer: deque[Job] = deque()
         #: Batch tasks per queue served: their jobs are claimed by group, one call each.
         self._batches: dict[str, list[TaskDef]] = {}
@@ -372,7 +383,7 @@ class Worker:
                 next_poll = now + self.poll_interval
                 if wait is not None:
                     next_poll = min(next_poll, now + max(wait, _MIN_WAIT))
-                self._buffer.extend(claimed)
+                self._buffer.extend(self._with_parents(claimed))
                 self._dispatch(pool)
             if now >= next_heartbeat:
                 self._heartbeat(pool)
@@ -505,6 +516,34 @@ class Worker:
                 self._calls[(call.id, call.attempt)] = took.jobs
                 calls.append(call)
         return calls, wait
+
+    def _with_parents(self, jobs: list[Job]) -> list[Job]:
+        """The claimed jobs, those that waited for parents with their parents' outcomes
+        (read now, in one statement) and, where they take results as arguments, those
+        first. A job whose parents' results are over the limit ends dead at once."""
+        waited = [job for job in jobs if job.parents]
+        if not waited:
+            return jobs
+        read = self.backend.workflows.parents(
+            ParentsReadParams(
+                [job.id for job in waited], results=True, limit=self.parent_results_limit
+            )
+        )
+        ready: list[Job] = []
+        failed: list[Event] = []
+        for job in jobs:
+            parents = read.get(job.id) if job.parents else None
+            if parents is None:
+                ready.append(job)
+            elif parents.too_large:
+                error = ParentResultsTooLarge(job.id, parents.size, self.parent_results_limit)
+                entry = error_entry(error, with_traceback=False)
+                failed.append(Finished(job, ok=False, error=entry, permanent=True))
+            else:
+                ready.append(with_parents(job, parents.parents))
+        if failed:
+            self._collect(failed)
+        return ready
 
     def _held(self, jobs: Sequence[Job]) -> list[Job]:
         """The stored jobs behind `jobs`: a batch call's stand-in stands for its jobs."""

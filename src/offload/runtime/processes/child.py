@@ -90,7 +90,9 @@ def _run(
     def report(fraction: float, message: str | None) -> None:
         reply(Report(run.job_id, fraction, message))
 
-    ctx = JobContext(run.job_id, run.attempt, run.queue, run.task, report)
+    ctx = JobContext(
+        run.job_id, run.attempt, run.queue, run.task, report, parent_outcomes=run.outcomes()
+    )
     with limits.applied(definition.options if isinstance(definition, TaskDef) else None):
         return run_call(definition, run.args, run.kwargs, ctx, result_limit)
 

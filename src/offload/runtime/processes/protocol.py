@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from offload.core.job import Job
+from offload.core.job import Job, ParentOutcome
 from offload.runtime.running import Outcome
 
 
@@ -35,10 +35,21 @@ class Run:
     task: str
     args: list[Any]
     kwargs: dict[str, Any]
+    #: How the job's parents ended: ParentOutcome values on the worker's side, their
+    #: JSON objects once through the pipe (`outcomes` turns them back).
+    parents: tuple[ParentOutcome, ...] | list[dict[str, Any]] = ()
+
+    def outcomes(self) -> tuple[ParentOutcome, ...]:
+        """The parents as ParentOutcome values, whichever side of the pipe this is."""
+        return tuple(
+            p if isinstance(p, ParentOutcome) else ParentOutcome.from_json(p) for p in self.parents
+        )
 
     @classmethod
     def of(cls, job: Job) -> Run:
-        return cls(job.id, job.attempt, job.queue, job.task, job.args, job.kwargs)
+        return cls(
+            job.id, job.attempt, job.queue, job.task, job.args, job.kwargs, job.parent_outcomes
+        )
 
 
 @dataclass(slots=True)

@@ -1,0 +1,616 @@
+"""Workflows: signatures, chains, groups, chords, DAGs and map-reduce.
+
+Each compiles to nodes (one job each) and edges (`offload.core.workflow`) and is stored in
+one transaction: all of it or nothing. From then on the database runs it: a node waits in
+`waiting` until the transaction that finishes its last parent makes it `available`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from offload.backends.params import (
+    ResultsPageParams,
+    WorkflowInsertParams,
+    WorkflowNode,
+    WorkflowRecord,
+)
+from offload.core import serialization
+from offload.core.errors import (
+    ArgumentsMismatch,
+    InvalidWorkflow,
+    JobFailed,
+    ResultTimeout,
+    ValidationError,
+    shorten,
+)
+from offload.core.job import Payload
+from offload.core.options import EnqueueOptions, check_count
+from offload.core.records import JobChange
+from offload.core.states import JobState
+from offload.core.workflow import Edge, Node, OnParentFailure, Takes, WorkflowState
+from offload.handle import JobHandle
+
+if TYPE_CHECKING:
+    from offload.app import App
+    from offload.backends.base import Backend
+    from offload.core.task import TaskDef
+
+#: Built-in tasks every App registers: one map chunk, and a reducer over a stream.
+MAP_TASK = "offload.map"
+REDUCE_TASK = "offload.reduce"
+#: Chunk results a reducer's stream holds at once: each can be a chunk of results.
+_STREAM_PAGE = 4
+
+
+class Signature:
+    """A task call to make later, as a node of a workflow: `task.s(1, 2)`, `task.si()`,
+    or `app.signature("task.name", 1, 2)` for a task the producer does not import.
+
+    `immutable` (`si`): the job ignores its parents' results; otherwise a chain passes the
+    parent's result as its first argument, and a chord's callback gets the list of results.
+    """
+
+    __slots__ = ("app", "args", "immutable", "kwargs", "options", "task")
+
+    def __init__(
+        self,
+        app: App,
+        task: str,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        options: EnqueueOptions | None = None,
+        immutable: bool = False,
+    ) -> None:
+        if not isinstance(task, str):
+            raise ValidationError(f"a signature's task must be a task name, got {shorten(task)}")
+        self.app = app
+        self.task = task
+        self.args = tuple(args)
+        self.kwargs = dict(kwargs or {})
+        self.options = options or EnqueueOptions()
+        self.immutable = immutable
+
+    def __repr__(self) -> str:
+        marker = "si" if self.immutable else "s"
+        return f"<Signature {self.task}.{marker}{self.args!r}>"
+
+    def set(self, **options: Any) -> Signature:
+        """The same call with options as for `Task.options` (queue, priority, delay, at,
+        max_attempts, meta, channel, depends_on, on_parent_failure)."""
+        from offload.task import Task
+
+        task: Task[..., Any] = Task(self.app, self.app.registry.get(self.task), self.options)
+        over = task.options(**options)._overrides
+        return Signature(
+            self.app, self.task, self.args, self.kwargs, options=over, immutable=self.immutable
+        )
+
+    def enqueue(self, *, conn: Any = None, name: str | None = None) -> WorkflowHandle:
+        """Store this call as a workflow of one node."""
+        return chain(self).enqueue(conn=conn, name=name)
+
+
+class Canvas:
+    """What a workflow is built from: a chain, group, chord, `Workflow` or map-reduce."""
+
+    kind = "workflow"
+
+    def enqueue(self, *, conn: Any = None, name: str | None = None) -> WorkflowHandle:
+        """Store every job of the workflow in one transaction (`conn`: the caller's), or
+        none: a bad node raises a ValidationError naming it and stores nothing."""
+        builder = _Builder(self._app())
+        self._build(builder, "")
+        return builder.store(self.kind, name, conn)
+
+    def _app(self) -> App:
+        raise NotImplementedError
+
+    def _build(self, b: _Builder, prefix: str) -> tuple[list[int], list[int]]:
+        """Add this part's nodes and edges; return its entry and exit nodes."""
+        raise NotImplementedError
+
+
+Part = Signature | Canvas
+
+
+def _app_of(parts: Sequence[Part]) -> App:
+    for part in parts:
+        if isinstance(part, Signature):
+            return part.app
+        return part._app()
+    raise InvalidWorkflow("a workflow needs at least one task")
+
+
+def _check_parts(kind: str, parts: Sequence[Any]) -> tuple[Part, ...]:
+    if not parts:
+        raise InvalidWorkflow(f"{kind}() needs at least one signature")
+    for index, part in enumerate(parts):
+        if not isinstance(part, Signature | Canvas):
+            raise InvalidWorkflow(
+                f"{kind}() part {index} is {shorten(part)}, not a signature (task.s(...)) "
+                "or a chain, group or chord"
+            )
+    return tuple(parts)
+
+
+class Chain(Canvas):
+    """Parts run one after another; each takes its predecessor's result as its first
+    argument (a group's as a list), unless made with `si`."""
+
+    kind = "chain"
+
+    def __init__(self, *parts: Part) -> None:
+        self.parts = _check_parts("chain", parts)
+
+    def _app(self) -> App:
+        return _app_of(self.parts)
+
+    def _build(self, b: _Builder, prefix: str) -> tuple[list[int], list[int]]:
+        entries: list[int] = []
+        exits: list[int] = []
+        many = False
+        for index, part in enumerate(self.parts):
+            first, last = part_build(part, b, f"{prefix}{index}")
+            if index == 0:
+                entries = first
+            else:
+                for child in first:
+                    b.link(child, exits, Takes.ALL if many else Takes.ONE)
+            exits, many = last, isinstance(part, Group) or len(last) > 1
+        return entries, exits
+
+
+class Group(Canvas):
+    """Parts run in parallel (fan-out)."""
+
+    kind = "group"
+
+    def __init__(self, *parts: Part) -> None:
+        self.parts = _check_parts("group", parts)
+
+    def _app(self) -> App:
+        return _app_of(self.parts)
+
+    def _build(self, b: _Builder, prefix: str) -> tuple[list[int], list[int]]:
+        entries: list[int] = []
+        exits: list[int] = []
+        for index, part in enumerate(self.parts):
+            first, last = part_build(part, b, f"{prefix}{index}")
+            entries += first
+            exits += last
+        return entries, exits
+
+
+class Chord(Canvas):
+    """A group, then `callback` once every member is over, with the list of their
+    results (in the group's order) as its first argument (fan-in)."""
+
+    kind = "chord"
+
+    def __init__(self, header: Group | Sequence[Part], callback: Part) -> None:
+        self.header = header if isinstance(header, Group) else Group(*header)
+        self.callback = _check_parts("chord", [callback])[0]
+
+    def _app(self) -> App:
+        return self.header._app()
+
+    def _build(self, b: _Builder, prefix: str) -> tuple[list[int], list[int]]:
+        entries, exits = self.header._build(b, f"{prefix}header.")
+        first, last = part_build(self.callback, b, f"{prefix}callback")
+        for child in first:
+            b.link(child, exits, Takes.ALL)
+        return entries, last
+
+
+class Workflow(Canvas):
+    """Any DAG of named nodes: `wf.add("resize", resize.s(photo), after=["fetch"])`.
+
+    A node starts once every node it comes after is over; it reads their results with
+    `offload.current_job().parent_results()` (by node name). Names may be added in any
+    order; a missing name or a cycle is refused at enqueue, naming it.
+    """
+
+    kind = "workflow"
+
+    def __init__(self) -> None:
+        self._nodes: dict[str, tuple[Signature, tuple[str, ...], OnParentFailure]] = {}
+
+    def add(
+        self,
+        name: str,
+        signature: Signature,
+        *,
+        after: Iterable[str] = (),
+        on_parent_failure: OnParentFailure | str = OnParentFailure.FAIL,
+    ) -> Workflow:
+        """Add node `name` running `signature` after the nodes named in `after`."""
+        if not isinstance(name, str) or not name or len(name) > 255:
+            raise InvalidWorkflow(f"a node name must be 1 to 255 characters, got {shorten(name)}")
+        if name in self._nodes:
+            raise InvalidWorkflow("the name is already used", name)
+        if not isinstance(signature, Signature):
+            raise InvalidWorkflow(
+                f"a node runs a signature (task.s(...)), got {shorten(signature)}", name
+            )
+        if isinstance(after, str):
+            raise InvalidWorkflow("after= takes a list of node names, not one string", name)
+        parents = tuple(after)
+        for parent in parents:
+            if not isinstance(parent, str):
+                raise InvalidWorkflow(f"after= names nodes by str, got {shorten(parent)}", name)
+        self._nodes[name] = (signature, parents, check_rule(on_parent_failure))
+        return self
+
+    def _app(self) -> App:
+        return _app_of([sig for sig, _, _ in self._nodes.values()])
+
+    def _build(self, b: _Builder, prefix: str) -> tuple[list[int], list[int]]:
+        order = self._order()
+        index: dict[str, int] = {}
+        for name in order:
+            signature, parents, rule = self._nodes[name]
+            index[name] = node = b.node(f"{prefix}{name}", signature, Takes.NOTHING)
+            for parent in parents:
+                b.edge(node, index[parent], rule)
+        used = {parent for _, parents, _ in self._nodes.values() for parent in parents}
+        entries = [index[name] for name in order if not self._nodes[name][1]]
+        return entries, [index[name] for name in order if name not in used]
+
+    def _order(self) -> list[str]:
+        """The node names, parents before children; InvalidWorkflow on a missing name or
+        a cycle (naming a node on it)."""
+        for name, (_, parents, _) in self._nodes.items():
+            for parent in parents:
+                if parent not in self._nodes:
+                    raise InvalidWorkflow(f"after= names {parent!r}, which is no node", name)
+                if parent == name:
+                    raise InvalidWorkflow("the node comes after itself", name)
+        order: list[str] = []
+        state: dict[str, int] = {}  # 1: being visited, 2: done
+        for root in self._nodes:
+            if state.get(root) == 2:
+                continue
+            stack: list[tuple[str, Iterator[str]]] = [(root, iter(self._nodes[root][1]))]
+            state[root] = 1
+            while stack:
+                name, pending = stack[-1]
+                up = next(pending, None)
+                if up is None:
+                    stack.pop()
+                    state[name] = 2
+                    order.append(name)
+                elif state.get(up) == 1:
+                    raise InvalidWorkflow(f"the nodes form a cycle through {up!r}", name)
+                elif up not in state:
+                    state[up] = 1
+                    stack.append((up, iter(self._nodes[up][1])))
+        if not order:
+            raise InvalidWorkflow("a workflow needs at least one node")
+        return order
+
+
+class MapReduce(Canvas):
+    """`app.map(task, items)`: `task(item)` for every item, run in chunks of `chunk_size`
+    items over the worker pool; with `.reduce(reducer)`, `reducer(results)` once, where
+    `results` is an iterator over every result in item order, read from the database as
+    it is consumed. With `combine`, each chunk's results are first reduced where they were
+    made (`combine(list_of_results)`), and the reducer iterates those instead."""
+
+    kind = "map"
+
+    def __init__(
+        self,
+        app: App,
+        task: str,
+        items: Iterable[Any],
+        chunk_size: int,
+        *,
+        combine: str | None = None,
+        reducer: str | None = None,
+    ) -> None:
+        check_count("chunk_size", chunk_size, ValidationError)
+        if isinstance(items, str | bytes | dict) or not isinstance(items, Iterable):
+            raise ValidationError(f"items must be an iterable of items, got {shorten(items)}")
+        self.app, self.task, self.items = app, task, items
+        self.chunk_size, self.combine, self.reducer = chunk_size, combine, reducer
+
+    def reduce(self, task: Any) -> MapReduce:
+        """The same map, then `task(results)` once over all of its results."""
+        name = task_name(self.app, task)
+        return MapReduce(
+            self.app, self.task, self.items, self.chunk_size, combine=self.combine, reducer=name
+        )
+
+    def _app(self) -> App:
+        return self.app
+
+    def _build(self, b: _Builder, prefix: str) -> tuple[list[int], list[int]]:
+        mapped = self.app.registry.get(self.task)  # UnknownTask before any chunk is built
+        takes_one(mapped, "map", "an item")
+        if self.combine is not None:
+            takes_one(self.app.registry.get(self.combine), "combine", "a list of results")
+        if self.reducer is not None:
+            takes_one(self.app.registry.get(self.reducer), "reduce", "an iterator of results")
+        over = EnqueueOptions(queue=mapped.options.queue)
+        chunks: list[int] = []
+        items = iter(self.items)
+        while chunk := list(itertools.islice(items, self.chunk_size)):
+            args = (self.task, chunk, self.combine)
+            call = Signature(self.app, MAP_TASK, args, None, options=over, immutable=True)
+            chunks.append(b.node(f"{prefix}map.{len(chunks)}", call, Takes.NOTHING))
+        if not chunks:
+            raise InvalidWorkflow("map() was given no items")
+        if self.reducer is None:
+            return chunks, chunks
+        reducer = self.app.registry.get(self.reducer)
+        over = EnqueueOptions(queue=reducer.options.queue)
+        flat = self.combine is None
+        call = Signature(self.app, REDUCE_TASK, (self.reducer, flat), None, options=over)
+        node = b.node(f"{prefix}reduce", call, Takes.STREAM)
+        for mapper in chunks:
+            b.edge(node, mapper, OnParentFailure.FAIL)
+        return chunks, [node]
+
+
+def chain(*parts: Part) -> Chain:
+    """`chain(a.s(1), b.s(), c.s())`: run in turn, each taking the previous result."""
+    return Chain(*parts)
+
+
+def group(*parts: Part) -> Group:
+    """`group(a.s(1), a.s(2))`: run in parallel."""
+    return Group(*parts)
+
+
+def chord(header: Group | Sequence[Part], callback: Part) -> Chord:
+    """`chord(group(...), callback.s())`: the callback gets the list of the group's results."""
+    return Chord(header, callback)
+
+
+def part_build(part: Part, b: _Builder, name: str) -> tuple[list[int], list[int]]:
+    """Add a signature (one node named `name`) or a canvas (its nodes under `name.`)."""
+    if isinstance(part, Signature):
+        node = b.node(name, part, Takes.NOTHING)
+        return [node], [node]
+    return part._build(b, f"{name}.")
+
+
+def takes_one(definition: TaskDef, role: str, what: str) -> None:
+    """InvalidWorkflow unless the task can be called with one argument, `what`."""
+    reason = definition.mismatch([None], {})
+    if reason is not None:
+        raise InvalidWorkflow(f"{definition.name} cannot take {what}: {reason}", role)
+
+
+def check_rule(value: OnParentFailure | str) -> OnParentFailure:
+    """An `on_parent_failure` value, or a ValidationError naming the allowed ones."""
+    try:
+        return OnParentFailure(value)
+    except ValueError:
+        allowed = ", ".join(repr(rule.value) for rule in OnParentFailure)
+        raise ValidationError(
+            f"on_parent_failure must be one of {allowed}, got {shorten(value)}"
+        ) from None
+
+
+def task_name(app: App, task: Any) -> str:
+    """The registered name of a Task or of a task name (UnknownTask if not registered)."""
+    name = task if isinstance(task, str) else getattr(task, "name", None)
+    if not isinstance(name, str):
+        raise ValidationError(f"expected a task or a task name, got {shorten(task)}")
+    return app.registry.get(name).name
+
+
+class _Builder:
+    """Collects a workflow's nodes and edges, then checks and stores them at once."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.calls: list[tuple[str, Signature, Takes]] = []
+        self.edges: list[Edge] = []
+        self.names: set[str] = set()
+
+    def node(self, name: str, signature: Signature, takes: Takes) -> int:
+        if name in self.names:
+            raise InvalidWorkflow("the name is used twice", name)
+        self.names.add(name)
+        self.calls.append((name, signature, takes))
+        node = len(self.calls) - 1
+        over = signature.options
+        for parent in over.depends_on:
+            self.edges.append(Edge(node, parent_id=parent, on_failure=over.on_parent_failure))
+        return node
+
+    def edge(self, child: int, parent: int, rule: OnParentFailure) -> None:
+        self.edges.append(Edge(child, parent=parent, on_failure=rule))
+
+    def link(self, child: int, parents: list[int], takes: Takes) -> None:
+        """`child` waits for `parents` and, unless immutable, takes their results."""
+        name, signature, _ = self.calls[child]
+        self.calls[child] = (name, signature, Takes.NOTHING if signature.immutable else takes)
+        rule = signature.options.on_parent_failure
+        for parent in parents:
+            self.edge(child, parent, rule)
+
+    def store(self, kind: str, name: str | None, conn: Any) -> WorkflowHandle:
+        if name is not None and (not isinstance(name, str) or not 1 <= len(name) <= 255):
+            raise ValidationError(f"a workflow name must be 1 to 255 characters, got {name!r}")
+        nodes = [self._compile(*call) for call in self.calls]
+        params = WorkflowInsertParams(kind, nodes, self.edges, name, conn)
+        done = self.app._insert_workflow(params)
+        assert done.workflow_id is not None
+        ids = {node.name: job_id for node, job_id in zip(nodes, done.ids, strict=True)}
+        return WorkflowHandle(self.app.backend, done.workflow_id, ids)
+
+    def _compile(self, name: str, signature: Signature, takes: Takes) -> Node:
+        """One node's job, checked: a known task, arguments it can take (with its parents'
+        results first when it takes them), JSON arguments, and no keys."""
+        app = self.app
+        definition = app.registry.get(signature.task)
+        over = signature.options
+        if over.unique or over.idempotency_key is not None or over.replace is not None:
+            raise InvalidWorkflow(
+                "workflow nodes take no unique, idempotency_key or replace option", name
+            )
+        if definition.options.unique is not None and over.unique is not False:
+            over = _without_unique(over)
+        args, kwargs = list(signature.args), signature.kwargs
+        try:
+            args_text, kwargs_text = serialization.dumps_args(args, kwargs, limit=app.payload_limit)
+        except ValidationError as exc:
+            raise InvalidWorkflow(str(exc), name) from exc
+        given = args if takes in (Takes.NOTHING, Takes.STREAM) else [None, *args]
+        try:
+            definition.check_args(given, kwargs)
+        except ArgumentsMismatch as exc:
+            if takes in (Takes.ONE, Takes.ALL):
+                what = "its parent's result" if takes is Takes.ONE else "the list of results"
+                reason = f"{definition.name} cannot take {what} as its first argument: "
+                raise InvalidWorkflow(reason + exc.reason, name) from exc
+            raise InvalidWorkflow(str(exc), name) from exc
+        spec = definition.spec(over, app.idempotency_retention)
+        payload = Payload(
+            args_text,
+            kwargs_text,
+            limit_key=definition.limit_key(args, kwargs),
+            group_key=definition.group_key(args, kwargs),
+        )
+        return Node(name, spec, payload, takes)
+
+
+def _without_unique(over: EnqueueOptions) -> EnqueueOptions:
+    """`over` with the task's unique rule dropped: a node is stored once, as its workflow."""
+    from dataclasses import replace
+
+    return replace(over, unique=False)
+
+
+class WorkflowHandle:
+    """A stored workflow by id: its nodes' jobs, its state and results; every method reads
+    the database afresh."""
+
+    __slots__ = ("_backend", "id", "nodes")
+
+    def __init__(self, backend: Backend, workflow_id: int, ids: dict[str, int]) -> None:
+        self._backend = backend
+        self.id = workflow_id
+        #: Each node's job, by node name.
+        self.nodes: dict[str, JobHandle[Any]] = {
+            name: JobHandle(backend, job_id) for name, job_id in ids.items()
+        }
+
+    def __repr__(self) -> str:
+        return f"WorkflowHandle(id={self.id}, nodes={len(self.nodes)})"
+
+    def record(self) -> WorkflowRecord:
+        """The stored workflow with every node's state; WorkflowNotFound once pruned."""
+        return self._backend.workflows.get(self.id)
+
+    def status(self) -> WorkflowState:
+        """The workflow's state: running until every node is over."""
+        return state_of(self.record())
+
+    def wait(self, timeout: float | None = None) -> WorkflowRecord:
+        """Block until every node is over; return the workflow (ResultTimeout past
+        `timeout` seconds)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = 0.005
+        while True:
+            record = self.record()
+            state = state_of(record)
+            if state is not WorkflowState.RUNNING:
+                return record
+            if deadline is not None and time.monotonic() >= deadline:
+                raise ResultTimeout(self.id, timeout or 0.0, str(state), what="workflow")
+            time.sleep(pause if deadline is None else min(pause, deadline - time.monotonic()))
+            pause = min(pause * 1.5, 0.25)
+
+    def results(self, timeout: float | None = None) -> dict[str, Any]:
+        """Once every node is over, each succeeded node's result by node name."""
+        record = self.wait(timeout)
+        return {
+            node.name: self._backend.jobs.get(node.job_id).result
+            for node in record.nodes
+            if node.state is JobState.SUCCEEDED
+        }
+
+    def result(self, timeout: float | None = None) -> Any:
+        """The result of the workflow's last node (a list, in node order, when it ends in
+        several: a group); JobFailed if one of those did not succeed."""
+        record = self.wait(timeout)
+        values = []
+        for node in leaves(record):
+            job = self._backend.jobs.get(node.job_id)
+            if job.state is not JobState.SUCCEEDED:
+                raise JobFailed(job.id, str(job.state), job.last_error)
+            values.append(job.result)
+        return values[0] if len(values) == 1 else values
+
+    def cancel(self) -> list[JobChange]:
+        """Cancel every unfinished node (a running one is asked to stop)."""
+        return self._backend.workflows.cancel(self.id)
+
+
+def state_of(record: WorkflowRecord) -> WorkflowState:
+    """A stored workflow's state, from its nodes' states."""
+    return WorkflowState.of(Counter(node.state for node in record.nodes))
+
+
+def leaves(record: WorkflowRecord) -> list[WorkflowNode]:
+    """The nodes no other node waits for: where the workflow ends."""
+    waited = {parent for node in record.nodes for parent in node.parents}
+    return [node for node in record.nodes if node.job_id not in waited]
+
+
+class ResultStream(Iterator[Any]):
+    """A reducer's input: its parents' results in order, read a few at a time (each a
+    chunk's list of results, flattened when `flat`)."""
+
+    def __init__(self, backend: Backend, job_id: int, flat: bool) -> None:
+        self._backend, self._job_id, self._flat = backend, job_id, flat
+        self._pages = self._read()
+
+    def __next__(self) -> Any:
+        return next(self._pages)
+
+    def _read(self) -> Iterator[Any]:
+        after = -1
+        while True:
+            page = self._backend.workflows.results(
+                ResultsPageParams(self._job_id, after, _STREAM_PAGE)
+            )
+            if not page:
+                return
+            for position, text in page:
+                after = position
+                value = None if text is None else orjson.loads(text)
+                if self._flat:
+                    yield from value or ()
+                else:
+                    yield value
+
+
+__all__ = [
+    "MAP_TASK",
+    "REDUCE_TASK",
+    "Canvas",
+    "Chain",
+    "Chord",
+    "Group",
+    "MapReduce",
+    "ResultStream",
+    "Signature",
+    "Workflow",
+    "WorkflowHandle",
+    "chain",
+    "chord",
+    "group",
+]
