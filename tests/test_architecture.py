@@ -12,9 +12,9 @@ import offload
 SRC = Path(offload.__file__).resolve().parent
 
 #: Each part of the package, and the parts it may import: core -> backends -> runtime ->
-#: the Python API (app, task, handle) -> the faces built on it (demo, server, cli) -> `python -m
+#: the Python API (app, task, workflow, handle) -> the faces built on it (demo, server, cli) -> `python -m
 #: offload`. Nothing imports upward.
-_API = {"app", "task", "handle", "runtime", "backends", "core"}
+_API = {"app", "task", "workflow", "handle", "runtime", "backends", "core"}
 LAYERS = {
     "core": {"core"},
     "backends": {"backends", "core"},
@@ -22,6 +22,7 @@ LAYERS = {
     "handle": {"handle", "backends", "core"},
     "app": _API,
     "task": _API,
+    "workflow": _API,
     "demo": {"demo", *_API},
     "server": {"server", *_API},
     "client": {"client", "core", "task"},
@@ -63,6 +64,7 @@ def test_public_surface_is_pinned() -> None:
         "Forbidden",
         "IdempotencyConflict",
         "InvalidTransition",
+        "InvalidWorkflow",
         "ItemFailed",
         "Job",
         "JobCancelled",
@@ -74,8 +76,12 @@ def test_public_surface_is_pinned() -> None:
         "LeaseLost",
         "Misfire",
         "OffloadError",
+        "OnParentFailure",
         "OutcomeUnknown",
         "Overloaded",
+        "ParentFailed",
+        "ParentOutcome",
+        "ParentResultsTooLarge",
         "PayloadTooLarge",
         "QueueFull",
         "QueueNotFound",
@@ -88,16 +94,25 @@ def test_public_surface_is_pinned() -> None:
         "ScheduleState",
         "SchemaMismatch",
         "SerializationError",
+        "Signature",
         "StorageFull",
         "Task",
         "Unauthorized",
         "Unique",
+        "UnknownDependency",
         "UnknownTask",
         "ValidationError",
         "WorkerInfo",
+        "Workflow",
+        "WorkflowHandle",
+        "WorkflowNotFound",
+        "WorkflowState",
         "asgi",
         "call",
+        "chain",
+        "chord",
         "current_job",
+        "group",
     ]
     for name in offload.__all__:
         assert hasattr(offload, name), name

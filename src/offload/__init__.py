@@ -30,6 +30,7 @@ from offload.core.errors import (
     Forbidden,
     IdempotencyConflict,
     InvalidTransition,
+    InvalidWorkflow,
     JobCancelled,
     JobFailed,
     JobNotFound,
@@ -37,6 +38,8 @@ from offload.core.errors import (
     OffloadError,
     OutcomeUnknown,
     Overloaded,
+    ParentFailed,
+    ParentResultsTooLarge,
     PayloadTooLarge,
     QueueFull,
     QueueNotFound,
@@ -47,8 +50,10 @@ from offload.core.errors import (
     SerializationError,
     StorageFull,
     Unauthorized,
+    UnknownDependency,
     UnknownTask,
     ValidationError,
+    WorkflowNotFound,
 )
 from offload.core.events import Event, EventCursor
 from offload.core.flow import QueuePolicy, Rate
@@ -58,9 +63,18 @@ from offload.core.records import ScheduleState, WorkerInfo
 from offload.core.schedule import Misfire
 from offload.core.shaping import Unique
 from offload.core.states import JobState
+from offload.core.workflow import OnParentFailure, ParentOutcome, WorkflowState
 from offload.handle import JobHandle
 from offload.runtime.context import JobContext, current_job
 from offload.server import asgi
+from offload.workflow import (
+    Signature,
+    Workflow,
+    WorkflowHandle,
+    chain,
+    chord,
+    group,
+)
 
 __version__ = "0.1.0"
 
@@ -82,6 +96,7 @@ __all__ = [
     "Forbidden",
     "IdempotencyConflict",
     "InvalidTransition",
+    "InvalidWorkflow",
     "ItemFailed",
     "Job",
     "JobCancelled",
@@ -93,8 +108,12 @@ __all__ = [
     "LeaseLost",
     "Misfire",
     "OffloadError",
+    "OnParentFailure",
     "OutcomeUnknown",
     "Overloaded",
+    "ParentFailed",
+    "ParentOutcome",
+    "ParentResultsTooLarge",
     "PayloadTooLarge",
     "QueueFull",
     "QueueNotFound",
@@ -107,14 +126,23 @@ __all__ = [
     "ScheduleState",
     "SchemaMismatch",
     "SerializationError",
+    "Signature",
     "StorageFull",
     "Task",
     "Unauthorized",
     "Unique",
+    "UnknownDependency",
     "UnknownTask",
     "ValidationError",
     "WorkerInfo",
+    "Workflow",
+    "WorkflowHandle",
+    "WorkflowNotFound",
+    "WorkflowState",
     "asgi",
     "call",
+    "chain",
+    "chord",
     "current_job",
+    "group",
 ]
