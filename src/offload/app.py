@@ -150,8 +150,8 @@ class App:
         #: Queue policies declared in code, written to the database at first use.
         self.queues: dict[str, QueuePolicy] = {}
         self._ready_pid = 0
-        self._register(self._map_chunk, MAP_TASK, TaskOptions())
-        self._register(self._reduce, REDUCE_TASK, TaskOptions())
+        self.registry.add_builtin(TaskDef(MAP_TASK, self._map_chunk, TaskOptions()))
+        self.registry.add_builtin(TaskDef(REDUCE_TASK, self._reduce, TaskOptions()))
 
     def __repr__(self) -> str:
         return f"<offload.App {self.backend.name}:{self.backend.location}>"

@@ -154,3 +154,44 @@ def leak(mb: int) -> int:
 def type_error(value: int) -> int:
     """Raises a TypeError in its body (its arguments fit): an ordinary failure, retried."""
     return value + "1"  # type: ignore[operator]
+
+
+# -- workflows -------------------------------------------------------------------------
+
+
+@app.task(name="collect")
+def collect(values: list[object]) -> list[object]:
+    """A fan-in callback: records that it ran, returns what it was given."""
+    _record(f"callback {len(values)}")
+    return values
+
+
+@app.task(name="words")
+def words(line: str) -> dict[str, int]:
+    """A map step: how often each word occurs in one line."""
+    counts: dict[str, int] = {}
+    for word in line.split():
+        counts[word] = counts.get(word, 0) + 1
+    return counts
+
+
+def _rss() -> int:
+    """This process's resident set size in bytes (Linux)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@app.task(name="word_total")
+def word_total(parts: object) -> dict[str, object]:
+    """A reducer: merges word counts from a stream, sampling how much its RSS grew."""
+    assert not isinstance(parts, list), "a reducer gets a stream, not a list"
+    start = peak = _rss()
+    totals: dict[str, int] = {}
+    items = 0
+    for part in parts:  # type: ignore[attr-defined]
+        for word, n in part.items():
+            totals[word] = totals.get(word, 0) + n
+        items += 1
+        if items % 500 == 0:
+            peak = max(peak, _rss())
+    return {"counts": totals, "items": items, "growth": max(peak, _rss()) - start}

@@ -184,6 +184,13 @@ class Registry:
 
     def __init__(self) -> None:
         self._tasks: dict[str, TaskDef] = {}
+        #: offload's own tasks (a map's chunk, a reducer): found by `get`, but not listed,
+        #: so listings, warnings and copies of a registry show the application's only.
+        self._builtins: dict[str, TaskDef] = {}
+
+    def add_builtin(self, definition: TaskDef) -> None:
+        """Register one of offload's own tasks (its name starts with "offload.")."""
+        self._builtins[definition.name] = definition
 
     def add(self, definition: TaskDef) -> None:
         check_name("task", definition.name)
@@ -196,10 +203,13 @@ class Registry:
         try:
             return self._tasks[name]
         except KeyError:
-            raise UnknownTask(name, sorted(self._tasks)) from None
+            builtin = self._builtins.get(name)
+            if builtin is None:
+                raise UnknownTask(name, sorted(self._tasks)) from None
+            return builtin
 
     def __contains__(self, name: object) -> bool:
-        return name in self._tasks
+        return name in self._tasks or name in self._builtins
 
     def names(self) -> list[str]:
         return sorted(self._tasks)
