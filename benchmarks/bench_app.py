@@ -8,8 +8,10 @@ re-imports it (importlib.reload) for every fresh database.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 import offload
+from benchmarks.wordcount import count_words, merge_counts
 
 APP_PATH = "benchmarks.bench_app:app"
 
@@ -39,3 +41,21 @@ def limited_noop() -> None:
 async def anoop() -> None:
     """Do nothing on the worker's event loop (the asyncio executor's figure)."""
     return None
+
+
+@app.task(name="words")
+def words(line: str) -> dict[str, int]:
+    """A map step of the word count (benchmarks/workflows.py): one line's word counts."""
+    return count_words(line)
+
+
+@app.task(name="word_merge")
+def word_merge(parts: Iterable[dict[str, int]]) -> dict[str, int]:
+    """The word count's reducer: merges the chunks' counts as they stream in."""
+    return merge_counts(parts)
+
+
+@app.task(name="word_combine")
+def word_combine(parts: list[dict[str, int]]) -> dict[str, int]:
+    """The word count's combiner: one chunk's counts merged where the chunk ran."""
+    return merge_counts(parts)
