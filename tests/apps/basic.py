@@ -195,3 +195,10 @@ def word_total(parts: object) -> dict[str, object]:
         if items % 500 == 0:
             peak = max(peak, _rss())
     return {"counts": totals, "items": items, "growth": max(peak, _rss()) - start}
+
+
+@app.task(name="parents_seen")
+def parents_seen() -> dict[str, object]:
+    """What the running job learns of its parents (in a job child, through the pipe)."""
+    job = offload.current_job()
+    return {"results": job.parent_results(), "states": [str(p.state) for p in job.parents()]}

@@ -105,3 +105,21 @@ def test_map_reduce_counts_words_exactly_in_bounded_memory(
     print(f"reducer RSS growth: 10k items {growth[10_000]} B, 100k items {growth[100_000]} B")
     # Ten times the items must not take anywhere near ten times the memory.
     assert growth[100_000] <= 2 * growth[10_000] + 16 * 1024 * 1024, growth
+
+
+def test_a_job_child_process_reads_its_parents(
+    basic_app: offload.App, start_worker: StartWorker
+) -> None:
+    add, fail, seen = (
+        task(basic_app, "add"),
+        task(basic_app, "fail"),
+        task(basic_app, "parents_seen"),
+    )
+    flow = offload.Workflow()
+    flow.add("sum", add.s(2, 3))
+    flow.add("broken", fail.s("no"))
+    flow.add("report", seen.s(), after=["sum", "broken"], on_parent_failure="run")
+    handle = flow.enqueue()
+    start_worker(concurrency=1)
+    report = handle.nodes["report"].result(timeout=60)
+    assert report == {"results": {"sum": 5, "broken": None}, "states": ["succeeded", "dead"]}

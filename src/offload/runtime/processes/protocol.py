@@ -13,7 +13,7 @@ import os
 import select
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from operator import attrgetter
 from typing import Any
 
@@ -37,7 +37,7 @@ class Run:
     kwargs: dict[str, Any]
     #: How the job's parents ended: ParentOutcome values on the worker's side, their
     #: JSON objects once through the pipe (`outcomes` turns them back).
-    parents: tuple[ParentOutcome, ...] | list[dict[str, Any]] = ()
+    parents: list[ParentOutcome] | list[dict[str, Any]] = field(default_factory=list)
 
     def outcomes(self) -> tuple[ParentOutcome, ...]:
         """The parents as ParentOutcome values, whichever side of the pipe this is."""
@@ -48,7 +48,13 @@ class Run:
     @classmethod
     def of(cls, job: Job) -> Run:
         return cls(
-            job.id, job.attempt, job.queue, job.task, job.args, job.kwargs, job.parent_outcomes
+            job.id,
+            job.attempt,
+            job.queue,
+            job.task,
+            job.args,
+            job.kwargs,
+            list(job.parent_outcomes),
         )
 
 
