@@ -296,3 +296,28 @@ def test_bad_rules_and_chunk_sizes_are_refused(wf: offload.App) -> None:
         wf.map("add", ["a"]).enqueue()
     with pytest.raises(offload.InvalidWorkflow, match="no items"):
         wf.map("words", []).reduce("merge").enqueue()
+
+
+def test_parents_results_over_the_limit_fail_the_child_without_running_it(
+    wf: offload.App,
+) -> None:
+    const, seen = task(wf, "const"), task(wf, "seen")
+    flow = offload.Workflow()
+    flow.add("big", const.s("x" * 100))
+    flow.add("child", seen.s(), after=["big"])
+    handle = flow.enqueue()
+    worker = wf.worker(
+        executor="thread", burst=True, install_signals=False, parent_results_limit=50
+    )
+    assert worker.run() == 0
+    child = handle.nodes["child"].wait(timeout=5)
+    assert child.state is JobState.DEAD
+    assert child.attempt == 1 and child.result is None
+    assert child.last_error is not None
+    assert child.last_error["type"] == "offload.core.errors.ParentResultsTooLarge"
+    assert "over the limit of 50" in child.last_error["message"]
+
+
+def test_a_bad_parent_results_limit_is_refused(app: offload.App) -> None:
+    with pytest.raises(offload.ConfigurationError, match="parent_results_limit"):
+        offload.App(app.url, parent_results_limit=0)
