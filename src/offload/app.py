@@ -4,7 +4,7 @@ jobs that the faces (CLI, HTTP, dashboard) call."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, cast, overload
 
@@ -488,9 +488,15 @@ class App:
         return self.backend.workflows.insert(params)
 
     def _map_chunk(self, task: str, items: list[Any], combine: str | None) -> Any:
-        """One chunk of a map: the task over each item, combined if asked."""
-        fn = self.registry.get(task).fn
-        results = [fn(item) for item in items]
+        """One chunk of a map: the task over each item, in order, combined if asked (an
+        `async def` task's items are awaited one after another, on a loop of the chunk's)."""
+        definition = self.registry.get(task)
+        if definition.is_async:
+            import asyncio  # only here: a plain worker process never loads asyncio
+
+            results = asyncio.run(_each(definition.fn, items))
+        else:
+            results = [definition.fn(item) for item in items]
         return results if combine is None else self.registry.get(combine).fn(results)
 
     def _reduce(self, task: str, flat: bool) -> Any:
@@ -836,6 +842,11 @@ class App:
         """The one insert path of every enqueue."""
         self.ready()
         return self.backend.jobs.insert(JobInsertParams(spec, payloads, conn))
+
+
+async def _each(fn: Callable[[Any], Awaitable[Any]], items: list[Any]) -> list[Any]:
+    """`await fn(item)` for each item in turn."""
+    return [await fn(item) for item in items]
 
 
 __all__ = ["App", "Call", "Task", "call"]

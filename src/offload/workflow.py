@@ -334,12 +334,14 @@ class MapReduce(Canvas):
 
     def _build(self, b: _Builder, prefix: str) -> tuple[list[int], list[int]]:
         mapped = self.app.registry.get(self.task)  # UnknownTask before any chunk is built
+        if mapped.options.batch is not None:
+            raise InvalidWorkflow(f"{mapped.name} is a batch task: map() runs plain tasks", "map")
         takes_one(mapped, "map", "an item")
         if self.combine is not None:
             takes_one(self.app.registry.get(self.combine), "combine", "a list of results")
         if self.reducer is not None:
             takes_one(self.app.registry.get(self.reducer), "reduce", "an iterator of results")
-        over = EnqueueOptions(queue=mapped.options.queue)
+        over = _options_of(mapped)
         chunks: list[int] = []
         items = iter(self.items)
         while chunk := list(itertools.islice(items, self.chunk_size)):
@@ -350,14 +352,22 @@ class MapReduce(Canvas):
             raise InvalidWorkflow("map() was given no items")
         if self.reducer is None:
             return chunks, chunks
-        reducer = self.app.registry.get(self.reducer)
-        over = EnqueueOptions(queue=reducer.options.queue)
+        over = _options_of(self.app.registry.get(self.reducer))
         flat = self.combine is None
         call = Signature(self.app, REDUCE_TASK, (self.reducer, flat), None, options=over)
         node = b.node(f"{prefix}reduce", call, Takes.STREAM)
         for mapper in chunks:
             b.edge(node, mapper, OnParentFailure.FAIL)
         return chunks, [node]
+
+
+def _options_of(definition: TaskDef) -> EnqueueOptions:
+    """The options a map's chunk or reducer job takes from the task it runs: its queue,
+    priority and attempts (its limits and timeouts apply to jobs of that task only)."""
+    opts = definition.options
+    return EnqueueOptions(
+        queue=opts.queue, priority=opts.priority, max_attempts=opts.retry.max_attempts
+    )
 
 
 def chain(*parts: Part) -> Chain:

@@ -321,3 +321,25 @@ def test_parents_results_over_the_limit_fail_the_child_without_running_it(
 def test_a_bad_parent_results_limit_is_refused(app: offload.App) -> None:
     with pytest.raises(offload.ConfigurationError, match="parent_results_limit"):
         offload.App(app.url, parent_results_limit=0)
+
+
+def test_a_reducer_streams_results_beyond_the_parents_limit(wf: offload.App) -> None:
+    lines = ["a b c"] * 3_000
+    handle = wf.map("words", lines, chunk_size=100).reduce("merge").enqueue()
+    worker = wf.worker(
+        executor="thread", burst=True, install_signals=False, parent_results_limit=2_000
+    )
+    assert worker.run() == 0
+    assert handle.result(timeout=10) == {"a": 3_000, "b": 3_000, "c": 3_000}
+
+
+def test_map_awaits_an_async_task_and_chunks_take_its_options(wf: offload.App) -> None:
+    @wf.task(name="square", max_attempts=1, priority=3)
+    async def square(n: int) -> int:
+        return n * n
+
+    handle = wf.map("square", range(5), chunk_size=2).enqueue()
+    chunk = handle.nodes["map.0"].job()
+    assert (chunk.max_attempts, chunk.priority) == (1, 3)
+    run(wf)
+    assert handle.result(timeout=5) == [[0, 1], [4, 9], [16]]

@@ -33,6 +33,7 @@ from offload.backends.params import (
     HeartbeatParams,
     Lease,
     Outcome,
+    ParentsRead,
     ParentsReadParams,
     ProgressReport,
     ReleaseParams,
@@ -50,7 +51,7 @@ from offload.core.options import RetryPolicy, TaskOptions, check_count
 from offload.core.records import WorkerInfo
 from offload.core.serialization import DEFAULT_PAYLOAD_LIMIT
 from offload.core.task import Registry, TaskDef
-from offload.core.workflow import DEFAULT_PARENT_RESULTS_LIMIT, with_parents
+from offload.core.workflow import DEFAULT_PARENT_RESULTS_LIMIT, Takes, with_parents
 from offload.runtime import joblog
 from offload.runtime.batch import gather, split
 from offload.runtime.executor import Event, Finished, Progress, SelfPipe
@@ -524,11 +525,14 @@ class Worker:
         waited = [job for job in jobs if job.parents]
         if not waited:
             return jobs
-        read = self.backend.workflows.parents(
-            ParentsReadParams(
-                [job.id for job in waited], results=True, limit=self.parent_results_limit
-            )
-        )
+        read: dict[int, ParentsRead] = {}
+        # A reducer streams its parents' results itself, as it consumes them: only how
+        # each parent ended is read here, whatever their size.
+        for streams in (False, True):
+            ids = [job.id for job in waited if (job.takes == Takes.STREAM) is streams]
+            if ids:
+                limit = None if streams else self.parent_results_limit
+                read |= self.backend.workflows.parents(ParentsReadParams(ids, not streams, limit))
         ready: list[Job] = []
         failed: list[Event] = []
         for job in jobs:
