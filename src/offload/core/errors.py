@@ -12,8 +12,11 @@ Tree::
     │   ├── ArgumentsMismatch     arguments the task's signature cannot take
     │   ├── IdempotencyConflict   an idempotency key reused for a different job
     │   ├── TokenExists           an API token of that name exists already
-    │   └── BadEventId            an event cursor (Last-Event-ID) that is not one
+    │   ├── BadEventId            an event cursor (Last-Event-ID) that is not one
+    │   ├── InvalidWorkflow       a workflow that cannot be stored as given
+    │   └── UnknownDependency     a job made to wait for a job id that names no job
     ├── JobNotFound               no job with that id
+    ├── WorkflowNotFound          no workflow with that id
     ├── ScheduleNotFound          no schedule with that name
     ├── QueueNotFound             no queue of that name has a policy, jobs or workers
     ├── TokenNotFound             no API token of that name
@@ -25,6 +28,8 @@ Tree::
     ├── LeaseLost                 a worker's claim on a job was taken over
     ├── JobFailed                 a job ended dead/cancelled; raised by JobHandle.result()
     ├── JobCancelled              raised inside a task whose job was asked to stop
+    ├── ParentFailed              a waiting job's parent ended badly (its stored error)
+    ├── ParentResultsTooLarge     a job's parents' results are over the App's limit
     ├── BatchResultMismatch       a batch function returned a result count unlike its items
     ├── ResultTimeout             JobHandle.result() waited past its timeout
     ├── ApiError                  an HTTP API answer with no class above (offload.client)
