@@ -159,21 +159,32 @@ class SqlWorkflows:
     def _nodes(
         self, cur: Any, workflow_id: int | None, nodes: Sequence[Node], edges: Sequence[Edge]
     ) -> list[int]:
-        """Store every node in one statement; their ids in node order."""
+        """Store every node in one statement (each distinct spec sent once); their ids in
+        node order."""
         parents, children = Counter[int](), Counter[int]()
         for edge in edges:
             parents[edge.child] += 1
             if edge.parent is not None:
                 children[edge.parent] += 1
+        specs: dict[JobSpec, int] = {}
         rows = []
         for i, node in enumerate(nodes):
-            s, p = node.spec, node.payload
+            p = node.payload
+            spec = specs.setdefault(node.spec, len(specs))
             rows.append(
-                (s.task, s.queue, s.priority, s.max_attempts, s.delay, s.run_at, s.meta,
-                 s.channel, p.args, p.kwargs, p.limit_key, p.group_key, node.name,
-                 str(node.takes), parents[i], children[i])
+                (spec, p.args, p.kwargs, p.limit_key, p.group_key, node.name, str(node.takes),
+                 parents[i], children[i])
             )  # fmt: skip
-        values = {"nodes": _json(rows), "workflow_id": workflow_id, "default_aging": DEFAULT_AGING}
+        fields = [
+            (s.task, s.queue, s.priority, s.max_attempts, s.delay, s.run_at, s.meta, s.channel)
+            for s in specs
+        ]
+        values = {
+            "specs": _json(fields),
+            "nodes": _json(rows),
+            "workflow_id": workflow_id,
+            "default_aging": DEFAULT_AGING,
+        }
         cur.execute(self.q["insert_nodes"], values)
         # Ids come from one sequence in node order; RETURNING order is not promised.
         return sorted(int(row[0]) for row in cur.fetchall())
