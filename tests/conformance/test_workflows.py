@@ -335,6 +335,37 @@ def test_two_parents_ended_at_once_always_release(backend: Backend) -> None:
         end(backend, claim(backend), JobState.SUCCEEDED)
 
 
+def test_batches_counting_down_shared_children_at_once(backend: Backend) -> None:
+    """Two batches each end a parent of both children c1 and c2: both release them, and
+    neither waits for the other in a cycle (a deadlock would fail one batch)."""
+    for _ in range(10):
+        nodes = [node(x) for x in ("a1", "a2", "b1", "b2", "c1", "c2")]
+        edges = [Edge(c, parent=p) for c, p in ((4, 0), (4, 2), (5, 1), (5, 3))]
+        edges += [Edge(4, parent=1, on_failure=RUN), Edge(5, parent=0, on_failure=RUN)]
+        edges += [Edge(4, parent=3, on_failure=RUN), Edge(5, parent=2, on_failure=RUN)]
+        ids = store(backend, nodes, edges)
+        by_id = {j.id: j for j in claim(backend)}
+        batches = [[by_id[ids[0]], by_id[ids[1]]], [by_id[ids[3]], by_id[ids[2]]]]
+        start = threading.Barrier(2)
+        errors: list[BaseException] = []
+
+        def run(jobs: list[Job]) -> None:
+            try:
+                start.wait()
+                end(backend, jobs, JobState.SUCCEEDED)
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(b,)) for b in batches]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert [state(backend, i) for i in ids[4:]] == [JobState.AVAILABLE] * 2
+        end(backend, claim(backend), JobState.SUCCEEDED)
+
+
 def test_an_edge_to_a_parent_ending_at_once_is_resolved(backend: Backend) -> None:
     for _ in range(20):
         (parent,) = insert(backend, 1)

@@ -70,7 +70,14 @@ RETURNING d.child_id, d.position, d.parent_id, d.on_failure, d.outcome
 -- ended badly, the message naming it; 'cancelled') ends it, else the last parent over
 -- releases it to run (from now: its time waiting for parents is no queueing delay). Two
 -- transactions counting one child down take turns on its row lock, the second reading the
--- first's count.
+-- first's count; the rows are locked in id order first, so that two counting down the
+-- same children never wait for each other in opposite orders.
+WITH v AS (
+    SELECT (value ->> 0)::bigint AS id, (value ->> 1)::int AS n, value ->> 2 AS verdict,
+           value ->> 3 AS message
+    FROM json_array_elements(:children::json) AS value),
+locked AS (
+    SELECT id FROM offload_jobs WHERE id IN (SELECT id FROM v) ORDER BY id FOR UPDATE)
 UPDATE offload_jobs AS j
 SET pending = j.pending - v.n,
     state = CASE WHEN v.verdict IS NOT NULL THEN v.verdict
@@ -86,9 +93,7 @@ SET pending = j.pending - v.n,
              THEN greatest(j.run_at, now()) ELSE j.run_at END,
     sort_at = CASE WHEN v.verdict IS NULL AND j.pending - v.n <= 0
               THEN greatest(j.run_at, now()) - (j.run_at - j.sort_at) ELSE j.sort_at END
-FROM (SELECT (value ->> 0)::bigint AS id, (value ->> 1)::int AS n, value ->> 2 AS verdict,
-             value ->> 3 AS message
-      FROM json_array_elements(:children::json) AS value) AS v
+FROM v JOIN locked ON locked.id = v.id
 WHERE j.id = v.id AND j.state = 'waiting'
 RETURNING j.id, j.queue, j.state, j.children > 0 AS has_children
 

@@ -7,6 +7,9 @@ for them (`children > 0`), and for those calls `released` in its own transaction
 unresolved edges take their states, once, and the waiting children are counted down,
 released, or ended by their edges' rules, cascading to their own children. Nothing is
 decided from memory: each step is a statement under the rows' locks.
+
+A child ended by a rule (dead, cancelled) and retried by hand runs, whatever its parents:
+its edges stay resolved, and `pending` keeps the count it had.
 """
 
 from __future__ import annotations
@@ -142,7 +145,8 @@ class SqlWorkflows:
             if over:  # parents already over: their new edges resolve now
                 self.released(cur, over)
             roots = {node.spec.queue for i, node in enumerate(nodes) if not positions[i]}
-            self.db.wake(cur, roots)
+            if roots:
+                self.db.wake(cur, roots)
         return WorkflowInserted(workflow_id, ids)
 
     def _admit(self, cur: Any, nodes: Sequence[Node]) -> None:
@@ -241,6 +245,8 @@ class SqlWorkflows:
         return found
 
     def results(self, params: ResultsPageParams) -> builtins.list[tuple[int, str | None]]:
+        if not _ID_MIN <= params.child_id <= _ID_MAX:
+            return []
         values = {"child_id": params.child_id, "after": params.after, "limit": params.limit}
         with self.db.read() as cur:
             cur.execute(self.q["results"], values)
