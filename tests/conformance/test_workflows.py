@@ -212,6 +212,12 @@ def test_cancel_many_and_supersede_release(backend: Backend) -> None:
     ids = store(backend, [node("p"), node("c")], [Edge(1, parent=0, on_failure=RUN)])
     assert [c.id for c in backend.jobs.cancel_many(JobFilter(ids=[ids[0]]))] == [ids[0]]
     assert state(backend, ids[1]) is JobState.AVAILABLE
+    # A job superseded by a newer one with its replace key is cancelled: so is its child.
+    (old,) = insert(backend, 1, replace_key="r", delay=60.0)
+    (child,) = store(backend, [node("c")], [Edge(0, parent_id=old, on_failure=CANCEL)])
+    (new,) = insert(backend, 1, replace_key="r", delay=60.0)
+    assert backend.jobs.get(old).superseded_by == new
+    assert state(backend, child) is JobState.CANCELLED
 
 
 # -- edges to stored jobs --------------------------------------------------------------
@@ -332,6 +338,37 @@ def test_two_parents_ended_at_once_always_release(backend: Backend) -> None:
             t.join()
         assert errors == []
         assert state(backend, ids[2]) is JobState.AVAILABLE
+        end(backend, claim(backend), JobState.SUCCEEDED)
+
+
+def test_batches_counting_down_shared_children_at_once(backend: Backend) -> None:
+    """Two batches each end a parent of both children c1 and c2: both release them, and
+    neither waits for the other in a cycle (a deadlock would fail one batch)."""
+    for _ in range(10):
+        nodes = [node(x) for x in ("a1", "a2", "b1", "b2", "c1", "c2")]
+        edges = [Edge(c, parent=p) for c, p in ((4, 0), (4, 2), (5, 1), (5, 3))]
+        edges += [Edge(4, parent=1, on_failure=RUN), Edge(5, parent=0, on_failure=RUN)]
+        edges += [Edge(4, parent=3, on_failure=RUN), Edge(5, parent=2, on_failure=RUN)]
+        ids = store(backend, nodes, edges)
+        by_id = {j.id: j for j in claim(backend)}
+        batches = [[by_id[ids[0]], by_id[ids[1]]], [by_id[ids[3]], by_id[ids[2]]]]
+        start = threading.Barrier(2)
+        errors: list[BaseException] = []
+
+        def run(jobs: list[Job]) -> None:
+            try:
+                start.wait()
+                end(backend, jobs, JobState.SUCCEEDED)
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(b,)) for b in batches]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert [state(backend, i) for i in ids[4:]] == [JobState.AVAILABLE] * 2
         end(backend, claim(backend), JobState.SUCCEEDED)
 
 
