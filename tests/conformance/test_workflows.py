@@ -169,7 +169,7 @@ def test_rules_of_a_parent_ending_badly(
     if expected is JobState.DEAD:
         error = job.last_error
         assert error is not None
-        assert error["type"] == "offload.ParentFailed"
+        assert error["type"] == "offload.core.errors.ParentFailed"
         assert error["message"] == f"parent job {parent} (node 'parent') ended {ended}"
         assert error["traceback"] is None
         assert job.finished_at is not None
@@ -516,3 +516,17 @@ def test_a_release_wakes_workers(backend: Backend, listener: Listener) -> None:
     end(backend, jobs, JobState.SUCCEEDED)
     assert _woken(listener)
     assert state(backend, ids[1]) is JobState.AVAILABLE
+
+
+def test_purge_keeps_a_shed_job_others_wait_for(backend: Backend) -> None:
+    backend.queues.set("q", QueuePolicy(shed_priority=1, shed_depth=1, resume_depth=0).check())
+    filler = store(backend, [node("filler", queue="q"), node("alone", queue="q")], kind=None)
+    parent, child = store(backend, [node("parent", queue="q"), node("child")], [Edge(1, parent=0)])
+    alone = filler[1]
+    assert backend.sweep.shed("q")  # over the watermark: the waiting ones are shed
+    assert state(backend, parent) is JobState.SHED and state(backend, alone) is JobState.SHED
+    assert backend.jobs.purge(JobFilter(state=JobState.SHED)) >= 1
+    assert state(backend, parent) is JobState.SHED, "its child still waits for it"
+    assert state(backend, child) is JobState.WAITING
+    with pytest.raises(offload.JobNotFound):
+        backend.jobs.get(alone)

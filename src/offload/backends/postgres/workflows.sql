@@ -87,7 +87,7 @@ SET pending = j.pending - v.n,
     errors = CASE WHEN v.message IS NULL THEN j.errors
              ELSE j.errors || jsonb_build_array(jsonb_build_object(
                  'at', extract(epoch FROM now()), 'attempt', j.attempt,
-                 'type', 'offload.ParentFailed', 'message', v.message, 'traceback', NULL))
+                 'type', 'offload.core.errors.ParentFailed', 'message', v.message, 'traceback', NULL))
              END,
     run_at = CASE WHEN v.verdict IS NULL AND j.pending - v.n <= 0
              THEN greatest(j.run_at, now()) ELSE j.run_at END,

@@ -163,9 +163,11 @@ WHERE state IN ('waiting', 'scheduled', 'available', 'retrying', 'shed', 'runnin
 RETURNING id, queue, state, children > 0 AS has_children
 
 -- name: purge
--- Delete matching jobs that are over: succeeded, dead, cancelled or shed.
+-- Delete matching jobs that are over: succeeded, dead, cancelled or shed. A shed job others
+-- wait for stays (it is not over: its children would wait for it for ever).
 DELETE FROM offload_jobs
 WHERE state IN ('succeeded', 'dead', 'cancelled', 'shed') AND {matching}
+  AND NOT (state = 'shed' AND children > 0)
 
 -- name: head_start
 -- A new job's head start in seconds: its priority times its queue's aging (60 s without a

@@ -74,7 +74,7 @@ SET pending = j.pending - v.n,
     finished_at = CASE WHEN v.verdict IS NOT NULL THEN {now} END,
     errors = CASE WHEN v.message IS NULL THEN j.errors
              ELSE json_insert(j.errors, '$[#]', json_object(
-                 'at', {now}, 'attempt', j.attempt, 'type', 'offload.ParentFailed',
+                 'at', {now}, 'attempt', j.attempt, 'type', 'offload.core.errors.ParentFailed',
                  'message', v.message, 'traceback', NULL)) END,
     run_at = CASE WHEN v.verdict IS NULL AND j.pending - v.n <= 0
              THEN max(j.run_at, {now}) ELSE j.run_at END,
