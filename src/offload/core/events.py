@@ -24,6 +24,7 @@ EVENT_SAFETY_INTERVAL = 5.0
 #: Every kind of event, in the order of a job's life; `notify` is the application's own.
 EVENT_KINDS = (
     "enqueued",
+    "released",
     "started",
     "progress",
     "retrying",

@@ -253,7 +253,10 @@ WHERE j.id = p.id AND j.attempt = p.attempt AND j.worker = :worker AND j.state =
   AND j.id = ANY(:ids)
 
 -- name: finish
--- Record many outcomes at once; rows whose lease was taken over are left alone.
+-- Record many outcomes at once; rows whose lease was taken over are left alone. With
+-- :plain, jobs others wait for are left too (children > 0: the caller ends those in a
+-- transaction that releases their children); a concurrent insert of an edge to one holds
+-- its row lock until it commits, and the row is then re-read.
 UPDATE offload_jobs AS j
 SET state = o.state,
     result = o.result::json,
@@ -270,8 +273,9 @@ SET state = o.state,
 FROM json_to_recordset(:items::json) AS o(id bigint, attempt int, state text, result text,
     error text, delay float8)
 WHERE j.id = o.id AND j.attempt = o.attempt AND j.worker = :worker AND j.state = 'running'
-  AND j.id = ANY(:ids)
-RETURNING j.id, j.queue, j.limit_key IS NOT NULL AS counted
+  AND j.id = ANY(:ids) AND (NOT :plain::boolean OR j.children = 0)
+RETURNING j.id, j.queue, j.limit_key IS NOT NULL AS counted, j.state,
+    j.children > 0 AS has_children
 
 -- name: release
 -- Give held jobs back untouched: the attempt they were claimed with is not spent.
@@ -296,4 +300,4 @@ SET state = CASE WHEN cancel_requested THEN 'cancelled'
         'traceback', NULL)),
     lease_until = NULL
 WHERE state = 'running' AND lease_until < {at}
-RETURNING id, queue, state
+RETURNING id, queue, state, children > 0 AS has_children

@@ -93,7 +93,7 @@ SET state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
 WHERE replace_key = :key AND id < :id
   AND (state IN ('waiting', 'scheduled', 'available', 'retrying', 'shed')
        OR (:running::boolean AND state = 'running' AND superseded_by IS NULL))
-RETURNING id, queue, state
+RETURNING id, queue, state, children > 0 AS has_children
 
 -- name: get
 SELECT {job_columns} FROM offload_jobs WHERE id = :id
@@ -166,7 +166,7 @@ SET state = CASE WHEN run_at > now() THEN 'scheduled' ELSE 'available' END,
     finished_at = NULL, started_at = NULL,
     lease_until = NULL, worker = NULL, result = NULL, cancel_requested = false
 WHERE state IN ('dead', 'cancelled', 'shed') AND {matching}
-RETURNING id, queue, state
+RETURNING id, queue, state, children > 0 AS has_children
 
 -- name: cancel_many
 -- `cancel` of every matching queued or running job in one statement. A row a worker claims
@@ -178,7 +178,7 @@ SET state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
     cancel_requested = true
 WHERE state IN ('waiting', 'scheduled', 'available', 'retrying', 'shed', 'running')
   AND {matching}
-RETURNING id, queue, state
+RETURNING id, queue, state, children > 0 AS has_children
 
 -- name: purge
 -- Delete matching jobs that are over: succeeded, dead, cancelled or shed.

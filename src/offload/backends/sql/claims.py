@@ -26,9 +26,9 @@ from offload.backends.params import (
     ReleaseParams,
     RescueParams,
 )
-from offload.backends.sql.rows import Columns, column, jobs_from
+from offload.backends.sql.rows import Columns, cells, column, jobs_from
 from offload.core.job import Job
-from offload.core.states import JobState
+from offload.core.states import FINISHED, JobState
 
 if TYPE_CHECKING:
     from offload.backends.sql.connector import SqlBackend
@@ -265,23 +265,39 @@ class SqlClaims:
             "items": items,
             "ids": [o.id for o in outcomes],
             "now": self.db.time_param(params.now),
+            "plain": True,
         }
         with self.db.tx(single=True, relaxed=True) as cur:
-            cur.execute(self.q["finish"], values)
-            rows = cur.fetchall()
-            kept = {int(job_id) for job_id in column(cur, rows, "id")}
-            # A limited job's end frees a slot some worker may be waiting for: wake them.
-            freed = {
-                str(queue)
-                for queue, counted in zip(
-                    column(cur, rows, "queue"), column(cur, rows, "counted"), strict=True
-                )
-                if counted or self._view.get(str(queue), (False, 0.0))[0]
-            }
-            self.db.events.written(cur, sorted(kept))  # after reading `cur`'s columns
-            if freed:
-                self.db.wake(cur, freed)
+            kept = self._finish(cur, values)
+        if len(kept) < len(outcomes):
+            # Jobs others wait for were left (`plain`) to a transaction of their own, which
+            # releases their children with them: PostgreSQL runs a single statement as its
+            # own transaction, with no room for more. A lease lost also comes here, to
+            # change nothing.
+            values["plain"] = False
+            with self.db.tx(relaxed=True) as cur:
+                kept |= self._finish(cur, values)
         return [o.id for o in outcomes if o.id not in kept]
+
+    def _finish(self, cur: Any, values: dict[str, Any]) -> set[int]:
+        """Run `finish` on `cur`: the ids it recorded."""
+        cur.execute(self.q["finish"], values)
+        rows = cur.fetchall()
+        names = ("id", "queue", "counted", "state", "has_children")
+        kept, freed, ended = set(), set(), []
+        for job_id, queue, counted, state, waited_for in cells(cur, rows, *names):
+            kept.add(int(job_id))
+            # A limited job's end frees a slot some worker may be waiting for: wake them.
+            if counted or self._view.get(str(queue), (False, 0.0))[0]:
+                freed.add(str(queue))
+            if waited_for and state in FINISHED:
+                ended.append(int(job_id))
+        self.db.events.written(cur, sorted(kept))  # after reading `cur`'s columns
+        if ended:
+            self.db.workflows.released(cur, ended)
+        if freed:
+            self.db.wake(cur, freed)
+        return kept
 
     def release(self, params: ReleaseParams) -> int:
         leases = params.leases
@@ -300,21 +316,25 @@ class SqlClaims:
         return len(queues)
 
     def rescue(self, params: RescueParams) -> list[int]:
-        with self.db.tx(single=True, relaxed=True) as cur:
+        # A transaction, not a single statement: jobs it ends release their children in it.
+        with self.db.tx(relaxed=True) as cur:
             cur.execute(self.q["rescue"], {"now": self.db.time_param(params.now)})
             rows = cur.fetchall()
-            ids = column(cur, rows, "id")
-            queues = {
-                str(queue)
-                for queue, state in zip(
-                    column(cur, rows, "queue"), column(cur, rows, "state"), strict=True
-                )
-                if state == JobState.AVAILABLE
-            }
-            self.db.events.written(cur, sorted(int(job_id) for job_id in ids))
+            names = ("id", "queue", "state", "has_children")
+            ids, queues, ended = [], set(), []
+            for job_id, queue, state, waited_for in cells(cur, rows, *names):
+                ids.append(int(job_id))
+                if state == JobState.AVAILABLE:
+                    queues.add(str(queue))
+                elif waited_for:
+                    ended.append(int(job_id))
+            ids.sort()
+            self.db.events.written(cur, ids)
+            if ended:
+                self.db.workflows.released(cur, ended)
             if queues:
                 self.db.wake(cur, queues)
-        return sorted(int(job_id) for job_id in ids)
+        return ids
 
 
 def _in_order(started: Started, wait: float | None) -> Claimed:

@@ -29,6 +29,7 @@ from offload.backends.sql.schema import SqlSchema
 from offload.backends.sql.sweep import SqlSweep
 from offload.backends.sql.tokens import SqlTokens
 from offload.backends.sql.workers import SqlWorkers
+from offload.backends.sql.workflows import SqlWorkflows
 
 #: The areas every SQL backend has, one `.sql` file each.
 AREAS = (
@@ -42,6 +43,7 @@ AREAS = (
     "sweep",
     "tokens",
     "events",
+    "workflows",
 )
 
 
@@ -68,6 +70,7 @@ class SqlBackend(ABC):
         self.sweep = SqlSweep(self)
         self.tokens = SqlTokens(self)
         self.events = SqlEvents(self)
+        self.workflows = SqlWorkflows(self)
 
     # -- what each backend supplies -------------------------------------------------
 

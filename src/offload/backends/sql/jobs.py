@@ -18,7 +18,7 @@ from offload.backends.params import (
     JobRetryManyParams,
     JobRetryParams,
 )
-from offload.backends.sql.rows import column, jobs_from
+from offload.backends.sql.rows import cells, column, jobs_from
 from offload.core.errors import (
     BackendUnavailable,
     ConfigurationError,
@@ -188,8 +188,15 @@ class SqlJobs:
             values = {"key": p.replace_key, "id": job_id, "running": rules.replace_running}
             cur.execute(self.q["supersede"], values)
             rows = cur.fetchall()
-            cells = zip(column(cur, rows, "queue"), column(cur, rows, "state"), strict=True)
-            asked.update(queue for queue, state in cells if state == JobState.RUNNING)
+            names = ("id", "queue", "state", "has_children")
+            ended = []
+            for old_id, queue, state, waited_for in cells(cur, rows, *names):
+                if state == JobState.RUNNING:
+                    asked.add(queue)
+                elif waited_for:
+                    ended.append(int(old_id))
+            if ended:
+                self.db.workflows.released(cur, ended)
         if asked:
             self.db.wake(cur, asked)
 
@@ -239,26 +246,30 @@ class SqlJobs:
     def retry_many(self, params: JobRetryManyParams) -> list[JobChange]:
         values = self._matching(params.where)
         values["budgets"] = orjson.dumps(dict(params.budgets)).decode()
-        return self._change_many("retry_many", values)
+        return self.change(self.q["retry_many"], values)
 
     def cancel_many(self, where: JobFilter) -> list[JobChange]:
-        return self._change_many("cancel_many", self._matching(where))
+        return self.change(self.q["cancel_many"], self._matching(where))
 
     def purge(self, where: JobFilter) -> int:
         with self.db.tx(single=True) as cur:
             cur.execute(self.q["purge"], self._matching(where))
             return int(cur.rowcount)
 
-    def _change_many(self, operation: str, values: dict[str, Any]) -> list[JobChange]:
-        """Run one bulk state change; wake the workers of the queues it concerns."""
+    def change(self, sql: str, values: dict[str, Any]) -> list[JobChange]:
+        """Run one bulk state change (`sql` returns id, queue, state, has_children); wake
+        the workers of the queues it concerns; release what waited for the jobs it ended."""
         with self.db.tx() as cur:
-            cur.execute(self.q[operation], values)
+            cur.execute(sql, values)
             rows = cur.fetchall()
-            cells = (column(cur, rows, name) for name in ("id", "queue", "state"))
-            changed = [
-                JobChange(int(job_id), queue, JobState(state))
-                for job_id, queue, state in zip(*cells, strict=True)
-            ]
+            names = ("id", "queue", "state", "has_children")
+            changed, ended = [], []
+            for job_id, queue, state, waited_for in cells(cur, rows, *names):
+                changed.append(JobChange(int(job_id), queue, JobState(state)))
+                if waited_for and state in FINISHED:
+                    ended.append(int(job_id))
+            if ended:
+                self.db.workflows.released(cur, ended)
             woken = {c.queue for c in changed if c.state in (JobState.AVAILABLE, JobState.RUNNING)}
             if woken:
                 self.db.wake(cur, woken)
@@ -333,6 +344,8 @@ class SqlJobs:
             changed = jobs_from(cur, cur.fetchall(), self.db.time)
             if changed:
                 job = changed[0]
+                if job.state is JobState.CANCELLED:
+                    self.db.workflows.released(cur, [job.id])
                 if job.state in (JobState.AVAILABLE, JobState.RUNNING):
                     # Wakes workers to claim it, or its own worker to act on the cancel.
                     self.db.wake(cur, (job.queue,))
@@ -348,6 +361,8 @@ class SqlJobs:
                     raise ValueError(f"only finished states are pruned, not {state}")
                 cur.execute(self.q["prune"], {"state": str(state), "age": age})
                 removed += cur.rowcount
+            if removed:
+                self.db.workflows.pruned(cur)
         return removed
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -68,7 +68,8 @@ _JOB_FIELDS = (
     "id", "task", "queue", "args", "kwargs", "priority", "state", "attempt", "max_attempts",
     "run_at", "enqueued_at", "started_at", "finished_at", "lease_until", "worker", "result",
     "errors", "unique_key", "idempotency_key", "group_key", "meta", "progress",
-    "cancel_requested", "replace_key", "superseded_by", "channel",
+    "cancel_requested", "replace_key", "superseded_by", "channel", "workflow_id", "node",
+    "parents", "takes",
 )  # fmt: skip
 _STATES = {state.value: state for state in JobState}
 
@@ -85,7 +86,7 @@ def jobs_from(cur: Any, rows: Sequence[Sequence[Any]], time: TimeReader) -> list
         (job_id, task, queue, args, kwargs, priority, state, attempt, max_attempts, run_at,
          enqueued_at, started_at, finished_at, lease_until, worker, result, errors,
          unique_key, idempotency_key, group_key, meta, progress, cancel, replace_key,
-         superseded_by, channel) = fields(row)  # fmt: skip
+         superseded_by, channel, workflow_id, node, parents, takes) = fields(row)  # fmt: skip
         jobs.append(
             Job(
                 id=int(job_id),
@@ -114,6 +115,10 @@ def jobs_from(cur: Any, rows: Sequence[Sequence[Any]], time: TimeReader) -> list
                 replace_key=replace_key,
                 superseded_by=None if superseded_by is None else int(superseded_by),
                 channel=channel,
+                workflow_id=None if workflow_id is None else int(workflow_id),
+                node=node,
+                parents=int(parents),
+                takes=takes,
             )
         )
     return jobs
@@ -168,6 +173,11 @@ def schedules_from(
         )
         for row in rows
     ]
+
+
+def cells(cur: Any, rows: Sequence[Sequence[Any]], *names: str) -> Iterator[tuple[Any, ...]]:
+    """The named columns of fetched rows, row by row."""
+    return zip(*(column(cur, rows, name) for name in names), strict=True)
 
 
 def column(cur: Any, rows: Sequence[Sequence[Any]], name: str) -> list[Any]:

@@ -237,7 +237,10 @@ FROM (SELECT value ->> 'id' AS id, value ->> 'attempt' AS attempt,
 WHERE j.id = p.id AND j.attempt = p.attempt AND j.worker = :worker AND +j.state = 'running'
 
 -- name: finish
--- Record many outcomes at once; rows whose lease was taken over are left alone.
+-- Record many outcomes at once; rows whose lease was taken over are left alone. With
+-- :plain, jobs others wait for are left too (children > 0: the caller ends those in a
+-- transaction that releases their children); a concurrent insert of an edge to one holds
+-- its row lock until it commits, and the row is then re-read.
 UPDATE offload_jobs AS j
 SET state = o.state,
     result = o.result,
@@ -254,7 +257,8 @@ FROM (SELECT value ->> 'id' AS id, value ->> 'attempt' AS attempt, value ->> 'st
              value ->> 'delay' AS delay
       FROM json_each(:items)) AS o
 WHERE j.id = o.id AND j.attempt = o.attempt AND j.worker = :worker AND +j.state = 'running'
-RETURNING id, queue, limit_key IS NOT NULL AS counted
+  AND (NOT :plain OR j.children = 0)
+RETURNING id, queue, limit_key IS NOT NULL AS counted, state, children > 0 AS has_children
 
 -- name: release
 -- Give held jobs back untouched: the attempt they were claimed with is not spent.
@@ -278,4 +282,4 @@ SET state = CASE WHEN cancel_requested THEN 'cancelled'
         'traceback', NULL)),
     lease_until = NULL
 WHERE state = 'running' AND lease_until < {at}
-RETURNING id, queue, state
+RETURNING id, queue, state, children > 0 AS has_children
