@@ -29,6 +29,7 @@ def store(db_url: str, env: dict[str, str]) -> Iterator[offload.App]:
     assert migrated.returncode == 0, migrated.stderr
     app = offload.App(db_url)
     for name in basic.app.registry.names():
-        app.registry.add(basic.app.registry.get(name))
+        if name not in app.registry:  # every App registers the built-in workflow tasks
+            app.registry.add(basic.app.registry.get(name))
     yield app
     app.close()
