@@ -68,7 +68,7 @@ def workflows(
     show(frame, watch=watch, interval=interval, json=json)
 
 
-@workflows.command("show")
+@workflows.command("show", short_help="One workflow's graph as a tree, with each node's state.")
 @click.argument("workflow_id", metavar="ID", type=int)
 @click.option("--watch", "-w", is_flag=True, help="Refresh the tree until Ctrl-C.")
 @interval_option()
@@ -87,7 +87,7 @@ def workflows_show(
     show(frame, watch=watch, interval=interval, json=json)
 
 
-@workflows.command("cancel")
+@workflows.command("cancel", short_help="Cancel the unfinished nodes of one workflow.")
 @click.argument("workflow_id", metavar="ID", type=int)
 @click.option("--json", is_flag=True, help="Print the outcome as JSON.")
 @click.pass_obj
