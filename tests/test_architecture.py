@@ -127,6 +127,7 @@ def test_client_surface_is_pinned() -> None:
         "DEFAULT_TIMEOUT",
         "EnqueueOptions",
         "Enqueued",
+        "WorkflowEnqueued",
     ]
     for name in offload.client.__all__:
         assert hasattr(offload.client, name), name
