@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -20,7 +21,7 @@ def test_a_workflow_is_stored_read_listed_and_cancelled(
     tasks_app: offload.App, serve: Serve
 ) -> None:
     later = datetime.now(UTC) + timedelta(hours=1)
-    nodes = [
+    nodes: list[dict[str, Any]] = [
         {"name": "a", "task": "add", "args": [1, 2]},
         {"name": "b", "task": "echo", "args": ("b",), "after": ["a"], "run_at": later},
     ]

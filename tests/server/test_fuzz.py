@@ -181,8 +181,8 @@ def _steer(case: ApiCase, data: Any, known: list[int]) -> None:
     within the document, so the case stays positive; without them nearly every enqueue
     would name an unknown task, and NUL or a lone surrogate in a key would be rare."""
     body = case.body if isinstance(case.body, dict) else {}
-    nodes = body.get("nodes") if isinstance(body.get("nodes"), list) else []
-    for item in [body, *nodes]:  # a workflow's nodes name tasks too
+    nodes = body.get("nodes")
+    for item in [body, *(nodes if isinstance(nodes, list) else [])]:  # nodes name tasks too
         if isinstance(item, dict) and isinstance(item.get("task"), str):
             item["task"] = data.draw(st.sampled_from([*TASKS, item["task"]]))
     for container, tricky in ((body, TRICKY_BODY), (case.query or {}, TRICKY)):

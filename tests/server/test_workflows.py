@@ -105,7 +105,10 @@ def test_an_unknown_workflow_is_404(api: Api, method: str, template: str) -> Non
 
 def _nodes(*changes: dict[str, Any]) -> list[dict[str, Any]]:
     """Two good nodes, then `changes` as more nodes."""
-    good = [{"name": "a", "task": "add", "args": [1, 2]}, {"name": "b", "task": "echo"}]
+    good: list[dict[str, Any]] = [
+        {"name": "a", "task": "add", "args": [1, 2]},
+        {"name": "b", "task": "echo"},
+    ]
     return [*good, *changes]
 
 
