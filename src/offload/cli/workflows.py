@@ -7,7 +7,7 @@ others ("↳ also after: a, b"), so a DAG reads as a tree without drawing a node
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import click
 from rich.console import Group, RenderableType
@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from offload.backends.params import WorkflowNode
 from offload.cli.context import AppLoader
 from offload.cli.live import Frame, interval_option, show
 from offload.cli.output import new_table, print_json, state_text, when, workflow_state_text
@@ -166,24 +167,27 @@ def tree(status: WorkflowStatus, *, marked: int | None = None) -> Tree:
             roots.append(node.job_id)
     by_id = {node.job_id: node for node in status.nodes}
 
-    def add(branch: Tree, job_ids: Iterable[int]) -> None:
-        for job_id in job_ids:
-            node = by_id[job_id]
-            label = Text(node.name, style="bold")
-            label.append(f"  {node.task}  ")
-            label.append_text(state_text(node.state))
-            label.append(f"  job {node.job_id}")
-            if node.attempt:
-                label.append(f", attempt {node.attempt}")
-            inside = [names[p] for p in node.parents if p in names]
-            outside = [str(p) for p in node.parents if p not in names]
-            if len(inside) > 1:
-                label.append(f"  ↳ also after: {', '.join(inside[1:])}", style="dim")
-            if outside:
-                label.append(f"  ↳ after job {', '.join(outside)}", style="dim")
-            if job_id == marked:
-                label.append("  ◀ this job", style="bold")
-            add(branch.add(label), children.get(job_id, ()))
+    def label(node: WorkflowNode) -> Text:
+        out = Text(node.name, style="bold")
+        out.append(f"  {node.task}  ")
+        out.append_text(state_text(node.state))
+        out.append(f"  job {node.job_id}")
+        if node.attempt:
+            out.append(f", attempt {node.attempt}")
+        inside = [names[p] for p in node.parents if p in names]
+        outside = [str(p) for p in node.parents if p not in names]
+        if len(inside) > 1:
+            out.append(f"  ↳ also after: {', '.join(inside[1:])}", style="dim")
+        if outside:
+            out.append(f"  ↳ after job {', '.join(outside)}", style="dim")
+        if node.job_id == marked:
+            out.append("  ◀ this job", style="bold")
+        return out
 
-    add(root, roots)
+    # A stack, not recursion: a chain of thousands of nodes is as deep as it is long.
+    stack: list[tuple[Tree, int]] = [(root, job_id) for job_id in reversed(roots)]
+    while stack:
+        branch, job_id = stack.pop()
+        added = branch.add(label(by_id[job_id]))
+        stack.extend((added, child) for child in reversed(children.get(job_id, ())))
     return root
