@@ -13,8 +13,8 @@ Tree::
     │   ├── IdempotencyConflict   an idempotency key reused for a different job
     │   ├── TokenExists           an API token of that name exists already
     │   ├── BadEventId            an event cursor (Last-Event-ID) that is not one
-    │   ├── InvalidWorkflow       a cycle, a missing node, a callback that cannot take results
-    │   └── UnknownDependency     depends_on names a job id that does not exist
+    │   ├── InvalidWorkflow       a workflow that cannot be stored as given
+    │   └── UnknownDependency     a job made to wait for a job id that names no job
     ├── JobNotFound               no job with that id
     ├── WorkflowNotFound          no workflow with that id
     ├── ScheduleNotFound          no schedule with that name
@@ -28,8 +28,8 @@ Tree::
     ├── LeaseLost                 a worker's claim on a job was taken over
     ├── JobFailed                 a job ended dead/cancelled; raised by JobHandle.result()
     ├── JobCancelled              raised inside a task whose job was asked to stop
-    ├── ParentFailed              stored as a job's error: a parent ended dead or cancelled
-    ├── ParentResultsTooLarge     a job's parents' results are over parent_results_limit
+    ├── ParentFailed              a waiting job's parent ended badly (its stored error)
+    ├── ParentResultsTooLarge     a job's parents' results are over the App's limit
     ├── BatchResultMismatch       a batch function returned a result count unlike its items
     ├── ResultTimeout             JobHandle.result() waited past its timeout
     ├── ApiError                  an HTTP API answer with no class above (offload.client)

@@ -5,30 +5,32 @@
 INSERT INTO offload_workflows (kind, name) VALUES (:kind, :name) RETURNING id
 
 -- name: insert_nodes
--- Every node of an insert in one statement. :nodes is a JSON array of rows [task, queue,
--- priority, max_attempts, delay, run_at, meta, channel, args, kwargs, limit_key,
--- group_key, node, takes, parents, children] (args, kwargs and meta as JSON text in
--- strings: json cannot take \u0000 apart); a node with parents waits, counting them
--- (pending). Rows go in array order, so their ids ascend with it.
+-- Every node of an insert in one statement. :specs is a JSON array of the distinct specs
+-- [task, queue, priority, max_attempts, delay, run_at, meta, channel], each read once;
+-- :nodes one of rows [spec index, args, kwargs, limit_key, group_key, node, takes,
+-- parents, children] (args, kwargs and meta as JSON text in strings: json cannot take
+-- \u0000 apart). A node with parents waits, counting them (pending). Rows go in array
+-- order, so their ids ascend with it.
+WITH s AS (
+    SELECT s.k - 1 AS spec, s.task, s.queue, s.priority, s.max_attempts, s.meta, s.channel,
+        s.run_at, s.run_at - make_interval(secs => s.priority * coalesce(
+            (SELECT aging FROM offload_queues WHERE name = s.queue), :default_aging)) AS sort_at
+    FROM (SELECT k, v ->> 0 AS task, v ->> 1 AS queue, (v ->> 2)::int AS priority,
+                 (v ->> 3)::int AS max_attempts, v ->> 6 AS meta, v ->> 7 AS channel,
+                 coalesce(to_timestamp((v ->> 5)::float8),
+                          now() + make_interval(secs => (v ->> 4)::float8)) AS run_at
+          FROM json_array_elements(:specs::json) WITH ORDINALITY AS p(v, k)) AS s)
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
     enqueued_at, group_key, meta, sort_at, limit_key, channel, workflow_id, node, parents,
     pending, children, takes)
-SELECT n.task, n.queue, n.args::json, n.kwargs::json, n.priority,
-    CASE WHEN n.parents > 0 THEN 'waiting' WHEN n.run_at > now() THEN 'scheduled'
+SELECT s.task, s.queue, (n.v ->> 1)::json, (n.v ->> 2)::json, s.priority,
+    CASE WHEN (n.v ->> 7)::int > 0 THEN 'waiting' WHEN s.run_at > now() THEN 'scheduled'
          ELSE 'available' END,
-    n.max_attempts, n.run_at, now(), n.group_key, n.meta::json,
-    n.run_at - make_interval(secs => n.priority * coalesce(
-        (SELECT aging FROM offload_queues WHERE name = n.queue), :default_aging)),
-    n.limit_key, n.channel, :workflow_id, n.node, n.parents, n.parents, n.children, n.takes
-FROM (SELECT p.k, p.value ->> 0 AS task, p.value ->> 1 AS queue,
-             (p.value ->> 2)::int AS priority, (p.value ->> 3)::int AS max_attempts,
-             coalesce(to_timestamp((p.value ->> 5)::float8),
-                      now() + make_interval(secs => (p.value ->> 4)::float8)) AS run_at,
-             p.value ->> 6 AS meta, p.value ->> 7 AS channel, p.value ->> 8 AS args,
-             p.value ->> 9 AS kwargs, p.value ->> 10 AS limit_key, p.value ->> 11 AS group_key,
-             p.value ->> 12 AS node, p.value ->> 13 AS takes, (p.value ->> 14)::int AS parents,
-             (p.value ->> 15)::int AS children
-      FROM json_array_elements(:nodes::json) WITH ORDINALITY AS p(value, k)) AS n
+    s.max_attempts, s.run_at, now(), n.v ->> 4, s.meta::json, s.sort_at, n.v ->> 3,
+    s.channel, :workflow_id, n.v ->> 5, (n.v ->> 7)::int, (n.v ->> 7)::int,
+    (n.v ->> 8)::int, n.v ->> 6
+FROM json_array_elements(:nodes::json) WITH ORDINALITY AS n(v, k)
+JOIN s ON s.spec = (n.v ->> 0)::int
 ORDER BY n.k
 RETURNING id
 
@@ -68,7 +70,14 @@ RETURNING d.child_id, d.position, d.parent_id, d.on_failure, d.outcome
 -- ended badly, the message naming it; 'cancelled') ends it, else the last parent over
 -- releases it to run (from now: its time waiting for parents is no queueing delay). Two
 -- transactions counting one child down take turns on its row lock, the second reading the
--- first's count.
+-- first's count; the rows are locked in id order first, so that two counting down the
+-- same children never wait for each other in opposite orders.
+WITH v AS (
+    SELECT (value ->> 0)::bigint AS id, (value ->> 1)::int AS n, value ->> 2 AS verdict,
+           value ->> 3 AS message
+    FROM json_array_elements(:children::json) AS value),
+locked AS (
+    SELECT id FROM offload_jobs WHERE id IN (SELECT id FROM v) ORDER BY id FOR UPDATE)
 UPDATE offload_jobs AS j
 SET pending = j.pending - v.n,
     state = CASE WHEN v.verdict IS NOT NULL THEN v.verdict
@@ -84,9 +93,7 @@ SET pending = j.pending - v.n,
              THEN greatest(j.run_at, now()) ELSE j.run_at END,
     sort_at = CASE WHEN v.verdict IS NULL AND j.pending - v.n <= 0
               THEN greatest(j.run_at, now()) - (j.run_at - j.sort_at) ELSE j.sort_at END
-FROM (SELECT (value ->> 0)::bigint AS id, (value ->> 1)::int AS n, value ->> 2 AS verdict,
-             value ->> 3 AS message
-      FROM json_array_elements(:children::json) AS value) AS v
+FROM v JOIN locked ON locked.id = v.id
 WHERE j.id = v.id AND j.state = 'waiting'
 RETURNING j.id, j.queue, j.state, j.children > 0 AS has_children
 

@@ -7,6 +7,9 @@ for them (`children > 0`), and for those calls `released` in its own transaction
 unresolved edges take their states, once, and the waiting children are counted down,
 released, or ended by their edges' rules, cascading to their own children. Nothing is
 decided from memory: each step is a statement under the rows' locks.
+
+A child ended by a rule (dead, cancelled) and retried by hand runs, whatever its parents:
+its edges stay resolved, and `pending` keeps the count it had.
 """
 
 from __future__ import annotations
@@ -142,7 +145,8 @@ class SqlWorkflows:
             if over:  # parents already over: their new edges resolve now
                 self.released(cur, over)
             roots = {node.spec.queue for i, node in enumerate(nodes) if not positions[i]}
-            self.db.wake(cur, roots)
+            if roots:
+                self.db.wake(cur, roots)
         return WorkflowInserted(workflow_id, ids)
 
     def _admit(self, cur: Any, nodes: Sequence[Node]) -> None:
@@ -159,21 +163,32 @@ class SqlWorkflows:
     def _nodes(
         self, cur: Any, workflow_id: int | None, nodes: Sequence[Node], edges: Sequence[Edge]
     ) -> list[int]:
-        """Store every node in one statement; their ids in node order."""
+        """Store every node in one statement (each distinct spec sent once); their ids in
+        node order."""
         parents, children = Counter[int](), Counter[int]()
         for edge in edges:
             parents[edge.child] += 1
             if edge.parent is not None:
                 children[edge.parent] += 1
+        specs: dict[JobSpec, int] = {}
         rows = []
         for i, node in enumerate(nodes):
-            s, p = node.spec, node.payload
+            p = node.payload
+            spec = specs.setdefault(node.spec, len(specs))
             rows.append(
-                (s.task, s.queue, s.priority, s.max_attempts, s.delay, s.run_at, s.meta,
-                 s.channel, p.args, p.kwargs, p.limit_key, p.group_key, node.name,
-                 str(node.takes), parents[i], children[i])
+                (spec, p.args, p.kwargs, p.limit_key, p.group_key, node.name, str(node.takes),
+                 parents[i], children[i])
             )  # fmt: skip
-        values = {"nodes": _json(rows), "workflow_id": workflow_id, "default_aging": DEFAULT_AGING}
+        fields = [
+            (s.task, s.queue, s.priority, s.max_attempts, s.delay, s.run_at, s.meta, s.channel)
+            for s in specs
+        ]
+        values = {
+            "specs": _json(fields),
+            "nodes": _json(rows),
+            "workflow_id": workflow_id,
+            "default_aging": DEFAULT_AGING,
+        }
         cur.execute(self.q["insert_nodes"], values)
         # Ids come from one sequence in node order; RETURNING order is not promised.
         return sorted(int(row[0]) for row in cur.fetchall())
@@ -230,6 +245,8 @@ class SqlWorkflows:
         return found
 
     def results(self, params: ResultsPageParams) -> builtins.list[tuple[int, str | None]]:
+        if not _ID_MIN <= params.child_id <= _ID_MAX:
+            return []
         values = {"child_id": params.child_id, "after": params.after, "limit": params.limit}
         with self.db.read() as cur:
             cur.execute(self.q["results"], values)

@@ -239,8 +239,7 @@ WHERE j.id = p.id AND j.attempt = p.attempt AND j.worker = :worker AND +j.state 
 -- name: finish
 -- Record many outcomes at once; rows whose lease was taken over are left alone. With
 -- :plain, jobs others wait for are left too (children > 0: the caller ends those in a
--- transaction that releases their children); a concurrent insert of an edge to one holds
--- its row lock until it commits, and the row is then re-read.
+-- transaction that releases their children; see the PostgreSQL file for why).
 UPDATE offload_jobs AS j
 SET state = o.state,
     result = o.result,

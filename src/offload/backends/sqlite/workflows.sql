@@ -5,28 +5,34 @@
 INSERT INTO offload_workflows (kind, name) VALUES (:kind, :name) RETURNING id
 
 -- name: insert_nodes
--- Every node of an insert in one statement. :nodes is a JSON array of rows [task, queue,
--- priority, max_attempts, delay, run_at, meta, channel, args, kwargs, limit_key,
--- group_key, node, takes, parents, children]; a node with parents waits, counting them
--- (pending). Rows go in array order, so their ids ascend with it.
+-- Every node of an insert in one statement. :specs is a JSON array of the distinct specs
+-- [task, queue, priority, max_attempts, delay, run_at, meta, channel], each read once;
+-- :nodes one of rows [spec index, args, kwargs, limit_key, group_key, node, takes,
+-- parents, children]. A node with parents waits, counting them (pending). Rows go in
+-- array order, so their ids ascend with it.
+WITH s AS MATERIALIZED (
+    SELECT s.key AS spec, s.value ->> 0 AS task, s.value ->> 1 AS queue,
+        s.value ->> 2 AS priority, s.value ->> 3 AS max_attempts, s.value ->> 6 AS meta,
+        s.value ->> 7 AS channel, coalesce(s.value ->> 5, {now} + (s.value ->> 4)) AS run_at,
+        (s.value ->> 2) * coalesce(
+            (SELECT aging FROM offload_queues WHERE name = s.value ->> 1), :default_aging)
+            AS head_start
+    FROM json_each(:specs) AS s),
+n AS (
+    SELECT n.key AS k, n.value ->> 0 AS spec, n.value ->> 1 AS args,
+        n.value ->> 2 AS kwargs, n.value ->> 3 AS limit_key, n.value ->> 4 AS group_key,
+        n.value ->> 5 AS node, n.value ->> 6 AS takes, n.value ->> 7 AS parents,
+        n.value ->> 8 AS children
+    FROM json_each(:nodes) AS n)
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
     enqueued_at, group_key, meta, sort_at, limit_key, channel, workflow_id, node, parents,
     pending, children, takes)
-SELECT n.task, n.queue, n.args, n.kwargs, n.priority,
-    CASE WHEN n.parents > 0 THEN 'waiting' WHEN n.run_at > {now} THEN 'scheduled'
+SELECT s.task, s.queue, n.args, n.kwargs, s.priority,
+    CASE WHEN n.parents > 0 THEN 'waiting' WHEN s.run_at > {now} THEN 'scheduled'
          ELSE 'available' END,
-    n.max_attempts, n.run_at, {now}, n.group_key, n.meta,
-    n.run_at - n.priority * coalesce((SELECT aging FROM offload_queues WHERE name = n.queue),
-                                     :default_aging),
-    n.limit_key, n.channel, :workflow_id, n.node, n.parents, n.parents, n.children, n.takes
-FROM (SELECT p.key AS k, p.value ->> 0 AS task, p.value ->> 1 AS queue,
-             p.value ->> 2 AS priority, p.value ->> 3 AS max_attempts,
-             coalesce(p.value ->> 5, {now} + (p.value ->> 4)) AS run_at,
-             p.value ->> 6 AS meta, p.value ->> 7 AS channel, p.value ->> 8 AS args,
-             p.value ->> 9 AS kwargs, p.value ->> 10 AS limit_key, p.value ->> 11 AS group_key,
-             p.value ->> 12 AS node, p.value ->> 13 AS takes, p.value ->> 14 AS parents,
-             p.value ->> 15 AS children
-      FROM json_each(:nodes) AS p) AS n
+    s.max_attempts, s.run_at, {now}, n.group_key, s.meta, s.run_at - s.head_start,
+    n.limit_key, s.channel, :workflow_id, n.node, n.parents, n.parents, n.children, n.takes
+FROM n JOIN s ON s.spec = n.spec
 ORDER BY n.k
 RETURNING id
 
