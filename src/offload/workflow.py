@@ -364,41 +364,6 @@ class MapReduce(Canvas):
         return chunks, [node]
 
 
-#: The job options a node of `from_nodes` may carry besides its name, task, arguments,
-#: parents and rule (those of `Task.options` that a workflow's node takes).
-NODE_OPTIONS = ("queue", "priority", "delay", "at", "max_attempts", "meta", "channel", "depends_on")
-
-
-def from_nodes(app: App, nodes: Sequence[Mapping[str, Any]]) -> Workflow:
-    """A `Workflow` from plain node descriptions, as JSON gives them (an HTTP producer
-    needs no Python): each `{"name", "task", "args", "kwargs", "after",
-    "on_parent_failure"}` and any option of `Task.options` (queue, priority, ...)."""
-    if isinstance(nodes, str | bytes | Mapping) or not isinstance(nodes, Sequence):
-        raise InvalidWorkflow(f"nodes must be a list of nodes, got {shorten(nodes)}")
-    built = Workflow()
-    for index, node in enumerate(nodes):
-        if not isinstance(node, Mapping):
-            raise InvalidWorkflow(f"node {index} is {shorten(node)}, not a mapping")
-        given = dict(node)
-        name = given.pop("name", None)
-        task, args, kwargs = given.pop("task", None), given.pop("args", []), given.pop("kwargs", {})
-        after = given.pop("after", [])
-        rule = given.pop("on_parent_failure", OnParentFailure.FAIL)
-        if not isinstance(task, str):
-            raise InvalidWorkflow(f"a node's task must be a task name, got {shorten(task)}", name)
-        if not isinstance(args, list | tuple) or not isinstance(kwargs, dict):
-            raise InvalidWorkflow("args must be a list and kwargs a mapping", name)
-        for key in given:
-            if key not in NODE_OPTIONS:
-                close = difflib.get_close_matches(str(key), NODE_OPTIONS, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise InvalidWorkflow(f"a node takes no option {shorten(key)}{hint}", name)
-        signature = Signature(app, task, args, kwargs)
-        signature = signature.set(**given) if given else signature
-        built.add(name, signature, after=after, on_parent_failure=rule)
-    return built
-
-
 def chain(*parts: Part) -> Chain:
     """`chain(a.s(1), b.s(), c.s())`: run in turn, each taking the previous result."""
     return Chain(*parts)
@@ -446,6 +411,41 @@ def task_name(app: App, task: Any) -> str:
     if not isinstance(name, str):
         raise ValidationError(f"expected a task or a task name, got {shorten(task)}")
     return app.registry.get(name).name
+
+
+#: The job options a node of `from_nodes` may carry besides its name, task, arguments,
+#: parents and rule (those of `Task.options` that a workflow's node takes).
+NODE_OPTIONS = ("queue", "priority", "delay", "at", "max_attempts", "meta", "channel", "depends_on")
+
+
+def from_nodes(app: App, nodes: Sequence[Mapping[str, Any]]) -> Workflow:
+    """A `Workflow` from plain node descriptions, as JSON gives them (an HTTP producer
+    needs no Python): each `{"name", "task", "args", "kwargs", "after",
+    "on_parent_failure"}` and any option of `Task.options` (queue, priority, ...)."""
+    if isinstance(nodes, str | bytes | Mapping) or not isinstance(nodes, Sequence):
+        raise InvalidWorkflow(f"nodes must be a list of nodes, got {shorten(nodes)}")
+    built = Workflow()
+    for index, node in enumerate(nodes):
+        if not isinstance(node, Mapping):
+            raise InvalidWorkflow(f"node {index} is {shorten(node)}, not a mapping")
+        given = dict(node)
+        name = given.pop("name", None)
+        task, args, kwargs = given.pop("task", None), given.pop("args", []), given.pop("kwargs", {})
+        after = given.pop("after", [])
+        rule = given.pop("on_parent_failure", OnParentFailure.FAIL)
+        if not isinstance(task, str):
+            raise InvalidWorkflow(f"a node's task must be a task name, got {shorten(task)}", name)
+        if not isinstance(args, list | tuple) or not isinstance(kwargs, dict):
+            raise InvalidWorkflow("args must be a list and kwargs a mapping", name)
+        for key in given:
+            if key not in NODE_OPTIONS:
+                close = difflib.get_close_matches(str(key), NODE_OPTIONS, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise InvalidWorkflow(f"a node takes no option {shorten(key)}{hint}", name)
+        signature = Signature(app, task, args, kwargs)
+        signature = signature.set(**given) if given else signature
+        built.add(name, signature, after=after, on_parent_failure=rule)
+    return built
 
 
 class _Builder:
