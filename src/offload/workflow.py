@@ -624,12 +624,22 @@ class WorkflowStatus(WorkflowRecord):
         values = {f.name: getattr(record, f.name) for f in fields(record)}
         return cls(**values, state=WorkflowState.of(counts), counts=dict(counts))
 
+    @property
+    def total(self) -> int:
+        """How many nodes it has."""
+        return len(self.nodes)
+
+    @property
+    def finished(self) -> int:
+        """How many of its nodes are finished, in any way."""
+        return _finished(self.counts)
+
     def to_json(self) -> dict[str, Any]:
         """The JSON view the CLI and the HTTP API show: each node with the job ids it
         waits for (`parents`) and the names of those in the workflow (`after`)."""
         names = {node.job_id: node.name for node in self.nodes}
         return {
-            **_heading(self, self.state, self.counts, len(self.nodes)),
+            **_heading(self, self.counts),
             "nodes": [
                 {
                     "job_id": node.job_id,
@@ -660,16 +670,23 @@ class WorkflowProgress(WorkflowSummary):
         values = {f.name: getattr(summary, f.name) for f in fields(summary)}
         return cls(**values, state=WorkflowState.of(summary.states))
 
+    @property
+    def finished(self) -> int:
+        """How many of its nodes are finished, in any way."""
+        return _finished(self.states)
+
     def to_json(self) -> dict[str, Any]:
         """The JSON view the CLI and the HTTP API show."""
-        return _heading(self, self.state, self.states, self.total)
+        return _heading(self, self.states)
+
+
+def _finished(counts: Mapping[JobState, int]) -> int:
+    """How many nodes are finished (succeeded, dead, cancelled or shed), of `counts`."""
+    return sum(n for state, n in counts.items() if state.finished)
 
 
 def _heading(
-    workflow: WorkflowRecord | WorkflowSummary,
-    state: WorkflowState,
-    counts: Mapping[JobState, int],
-    total: int,
+    workflow: WorkflowStatus | WorkflowProgress, counts: Mapping[JobState, int]
 ) -> dict[str, Any]:
     """What a workflow's views share: what it is, its state, and its progress (`finished`
     of `total` nodes; `counts`: nodes per state, only the states some node is in)."""
@@ -678,9 +695,9 @@ def _heading(
         "kind": workflow.kind,
         "name": workflow.name,
         "created_at": workflow.created_at.isoformat(),
-        "state": str(state),
-        "total": total,
-        "finished": sum(n for s, n in counts.items() if s.finished),
+        "state": str(workflow.state),
+        "total": workflow.total,
+        "finished": workflow.finished,
         "counts": {str(s): n for s in JobState if (n := counts.get(s, 0))},
     }
 

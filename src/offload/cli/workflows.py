@@ -127,15 +127,14 @@ def _table(page: list[WorkflowProgress]) -> Table:
             w.name or "-",
             when(w.created_at),
             workflow_state_text(w.state),
-            progress(w.states, w.total),
+            progress(w.states, w.finished, w.total),
         )
     return out
 
 
-def progress(counts: Mapping[JobState, int], total: int) -> Text:
+def progress(counts: Mapping[JobState, int], finished: int, total: int) -> Text:
     """`12/200 done (3 running, 184 waiting, 1 dead)`: nodes finished of all, then each
     state other than succeeded that some node is in, in its colour."""
-    finished = sum(n for state, n in counts.items() if state.finished)
     out = Text(f"{finished}/{total} done")
     others = [(s, counts[s]) for s in JobState if counts.get(s) and s is not JobState.SUCCEEDED]
     for index, (state, count) in enumerate(others):
@@ -154,7 +153,7 @@ def tree(status: WorkflowStatus, *, marked: int | None = None) -> Tree:
     heading.append(f"{'' if status.name is None else f' {status.name!r}'} ({status.kind})  ")
     heading.append_text(workflow_state_text(status.state))
     heading.append("  ")
-    heading.append_text(progress(status.counts, len(status.nodes)))
+    heading.append_text(progress(status.counts, status.finished, status.total))
     root = Tree(heading)
     names = {node.job_id: node.name for node in status.nodes}
     children: dict[int, list[int]] = {}
