@@ -189,10 +189,10 @@ def _steer(case: ApiCase, data: Any, known: list[int]) -> None:
         for name in TEXT_FIELDS:
             if isinstance(container.get(name), str) and data.draw(st.integers(0, 9)) == 0:
                 container[name] = data.draw(st.sampled_from(tricky))
-    if "job_id" in case.path_parameters and known:
-        # An index drawn from a fixed range, not `sampled_from(known)`: the stored ids grow
-        # from case to case, and hypothesis refuses a draw whose bounds change between runs
-        # of the same choices (FlakyStrategyDefinition).
+    if "job_id" in case.path_parameters:
+        # Drawn whether or not ids are stored yet, and from a fixed range: the stored ids
+        # come from earlier cases, and hypothesis refuses draws that differ, in number or
+        # bounds, between runs of the same choices (FlakyStrategyDefinition).
         choices = [*known[-20:], case.path_parameters["job_id"]]
         case.path_parameters["job_id"] = choices[data.draw(st.integers(0, 20)) % len(choices)]
 
