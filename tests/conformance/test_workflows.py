@@ -212,6 +212,12 @@ def test_cancel_many_and_supersede_release(backend: Backend) -> None:
     ids = store(backend, [node("p"), node("c")], [Edge(1, parent=0, on_failure=RUN)])
     assert [c.id for c in backend.jobs.cancel_many(JobFilter(ids=[ids[0]]))] == [ids[0]]
     assert state(backend, ids[1]) is JobState.AVAILABLE
+    # A job superseded by a newer one with its replace key is cancelled: so is its child.
+    (old,) = insert(backend, 1, replace_key="r", delay=60.0)
+    (child,) = store(backend, [node("c")], [Edge(0, parent_id=old, on_failure=CANCEL)])
+    (new,) = insert(backend, 1, replace_key="r", delay=60.0)
+    assert backend.jobs.get(old).superseded_by == new
+    assert state(backend, child) is JobState.CANCELLED
 
 
 # -- edges to stored jobs --------------------------------------------------------------
