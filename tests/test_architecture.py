@@ -12,8 +12,8 @@ import offload
 SRC = Path(offload.__file__).resolve().parent
 
 #: Each part of the package, and the parts it may import: core -> backends -> runtime ->
-#: the Python API (app, task, workflow, handle) -> the faces built on it (demo, server, cli) -> `python -m
-#: offload`. Nothing imports upward.
+#: the Python API (app, task, workflow, handle) -> the faces built on it (demo, server,
+#: cli) -> `python -m offload`. Nothing imports upward.
 _API = {"app", "task", "workflow", "handle", "runtime", "backends", "core"}
 LAYERS = {
     "core": {"core"},
@@ -127,6 +127,7 @@ def test_client_surface_is_pinned() -> None:
         "DEFAULT_TIMEOUT",
         "EnqueueOptions",
         "Enqueued",
+        "WorkflowEnqueued",
     ]
     for name in offload.client.__all__:
         assert hasattr(offload.client, name), name

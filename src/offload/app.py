@@ -4,7 +4,7 @@ jobs that the faces (CLI, HTTP, dashboard) call."""
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, cast, overload
 
@@ -98,6 +98,9 @@ from offload.workflow import (
     ResultStream,
     Signature,
     WorkflowHandle,
+    WorkflowProgress,
+    WorkflowStatus,
+    from_nodes,
     task_name,
 )
 
@@ -481,6 +484,32 @@ class App:
         check_page(before_id, limit)
         self.ready()
         return self.backend.workflows.list(WorkflowListParams(before_id, limit))
+
+    def workflow_status(self, workflow_id: int) -> WorkflowStatus:
+        """A stored workflow with every node's state, its own state and its nodes per
+        state (what `offload workflows show` and the HTTP API show); WorkflowNotFound."""
+        self.ready()
+        return WorkflowStatus.of(self.backend.workflows.get(workflow_id))
+
+    def workflow_statuses(
+        self, *, before_id: int | None = None, limit: int = 50
+    ) -> list[WorkflowProgress]:
+        """`workflows`, each with its state (what `offload workflows` lists)."""
+        found = self.workflows(before_id=before_id, limit=limit)
+        return [WorkflowProgress.of(summary) for summary in found]
+
+    def cancel_workflow(self, workflow_id: int) -> list[JobChange]:
+        """Cancel every unfinished node of a workflow (a running one is asked to stop);
+        returns the jobs changed. WorkflowNotFound if there is none."""
+        self.ready()
+        return self.backend.workflows.cancel(workflow_id)
+
+    def enqueue_workflow(
+        self, nodes: Sequence[Mapping[str, Any]], *, name: str | None = None
+    ) -> WorkflowHandle:
+        """Store a DAG given as plain node descriptions (`offload.workflow.from_nodes`),
+        all or none: the HTTP API's way in, for producers that do not import the tasks."""
+        return from_nodes(self, nodes).enqueue(name=name)
 
     def _insert_workflow(self, params: WorkflowInsertParams) -> WorkflowInserted:
         """The one insert path of workflows and of jobs with `depends_on`."""

@@ -7,10 +7,13 @@ one transaction: all of it or nothing. From then on the database runs it: a node
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -20,6 +23,7 @@ from offload.backends.params import (
     WorkflowInsertParams,
     WorkflowNode,
     WorkflowRecord,
+    WorkflowSummary,
 )
 from offload.core import serialization
 from offload.core.errors import (
@@ -419,6 +423,41 @@ def task_name(app: App, task: Any) -> str:
     return app.registry.get(name).name
 
 
+#: The job options a node of `from_nodes` may carry besides its name, task, arguments,
+#: parents and rule (those of `Task.options` that a workflow's node takes).
+NODE_OPTIONS = ("queue", "priority", "delay", "at", "max_attempts", "meta", "channel", "depends_on")
+
+
+def from_nodes(app: App, nodes: Sequence[Mapping[str, Any]]) -> Workflow:
+    """A `Workflow` from plain node descriptions, as JSON gives them (an HTTP producer
+    needs no Python): each `{"name", "task", "args", "kwargs", "after",
+    "on_parent_failure"}` and any option of `Task.options` (queue, priority, ...)."""
+    if isinstance(nodes, str | bytes | Mapping) or not isinstance(nodes, Sequence):
+        raise InvalidWorkflow(f"nodes must be a list of nodes, got {shorten(nodes)}")
+    built = Workflow()
+    for index, node in enumerate(nodes):
+        if not isinstance(node, Mapping):
+            raise InvalidWorkflow(f"node {index} is {shorten(node)}, not a mapping")
+        given = dict(node)
+        name = given.pop("name", None)
+        task, args, kwargs = given.pop("task", None), given.pop("args", []), given.pop("kwargs", {})
+        after = given.pop("after", [])
+        rule = given.pop("on_parent_failure", OnParentFailure.FAIL)
+        if not isinstance(task, str):
+            raise InvalidWorkflow(f"a node's task must be a task name, got {shorten(task)}", name)
+        if not isinstance(args, list | tuple) or not isinstance(kwargs, dict):
+            raise InvalidWorkflow("args must be a list and kwargs a mapping", name)
+        for key in given:
+            if key not in NODE_OPTIONS:
+                close = difflib.get_close_matches(str(key), NODE_OPTIONS, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise InvalidWorkflow(f"a node takes no option {shorten(key)}{hint}", name)
+        signature = Signature(app, task, args, kwargs)
+        signature = signature.set(**given) if given else signature
+        built.add(name, signature, after=after, on_parent_failure=rule)
+    return built
+
+
 class _Builder:
     """Collects a workflow's nodes and edges, then checks and stores them at once."""
 
@@ -580,6 +619,103 @@ def leaves(record: WorkflowRecord) -> list[WorkflowNode]:
     return [node for node in record.nodes if node.job_id not in waited]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowStatus(WorkflowRecord):
+    """A stored workflow as faces show it: its record, its state, and how many of its
+    nodes are in each state (`App.workflow_status`)."""
+
+    state: WorkflowState
+    counts: dict[JobState, int]
+
+    @classmethod
+    def of(cls, record: WorkflowRecord) -> WorkflowStatus:
+        """The status of a stored workflow, derived from its nodes' states."""
+        counts = Counter(node.state for node in record.nodes)
+        values = {f.name: getattr(record, f.name) for f in fields(record)}
+        return cls(**values, state=WorkflowState.of(counts), counts=dict(counts))
+
+    @property
+    def total(self) -> int:
+        """How many nodes it has."""
+        return len(self.nodes)
+
+    @property
+    def finished(self) -> int:
+        """How many of its nodes are finished, in any way."""
+        return _finished(self.counts)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON view the CLI and the HTTP API show: each node with the job ids it
+        waits for (`parents`) and the names of those in the workflow (`after`)."""
+        names = {node.job_id: node.name for node in self.nodes}
+        return {
+            **_heading(self, self.counts),
+            "nodes": [
+                {
+                    "job_id": node.job_id,
+                    "name": node.name,
+                    "task": node.task,
+                    "state": str(node.state),
+                    "attempt": node.attempt,
+                    "parents": node.parents,
+                    "after": [names[p] for p in node.parents if p in names],
+                    "started_at": _moment(node.started_at),
+                    "finished_at": _moment(node.finished_at),
+                }
+                for node in self.nodes
+            ],
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowProgress(WorkflowSummary):
+    """A workflow in a listing as faces show it: its summary and its state
+    (`App.workflow_statuses`)."""
+
+    state: WorkflowState
+
+    @classmethod
+    def of(cls, summary: WorkflowSummary) -> WorkflowProgress:
+        """The progress of a listed workflow, derived from its nodes' states."""
+        values = {f.name: getattr(summary, f.name) for f in fields(summary)}
+        return cls(**values, state=WorkflowState.of(summary.states))
+
+    @property
+    def finished(self) -> int:
+        """How many of its nodes are finished, in any way."""
+        return _finished(self.states)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON view the CLI and the HTTP API show."""
+        return _heading(self, self.states)
+
+
+def _finished(counts: Mapping[JobState, int]) -> int:
+    """How many nodes are finished (succeeded, dead, cancelled or shed), of `counts`."""
+    return sum(n for state, n in counts.items() if state.finished)
+
+
+def _heading(
+    workflow: WorkflowStatus | WorkflowProgress, counts: Mapping[JobState, int]
+) -> dict[str, Any]:
+    """What a workflow's views share: what it is, its state, and its progress (`finished`
+    of `total` nodes; `counts`: nodes per state, only the states some node is in)."""
+    return {
+        "id": workflow.id,
+        "kind": workflow.kind,
+        "name": workflow.name,
+        "created_at": workflow.created_at.isoformat(),
+        "state": str(workflow.state),
+        "total": workflow.total,
+        "finished": workflow.finished,
+        "counts": {str(s): n for s in JobState if (n := counts.get(s, 0))},
+    }
+
+
+def _moment(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
 class ResultStream(Iterator[Any]):
     """A reducer's input: its parents' results in order, read a few at a time (each a
     chunk's list of results, flattened when `flat`)."""
@@ -610,6 +746,7 @@ class ResultStream(Iterator[Any]):
 
 __all__ = [
     "MAP_TASK",
+    "NODE_OPTIONS",
     "REDUCE_TASK",
     "Canvas",
     "Chain",
@@ -620,7 +757,10 @@ __all__ = [
     "Signature",
     "Workflow",
     "WorkflowHandle",
+    "WorkflowProgress",
+    "WorkflowStatus",
     "chain",
     "chord",
+    "from_nodes",
     "group",
 ]

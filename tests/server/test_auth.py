@@ -13,7 +13,8 @@ from offload.server.openapi import SCOPES, document
 from tests.server.conftest import Api
 
 #: Each route that needs a scope, with a request it answers 200 or 202 to (`{job_id}`: a
-#: stored job), in an order where each change is allowed after the ones before.
+#: stored job, `{workflow_id}`: a stored workflow), in an order where each change is
+#: allowed after the ones before.
 CALLS: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", "/v1/jobs", {"json": {"task": "add", "args": [1, 2]}}),
     ("POST", "/v1/jobs:batch", {"json": {"task": "add", "jobs": [{"args": [3, 4]}]}}),
@@ -26,6 +27,10 @@ CALLS: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", "/v1/jobs/{job_id}/retry", {}),
     ("POST", "/v1/jobs:cancel", {"json": {"ids": ["{job_id}"]}}),
     ("POST", "/v1/jobs:retry", {"json": {"ids": ["{job_id}"]}}),
+    ("POST", "/v1/workflows", {"json": {"nodes": [{"name": "n", "task": "add", "args": [7, 8]}]}}),
+    ("GET", "/v1/workflows", {}),
+    ("GET", "/v1/workflows/{workflow_id}", {}),
+    ("POST", "/v1/workflows/{workflow_id}/cancel", {}),
     ("GET", "/metrics", {}),
 ]
 #: The event streams (read scope): tested here for 401 and 403, which answer at once; their
@@ -52,13 +57,19 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def send(
-    api: Api, method: str, template: str, kwargs: dict[str, Any], job_id: int, **extra: Any
+    api: Api,
+    method: str,
+    template: str,
+    kwargs: dict[str, Any],
+    job_id: int,
+    workflow_id: int,
+    **extra: Any,
 ) -> Any:
-    """One of `CALLS` through the checking client, `{job_id}` filled in."""
+    """One of `CALLS` through the checking client, `{job_id}` and `{workflow_id}` filled in."""
     given = dict(kwargs)
     if "ids" in given.get("json", {}):
         given["json"] = {"ids": [job_id]}
-    return api.call(method, template, job_id=job_id, **given, **extra)
+    return api.call(method, template, job_id=job_id, workflow_id=workflow_id, **given, **extra)
 
 
 @pytest.fixture
@@ -76,6 +87,11 @@ def guarded(tasks_app: offload.App, tokens: dict[str, str]) -> Api:
 @pytest.fixture
 def job_id(tasks_app: offload.App) -> int:
     return tasks_app.enqueue("add", [5, 6]).id
+
+
+@pytest.fixture
+def workflow_id(tasks_app: offload.App) -> int:
+    return tasks_app.enqueue_workflow([{"name": "w", "task": "echo"}]).id
 
 
 def test_the_scope_table_covers_every_route_and_the_document_states_it() -> None:
@@ -104,6 +120,7 @@ def test_no_live_token_is_401_and_stores_nothing(
     guarded: Api,
     tokens: dict[str, str],
     job_id: int,
+    workflow_id: int,
     unchanged: None,
     method: str,
     template: str,
@@ -114,7 +131,7 @@ def test_no_live_token_is_401_and_stores_nothing(
     for header in BAD_HEADERS:
         token = tokens["admin"]
         headers = {} if header is None else {"Authorization": header.format(token=token)}
-        answer = send(guarded, method, template, kwargs, job_id, headers=headers)
+        answer = send(guarded, method, template, kwargs, job_id, workflow_id, headers=headers)
         assert answer.status_code == 401, (header, answer.text)
         assert answer.headers["WWW-Authenticate"] == "Bearer", header
         assert answer.json()["type"] == "unauthorized", header
@@ -123,7 +140,12 @@ def test_no_live_token_is_401_and_stores_nothing(
 
 @pytest.mark.parametrize("scope", list(Scope))
 def test_each_scope_opens_its_routes_and_is_403_elsewhere(
-    tasks_app: offload.App, guarded: Api, tokens: dict[str, str], job_id: int, scope: Scope
+    tasks_app: offload.App,
+    guarded: Api,
+    tokens: dict[str, str],
+    job_id: int,
+    workflow_id: int,
+    scope: Scope,
 ) -> None:
     info = tasks_app.authenticate(tokens[scope])
     assert info is not None
@@ -131,7 +153,8 @@ def test_each_scope_opens_its_routes_and_is_403_elsewhere(
     for method, template, kwargs in CALLS:
         needed = SCOPES[(template, method.lower())]
         assert needed is not None
-        answer = send(guarded, method, template, kwargs, job_id, headers=bearer(tokens[scope]))
+        token = bearer(tokens[scope])
+        answer = send(guarded, method, template, kwargs, job_id, workflow_id, headers=token)
         if info.allows(needed):
             assert answer.status_code in (200, 202), (method, template, answer.text)
         else:
@@ -141,19 +164,18 @@ def test_each_scope_opens_its_routes_and_is_403_elsewhere(
             assert f"needs the {needed} scope" in error["message"]
             assert f"only-{scope}" in error["message"]
     stored = len(tasks_app.jobs()) - jobs_before
-    assert stored == (2 if info.allows(Scope.ENQUEUE) else 0)
+    assert stored == (3 if info.allows(Scope.ENQUEUE) else 0)
 
 
 def test_a_token_lacking_the_scope_stores_and_changes_nothing(
-    guarded: Api, tokens: dict[str, str], job_id: int, unchanged: None
+    guarded: Api, tokens: dict[str, str], job_id: int, workflow_id: int, unchanged: None
 ) -> None:
     for method, template, kwargs in CALLS:
         needed = SCOPES[(template, method.lower())]
         lacking = next(s for s in (Scope.READ, Scope.ENQUEUE) if s is not needed)
         if needed is not None and needed is not lacking:
-            answer = send(
-                guarded, method, template, kwargs, job_id, headers=bearer(tokens[lacking])
-            )
+            token = bearer(tokens[lacking])
+            answer = send(guarded, method, template, kwargs, job_id, workflow_id, headers=token)
             assert answer.status_code == 403, (method, template, answer.text)
 
 

@@ -15,6 +15,7 @@ from offload.cli.queues import queues
 from offload.cli.serve import serve
 from offload.cli.tokens import tokens
 from offload.cli.workers import worker, workers
+from offload.cli.workflows import workflows
 
 
 @click.group(
@@ -71,6 +72,7 @@ for command in (
     enqueue,
     status,
     jobs,
+    workflows,
     retry,
     cancel,
     purge,

@@ -13,10 +13,12 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from offload.app import App
 from offload.cli.context import AppLoader
 from offload.cli.live import Frame, interval_option, run_live, show
 from offload.cli.output import console, json_text, new_table, print_json, state_text, when
 from offload.cli.times import TIME_FORMS, TimeType
+from offload.cli.workflows import tree
 from offload.core.errors import clip, shorten
 from offload.core.job import Job
 from offload.core.states import JobState
@@ -119,28 +121,31 @@ def status(
 ) -> None:
     """Show one job in detail.
 
-    State, attempts, arguments, times, worker, result and errors (--traceback for theirs).
+    State, attempts, arguments, times, worker, result and errors (--traceback for theirs);
+    for a node of a workflow, then the workflow's tree (`offload workflows show`).
     """
-    handle = loader.app().job(job_id)
+    app = loader.app()
+    handle = app.job(job_id)
     if not follow:
         job = handle.job()
         if json:
             print_json(job.to_dict())
         else:
-            console.print(_status_view(job, traceback))
+            console.print(_status_view(app, job, traceback))
         return
 
     def frame() -> Frame:
         job = handle.job()
-        return Frame(_status_view(job, traceback), job.to_dict(), job.state.finished)
+        return Frame(_status_view(app, job, traceback), job.to_dict(), job.state.finished)
 
     last = run_live(frame, interval, json=json)
     if last.last and not json:
         click.echo(f"job {job_id} finished: {last.document['state']}")
 
 
-def _status_view(job: Job, traceback: bool) -> Group:
-    """The `status` view of one job: its details, then its errors."""
+def _status_view(app: App, job: Job, traceback: bool) -> Group:
+    """The `status` view of one job: its details, its errors, then the tree of the
+    workflow it is a node of, if any (the job pointed at)."""
     grid = new_table()
     grid.show_header = False
     grid.add_column(style="bold")
@@ -154,6 +159,8 @@ def _status_view(job: Job, traceback: bool) -> Group:
         parts.append(_error_line(error))
         if traceback and error.get("traceback"):
             parts.append(Text(str(error["traceback"]).rstrip(), style="dim"))
+    if job.workflow_id is not None:
+        parts.append(tree(app.workflow_status(job.workflow_id), marked=job.id))
     return Group(*parts)
 
 
@@ -188,12 +195,13 @@ def _detail_rows(job: Job) -> list[tuple[str, str | Text]]:
 
 
 def _key_rows(job: Job) -> list[tuple[str, str | Text]]:
-    """The job's work-shaping keys and its successor, only those it has."""
+    """The job's work-shaping keys, its successor and its workflow, only those it has."""
     shown = {
         "unique key": job.unique_key,
         "idempotency key": job.idempotency_key,
         "replace key": job.replace_key,
         "superseded by": None if job.superseded_by is None else str(job.superseded_by),
+        "workflow": None if job.workflow_id is None else f"{job.workflow_id}, node {job.node!r}",
     }
     return [(label, value) for label, value in shown.items() if value is not None]
 

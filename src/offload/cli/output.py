@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from offload.core.states import JobState
+from offload.core.workflow import WorkflowState
 
 #: Piped output is not wrapped at 80 columns, so each row stays on one line for grep and awk.
 console = Console(
@@ -38,6 +39,13 @@ STATE_STYLES = {
     JobState.SHED: "dim",
 }
 
+WORKFLOW_STYLES = {
+    WorkflowState.RUNNING: "yellow",
+    WorkflowState.SUCCEEDED: "green",
+    WorkflowState.FAILED: "bold red",
+    WorkflowState.CANCELLED: "dim",
+}
+
 
 def print_json(value: Any) -> None:
     """Write `value` as indented JSON to stdout (datetimes as RFC 3339)."""
@@ -52,6 +60,11 @@ def json_text(value: Any) -> str:
 def state_text(state: JobState) -> Text:
     """A state name in its colour."""
     return Text(str(state), style=STATE_STYLES[state])
+
+
+def workflow_state_text(state: WorkflowState) -> Text:
+    """A workflow's state in its colour."""
+    return Text(str(state), style=WORKFLOW_STYLES[state])
 
 
 def when(moment: datetime | None, *, precise: bool = False) -> str:

@@ -18,7 +18,7 @@ from offload.core.errors import ConfigurationError
 
 try:
     from offload.client._clients import DEFAULT_TIMEOUT, AsyncClient, Client
-    from offload.client._operations import Enqueued, EnqueueOptions
+    from offload.client._operations import Enqueued, EnqueueOptions, WorkflowEnqueued
 except ModuleNotFoundError as exc:
     if exc.name != "httpx":
         raise
@@ -26,4 +26,11 @@ except ModuleNotFoundError as exc:
         "offload.client needs the client extra (httpx is missing): pip install 'offload[client]'"
     ) from None
 
-__all__ = ["DEFAULT_TIMEOUT", "AsyncClient", "Client", "EnqueueOptions", "Enqueued"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "AsyncClient",
+    "Client",
+    "EnqueueOptions",
+    "Enqueued",
+    "WorkflowEnqueued",
+]

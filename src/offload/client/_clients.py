@@ -16,10 +16,17 @@ from httpx_sse import aconnect_sse, connect_sse
 from offload import __version__
 from offload.client import _operations as ops
 from offload.client._events import EventStream, Transient
-from offload.client._operations import Enqueued, EnqueueOptions, Operation, Pause
+from offload.client._operations import (
+    Enqueued,
+    EnqueueOptions,
+    Operation,
+    Pause,
+    WorkflowEnqueued,
+)
 from offload.core.errors import ConfigurationError
 from offload.core.events import Event
 from offload.core.job import Job
+from offload.core.records import JobChange
 from offload.task import Call
 
 T = TypeVar("T")
@@ -113,6 +120,27 @@ class Client:
     def retry(self, job_id: int) -> Job:
         """Run a dead, cancelled or shed job again; the job after."""
         return self._run(ops.change(job_id, "retry"))
+
+    def enqueue_workflow(
+        self, nodes: Sequence[Mapping[str, Any]], *, name: str | None = None
+    ) -> WorkflowEnqueued:
+        """Store a DAG of named nodes, all or none (POST /v1/workflows): each node a
+        mapping of `name`, `task`, `args`, `kwargs`, `after` (node names), and options
+        (`on_parent_failure`, `queue`, `priority`, `delay`, `run_at`, ...)."""
+        return self._run(ops.enqueue_workflow(nodes, name))
+
+    def workflow(self, workflow_id: int) -> dict[str, Any]:
+        """The workflow, its state and every node's (the API's `Workflow` answer);
+        WorkflowNotFound if there is none."""
+        return self._run(ops.workflow(workflow_id))
+
+    def workflows(self, *, cursor: int | None = None, limit: int = 50) -> dict[str, Any]:
+        """A page of workflows, newest first: `{"workflows": [...], "next": CURSOR}`."""
+        return self._run(ops.workflows(cursor, limit))
+
+    def cancel_workflow(self, workflow_id: int) -> list[JobChange]:
+        """Cancel every unfinished node (running ones are asked to stop); the jobs changed."""
+        return self._run(ops.cancel_workflow(workflow_id))
 
     def events(
         self,
@@ -228,6 +256,24 @@ class AsyncClient:
     async def retry(self, job_id: int) -> Job:
         """`Client.retry`."""
         return await self._run(ops.change(job_id, "retry"))
+
+    async def enqueue_workflow(
+        self, nodes: Sequence[Mapping[str, Any]], *, name: str | None = None
+    ) -> WorkflowEnqueued:
+        """`Client.enqueue_workflow`."""
+        return await self._run(ops.enqueue_workflow(nodes, name))
+
+    async def workflow(self, workflow_id: int) -> dict[str, Any]:
+        """`Client.workflow`."""
+        return await self._run(ops.workflow(workflow_id))
+
+    async def workflows(self, *, cursor: int | None = None, limit: int = 50) -> dict[str, Any]:
+        """`Client.workflows`."""
+        return await self._run(ops.workflows(cursor, limit))
+
+    async def cancel_workflow(self, workflow_id: int) -> list[JobChange]:
+        """`Client.cancel_workflow`."""
+        return await self._run(ops.cancel_workflow(workflow_id))
 
     async def events(
         self,

@@ -31,7 +31,9 @@ from offload.core.errors import (
     ValidationError,
 )
 from offload.core.job import Job
+from offload.core.records import JobChange
 from offload.core.serialization import dumps_args
+from offload.core.states import JobState
 from offload.core.wire import ERRORS
 from offload.task import Call
 
@@ -67,7 +69,8 @@ class EnqueueOptions(TypedDict, total=False):
 
     The job's: `queue`, `priority`, `delay` (seconds) or `run_at` (an aware datetime),
     `max_attempts`, `unique` (True, or a key), `replace` (a key), `idempotency_key` (the
-    same key answers with the same job; `enqueue` only), `channel` (its event channel).
+    same key answers with the same job; `enqueue` only), `channel` (its event channel),
+    `depends_on` (ids of jobs it waits for) and `on_parent_failure` (fail, cancel, run).
     The client's: `retry` (True: on back pressure or a transient failure, try again after
     the server's Retry-After, with jittered backoff) for up to `retry_for` seconds.
     """
@@ -81,12 +84,24 @@ class EnqueueOptions(TypedDict, total=False):
     replace: str | None
     idempotency_key: str | None
     channel: str | None
+    depends_on: Sequence[int] | None
+    on_parent_failure: str | None
     retry: bool
     retry_for: float
 
 
 #: The options sent in the body as they are (`run_at` is sent as RFC 3339 text).
-_BODY_OPTIONS = ("queue", "priority", "delay", "max_attempts", "unique", "replace", "channel")
+_BODY_OPTIONS = (
+    "queue",
+    "priority",
+    "delay",
+    "max_attempts",
+    "unique",
+    "replace",
+    "channel",
+    "depends_on",
+    "on_parent_failure",
+)
 _OPTIONS = (*_BODY_OPTIONS, "run_at", "idempotency_key", "retry", "retry_for")
 #: How long `retry=True` keeps trying when `retry_for` is not given, in seconds.
 DEFAULT_RETRY_FOR = 30.0
@@ -109,6 +124,14 @@ class Enqueued:
     id: int
     duplicate: bool
     job: Job | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowEnqueued:
+    """A stored workflow's `id` and each node's job id, by node name (`nodes`)."""
+
+    id: int
+    nodes: dict[str, int]
 
 
 # -- steps ---------------------------------------------------------------------------------
@@ -183,13 +206,13 @@ def error_from(answer: httpx.Response) -> OffloadError:
 
 def job(job_id: int) -> Operation[Job]:
     """GET /v1/jobs/{id}."""
-    answer = yield from send(Send("GET", f"/v1/jobs/{_job_id(job_id)}"))
+    answer = yield from send(Send("GET", f"/v1/jobs/{_an_id(job_id, 'job')}"))
     return Job.from_dict(answer.json())
 
 
 def change(job_id: int, action: str) -> Operation[Job]:
     """POST /v1/jobs/{id}/cancel or /retry: the job after."""
-    answer = yield from send(Send("POST", f"/v1/jobs/{_job_id(job_id)}/{action}"))
+    answer = yield from send(Send("POST", f"/v1/jobs/{_an_id(job_id, 'job')}/{action}"))
     return Job.from_dict(answer.json())
 
 
@@ -253,6 +276,47 @@ def enqueue_many(
     request = Send("POST", "/v1/jobs:batch", orjson.dumps(body), _JSON)
     answer = yield from _with_retries(request, retrying, resend_safe=False)
     return [Enqueued(j["id"], j["duplicate"]) for j in answer.json()["jobs"]]
+
+
+def enqueue_workflow(
+    nodes: Sequence[Mapping[str, Any]], name: str | None
+) -> Operation[WorkflowEnqueued]:
+    """POST /v1/workflows: every node stored, or none. Sent once: a workflow carries no
+    idempotency key, so a resend after a lost answer could store it twice."""
+    if isinstance(nodes, str | bytes | Mapping) or not isinstance(nodes, Sequence):
+        raise ValidationError(f"nodes must be a list of nodes, got {type(nodes).__name__}")
+    body: dict[str, Any] = {"nodes": [_node(index, node) for index, node in enumerate(nodes)]}
+    if name is not None:
+        body["name"] = name
+    answer = yield from send(Send("POST", "/v1/workflows", orjson.dumps(body), _JSON))
+    stored = answer.json()
+    return WorkflowEnqueued(stored["id"], stored["nodes"])
+
+
+def workflow(workflow_id: int) -> Operation[dict[str, Any]]:
+    """GET /v1/workflows/{id}: the workflow and its nodes as the API answers."""
+    path = f"/v1/workflows/{_an_id(workflow_id, 'workflow')}"
+    answer = yield from send(Send("GET", path))
+    found: dict[str, Any] = answer.json()
+    return found
+
+
+def workflows(cursor: int | None, limit: int) -> Operation[dict[str, Any]]:
+    """GET /v1/workflows: a page, newest first, and the `next` page's cursor."""
+    query = f"limit={_an_id(limit, 'page size')}"
+    if cursor is not None:
+        query += f"&cursor={_an_id(cursor, 'workflow')}"
+    answer = yield from send(Send("GET", f"/v1/workflows?{query}"))
+    page: dict[str, Any] = answer.json()
+    return page
+
+
+def cancel_workflow(workflow_id: int) -> Operation[list[JobChange]]:
+    """POST /v1/workflows/{id}/cancel: the jobs changed."""
+    path = f"/v1/workflows/{_an_id(workflow_id, 'workflow')}/cancel"
+    answer = yield from send(Send("POST", path))
+    changed = answer.json()["changed"]
+    return [JobChange(c["id"], c["queue"], JobState(c["state"])) for c in changed]
 
 
 # -- retries -------------------------------------------------------------------------------
@@ -340,6 +404,23 @@ def _body(task: str, options: EnqueueOptions) -> tuple[dict[str, Any], float | N
     return body, float(retry_for) if options.get("retry", False) else None
 
 
+def _node(index: int, node: Mapping[str, Any]) -> dict[str, Any]:
+    """A workflow node's body: its arguments checked as `_arguments` checks them, and a
+    `run_at` datetime sent as RFC 3339 text."""
+    if not isinstance(node, Mapping):
+        raise ValidationError(f"node {index} is a {type(node).__name__}, not a mapping")
+    out = dict(node)
+    if "args" in out or "kwargs" in out:
+        where = f"node {index}: "
+        out["args"], out["kwargs"] = _arguments(out.get("args", ()), out.get("kwargs"), where)
+    at = out.get("run_at")
+    if isinstance(at, datetime):
+        if at.tzinfo is None:
+            raise ValidationError(f"node {index}: run_at must be an aware datetime, got {at!r}")
+        out["run_at"] = at.isoformat()
+    return out
+
+
 def _arguments(
     args: Sequence[Any], kwargs: Mapping[str, Any] | None, where: str = ""
 ) -> tuple[orjson.Fragment, orjson.Fragment]:
@@ -353,7 +434,7 @@ def _arguments(
     return orjson.Fragment(args_text), orjson.Fragment(kwargs_text)
 
 
-def _job_id(job_id: int) -> int:
-    if isinstance(job_id, bool) or not isinstance(job_id, int):
-        raise ValidationError(f"a job id is an int, got {job_id!r}")
-    return job_id
+def _an_id(value: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"a {what} id is an int, got {value!r}")
+    return value

@@ -14,6 +14,7 @@ from offload.core.errors import (
     DuplicateJob,
     IdempotencyConflict,
     InvalidTransition,
+    InvalidWorkflow,
     JobNotFound,
     OffloadError,
     OutcomeUnknown,
@@ -25,8 +26,10 @@ from offload.core.errors import (
     SchemaMismatch,
     SerializationError,
     StorageFull,
+    UnknownDependency,
     UnknownTask,
     ValidationError,
+    WorkflowNotFound,
 )
 
 #: Each exception class the App raises, with its status code and stable type; a class not
@@ -39,10 +42,13 @@ ERRORS: dict[type[OffloadError], tuple[int, str]] = {
     UnknownTask: (422, "unknown_task"),
     ArgumentsMismatch: (422, "arguments_mismatch"),
     SerializationError: (422, "serialization_error"),
+    InvalidWorkflow: (422, "invalid_workflow"),
+    UnknownDependency: (422, "unknown_dependency"),
     IdempotencyConflict: (409, "idempotency_conflict"),
     BadEventId: (400, "bad_event_id"),
     ValidationError: (422, "validation_error"),
     JobNotFound: (404, "job_not_found"),
+    WorkflowNotFound: (404, "workflow_not_found"),
     QueueNotFound: (404, "queue_not_found"),
     ScheduleNotFound: (404, "schedule_not_found"),
     DuplicateJob: (409, "duplicate_job"),

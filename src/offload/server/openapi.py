@@ -15,6 +15,7 @@ from offload.core.events import EVENT_KINDS
 from offload.core.states import JobState
 from offload.core.times import TIME_FORMS
 from offload.core.tokens import Scope
+from offload.core.workflow import OnParentFailure, WorkflowState
 
 _REF = "#/components/schemas/"
 #: The most jobs one page of `GET /v1/jobs` holds.
@@ -93,6 +94,18 @@ _OPTIONS: dict[str, Any] = {
         "description": "The event channel its changes are published on (e.g. user:42): "
         "GET /v1/events?channel=...",
     },
+    "depends_on": {
+        "type": "array",
+        "items": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+        "description": "Ids of jobs to wait for: the job runs once all of them are over "
+        "(an id no job has: 422 unknown_dependency, nothing stored).",
+    },
+    "on_parent_failure": {
+        "type": "string",
+        "enum": [rule.value for rule in OnParentFailure],
+        "description": "What a parent that ended dead or cancelled does to the job: fail "
+        "(the default), cancel, or run anyway.",
+    },
 }
 
 _SELECTION: dict[str, Any] = {
@@ -108,6 +121,24 @@ _SELECTION: dict[str, Any] = {
         "all_jobs": {"type": "boolean", "description": "Take every job when no id or filter is."},
     },
 }
+
+#: What a workflow's views share (`offload.workflow.WorkflowStatus.to_json`).
+_WORKFLOW_HEADING: dict[str, Any] = {
+    "id": {"type": "integer"},
+    "kind": {"type": "string", "description": "workflow, chain, group, chord or map."},
+    "name": _nullable("string"),
+    "created_at": {"type": "string", "format": "date-time"},
+    "state": {"type": "string", "enum": [state.value for state in WorkflowState]},
+    "total": {"type": "integer", "description": "Its nodes (one job each)."},
+    "finished": {"type": "integer", "description": "Nodes finished (in any way)."},
+    "counts": {
+        "type": "object",
+        "propertyNames": {"enum": _STATES},
+        "additionalProperties": {"type": "integer"},
+        "description": "Nodes per state, only the states some node is in.",
+    },
+}
+_NODE_NAME = {"type": "string", "minLength": 1, "maxLength": 255}
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -150,6 +181,10 @@ SCHEMAS: dict[str, Any] = {
             "replace_key",
             "superseded_by",
             "channel",
+            "workflow_id",
+            "node",
+            "parents",
+            "takes",
         ],
         "properties": {
             "id": {"type": "integer"},
@@ -178,6 +213,16 @@ SCHEMAS: dict[str, Any] = {
             "replace_key": _nullable("string"),
             "superseded_by": _nullable("integer"),
             "channel": _nullable("string"),
+            "workflow_id": {
+                **_nullable("integer"),
+                "description": "The workflow it is a node of: GET /v1/workflows/{id}.",
+            },
+            "node": {**_nullable("string"), "description": "Its node name in the workflow."},
+            "parents": {"type": "integer", "description": "How many jobs it waits for."},
+            "takes": {
+                "type": "string",
+                "description": "How it takes its parents' results (nothing, one, all, stream).",
+            },
         },
     },
     "EnqueueRequest": {
@@ -398,6 +443,127 @@ SCHEMAS: dict[str, Any] = {
             "last_event_id": {"type": "string"},
         },
     },
+    "WorkflowRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["nodes"],
+        "properties": {
+            "name": {**_KEY, "description": "A name to find it by in listings."},
+            "nodes": {
+                "type": "array",
+                "minItems": 1,
+                "items": _ref("WorkflowNodeRequest"),
+                "description": "The DAG's nodes, in any order; all are stored, or none.",
+            },
+        },
+    },
+    "WorkflowNodeRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["name", "task"],
+        "description": "One node: a job of `task`, started once every node named in `after` "
+        "is over (it reads their results with `current_job().parent_results()`).",
+        "properties": {
+            "name": {**_NODE_NAME, "description": "Unique within the workflow."},
+            "task": _OPTIONS["task"],
+            "args": {"type": "array", "description": "Positional arguments."},
+            "kwargs": {"type": "object", "description": "Keyword arguments."},
+            "after": {
+                "type": "array",
+                "items": _NODE_NAME,
+                "description": "Names of the nodes it waits for (a cycle or an unknown "
+                "name: 422 invalid_workflow, naming the node).",
+            },
+            **{
+                name: _OPTIONS[name]
+                for name in (
+                    "on_parent_failure",
+                    "queue",
+                    "priority",
+                    "delay",
+                    "run_at",
+                    "max_attempts",
+                    "channel",
+                    "depends_on",
+                )
+            },
+            "meta": {"type": "object", "description": "The job's meta."},
+        },
+    },
+    "WorkflowEnqueued": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["id", "nodes"],
+        "properties": {
+            "id": {"type": "integer", "description": "The workflow's id."},
+            "nodes": {
+                "type": "object",
+                "additionalProperties": {"type": "integer"},
+                "description": "Each node's job id, by node name.",
+            },
+        },
+    },
+    "WorkflowSummary": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": list(_WORKFLOW_HEADING),
+        "properties": _WORKFLOW_HEADING,
+    },
+    "Workflow": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": [*_WORKFLOW_HEADING, "nodes"],
+        "properties": {
+            **_WORKFLOW_HEADING,
+            "nodes": {
+                "type": "array",
+                "description": "Every node, in job id order.",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": [
+                        "job_id",
+                        "name",
+                        "task",
+                        "state",
+                        "attempt",
+                        "parents",
+                        "after",
+                        "started_at",
+                        "finished_at",
+                    ],
+                    "properties": {
+                        "job_id": {"type": "integer"},
+                        "name": {"type": "string"},
+                        "task": {"type": "string"},
+                        "state": {"type": "string", "enum": _STATES},
+                        "attempt": {"type": "integer"},
+                        "parents": {
+                            "type": "array",
+                            "items": {"type": "integer"},
+                            "description": "Ids of the jobs it waits for.",
+                        },
+                        "after": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "Names of those that are nodes of this workflow.",
+                        },
+                        "started_at": _nullable("string", format="date-time"),
+                        "finished_at": _nullable("string", format="date-time"),
+                    },
+                },
+            },
+        },
+    },
+    "WorkflowPage": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["workflows", "next"],
+        "properties": {
+            "workflows": {"type": "array", "items": _ref("WorkflowSummary")},
+            "next": {**_nullable("integer"), "description": "The cursor of the next page."},
+        },
+    },
     "Status": {
         "type": "object",
         "additionalProperties": False,
@@ -412,17 +578,20 @@ _RETRY_AFTER = {
 }
 _CHALLENGE = {"description": "Always `Bearer`.", "schema": {"type": "string"}}
 _LOCATION = {"description": "The job's URL.", "schema": {"type": "string"}}
+_WORKFLOW_LOCATION = {"description": "The workflow's URL.", "schema": {"type": "string"}}
 _ERROR_TEXT = {
     400: "The body is not JSON, or Last-Event-ID is not an event id (bad_event_id).",
     401: "No live bearer token (missing, malformed, unknown or revoked), when the server "
     "checks tokens.",
     403: "The token lacks the scope this route needs.",
-    404: "No such job (or route).",
+    404: "No such job or workflow (or route).",
     409: "The job's state, or a held key, does not allow it.",
     408: "The body did not all arrive within the server's body timeout (type "
     "`body_timeout`); the connection is closed.",
     413: "The body, or a job's arguments, over the size limit.",
-    422: "A field is missing, of the wrong type or refused; `field` names it when it can.",
+    422: "A field is missing, of the wrong type or refused; `field` names it when it can "
+    "(a workflow that cannot be stored: invalid_workflow, naming the `node`; depends_on "
+    "naming no job: unknown_dependency, with its `job_id`).",
     503: "Back pressure (queue_full, overloaded: with Retry-After) or the database is "
     "unreachable or its schema not current.",
 }
@@ -449,6 +618,14 @@ _FILTERS = [
         "Jobs per page, at most.",
     ),
 ]
+
+_WORKFLOW_ID = {
+    "name": "workflow_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 0},
+    "description": "The workflow's id.",
+}
 
 _EVENT_ID = {"type": "string", "description": "The `id` of the last event received."}
 #: How a stream resumes: a header (EventSource sends it when it reconnects), or the query
@@ -491,6 +668,10 @@ SCOPES: dict[tuple[str, str], Scope | None] = {
     ("/v1/jobs:cancel", "post"): Scope.ADMIN,
     ("/v1/jobs:retry", "post"): Scope.ADMIN,
     ("/v1/jobs/{job_id}/events", "get"): Scope.READ,
+    ("/v1/workflows", "post"): Scope.ENQUEUE,
+    ("/v1/workflows", "get"): Scope.READ,
+    ("/v1/workflows/{workflow_id}", "get"): Scope.READ,
+    ("/v1/workflows/{workflow_id}/cancel", "post"): Scope.ADMIN,
     ("/v1/events", "get"): Scope.READ,
     ("/health", "get"): None,
     ("/ready", "get"): None,
@@ -587,6 +768,52 @@ PATHS: dict[str, Any] = {
             "summary": "Run a dead, cancelled or shed job again.",
             "parameters": [_JOB_ID],
             "responses": {"200": _json(_ref("Job"), "The job after."), **_errors(404, 409, 503)},
+        }
+    },
+    "/v1/workflows": {
+        "post": {
+            "operationId": "enqueue_workflow",
+            "summary": "Store a workflow given as a DAG of named nodes: all of it, or none.",
+            "requestBody": _body("WorkflowRequest"),
+            "responses": {
+                "202": _json(_ref("WorkflowEnqueued"), "Stored.", Location=_WORKFLOW_LOCATION),
+                **_errors(400, 408, 413, 422, 503),
+            },
+        },
+        "get": {
+            "operationId": "list_workflows",
+            "summary": "Workflows newest first with their progress, a page at a time (keyset: "
+            "pass `next` as `cursor`).",
+            "parameters": [
+                _query("cursor", {"type": "integer"}, "The `next` of the previous page."),
+                _query(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 50},
+                    "Workflows per page, at most.",
+                ),
+            ],
+            "responses": {"200": _json(_ref("WorkflowPage"), "A page."), **_errors(422, 503)},
+        },
+    },
+    "/v1/workflows/{workflow_id}": {
+        "get": {
+            "operationId": "get_workflow",
+            "summary": "One workflow: its state, progress and every node with its state and "
+            "the jobs it waits for.",
+            "parameters": [_WORKFLOW_ID],
+            "responses": {"200": _json(_ref("Workflow"), "The workflow."), **_errors(404, 503)},
+        }
+    },
+    "/v1/workflows/{workflow_id}/cancel": {
+        "post": {
+            "operationId": "cancel_workflow",
+            "summary": "Cancel every unfinished node of a workflow (running ones are asked to "
+            "stop).",
+            "parameters": [_WORKFLOW_ID],
+            "responses": {
+                "200": _json(_ref("Changed"), "The jobs changed."),
+                **_errors(404, 503),
+            },
         }
     },
     "/v1/queues": {

@@ -43,7 +43,17 @@ T = TypeVar("T")
 Handler = Callable[[Request], Awaitable[Response]]
 
 #: The enqueue options a body may carry, by their `Task.options` name.
-_OPTIONS = ("queue", "priority", "delay", "max_attempts", "unique", "replace", "channel")
+_OPTIONS = (
+    "queue",
+    "priority",
+    "delay",
+    "max_attempts",
+    "unique",
+    "replace",
+    "channel",
+    "depends_on",
+    "on_parent_failure",
+)
 _INTEGER = re.compile(r"-?0*[0-9]{1,19}")
 #: An Authorization header with a bearer token (the scheme's case does not matter).
 _BEARER = re.compile(r"bearer +(\S+) *", re.IGNORECASE)
@@ -221,6 +231,48 @@ class Api:
         selection = _selection(await self._body(request, "Selection"))
         return _changed(await self._call(self.app.retry_many, **selection))
 
+    # -- workflows ------------------------------------------------------------------------
+
+    async def enqueue_workflow(self, request: Request) -> Response:
+        """POST /v1/workflows: 202 with the workflow's id and each node's job id."""
+        body = await self._body(request, "WorkflowRequest")
+        nodes = [_node(index, node) for index, node in enumerate(body["nodes"])]
+        try:
+            handle = await self._call(self.app.enqueue_workflow, nodes, name=body.get("name"))
+        except BackPressure as exc:
+            self.metrics.rejected(exc)
+            raise
+        for node in nodes:
+            queue = node.get("queue") or self.app.registry.get(node["task"]).options.queue
+            self.metrics.enqueued(queue, node["task"])
+        location = str(request.url_for("workflow", workflow_id=handle.id))
+        ids = {name: job.id for name, job in handle.nodes.items()}
+        return JSONResponse(
+            {"id": handle.id, "nodes": ids}, status_code=202, headers={"Location": location}
+        )
+
+    async def workflow(self, request: Request) -> Response:
+        """GET /v1/workflows/{workflow_id}."""
+        status = await self._call(self.app.workflow_status, request.path_params["workflow_id"])
+        return JSONResponse(status.to_json())
+
+    async def workflows(self, request: Request) -> Response:
+        """GET /v1/workflows: newest first, `limit` a page; `next` is the following page's
+        `cursor` (None on the last page)."""
+        given = query(request, {"cursor": _integer, "limit": _page_size})
+        limit = given.get("limit", 50)
+        found = await self._call(
+            self.app.workflow_statuses, before_id=given.get("cursor"), limit=limit + 1
+        )
+        page = found[:limit]
+        following = page[-1].id if len(found) > limit else None
+        return JSONResponse({"workflows": [w.to_json() for w in page], "next": following})
+
+    async def cancel_workflow(self, request: Request) -> Response:
+        """POST /v1/workflows/{workflow_id}/cancel."""
+        changes = await self._call(self.app.cancel_workflow, request.path_params["workflow_id"])
+        return _changed(changes)
+
     # -- events ---------------------------------------------------------------------------
 
     async def job_events(self, request: Request) -> Response:
@@ -306,6 +358,16 @@ def _options(body: dict[str, Any]) -> dict[str, Any]:
     if "run_at" in body:
         options["at"] = _moment("run_at", body["run_at"])
     return options
+
+
+def _node(index: int, node: dict[str, Any]) -> dict[str, Any]:
+    """A node of a workflow body as `App.enqueue_workflow` takes it (`run_at` read as an
+    aware datetime, `at`)."""
+    if "run_at" not in node:
+        return node
+    out = {name: value for name, value in node.items() if name != "run_at"}
+    out["at"] = _moment(f"nodes.{index}.run_at", node["run_at"])
+    return out
 
 
 def _moment(field: str, text: str) -> datetime:
@@ -400,6 +462,10 @@ def build(
         route("GET", "/v1/jobs/{job_id:int}", api.job),
         route("POST", "/v1/jobs/{job_id:int}/cancel", api.cancel),
         route("POST", "/v1/jobs/{job_id:int}/retry", api.retry),
+        route("POST", "/v1/workflows", api.enqueue_workflow),
+        route("GET", "/v1/workflows", api.workflows),
+        route("GET", "/v1/workflows/{workflow_id:int}", api.workflow),
+        route("POST", "/v1/workflows/{workflow_id:int}/cancel", api.cancel_workflow),
         route("GET", "/v1/queues", api.queues),
         route("GET", "/v1/workers", api.workers),
         route("GET", "/v1/schedules", api.schedules),
