@@ -14,7 +14,7 @@ SRC = Path(offload.__file__).resolve().parent
 #: Each part of the package, and the parts it may import: core -> backends -> runtime ->
 #: the Python API (app, task, workflow, handle) -> the faces built on it (demo, server,
 #: cli) -> `python -m offload`. Nothing imports upward.
-_API = {"app", "task", "workflow", "handle", "runtime", "backends", "core"}
+_API = {"app", "task", "workflow", "workflow_handle", "handle", "runtime", "backends", "core"}
 LAYERS = {
     "core": {"core"},
     "backends": {"backends", "core"},
@@ -23,6 +23,7 @@ LAYERS = {
     "app": _API,
     "task": _API,
     "workflow": _API,
+    "workflow_handle": {"workflow_handle", "handle", "backends", "core"},
     "demo": {"demo", *_API},
     "server": {"server", *_API},
     "client": {"client", "core", "task"},

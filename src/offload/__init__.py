@@ -67,14 +67,8 @@ from offload.core.workflow import OnParentFailure, ParentOutcome, WorkflowState
 from offload.handle import JobHandle
 from offload.runtime.context import JobContext, current_job
 from offload.server import asgi
-from offload.workflow import (
-    Signature,
-    Workflow,
-    WorkflowHandle,
-    chain,
-    chord,
-    group,
-)
+from offload.workflow import Signature, Workflow, chain, chord, group
+from offload.workflow_handle import WorkflowHandle
 
 __version__ = "0.1.0"
 

@@ -95,14 +95,11 @@ from offload.workflow import (
     MAP_TASK,
     REDUCE_TASK,
     MapReduce,
-    ResultStream,
     Signature,
-    WorkflowHandle,
-    WorkflowProgress,
-    WorkflowStatus,
     from_nodes,
     task_name,
 )
+from offload.workflow_handle import ResultStream, WorkflowHandle, WorkflowProgress, WorkflowStatus
 
 if TYPE_CHECKING:
     from offload.runtime.scheduler import Scheduler

@@ -20,7 +20,7 @@ from offload.cli.context import AppLoader
 from offload.cli.live import Frame, interval_option, show
 from offload.cli.output import new_table, print_json, state_text, when, workflow_state_text
 from offload.core.states import JobState
-from offload.workflow import WorkflowProgress, WorkflowStatus
+from offload.workflow_handle import WorkflowProgress, WorkflowStatus
 
 
 @click.group(

@@ -122,7 +122,7 @@ _SELECTION: dict[str, Any] = {
     },
 }
 
-#: What a workflow's views share (`offload.workflow.WorkflowStatus.to_json`).
+#: What a workflow's views share (`offload.workflow_handle.WorkflowStatus.to_json`).
 _WORKFLOW_HEADING: dict[str, Any] = {
     "id": {"type": "integer"},
     "kind": {"type": "string", "description": "workflow, chain, group, chord or map."},
