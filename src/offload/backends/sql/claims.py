@@ -93,7 +93,7 @@ class SqlClaims:
         events written in the claim's transaction where triggers leave them to it."""
         keys = column(cur, rows, "sort_at")
         started = list(zip(keys, jobs_from(cur, rows, self.db.time), strict=True))
-        self.db.events.written(cur, [job.id for _, job in started])
+        self.db.events.written(cur, [job.id for _, job in started], "started")
         return started
 
     def _values(self, params: ClaimParams) -> dict[str, Any]:
@@ -241,6 +241,8 @@ class SqlClaims:
                 self.q["progress"],
                 {"worker": worker, "items": items, "ids": [r.id for r in reports]},
             )
+            changed = column(cur, cur.fetchall(), "id")
+            self.db.events.written(cur, sorted(int(job_id) for job_id in changed), "progress")
 
     def finish(self, params: FinishParams) -> list[int]:
         outcomes = params.outcomes
@@ -294,7 +296,10 @@ class SqlClaims:
         }
         with self.db.tx(single=True, relaxed=True) as cur:
             cur.execute(self.q["release"], values)
-            queues = column(cur, cur.fetchall(), "queue")
+            rows = cur.fetchall()
+            queues = column(cur, rows, "queue")
+            released = sorted(int(job_id) for job_id in column(cur, rows, "id"))
+            self.db.events.written(cur, released, "requeued")
             if queues:
                 self.db.wake(cur, set(queues))
         return len(queues)
@@ -303,18 +308,17 @@ class SqlClaims:
         with self.db.tx(single=True, relaxed=True) as cur:
             cur.execute(self.q["rescue"], {"now": self.db.time_param(params.now)})
             rows = cur.fetchall()
-            ids = column(cur, rows, "id")
-            queues = {
-                str(queue)
-                for queue, state in zip(
-                    column(cur, rows, "queue"), column(cur, rows, "state"), strict=True
-                )
-                if state == JobState.AVAILABLE
+            cells = (column(cur, rows, name) for name in ("id", "queue", "state"))
+            again = {
+                int(i): str(q) for i, q, s in zip(*cells, strict=True) if s == JobState.AVAILABLE
             }
-            self.db.events.written(cur, sorted(int(job_id) for job_id in ids))
-            if queues:
-                self.db.wake(cur, queues)
-        return sorted(int(job_id) for job_id in ids)
+            ids = sorted(int(job_id) for job_id in column(cur, rows, "id"))
+            # Back to the queue, or ended (dead; cancelled when a stop was asked for).
+            self.db.events.written(cur, [i for i in ids if i in again], "requeued")
+            self.db.events.written(cur, [i for i in ids if i not in again])
+            if again:
+                self.db.wake(cur, set(again.values()))
+        return ids
 
 
 def _in_order(started: Started, wait: float | None) -> Claimed:

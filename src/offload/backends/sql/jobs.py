@@ -188,8 +188,10 @@ class SqlJobs:
             values = {"key": p.replace_key, "id": job_id, "running": rules.replace_running}
             cur.execute(self.q["supersede"], values)
             rows = cur.fetchall()
-            cells = zip(column(cur, rows, "queue"), column(cur, rows, "state"), strict=True)
-            asked.update(queue for queue, state in cells if state == JobState.RUNNING)
+            cells = (column(cur, rows, name) for name in ("id", "queue", "state"))
+            changed = [JobChange(int(i), q, JobState(s)) for i, q, s in zip(*cells, strict=True)]
+            self._written(cur, changed)
+            asked.update(c.queue for c in changed if c.state is JobState.RUNNING)
         if asked:
             self.db.wake(cur, asked)
 
@@ -259,10 +261,21 @@ class SqlJobs:
                 JobChange(int(job_id), queue, JobState(state))
                 for job_id, queue, state in zip(*cells, strict=True)
             ]
+            self._written(cur, changed)
             woken = {c.queue for c in changed if c.state in (JobState.AVAILABLE, JobState.RUNNING)}
             if woken:
                 self.db.wake(cur, woken)
         return sorted(changed, key=lambda change: change.id)
+
+    def _written(self, cur: Any, changed: Sequence[JobChange]) -> None:
+        """The events of a cancel's or a retry's changes, in its transaction: a job
+        cancelled, or back in the queue (`requeued`); a running job asked to stop has not
+        changed state yet (its outcome tells)."""
+        ordered = sorted(changed, key=lambda c: c.id)
+        cancelled = [c.id for c in ordered if c.state is JobState.CANCELLED]
+        requeued = [c.id for c in ordered if c.state in (JobState.AVAILABLE, JobState.SCHEDULED)]
+        self.db.events.written(cur, cancelled)
+        self.db.events.written(cur, requeued, "requeued")
 
     def _matching(self, where: JobFilter) -> dict[str, Any]:
         """The parameters of the `matching` fragment for a filter."""
@@ -333,6 +346,7 @@ class SqlJobs:
             changed = jobs_from(cur, cur.fetchall(), self.db.time)
             if changed:
                 job = changed[0]
+                self._written(cur, [JobChange(job.id, job.queue, job.state)])
                 if job.state in (JobState.AVAILABLE, JobState.RUNNING):
                     # Wakes workers to claim it, or its own worker to act on the cancel.
                     self.db.wake(cur, (job.queue,))

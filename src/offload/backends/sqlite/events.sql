@@ -1,23 +1,24 @@
--- Named queries of the events area (SQLite). Events are written by the triggers of
--- migration 9, but for a drain's own changes (a job started, a run's end), which `written`
--- writes in the claim's or outcome's transaction. One writer at a time commits them in
+-- Named queries of the events area (SQLite). An enqueue's event is written by the insert
+-- trigger of migration 9; every other change's by the statement that makes it, with
+-- `written` in its transaction (migration 10). One writer at a time commits them in
 -- position order, so tx is always 0: a cursor with another tx (from no SQLite database)
 -- is past every event.
 
 -- name: written
--- The events of jobs a claim just started or an outcome (or rescue) just ended: the update
--- trigger leaves these transitions to the statements that make them, since a trigger
--- program per row cost a drain's storage a quarter of its rate (one statement per batch,
--- about half that). Rows already moved on, or requeued (the trigger's), are skipped.
+-- The events of jobs :ids (a JSON array) that a statement of this transaction just
+-- changed, in id order: of kind :kind, or where NULL the kind their state tells (running:
+-- started; retrying, succeeded, dead, cancelled, shed: the state's name). A statement per
+-- batch, not a trigger program per row: an update trigger cost a drain a quarter of its
+-- rate, and even one narrowed by its WHEN to the changes no statement wrote, 5%.
 INSERT INTO offload_events (kind, job_id, task, queue, channel, state, attempt, data)
-SELECT CASE state WHEN 'running' THEN 'started' ELSE state END,
+SELECT coalesce(:kind, CASE state WHEN 'running' THEN 'started' ELSE state END),
        id, task, queue, channel, state, attempt,
-       CASE WHEN state IN ('retrying', 'dead')
+       CASE WHEN :kind = 'progress' THEN progress
+            WHEN :kind IS NULL AND state IN ('retrying', 'dead')
             THEN json_object('error', substr(errors ->> '$[#-1].message', 1, 500))
             ELSE '{}' END
 FROM offload_jobs
 WHERE id IN (SELECT value FROM json_each(:ids))
-  AND state IN ('running', 'retrying', 'succeeded', 'dead', 'cancelled')
 ORDER BY id
 
 -- name: columns
