@@ -241,8 +241,8 @@ class SqlClaims:
                 self.q["progress"],
                 {"worker": worker, "items": items, "ids": [r.id for r in reports]},
             )
-            changed = column(cur, cur.fetchall(), "id")
-            self.db.events.written(cur, sorted(int(job_id) for job_id in changed), "progress")
+            changed = [int(job_id) for job_id in column(cur, cur.fetchall(), "id")]
+            self.db.events.written(cur, changed, "progress")
 
     def finish(self, params: FinishParams) -> list[int]:
         outcomes = params.outcomes
@@ -280,7 +280,7 @@ class SqlClaims:
                 )
                 if counted or self._view.get(str(queue), (False, 0.0))[0]
             }
-            self.db.events.written(cur, sorted(kept))  # after reading `cur`'s columns
+            self.db.events.written(cur, kept)  # after reading `cur`'s columns
             if freed:
                 self.db.wake(cur, freed)
         return [o.id for o in outcomes if o.id not in kept]
@@ -298,7 +298,7 @@ class SqlClaims:
             cur.execute(self.q["release"], values)
             rows = cur.fetchall()
             queues = column(cur, rows, "queue")
-            released = sorted(int(job_id) for job_id in column(cur, rows, "id"))
+            released = [int(job_id) for job_id in column(cur, rows, "id")]
             self.db.events.written(cur, released, "requeued")
             if queues:
                 self.db.wake(cur, set(queues))

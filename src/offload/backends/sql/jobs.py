@@ -271,9 +271,8 @@ class SqlJobs:
         """The events of a cancel's or a retry's changes, in its transaction: a job
         cancelled, or back in the queue (`requeued`); a running job asked to stop has not
         changed state yet (its outcome tells)."""
-        ordered = sorted(changed, key=lambda c: c.id)
-        cancelled = [c.id for c in ordered if c.state is JobState.CANCELLED]
-        requeued = [c.id for c in ordered if c.state in (JobState.AVAILABLE, JobState.SCHEDULED)]
+        cancelled = [c.id for c in changed if c.state is JobState.CANCELLED]
+        requeued = [c.id for c in changed if c.state in (JobState.AVAILABLE, JobState.SCHEDULED)]
         self.db.events.written(cur, cancelled)
         self.db.events.written(cur, requeued, "requeued")
 
