@@ -90,7 +90,7 @@ class SqlClaims:
 
     def _started(self, cur: Any, rows: Sequence[Any]) -> Started:
         """Claimed rows decoded, each with its virtual deadline (`sort_at`); their `started`
-        events written in the claim's transaction where triggers leave them to it."""
+        events written in the claim's transaction where statements write them."""
         keys = column(cur, rows, "sort_at")
         started = list(zip(keys, jobs_from(cur, rows, self.db.time), strict=True))
         self.db.events.written(cur, [job.id for _, job in started], "started")

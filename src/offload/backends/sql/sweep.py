@@ -53,7 +53,7 @@ class SqlSweep:
                     strict=True,
                 )
             ]
-            self.db.events.written(cur, sorted(c.id for c in changes), "requeued")
+            self.db.events.written(cur, [c.id for c in changes], "requeued")
             if any(c.state is JobState.AVAILABLE for c in changes):
                 self.db.wake(cur, (params.queue,))
         return sorted(changes, key=lambda c: c.id)
