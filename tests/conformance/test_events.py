@@ -15,12 +15,16 @@ import offload
 from offload.backends.base import Backend
 from offload.backends.params import (
     FinishParams,
+    JobFilter,
+    JobRetryManyParams,
     Outcome,
     ProgressReport,
     ReleaseParams,
     RescueParams,
     SweepReadmitParams,
+    SweepTakeParams,
 )
+from offload.backends.sql import events as events_module
 from offload.core.errors import BadEventId, ValidationError
 from offload.core.events import Event, EventCursor
 from offload.core.flow import QueuePolicy
@@ -255,6 +259,21 @@ def test_pruning_removes_old_events_and_positions_are_never_reused(
     assert [e.data for e in app.events()] == ["new"]
 
 
+def test_pruning_goes_a_chunk_per_transaction_until_none_is_left(
+    app: offload.App, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(events_module, "PRUNE_CHUNK", 2)
+    for i in range(5):
+        app.notify("c", i)
+    moment = app.backend.now()
+    while (app.backend.now() - moment).total_seconds() < 1.0:
+        time.sleep(0.05)
+    app.notify("c", "kept")
+    assert app.backend.events.prune(3600.0) == 0
+    assert app.backend.events.prune(0.5) == 5  # chunks of 2, 2 and 1
+    assert [e.data for e in app.events()] == ["kept"] and _event_count(db_url) == 1
+
+
 def test_the_scheduler_prunes_events_with_finished_jobs(
     app: offload.App, echo: offload.Task[..., Any]
 ) -> None:
@@ -390,6 +409,73 @@ def test_shedding_and_readmission_are_told_as_shed_and_requeued(app: offload.App
         last = app.events(job_id=job_id)[-1]
         assert (last.kind, last.state) == ("requeued", "available")
     assert _kinds(app.events(job_id=ids[4])) == ["enqueued", "shed"]
+
+
+def test_progress_is_told_once_per_change(app: offload.App, echo: offload.Task[..., Any]) -> None:
+    handle = echo.enqueue(1)
+    backend = app.backend
+    job = claim_one(backend)
+    for fraction in (0.5, 0.5, 0.75):  # the same report twice changes nothing the second time
+        backend.claims.progress("w1", [ProgressReport(job.id, job.attempt, fraction, "x")])
+    events = app.events(job_id=handle.id)
+    assert _kinds(events) == ["enqueued", "started", "progress", "progress"]
+    assert [e.data for e in events[2:]] == [
+        {"fraction": 0.5, "message": "x"},
+        {"fraction": 0.75, "message": "x"},
+    ]
+    backend.claims.progress("w2", [ProgressReport(job.id, job.attempt, 0.9, "x")])  # not its
+    assert len(app.events(job_id=handle.id)) == 4
+
+
+def test_bulk_cancels_and_retries_tell_each_job_s_change_once(
+    app: offload.App, echo: offload.Task[..., Any]
+) -> None:
+    backend = app.backend
+    ids = insert(backend, 3, task="echo")
+    running = claim_one(backend)  # ids[0]: asked to stop, still running: no event yet
+    changed = backend.jobs.cancel_many(JobFilter(ids=ids))
+    assert [c.id for c in changed] == ids
+    assert _kinds(app.events(job_id=running.id)) == ["enqueued", "started"]
+    for job_id in ids[1:]:
+        assert _kinds(app.events(job_id=job_id)) == ["enqueued", "cancelled"]
+    backend.jobs.retry_many(JobRetryManyParams(JobFilter(ids=ids), {}))
+    for job_id in ids[1:]:
+        last = app.events(job_id=job_id)[-1]
+        assert (last.kind, last.state) == ("requeued", "available")
+        assert len(app.events(job_id=job_id)) == 3
+    assert len(app.events(job_id=running.id)) == 2
+
+
+def test_a_rescue_tells_a_job_dead_or_cancelled_as_it_ends(
+    app: offload.App, echo: offload.Task[..., Any]
+) -> None:
+    backend = app.backend
+    dying = echo.options(max_attempts=1).enqueue("last attempt")
+    job = claim_one(backend, lease=0.3)
+    stopping = echo.enqueue("asked to stop")
+    other = claim_one(backend, lease=0.3)
+    app.cancel(stopping.id)
+    expire_lease(backend, job)
+    expire_lease(backend, other)
+    assert backend.claims.rescue(RescueParams()) == [dying.id, stopping.id]
+    dead = app.events(job_id=dying.id)
+    assert _kinds(dead) == ["enqueued", "started", "dead"]
+    assert dead[-1].data == {"error": "lease expired: worker w1 stopped renewing it"}
+    assert _kinds(app.events(job_id=stopping.id)) == ["enqueued", "started", "cancelled"]
+
+
+def test_a_sweep_hook_s_take_and_untake_are_told_as_started_and_shed(app: offload.App) -> None:
+    backend = app.backend
+    ids = insert(backend, 5, queue="q", priority=0, task="hooked")
+    backend.queues.set("q", QueuePolicy(shed_priority=1, shed_depth=4, resume_depth=2).check())
+    backend.sweep.shed("q")
+    taken = backend.sweep.take(SweepTakeParams("sweeper", "q", "hooked", 2, 30.0))
+    assert [j.id for j in taken] == ids[:2]
+    assert backend.sweep.untake(ReleaseParams("sweeper", [lease_of(j) for j in taken])) == 2
+    for job_id in ids[:2]:
+        events = app.events(job_id=job_id)
+        assert _kinds(events) == ["enqueued", "shed", "started", "shed"]
+        assert [e.attempt for e in events] == [0, 0, 1, 0]
 
 
 def test_postgres_orders_by_transaction_number_not_its_text(pg_url: str) -> None:

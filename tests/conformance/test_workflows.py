@@ -147,7 +147,7 @@ def test_a_delayed_child_is_released_scheduled(backend: Backend) -> None:
 )
 @pytest.mark.parametrize("how", ["dead", "cancelled", "rescued"])
 def test_rules_of_a_parent_ending_badly(
-    backend: Backend, rule: OnParentFailure, expected: JobState, how: str
+    backend: Backend, db_url: str, rule: OnParentFailure, expected: JobState, how: str
 ) -> None:
     nodes = [node("parent", max_attempts=1), node("child"), node("grandchild")]
     edges = [Edge(1, parent=0, on_failure=rule), Edge(2, parent=1)]
@@ -175,6 +175,9 @@ def test_rules_of_a_parent_ending_badly(
         assert job.finished_at is not None
     if expected is JobState.CANCELLED:
         assert job.finished_at is not None and job.errors == []
+    # Each change of the child is an event, once, whichever statement made it.
+    kinds = [e["kind"] for e in RawDB(db_url).events() if e["job_id"] == child]
+    assert kinds == ["enqueued", {JobState.AVAILABLE: "released"}.get(expected, str(expected))]
 
 
 def test_a_rescued_node_with_attempts_left_releases_nothing(backend: Backend) -> None:

@@ -356,8 +356,9 @@ class TokenStore(Protocol):
 
 
 class EventStore(Protocol):
-    """The change sequence: an event per change of a job's state (written by database
-    triggers in the transaction of the change), and applications' events on channels."""
+    """The change sequence: an event per change of a job's state (written in the
+    transaction of the change: by triggers on PostgreSQL, by the changing statements on
+    SQLite), and applications' events on channels."""
 
     def read(self, params: EventReadParams) -> builtins.list[Event]:
         """Committed events after a cursor, oldest first; a reader polling with the cursor

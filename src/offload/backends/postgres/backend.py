@@ -238,6 +238,7 @@ class PostgresBackend(SqlBackend):
     package: ClassVar[str] = "offload.backends.postgres"
     parallel_writes: ClassVar[bool] = True
     clock_per_statement: ClassVar[bool] = False
+    statement_events: ClassVar[bool] = False
 
     def __init__(
         self,

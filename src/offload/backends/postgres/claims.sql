@@ -246,11 +246,13 @@ WHERE j.id = l.id AND j.attempt = l.attempt AND j.worker = :worker AND j.state =
 RETURNING j.id, j.cancel_requested
 
 -- name: progress
+-- Store reported progress (the update trigger writes an event where it changed).
 UPDATE offload_jobs AS j
 SET progress = p.progress::json
 FROM json_to_recordset(:items::json) AS p(id bigint, attempt int, progress text)
 WHERE j.id = p.id AND j.attempt = p.attempt AND j.worker = :worker AND j.state = 'running'
   AND j.id = ANY(:ids)
+RETURNING j.id
 
 -- name: finish
 -- Record many outcomes at once; rows whose lease was taken over are left alone. With

@@ -55,5 +55,10 @@ WITH ins AS (
 SELECT tx::text AS tx, position, pg_notify('offload_events', '') FROM ins
 
 -- name: prune
--- Events past retention (offload_events_at, a BRIN index: time ascends with the table).
-DELETE FROM offload_events WHERE at < now() - make_interval(secs => :age)
+-- Up to :chunk events past retention (offload_events_at, a BRIN index: time ascends with
+-- the table); the caller repeats while a chunk is full.
+DELETE FROM offload_events
+WHERE (tx, position) IN (
+    SELECT tx, position FROM offload_events
+    WHERE at < now() - make_interval(secs => :age)
+    LIMIT :chunk)

@@ -90,10 +90,10 @@ class SqlClaims:
 
     def _started(self, cur: Any, rows: Sequence[Any]) -> Started:
         """Claimed rows decoded, each with its virtual deadline (`sort_at`); their `started`
-        events written in the claim's transaction where triggers leave them to it."""
+        events written in the claim's transaction where statements write them."""
         keys = column(cur, rows, "sort_at")
         started = list(zip(keys, jobs_from(cur, rows, self.db.time), strict=True))
-        self.db.events.written(cur, [job.id for _, job in started])
+        self.db.events.written(cur, [job.id for _, job in started], "started")
         return started
 
     def _values(self, params: ClaimParams) -> dict[str, Any]:
@@ -241,6 +241,8 @@ class SqlClaims:
                 self.q["progress"],
                 {"worker": worker, "items": items, "ids": [r.id for r in reports]},
             )
+            changed = [int(job_id) for job_id in column(cur, cur.fetchall(), "id")]
+            self.db.events.written(cur, changed, "progress")
 
     def finish(self, params: FinishParams) -> list[int]:
         outcomes = params.outcomes
@@ -292,7 +294,7 @@ class SqlClaims:
                 freed.add(str(queue))
             if waited_for and state in FINISHED:
                 ended.append(int(job_id))
-        self.db.events.written(cur, sorted(kept))  # after reading `cur`'s columns
+        self.db.events.written(cur, kept)  # after reading `cur`'s columns
         if ended:
             self.db.workflows.released(cur, ended)
         if freed:
@@ -310,7 +312,10 @@ class SqlClaims:
         }
         with self.db.tx(single=True, relaxed=True) as cur:
             cur.execute(self.q["release"], values)
-            queues = column(cur, cur.fetchall(), "queue")
+            rows = cur.fetchall()
+            queues = column(cur, rows, "queue")
+            released = [int(job_id) for job_id in column(cur, rows, "id")]
+            self.db.events.written(cur, released, "requeued")
             if queues:
                 self.db.wake(cur, set(queues))
         return len(queues)
@@ -321,19 +326,21 @@ class SqlClaims:
             cur.execute(self.q["rescue"], {"now": self.db.time_param(params.now)})
             rows = cur.fetchall()
             names = ("id", "queue", "state", "has_children")
-            ids, queues, ended = [], set(), []
+            ids, again, ended = [], {}, []
             for job_id, queue, state, waited_for in cells(cur, rows, *names):
                 ids.append(int(job_id))
                 if state == JobState.AVAILABLE:
-                    queues.add(str(queue))
+                    again[int(job_id)] = str(queue)
                 elif waited_for:
                     ended.append(int(job_id))
             ids.sort()
-            self.db.events.written(cur, ids)
+            # Back to the queue, or ended (dead; cancelled when a stop was asked for).
+            self.db.events.written(cur, [i for i in ids if i in again], "requeued")
+            self.db.events.written(cur, [i for i in ids if i not in again])
             if ended:
                 self.db.workflows.released(cur, ended)
-            if queues:
-                self.db.wake(cur, queues)
+            if again:
+                self.db.wake(cur, set(again.values()))
         return ids
 
 

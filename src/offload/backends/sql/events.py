@@ -1,11 +1,12 @@
 """The events area: reading the change sequence by cursor, its tail, applications' own
-events (notify), and pruning. The events of job changes are written by database triggers
-(migration 9 of each backend), in the transaction of the change; on SQLite, a drain's own
-changes by `written`, called in the claim's or outcome's transaction."""
+events (notify), and pruning. The events of job changes are written in the transaction of
+the change: by statement triggers on PostgreSQL (its migration 9), by the statements
+themselves on SQLite (`written`; its insert trigger writes an enqueue's).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -19,6 +20,11 @@ if TYPE_CHECKING:
     from offload.backends.sql.connector import SqlBackend
 
 
+#: Events a prune deletes per transaction, at most: writers wait behind one chunk, never
+#: behind a whole backlog (a first prune after a long time, a retention shortened).
+PRUNE_CHUNK = 5000
+
+
 class SqlEvents:
     """`EventStore` over a backend's `events.sql`."""
 
@@ -26,12 +32,20 @@ class SqlEvents:
         self.db = db
         self.q = db.q["events"]
 
-    def written(self, cur: Any, ids: Sequence[int]) -> None:
-        """In `cur`'s transaction, write the events of jobs `ids` just started or ended, on
-        a backend whose triggers leave those to the statements (an `events.sql` with
-        `written`: SQLite); elsewhere the triggers did."""
-        if ids and "written" in self.q.text:
-            cur.execute(self.q["written"], {"ids": orjson.dumps(list(ids)).decode()})
+    def written(self, cur: Any, ids: Collection[int], kind: str | None = None) -> None:
+        """In `cur`'s transaction, write the events of jobs `ids` that a statement of it
+        just changed, on a backend whose statements write them (`statement_events`);
+        elsewhere triggers did, and this does nothing.
+
+        `kind` names the change where the job's state does not tell it (`requeued`,
+        `progress`, `released`); without it the state does: running is `started`, any
+        other state its own name (a `retrying` or `dead` event carries the last error).
+        Call it once per kind, with only the ids the statement changed (its RETURNING),
+        in any order: the events go in id order."""
+        if ids and self.db.statement_events:
+            cur.execute(
+                self.q["written"], {"ids": orjson.dumps(sorted(ids)).decode(), "kind": kind}
+            )
 
     def read(self, params: EventReadParams) -> list[Event]:
         # One statement per filter shape, each with its own index: a catch-all condition
@@ -86,9 +100,15 @@ class SqlEvents:
         return EventCursor(int(tx), int(position))
 
     def prune(self, older_than: float) -> int:
-        with self.db.tx(single=True) as cur:
-            cur.execute(self.q["prune"], {"age": older_than})
-            return int(cur.rowcount)
+        """Delete events older than `older_than` seconds, `PRUNE_CHUNK` per transaction."""
+        removed = 0
+        while True:
+            with self.db.tx(single=True) as cur:
+                cur.execute(self.q["prune"], {"age": older_than, "chunk": PRUNE_CHUNK})
+                deleted = int(cur.rowcount)
+            removed += deleted
+            if deleted < PRUNE_CHUNK:
+                return removed
 
     def signal(self) -> Listener:
         return self.db.event_listener()

@@ -189,12 +189,14 @@ class SqlJobs:
             cur.execute(self.q["supersede"], values)
             rows = cur.fetchall()
             names = ("id", "queue", "state", "has_children")
-            ended = []
+            changed, ended = [], []
             for old_id, queue, state, waited_for in cells(cur, rows, *names):
+                changed.append(JobChange(int(old_id), queue, JobState(state)))
                 if state == JobState.RUNNING:
                     asked.add(queue)
                 elif waited_for:
                     ended.append(int(old_id))
+            self._written(cur, changed)
             if ended:
                 self.db.workflows.released(cur, ended)
         if asked:
@@ -268,12 +270,22 @@ class SqlJobs:
                 changed.append(JobChange(int(job_id), queue, JobState(state)))
                 if waited_for and state in FINISHED:
                     ended.append(int(job_id))
+            self._written(cur, changed)
             if ended:
                 self.db.workflows.released(cur, ended)
             woken = {c.queue for c in changed if c.state in (JobState.AVAILABLE, JobState.RUNNING)}
             if woken:
                 self.db.wake(cur, woken)
         return sorted(changed, key=lambda change: change.id)
+
+    def _written(self, cur: Any, changed: Sequence[JobChange]) -> None:
+        """The events of a cancel's or a retry's changes, in its transaction: a job
+        cancelled, or back in the queue (`requeued`); a running job asked to stop has not
+        changed state yet (its outcome tells)."""
+        cancelled = [c.id for c in changed if c.state is JobState.CANCELLED]
+        requeued = [c.id for c in changed if c.state in (JobState.AVAILABLE, JobState.SCHEDULED)]
+        self.db.events.written(cur, cancelled)
+        self.db.events.written(cur, requeued, "requeued")
 
     def _matching(self, where: JobFilter) -> dict[str, Any]:
         """The parameters of the `matching` fragment for a filter."""
@@ -344,6 +356,7 @@ class SqlJobs:
             changed = jobs_from(cur, cur.fetchall(), self.db.time)
             if changed:
                 job = changed[0]
+                self._written(cur, [JobChange(job.id, job.queue, job.state)])
                 if job.state is JobState.CANCELLED:
                     self.db.workflows.released(cur, [job.id])
                 if job.state in (JobState.AVAILABLE, JobState.RUNNING):

@@ -29,7 +29,9 @@ class SqlSweep:
     def shed(self, queue: str) -> list[int]:
         with self.db.tx(single=True) as cur:
             cur.execute(self.q["shed"], {"queue": queue})
-            return sorted(int(i) for i in column(cur, cur.fetchall(), "id"))
+            ids = sorted(int(i) for i in column(cur, cur.fetchall(), "id"))
+            self.db.events.written(cur, ids, "shed")
+        return ids
 
     def readmit(self, params: SweepReadmitParams) -> list[JobChange]:
         values = {
@@ -51,6 +53,7 @@ class SqlSweep:
                     strict=True,
                 )
             ]
+            self.db.events.written(cur, [c.id for c in changes], "requeued")
             if any(c.state is JobState.AVAILABLE for c in changes):
                 self.db.wake(cur, (params.queue,))
         return sorted(changes, key=lambda c: c.id)
@@ -69,7 +72,7 @@ class SqlSweep:
         with self.db.tx(single=True) as cur:
             cur.execute(self.q["take"], values)
             jobs = jobs_from(cur, cur.fetchall(), self.db.time)
-            self.db.events.written(cur, [job.id for job in jobs])
+            self.db.events.written(cur, [job.id for job in jobs], "started")
         return sorted(jobs, key=lambda job: (job.enqueued_at, job.id))
 
     def untake(self, params: ReleaseParams) -> int:
@@ -83,4 +86,6 @@ class SqlSweep:
         }
         with self.db.tx(single=True) as cur:
             cur.execute(self.q["untake"], values)
-            return len(cur.fetchall())
+            ids = sorted(int(i) for i in column(cur, cur.fetchall(), "id"))
+            self.db.events.written(cur, ids, "shed")  # back to shed, its attempt unspent
+        return len(ids)

@@ -100,14 +100,20 @@ class SqlWorkflows:
             children.append((child, n, verdict, message))
         cur.execute(self.q["count_down"], {"children": _json(children)})
         rows = cur.fetchall()
-        woken, ended = set(), []
+        woken, released, over, ended = set(), [], [], []
         for job_id, queue, state, waited_for in cells(
             cur, rows, "id", "queue", "state", "has_children"
         ):
             if state == JobState.AVAILABLE:
                 woken.add(str(queue))
-            elif state in FINISHED and waited_for:
-                ended.append(int(job_id))
+            if state in (JobState.AVAILABLE, JobState.SCHEDULED):
+                released.append(int(job_id))
+            elif state in FINISHED:
+                over.append(int(job_id))
+                if waited_for:
+                    ended.append(int(job_id))
+        self.db.events.written(cur, released, "released")
+        self.db.events.written(cur, over)
         if woken:
             self.db.wake(cur, woken)
         return ended

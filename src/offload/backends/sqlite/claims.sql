@@ -229,12 +229,15 @@ WHERE j.id = l.id AND j.attempt = l.attempt AND j.worker = :worker AND +j.state 
 RETURNING id, cancel_requested
 
 -- name: progress
+-- Store reported progress; the jobs whose progress changed (each a progress event).
 UPDATE offload_jobs AS j
 SET progress = p.progress
 FROM (SELECT value ->> 'id' AS id, value ->> 'attempt' AS attempt,
              value ->> 'progress' AS progress
       FROM json_each(:items)) AS p
 WHERE j.id = p.id AND j.attempt = p.attempt AND j.worker = :worker AND +j.state = 'running'
+  AND j.progress IS NOT p.progress
+RETURNING id
 
 -- name: finish
 -- Record many outcomes at once; rows whose lease was taken over are left alone. With
