@@ -1,4 +1,5 @@
-"""Fixtures of the bad-input tests: an `echo` task and a guard that nothing stored changes."""
+"""Fixtures of the conformance tests: an `echo` task and a guard that nothing stored
+changes (the bad-input tests), and a registered worker's wake-up channel."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Any
 import pytest
 
 import offload
+from offload.backends.base import Listener
+from offload.core.records import WorkerInfo
 from tests.conformance.helpers import RawDB
 
 
@@ -29,3 +32,15 @@ def stored(app: offload.App, echo: offload.Task[..., Any], db_url: str) -> Itera
     yield
     assert raw.all_rows() == before, "a refused call changed stored jobs"
     assert raw.events() == events, "a refused call stored an event"
+
+
+@pytest.fixture
+def listener(app: offload.App) -> Iterator[Listener]:
+    """A worker's wake-up channel, registered so that SQLite producers know its address."""
+    channel = app.backend.listener()
+    now = app.backend.now()
+    app.backend.workers.register(
+        WorkerInfo("w1", "host", 1, ["default"], 1, now, now, wake=channel.address)
+    )
+    yield channel
+    channel.close()

@@ -8,6 +8,7 @@ Queries are written with `?` placeholders; they become `%s` for psycopg.
 from __future__ import annotations
 
 import itertools
+import select
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from typing import Any
 import orjson
 import psycopg
 
-from offload.backends.base import Backend
+from offload.backends.base import Backend, Listener
 from offload.backends.params import ClaimParams, FinishParams, JobInsertParams, Lease, Outcome
 from offload.core.job import Job, JobSpec, Payload
 from offload.core.shaping import KeyRules
@@ -224,3 +225,10 @@ def finish_next(backend: Backend, state: JobState, queue: str = "default") -> in
         outcome = Outcome(job.id, job.attempt, state, error=error, delay=60.0)
     assert backend.claims.finish(FinishParams("w1", [outcome])) == []
     return job.id
+
+
+def woken(listener: Listener, timeout: float = 5.0) -> bool:
+    """Whether a wake-up reaches `listener` within `timeout` seconds (drained after)."""
+    ready = bool(select.select([listener.fileno()], [], [], timeout)[0])
+    listener.drain()
+    return ready

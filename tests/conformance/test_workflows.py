@@ -3,7 +3,6 @@ the transaction that ends its last parent, once per edge, on every path that end
 
 from __future__ import annotations
 
-import select
 import sqlite3
 import threading
 import time
@@ -36,7 +35,6 @@ from offload.core.errors import (
 )
 from offload.core.flow import QueuePolicy
 from offload.core.job import Job, JobSpec, Payload
-from offload.core.records import WorkerInfo
 from offload.core.states import JobState
 from offload.core.workflow import Edge, Node, OnParentFailure, Takes
 from tests.conformance.helpers import (
@@ -47,6 +45,7 @@ from tests.conformance.helpers import (
     insert,
     is_sqlite,
     sqlite_path,
+    woken,
 )
 
 FAIL, CANCEL, RUN = OnParentFailure.FAIL, OnParentFailure.CANCEL, OnParentFailure.RUN
@@ -494,30 +493,13 @@ def test_prune_drops_edges_and_empty_workflows(backend: Backend, db_url: str) ->
 # -- wake-ups --------------------------------------------------------------------------
 
 
-@pytest.fixture
-def listener(app: offload.App) -> Iterator[Listener]:
-    channel = app.backend.listener()
-    now = app.backend.now()
-    app.backend.workers.register(
-        WorkerInfo("w1", "host", 1, ["default"], 1, now, now, wake=channel.address)
-    )
-    yield channel
-    channel.close()
-
-
-def _woken(listener: Listener, timeout: float = 5.0) -> bool:
-    ready = bool(select.select([listener.fileno()], [], [], timeout)[0])
-    listener.drain()
-    return ready
-
-
 def test_a_release_wakes_workers(backend: Backend, listener: Listener) -> None:
     ids = store(backend, *chain(2))
-    assert _woken(listener)
+    assert woken(listener)
     jobs = claim(backend)
-    assert not _woken(listener, 0.2)
+    assert not woken(listener, 0.2)
     end(backend, jobs, JobState.SUCCEEDED)
-    assert _woken(listener)
+    assert woken(listener)
     assert state(backend, ids[1]) is JobState.AVAILABLE
 
 

@@ -34,7 +34,7 @@ from offload.core.job import Job
 from offload.core.records import JobChange
 from offload.core.serialization import dumps_args
 from offload.core.states import JobState
-from offload.core.wire import ERRORS
+from offload.core.wire import BODY_OPTIONS, ERRORS
 from offload.task import Call
 
 log = logging.getLogger("offload.client")
@@ -90,19 +90,7 @@ class EnqueueOptions(TypedDict, total=False):
     retry_for: float
 
 
-#: The options sent in the body as they are (`run_at` is sent as RFC 3339 text).
-_BODY_OPTIONS = (
-    "queue",
-    "priority",
-    "delay",
-    "max_attempts",
-    "unique",
-    "replace",
-    "channel",
-    "depends_on",
-    "on_parent_failure",
-)
-_OPTIONS = (*_BODY_OPTIONS, "run_at", "idempotency_key", "retry", "retry_for")
+_OPTIONS = (*BODY_OPTIONS, "run_at", "idempotency_key", "retry", "retry_for")
 #: How long `retry=True` keeps trying when `retry_for` is not given, in seconds.
 DEFAULT_RETRY_FOR = 30.0
 #: Backoff between tries: from BACKOFF_BASE doubling up to BACKOFF_MAX, never shorter
@@ -389,7 +377,7 @@ def _body(task: str, options: EnqueueOptions) -> tuple[dict[str, Any], float | N
         hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(_OPTIONS)}"
         raise ValidationError(f"unknown enqueue option {unknown[0]!r}{hint}")
     body: dict[str, Any] = {"task": task}
-    for name in _BODY_OPTIONS:
+    for name in BODY_OPTIONS:
         value = options.get(name)
         if value is not None:
             body[name] = value

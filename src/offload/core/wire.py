@@ -62,5 +62,19 @@ ERRORS: dict[type[OffloadError], tuple[int, str]] = {
     OffloadError: (500, "error"),
 }
 
+#: The enqueue options a `POST /v1/jobs` body carries as they are, by their `Task.options`
+#: name (`run_at` travels as RFC 3339 text; the idempotency key as a header).
+BODY_OPTIONS = (
+    "queue",
+    "priority",
+    "delay",
+    "max_attempts",
+    "unique",
+    "replace",
+    "channel",
+    "depends_on",
+    "on_parent_failure",
+)
+
 #: The error `type` a request answers with when its body did not arrive in time (408).
 BODY_TIMEOUT = "body_timeout"

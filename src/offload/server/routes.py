@@ -25,6 +25,7 @@ from offload.core.records import JobChange
 from offload.core.selection import JobSelection
 from offload.core.times import parse_time
 from offload.core.tokens import Scope
+from offload.core.wire import BODY_OPTIONS
 from offload.server.body import query, read_json, validators
 from offload.server.broadcast import EventFilter
 from offload.server.errors import (
@@ -42,18 +43,6 @@ from offload.server.streams import Streams
 T = TypeVar("T")
 Handler = Callable[[Request], Awaitable[Response]]
 
-#: The enqueue options a body may carry, by their `Task.options` name.
-_OPTIONS = (
-    "queue",
-    "priority",
-    "delay",
-    "max_attempts",
-    "unique",
-    "replace",
-    "channel",
-    "depends_on",
-    "on_parent_failure",
-)
 _INTEGER = re.compile(r"-?0*[0-9]{1,19}")
 #: An Authorization header with a bearer token (the scheme's case does not matter).
 _BEARER = re.compile(r"bearer +(\S+) *", re.IGNORECASE)
@@ -354,7 +343,7 @@ def _resume_from(request: Request, given: dict[str, Any]) -> EventCursor | None:
 
 def _options(body: dict[str, Any]) -> dict[str, Any]:
     """The `Task.options` of an enqueue body (`run_at` read as an aware datetime)."""
-    options = {name: body[name] for name in _OPTIONS if name in body}
+    options = {name: body[name] for name in BODY_OPTIONS if name in body}
     if "run_at" in body:
         options["at"] = _moment("run_at", body["run_at"])
     return options
