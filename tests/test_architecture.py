@@ -31,7 +31,7 @@ LAYERS = {
 }
 #: The storage areas of the SQL backends: each runs its own queries and imports no other
 #: area (the connector hands them to each other at run time).
-AREAS = ("jobs", "claims", "schedules", "workers", "schema", "sweep", "tokens")
+AREAS = ("jobs", "claims", "schedules", "workers", "schema", "sweep", "tokens", "topics")
 
 
 def imports_of(path: Path) -> set[str]:

@@ -18,6 +18,7 @@ from offload.core.job import Job, JobSpec, Payload
 from offload.core.schedule import ScheduleDef
 from offload.core.states import JobState
 from offload.core.tokens import Scope
+from offload.core.topics import Start
 from offload.core.workflow import Edge, Node, ParentOutcome
 
 # -- jobs -------------------------------------------------------------------------------
@@ -415,6 +416,62 @@ class WorkflowListParams:
     limit: int = 50
 
 
+# -- topics -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PublishParams:
+    """Messages appended to `topic` in one transaction (`conn`: the caller's), each a (key,
+    value as JSON text) pair; the offsets given are returned by position."""
+
+    topic: str
+    messages: Sequence[tuple[str | None, str]]
+    conn: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeParams:
+    """Store group `group` of `topic` unless it exists, its cursor placed by `start`
+    (`offload.core.topics.Start`); an existing group keeps its cursor and takes
+    `ordered_by_key` as declared."""
+
+    topic: str
+    group: str
+    start: Start = "latest"
+    ordered_by_key: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PumpParams:
+    """Hand up to `limit` messages after group `group`'s cursor to its queue as jobs of
+    `spec` (whose queue is the group's), and move the cursor past them."""
+
+    topic: str
+    group: str
+    spec: JobSpec
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayParams:
+    """Move group `group`'s cursor to `offset`, or before the first message published at
+    or after `at` (exactly one of the two)."""
+
+    topic: str
+    group: str
+    offset: int | None = None
+    at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageReadParams:
+    """Up to `limit` retained messages of `topic` after offset `after`, oldest first."""
+
+    topic: str
+    after: int = 0
+    limit: int = 500
+
+
 __all__ = [
     "ClaimParams",
     "Claimed",
@@ -429,16 +486,21 @@ __all__ = [
     "JobRetryManyParams",
     "JobRetryParams",
     "Lease",
+    "MessageReadParams",
     "NotifyParams",
     "Outcome",
     "ParentsRead",
     "ParentsReadParams",
     "ProgressReport",
+    "PublishParams",
+    "PumpParams",
     "QueueChangeParams",
     "ReleaseParams",
+    "ReplayParams",
     "RescueParams",
     "ResultsPageParams",
     "ScheduleFireParams",
+    "SubscribeParams",
     "SweepReadmitParams",
     "SweepTakeParams",
     "TokenCreateParams",
