@@ -28,6 +28,7 @@ from offload.core.errors import (
     ConfigurationError,
     DuplicateJob,
     Forbidden,
+    GroupNotFound,
     IdempotencyConflict,
     InvalidTransition,
     InvalidWorkflow,
@@ -36,6 +37,7 @@ from offload.core.errors import (
     JobNotFound,
     LeaseLost,
     OffloadError,
+    OffsetOutOfRange,
     OutcomeUnknown,
     Overloaded,
     ParentFailed,
@@ -63,6 +65,7 @@ from offload.core.records import ScheduleState, WorkerInfo
 from offload.core.schedule import Misfire
 from offload.core.shaping import Unique
 from offload.core.states import JobState
+from offload.core.topics import GroupState, Message, TopicState
 from offload.core.workflow import OnParentFailure, ParentOutcome, WorkflowState
 from offload.handle import JobHandle
 from offload.runtime.context import JobContext, current_job
@@ -94,6 +97,8 @@ __all__ = [
     "Event",
     "EventCursor",
     "Forbidden",
+    "GroupNotFound",
+    "GroupState",
     "IdempotencyConflict",
     "InvalidTransition",
     "InvalidWorkflow",
@@ -106,8 +111,10 @@ __all__ = [
     "JobNotFound",
     "JobState",
     "LeaseLost",
+    "Message",
     "Misfire",
     "OffloadError",
+    "OffsetOutOfRange",
     "OnParentFailure",
     "OutcomeUnknown",
     "Overloaded",
@@ -129,6 +136,7 @@ __all__ = [
     "Signature",
     "StorageFull",
     "Task",
+    "TopicState",
     "Unauthorized",
     "Unique",
     "UnknownDependency",

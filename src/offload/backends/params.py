@@ -176,6 +176,8 @@ class Outcome:
 
     `state` is succeeded, retrying (then `delay` seconds until the next attempt), dead or
     cancelled; `error` is the JSON text of one error entry, `result` the JSON text of a result.
+    `publish`: messages (topic, key, value JSON text) published in the transaction that
+    records the outcome, if it is recorded (a pipeline stage's output).
     """
 
     id: int
@@ -184,6 +186,7 @@ class Outcome:
     result: str | None = None
     error: str | None = None
     delay: float = 0.0
+    publish: tuple[tuple[str, str | None, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,17 +46,23 @@ class SqlTopics:
         count = len(params.messages)
         if not count:
             return []
-        messages = orjson.dumps([[key, orjson.Fragment(value)] for key, value in params.messages])
         with self.db.tx(params.conn) as cur:
-            cur.execute(self.q["advance"], {"topic": params.topic, "n": count})
-            last = int(cur.fetchone()[0])
-            first = last - count + 1
-            values = {"topic": params.topic, "first": first, "messages": messages.decode()}
-            cur.execute(self.q["append"], values)
-            cur.execute(self.q["names"], {"topic": params.topic})
-            groups = [str(row[0]) for row in cur.fetchall()]
-            if groups:  # their members pump at once, not at their next poll
-                self.db.wake(cur, [group_queue(params.topic, group) for group in groups])
+            return self.append(cur, params.topic, params.messages)
+
+    def append(self, cur: Any, topic: str, messages: Sequence[tuple[str | None, str]]) -> list[int]:
+        """Publish (key, value JSON text) pairs in `cur`'s transaction (a publish, or the
+        outcome of a pipeline stage); return their offsets. The topic row stays locked
+        until that transaction ends."""
+        count = len(messages)
+        cur.execute(self.q["advance"], {"topic": topic, "n": count})
+        last = int(cur.fetchone()[0])
+        first = last - count + 1
+        pairs = orjson.dumps([[key, orjson.Fragment(value)] for key, value in messages])
+        cur.execute(self.q["append"], {"topic": topic, "first": first, "messages": pairs.decode()})
+        cur.execute(self.q["names"], {"topic": topic})
+        groups = [str(row[0]) for row in cur.fetchall()]
+        if groups:  # their members pump at once, not at their next poll
+            self.db.wake(cur, [group_queue(topic, group) for group in groups])
         return list(range(first, last + 1))
 
     def read(self, params: MessageReadParams) -> builtins.list[Message]:
