@@ -754,7 +754,8 @@ class Worker:
         serve: their jobs would wait here for ever, unseen, if no other worker serves it."""
         unserved: dict[str, list[str]] = {}
         for definition in self.registry.definitions():
-            if definition.options.queue not in self.queues:
+            # A group left out (`groups`) is left out on purpose: its members are elsewhere.
+            if definition.options.queue not in self.queues and definition.subscription is None:
                 unserved.setdefault(definition.options.queue, []).append(definition.name)
         for queue, names in sorted(unserved.items()):
             shown = ", ".join(names[:_NAMES_SHOWN])
