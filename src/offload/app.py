@@ -22,6 +22,7 @@ from offload.backends.params import (
     PublishParams,
     QueueChangeParams,
     ReplayParams,
+    RetentionParams,
     SubscribeParams,
     TokenCreateParams,
     WorkflowInserted,
@@ -338,6 +339,24 @@ class App:
             raise ValidationError(f"at must be an aware datetime, got {shorten(at)}")
         self.ready()
         return self.backend.topics.replay(ReplayParams(topic, group, offset, at))
+
+    def set_retention(
+        self, topic: str, *, days: float | None = None, max_messages: int | None = None
+    ) -> None:
+        """Keep `topic`'s messages `days` days and at most `max_messages` of them (None: no
+        bound of that kind; both None: kept for ever). The scheduler prunes the rest; a
+        group that had not had them yet skips them, and its `skipped` count says so."""
+        check_topic_name("topic", topic)
+        number = not isinstance(days, bool) and isinstance(days, int | float)
+        if days is not None and not (number and 0 < days < 1e6):
+            raise ValidationError(f"days must be a number > 0, got {shorten(days)}")
+        if max_messages is not None:
+            check_count("max_messages", max_messages, ValidationError)
+            if max_messages >= 2**63:
+                raise ValidationError(f"max_messages must be below 2**63, got {max_messages}")
+        seconds = None if days is None else float(days) * 86400.0
+        self.ready()
+        self.backend.topics.retain(RetentionParams(topic, seconds, max_messages))
 
     def _subscribe(self, subscription: Subscription) -> None:
         """Store a declared group unless it exists (its ordering follows the code)."""

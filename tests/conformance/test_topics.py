@@ -24,6 +24,7 @@ from offload.backends.params import (
     PublishParams,
     PumpParams,
     ReplayParams,
+    RetentionParams,
     SubscribeParams,
 )
 from offload.core.errors import GroupNotFound, OffsetOutOfRange
@@ -288,3 +289,44 @@ def test_open_publishing_transactions_never_make_a_reader_skip(
     assert Counter(handed) == Counter(committed)  # each once, none missing
     # Rolled-back publishes gave their offsets back: the log has no hole.
     assert sorted(committed) == list(range(1, len(committed) + 1))
+
+
+def test_retention_by_count_prunes_the_oldest_and_counts_skips(backend: Backend) -> None:
+    subscribe(backend, "t", "behind")
+    subscribe(backend, "t", "ahead")
+    subscribe(backend, "other", "g")
+    publish(backend, "t", *range(10))
+    publish(backend, "other", *range(10))  # no retention: kept whole
+    pump(backend, "t", "ahead")
+    pump(backend, "t", "behind", limit=2)
+    assert backend.topics.prune() == 0  # no retention set yet
+    backend.topics.retain(RetentionParams("t", max_messages=4))
+    assert backend.topics.prune() == 6
+    assert backend.topics.prune() == 0
+    listed = {t.name: t for t in backend.topics.list()}
+    assert (listed["t"].messages, listed["t"].first, listed["t"].last) == (4, 7, 10)
+    assert listed["t"].retention_messages == 4 and listed["t"].retention_seconds is None
+    groups = {g.name: (g.cursor, g.skipped, g.lag) for g in listed["t"].groups}
+    # "behind" had 2 handed out (running: lag), skipped 3..6, and 7..10 are still to come.
+    assert groups == {"ahead": (10, 0, 10), "behind": (6, 4, 6)}
+    assert listed["other"].messages == 10
+    assert pump(backend, "t", "behind") == 4
+    assert sorted(offsets(take(backend, "t", "behind"))) == [1, 2, 7, 8, 9, 10]
+
+
+def test_retention_by_time_removes_only_what_is_older(backend: Backend) -> None:
+    subscribe(backend, "t", "g")
+    publish(backend, "t", 1, 2, 3)
+    backend.topics.retain(RetentionParams("t", seconds=60.0))
+    assert backend.topics.prune() == 0
+    later = backend.now() + timedelta(seconds=30)
+    assert backend.topics.prune(later) == 0
+    publish(backend, "t", 4)
+    much_later = backend.now() + timedelta(seconds=120)
+    assert backend.topics.prune(much_later) == 4
+    (g,) = [g for t in backend.topics.list() for g in t.groups]
+    assert (g.cursor, g.skipped, g.lag) == (4, 4, 0)
+    # A replay to before what is retained moves the cursor to just before it.
+    publish(backend, "t", 5)
+    assert backend.topics.replay(ReplayParams("t", "g", offset=0)) == 4
+    assert pump(backend, "t", "g") == 1

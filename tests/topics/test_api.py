@@ -174,3 +174,36 @@ def test_bad_messages_and_replays_store_nothing(app: offload.App, db_url: str) -
         app.replay("t", "g")
     after = raw.query("SELECT * FROM offload_messages"), raw.query("SELECT * FROM offload_groups")
     assert after == before
+
+
+def test_the_scheduler_prunes_by_retention(app: offload.App) -> None:
+    @app.subscriber("t", group="g")
+    def handle(message: offload.Message) -> None: ...
+
+    app.set_retention("t", max_messages=2)
+    app.publish_many("t", list(range(5)))
+    app.scheduler().prune()
+    (topic,) = app.topics()
+    assert (topic.messages, topic.first, topic.retention_messages) == (2, 4, 2)
+    assert [(g.cursor, g.skipped, g.lag) for g in topic.groups] == [(3, 3, 2)]
+    app.set_retention("t", days=7)  # each call sets both bounds
+    (topic,) = app.topics()
+    assert (topic.retention_seconds, topic.retention_messages) == (7 * 86400.0, None)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"days": 0},
+        {"days": -1},
+        {"days": float("nan")},
+        {"days": True},
+        {"max_messages": 0},
+        {"max_messages": 1.5},
+        {"max_messages": 2**63},
+    ],
+)
+def test_bad_retention_stores_nothing(app: offload.App, bad: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        app.set_retention("t", **bad)
+    assert app.topics() == []

@@ -45,6 +45,7 @@ from offload.backends.params import (
     ReplayParams,
     RescueParams,
     ResultsPageParams,
+    RetentionParams,
     ScheduleFireParams,
     SubscribeParams,
     SweepReadmitParams,
@@ -452,6 +453,16 @@ class TopicStore(Protocol):
 
     def list(self) -> builtins.list[TopicState]:
         """Every topic with its size, retention and groups (cursor, lag, dead, skipped)."""
+        ...
+
+    def retain(self, params: RetentionParams) -> None:
+        """Set a topic's retention (storing the topic if new)."""
+        ...
+
+    def prune(self, now: datetime | None = None) -> int:
+        """Delete messages past their topic's retention, by time (as of `now`, default the
+        database's) and count; a group that had not had them yet moves past them and counts
+        them as skipped. Returns how many were deleted."""
         ...
 
 

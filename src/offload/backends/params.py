@@ -467,6 +467,16 @@ class ReplayParams:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionParams:
+    """Keep `topic`'s messages for `seconds` and at most `max_messages` of them (None: no
+    bound of that kind)."""
+
+    topic: str
+    seconds: float | None = None
+    max_messages: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class MessageReadParams:
     """Up to `limit` retained messages of `topic` after offset `after`, oldest first."""
 
@@ -502,6 +512,7 @@ __all__ = [
     "ReplayParams",
     "RescueParams",
     "ResultsPageParams",
+    "RetentionParams",
     "ScheduleFireParams",
     "SubscribeParams",
     "SweepReadmitParams",

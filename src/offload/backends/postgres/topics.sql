@@ -96,3 +96,34 @@ ORDER BY t.name
 -- name: names
 -- The groups of a topic, for "did you mean".
 SELECT name FROM offload_groups WHERE topic = :topic ORDER BY name
+
+-- name: retain
+-- A topic's retention (NULL: no bound of that kind); the topic is stored if new.
+INSERT INTO offload_topics (name, retention_seconds, retention_messages)
+VALUES (:topic, :seconds, :most)
+ON CONFLICT (name) DO UPDATE
+SET retention_seconds = excluded.retention_seconds,
+    retention_messages = excluded.retention_messages
+
+-- name: retained
+-- Topics with a retention, and the newest offset each has given.
+SELECT name, last_offset, retention_seconds, retention_messages FROM offload_topics
+WHERE retention_seconds IS NOT NULL OR retention_messages IS NOT NULL
+ORDER BY name
+
+-- name: first_kept
+-- The oldest message retention by time keeps (NULL: none): offsets are given in commit
+-- order but a publish's time is its transaction's start, so the first message at or
+-- after the cutoff bounds what goes, and nothing newer than the cutoff is removed.
+SELECT min(position) FROM offload_messages
+WHERE topic = :topic AND published_at >= {at} - make_interval(secs => :seconds)
+
+-- name: skip
+-- Groups behind the new floor: the messages they never had count as skipped, and their
+-- cursor moves up to it. Each row's lock is taken in turn with the pumps' (a pump that
+-- moved the cursor meanwhile is read again), so nothing handed out counts as skipped.
+UPDATE offload_groups SET skipped = skipped + (:floor - cursor), cursor = :floor
+WHERE topic = :topic AND cursor < :floor
+
+-- name: prune
+DELETE FROM offload_messages WHERE topic = :topic AND position <= :floor

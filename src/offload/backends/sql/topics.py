@@ -22,6 +22,7 @@ from offload.backends.params import (
     PublishParams,
     PumpParams,
     ReplayParams,
+    RetentionParams,
     SubscribeParams,
 )
 from offload.backends.sql.rows import Columns, cells
@@ -105,22 +106,22 @@ class SqlTopics:
         return cursor
 
     def _place(self, cur: Any, topic: str, start: Start) -> int:
-        """The cursor that `start` names on `topic`, read in `cur`'s transaction."""
+        """The cursor that `start` names on `topic`, read in `cur`'s transaction: an
+        offset below the oldest retained message means just before it."""
         cur.execute(self.q["topic"], {"topic": topic})
         row = cur.fetchone()
         last = 0 if row is None else int(row[0])
         if start == "latest":
             return last
-        if isinstance(start, int):
-            if start > last:
-                raise OffsetOutOfRange(topic, start, last)
-            return start
+        if isinstance(start, int) and start > last:
+            raise OffsetOutOfRange(topic, start, last)
         if isinstance(start, datetime):
             cur.execute(self.q["first_at"], {"topic": topic, "at": self.db.time_param(start)})
-        else:  # earliest
+        else:  # earliest, or an offset: not below what is retained (lag counts from it)
             cur.execute(self.q["first"], {"topic": topic})
         first = cur.fetchone()[0]
-        return last if first is None else int(first) - 1
+        floor = last if first is None else int(first) - 1
+        return max(start, floor) if isinstance(start, int) else floor
 
     def pump(self, params: PumpParams) -> int:
         topic, group, spec = params.topic, params.group, params.spec
@@ -198,6 +199,37 @@ class SqlTopics:
                 )
                 for name, count, first, last, seconds, most in cells(cur, rows, *names)
             ]
+
+    # -- retention ----------------------------------------------------------------------
+
+    def retain(self, params: RetentionParams) -> None:
+        values = {"topic": params.topic, "seconds": params.seconds, "most": params.max_messages}
+        with self.db.tx(single=True) as cur:
+            cur.execute(self.q["retain"], values)
+
+    def prune(self, now: datetime | None = None) -> int:
+        with self.db.read() as cur:
+            cur.execute(self.q["retained"])
+            names = ("name", "last_offset", "retention_seconds", "retention_messages")
+            topics = list(cells(cur, cur.fetchall(), *names))
+        removed = 0
+        for topic, last, seconds, most in topics:
+            with self.db.tx() as cur:  # one topic at a time: short transactions
+                floor = 0 if most is None else int(last) - int(most)
+                if seconds is not None:
+                    at = self.db.time_param(now)
+                    cur.execute(
+                        self.q["first_kept"], {"topic": topic, "seconds": seconds, "now": at}
+                    )
+                    kept = cur.fetchone()[0]
+                    floor = max(floor, int(last) if kept is None else int(kept) - 1)
+                if floor <= 0:
+                    continue
+                values = {"topic": topic, "floor": floor}
+                cur.execute(self.q["skip"], values)
+                cur.execute(self.q["prune"], values)
+                removed += int(cur.rowcount)
+        return removed
 
 
 def _delivery(topic: str, row: Sequence[Any], c: Columns, at: datetime) -> str:

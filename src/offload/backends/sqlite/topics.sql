@@ -75,3 +75,26 @@ ORDER BY t.name
 -- name: names
 -- The groups of a topic, for "did you mean".
 SELECT name FROM offload_groups WHERE topic = :topic ORDER BY name
+
+-- name: retain
+INSERT INTO offload_topics (name, retention_seconds, retention_messages)
+VALUES (:topic, :seconds, :most)
+ON CONFLICT (name) DO UPDATE
+SET retention_seconds = excluded.retention_seconds,
+    retention_messages = excluded.retention_messages
+
+-- name: retained
+SELECT name, last_offset, retention_seconds, retention_messages FROM offload_topics
+WHERE retention_seconds IS NOT NULL OR retention_messages IS NOT NULL
+ORDER BY name
+
+-- name: first_kept
+SELECT min(position) FROM offload_messages
+WHERE topic = :topic AND published_at >= {at} - :seconds
+
+-- name: skip
+UPDATE offload_groups SET skipped = skipped + (:floor - cursor), cursor = :floor
+WHERE topic = :topic AND cursor < :floor
+
+-- name: prune
+DELETE FROM offload_messages WHERE topic = :topic AND position <= :floor
