@@ -58,6 +58,7 @@ def test_public_surface_is_pinned() -> None:
         "BatchResultMismatch",
         "Call",
         "ConfigurationError",
+        "Delivery",
         "DuplicateJob",
         "Event",
         "EventCursor",
@@ -117,6 +118,7 @@ def test_public_surface_is_pinned() -> None:
         "chain",
         "chord",
         "current_job",
+        "current_message",
         "group",
     ]
     for name in offload.__all__:

@@ -69,6 +69,7 @@ from offload.core.topics import GroupState, Message, TopicState
 from offload.core.workflow import OnParentFailure, ParentOutcome, WorkflowState
 from offload.handle import JobHandle
 from offload.runtime.context import JobContext, current_job
+from offload.runtime.delivery import Delivery, current_message
 from offload.server import asgi
 from offload.workflow import (
     Signature,
@@ -93,6 +94,7 @@ __all__ = [
     "BatchResultMismatch",
     "Call",
     "ConfigurationError",
+    "Delivery",
     "DuplicateJob",
     "Event",
     "EventCursor",
@@ -152,5 +154,6 @@ __all__ = [
     "chain",
     "chord",
     "current_job",
+    "current_message",
     "group",
 ]

@@ -99,12 +99,12 @@ from offload.core.topics import (
     check_offset,
     check_start,
     check_topic_name,
-    deliver,
 )
 from offload.core.workflow import DEFAULT_PARENT_RESULTS_LIMIT
 from offload.handle import JobHandle
 from offload.runtime.batch import batch_runner
 from offload.runtime.context import current_job
+from offload.runtime.delivery import deliver
 from offload.task import Call, Task, TaskDecorator, call
 from offload.workflow import (
     MAP_TASK,
@@ -298,7 +298,8 @@ class App:
         options (those of `App.task`, less `queue`: the group has its own). With
         `ordered_by_key`, a message is not started while an earlier one of its key is
         unfinished. With `publish_to`, a returned value other than None is published there
-        (with the message's key) in the transaction that acknowledges the message.
+        (with the message's key) in the transaction that acknowledges the message, as are
+        the messages it publishes with `offload.current_message().publish(topic, value)`.
         """
         check_topic_name("topic", topic)
         check_topic_name("group", group)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import offload
+from offload.backends.params import MessageReadParams
 from offload.core.errors import GroupNotFound, OffsetOutOfRange, ValidationError
 from tests.conformance.helpers import RawDB
 
@@ -207,3 +208,35 @@ def test_bad_retention_stores_nothing(app: offload.App, bad: dict[str, Any]) -> 
     with pytest.raises(ValidationError):
         app.set_retention("t", **bad)
     assert app.topics() == []
+
+
+def test_a_subscriber_publishes_with_current_message(app: offload.App) -> None:
+    @app.subscriber("orders", group="splitter", max_attempts=1)
+    def split(message: offload.Message) -> int:
+        delivery = offload.current_message()
+        assert delivery.message == message
+        for item in message.value:
+            delivery.publish("items", item, key=message.key)
+        if message.value == ["bad"]:
+            delivery.publish("items", {1, 2})  # not JSON: the run fails, nothing published
+        delivery.publish("audit", {"order": message.offset})
+        return len(message.value)
+
+    app.publish("orders", ["a", "b"], key="k1")
+    app.publish("orders", ["bad"], key="k2")
+    app.publish("orders", [], key="k3")
+    run(app)
+    items = app.backend.topics.read(MessageReadParams("items"))
+    assert [(m.offset, m.key, m.value) for m in items] == [(1, "k1", "a"), (2, "k1", "b")]
+    audit = app.backend.topics.read(MessageReadParams("audit"))
+    assert sorted(m.value["order"] for m in audit) == [1, 3]
+    results = sorted(job.result for job in app.jobs(state="succeeded"))
+    assert results == [0, 2]  # the value returned, without what it published
+    (dead,) = app.jobs(state="dead")
+    assert dead.last_error is not None
+    assert dead.last_error["type"] == "offload.core.errors.SerializationError"
+
+
+def test_current_message_outside_a_subscriber_raises() -> None:
+    with pytest.raises(offload.OffloadError, match="outside a subscriber"):
+        offload.current_message()

@@ -10,10 +10,7 @@ task (a "pump"), so leases, retries, backoff and dead jobs work as for any job.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, TypeAlias
@@ -117,7 +114,8 @@ class Message:
 class Subscription:
     """A consumer group as the code declares it (`App.subscriber`): stored at the app's
     first use, served by the workers that load the app. `publish_to`: the topic a
-    delivery's returned value is published to, in the transaction that acknowledges it."""
+    delivery's returned value is published to, in the transaction that acknowledges it
+    (see `offload.runtime.delivery`)."""
 
     topic: str
     group: str
@@ -129,22 +127,6 @@ class Subscription:
     def queue(self) -> str:
         """The queue its deliveries wait in."""
         return group_queue(self.topic, self.group)
-
-
-def deliver(fn: Callable[[Message], Any]) -> Callable[[dict[str, Any]], Any]:
-    """The task function of a subscriber: a delivery job's argument (`Message.to_json`)
-    as the `Message` `fn` takes (awaited when `fn` is async)."""
-    if inspect.iscoroutinefunction(fn):
-
-        async def run_async(message: dict[str, Any]) -> Any:
-            return await fn(Message.from_json(message))
-
-        return functools.wraps(fn)(run_async)
-
-    def run(message: dict[str, Any]) -> Any:
-        return fn(Message.from_json(message))
-
-    return functools.wraps(fn)(run)
 
 
 @dataclass(frozen=True, slots=True)

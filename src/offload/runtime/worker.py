@@ -58,6 +58,7 @@ from offload.core.topics import Subscription
 from offload.core.workflow import DEFAULT_PARENT_RESULTS_LIMIT, Takes, with_parents
 from offload.runtime import joblog
 from offload.runtime.batch import gather, split
+from offload.runtime.delivery import unwrap
 from offload.runtime.executor import Event, Finished, Progress, SelfPipe
 from offload.runtime.observer import JobObserver
 from offload.runtime.outage import Outage, passing
@@ -657,15 +658,20 @@ class Worker:
         return outcome_of(f, _DEFAULT_RETRY if options is None else options.retry)
 
     def _routed(self, job: Job, outcome: Outcome) -> Outcome:
-        """A subscriber's success with its returned value to publish to its `publish_to`
-        topic (with the message's key), in the transaction recording it."""
-        pump = self._pumps.get(job.queue)
-        if pump is None or pump[0].publish_to is None or outcome.state != JobState.SUCCEEDED:
+        """A subscriber's success: its result out of the envelope its run returned, with
+        the messages it publishes in the transaction recording it (`unwrap`)."""
+        if outcome.state != JobState.SUCCEEDED or outcome.result is None:
             return outcome
-        if outcome.result is None or outcome.result == "null":
+        # By the task, not the groups served: a worker told to claim from a group's queue
+        # it does not pump for still records its deliveries right.
+        subscription = (
+            self.registry.get(job.task).subscription if job.task in self.registry else None
+        )
+        if subscription is None:
             return outcome
-        message = (pump[0].publish_to, job.args[0].get("key"), outcome.result)
-        return replace(outcome, publish=(message,))
+        key = job.args[0].get("key")
+        result, messages = unwrap(outcome.result, key, subscription.publish_to)
+        return replace(outcome, result=result, publish=messages)
 
     def _outcomes(self) -> OutcomeWriter:
         if self._writer is None:
