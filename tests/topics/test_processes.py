@@ -89,7 +89,9 @@ def test_a_stage_killed_before_its_ack_publishes_each_result_once(
 ) -> None:
     total = sized(300, 2_000)
     topics_app.publish_many("urls", [f"https://example.com/{i}" for i in range(total)])
-    stage = {**SETTINGS, "groups": "fetchers", "concurrency": 4, "stage_sleep": 0.02}
+    # The process executor: the stage's result crosses from a child to the worker.
+    stage = {**SETTINGS, "executor": "process", "groups": "fetchers", "concurrency": 4}
+    stage["stage_sleep"] = 0.02
     workers = [start_worker(**stage) for _ in range(2)]
     kill_and_replace(workers, lambda _: start_worker(**stage), lambda: len(ledger(tmp_path)), total)
     wait_until(lambda: lagging(topics_app, "urls") == {"fetchers": 0}, 120, "the stage done")
