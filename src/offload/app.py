@@ -325,21 +325,25 @@ class App:
         return self.backend.topics.list()
 
     def replay(
-        self, topic: str, group: str, *, offset: int | None = None, at: datetime | None = None
+        self,
+        topic: str,
+        group: str,
+        *,
+        offset: int | None = None,
+        at: datetime | timedelta | None = None,
     ) -> int:
         """Move `group`'s cursor back (or on) to `offset`, or to before the first message
-        published at `at`: the messages after it are delivered again. Returns the cursor;
-        GroupNotFound or OffsetOutOfRange move nothing."""
+        published at `at` (a timedelta: that long ago): the messages after it are delivered
+        again. Returns the cursor; GroupNotFound or OffsetOutOfRange move nothing."""
         check_topic_name("topic", topic)
         check_topic_name("group", group)
         if (offset is None) == (at is None):
             raise ValidationError("replay takes offset= or at=, one of the two")
         if offset is not None:
             check_offset(offset)
-        elif not isinstance(at, datetime) or at.tzinfo is None:
-            raise ValidationError(f"at must be an aware datetime, got {shorten(at)}")
         self.ready()
-        return self.backend.topics.replay(ReplayParams(topic, group, offset, at))
+        moment = None if at is None else check_moment("at", at, self.backend.now)
+        return self.backend.topics.replay(ReplayParams(topic, group, offset, moment))
 
     def set_retention(
         self, topic: str, *, days: float | None = None, max_messages: int | None = None

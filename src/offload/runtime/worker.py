@@ -46,6 +46,7 @@ from offload.core.errors import (
     ConfigurationError,
     OffloadError,
     ParentResultsTooLarge,
+    _did_you_mean,
 )
 from offload.core.flow import DrainMeter
 from offload.core.job import Job, JobSpec
@@ -133,6 +134,13 @@ class Worker:
         #: group's next messages are pumped into it (`groups`: their names; None: all the
         #: registry declares). Workers serving no group pay nothing for topics.
         self._pumps: dict[str, tuple[Subscription, JobSpec]] = {}
+        declared = [d.subscription.group for d in registry.definitions() if d.subscription]
+        for name in groups or ():
+            if name not in declared:
+                raise ConfigurationError(
+                    f"no subscriber of this app has group {name!r}"
+                    + _did_you_mean(name, declared, "groups")
+                )
         for definition in registry.definitions():
             subscription = definition.subscription
             if subscription is not None and (groups is None or subscription.group in groups):
