@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, TypeAlias
 
+import orjson
+
 from offload.core.errors import ValidationError, shorten
 
 #: Topic and group names: what `offload topics` shows and a queue name can embed.
@@ -88,24 +90,17 @@ class Message:
     value: Any
     published_at: datetime
 
-    def to_json(self) -> dict[str, Any]:
-        """The delivery job's argument."""
-        return {
-            "topic": self.topic,
-            "offset": self.offset,
-            "key": self.key,
-            "value": self.value,
-            "published_at": self.published_at.isoformat(),
-        }
-
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Message:
-        """The message of a delivery job's argument."""
+        """The message of a delivery job's argument: {"topic", "offset", "key",
+        "published_at" (ISO 8601), "value_json" (the value as JSON text: PostgreSQL's json
+        operators, which read the key of an ordered group's deliveries, cannot parse a
+        \\u0000 escape, and a string holds one as plain text)}."""
         return cls(
             str(data["topic"]),
             int(data["offset"]),
             data["key"],
-            data["value"],
+            orjson.loads(data["value_json"]),
             datetime.fromisoformat(data["published_at"]),
         )
 

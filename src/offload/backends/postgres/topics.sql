@@ -12,9 +12,10 @@ ON CONFLICT (name) DO UPDATE SET last_offset = offload_topics.last_offset + excl
 RETURNING last_offset
 
 -- name: append
--- The messages ([key, value] pairs) at offsets :first, :first + 1, ...
+-- The messages at offsets :first, :first + 1, ...: [key, value] pairs, each value as JSON
+-- text in a string (PostgreSQL's json cannot take a \u0000 apart; a string can hold it).
 INSERT INTO offload_messages (topic, position, key, value)
-SELECT :topic, :first::bigint + m.n - 1, m.e ->> 0, m.e -> 1
+SELECT :topic, :first::bigint + m.n - 1, m.e ->> 0, (m.e ->> 1)::json
 FROM json_array_elements(:messages::json) WITH ORDINALITY AS m(e, n)
 
 -- name: ensure

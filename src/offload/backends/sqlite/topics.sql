@@ -9,7 +9,7 @@ RETURNING last_offset
 
 -- name: append
 INSERT INTO offload_messages (topic, position, key, value)
-SELECT :topic, :first + m.key, m.value ->> 0, m.value -> 1
+SELECT :topic, :first + m.key, m.value ->> 0, m.value ->> 1
 FROM json_each(:messages) AS m
 
 -- name: ensure
