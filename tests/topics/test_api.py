@@ -6,6 +6,7 @@ stores nothing."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -240,3 +241,23 @@ def test_a_subscriber_publishes_with_current_message(app: offload.App) -> None:
 def test_current_message_outside_a_subscriber_raises() -> None:
     with pytest.raises(offload.OffloadError, match="outside a subscriber"):
         offload.current_message()
+
+
+def test_a_publish_wakes_a_waiting_member(app: offload.App) -> None:
+    """A member idle on its wake-up channel (a poll far away) pumps at once on a publish."""
+    got = threading.Event()
+
+    @app.subscriber("t", group="g")
+    def handle(message: offload.Message) -> None:
+        got.set()
+
+    worker = app.worker(executor="thread", install_signals=False, poll_interval=60.0)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        time.sleep(0.5)  # idle by now: its first claims found nothing
+        app.publish("t", 1)
+        assert got.wait(5.0), "the member was not woken"
+    finally:
+        worker.stop()
+        thread.join(30)

@@ -18,6 +18,23 @@ INSERT INTO offload_messages (topic, position, key, value)
 SELECT :topic, :first::bigint + m.n - 1, m.e ->> 0, (m.e ->> 1)::json
 FROM json_array_elements(:messages::json) WITH ORDINALITY AS m(e, n)
 
+-- name: publish
+-- `advance`, `append` and the wake-up of the topic's groups as one statement, for a publish
+-- in a transaction of its own: one round trip, as an enqueue (the topic row stays locked
+-- to the statement's commit all the same). The queues are group_queue's names.
+WITH t AS (
+    INSERT INTO offload_topics (name, last_offset) VALUES (:topic, :n)
+    ON CONFLICT (name) DO UPDATE SET last_offset = offload_topics.last_offset + excluded.last_offset
+    RETURNING last_offset),
+ins AS (
+    INSERT INTO offload_messages (topic, position, key, value)
+    SELECT :topic, t.last_offset - :n::bigint + m.n, m.e ->> 0, (m.e ->> 1)::json
+    FROM t, json_array_elements(:messages::json) WITH ORDINALITY AS m(e, n))
+SELECT t.last_offset,
+       (SELECT count(pg_notify('offload_jobs', 'topic:' || g.topic || ':' || g.name))
+        FROM offload_groups AS g WHERE g.topic = :topic) AS woke
+FROM t
+
 -- name: ensure
 -- The topic's row, if it has none yet (a group may subscribe before the first publish).
 INSERT INTO offload_topics (name) VALUES (:topic) ON CONFLICT (name) DO NOTHING

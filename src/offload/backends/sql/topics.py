@@ -47,6 +47,12 @@ class SqlTopics:
         count = len(params.messages)
         if not count:
             return []
+        if params.conn is None and "publish" in self.q.text:  # one statement (PostgreSQL)
+            values = {"topic": params.topic, "n": count, "messages": _pairs(params.messages)}
+            with self.db.tx(single=True) as cur:
+                cur.execute(self.q["publish"], values)
+                last = int(cur.fetchone()[0])
+            return list(range(last - count + 1, last + 1))
         with self.db.tx(params.conn) as cur:
             return self.append(cur, params.topic, params.messages)
 
@@ -58,8 +64,8 @@ class SqlTopics:
         cur.execute(self.q["advance"], {"topic": topic, "n": count})
         last = int(cur.fetchone()[0])
         first = last - count + 1
-        pairs = orjson.dumps([[key, value] for key, value in messages])
-        cur.execute(self.q["append"], {"topic": topic, "first": first, "messages": pairs.decode()})
+        values = {"topic": topic, "first": first, "messages": _pairs(messages)}
+        cur.execute(self.q["append"], values)
         cur.execute(self.q["names"], {"topic": topic})
         groups = [str(row[0]) for row in cur.fetchall()]
         if groups:  # their members pump at once, not at their next poll
@@ -230,6 +236,12 @@ class SqlTopics:
                 cur.execute(self.q["prune"], values)
                 removed += int(cur.rowcount)
         return removed
+
+
+def _pairs(messages: Sequence[tuple[str | None, str]]) -> str:
+    """(key, value JSON text) pairs as the `append` statements take them: each value a
+    string, as PostgreSQL's json cannot take a \\u0000 escape apart and a string holds one."""
+    return orjson.dumps([[key, value] for key, value in messages]).decode()
 
 
 def _delivery(topic: str, row: Sequence[Any], c: Columns, at: datetime) -> str:
