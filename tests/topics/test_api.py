@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -150,7 +151,16 @@ def test_bad_names_store_nothing(app: offload.App, db_url: str, name: str) -> No
         app.subscriber(name, group="g")
     with pytest.raises(ValidationError):
         app.subscriber("t", group=name)
+    with pytest.raises(ValidationError):
+        app.subscriber("t", group="g", publish_to=name)
     assert RawDB(db_url).query("SELECT * FROM offload_messages") == []
+
+
+@pytest.mark.parametrize("start", ["newest", -1, True, 2**63, 1.5, datetime(2026, 1, 1), None])
+def test_a_bad_start_is_refused(app: offload.App, start: Any) -> None:
+    with pytest.raises(ValidationError, match="start must be"):
+        app.subscriber("t", group="g", start=start)
+    assert app.topics() == []
 
 
 def test_bad_messages_and_replays_store_nothing(app: offload.App, db_url: str) -> None:

@@ -59,12 +59,13 @@ def check_key(key: object) -> str | None:
 
 def check_start(start: object) -> Start:
     """A group's `start`; else ValidationError."""
-    if start in ("latest", "earliest") or isinstance(start, datetime):
+    if start in ("latest", "earliest") or (isinstance(start, datetime) and start.tzinfo):
         return start
     if isinstance(start, int) and not isinstance(start, bool) and 0 <= start < 2**63:
         return start
     raise ValidationError(
-        f"start must be 'latest', 'earliest', an offset >= 0 or a datetime, got {shorten(start)}"
+        f"start must be 'latest', 'earliest', an offset >= 0 or an aware datetime, "
+        f"got {shorten(start)}"
     )
 
 
