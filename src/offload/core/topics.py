@@ -11,13 +11,14 @@ task (a "pump"), so leases, retries, backoff and dead jobs work as for any job.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, TypeAlias
 
 import orjson
 
-from offload.core.errors import ValidationError, shorten
+from offload.core.errors import ConfigurationError, ValidationError, _did_you_mean, shorten
 
 #: Topic and group names: what `offload topics` shows and a queue name can embed.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -123,6 +124,15 @@ class Subscription:
     def queue(self) -> str:
         """The queue its deliveries wait in."""
         return group_queue(self.topic, self.group)
+
+
+def check_groups(groups: Sequence[str] | None, declared: Sequence[Subscription]) -> None:
+    """Groups a worker is told to serve (None: all) must be groups the app declares."""
+    known = sorted({subscription.group for subscription in declared})
+    for name in groups or ():
+        if name not in known:
+            hint = _did_you_mean(name, known, "groups")
+            raise ConfigurationError(f"no subscriber of this app has group {name!r}{hint}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,6 @@ from offload.core.errors import (
     ConfigurationError,
     OffloadError,
     ParentResultsTooLarge,
-    _did_you_mean,
 )
 from offload.core.flow import DrainMeter
 from offload.core.job import Job, JobSpec
@@ -55,7 +54,7 @@ from offload.core.records import WorkerInfo
 from offload.core.serialization import DEFAULT_PAYLOAD_LIMIT
 from offload.core.states import JobState
 from offload.core.task import Registry, TaskDef
-from offload.core.topics import Subscription
+from offload.core.topics import Subscription, check_groups
 from offload.core.workflow import DEFAULT_PARENT_RESULTS_LIMIT, Takes, with_parents
 from offload.runtime import joblog
 from offload.runtime.batch import gather, split
@@ -134,13 +133,7 @@ class Worker:
         #: group's next messages are pumped into it (`groups`: their names; None: all the
         #: registry declares). Workers serving no group pay nothing for topics.
         self._pumps: dict[str, tuple[Subscription, JobSpec]] = {}
-        declared = [d.subscription.group for d in registry.definitions() if d.subscription]
-        for name in groups or ():
-            if name not in declared:
-                raise ConfigurationError(
-                    f"no subscriber of this app has group {name!r}"
-                    + _did_you_mean(name, declared, "groups")
-                )
+        check_groups(groups, [d.subscription for d in registry.definitions() if d.subscription])
         for definition in registry.definitions():
             subscription = definition.subscription
             if subscription is not None and (groups is None or subscription.group in groups):
