@@ -98,9 +98,13 @@ class SqlTopics:
             cur.execute(self.q["insert_group"], {**values, "cursor": cursor})
 
     def replay(self, params: ReplayParams) -> int:
-        if (params.offset is None) == (params.at is None):
-            raise ValueError("replay takes an offset or a time, not both or neither")
-        start: Start = params.offset if params.offset is not None else params.at  # type: ignore[assignment]
+        start: Start
+        if params.offset is not None and params.at is None:
+            start = params.offset
+        elif params.at is not None and params.offset is None:
+            start = params.at
+        else:
+            raise ValueError("replay takes an offset or a time, one of the two")
         topic, group = params.topic, params.group
         with self.db.tx() as cur:
             cur.execute(self.q["group"], {"topic": topic, "group": group})
