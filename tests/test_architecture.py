@@ -32,7 +32,17 @@ LAYERS = {
 }
 #: The storage areas of the SQL backends: each runs its own queries and imports no other
 #: area (the connector hands them to each other at run time).
-AREAS = ("jobs", "claims", "schedules", "workers", "schema", "sweep", "tokens", "workflows")
+AREAS = (
+    "jobs",
+    "claims",
+    "schedules",
+    "workers",
+    "schema",
+    "sweep",
+    "tokens",
+    "workflows",
+    "topics",
+)
 
 
 def imports_of(path: Path) -> set[str]:
@@ -59,10 +69,13 @@ def test_public_surface_is_pinned() -> None:
         "BatchResultMismatch",
         "Call",
         "ConfigurationError",
+        "Delivery",
         "DuplicateJob",
         "Event",
         "EventCursor",
         "Forbidden",
+        "GroupNotFound",
+        "GroupState",
         "IdempotencyConflict",
         "InvalidTransition",
         "InvalidWorkflow",
@@ -75,8 +88,10 @@ def test_public_surface_is_pinned() -> None:
         "JobNotFound",
         "JobState",
         "LeaseLost",
+        "Message",
         "Misfire",
         "OffloadError",
+        "OffsetOutOfRange",
         "OnParentFailure",
         "OutcomeUnknown",
         "Overloaded",
@@ -98,6 +113,7 @@ def test_public_surface_is_pinned() -> None:
         "Signature",
         "StorageFull",
         "Task",
+        "TopicState",
         "Unauthorized",
         "Unique",
         "UnknownDependency",
@@ -113,6 +129,7 @@ def test_public_surface_is_pinned() -> None:
         "chain",
         "chord",
         "current_job",
+        "current_message",
         "group",
     ]
     for name in offload.__all__:

@@ -121,3 +121,13 @@ def test_demo_keeps_its_database_on_request(short_tmp: Path) -> None:
     again = run_demo("--jobs", "50", "--keep", str(kept), tmp=short_tmp)
     assert again.returncode == 1
     assert again.stderr.strip() == f"error: {kept} already exists: --keep needs a new file name"
+
+
+def test_the_topics_demo_delivers_each_url_once_through_both_stages(short_tmp: Path) -> None:
+    done = run_demo("topics", "--messages", "300", tmp=short_tmp)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert re.match(r"results +300 messages +group writer +cursor +300 +lag 0 +dead 0", lines[0])
+    assert re.match(r"urls +300 messages +group fetchers +cursor +300 +lag 0 +dead 0", lines[1])
+    assert lines[-1] == "results.txt holds each of the 300 urls exactly once"
+    assert list(short_tmp.iterdir()) == [], "the demo leaves nothing behind"

@@ -28,6 +28,7 @@ from offload.core.errors import (
     ConfigurationError,
     DuplicateJob,
     Forbidden,
+    GroupNotFound,
     IdempotencyConflict,
     InvalidTransition,
     InvalidWorkflow,
@@ -36,6 +37,7 @@ from offload.core.errors import (
     JobNotFound,
     LeaseLost,
     OffloadError,
+    OffsetOutOfRange,
     OutcomeUnknown,
     Overloaded,
     ParentFailed,
@@ -63,9 +65,11 @@ from offload.core.records import ScheduleState, WorkerInfo
 from offload.core.schedule import Misfire
 from offload.core.shaping import Unique
 from offload.core.states import JobState
+from offload.core.topics import GroupState, Message, TopicState
 from offload.core.workflow import OnParentFailure, ParentOutcome, WorkflowState
 from offload.handle import JobHandle
 from offload.runtime.context import JobContext, current_job
+from offload.runtime.delivery import Delivery, current_message
 from offload.server import asgi
 from offload.workflow import Signature, Workflow, chain, chord, group
 from offload.workflow_handle import WorkflowHandle
@@ -84,10 +88,13 @@ __all__ = [
     "BatchResultMismatch",
     "Call",
     "ConfigurationError",
+    "Delivery",
     "DuplicateJob",
     "Event",
     "EventCursor",
     "Forbidden",
+    "GroupNotFound",
+    "GroupState",
     "IdempotencyConflict",
     "InvalidTransition",
     "InvalidWorkflow",
@@ -100,8 +107,10 @@ __all__ = [
     "JobNotFound",
     "JobState",
     "LeaseLost",
+    "Message",
     "Misfire",
     "OffloadError",
+    "OffsetOutOfRange",
     "OnParentFailure",
     "OutcomeUnknown",
     "Overloaded",
@@ -123,6 +132,7 @@ __all__ = [
     "Signature",
     "StorageFull",
     "Task",
+    "TopicState",
     "Unauthorized",
     "Unique",
     "UnknownDependency",
@@ -138,5 +148,6 @@ __all__ = [
     "chain",
     "chord",
     "current_job",
+    "current_message",
     "group",
 ]

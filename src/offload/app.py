@@ -19,7 +19,11 @@ from offload.backends.params import (
     JobRetryManyParams,
     JobRetryParams,
     NotifyParams,
+    PublishParams,
     QueueChangeParams,
+    ReplayParams,
+    RetentionParams,
+    SubscribeParams,
     TokenCreateParams,
     WorkflowInserted,
     WorkflowInsertParams,
@@ -86,10 +90,21 @@ from offload.core.tokens import (
     matches,
     new_token,
 )
+from offload.core.topics import (
+    Message,
+    Start,
+    Subscription,
+    TopicState,
+    check_key,
+    check_offset,
+    check_start,
+    check_topic_name,
+)
 from offload.core.workflow import DEFAULT_PARENT_RESULTS_LIMIT
 from offload.handle import JobHandle
 from offload.runtime.batch import batch_runner
 from offload.runtime.context import current_job
+from offload.runtime.delivery import deliver
 from offload.task import Call, Task, TaskDecorator, call
 from offload.workflow import (
     MAP_TASK,
@@ -232,6 +247,132 @@ class App:
         if limits is not None and self._ready_pid == os.getpid():  # after first use
             self.backend.queues.declare({}, {task_name: limits})
         return Task(self, definition, EnqueueOptions())
+
+    # -- topics -------------------------------------------------------------------------
+
+    def publish(self, topic: str, message: Any, key: str | None = None, *, conn: Any = None) -> int:
+        """Append `message` (JSON) to `topic`; return its offset once it is durable (with
+        `conn`, in the caller's transaction: visible, and given its offset, at its commit).
+        Publishes to one topic take turns until they commit, so offsets are in commit order."""
+        return self.publish_many(topic, [message], keys=[key], conn=conn)[0]
+
+    def publish_many(
+        self,
+        topic: str,
+        messages: Sequence[Any],
+        *,
+        keys: Sequence[str | None] | None = None,
+        conn: Any = None,
+    ) -> list[int]:
+        """Append `messages` to `topic` in one transaction, all or none (`keys`: one per
+        message); return their offsets. Bad input raises ValidationError, storing nothing."""
+        check_topic_name("topic", topic)
+        if keys is not None and len(keys) != len(messages):
+            raise ValidationError(f"{len(keys)} keys given for {len(messages)} messages")
+        texts = [
+            serialization.dumps(value, f"message {i}", limit=self.payload_limit)
+            for i, value in enumerate(messages)
+        ]
+        pairs = list(zip(keys or [None] * len(texts), texts, strict=True))
+        for key, _ in pairs:
+            check_key(key)
+        self.ready()
+        return self.backend.topics.publish(PublishParams(topic, pairs, conn))
+
+    def subscriber(
+        self,
+        topic: str,
+        *,
+        group: str,
+        start: Start = "latest",
+        ordered_by_key: bool = False,
+        publish_to: str | None = None,
+        **keywords: Unpack[TaskKeywords],
+    ) -> Callable[[Callable[[Message], R]], Callable[[Message], R]]:
+        """Declare consumer group `group` of `topic`, run by the decorated function, which
+        takes one `offload.Message`: `@app.subscriber("orders", group="mailer")`.
+
+        The group receives every message published after it was first stored (at the app's
+        first use), or from `start` ("earliest", an offset, a datetime); the workers serving
+        it share them, at least once each, with the retries and dead handling of the task
+        options (those of `App.task`, less `queue`: the group has its own). With
+        `ordered_by_key`, a message is not started while an earlier one of its key is
+        unfinished. With `publish_to`, a returned value other than None is published there
+        (with the message's key) in the transaction that acknowledges the message, as are
+        the messages it publishes with `offload.current_message().publish(topic, value)`.
+        """
+        check_topic_name("topic", topic)
+        check_topic_name("group", group)
+        if publish_to is not None:
+            check_topic_name("publish_to topic", publish_to)
+        if "queue" in keywords:
+            raise ConfigurationError("a subscriber's jobs wait in its group's queue: drop queue=")
+        subscription = Subscription(topic, group, check_start(start), ordered_by_key, publish_to)
+        options = task_options({**keywords, "queue": subscription.queue})
+
+        def register(fn: Callable[[Message], R]) -> Callable[[Message], R]:
+            name = keywords.get("name") or f"{fn.__module__}.{fn.__qualname__}"
+            self.registry.add(TaskDef(name, deliver(fn), options, subscription=subscription))
+            if self._ready_pid == os.getpid():  # after first use: store it now
+                self._subscribe(subscription)
+            return fn
+
+        return register
+
+    def topics(self) -> list[TopicState]:
+        """Every topic: size, retention, and each group's cursor, lag, dead and skipped."""
+        self.ready()
+        return self.backend.topics.list()
+
+    def replay(
+        self,
+        topic: str,
+        group: str,
+        *,
+        offset: int | None = None,
+        at: datetime | timedelta | None = None,
+    ) -> int:
+        """Move `group`'s cursor back (or on) to `offset`, or to before the first message
+        published at `at` (a timedelta: that long ago): the messages after it are delivered
+        again. Returns the cursor; GroupNotFound or OffsetOutOfRange move nothing."""
+        check_topic_name("topic", topic)
+        check_topic_name("group", group)
+        if (offset is None) == (at is None):
+            raise ValidationError("replay takes offset= or at=, one of the two")
+        if offset is not None:
+            check_offset(offset)
+        self.ready()
+        moment = None if at is None else check_moment("at", at, self.backend.now)
+        return self.backend.topics.replay(ReplayParams(topic, group, offset, moment))
+
+    def set_retention(
+        self, topic: str, *, days: float | None = None, max_messages: int | None = None
+    ) -> None:
+        """Keep `topic`'s messages `days` days and at most `max_messages` of them (None: no
+        bound of that kind; both None: kept for ever). The scheduler prunes the rest; a
+        group that had not had them yet skips them, and its `skipped` count says so."""
+        check_topic_name("topic", topic)
+        number = not isinstance(days, bool) and isinstance(days, int | float)
+        if days is not None and not (number and 0 < days < 1e6):
+            raise ValidationError(f"days must be a number > 0, got {shorten(days)}")
+        if max_messages is not None:
+            check_count("max_messages", max_messages, ValidationError)
+            if max_messages >= 2**63:
+                raise ValidationError(f"max_messages must be below 2**63, got {max_messages}")
+        seconds = None if days is None else float(days) * 86400.0
+        self.ready()
+        self.backend.topics.retain(RetentionParams(topic, seconds, max_messages))
+
+    def _subscribe(self, subscription: Subscription) -> None:
+        """Store a declared group unless it exists (its ordering follows the code)."""
+        self.backend.topics.subscribe(
+            SubscribeParams(
+                subscription.topic,
+                subscription.group,
+                subscription.start,
+                subscription.ordered_by_key,
+            )
+        )
 
     # -- queues -------------------------------------------------------------------------
 
@@ -844,10 +985,14 @@ class App:
         self.backend.schema.check()
 
     def _declare(self) -> None:
-        """Write the queue policies and task limits declared so far, if any."""
-        limits = {d.name: d.options.limits for d in self.registry.definitions()}
+        """Write the queue policies, task limits and consumer groups declared so far."""
+        definitions = self.registry.definitions()
+        limits = {d.name: d.options.limits for d in definitions}
         if self.queues or any(limit is not None for limit in limits.values()):
             self.backend.queues.declare(self.queues, limits)
+        for definition in definitions:
+            if definition.subscription is not None:
+                self._subscribe(definition.subscription)
 
     def worker(self, *, scheduler: bool | Scheduler = False, **options: Any) -> Worker:
         """A worker for this app, with a scheduler in a thread if `scheduler` (True: this

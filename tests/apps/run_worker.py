@@ -2,16 +2,19 @@
 
 Options come from the environment so tests can start many workers with one helper:
 OFFLOAD_URL, WORKER_QUEUES, WORKER_CONCURRENCY, WORKER_EXECUTOR, WORKER_LEASE,
-WORKER_RESCUE, WORKER_SHUTDOWN_TIMEOUT, WORKER_BURST, WORKER_POLL, WORKER_CONNECTIONS.
+WORKER_RESCUE, WORKER_SHUTDOWN_TIMEOUT, WORKER_BURST, WORKER_POLL, WORKER_CONNECTIONS;
+WORKER_APP names another app ("tests.apps.topics:app"), WORKER_GROUPS the consumer
+groups served (default: all the app declares).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
 
-from tests.apps.basic import app
+import offload
 
 
 def main() -> int:
@@ -21,6 +24,10 @@ def main() -> int:
         format="%(asctime)s %(process)d %(threadName)s %(levelname)s %(name)s: %(message)s",
     )
     env = os.environ
+    app_path = env.get("WORKER_APP", "tests.apps.basic:app")
+    module, _, name = app_path.partition(":")
+    app: offload.App = getattr(importlib.import_module(module), name)
+    groups = env["WORKER_GROUPS"].split(",") if "WORKER_GROUPS" in env else None
     worker = app.worker(
         queues=env.get("WORKER_QUEUES", "default").split(","),
         concurrency=int(env.get("WORKER_CONCURRENCY", "2")),
@@ -30,7 +37,8 @@ def main() -> int:
         max_child_memory_mb=float(env["WORKER_MAX_CHILD_MEMORY"])
         if "WORKER_MAX_CHILD_MEMORY" in env
         else None,
-        app_path="tests.apps.basic:app",
+        app_path=app_path,
+        groups=groups,
         lease=float(env.get("WORKER_LEASE", "30")),
         rescue_interval=float(env.get("WORKER_RESCUE", "1")),
         poll_interval=float(env.get("WORKER_POLL", "0.5")),

@@ -5,8 +5,8 @@ operations, each atomic in the database. Areas: `schema`, `jobs` (insert, read, 
 `claims` (a worker's leases: claim, heartbeat, progress, finish, release, rescue),
 `schedules` (cron), `workers` (the registry), `queues` (policies and task limits) and
 `sweep` (shedding and bringing back shed jobs), `tokens` (API tokens) and `events` (the
-change sequence of jobs, and applications' own events). Later areas (dependencies,
-topics) join as attributes of their own. Payloads cross this boundary
+change sequence of jobs, and applications' own events), `workflows` (jobs that wait for
+jobs) and `topics` (logs of messages and their consumer groups). Payloads cross this boundary
 as JSON text, already validated by the core serializer; operations taking several values
 take a params dataclass from `offload.backends.params`.
 """
@@ -33,15 +33,21 @@ from offload.backends.params import (
     JobPruneParams,
     JobRetryManyParams,
     JobRetryParams,
+    MessageReadParams,
     NotifyParams,
     ParentsRead,
     ParentsReadParams,
     ProgressReport,
+    PublishParams,
+    PumpParams,
     QueueChangeParams,
     ReleaseParams,
+    ReplayParams,
     RescueParams,
     ResultsPageParams,
+    RetentionParams,
     ScheduleFireParams,
+    SubscribeParams,
     SweepReadmitParams,
     SweepTakeParams,
     TokenCreateParams,
@@ -66,6 +72,7 @@ from offload.core.records import (
 )
 from offload.core.schedule import ScheduleDef
 from offload.core.tokens import TokenRecord
+from offload.core.topics import Message, TopicState
 
 
 class Listener(Protocol):
@@ -414,6 +421,52 @@ class WorkflowStore(Protocol):
         ...
 
 
+class TopicStore(Protocol):
+    """Topics (`offload.core.topics`): an ordered log per topic, stored once, and consumer
+    groups, each a cursor whose next messages a pump hands to the group's queue as jobs."""
+
+    def publish(self, params: PublishParams) -> builtins.list[int]:
+        """Append messages in one transaction; return their offsets. Offsets of a topic are
+        dense and given in commit order: a reader never passes one still to appear."""
+        ...
+
+    def read(self, params: MessageReadParams) -> builtins.list[Message]:
+        """Retained messages after an offset, oldest first."""
+        ...
+
+    def subscribe(self, params: SubscribeParams) -> None:
+        """Store a group unless it exists (its cursor placed by `start`); an existing group
+        keeps its cursor. Raises OffsetOutOfRange for a start past the topic's end."""
+        ...
+
+    def pump(self, params: PumpParams) -> int:
+        """Insert the group's next messages as jobs of its queue and move its cursor past
+        them, in one transaction under the group's lock; return how many. An ordered group
+        stops before the first message whose key a delivery not yet over holds. Raises
+        GroupNotFound."""
+        ...
+
+    def replay(self, params: ReplayParams) -> int:
+        """Move a group's cursor to an offset or a time (the messages after it are
+        delivered again); return the cursor. Raises GroupNotFound or OffsetOutOfRange,
+        moving nothing."""
+        ...
+
+    def list(self) -> builtins.list[TopicState]:
+        """Every topic with its size, retention and groups (cursor, lag, dead, skipped)."""
+        ...
+
+    def retain(self, params: RetentionParams) -> None:
+        """Set a topic's retention (storing the topic if new)."""
+        ...
+
+    def prune(self, now: datetime | None = None) -> int:
+        """Delete messages past their topic's retention, by time (as of `now`, default the
+        database's) and count; a group that had not had them yet moves past them and counts
+        them as skipped. Returns how many were deleted."""
+        ...
+
+
 class Backend(Protocol):
     """One database: its areas, its clock and its wake-up channel."""
 
@@ -437,6 +490,8 @@ class Backend(Protocol):
     def events(self) -> EventStore: ...
     @property
     def workflows(self) -> WorkflowStore: ...
+    @property
+    def topics(self) -> TopicStore: ...
 
     @property
     def name(self) -> str:
@@ -483,6 +538,7 @@ __all__ = [
     "SchemaStore",
     "SweepStore",
     "TokenStore",
+    "TopicStore",
     "WorkerStore",
     "WorkflowStore",
 ]

@@ -18,6 +18,7 @@ from offload.core.job import Job, JobSpec, Payload
 from offload.core.schedule import ScheduleDef
 from offload.core.states import JobState
 from offload.core.tokens import Scope
+from offload.core.topics import Start
 from offload.core.workflow import Edge, Node, ParentOutcome
 
 # -- jobs -------------------------------------------------------------------------------
@@ -175,6 +176,8 @@ class Outcome:
 
     `state` is succeeded, retrying (then `delay` seconds until the next attempt), dead or
     cancelled; `error` is the JSON text of one error entry, `result` the JSON text of a result.
+    `publish`: messages (topic, key, value JSON text) published in the transaction that
+    records the outcome, if it is recorded (a pipeline stage's output).
     """
 
     id: int
@@ -183,6 +186,7 @@ class Outcome:
     result: str | None = None
     error: str | None = None
     delay: float = 0.0
+    publish: tuple[tuple[str, str | None, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,6 +419,72 @@ class WorkflowListParams:
     limit: int = 50
 
 
+# -- topics -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PublishParams:
+    """Messages appended to `topic` in one transaction (`conn`: the caller's), each a (key,
+    value as JSON text) pair; the offsets given are returned by position."""
+
+    topic: str
+    messages: Sequence[tuple[str | None, str]]
+    conn: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeParams:
+    """Store group `group` of `topic` unless it exists, its cursor placed by `start`
+    (`offload.core.topics.Start`); an existing group keeps its cursor and takes
+    `ordered_by_key` as declared."""
+
+    topic: str
+    group: str
+    start: Start = "latest"
+    ordered_by_key: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PumpParams:
+    """Hand up to `limit` messages after group `group`'s cursor to its queue as jobs of
+    `spec` (whose queue is the group's), and move the cursor past them."""
+
+    topic: str
+    group: str
+    spec: JobSpec
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayParams:
+    """Move group `group`'s cursor to `offset`, or before the first message published at
+    or after `at` (exactly one of the two)."""
+
+    topic: str
+    group: str
+    offset: int | None = None
+    at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionParams:
+    """Keep `topic`'s messages for `seconds` and at most `max_messages` of them (None: no
+    bound of that kind)."""
+
+    topic: str
+    seconds: float | None = None
+    max_messages: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageReadParams:
+    """Up to `limit` retained messages of `topic` after offset `after`, oldest first."""
+
+    topic: str
+    after: int = 0
+    limit: int = 500
+
+
 __all__ = [
     "ClaimParams",
     "Claimed",
@@ -429,16 +499,22 @@ __all__ = [
     "JobRetryManyParams",
     "JobRetryParams",
     "Lease",
+    "MessageReadParams",
     "NotifyParams",
     "Outcome",
     "ParentsRead",
     "ParentsReadParams",
     "ProgressReport",
+    "PublishParams",
+    "PumpParams",
     "QueueChangeParams",
     "ReleaseParams",
+    "ReplayParams",
     "RescueParams",
     "ResultsPageParams",
+    "RetentionParams",
     "ScheduleFireParams",
+    "SubscribeParams",
     "SweepReadmitParams",
     "SweepTakeParams",
     "TokenCreateParams",

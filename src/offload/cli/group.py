@@ -14,6 +14,7 @@ from offload.cli.migrate import migrate
 from offload.cli.queues import queues
 from offload.cli.serve import serve
 from offload.cli.tokens import tokens
+from offload.cli.topics import topics
 from offload.cli.workers import worker, workers
 from offload.cli.workflows import workflows
 
@@ -81,6 +82,7 @@ for command in (
     cron,
     migrate,
     tokens,
+    topics,
     serve,
     demo,
 ):

@@ -31,6 +31,11 @@ if TYPE_CHECKING:
     help="Comma-separated queues to serve, taken in turn.",
 )
 @click.option(
+    "--groups",
+    metavar="GROUP[,GROUP...]",
+    help="Serve only these consumer groups of the app's subscribers [default: all of them].",
+)
+@click.option(
     "-c", "--concurrency", type=click.IntRange(min=1), help="Jobs at once [default: CPU count]."
 )
 @click.option(
@@ -90,6 +95,7 @@ def worker(
     *,
     app_path: str | None,
     queues: str,
+    groups: str | None,
     concurrency: int | None,
     executor: str,
     burst: bool,
@@ -137,6 +143,7 @@ def worker(
     app = loader.app()
     runner = app.worker(
         queues=served,
+        groups=None if groups is None else [g.strip() for g in groups.split(",") if g.strip()],
         executor=executor,
         app_path=loader.path,
         burst=burst,

@@ -14,11 +14,13 @@ Tree::
     │   ├── TokenExists           an API token of that name exists already
     │   ├── BadEventId            an event cursor (Last-Event-ID) that is not one
     │   ├── InvalidWorkflow       a cycle, a missing node, a callback that cannot take results
-    │   └── UnknownDependency     depends_on names a job id that does not exist
+    │   ├── UnknownDependency     depends_on names a job id that does not exist
+    │   └── OffsetOutOfRange      a replay to an offset the topic has not reached
     ├── JobNotFound               no job with that id
     ├── WorkflowNotFound          no workflow with that id
     ├── ScheduleNotFound          no schedule with that name
     ├── QueueNotFound             no queue of that name has a policy, jobs or workers
+    ├── GroupNotFound             no consumer group of that name on the topic
     ├── TokenNotFound             no API token of that name
     ├── BackPressure              the queue pushes back: retry after `retry_after` seconds
     │   ├── QueueFull             at its max_depth
@@ -145,6 +147,18 @@ class UnknownDependency(ValidationError):
         super().__init__(f"depends_on names job {shorten(job_id)}, and no job has that id")
 
 
+class OffsetOutOfRange(ValidationError):
+    """A replay of topic `topic` to `offset`, past its newest message (`last`); the cursor
+    did not move."""
+
+    def __init__(self, topic: str, offset: int, last: int) -> None:
+        self.topic, self.offset, self.last = topic, offset, last
+        super().__init__(
+            f"offset {shorten(offset)} is past the end of topic {shorten(topic)} "
+            f"(its newest message is at {last})"
+        )
+
+
 class JobNotFound(OffloadError, LookupError):
     """No job with that id exists (it may have been pruned)."""
 
@@ -178,6 +192,16 @@ class QueueNotFound(OffloadError, LookupError):
         super().__init__(
             f"unknown queue {shorten(name)}{_did_you_mean(name, known or [], 'queues')}"
         )
+
+
+class GroupNotFound(OffloadError, LookupError):
+    """No consumer group `group` subscribes to topic `topic` (groups are stored when a
+    worker serving them first starts, or by `App.subscribe`)."""
+
+    def __init__(self, topic: str, group: str, known: list[str] | None = None) -> None:
+        self.topic, self.group = topic, group
+        hint = _did_you_mean(group, known or [], "groups")
+        super().__init__(f"no group {shorten(group)} on topic {shorten(topic)}{hint}")
 
 
 class TokenExists(ValidationError):

@@ -20,6 +20,7 @@ from offload.core.flow import limit_key_problem
 from offload.core.job import JobSpec
 from offload.core.options import EnqueueOptions, TaskOptions, check_name
 from offload.core.shaping import DEFAULT_RETENTION, KeyRules, Unique
+from offload.core.topics import Subscription
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,8 @@ class TaskDef:
     #: What executors call instead of `fn`, when set: a batch task's call of `fn` with
     #: the items of one claim (see offload.runtime.batch).
     runner: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
+    #: The consumer group whose deliveries it runs, for a subscriber (`App.subscriber`).
+    subscription: Subscription | None = field(default=None, compare=False)
     #: The function's signature, read once (None: it has none Python can read, so calls
     #: are not checked).
     signature: inspect.Signature | None = field(init=False, repr=False, compare=False)

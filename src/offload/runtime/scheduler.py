@@ -171,8 +171,8 @@ class Scheduler:
         return now
 
     def prune(self) -> None:
-        """Delete finished jobs past their retention (and events past the longest one), and
-        tick records past catch-up."""
+        """Delete finished jobs past their retention (and events past the longest one), tick
+        records past catch-up, and messages past their topic's retention."""
         removed = self.backend.jobs.prune(JobPruneParams(self.retention))
         # Events go with the longest-kept history; a state kept forever keeps them all.
         if self.retention.keys() >= FINISHED:
@@ -182,6 +182,9 @@ class Scheduler:
         self.backend.workers.prune(WORKER_FORGET_AFTER)
         if removed:
             log.info("pruned %d finished jobs", removed)
+        messages = self.backend.topics.prune()
+        if messages:
+            log.info("pruned %d messages past their topic's retention", messages)
 
     def _sleep(self, now: datetime) -> float:
         """Seconds until the next tick of any schedule (at most `interval`)."""

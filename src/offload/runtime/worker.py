@@ -22,6 +22,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from types import FrameType
 from typing import Any
@@ -36,6 +37,7 @@ from offload.backends.params import (
     ParentsRead,
     ParentsReadParams,
     ProgressReport,
+    PumpParams,
     ReleaseParams,
     RescueParams,
 )
@@ -46,14 +48,17 @@ from offload.core.errors import (
     ParentResultsTooLarge,
 )
 from offload.core.flow import DrainMeter
-from offload.core.job import Job
-from offload.core.options import RetryPolicy, TaskOptions, check_count
+from offload.core.job import Job, JobSpec
+from offload.core.options import EnqueueOptions, RetryPolicy, TaskOptions, check_count
 from offload.core.records import WorkerInfo
 from offload.core.serialization import DEFAULT_PAYLOAD_LIMIT
+from offload.core.states import JobState
 from offload.core.task import Registry, TaskDef
+from offload.core.topics import Subscription, check_groups
 from offload.core.workflow import DEFAULT_PARENT_RESULTS_LIMIT, Takes, with_parents
 from offload.runtime import joblog
 from offload.runtime.batch import gather, split
+from offload.runtime.delivery import unwrap
 from offload.runtime.executor import Event, Finished, Progress, SelfPipe
 from offload.runtime.observer import JobObserver
 from offload.runtime.outage import Outage, passing
@@ -102,6 +107,7 @@ class Worker:
         connections: int = 2,
         observer: JobObserver | None = None,
         parent_results_limit: int = DEFAULT_PARENT_RESULTS_LIMIT,
+        groups: Sequence[str] | None = None,
     ) -> None:
         check_settings(
             executor=executor,
@@ -123,7 +129,16 @@ class Worker:
         #: Database connections the worker holds at most (the loop's, the outcome writer's),
         #: besides its wake-up channel: a few whatever the concurrency.
         self.connections = connections
-        self.queues = list(queues)
+        #: The consumer groups served, by queue: before each claim from a group's queue, the
+        #: group's next messages are pumped into it (`groups`: their names; None: all the
+        #: registry declares). Workers serving no group pay nothing for topics.
+        self._pumps: dict[str, tuple[Subscription, JobSpec]] = {}
+        check_groups(groups, [d.subscription for d in registry.definitions() if d.subscription])
+        for definition in registry.definitions():
+            subscription = definition.subscription
+            if subscription is not None and (groups is None or subscription.group in groups):
+                self._pumps[subscription.queue] = (subscription, definition.spec(EnqueueOptions()))
+        self.queues = list(queues) + [queue for queue in self._pumps if queue not in queues]
         self.concurrency = concurrency or os.cpu_count() or 1
         if self.concurrency < 1:
             raise ConfigurationError(f"concurrency must be >= 1, got {concurrency}")
@@ -478,6 +493,13 @@ class Worker:
                 wait = held if wait is None else min(wait, held)
             if len(claimed) >= want:
                 break
+            pump = self._pumps.get(queue)
+            if pump is not None:
+                subscription, spec = pump
+                limit = want - len(claimed)
+                self.backend.topics.pump(
+                    PumpParams(subscription.topic, subscription.group, spec, limit)
+                )
             took = self.backend.claims.take(
                 ClaimParams(self.id, queue, want - len(claimed), self.lease, self._now())
             )
@@ -632,9 +654,25 @@ class Worker:
 
     def _outcome(self, f: Finished) -> Outcome:
         if f.ok:  # the retry policy decides only what follows a failure
-            return outcome_of(f, _DEFAULT_RETRY)
+            return self._routed(f.job, outcome_of(f, _DEFAULT_RETRY))
         options = self._options(f.job)
         return outcome_of(f, _DEFAULT_RETRY if options is None else options.retry)
+
+    def _routed(self, job: Job, outcome: Outcome) -> Outcome:
+        """A subscriber's success: its result out of the envelope its run returned, with
+        the messages it publishes in the transaction recording it (`unwrap`)."""
+        if outcome.state != JobState.SUCCEEDED or outcome.result is None:
+            return outcome
+        # By the task, not the groups served: a worker told to claim from a group's queue
+        # it does not pump for still records its deliveries right.
+        subscription = (
+            self.registry.get(job.task).subscription if job.task in self.registry else None
+        )
+        if subscription is None:
+            return outcome
+        key = job.args[0].get("key")
+        result, messages = unwrap(outcome.result, key, subscription.publish_to)
+        return replace(outcome, result=result, publish=messages)
 
     def _outcomes(self) -> OutcomeWriter:
         if self._writer is None:
@@ -723,7 +761,8 @@ class Worker:
         serve: their jobs would wait here for ever, unseen, if no other worker serves it."""
         unserved: dict[str, list[str]] = {}
         for definition in self.registry.definitions():
-            if definition.options.queue not in self.queues:
+            # A group left out (`groups`) is left out on purpose: its members are elsewhere.
+            if definition.options.queue not in self.queues and definition.subscription is None:
                 unserved.setdefault(definition.options.queue, []).append(definition.name)
         for queue, names in sorted(unserved.items()):
             shown = ", ".join(names[:_NAMES_SHOWN])

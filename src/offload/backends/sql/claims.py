@@ -269,8 +269,11 @@ class SqlClaims:
             "now": self.db.time_param(params.now),
             "plain": True,
         }
-        with self.db.tx(single=True, relaxed=True) as cur:
-            kept = self._finish(cur, values)
+        publish = {o.id: o.publish for o in outcomes if o.publish}
+        kept: set[int] = set()
+        if not publish:  # else the publishes need a transaction: the path below
+            with self.db.tx(single=True, relaxed=True) as cur:
+                kept = self._finish(cur, values)
         if len(kept) < len(outcomes):
             # Jobs others wait for were left (`plain`) to a transaction of their own, which
             # releases their children with them: PostgreSQL runs a single statement as its
@@ -279,7 +282,17 @@ class SqlClaims:
             values["plain"] = False
             with self.db.tx(relaxed=True) as cur:
                 kept |= self._finish(cur, values)
+                self._publish(cur, [m for i in sorted(kept & publish.keys()) for m in publish[i]])
         return [o.id for o in outcomes if o.id not in kept]
+
+    def _publish(self, cur: Any, messages: list[tuple[str, str | None, str]]) -> None:
+        """Publish the messages of outcomes just recorded, topic by topic, in `cur`'s
+        transaction: a stage's output lands once, with the acknowledgement of its input."""
+        by_topic: dict[str, list[tuple[str | None, str]]] = {}
+        for topic, key, value in messages:
+            by_topic.setdefault(topic, []).append((key, value))
+        for topic, pairs in sorted(by_topic.items()):
+            self.db.topics.append(cur, topic, pairs)
 
     def _finish(self, cur: Any, values: dict[str, Any]) -> set[int]:
         """Run `finish` on `cur`: the ids it recorded."""

@@ -28,6 +28,7 @@ from offload.backends.sql.schedules import SqlSchedules
 from offload.backends.sql.schema import SqlSchema
 from offload.backends.sql.sweep import SqlSweep
 from offload.backends.sql.tokens import SqlTokens
+from offload.backends.sql.topics import SqlTopics
 from offload.backends.sql.workers import SqlWorkers
 from offload.backends.sql.workflows import SqlWorkflows
 
@@ -44,6 +45,7 @@ AREAS = (
     "tokens",
     "events",
     "workflows",
+    "topics",
 )
 
 
@@ -74,6 +76,7 @@ class SqlBackend(ABC):
         self.tokens = SqlTokens(self)
         self.events = SqlEvents(self)
         self.workflows = SqlWorkflows(self)
+        self.topics = SqlTopics(self)
 
     # -- what each backend supplies -------------------------------------------------
 

@@ -1,0 +1,100 @@
+-- Named queries of the topics area (SQLite). One writer at a time (BEGIN IMMEDIATE) gives
+-- offsets and moves cursors, so no statement needs a lock of its own; the PostgreSQL file
+-- explains each statement.
+
+-- name: advance
+INSERT INTO offload_topics (name, last_offset) VALUES (:topic, :n)
+ON CONFLICT (name) DO UPDATE SET last_offset = offload_topics.last_offset + excluded.last_offset
+RETURNING last_offset
+
+-- name: append
+INSERT INTO offload_messages (topic, position, key, value)
+SELECT :topic, :first + m.key, m.value ->> 0, m.value ->> 1
+FROM json_each(:messages) AS m
+
+-- name: ensure
+INSERT INTO offload_topics (name) VALUES (:topic) ON CONFLICT (name) DO NOTHING
+
+-- name: topic
+SELECT last_offset, retention_seconds, retention_messages FROM offload_topics
+WHERE name = :topic
+
+-- name: first_at
+SELECT min(position) FROM offload_messages WHERE topic = :topic AND published_at >= :at
+
+-- name: first
+SELECT min(position) FROM offload_messages WHERE topic = :topic
+
+-- name: group
+SELECT cursor, ordered_by_key FROM offload_groups WHERE topic = :topic AND name = :group
+
+-- name: insert_group
+INSERT INTO offload_groups (topic, name, cursor, ordered_by_key)
+VALUES (:topic, :group, :cursor, :ordered)
+ON CONFLICT (topic, name) DO NOTHING
+
+-- name: declare_group
+UPDATE offload_groups SET ordered_by_key = :ordered
+WHERE topic = :topic AND name = :group AND ordered_by_key <> :ordered
+
+-- name: move
+UPDATE offload_groups SET cursor = :cursor WHERE topic = :topic AND name = :group
+
+-- name: after
+SELECT position, key, value, published_at FROM offload_messages
+WHERE topic = :topic AND position > :cursor
+ORDER BY position
+LIMIT :limit
+
+-- name: busy_keys
+SELECT DISTINCT args ->> '$[0].key' AS key FROM offload_jobs
+WHERE queue = :queue
+  AND state IN ('waiting', 'scheduled', 'available', 'retrying', 'shed', 'running')
+  AND args ->> '$[0].key' IS NOT NULL
+
+-- name: groups
+SELECT g.topic, g.name, g.cursor, g.ordered_by_key, g.skipped, t.last_offset,
+       (SELECT count(*) FROM offload_jobs
+        WHERE queue = 'topic:' || g.topic || ':' || g.name
+          AND state IN ('waiting', 'scheduled', 'available', 'retrying', 'shed', 'running'))
+           AS unfinished,
+       (SELECT count(*) FROM offload_jobs
+        WHERE queue = 'topic:' || g.topic || ':' || g.name AND state = 'dead') AS dead
+FROM offload_groups AS g
+JOIN offload_topics AS t ON t.name = g.topic
+ORDER BY g.topic, g.name
+
+-- name: topics
+SELECT t.name, t.last_offset, t.retention_seconds, t.retention_messages,
+       count(m.position) AS messages, coalesce(min(m.position), 0) AS first
+FROM offload_topics AS t
+LEFT JOIN offload_messages AS m ON m.topic = t.name
+GROUP BY t.name
+ORDER BY t.name
+
+-- name: names
+-- The groups of a topic, for "did you mean".
+SELECT name FROM offload_groups WHERE topic = :topic ORDER BY name
+
+-- name: retain
+INSERT INTO offload_topics (name, retention_seconds, retention_messages)
+VALUES (:topic, :seconds, :most)
+ON CONFLICT (name) DO UPDATE
+SET retention_seconds = excluded.retention_seconds,
+    retention_messages = excluded.retention_messages
+
+-- name: retained
+SELECT name, last_offset, retention_seconds, retention_messages FROM offload_topics
+WHERE retention_seconds IS NOT NULL OR retention_messages IS NOT NULL
+ORDER BY name
+
+-- name: first_kept
+SELECT min(position) FROM offload_messages
+WHERE topic = :topic AND published_at >= {at} - :seconds
+
+-- name: skip
+UPDATE offload_groups SET skipped = skipped + (:floor - cursor), cursor = :floor
+WHERE topic = :topic AND cursor < :floor
+
+-- name: prune
+DELETE FROM offload_messages WHERE topic = :topic AND position <= :floor
