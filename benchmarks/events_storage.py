@@ -3,7 +3,7 @@
 database per run in the temp directory, two variants taking turns:
 
 * `none`: no events (the statements' own writes off);
-* `shipped`: as offload ships (schema 10): each statement writes its jobs' events.
+* `shipped`: as offload ships (schema 11): each statement writes its jobs' events.
 
 Prints jobs/s per run, the medians and the median per-round ratios to `none`.
 

@@ -1,6 +1,6 @@
 -- Named queries of the events area (SQLite). An enqueue's event is written by the insert
 -- trigger of migration 9; every other change's by the statement that makes it, with
--- `written` in its transaction (migration 10). One writer at a time commits them in
+-- `written` in its transaction (migration 11). One writer at a time commits them in
 -- position order, so tx is always 0: a cursor with another tx (from no SQLite database)
 -- is past every event.
 
