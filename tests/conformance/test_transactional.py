@@ -218,3 +218,24 @@ def test_closing_right_after_a_callers_commit_never_hangs(db_url: str) -> None:
     runner.start()
     runner.join(60)
     assert not runner.is_alive(), "App.close() hung after a transactional enqueue"
+
+
+def test_an_autocommit_connection_outside_a_transaction_is_refused(
+    app: offload.App, task: offload.Task[[int], int], db_url: str
+) -> None:
+    # Each statement of an enqueue or a publish would commit alone: a publish's offset could
+    # commit before its message, and a reader could move past it for good.
+    conn: Any
+    if is_sqlite(db_url):
+        conn = sqlite3.connect(sqlite_path(db_url), isolation_level=None)
+    else:
+        conn = psycopg.connect(db_url, autocommit=True)
+    try:
+        with pytest.raises(offload.ValidationError, match="autocommit mode"):
+            task.options(conn=conn).enqueue(1)
+        with pytest.raises(offload.ValidationError, match="autocommit mode"):
+            app.publish("t", {"n": 1}, conn=conn)
+    finally:
+        conn.close()
+    assert app.jobs() == []
+    assert all(topic.messages == 0 for topic in app.topics())

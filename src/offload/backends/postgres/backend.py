@@ -32,6 +32,7 @@ from offload.core.errors import (
     ConfigurationError,
     OutcomeUnknown,
     StorageFull,
+    ValidationError,
 )
 from offload.core.times import TOO_EARLY, TOO_LATE
 
@@ -302,6 +303,12 @@ class PostgresBackend(SqlBackend):
             if not isinstance(conn, psycopg.Connection):
                 raise ConfigurationError(
                     f"conn must be a psycopg.Connection for the PostgreSQL backend, got {conn!r}"
+                )
+            idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            if conn.autocommit and idle:
+                raise ValidationError(
+                    "conn is in autocommit mode with no transaction open, so each statement would "
+                    "commit alone: open one (BEGIN) or turn autocommit off"
                 )
             try:
                 with conn.cursor() as cur:

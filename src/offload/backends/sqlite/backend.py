@@ -25,6 +25,7 @@ from offload.core.errors import (
     BackendUnavailable,
     ConfigurationError,
     StorageFull,
+    ValidationError,
 )
 from offload.core.times import from_epoch
 
@@ -186,6 +187,11 @@ class SQLiteBackend(SqlBackend):
             if not isinstance(conn, sqlite3.Connection):
                 raise ConfigurationError(
                     f"conn must be a sqlite3.Connection for the SQLite backend, got {conn!r}"
+                )
+            if conn.isolation_level is None and not conn.in_transaction:
+                raise ValidationError(
+                    "conn is in autocommit mode with no transaction open, so each statement would "
+                    "commit alone: open one (BEGIN) or turn autocommit off"
                 )
             theirs = conn.cursor(_Cursor)
             try:
