@@ -11,9 +11,10 @@ import offload
 from offload.backends.params import Claimed, ClaimParams
 from offload.core.errors import ConfigurationError
 from offload.core.options import EnqueueOptions
+from offload.runtime import executor
+from offload.runtime.executor import PIPELINE_DEPTH
 from offload.runtime.pool import ExecutorPool
-from offload.runtime.processes import executor
-from offload.runtime.processes.executor import PIPELINE_DEPTH, ProcessExecutor
+from offload.runtime.processes.executor import ProcessExecutor
 from offload.runtime.worker import Worker
 
 

@@ -17,8 +17,9 @@ import offload
 from offload.backends.params import ClaimParams
 from offload.core.errors import ConfigurationError
 from offload.core.states import JobState
-from offload.runtime.executor import Event, Finished
-from offload.runtime.inprocess import ThreadExecutor
+from offload.runtime import executor as executors
+from offload.runtime.executor import PIPELINE_DEPTH, Event, Finished
+from offload.runtime.inprocess import PIPELINED_SLOTS, AsyncExecutor, ThreadExecutor
 
 
 def run_burst(app: offload.App) -> None:
@@ -67,7 +68,7 @@ def test_an_async_task_over_its_timeout_fails_with_job_timeout(app: offload.App)
 # -- the thread executor enforces `timeout` ----------------------------------------------
 
 
-def events_until(executor: ThreadExecutor, done: object, what: str) -> list[Event]:
+def events_until(executor: ThreadExecutor | AsyncExecutor, done: object, what: str) -> list[Event]:
     """Wait on the executor and poll it, as the worker loop does, until `done(events)`."""
     assert callable(done)
     events: list[Event] = []
@@ -103,7 +104,8 @@ def test_a_thread_job_over_its_timeout_is_reported_at_the_deadline_and_keeps_its
     executor = ThreadExecutor(app.registry, 1)
     try:
         executor.submit([job])
-        assert executor.next_deadline() is not None
+        # The deadline counts from the job's start, in its thread: shortly after submit.
+        events_until(executor, lambda _: executor.next_deadline() is not None, "its start")
         (timed_out,) = events_until(executor, bool, "the timeout to be reported")
         assert isinstance(timed_out, Finished)
         assert timed_out.job.id == job.id
@@ -202,3 +204,155 @@ def test_process_only_limits_on_an_async_task_need_the_process_executor(
         return None
 
     assert app.registry.get("limited_async").options.executor == "process"
+
+
+# -- short jobs queue behind running ones, so their ends are recorded many at a time ------
+
+
+@pytest.fixture
+def short_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every run counts as short (raising the bar, rather than timing runs)."""
+    monkeypatch.setattr(executors, "SHORT_RUN", 3600.0)
+
+
+def claim_all(app: offload.App, n: int) -> list[Any]:
+    return app.backend.claims.claim(ClaimParams("w1", "default", n, 30.0))
+
+
+def test_in_process_executors_hold_queued_jobs_only_while_runs_are_short(
+    app: offload.App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads, loop = ThreadExecutor(app.registry, 2), AsyncExecutor(app.registry, 100)
+    try:
+        assert (threads.capacity(), loop.capacity()) == (2, 100)  # runs not known short
+        monkeypatch.setattr(executors, "SHORT_RUN", 3600.0)
+        queued = PIPELINE_DEPTH - 1
+        assert threads.capacity() == 2 + queued * 2
+        assert loop.capacity() == 100 + queued * PIPELINED_SLOTS  # not 32 x 100 claimed ahead
+    finally:
+        threads.close()
+        loop.close()
+
+
+def test_short_thread_jobs_queued_behind_each_other_all_run_once(
+    app: offload.App, short_runs: None
+) -> None:
+    ran: list[int] = []
+
+    @app.task(name="note")
+    def note(i: int) -> int:
+        ran.append(i)
+        return i
+
+    note.enqueue_many([(i,) for i in range(40)])
+    jobs = claim_all(app, 40)
+    executor = ThreadExecutor(app.registry, 2)
+    try:
+        assert executor.free() >= 40
+        executor.submit(jobs)
+        ends = events_until(executor, lambda ev: len(ev) == 40, "40 ends")
+        assert sorted(e.job.id for e in ends) == sorted(j.id for j in jobs)
+        assert all(isinstance(e, Finished) and e.ok for e in ends)
+        assert sorted(ran) == list(range(40))
+        assert executor.running() == [] and executor.free() == executor.capacity()
+    finally:
+        executor.close()
+
+
+def test_a_queued_thread_job_cancelled_before_its_turn_never_runs(
+    app: offload.App, short_runs: None
+) -> None:
+    release = threading.Event()
+    ran: list[str] = []
+
+    @app.task(name="blocker")
+    def blocker() -> None:
+        release.wait(30)
+
+    @app.task(name="behind")
+    def behind() -> None:
+        ran.append("behind")
+
+    blocker.enqueue()
+    behind.enqueue()
+    first, second = sorted(claim_all(app, 2), key=lambda j: j.id)
+    executor = ThreadExecutor(app.registry, 1)
+    try:
+        executor.submit([first, second])
+        executor.cancel(second.id)
+        release.set()
+        ends = events_until(executor, lambda ev: len(ev) == 2, "both ends")
+        by_id = {e.job.id: e for e in ends if isinstance(e, Finished)}
+        assert by_id[first.id].ok
+        cancelled = by_id[second.id]
+        assert cancelled.cancelled and not cancelled.ok
+        assert cancelled.error is not None
+        assert cancelled.error["message"] == "cancelled before it started"
+        assert ran == []
+    finally:
+        release.set()
+        executor.close()
+
+
+def test_a_queued_thread_job_s_timeout_counts_from_its_start_not_its_wait(
+    app: offload.App, short_runs: None
+) -> None:
+    @app.task(name="slow_head")
+    def slow_head() -> str:
+        time.sleep(0.6)
+        return "head"
+
+    @app.task(name="quick_with_limit", timeout=0.4)
+    def quick_with_limit() -> str:
+        time.sleep(0.05)
+        return "quick"
+
+    slow_head.enqueue()
+    quick_with_limit.enqueue()
+    first, second = sorted(claim_all(app, 2), key=lambda j: j.id)
+    executor = ThreadExecutor(app.registry, 1)
+    try:
+        executor.submit([first, second])
+        ends = events_until(executor, lambda ev: len(ev) == 2, "both ends")
+        results = {e.job.id: (e.ok, e.result) for e in ends if isinstance(e, Finished)}
+        # It waited 0.6 s behind the head, longer than its timeout: it still ran and passed.
+        assert results == {first.id: (True, '"head"'), second.id: (True, '"quick"')}
+    finally:
+        executor.close()
+
+
+def test_the_async_executor_runs_at_most_its_concurrency_while_others_wait_their_turn(
+    app: offload.App, short_runs: None
+) -> None:
+    now_running = [0]
+    most = [0]
+    gate = threading.Event()
+
+    @app.task(name="overlap")
+    async def overlap(i: int) -> int:
+        now_running[0] += 1  # one event loop: no lock needed
+        most[0] = max(most[0], now_running[0])
+        await asyncio.sleep(0.01)
+        if i == 0:
+            await asyncio.to_thread(gate.wait, 30)
+        now_running[0] -= 1
+        return i
+
+    overlap.enqueue_many([(i,) for i in range(12)])
+    jobs = sorted(claim_all(app, 12), key=lambda j: j.id)
+    executor = AsyncExecutor(app.registry, 3)
+    try:
+        assert executor.free() >= 12
+        executor.submit(jobs)
+        executor.cancel(jobs[-1].id)  # still waiting for a turn: it never starts
+        gate.set()
+        ends = events_until(executor, lambda ev: len(ev) == 12, "12 ends")
+        finished = {e.job.id: e for e in ends if isinstance(e, Finished)}
+        last = finished[jobs[-1].id]
+        assert last.cancelled and last.error is not None
+        assert last.error["message"] == "cancelled before it started"
+        assert all(finished[j.id].ok for j in jobs[:-1])
+        assert most[0] == 3
+    finally:
+        gate.set()
+        executor.close()

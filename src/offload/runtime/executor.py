@@ -38,6 +38,28 @@ class Finished:
     duration: float | None = None
 
 
+#: Jobs a slot may hold at once (one running, the rest queued) while jobs are short: the
+#: worker loop then collects many ends per turn and records them in one commit.
+PIPELINE_DEPTH = 32
+#: Runs shorter than this on average (seconds) count as short.
+SHORT_RUN = 0.002
+
+
+@dataclass(slots=True)
+class Pace:
+    """How long runs take, as a moving average: it decides how many jobs a slot holds, so
+    that short jobs queue in the executor while long ones never wait behind each other."""
+
+    #: Seconds; runs are taken as long until some have ended.
+    run_time: float = 1.0
+
+    def record(self, seconds: float) -> None:
+        self.run_time = 0.8 * self.run_time + 0.2 * seconds
+
+    def depth(self) -> int:
+        return PIPELINE_DEPTH if self.run_time < SHORT_RUN else 1
+
+
 @dataclass(slots=True)
 class Progress:
     """A running job's report of how far it is."""

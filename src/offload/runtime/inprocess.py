@@ -16,7 +16,7 @@ from offload.core.errors import JobCancelled
 from offload.core.job import Job
 from offload.core.task import Registry, TaskDef
 from offload.runtime.context import JobContext, running
-from offload.runtime.executor import Event, Finished, Progress, SelfPipe
+from offload.runtime.executor import Event, Finished, Pace, Progress, SelfPipe
 from offload.runtime.running import (
     Outcome,
     error_entry,
@@ -30,6 +30,10 @@ from offload.runtime.running import (
 
 log = logging.getLogger("offload.worker")
 
+#: Slots whose short jobs queue behind them, at most: a wide executor (hundreds of async
+#: slots) batches its ends as well as a narrow one without claiming thousands of jobs ahead.
+PIPELINED_SLOTS = 8
+
 
 class _InProcess:
     """What the thread and asyncio executors share: jobs run in this process and report
@@ -41,15 +45,30 @@ class _InProcess:
         self.concurrency = concurrency
         self.result_limit = result_limit
         self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        #: Jobs held, started or queued behind the running ones.
         self._running: dict[int, tuple[Job, Any]] = {}
         self._lock = threading.Lock()
         self._pipe = SelfPipe()
+        #: While runs are short, each slot holds several jobs, so their ends reach the loop
+        #: (and the database) many at a time rather than one per commit.
+        self._pace = Pace()
 
     def free(self) -> int:
-        return self.concurrency - len(self._running)
+        return self.capacity() - len(self._running)
 
     def capacity(self) -> int:
-        return self.concurrency
+        queued = (self._pace.depth() - 1) * min(self.concurrency, PIPELINED_SLOTS)
+        return self.concurrency + queued
+
+    def _held(self, job: Job, handle: Any) -> bool:
+        """Whether `job` is still held under `handle` (not abandoned by `stop_all`)."""
+        entry = self._running.get(job.id)
+        return entry is not None and entry[1] is handle
+
+    def _not_started(self, job: Job) -> None:
+        """Report a queued job cancelled before its turn came."""
+        self._events.put(stopped(job, "JobCancelled", "cancelled before it started", True))
+        self._pipe.wake()
 
     def _context(self, job: Job) -> JobContext:
         def report(fraction: float, message: str | None) -> None:
@@ -61,6 +80,8 @@ class _InProcess:
         )
 
     def _done(self, job: Job, outcome: Outcome, duration: float) -> None:
+        with self._lock:
+            self._pace.record(duration)
         self._events.put(finished_from(job, outcome, duration))
         self._pipe.wake()
 
@@ -115,24 +136,26 @@ class ThreadExecutor(_InProcess):
         self._overdue: set[tuple[int, int]] = set()
 
     def free(self) -> int:
-        return self.concurrency - len(self._running) - len(self._overdue)
+        return super().free() - len(self._overdue)
 
     def submit(self, jobs: list[Job]) -> None:
         for job in jobs:
             ctx = self._context(job)
-            timeout = self._timeout(job)
             with self._lock:
                 self._running[job.id] = (job, ctx)
-                if timeout is not None:
-                    self._deadlines[job.id, job.attempt] = (time.monotonic() + timeout, timeout)
             self._pool.submit(self._run, job, ctx)
-
-    def _timeout(self, job: Job) -> float | None:
-        definition = lookup(self.registry, job.task)
-        return None if isinstance(definition, dict) else definition.options.timeout
 
     def _run(self, job: Job, ctx: JobContext) -> None:
         definition = lookup(self.registry, job.task)
+        timeout = None if isinstance(definition, dict) else definition.options.timeout
+        with self._lock:  # its turn came: it runs unless cancelled or abandoned meanwhile
+            if not self._held(job, ctx):
+                return
+            if ctx.cancel_event.is_set():
+                self._not_started(job)  # `poll` lets its slot go
+                return
+            if timeout is not None:  # from its start, not from its wait in the queue
+                self._deadlines[job.id, job.attempt] = (time.monotonic() + timeout, timeout)
         began = time.perf_counter()
         outcome = run_call(definition, job.args, job.kwargs, ctx, self.result_limit)
         duration = time.perf_counter() - began
@@ -199,6 +222,7 @@ class AsyncExecutor(_InProcess):
         self, registry: Registry, concurrency: int, result_limit: int | None = None
     ) -> None:
         super().__init__(registry, concurrency, result_limit)
+        self._turns: asyncio.Semaphore | None = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="offload-async", daemon=True
@@ -212,14 +236,26 @@ class AsyncExecutor(_InProcess):
                 self._running[job.id] = (job, future)
 
     async def _run(self, job: Job) -> None:
-        definition = lookup(self.registry, job.task)
-        ctx = self._context(job)
-        began = time.perf_counter()
-        if isinstance(definition, dict):
-            outcome: Outcome = (False, definition, True, False)
-        else:
-            outcome = await run_async_call(definition, job.args, job.kwargs, ctx, self.result_limit)
-        self._done(job, outcome, time.perf_counter() - began)
+        if self._turns is None:  # made on the loop's own thread, where it is awaited
+            self._turns = asyncio.Semaphore(self.concurrency)
+        try:
+            await self._turns.acquire()  # at most `concurrency` run; the rest wait their turn
+        except asyncio.CancelledError:
+            self._not_started(job)
+            return
+        try:
+            definition = lookup(self.registry, job.task)
+            ctx = self._context(job)
+            began = time.perf_counter()
+            if isinstance(definition, dict):
+                outcome: Outcome = (False, definition, True, False)
+            else:
+                outcome = await run_async_call(
+                    definition, job.args, job.kwargs, ctx, self.result_limit
+                )
+            self._done(job, outcome, time.perf_counter() - began)
+        finally:
+            self._turns.release()
 
     def cancel(self, job_id: int) -> None:
         with self._lock:

@@ -20,16 +20,12 @@ from multiprocessing import forkserver
 
 from offload.core.job import Job
 from offload.core.options import TaskOptions
-from offload.runtime.executor import Event, Finished, Progress
+from offload.runtime.executor import Event, Finished, Pace, Progress
 from offload.runtime.processes import child, limits
 from offload.runtime.processes.protocol import Cancel, Done, Message, Report, Run, encode, send
 from offload.runtime.processes.slot import Slot
 from offload.runtime.running import finished_from, stopped
 
-#: Jobs a child may hold at once (one running, the rest queued) while jobs are short.
-PIPELINE_DEPTH = 32
-#: Runs shorter than this on average (seconds) count as short.
-SHORT_RUN = 0.002
 #: Imported by the fork server only, by name (importing it here would ignore SIGTERM here).
 SERVER_MODULE = "offload.runtime.processes.server"
 
@@ -66,8 +62,8 @@ class ProcessExecutor:
     #: Replace a child whose resident memory grew past this many MiB (None: never).
     max_child_memory_mb: float | None = None
     _slots: list[Slot] = field(default_factory=list)
-    #: Moving average of how long runs take, to decide whether to queue jobs in children.
-    _run_time: float = 1.0
+    #: How long runs take, to decide whether to queue jobs in children.
+    _pace: Pace = field(default_factory=Pace)
     #: Jobs (with their messages) waiting for a child with room (see slot.PIPE_BUDGET).
     _waiting: deque[tuple[Job, bytes]] = field(default_factory=deque)
     _events: list[Event] = field(default_factory=list)
@@ -99,14 +95,11 @@ class ProcessExecutor:
         for job in old.jobs:
             self._send(slot, job)
 
-    def _depth(self) -> int:
-        return PIPELINE_DEPTH if self._run_time < SHORT_RUN else 1
-
     def capacity(self) -> int:
-        return self._depth() * self.concurrency
+        return self._pace.depth() * self.concurrency
 
     def free(self) -> int:
-        depth = self._depth()
+        depth = self._pace.depth()
         room = sum(max(depth - len(slot.jobs), 0) for slot in self._slots if not slot.retire)
         return max(room - len(self._waiting), 0)
 
@@ -135,7 +128,7 @@ class ProcessExecutor:
         """Hand waiting jobs, in order, each to the least busy child with room for it, one
         write per child. Stop at the first job that fits nowhere (a large one waits for an
         idle child, see slot.PIPE_BUDGET), so that jobs start in the order they were claimed."""
-        depth = self._depth()
+        depth = self._pace.depth()
         out: dict[int, bytearray] = {}
         was_idle: set[int] = set()
         while self._waiting:
@@ -240,7 +233,7 @@ class ProcessExecutor:
         slot.release(job)
         if was_head:
             now = time.monotonic()
-            self._run_time = 0.8 * self._run_time + 0.2 * (now - slot.since)
+            self._pace.record(now - slot.since)
             slot.jobs_done += 1
             slot.kill_head = False
             slot.retire = self._worn_out(slot)
