@@ -12,6 +12,11 @@ Standard library only (plus psycopg for the PostgreSQL database, present in both
 Workloads (`kind`):
 * `enqueue_one`: n jobs, one call each; jobs/s over the loop.
 * `enqueue_batch`: n jobs in calls of `batch`; jobs/s.
+* `enqueue_threads`: n jobs, one call each, from `producers` threads at once (a WSGI
+  server's); jobs/s.
+* `enqueue_tasks`: n jobs, one call each, from `producers` coroutines at once on one event
+  loop (an ASGI server's), through the adapter's `enqueue_async` (else `enqueue_one` in a
+  thread); jobs/s.
 * `drain`: n jobs queued first (untimed; batches of 1,000 where the system has a batch API),
   then the workers are started: jobs/s from the start of the worker processes to the start
   of the last job (marks), and the steady rate (first job start to last).
@@ -25,6 +30,7 @@ Workloads (`kind`):
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import importlib
 import inspect
@@ -148,6 +154,48 @@ async def w_enqueue_batch(adapter: Adapter, w: dict[str, Any]) -> dict[str, Any]
     n = w["n"]
     start = time.perf_counter()
     await batch_loop(adapter, range(n), w["batch"], start + w["timeout"])
+    seconds = time.perf_counter() - start
+    await check_queued(adapter, n)
+    return {"value": n / seconds, "seconds": seconds}
+
+
+def _slices(n: int, parts: int) -> list[range]:
+    return [range(i, n, parts) for i in range(parts)]
+
+
+async def w_enqueue_threads(adapter: Adapter, w: dict[str, Any]) -> dict[str, Any]:
+    n, deadline = w["n"], time.perf_counter() + w["timeout"]
+
+    def produce(seqs: range) -> None:
+        for seq in seqs:
+            adapter.enqueue_one(seq)
+            if seq & 63 == 0 and time.perf_counter() > deadline:
+                raise Bound(f"a producer thread passed its bound at job {seq}")
+
+    def all_threads() -> None:
+        with concurrent.futures.ThreadPoolExecutor(w["producers"]) as pool:
+            for done in [pool.submit(produce, seqs) for seqs in _slices(n, w["producers"])]:
+                done.result()
+
+    start = time.perf_counter()
+    await asyncio.to_thread(all_threads)
+    seconds = time.perf_counter() - start
+    await check_queued(adapter, n)
+    return {"value": n / seconds, "seconds": seconds}
+
+
+async def w_enqueue_tasks(adapter: Adapter, w: dict[str, Any]) -> dict[str, Any]:
+    n, deadline = w["n"], time.perf_counter() + w["timeout"]
+    one = getattr(adapter, "enqueue_async", None)
+
+    async def produce(seqs: range) -> None:
+        for seq in seqs:
+            await (one(seq) if one is not None else asyncio.to_thread(adapter.enqueue_one, seq))
+            if seq & 63 == 0 and time.perf_counter() > deadline:
+                raise Bound(f"a producer coroutine passed its bound at job {seq}")
+
+    start = time.perf_counter()
+    await asyncio.gather(*(produce(seqs) for seqs in _slices(n, w["producers"])))
     seconds = time.perf_counter() - start
     await check_queued(adapter, n)
     return {"value": n / seconds, "seconds": seconds}
@@ -281,6 +329,8 @@ async def w_scale(adapter: Adapter, w: dict[str, Any]) -> dict[str, Any]:
 WORKLOADS: dict[str, Callable[[Adapter, dict[str, Any]], Awaitable[dict[str, Any]]]] = {
     "enqueue_one": w_enqueue_one,
     "enqueue_batch": w_enqueue_batch,
+    "enqueue_threads": w_enqueue_threads,
+    "enqueue_tasks": w_enqueue_tasks,
     "drain": w_drain,
     "latency": w_latency,
     "scale": w_scale,

@@ -158,9 +158,16 @@ class Runner:
         return result
 
 
+#: Concurrent producers in one process, one job per call: the workload and how many.
+PRODUCERS = {"threads32": ("enqueue_threads", 32), "async500": ("enqueue_tasks", 500)}
+
+
 def workload_spec(kind: str, s: Sizes) -> dict[str, Any]:
     if kind == "enqueue_one":
         return {"kind": kind, "n": s.enqueue, "timeout": s.t_enqueue, "bound": s.t_enqueue}
+    if kind in PRODUCERS:
+        work = {"kind": PRODUCERS[kind][0], "n": s.enqueue, "producers": PRODUCERS[kind][1]}
+        return {**work, "timeout": s.t_enqueue, "bound": s.t_enqueue}
     if kind in ("batch100", "batch1000"):
         b = int(kind.removeprefix("batch"))
         spec = {"kind": "enqueue_batch", "n": s.batch, "batch": b, "timeout": s.t_enqueue}

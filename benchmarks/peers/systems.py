@@ -9,6 +9,8 @@ from typing import Any
 ALL_WORKLOADS = ("enqueue_one", "batch100", "batch1000", "drain", "latency", "scale")
 ENQUEUE_ONLY = ("enqueue_one", "batch100", "batch1000")
 NO_BATCH = ("enqueue_one", "drain", "latency", "scale")  # the system has no batch API
+#: offload's rows also enqueue from many producers of one process at once (group commit).
+OFFLOAD_WORKLOADS = (*ALL_WORKLOADS, "threads32", "async500")
 
 
 @dataclass(frozen=True)
@@ -57,10 +59,11 @@ SYSTEMS: tuple[System, ...] = (
     _row("offload-sqlite", "offload (SQLite)", "offload:sqlite", "sqlite", "yes",
          "committed (SQLite WAL, synchronous=FULL: fsync of the WAL) before enqueue() "
          "returns: survives a crash and power loss; a worker killed mid-job: its lease "
-         "expires and the job runs again"),
+         "expires and the job runs again", workloads=OFFLOAD_WORKLOADS),
     _row("offload-pg", "offload (PostgreSQL)", "offload:pg", "pg", "yes",
          "committed (fsync=on, synchronous_commit=on) before enqueue() returns: survives a "
-         "crash and power loss; a worker killed mid-job: lease expiry, runs again", **_PG),
+         "crash and power loss; a worker killed mid-job: lease expiry, runs again",
+         workloads=OFFLOAD_WORKLOADS, **_PG),
     _row("huey-sqlite", "Huey (SQLite)", "huey:sqlite", "sqlite", "yes",
          "autocommit INSERT in WAL mode with SQLite's default synchronous (FULL here, read "
          "back from its connection): survives power loss; the consumer deletes the row when "

@@ -4,12 +4,14 @@ jobs that the faces (CLI, HTTP, dashboard) call."""
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, cast, overload
 
 from offload.backends import open_backend
 from offload.backends.base import Backend, Listener
+from offload.backends.group import LoopGroups
 from offload.backends.params import (
     EventReadParams,
     Inserted,
@@ -165,6 +167,9 @@ class App:
         #: Queue policies declared in code, written to the database at first use.
         self.queues: dict[str, QueuePolicy] = {}
         self._ready_pid = 0
+        #: Per event loop, the coroutines' shared commits (`_insert_async`).
+        self._loop_groups: weakref.WeakKeyDictionary[Any, LoopGroups[JobInsertParams, Inserted]]
+        self._loop_groups = weakref.WeakKeyDictionary()
         self.registry.add_builtin(TaskDef(MAP_TASK, self._map_chunk, TaskOptions()))
         self.registry.add_builtin(TaskDef(REDUCE_TASK, self._reduce, TaskOptions()))
 
@@ -1013,6 +1018,20 @@ class App:
         """The one insert path of every enqueue."""
         self.ready()
         return self.backend.jobs.insert(JobInsertParams(spec, payloads, conn))
+
+    async def _insert_async(self, spec: JobSpec, payloads: Sequence[Payload]) -> Inserted:
+        """`_insert` from a coroutine, in a commit shared with the other coroutines of its
+        loop that insert meanwhile (`offload.backends.group.LoopGroups`)."""
+        import asyncio
+
+        if self._ready_pid != os.getpid():
+            await asyncio.to_thread(self.ready)  # its first call reads the database
+        loop = asyncio.get_running_loop()
+        groups = self._loop_groups.get(loop)
+        if groups is None:
+            jobs = self.backend.jobs
+            groups = self._loop_groups[loop] = LoopGroups(jobs.insert, jobs.insert_group)
+        return await groups.submit(JobInsertParams(spec, payloads))
 
 
 async def _each(fn: Callable[[Any], Awaitable[Any]], items: list[Any]) -> list[Any]:

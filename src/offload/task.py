@@ -154,13 +154,32 @@ class Task(Generic[P, R]):
         idempotency key that is held, stores nothing and returns the handle of the job that
         holds it (`duplicate` True). Arguments the function cannot take raise
         ArgumentsMismatch, storing nothing."""
+        payload = self._payload(args, kwargs)
+        if self._overrides.depends_on:
+            return self._dependants([payload])[0]
+        done = self.app._insert(self._spec(), [payload], self._conn)
+        return JobHandle(self.app.backend, done.ids[0], duplicate=bool(done.duplicates))
+
+    async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
+        """`enqueue` for asyncio code: the durable commit runs in a thread, off the loop,
+        shared with the enqueues of other coroutines of this loop waiting meanwhile."""
+        import asyncio  # loaded on first use: workers and fork servers never need it
+
+        if self._overrides.depends_on or self._conn is not None:
+            return await asyncio.to_thread(self.enqueue, *args, **kwargs)
+        payload = self._payload(args, kwargs)
+        done = await self.app._insert_async(self._spec(), [payload])
+        return JobHandle(self.app.backend, done.ids[0], duplicate=bool(done.duplicates))
+
+    def _payload(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Payload:
+        """One call's stored form, its arguments checked against the function first."""
         args_text, kwargs_text = serialization.dumps_args(
             args, kwargs, limit=self.app.payload_limit
         )
         definition = self.definition
         definition.check_args(args, kwargs)
         over = self._overrides
-        payload = Payload(
+        return Payload(
             args_text,
             kwargs_text,
             over.idempotency_key,
@@ -169,16 +188,6 @@ class Task(Generic[P, R]):
             definition.group_key(args, kwargs),
             over.replace,
         )
-        if over.depends_on:
-            return self._dependants([payload])[0]
-        done = self.app._insert(self._spec(), [payload], self._conn)
-        return JobHandle(self.app.backend, done.ids[0], duplicate=bool(done.duplicates))
-
-    async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
-        """`enqueue` for asyncio code: the durable commit runs in a thread, off the loop."""
-        import asyncio  # loaded on first use: workers and fork servers never need it
-
-        return await asyncio.to_thread(self.enqueue, *args, **kwargs)
 
     def enqueue_many(self, calls: Iterable[Call | tuple[Any, ...]]) -> list[JobHandle[R]]:
         """Store many jobs in one transaction and one statement; all or none (a call whose

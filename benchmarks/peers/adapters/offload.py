@@ -42,6 +42,9 @@ class Adapter(Base):
     def enqueue_one(self, seq: int) -> None:
         mark.enqueue(seq)
 
+    async def enqueue_async(self, seq: int) -> None:
+        await mark.enqueue_async(seq)
+
     def enqueue_batch(self, seqs: Sequence[int]) -> None:
         mark.enqueue_many([(seq,) for seq in seqs])
 

@@ -58,6 +58,7 @@ from offload.backends.params import (
     WorkflowRecord,
     WorkflowSummary,
 )
+from offload.core.errors import OffloadError
 from offload.core.events import Event, EventCursor
 from offload.core.flow import QueuePolicy, TaskLimits
 from offload.core.job import Job
@@ -126,6 +127,12 @@ class JobStore(Protocol):
         """Store jobs in one transaction; return each payload's job id, by position (a
         payload whose unique or idempotency key is held gets the id of the job that holds
         it, and counts as a duplicate)."""
+        ...
+
+    def insert_group(self, group: Sequence[JobInsertParams]) -> list[Inserted | OffloadError]:
+        """Many callers' inserts (none with its own `conn`) in one transaction, by position:
+        each one's ids, or the error that refused it alone (its rows undone, the others
+        kept). A failure of the transaction itself raises, having stored nothing."""
         ...
 
     def get(self, job_id: int) -> Job:

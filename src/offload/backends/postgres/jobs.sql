@@ -228,3 +228,15 @@ SELECT count(*) FROM (
 -- Seconds the queue's oldest due job has waited (by the database clock), NULL if none.
 SELECT extract(epoch FROM now() - min(run_at))::float8 FROM offload_jobs
 WHERE queue = :queue AND state IN ('available', 'scheduled', 'retrying') AND run_at <= now()
+
+-- name: savepoint
+-- One caller's insert within a group commit (offload.backends.group): undone alone if it fails.
+SAVEPOINT offload_caller
+
+-- name: release
+-- That caller's insert succeeded: keep it in the group's transaction.
+RELEASE SAVEPOINT offload_caller
+
+-- name: rollback_to
+-- That caller's insert failed: undo it alone (then `release` ends the savepoint).
+ROLLBACK TO SAVEPOINT offload_caller

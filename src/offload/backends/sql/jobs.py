@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from offload.backends.group import ThreadGroups
 from offload.backends.params import (
     Inserted,
     JobFilter,
@@ -24,6 +25,7 @@ from offload.core.errors import (
     ConfigurationError,
     InvalidTransition,
     JobNotFound,
+    OffloadError,
     OutcomeUnknown,
 )
 from offload.core.flow import DEFAULT_AGING
@@ -46,8 +48,37 @@ class SqlJobs:
     def __init__(self, db: SqlBackend) -> None:
         self.db = db
         self.q = db.q["jobs"]
+        #: One writer at a time (SQLite): concurrent enqueues of this process share commits.
+        #: PostgreSQL's server groups the commits of concurrent connections by itself.
+        self._groups = None if db.parallel_writes else ThreadGroups(self._one, self.insert_group)
 
     def insert(self, params: JobInsertParams) -> Inserted:
+        """Store the jobs; with concurrent callers in this process (and no caller's `conn`),
+        in a transaction shared with theirs (`offload.backends.group`)."""
+        if self._groups is None or params.conn is not None or not params.payloads:
+            return self._one(params)
+        return self._groups.submit(params)
+
+    def insert_group(self, group: Sequence[JobInsertParams]) -> list[Inserted | OffloadError]:
+        """Each insert (none with a caller's `conn`) in one transaction, one savepoint
+        each: a refused insert is undone alone and its error is its outcome. A failure of
+        the transaction itself raises, having stored nothing."""
+        outcomes: list[Inserted | OffloadError] = []
+        with self.db.tx() as cur:
+            for params in group:
+                if not params.payloads:
+                    outcomes.append(Inserted([]))
+                    continue
+                cur.execute(self.q["savepoint"])
+                try:
+                    outcomes.append(self.insert_in(cur, params.spec, params.payloads))
+                except OffloadError as exc:
+                    cur.execute(self.q["rollback_to"])
+                    outcomes.append(exc)
+                cur.execute(self.q["release"])
+        return outcomes
+
+    def _one(self, params: JobInsertParams) -> Inserted:
         """Insert; if the connection breaks before the commit is confirmed, send it once
         more on a fresh connection when every job has an idempotency key (a resent job
         whose first copy was stored finds its key held: no double), else raise

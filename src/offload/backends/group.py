@@ -1,0 +1,197 @@
+"""Group commit for producers: concurrent enqueues of one process share commits.
+
+Each enqueue returns only once its own rows are durable (never batched behind the caller's
+back), but callers that arrive while a commit is flushing need not wait for a commit each:
+the next transaction carries all of them, one savepoint per caller, and releases exactly
+the callers whose rows it committed. An error in one caller's insert reaches that caller
+alone; a transaction that fails as a whole stored nothing, so each of its callers then
+inserts alone and gets its own outcome. A lone caller takes the plain path: one commit, no
+savepoint, no hand-off.
+
+`ThreadGroups` combines threads (a WSGI server's); `LoopGroups` combines the coroutines of
+one event loop (an ASGI server's) and hands each group to a thread in one call.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from offload.core.errors import OffloadError, OutcomeUnknown
+
+if TYPE_CHECKING:
+    import asyncio  # at run time, imported by `LoopGroups` only: workers never load it
+
+P = TypeVar("P")
+R = TypeVar("R")
+
+#: Callers one transaction carries at most: a larger group would hold SQLite's write lock
+#: (and its members' wait) longer than the commits it saves are worth.
+GROUP_LIMIT = 256
+
+#: Runs one caller's insert on its own (its own transaction).
+Alone = Callable[[P], R]
+#: Runs many callers' inserts in one transaction; a failure of the whole raises.
+Together = Callable[[Sequence[P]], list[R | OffloadError]]
+
+
+class _Call(Generic[P, R]):
+    """One waiting caller: its params, and its outcome once some thread has run it."""
+
+    __slots__ = ("done", "error", "lead", "params", "result")
+
+    def __init__(self, params: P) -> None:
+        self.params = params
+        self.done = threading.Event()
+        self.lead = False  # woken to run the next group, not with an outcome
+        self.result: R | None = None
+        self.error: BaseException | None = None
+
+
+def run_group(
+    calls: Sequence[P], alone: Alone[P, R], together: Together[P, R]
+) -> list[R | BaseException]:
+    """Each call's outcome: all in one transaction, or each alone if that one failed as a
+    whole (it stored nothing, so running them again cannot double a job)."""
+    try:
+        return list(together(calls))
+    except OutcomeUnknown:  # it may have committed: running them again could double them
+        raise
+    except OffloadError:
+        outcomes: list[R | BaseException] = []
+        for params in calls:
+            try:
+                outcomes.append(alone(params))
+            except Exception as exc:  # that caller's outcome
+                outcomes.append(exc)
+        return outcomes
+
+
+class ThreadGroups(Generic[P, R]):
+    """Concurrent callers from threads of one process share commits (see the module).
+
+    The first caller while nothing is being written runs alone. Callers arriving meanwhile
+    wait; when the write ends, one of them is woken to write all of them (up to
+    `GROUP_LIMIT`) in one transaction and wake each with its outcome, and so on until none
+    wait. No thread ever writes for longer than one group, so no caller waits forever."""
+
+    def __init__(self, alone: Alone[P, R], together: Together[P, R]) -> None:
+        self._alone = alone
+        self._together = together
+        self._reset()
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._waiting: list[_Call[P, R]] = []
+        self._writing = False
+        self._pid = os.getpid()
+
+    def submit(self, params: P) -> R:
+        if self._pid != os.getpid():  # forked while some thread wrote: that thread is gone
+            self._reset()
+        with self._lock:
+            if not self._writing:
+                self._writing = True
+                call = None
+            else:
+                call = _Call[P, R](params)
+                self._waiting.append(call)
+        if call is None:
+            try:
+                return self._alone(params)
+            finally:
+                self._hand_on()
+        call.done.wait()
+        if call.lead:
+            self._lead()
+        if call.error is not None:
+            raise call.error
+        return call.result  # type: ignore[return-value]
+
+    def _hand_on(self) -> None:
+        """After a write: wake one waiting caller to write the next group, or go idle."""
+        with self._lock:
+            if not self._waiting:
+                self._writing = False
+                return
+            nxt = self._waiting[0]
+        nxt.lead = True
+        nxt.done.set()
+
+    def _lead(self) -> None:
+        """Write the waiting callers (this one first) as one group and wake each."""
+        with self._lock:
+            group = self._waiting[:GROUP_LIMIT]
+            del self._waiting[:GROUP_LIMIT]
+        try:
+            outcomes = run_group([c.params for c in group], self._alone, self._together)
+            for call, outcome in zip(group, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    call.error = outcome
+                else:
+                    call.result = outcome
+        except BaseException as exc:  # nothing may leave a caller waiting
+            for call in group:
+                call.error = exc
+            raise
+        finally:
+            for call in group:
+                call.lead = False
+                call.done.set()
+            self._hand_on()
+
+
+class LoopGroups(Generic[P, R]):
+    """Concurrent callers on one event loop share commits: while one group is written in a
+    thread, the coroutines arriving meanwhile queue up and become the next group. A lone
+    caller runs alone in a thread."""
+
+    def __init__(self, alone: Alone[P, R], together: Together[P, R]) -> None:
+        self._alone = alone
+        self._together = together
+        self._waiting: list[tuple[P, asyncio.Future[R]]] = []
+        self._writing = False
+
+    async def submit(self, params: P) -> R:
+        import asyncio
+
+        if not self._writing:
+            self._writing = True
+            try:
+                return await asyncio.to_thread(self._alone, params)
+            finally:
+                self._next()
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._waiting.append((params, future))
+        return await future
+
+    def _next(self) -> None:
+        import asyncio
+
+        if self._waiting:
+            group = self._waiting[:GROUP_LIMIT]
+            del self._waiting[:GROUP_LIMIT]
+            asyncio.get_running_loop().create_task(self._write(group))
+        else:
+            self._writing = False
+
+    async def _write(self, group: list[tuple[P, asyncio.Future[R]]]) -> None:
+        import asyncio
+
+        try:
+            outcomes = await asyncio.to_thread(
+                run_group, [params for params, _ in group], self._alone, self._together
+            )
+        except BaseException as exc:  # nothing may leave a caller waiting
+            outcomes = [exc] * len(group)
+        finally:
+            self._next()
+        for (_, future), outcome in zip(group, outcomes, strict=True):
+            if future.done():  # its caller was cancelled: its rows are stored all the same
+                continue
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)

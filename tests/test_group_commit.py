@@ -1,0 +1,182 @@
+"""The combiners of group commit (`offload.backends.group`) with stand-in inserts: who
+writes which group, and that every caller gets exactly its own outcome and none waits
+forever, whatever fails."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Sequence
+
+import pytest
+
+from offload.backends.group import GROUP_LIMIT, LoopGroups, ThreadGroups
+from offload.core.errors import BackendError, OffloadError, OutcomeUnknown, ValidationError
+
+
+class Store:
+    """Stand-in inserts: `alone` and `together` record their calls; a param below 0 is
+    refused (its own error); `fail_together` makes the whole group's transaction fail."""
+
+    def __init__(self, slow: float = 0.0) -> None:
+        self.alone_calls: list[int] = []
+        self.groups: list[list[int]] = []
+        self.fail_together: OffloadError | None = None
+        self.slow = slow
+        self.lock = threading.Lock()
+
+    def alone(self, n: int) -> int:
+        time.sleep(self.slow)
+        with self.lock:
+            self.alone_calls.append(n)
+        if n < 0:
+            raise ValidationError(f"refused {n}")
+        return n * 10
+
+    def together(self, group: Sequence[int]) -> list[int | OffloadError]:
+        time.sleep(self.slow)
+        with self.lock:
+            self.groups.append(list(group))
+        if self.fail_together is not None:
+            raise self.fail_together
+        return [ValidationError(f"refused {n}") if n < 0 else n * 10 for n in group]
+
+
+def run_threads(groups: ThreadGroups[int, int], ns: list[int]) -> dict[int, object]:
+    outcomes: dict[int, object] = {}
+    lock = threading.Lock()
+
+    def call(n: int) -> None:
+        try:
+            result: object = groups.submit(n)
+        except Exception as exc:
+            result = exc
+        with lock:
+            outcomes[n] = result
+
+    threads = [threading.Thread(target=call, args=(n,)) for n in ns]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+        assert not thread.is_alive(), "a caller waits forever"
+    return outcomes
+
+
+def test_a_lone_caller_runs_alone_and_is_never_grouped() -> None:
+    store = Store()
+    groups = ThreadGroups(store.alone, store.together)
+    assert [groups.submit(n) for n in range(5)] == [0, 10, 20, 30, 40]
+    assert store.alone_calls == [0, 1, 2, 3, 4]
+    assert store.groups == []
+
+
+def test_callers_arriving_during_a_write_share_the_next_and_get_their_own_outcome() -> None:
+    store = Store(slow=0.05)
+    groups = ThreadGroups(store.alone, store.together)
+    ns = [*range(1, 40), -7]
+    outcomes = run_threads(groups, ns)
+    for n in ns:
+        if n < 0:
+            assert isinstance(outcomes[n], ValidationError), outcomes[n]
+        else:
+            assert outcomes[n] == n * 10
+    written = store.alone_calls + [n for group in store.groups for n in group]
+    assert sorted(written) == sorted(ns), "each caller written exactly once"
+    assert store.groups, "callers that waited were grouped"
+    assert len(store.alone_calls) + len(store.groups) < len(ns) / 2
+
+
+def test_a_group_failing_as_a_whole_runs_each_caller_alone() -> None:
+    store = Store(slow=0.02)
+    store.fail_together = BackendError("disk I/O error")
+    groups = ThreadGroups(store.alone, store.together)
+    ns = [*range(1, 20), -3]
+    outcomes = run_threads(groups, ns)
+    assert {n: outcomes[n] for n in ns if n > 0} == {n: n * 10 for n in ns if n > 0}
+    assert isinstance(outcomes[-3], ValidationError)
+    assert store.groups, "some callers were grouped first"
+    assert sorted(store.alone_calls) == sorted(ns), "then every one ran alone, once"
+
+
+def test_an_unknown_outcome_of_a_group_reaches_each_of_its_callers_unretried() -> None:
+    store = Store(slow=0.05)
+    store.fail_together = OutcomeUnknown("the connection broke during COMMIT", "enqueue")
+    groups = ThreadGroups(store.alone, store.together)
+    outcomes = run_threads(groups, list(range(1, 20)))
+    grouped = {n for group in store.groups for n in group}
+    assert grouped, "some callers were grouped"
+    for n in grouped:
+        assert isinstance(outcomes[n], OutcomeUnknown), "a resent insert could double it"
+    assert not grouped & set(store.alone_calls)
+
+
+def test_no_group_holds_more_than_its_limit() -> None:
+    store = Store(slow=0.2)
+    groups = ThreadGroups(store.alone, store.together)
+    outcomes = run_threads(groups, list(range(1, GROUP_LIMIT + 60)))
+    assert all(outcomes[n] == n * 10 for n in outcomes)
+    assert max(len(group) for group in store.groups) <= GROUP_LIMIT
+
+
+def test_an_unexpected_error_in_a_group_releases_every_caller() -> None:
+    store = Store(slow=0.05)
+    groups = ThreadGroups(store.alone, store.together)
+
+    def broken(group: Sequence[int]) -> list[int | OffloadError]:
+        raise RuntimeError("a bug")
+
+    groups._together = broken
+    outcomes = run_threads(groups, list(range(1, 20)))
+    assert any(isinstance(o, RuntimeError) for o in outcomes.values())
+    assert all(isinstance(o, RuntimeError | int) for o in outcomes.values())
+
+
+def test_coroutines_of_one_loop_share_writes_and_get_their_own_outcomes() -> None:
+    store = Store(slow=0.02)
+    groups = LoopGroups(store.alone, store.together)
+
+    async def main() -> list[object]:
+        return await asyncio.gather(
+            *(groups.submit(n) for n in [*range(1, 300), -5]), return_exceptions=True
+        )
+
+    outcomes = asyncio.run(main())
+    assert outcomes[:-1] == [n * 10 for n in range(1, 300)]
+    assert isinstance(outcomes[-1], ValidationError)
+    assert len(store.alone_calls) == 1, "only the first ran alone"
+    assert 2 <= len(store.groups) <= 3
+    assert max(len(g) for g in store.groups) <= GROUP_LIMIT
+
+
+def test_a_lone_coroutine_runs_alone() -> None:
+    store = Store()
+    groups = LoopGroups(store.alone, store.together)
+
+    async def main() -> list[int]:
+        return [await groups.submit(n) for n in range(3)]
+
+    assert asyncio.run(main()) == [0, 10, 20]
+    assert store.groups == []
+
+
+@pytest.mark.parametrize("error", [BackendError("gone"), OutcomeUnknown("unknown", "enqueue")])
+def test_a_coroutine_group_failing_as_a_whole(error: OffloadError) -> None:
+    store = Store(slow=0.02)
+    store.fail_together = error
+    groups = LoopGroups(store.alone, store.together)
+
+    async def main() -> list[object]:
+        return await asyncio.gather(
+            *(groups.submit(n) for n in range(1, 30)), return_exceptions=True
+        )
+
+    outcomes = asyncio.run(main())
+    grouped = [n for group in store.groups for n in group]
+    assert grouped
+    for n in grouped:
+        if isinstance(error, OutcomeUnknown):
+            assert isinstance(outcomes[n - 1], OutcomeUnknown)
+        else:
+            assert outcomes[n - 1] == n * 10  # run again alone
