@@ -267,6 +267,18 @@ class App:
         """Append `messages` to `topic` in one transaction, all or none (`keys`: one per
         message); return their offsets. Bad input raises ValidationError, storing nothing."""
         check_topic_name("topic", topic)
+        # A str (or bytes) is a sequence too: its characters would be stored one by one.
+        if isinstance(messages, str | bytes | bytearray) or not isinstance(messages, Sequence):
+            raise ValidationError(
+                f"messages must be a list of messages, got {shorten(messages)} "
+                "(for one message, use publish)"
+            )
+        if keys is not None and (
+            isinstance(keys, str | bytes | bytearray) or not isinstance(keys, Sequence)
+        ):
+            raise ValidationError(
+                f"keys must be a list of keys (one per message), got {shorten(keys)}"
+            )
         if keys is not None and len(keys) != len(messages):
             raise ValidationError(f"{len(keys)} keys given for {len(messages)} messages")
         texts = [

@@ -271,3 +271,31 @@ def test_a_publish_wakes_a_waiting_member(app: offload.App) -> None:
     finally:
         worker.stop()
         thread.join(30)
+
+
+def topic_rows(db_url: str) -> tuple[list[dict[str, Any]], ...]:
+    """Every stored row of the topics area and the jobs, to compare before and after."""
+    raw = RawDB(db_url)
+    return tuple(
+        raw.query(f"SELECT * FROM {table} ORDER BY 1, 2")
+        for table in ("offload_topics", "offload_groups", "offload_messages", "offload_jobs")
+    )
+
+
+@pytest.mark.parametrize(
+    ("call", "named"),
+    [
+        ({"messages": ["a", "b", "c"], "keys": "abc"}, "keys"),
+        ({"messages": "abc"}, "messages"),
+        ({"messages": b"abc"}, "messages"),
+        ({"messages": "abc", "keys": ["a", "b", "c"]}, "messages"),
+    ],
+)
+def test_a_str_for_a_sequence_is_refused_storing_nothing(
+    app: offload.App, db_url: str, call: dict[str, Any], named: str
+) -> None:
+    app.publish("t", "already here", key="k")
+    before = topic_rows(db_url)
+    with pytest.raises(ValidationError, match=named):
+        app.publish_many("t", **call)
+    assert topic_rows(db_url) == before
