@@ -24,6 +24,7 @@ from offload.backends.params import (
     PublishParams,
     PumpParams,
     ReplayParams,
+    RescueParams,
     RetentionParams,
     SubscribeParams,
 )
@@ -31,7 +32,16 @@ from offload.core.errors import GroupNotFound, OffsetOutOfRange
 from offload.core.job import Job, JobSpec
 from offload.core.states import JobState
 from offload.core.topics import Start, group_queue
-from tests.conformance.helpers import RawDB, is_sqlite, sqlite_path
+from tests.conformance.helpers import (
+    SHORT_LEASE,
+    RawDB,
+    claim_one,
+    error_json,
+    expire_lease,
+    insert,
+    is_sqlite,
+    sqlite_path,
+)
 
 
 def publish(backend: Backend, topic: str, *values: Any, key: str | None = None) -> list[int]:
@@ -347,3 +357,83 @@ def test_retention_by_time_removes_only_what_is_older(backend: Backend) -> None:
     publish(backend, "t", 5)
     assert backend.topics.replay(ReplayParams("t", "g", offset=0)) == 4
     assert pump(backend, "t", "g") == 1
+
+
+def stage_outcome(job: Job, *messages: tuple[str, str | None, Any]) -> Outcome:
+    """A pipeline stage's success publishing `messages` (topic, key, value)."""
+    publish = tuple((topic, key, orjson.dumps(value).decode()) for topic, key, value in messages)
+    return Outcome(job.id, job.attempt, JobState.SUCCEEDED, result="null", publish=publish)
+
+
+def test_finishes_publishing_to_two_topics_in_opposite_orders_both_complete(
+    backend: Backend,
+) -> None:
+    """Each finish locks the topic rows it publishes to, in name order whatever the order of
+    its messages: two finishes publishing to a and b (one b first) never deadlock."""
+    rounds = 25
+    insert(backend, 2 * rounds)
+    jobs = backend.claims.claim(ClaimParams("w1", "default", 2 * rounds, 60.0))
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def finisher(mine: list[Job], topics: tuple[str, str]) -> None:
+        try:
+            start.wait(10)
+            for job in mine:
+                outcome = stage_outcome(job, (topics[0], None, job.id), (topics[1], None, job.id))
+                assert backend.claims.finish(FinishParams("w1", [outcome])) == []
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=finisher, args=(jobs[:rounds], ("a", "b"))),
+        threading.Thread(target=finisher, args=(jobs[rounds:], ("b", "a"))),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors, errors
+    for topic in ("a", "b"):
+        read = backend.topics.read(MessageReadParams(topic, limit=1000))
+        assert sorted(m.value for m in read) == sorted(job.id for job in jobs)
+
+
+def test_a_stage_whose_lease_was_lost_publishes_nothing(backend: Backend) -> None:
+    """Fencing: a stage's results land only with the outcome that is recorded. A worker whose
+    lease ran out (the message rescued and taken by another) publishes nothing."""
+    (job_id,) = insert(backend, 1)
+    first = claim_one(backend, "w1", lease=SHORT_LEASE)
+    expire_lease(backend, first)
+    assert backend.claims.rescue(RescueParams()) == [job_id]
+    second = claim_one(backend, "w2")
+    late = stage_outcome(first, ("out", "k", "from w1"))
+    assert backend.claims.finish(FinishParams("w1", [late])) == [job_id]  # lost: not recorded
+    assert backend.topics.read(MessageReadParams("out")) == []
+    recorded = stage_outcome(second, ("out", "k", "w2"))
+    assert backend.claims.finish(FinishParams("w2", [recorded])) == []
+    assert [m.value for m in backend.topics.read(MessageReadParams("out"))] == ["w2"]
+
+
+def test_a_finish_batch_publishes_exactly_its_publishing_outcomes(backend: Backend) -> None:
+    """Publishing and non-publishing outcomes in one batch, one of them fenced off: the
+    recorded ones that publish do, each its own messages, and the others publish nothing."""
+    insert(backend, 5)
+    jobs = backend.claims.claim(ClaimParams("w1", "default", 4, 60.0))
+    stale = claim_one(backend, "w1", lease=SHORT_LEASE)
+    expire_lease(backend, stale)
+    assert backend.claims.rescue(RescueParams()) == [stale.id]
+    claim_one(backend, "w2")  # the stale attempt's job is w2's now
+    outcomes = [
+        stage_outcome(jobs[0], ("out", "a", 0), ("audit", None, 0)),
+        Outcome(jobs[1].id, jobs[1].attempt, JobState.SUCCEEDED, result="1"),
+        stage_outcome(jobs[2], ("out", "c", 2)),
+        Outcome(jobs[3].id, jobs[3].attempt, JobState.DEAD, error=error_json()),
+        stage_outcome(stale, ("out", "stale", 4)),
+    ]
+    assert backend.claims.finish(FinishParams("w1", outcomes)) == [stale.id]
+    out = backend.topics.read(MessageReadParams("out"))
+    assert sorted((m.key, m.value) for m in out) == [("a", 0), ("c", 2)]
+    assert [m.value for m in backend.topics.read(MessageReadParams("audit"))] == [0]
+    states = [backend.jobs.get(job.id).state for job in jobs]
+    assert states == [JobState.SUCCEEDED] * 3 + [JobState.DEAD]
