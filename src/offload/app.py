@@ -95,6 +95,7 @@ from offload.core.topics import (
     Start,
     Subscription,
     TopicState,
+    check_group_policy,
     check_key,
     check_offset,
     check_start,
@@ -424,6 +425,7 @@ class App:
             rate=None if rate_limit is None else Rate.parse(rate_limit),
         ).check()
         check_name("queue", name)
+        check_group_policy(name, policy)
         if name in self.queues:
             raise ConfigurationError(f"queue {name!r} is already declared")
         if policy.rate is not None and any(
@@ -472,6 +474,7 @@ class App:
         if stored is not None:
             return stored.policy
         known = set(self.queues) | set(self.backend.jobs.counts())
+        known |= {d.subscription.queue for d in self.registry.definitions() if d.subscription}
         known |= {q for w in self.worker_statuses() if not w.lost for q in w.queues}
         if name not in known:
             known |= {state.name for state in self.backend.queues.list()}

@@ -29,6 +29,7 @@ from offload.backends.params import (
     SubscribeParams,
 )
 from offload.core.errors import GroupNotFound, OffsetOutOfRange
+from offload.core.flow import QueuePolicy
 from offload.core.job import Job, JobSpec
 from offload.core.states import JobState
 from offload.core.topics import Start, group_queue
@@ -437,3 +438,35 @@ def test_a_finish_batch_publishes_exactly_its_publishing_outcomes(backend: Backe
     assert [m.value for m in backend.topics.read(MessageReadParams("audit"))] == [0]
     states = [backend.jobs.get(job.id).state for job in jobs]
     assert states == [JobState.SUCCEEDED] * 3 + [JobState.DEAD]
+
+
+def test_a_paused_group_queue_is_not_pumped(backend: Backend, db_url: str) -> None:
+    """Pausing a group's queue leaves its messages in the log (lag), not as jobs; resuming
+    hands them out."""
+    subscribe(backend, "t", "g")
+    publish(backend, "t", 1, 2, 3)
+    backend.queues.pause(group_queue("t", "g"), True)
+    assert pump(backend, "t", "g") == 0
+    assert RawDB(db_url).query("SELECT count(*) AS n FROM offload_jobs")[0]["n"] == 0
+    state = group_of(backend, "t", "g")
+    assert (state.cursor, state.lag) == (0, 3)
+    backend.queues.pause(group_queue("t", "g"), False)
+    assert pump(backend, "t", "g") == 3
+    assert sorted(offsets(take(backend, "t", "g"))) == [1, 2, 3]
+
+
+def test_a_group_queues_max_depth_bounds_the_deliveries_waiting(backend: Backend) -> None:
+    """The pump hands out only the room max_depth leaves (never a QueueFull into the
+    worker's claim); the rest waits in the log."""
+    backend.queues.declare({group_queue("t", "g"): QueuePolicy(max_depth=2)}, {})
+    subscribe(backend, "t", "g")
+    publish(backend, "t", *range(5))
+    assert pump(backend, "t", "g") == 2
+    assert pump(backend, "t", "g") == 0  # full: no error, nothing handed out
+    assert group_of(backend, "t", "g").cursor == 2
+    assert offsets(take(backend, "t", "g", limit=1)) == [1]  # started: room for one
+    assert pump(backend, "t", "g") == 1
+    assert pump(backend, "t", "g") == 0
+    assert sorted(offsets(take(backend, "t", "g"))) == [2, 3]
+    assert pump(backend, "t", "g") == 2
+    assert group_of(backend, "t", "g").cursor == 5

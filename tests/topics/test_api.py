@@ -299,3 +299,58 @@ def test_a_str_for_a_sequence_is_refused_storing_nothing(
     with pytest.raises(ValidationError, match=named):
         app.publish_many("t", **call)
     assert topic_rows(db_url) == before
+
+
+def test_a_paused_group_is_not_pumped_until_resumed(app: offload.App, db_url: str) -> None:
+    seen: list[int] = []
+
+    @app.subscriber("t", group="g")
+    def handle(message: offload.Message) -> None:
+        seen.append(message.offset)
+
+    app.pause_queue("topic:t:g")  # known as a declared group's queue, before any job
+    app.publish_many("t", [1, 2, 3])
+    run(app)
+    assert seen == []
+    assert RawDB(db_url).query("SELECT count(*) AS n FROM offload_jobs")[0]["n"] == 0
+    assert [(g.cursor, g.lag) for g in app.topics()[0].groups] == [(0, 3)]
+    app.resume_queue("topic:t:g")
+    run(app)
+    assert sorted(seen) == [1, 2, 3]
+
+
+def test_a_group_queue_with_max_depth_delivers_everything(app: offload.App) -> None:
+    seen: list[int] = []
+    app.queue("topic:t:g", max_depth=2)
+
+    @app.subscriber("t", group="g")
+    def handle(message: offload.Message) -> None:
+        seen.append(message.offset)
+
+    app.publish_many("t", list(range(10)))
+    run(app, concurrency=1)
+    assert sorted(seen) == list(range(1, 11))
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"admit_depth": 5},
+        {"max_wait": 10.0},
+        {"shed_depth": 5, "shed_priority": 1},
+    ],
+)
+def test_a_group_queue_refuses_settings_that_refuse_or_shed(
+    app: offload.App, db_url: str, setting: dict[str, Any]
+) -> None:
+    @app.subscriber("t", group="g")
+    def handle(message: offload.Message) -> None: ...
+
+    with pytest.raises(ValidationError, match="queue 'topic:t:g' is a consumer group's"):
+        app.queue("topic:t:g", **setting)
+    app.publish("t", 1)
+    before = RawDB(db_url).query("SELECT * FROM offload_queues")
+    with pytest.raises(ValidationError, match="queue 'topic:t:g' is a consumer group's"):
+        app.set_queue("topic:t:g", **setting)
+    assert RawDB(db_url).query("SELECT * FROM offload_queues") == before
+    assert app.set_queue("topic:t:g", max_depth=5, concurrency=2).max_depth == 5

@@ -58,6 +58,16 @@ SELECT cursor, ordered_by_key FROM offload_groups
 WHERE topic = :topic AND name = :group
 FOR UPDATE
 
+-- name: pump_group
+-- The group's cursor, locked as `group` does, with its queue's controls: a paused queue
+-- is not pumped (its messages wait in the log), and a queue's max_depth bounds the
+-- deliveries waiting in it (the pump hands out only the room left).
+SELECT g.cursor, g.ordered_by_key, coalesce(q.paused, false) AS paused, q.max_depth
+FROM offload_groups AS g
+LEFT JOIN offload_queues AS q ON q.name = :queue
+WHERE g.topic = :topic AND g.name = :group
+FOR UPDATE OF g
+
 -- name: insert_group
 -- A new group (a concurrent first subscribe of the same group stores nothing more).
 INSERT INTO offload_groups (topic, name, cursor, ordered_by_key)

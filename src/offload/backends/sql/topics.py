@@ -137,12 +137,19 @@ class SqlTopics:
         topic, group, spec = params.topic, params.group, params.spec
         values = {"topic": topic, "group": group}
         with self.db.tx(relaxed=True) as cur:  # lost in a crash: the cursor with the jobs
-            cur.execute(self.q["group"], values)
+            cur.execute(self.q["pump_group"], {**values, "queue": spec.queue})
             row = cur.fetchone()
             if row is None:
                 raise GroupNotFound(topic, group)
-            cursor, ordered = int(row[0]), bool(row[1])
-            cur.execute(self.q["after"], {**values, "cursor": cursor, "limit": params.limit})
+            cursor, ordered, paused, bound = int(row[0]), bool(row[1]), bool(row[2]), row[3]
+            if paused:  # the messages wait in the log, not as jobs (lag shows them)
+                return 0
+            limit = params.limit
+            if bound is not None:
+                limit = min(limit, self._room(cur, spec.queue, int(bound)))
+                if limit <= 0:
+                    return 0
+            cur.execute(self.q["after"], {**values, "cursor": cursor, "limit": limit})
             rows = cur.fetchall()
             if not rows:
                 return 0
@@ -159,6 +166,16 @@ class SqlTopics:
             cursor = int(rows[-1][c["position"]])
             cur.execute(self.q["move"], {**values, "cursor": cursor})
         return len(rows)
+
+    def _room(self, cur: Any, queue: str, bound: int) -> int:
+        """Deliveries `queue` may still take under its max_depth `bound`, counted as an
+        enqueue's admission counts (under the policy's lock, in `cur`'s transaction): so
+        the insert that follows is admitted, never refused into the worker's claim."""
+        jobs = self.db.q["jobs"]
+        cur.execute(jobs["admission_lock"], {"queue": queue})
+        cur.fetchall()
+        cur.execute(jobs["admission_depth"], {"queue": queue, "cap": bound})
+        return bound - int(cur.fetchone()[0])
 
     def _unblocked(
         self, cur: Any, queue: str, rows: Sequence[Sequence[Any]], at: int

@@ -28,6 +28,12 @@ SELECT min(position) FROM offload_messages WHERE topic = :topic
 -- name: group
 SELECT cursor, ordered_by_key FROM offload_groups WHERE topic = :topic AND name = :group
 
+-- name: pump_group
+SELECT g.cursor, g.ordered_by_key, coalesce(q.paused, 0) AS paused, q.max_depth
+FROM offload_groups AS g
+LEFT JOIN offload_queues AS q ON q.name = :queue
+WHERE g.topic = :topic AND g.name = :group
+
 -- name: insert_group
 INSERT INTO offload_groups (topic, name, cursor, ordered_by_key)
 VALUES (:topic, :group, :cursor, :ordered)
