@@ -1018,6 +1018,7 @@ class App:
         self.ready()
         embedded = self.scheduler() if scheduler is True else scheduler or None
         options.setdefault("parent_results_limit", self.parent_results_limit)
+        options.setdefault("message_limit", self.payload_limit)
         return Worker(self.backend, self.registry, scheduler=embedded, **options)
 
     def close(self) -> None:

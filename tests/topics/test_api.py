@@ -354,3 +354,30 @@ def test_a_group_queue_refuses_settings_that_refuse_or_shed(
         app.set_queue("topic:t:g", **setting)
     assert RawDB(db_url).query("SELECT * FROM offload_queues") == before
     assert app.set_queue("topic:t:g", max_depth=5, concurrency=2).max_depth == 5
+
+
+def test_a_stage_publishing_over_the_payload_limit_fails_alone(app: offload.App) -> None:
+    """What a stage publishes is bounded as App.publish bounds a message (payload_limit),
+    not by the larger result limit: over it, that delivery fails, naming the message; the
+    others of the same batch are recorded and publish."""
+    app.payload_limit = 200
+
+    @app.subscriber("in", group="stage", publish_to="out", max_attempts=1)
+    def stage(message: offload.Message) -> str:
+        if message.value == "big":
+            offload.current_message().publish("side", "s")  # lands with the ack or not at all
+        return "x" * (300 if message.value in ("big", "huge") else 10)
+
+    app.publish_many("in", ["small", "big", "fine", "huge"])
+    run(app, concurrency=1)
+    out = app.backend.topics.read(MessageReadParams("out"))
+    assert [m.value for m in out] == ["x" * 10, "x" * 10]
+    assert app.backend.topics.read(MessageReadParams("side")) == []
+    dead = sorted(app.jobs(state="dead"), key=lambda job: job.args[0]["offset"])
+    assert [job.args[0]["offset"] for job in dead] == [2, 4]
+    for job in dead:
+        assert job.last_error is not None
+        assert job.last_error["type"] == "offload.core.errors.PayloadTooLarge"
+        assert "a message published to 'out' is 302 bytes" in job.last_error["message"]
+        assert "over the limit of 200 bytes" in job.last_error["message"]
+    assert len(app.jobs(state="succeeded")) == 2
