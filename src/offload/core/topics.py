@@ -30,7 +30,8 @@ MAX_KEY = 200
 
 #: Where a new group's cursor starts: "latest" (only messages published from now on),
 #: "earliest" (every message retained), an offset (the messages after it), or a time (the
-#: messages published at or after it). A group that exists keeps its cursor.
+#: messages published at or after it, even if it is still to come: until then messages
+#: are passed over). A group that exists keeps its cursor.
 Start: TypeAlias = Literal["latest", "earliest"] | int | datetime
 
 

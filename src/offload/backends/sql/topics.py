@@ -95,7 +95,8 @@ class SqlTopics:
             if cur.fetchone() is not None:
                 return
             cursor = self._place(cur, topic, params.start)
-            cur.execute(self.q["insert_group"], {**values, "cursor": cursor})
+            at = self._start_at(params.start)
+            cur.execute(self.q["insert_group"], {**values, "cursor": cursor, "start_at": at})
 
     def replay(self, params: ReplayParams) -> int:
         start: Start
@@ -112,8 +113,13 @@ class SqlTopics:
                 cur.execute(self.q["names"], {"topic": topic})
                 raise GroupNotFound(topic, group, [str(row[0]) for row in cur.fetchall()])
             cursor = self._place(cur, topic, start)
-            cur.execute(self.q["move"], {"topic": topic, "group": group, "cursor": cursor})
+            values = {"topic": topic, "group": group, "cursor": cursor}
+            cur.execute(self.q["restart"], {**values, "start_at": self._start_at(start)})
         return cursor
+
+    def _start_at(self, start: Start) -> Any:
+        """The time a group's messages start at, as stored (None: a start by offset)."""
+        return self.db.time_param(start) if isinstance(start, datetime) else None
 
     def _place(self, cur: Any, topic: str, start: Start) -> int:
         """The cursor that `start` names on `topic`, read in `cur`'s transaction: an
@@ -142,6 +148,7 @@ class SqlTopics:
             if row is None:
                 raise GroupNotFound(topic, group)
             cursor, ordered, paused, bound = int(row[0]), bool(row[1]), bool(row[2]), row[3]
+            start_at = None if row[4] is None else self.db.time(row[4])
             if paused:  # the messages wait in the log, not as jobs (lag shows them)
                 return 0
             limit = params.limit
@@ -154,18 +161,26 @@ class SqlTopics:
             if not rows:
                 return 0
             c = Columns.of(cur)
-            if ordered:
-                rows = self._unblocked(cur, spec.queue, rows, c["key"])
-            if not rows:
+            busy = self._busy(cur, spec.queue) if ordered else None
+            handed: builtins.list[str] = []  # delivery arguments
+            passed = cursor
+            for row in rows:  # in offset order, up to the first whose key is held
+                at = self.db.time(row[c["published_at"]])
+                if start_at is None or at >= start_at:
+                    key = row[c["key"]]
+                    if busy is not None and key is not None:
+                        if key in busy:
+                            break
+                        busy.add(key)
+                    handed.append(_delivery(topic, row, c, at))
+                # else published before the group's start time: passed over, not its own
+                passed = int(row[c["position"]])
+            if passed == cursor:
                 return 0
-            payloads = [
-                Payload(args=_delivery(topic, row, c, self.db.time(row[c["published_at"]])))
-                for row in rows
-            ]
-            self.db.jobs.insert_in(cur, spec, payloads)
-            cursor = int(rows[-1][c["position"]])
-            cur.execute(self.q["move"], {**values, "cursor": cursor})
-        return len(rows)
+            if handed:
+                self.db.jobs.insert_in(cur, spec, [Payload(args=args) for args in handed])
+            cur.execute(self.q["move"], {**values, "cursor": passed})
+        return len(handed)
 
     def _room(self, cur: Any, queue: str, bound: int) -> int:
         """Deliveries `queue` may still take under its max_depth `bound`, counted as an
@@ -177,23 +192,12 @@ class SqlTopics:
         cur.execute(jobs["admission_depth"], {"queue": queue, "cap": bound})
         return bound - int(cur.fetchone()[0])
 
-    def _unblocked(
-        self, cur: Any, queue: str, rows: Sequence[Sequence[Any]], at: int
-    ) -> list[Sequence[Any]]:
-        """The leading messages an ordered group may start now: up to the first whose key
-        a delivery not yet over holds, or an earlier message of this pump holds. Read under
-        the group's lock, so pumps of one group take turns deciding."""
+    def _busy(self, cur: Any, queue: str) -> set[str]:
+        """The keys an ordered group's deliveries not yet over hold: the pump hands out no
+        message of these keys, and stops at the first (later ones of the key wait behind
+        it). Read under the group's lock, so pumps of one group take turns deciding."""
         cur.execute(self.q["busy_keys"], {"queue": queue})
-        busy = {str(row[0]) for row in cur.fetchall()}
-        kept = []
-        for row in rows:
-            key = row[at]
-            if key is not None:
-                if key in busy:
-                    break
-                busy.add(key)
-            kept.append(row)
-        return kept
+        return {str(row[0]) for row in cur.fetchall()}
 
     def list(self) -> builtins.list[TopicState]:
         with self.db.read() as cur:
