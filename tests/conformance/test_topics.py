@@ -499,3 +499,60 @@ def test_a_group_started_at_a_future_time_gets_only_what_is_published_from_then(
     assert pump(backend, "t", "later") == 2
     assert backend.topics.replay(ReplayParams("t", "later", offset=2)) == 2
     assert pump(backend, "t", "later") == 4
+
+
+@pytest.mark.parametrize("move", ["subscribe", "replay"])
+def test_a_cursor_placed_during_a_prune_is_not_left_below_its_floor(
+    backend: Backend, db_url: str, move: str
+) -> None:
+    """A prune held at its delete (a row lock taken beside it) while a new group subscribes
+    from the earliest message, or a group the prune did not move replays to offset 0: the
+    cursor must not be placed from the messages being removed, which would leave it below
+    the new floor with nothing counted as skipped. Either order is right: the cursor ends
+    at the floor (6)."""
+    if is_sqlite(db_url):
+        pytest.skip("one writer at a time: a prune and a subscribe cannot interleave")
+    subscribe(backend, "t", "ahead")
+    publish(backend, "t", *range(10))
+    assert pump(backend, "t", "ahead", limit=8) == 8
+    backend.topics.retain(RetentionParams("t", max_messages=4))
+    errors: list[BaseException] = []
+
+    def attempt(fn: Any) -> None:
+        try:
+            fn()
+        except BaseException as exc:
+            errors.append(exc)
+
+    with psycopg.connect(db_url) as holder:
+        holder.execute(
+            "SELECT 1 FROM offload_messages WHERE topic = 't' AND position = 1 FOR UPDATE"
+        )
+        prune = threading.Thread(target=attempt, args=(backend.topics.prune,))
+        prune.start()
+        deadline = time.monotonic() + 10
+        waiting = (
+            "SELECT count(*) AS n FROM pg_stat_activity "
+            "WHERE wait_event_type = 'Lock' AND starts_with(query, 'DELETE FROM offload_messages')"
+        )
+        while RawDB(db_url).query(waiting)[0]["n"] == 0:
+            assert time.monotonic() < deadline, "the prune never reached its delete"
+            time.sleep(0.01)
+
+        def place() -> None:
+            if move == "subscribe":
+                subscribe(backend, "t", "new", "earliest")
+            else:
+                backend.topics.replay(ReplayParams("t", "ahead", offset=0))
+
+        placing = threading.Thread(target=attempt, args=(place,))
+        placing.start()
+        placing.join(0.5)  # done at once (placed from the old floor), or waiting its turn
+        holder.rollback()
+    prune.join(10)
+    placing.join(10)
+    assert not errors, errors
+    group = "new" if move == "subscribe" else "ahead"
+    state = group_of(backend, "t", group)
+    assert (state.cursor, state.skipped) == (6, 0)
+    assert pump(backend, "t", group) == 4

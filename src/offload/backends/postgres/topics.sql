@@ -39,6 +39,13 @@ FROM t
 -- The topic's row, if it has none yet (a group may subscribe before the first publish).
 INSERT INTO offload_topics (name) VALUES (:topic) ON CONFLICT (name) DO NOTHING
 
+-- name: floor_lock
+-- Taken by a prune of the topic, and by a subscribe or replay before it places a cursor,
+-- until their commits: a cursor placed from what a prune is removing would land below the
+-- new floor uncounted, as the prune's `skip` cannot see a group committed after it ran.
+-- An advisory lock, not the topic row's, which publishes hold: they need not wait.
+SELECT pg_advisory_xact_lock(hashtext('offload_topic_floor'), hashtext(:topic))
+
 -- name: topic
 SELECT last_offset, retention_seconds, retention_messages FROM offload_topics
 WHERE name = :topic

@@ -88,6 +88,7 @@ class SqlTopics:
     def subscribe(self, params: SubscribeParams) -> None:
         topic, group = params.topic, params.group
         with self.db.tx() as cur:
+            self._floor_lock(cur, topic)
             cur.execute(self.q["ensure"], {"topic": topic})
             values = {"topic": topic, "group": group, "ordered": params.ordered_by_key}
             cur.execute(self.q["declare_group"], values)
@@ -108,6 +109,7 @@ class SqlTopics:
             raise ValueError("replay takes an offset or a time, one of the two")
         topic, group = params.topic, params.group
         with self.db.tx() as cur:
+            self._floor_lock(cur, topic)
             cur.execute(self.q["group"], {"topic": topic, "group": group})
             if cur.fetchone() is None:
                 cur.execute(self.q["names"], {"topic": topic})
@@ -121,9 +123,16 @@ class SqlTopics:
         """The time a group's messages start at, as stored (None: a start by offset)."""
         return self.db.time_param(start) if isinstance(start, datetime) else None
 
+    def _floor_lock(self, cur: Any, topic: str) -> None:
+        """Take turns with prunes of `topic` to the end of `cur`'s transaction (first, before
+        any group row: a prune takes this, then the rows of the groups it moves)."""
+        cur.execute(self.q["floor_lock"], {"topic": topic})
+        cur.fetchall()
+
     def _place(self, cur: Any, topic: str, start: Start) -> int:
         """The cursor that `start` names on `topic`, read in `cur`'s transaction: an
-        offset below the oldest retained message means just before it."""
+        offset below the oldest retained message means just before it. The transaction
+        holds `_floor_lock`, so the floor it reads is not being moved by a prune."""
         cur.execute(self.q["topic"], {"topic": topic})
         row = cur.fetchone()
         last = 0 if row is None else int(row[0])
@@ -246,6 +255,7 @@ class SqlTopics:
         removed = 0
         for topic, last, seconds, most in topics:
             with self.db.tx() as cur:  # one topic at a time: short transactions
+                self._floor_lock(cur, topic)
                 floor = 0 if most is None else int(last) - int(most)
                 if seconds is not None:
                     at = self.db.time_param(now)

@@ -15,6 +15,10 @@ FROM json_each(:messages) AS m
 -- name: ensure
 INSERT INTO offload_topics (name) VALUES (:topic) ON CONFLICT (name) DO NOTHING
 
+-- name: floor_lock
+-- Nothing to take: BEGIN IMMEDIATE already orders prunes, subscribes and replays.
+SELECT 1
+
 -- name: topic
 SELECT last_offset, retention_seconds, retention_messages FROM offload_topics
 WHERE name = :topic
