@@ -15,6 +15,7 @@ import orjson
 import psycopg
 import pytest
 
+import offload
 from offload.backends.base import Backend
 from offload.backends.params import (
     ClaimParams,
@@ -251,26 +252,37 @@ def test_listing_shows_size_groups_lag_and_dead(backend: Backend) -> None:
 def test_open_publishing_transactions_never_make_a_reader_skip(
     backend: Backend, db_url: str
 ) -> None:
-    """Publishers holding their transactions open (some rolled back) while a member pumps
-    all along: every committed message is handed out exactly once, none rolled back."""
+    """Publishers holding their transactions open (some rolled back) while two members
+    pump and a reader follows the log all along, each thread on a connection of its own
+    (on SQLite too: a backend per thread, so the database's locks order them, not one
+    shared connection): every committed message is handed out exactly once, none rolled
+    back, and the reader sees the log in offset order without passing any offset."""
     subscribe(backend, "t", "g")
     committed: list[int] = []
     lock = threading.Lock()
     stop = threading.Event()
     errors: list[BaseException] = []
+    apps: list[offload.App] = []
+
+    def own_backend() -> Backend:
+        app = offload.App(db_url)
+        with lock:
+            apps.append(app)
+        return app.backend
 
     def open_publisher(n: int) -> None:
         try:
+            mine = own_backend()
             for i in range(6):
                 conn: Any
-                if is_sqlite(db_url):
-                    conn = sqlite3.connect(sqlite_path(db_url), timeout=30, isolation_level=None)
-                    conn.execute("BEGIN IMMEDIATE")
+                if is_sqlite(db_url):  # a deferred BEGIN: the write lock from the first write
+                    conn = sqlite3.connect(sqlite_path(db_url), timeout=30)
+                    conn.execute("BEGIN")
                 else:
                     conn = psycopg.connect(db_url)
                 messages = [(None, orjson.dumps([n, i, j]).decode()) for j in range(3)]
-                got = backend.topics.publish(PublishParams("t", messages, conn))
-                time.sleep(0.05)  # held open while others publish and the reader reads
+                got = mine.topics.publish(PublishParams("t", messages, conn))
+                time.sleep(0.05)  # held open while others publish and the readers read
                 if i % 3 == 2:
                     conn.rollback()
                 else:
@@ -283,8 +295,9 @@ def test_open_publishing_transactions_never_make_a_reader_skip(
 
     def plain_publisher() -> None:
         try:
+            mine = own_backend()
             for i in range(30):
-                got = publish(backend, "t", ["plain", i])
+                got = publish(mine, "t", ["plain", i])
                 with lock:
                     committed.extend(got)
         except BaseException as exc:
@@ -292,24 +305,44 @@ def test_open_publishing_transactions_never_make_a_reader_skip(
 
     handed: list[int] = []
 
-    def reader() -> None:
+    def member() -> None:
         try:
+            mine = own_backend()
             while not stop.is_set():
-                pump(backend, "t", "g", limit=5)
-                handed.extend(offsets(take(backend, "t", "g")))
+                pump(mine, "t", "g", limit=5)
+                got = offsets(take(mine, "t", "g"))
+                with lock:
+                    handed.extend(got)
+        except BaseException as exc:
+            errors.append(exc)
+
+    followed: list[int] = []
+
+    def log_reader() -> None:
+        """A plain read after its own cursor (on SQLite, a WAL reader beside the writers)."""
+        try:
+            mine = own_backend()
+            cursor = 0
+            while not stop.is_set():
+                for message in mine.topics.read(MessageReadParams("t", after=cursor)):
+                    followed.append(message.offset)
+                    cursor = message.offset
         except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=open_publisher, args=(n,)) for n in range(3)]
     threads.append(threading.Thread(target=plain_publisher))
-    read = threading.Thread(target=reader)
-    read.start()
-    for thread in threads:
+    readers = [threading.Thread(target=member) for _ in range(2)]
+    readers.append(threading.Thread(target=log_reader))
+    for thread in readers + threads:
         thread.start()
     for thread in threads:
         thread.join()
     stop.set()
-    read.join()
+    for thread in readers:
+        thread.join()
+    for app in apps:
+        app.close()
     while pump(backend, "t", "g"):
         pass
     handed.extend(offsets(take(backend, "t", "g", 1000)))
@@ -317,6 +350,9 @@ def test_open_publishing_transactions_never_make_a_reader_skip(
     assert Counter(handed) == Counter(committed)  # each once, none missing
     # Rolled-back publishes gave their offsets back: the log has no hole.
     assert sorted(committed) == list(range(1, len(committed) + 1))
+    # The reader saw offsets one by one, never passing one that appeared later.
+    assert followed == list(range(1, len(followed) + 1))
+    assert len(followed) > len(committed) // 2, "the reader did not follow the publishes"
 
 
 def test_retention_by_count_prunes_the_oldest_and_counts_skips(backend: Backend) -> None:
