@@ -347,7 +347,8 @@ class App:
     ) -> int:
         """Move `group`'s cursor back (or on) to `offset`, or to before the first message
         published at `at` (a timedelta: that long ago): the messages after it are delivered
-        again. Returns the cursor; GroupNotFound or OffsetOutOfRange move nothing."""
+        again (with `at`, only those published at or after it, as for a group started from
+        a time). Returns the cursor; GroupNotFound or OffsetOutOfRange move nothing."""
         check_topic_name("topic", topic)
         check_topic_name("group", group)
         if (offset is None) == (at is None):

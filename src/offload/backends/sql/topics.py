@@ -5,7 +5,9 @@ Offsets are given under the topic row's lock, held to the publish's commit (sche
 they are dense and in commit order: a cursor never passes an offset that may still appear.
 A pump runs under its group row's lock: it reads the messages after the cursor, inserts
 them as jobs of the group's queue (`offload.backends.sql.jobs`) and moves the cursor, in
-one transaction; leases, retries, backoff and dead jobs are then the jobs' own.
+one transaction; leases, retries, backoff and dead jobs are then the jobs' own. It follows
+the queue's pause and max_depth, and passes over messages published before a group's
+start time (schema 13).
 """
 
 from __future__ import annotations
@@ -88,13 +90,13 @@ class SqlTopics:
     def subscribe(self, params: SubscribeParams) -> None:
         topic, group = params.topic, params.group
         with self.db.tx() as cur:
-            self._floor_lock(cur, topic)
             cur.execute(self.q["ensure"], {"topic": topic})
             values = {"topic": topic, "group": group, "ordered": params.ordered_by_key}
             cur.execute(self.q["declare_group"], values)
             cur.execute(self.q["group"], values)
             if cur.fetchone() is not None:
                 return
+            self._floor_lock(cur, topic)  # no group row held: there is none yet
             cursor = self._place(cur, topic, params.start)
             at = self._start_at(params.start)
             cur.execute(self.q["insert_group"], {**values, "cursor": cursor, "start_at": at})
@@ -124,8 +126,8 @@ class SqlTopics:
         return self.db.time_param(start) if isinstance(start, datetime) else None
 
     def _floor_lock(self, cur: Any, topic: str) -> None:
-        """Take turns with prunes of `topic` to the end of `cur`'s transaction (first, before
-        any group row: a prune takes this, then the rows of the groups it moves)."""
+        """Take turns with prunes of `topic` to the end of `cur`'s transaction. Taken before
+        any group row (a prune takes it, then the rows of the groups it moves)."""
         cur.execute(self.q["floor_lock"], {"topic": topic})
         cur.fetchall()
 
