@@ -97,6 +97,7 @@ from offload.core.topics import (
     Start,
     Subscription,
     TopicState,
+    check_group_policy,
     check_key,
     check_offset,
     check_start,
@@ -272,6 +273,18 @@ class App:
         """Append `messages` to `topic` in one transaction, all or none (`keys`: one per
         message); return their offsets. Bad input raises ValidationError, storing nothing."""
         check_topic_name("topic", topic)
+        # A str (or bytes) is a sequence too: its characters would be stored one by one.
+        if isinstance(messages, str | bytes | bytearray) or not isinstance(messages, Sequence):
+            raise ValidationError(
+                f"messages must be a list of messages, got {shorten(messages)} "
+                "(for one message, use publish)"
+            )
+        if keys is not None and (
+            isinstance(keys, str | bytes | bytearray) or not isinstance(keys, Sequence)
+        ):
+            raise ValidationError(
+                f"keys must be a list of keys (one per message), got {shorten(keys)}"
+            )
         if keys is not None and len(keys) != len(messages):
             raise ValidationError(f"{len(keys)} keys given for {len(messages)} messages")
         texts = [
@@ -339,7 +352,8 @@ class App:
     ) -> int:
         """Move `group`'s cursor back (or on) to `offset`, or to before the first message
         published at `at` (a timedelta: that long ago): the messages after it are delivered
-        again. Returns the cursor; GroupNotFound or OffsetOutOfRange move nothing."""
+        again (with `at`, only those published at or after it, as for a group started from
+        a time). Returns the cursor; GroupNotFound or OffsetOutOfRange move nothing."""
         check_topic_name("topic", topic)
         check_topic_name("group", group)
         if (offset is None) == (at is None):
@@ -417,6 +431,7 @@ class App:
             rate=None if rate_limit is None else Rate.parse(rate_limit),
         ).check()
         check_name("queue", name)
+        check_group_policy(name, policy)
         if name in self.queues:
             raise ConfigurationError(f"queue {name!r} is already declared")
         if policy.rate is not None and any(
@@ -465,6 +480,7 @@ class App:
         if stored is not None:
             return stored.policy
         known = set(self.queues) | set(self.backend.jobs.counts())
+        known |= {d.subscription.queue for d in self.registry.definitions() if d.subscription}
         known |= {q for w in self.worker_statuses() if not w.lost for q in w.queues}
         if name not in known:
             known |= {state.name for state in self.backend.queues.list()}
@@ -1008,6 +1024,7 @@ class App:
         self.ready()
         embedded = self.scheduler() if scheduler is True else scheduler or None
         options.setdefault("parent_results_limit", self.parent_results_limit)
+        options.setdefault("message_limit", self.payload_limit)
         return Worker(self.backend, self.registry, scheduler=embedded, **options)
 
     def close(self) -> None:

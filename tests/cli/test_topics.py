@@ -72,9 +72,15 @@ def test_bad_input_fails_with_one_line_and_moves_nothing(
         (("topics", "retention", "events", "--days", "0"), 1, ("days must be a number > 0",)),
         (("topics", "retention", "bad name", "--days", "1"), 1, ("topic name",)),
         (("worker", "--burst", "--groups", "indexr"), 1, ("did you mean 'indexer'",)),
+        (
+            ("queues", "set", "topic:events:indexer", "--shed-depth", "5", "--shed-priority", "1"),
+            1,
+            ("queue 'topic:events:indexer' is a consumer group's", "shed_depth"),
+        ),
     ]
     for args, code, fragments in cases:
         assert_one_line_error(offload_cli(*args, env=topics_env), code, *fragments)
     assert cursors(topics_store) == before
     (events,) = [t for t in topics_store.topics() if t.name == "events"]
     assert (events.retention_seconds, events.retention_messages) == (None, None)
+    assert topics_store.queue_policies() == []

@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeAlias
 import orjson
 
 from offload.core.errors import ConfigurationError, ValidationError, _did_you_mean, shorten
+from offload.core.flow import QueuePolicy
 
 #: Topic and group names: what `offload topics` shows and a queue name can embed.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -29,7 +30,8 @@ MAX_KEY = 200
 
 #: Where a new group's cursor starts: "latest" (only messages published from now on),
 #: "earliest" (every message retained), an offset (the messages after it), or a time (the
-#: messages published at or after it). A group that exists keeps its cursor.
+#: messages published at or after it, even if it is still to come: until then messages
+#: are passed over). A group that exists keeps its cursor.
 Start: TypeAlias = Literal["latest", "earliest"] | int | datetime
 
 
@@ -80,6 +82,28 @@ def check_offset(offset: object) -> int:
 def group_queue(topic: str, group: str) -> str:
     """The queue a group's deliveries wait in (names hold no ":", so it names one group)."""
     return f"topic:{topic}:{group}"
+
+
+def is_group_queue(queue: str) -> bool:
+    """Whether `queue` is a group's (`group_queue`): only a pump fills it."""
+    return queue.startswith("topic:")
+
+
+def check_group_policy(queue: str, policy: QueuePolicy) -> None:
+    """A group queue takes every setting of a queue but those that refuse or shed new jobs:
+    its jobs are messages the log holds already, which the pump hands out as far as
+    `max_depth` leaves room (bounded deliveries in flight) and otherwise leaves in the log.
+    Refusing them would stop the pump; a shed delivery of an ordered group would hold its
+    key until the sweep. ValidationError naming the queue and the setting otherwise."""
+    if not is_group_queue(queue):
+        return
+    for name in ("admit_depth", "max_wait", "shed_depth"):
+        if getattr(policy, name) is not None:
+            raise ValidationError(
+                f"queue {queue!r} is a consumer group's: {name} cannot apply to it (its "
+                "deliveries are messages stored already, never refused nor shed); bound "
+                "the deliveries waiting with max_depth instead"
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,7 @@ from offload.core.errors import (
     ConfigurationError,
     OffloadError,
     ParentResultsTooLarge,
+    PayloadTooLarge,
 )
 from offload.core.flow import DrainMeter
 from offload.core.job import Job, JobSpec
@@ -108,6 +109,7 @@ class Worker:
         observer: JobObserver | None = None,
         parent_results_limit: int = DEFAULT_PARENT_RESULTS_LIMIT,
         groups: Sequence[str] | None = None,
+        message_limit: int | None = DEFAULT_PAYLOAD_LIMIT,
     ) -> None:
         check_settings(
             executor=executor,
@@ -176,6 +178,9 @@ class Worker:
         self.observer = observer
         #: Bytes of JSON a job's parents' results may total (`ParentResultsTooLarge`).
         self.parent_results_limit = check_count("parent_results_limit", parent_results_limit)
+        #: The bound on one message a subscriber publishes with its acknowledgement: the
+        #: app's payload_limit, as for `App.publish` (over it, the run fails).
+        self.message_limit = message_limit
         self._buffer: deque[Job] = deque()
         #: Batch tasks per queue served: their jobs are claimed by group, one call each.
         self._batches: dict[str, list[TaskDef]] = {}
@@ -626,8 +631,9 @@ class Worker:
                     ProgressReport(event.job.id, event.job.attempt, event.fraction, event.message)
                 )
             else:
-                runs.append(event)
-                outcomes.append(self._outcome(event))
+                run, outcome = self._outcome(event)
+                runs.append(run)
+                outcomes.append(outcome)
         if reports and online:  # first: a job's last report must reach its row while running
             self.backend.claims.progress(self.id, reports)
         if outcomes:
@@ -652,11 +658,17 @@ class Worker:
                 self._lost.discard(key)
         return kept
 
-    def _outcome(self, f: Finished) -> Outcome:
+    def _outcome(self, f: Finished) -> tuple[Finished, Outcome]:
+        """The outcome of a run, and the run as it counts: a subscriber's success whose
+        messages to publish are over the message limit is a failure of that run."""
         if f.ok:  # the retry policy decides only what follows a failure
-            return self._routed(f.job, outcome_of(f, _DEFAULT_RETRY))
+            try:
+                return f, self._routed(f.job, outcome_of(f, _DEFAULT_RETRY))
+            except PayloadTooLarge as exc:
+                error = error_entry(exc, with_traceback=False)
+                f = replace(f, ok=False, result=None, error=error)
         options = self._options(f.job)
-        return outcome_of(f, _DEFAULT_RETRY if options is None else options.retry)
+        return f, outcome_of(f, _DEFAULT_RETRY if options is None else options.retry)
 
     def _routed(self, job: Job, outcome: Outcome) -> Outcome:
         """A subscriber's success: its result out of the envelope its run returned, with
@@ -672,6 +684,11 @@ class Worker:
             return outcome
         key = job.args[0].get("key")
         result, messages = unwrap(outcome.result, key, subscription.publish_to)
+        limit = self.message_limit
+        for topic, _, value in messages:
+            size = len(value.encode())
+            if limit is not None and size > limit:  # as App.publish refuses it
+                raise PayloadTooLarge(f"a message published to {topic!r}", size, limit)
         return replace(outcome, result=result, publish=messages)
 
     def _outcomes(self) -> OutcomeWriter:

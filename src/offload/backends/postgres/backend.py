@@ -57,6 +57,11 @@ _UNAVAILABLE_CODES = frozenset({"57P01", "57P02", "57P03"})
 #: SQLSTATE classes of a session the server will not serve: invalid authorization, no such
 #: database. Waiting does not help.
 _REFUSED_CLASSES = ("28", "3D")
+#: A deadlock (40P01) or a serialization failure (40001): the server rolled the whole
+#: transaction back, so nothing of it is stored and running it again is safe. Two
+#: transactions that lock rows in opposite orders (e.g. a caller's own transaction
+#: publishing to two topics beside a pipeline's acknowledgement) can meet one at any time.
+_CONFLICT_CODES = frozenset({"40P01", "40001"})
 #: A prepared statement missing (26000) or already there (42P05): psycopg prepared it on a
 #: server session that a transaction pooler has since lent to another client.
 _POOLER_CODES = frozenset({"26000", "42P05"})
@@ -333,9 +338,10 @@ class PostgresBackend(SqlBackend):
     def _error(self, exc: Exception, *, sent: bool = False) -> BackendError:
         """Classify by SQLSTATE: the server gone or refusing connections is unavailability
         (a lost connection after a write was sent: an unknown outcome); a refused login or
-        a missing database will not pass by waiting; anything else (a constraint, a bad
-        statement) is an error of the operation. An error without SQLSTATE comes from the
-        client's side of a lost connection."""
+        a missing database will not pass by waiting; a deadlock or a serialization failure
+        passes by trying again (transient, so workers retry rather than stop); anything else
+        (a constraint, a bad statement) is an error of the operation. An error without
+        SQLSTATE comes from the client's side of a lost connection."""
         code = getattr(exc, "sqlstate", None)
         text = f"{self.location}: {one_line(exc)}"
         if code in _POOLER_CODES and self.pool_mode != "transaction":
@@ -346,7 +352,14 @@ class PostgresBackend(SqlBackend):
             )
         if code is not None and code[:2] in _REFUSED_CLASSES:  # e.g. the role was dropped
             return BackendUnavailable(text, transient=False)
-        if code is None or code[:2] in _UNAVAILABLE_CLASSES or code in _UNAVAILABLE_CODES:
+        if code in _CONFLICT_CODES:  # rolled back whole, even after the statement was sent
+            text += " (the transaction was rolled back, nothing of it stored: trying again is safe)"
+        if (
+            code is None
+            or code[:2] in _UNAVAILABLE_CLASSES
+            or code in _UNAVAILABLE_CODES
+            or code in _CONFLICT_CODES
+        ):
             if sent and (code is None or code[:2] == "08"):
                 return OutcomeUnknown(
                     f"{text} (the connection broke before the commit was confirmed: the "

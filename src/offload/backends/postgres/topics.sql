@@ -39,6 +39,13 @@ FROM t
 -- The topic's row, if it has none yet (a group may subscribe before the first publish).
 INSERT INTO offload_topics (name) VALUES (:topic) ON CONFLICT (name) DO NOTHING
 
+-- name: floor_lock
+-- Taken by a prune of the topic, and by a subscribe or replay before it places a cursor,
+-- until their commits: a cursor placed from what a prune is removing would land below the
+-- new floor uncounted, as the prune's `skip` cannot see a group committed after it ran.
+-- An advisory lock, not the topic row's, which publishes hold: they need not wait.
+SELECT pg_advisory_xact_lock(hashtext('offload_topic_floor'), hashtext(:topic))
+
 -- name: topic
 SELECT last_offset, retention_seconds, retention_messages FROM offload_topics
 WHERE name = :topic
@@ -58,10 +65,22 @@ SELECT cursor, ordered_by_key FROM offload_groups
 WHERE topic = :topic AND name = :group
 FOR UPDATE
 
+-- name: pump_group
+-- The group's cursor, locked as `group` does, with its queue's controls: a paused queue
+-- is not pumped (its messages wait in the log), and a queue's max_depth bounds the
+-- deliveries waiting in it (the pump hands out only the room left).
+SELECT g.cursor, g.ordered_by_key, coalesce(q.paused, false) AS paused, q.max_depth,
+       g.start_at
+FROM offload_groups AS g
+LEFT JOIN offload_queues AS q ON q.name = :queue
+WHERE g.topic = :topic AND g.name = :group
+FOR UPDATE OF g
+
 -- name: insert_group
--- A new group (a concurrent first subscribe of the same group stores nothing more).
-INSERT INTO offload_groups (topic, name, cursor, ordered_by_key)
-VALUES (:topic, :group, :cursor, :ordered)
+-- A new group (a concurrent first subscribe of the same group stores nothing more);
+-- :start_at, when it starts from a time (schema 13).
+INSERT INTO offload_groups (topic, name, cursor, ordered_by_key, start_at)
+VALUES (:topic, :group, :cursor, :ordered, :start_at::timestamptz)
 ON CONFLICT (topic, name) DO NOTHING
 
 -- name: declare_group
@@ -71,6 +90,11 @@ WHERE topic = :topic AND name = :group AND ordered_by_key <> :ordered
 
 -- name: move
 UPDATE offload_groups SET cursor = :cursor WHERE topic = :topic AND name = :group
+
+-- name: restart
+-- A replay: the cursor, and the time the group's messages start at (NULL: any time).
+UPDATE offload_groups SET cursor = :cursor, start_at = :start_at::timestamptz
+WHERE topic = :topic AND name = :group
 
 -- name: after
 -- The messages after a cursor, oldest first.

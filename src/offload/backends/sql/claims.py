@@ -291,6 +291,8 @@ class SqlClaims:
         by_topic: dict[str, list[tuple[str | None, str]]] = {}
         for topic, key, value in messages:
             by_topic.setdefault(topic, []).append((key, value))
+        # In name order: concurrent finishes lock the topic rows in one order, so two
+        # publishing to the same topics never deadlock (a deadlock elsewhere is transient).
         for topic, pairs in sorted(by_topic.items()):
             self.db.topics.append(cur, topic, pairs)
 

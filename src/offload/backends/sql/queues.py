@@ -14,6 +14,7 @@ from offload.backends.sql.rows import Columns
 from offload.core.errors import ValidationError
 from offload.core.flow import DEFAULT_AGING, QueuePolicy, Rate, TaskLimits
 from offload.core.records import QueueFigures, QueueState
+from offload.core.topics import check_group_policy
 
 if TYPE_CHECKING:
     from offload.backends.sql.connector import SqlBackend
@@ -62,6 +63,7 @@ class SqlQueues:
             found = self._states(cur, cur.fetchall())
             current = found[0].policy if found else params.base
             policy = current.changed(params.changes, ValidationError)
+            check_group_policy(params.name, policy)
             self._write(cur, "set", _policy_params(params.name, policy))
         self.db.admission.forget()
         return policy

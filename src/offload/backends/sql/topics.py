@@ -5,7 +5,9 @@ Offsets are given under the topic row's lock, held to the publish's commit (sche
 they are dense and in commit order: a cursor never passes an offset that may still appear.
 A pump runs under its group row's lock: it reads the messages after the cursor, inserts
 them as jobs of the group's queue (`offload.backends.sql.jobs`) and moves the cursor, in
-one transaction; leases, retries, backoff and dead jobs are then the jobs' own.
+one transaction; leases, retries, backoff and dead jobs are then the jobs' own. It follows
+the queue's pause and max_depth, and passes over messages published before a group's
+start time (schema 13).
 """
 
 from __future__ import annotations
@@ -94,8 +96,10 @@ class SqlTopics:
             cur.execute(self.q["group"], values)
             if cur.fetchone() is not None:
                 return
+            self._floor_lock(cur, topic)  # no group row held: there is none yet
             cursor = self._place(cur, topic, params.start)
-            cur.execute(self.q["insert_group"], {**values, "cursor": cursor})
+            at = self._start_at(params.start)
+            cur.execute(self.q["insert_group"], {**values, "cursor": cursor, "start_at": at})
 
     def replay(self, params: ReplayParams) -> int:
         start: Start
@@ -107,17 +111,30 @@ class SqlTopics:
             raise ValueError("replay takes an offset or a time, one of the two")
         topic, group = params.topic, params.group
         with self.db.tx() as cur:
+            self._floor_lock(cur, topic)
             cur.execute(self.q["group"], {"topic": topic, "group": group})
             if cur.fetchone() is None:
                 cur.execute(self.q["names"], {"topic": topic})
                 raise GroupNotFound(topic, group, [str(row[0]) for row in cur.fetchall()])
             cursor = self._place(cur, topic, start)
-            cur.execute(self.q["move"], {"topic": topic, "group": group, "cursor": cursor})
+            values = {"topic": topic, "group": group, "cursor": cursor}
+            cur.execute(self.q["restart"], {**values, "start_at": self._start_at(start)})
         return cursor
+
+    def _start_at(self, start: Start) -> Any:
+        """The time a group's messages start at, as stored (None: a start by offset)."""
+        return self.db.time_param(start) if isinstance(start, datetime) else None
+
+    def _floor_lock(self, cur: Any, topic: str) -> None:
+        """Take turns with prunes of `topic` to the end of `cur`'s transaction. Taken before
+        any group row (a prune takes it, then the rows of the groups it moves)."""
+        cur.execute(self.q["floor_lock"], {"topic": topic})
+        cur.fetchall()
 
     def _place(self, cur: Any, topic: str, start: Start) -> int:
         """The cursor that `start` names on `topic`, read in `cur`'s transaction: an
-        offset below the oldest retained message means just before it."""
+        offset below the oldest retained message means just before it. The transaction
+        holds `_floor_lock`, so the floor it reads is not being moved by a prune."""
         cur.execute(self.q["topic"], {"topic": topic})
         row = cur.fetchone()
         last = 0 if row is None else int(row[0])
@@ -137,46 +154,61 @@ class SqlTopics:
         topic, group, spec = params.topic, params.group, params.spec
         values = {"topic": topic, "group": group}
         with self.db.tx(relaxed=True) as cur:  # lost in a crash: the cursor with the jobs
-            cur.execute(self.q["group"], values)
+            cur.execute(self.q["pump_group"], {**values, "queue": spec.queue})
             row = cur.fetchone()
             if row is None:
                 raise GroupNotFound(topic, group)
-            cursor, ordered = int(row[0]), bool(row[1])
-            cur.execute(self.q["after"], {**values, "cursor": cursor, "limit": params.limit})
+            cursor, ordered, paused, bound = int(row[0]), bool(row[1]), bool(row[2]), row[3]
+            start_at = None if row[4] is None else self.db.time(row[4])
+            if paused:  # the messages wait in the log, not as jobs (lag shows them)
+                return 0
+            limit = params.limit
+            if bound is not None:
+                limit = min(limit, self._room(cur, spec.queue, int(bound)))
+                if limit <= 0:
+                    return 0
+            cur.execute(self.q["after"], {**values, "cursor": cursor, "limit": limit})
             rows = cur.fetchall()
             if not rows:
                 return 0
             c = Columns.of(cur)
-            if ordered:
-                rows = self._unblocked(cur, spec.queue, rows, c["key"])
-            if not rows:
+            busy = self._busy(cur, spec.queue) if ordered else None
+            handed: builtins.list[str] = []  # delivery arguments
+            passed = cursor
+            for row in rows:  # in offset order, up to the first whose key is held
+                at = self.db.time(row[c["published_at"]])
+                if start_at is None or at >= start_at:
+                    key = row[c["key"]]
+                    if busy is not None and key is not None:
+                        if key in busy:
+                            break
+                        busy.add(key)
+                    handed.append(_delivery(topic, row, c, at))
+                # else published before the group's start time: passed over, not its own
+                passed = int(row[c["position"]])
+            if passed == cursor:
                 return 0
-            payloads = [
-                Payload(args=_delivery(topic, row, c, self.db.time(row[c["published_at"]])))
-                for row in rows
-            ]
-            self.db.jobs.insert_in(cur, spec, payloads)
-            cursor = int(rows[-1][c["position"]])
-            cur.execute(self.q["move"], {**values, "cursor": cursor})
-        return len(rows)
+            if handed:
+                self.db.jobs.insert_in(cur, spec, [Payload(args=args) for args in handed])
+            cur.execute(self.q["move"], {**values, "cursor": passed})
+        return len(handed)
 
-    def _unblocked(
-        self, cur: Any, queue: str, rows: Sequence[Sequence[Any]], at: int
-    ) -> list[Sequence[Any]]:
-        """The leading messages an ordered group may start now: up to the first whose key
-        a delivery not yet over holds, or an earlier message of this pump holds. Read under
-        the group's lock, so pumps of one group take turns deciding."""
+    def _room(self, cur: Any, queue: str, bound: int) -> int:
+        """Deliveries `queue` may still take under its max_depth `bound`, counted as an
+        enqueue's admission counts (under the policy's lock, in `cur`'s transaction): so
+        the insert that follows is admitted, never refused into the worker's claim."""
+        jobs = self.db.q["jobs"]
+        cur.execute(jobs["admission_lock"], {"queue": queue})
+        cur.fetchall()
+        cur.execute(jobs["admission_depth"], {"queue": queue, "cap": bound})
+        return bound - int(cur.fetchone()[0])
+
+    def _busy(self, cur: Any, queue: str) -> set[str]:
+        """The keys an ordered group's deliveries not yet over hold: the pump hands out no
+        message of these keys, and stops at the first (later ones of the key wait behind
+        it). Read under the group's lock, so pumps of one group take turns deciding."""
         cur.execute(self.q["busy_keys"], {"queue": queue})
-        busy = {str(row[0]) for row in cur.fetchall()}
-        kept = []
-        for row in rows:
-            key = row[at]
-            if key is not None:
-                if key in busy:
-                    break
-                busy.add(key)
-            kept.append(row)
-        return kept
+        return {str(row[0]) for row in cur.fetchall()}
 
     def list(self) -> builtins.list[TopicState]:
         with self.db.read() as cur:
@@ -225,6 +257,7 @@ class SqlTopics:
         removed = 0
         for topic, last, seconds, most in topics:
             with self.db.tx() as cur:  # one topic at a time: short transactions
+                self._floor_lock(cur, topic)
                 floor = 0 if most is None else int(last) - int(most)
                 if seconds is not None:
                     at = self.db.time_param(now)

@@ -15,6 +15,10 @@ FROM json_each(:messages) AS m
 -- name: ensure
 INSERT INTO offload_topics (name) VALUES (:topic) ON CONFLICT (name) DO NOTHING
 
+-- name: floor_lock
+-- Nothing to take: BEGIN IMMEDIATE already orders prunes, subscribes and replays.
+SELECT 1
+
 -- name: topic
 SELECT last_offset, retention_seconds, retention_messages FROM offload_topics
 WHERE name = :topic
@@ -28,9 +32,16 @@ SELECT min(position) FROM offload_messages WHERE topic = :topic
 -- name: group
 SELECT cursor, ordered_by_key FROM offload_groups WHERE topic = :topic AND name = :group
 
+-- name: pump_group
+SELECT g.cursor, g.ordered_by_key, coalesce(q.paused, 0) AS paused, q.max_depth,
+       g.start_at
+FROM offload_groups AS g
+LEFT JOIN offload_queues AS q ON q.name = :queue
+WHERE g.topic = :topic AND g.name = :group
+
 -- name: insert_group
-INSERT INTO offload_groups (topic, name, cursor, ordered_by_key)
-VALUES (:topic, :group, :cursor, :ordered)
+INSERT INTO offload_groups (topic, name, cursor, ordered_by_key, start_at)
+VALUES (:topic, :group, :cursor, :ordered, :start_at)
 ON CONFLICT (topic, name) DO NOTHING
 
 -- name: declare_group
@@ -39,6 +50,10 @@ WHERE topic = :topic AND name = :group AND ordered_by_key <> :ordered
 
 -- name: move
 UPDATE offload_groups SET cursor = :cursor WHERE topic = :topic AND name = :group
+
+-- name: restart
+UPDATE offload_groups SET cursor = :cursor, start_at = :start_at
+WHERE topic = :topic AND name = :group
 
 -- name: after
 SELECT position, key, value, published_at FROM offload_messages
