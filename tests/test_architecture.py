@@ -28,6 +28,7 @@ LAYERS = {
     "server": {"server", *_API},
     "client": {"client", "core", "task"},
     "cli": {"cli", "demo", "server", *_API},
+    "testing": {"testing", *_API},
     "__main__": {"cli"},
 }
 #: The storage areas of the SQL backends: each runs its own queries and imports no other
@@ -61,6 +62,7 @@ def test_public_surface_is_pinned() -> None:
         "ApiError",
         "App",
         "ArgumentsMismatch",
+        "AsyncTask",
         "BackPressure",
         "BackendError",
         "BackendUnavailable",

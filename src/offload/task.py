@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, Self, TypeVar, overload
 
 from offload.backends.params import WorkflowInsertParams
 from offload.core import options as rules
@@ -85,7 +85,7 @@ class Task(Generic[P, R]):
         channel: str | None = None,
         depends_on: Iterable[int | JobHandle[Any]] | None = None,
         on_parent_failure: str | None = None,
-    ) -> Task[P, R]:
+    ) -> Self:
         """The same task with per-call options; `conn` enqueues in the caller's transaction.
 
         `delay` is seconds from the database's now, at most 100 years; `at` is an aware
@@ -147,7 +147,9 @@ class Task(Generic[P, R]):
                 o.on_parent_failure if on_parent_failure is None else check_rule(on_parent_failure)
             ),
         )
-        return Task(self.app, self.definition, merged, conn if conn is not None else self._conn)
+        return type(self)(
+            self.app, self.definition, merged, conn if conn is not None else self._conn
+        )
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
         """Store one job; returns once it is committed (durable). With a unique or
@@ -275,10 +277,26 @@ def check_priority(value: int) -> int:
     return rules.check_priority(value, ValidationError)
 
 
+class AsyncTask(Task[P, R]):
+    """A task whose function is `async def`: its jobs' result is what the coroutine
+    returns (`JobHandle[R]`), and calling it directly gives the coroutine to await."""
+
+    def __call__(  # type: ignore[override]  # the call is the coroutine, the job's result R
+        self, *args: P.args, **kwargs: P.kwargs
+    ) -> Coroutine[Any, Any, R]:
+        """The coroutine of the function, to await here and now, without a queue."""
+        coroutine: Coroutine[Any, Any, R] = self.definition.fn(*args, **kwargs)
+        return coroutine
+
+
 class TaskDecorator(Protocol):
     """What `@app.task(...)` with options returns: turns a function into a Task."""
 
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...
+
+    @overload
     def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
 
 
-__all__ = ["Call", "Task", "TaskDecorator", "call", "check_priority"]
+__all__ = ["AsyncTask", "Call", "Task", "TaskDecorator", "call", "check_priority"]

@@ -111,6 +111,12 @@ class TaskDef:
         batch = self.options.batch
         return None if batch is None else batch.group_key(self.name, args, kwargs, index)
 
+    def prepare(
+        self, args: Sequence[Any], kwargs: dict[str, Any]
+    ) -> tuple[Sequence[Any], dict[str, Any]]:
+        """The arguments as they are stored: as given (plain JSON is checked after)."""
+        return args, kwargs
+
     @property
     def target(self) -> Callable[..., Any]:
         """What an executor calls with a job's arguments."""
