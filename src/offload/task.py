@@ -155,11 +155,14 @@ class Task(Generic[P, R]):
         """Store one job; returns once it is committed (durable). With a unique or
         idempotency key that is held, stores nothing and returns the handle of the job that
         holds it (`duplicate` True). Arguments the function cannot take raise
-        ArgumentsMismatch, storing nothing."""
+        ArgumentsMismatch, storing nothing; arguments of a parameter annotated with a
+        pydantic model are validated (ValidationError) and stored as the model's JSON."""
+        definition = self.definition
+        if definition.models:
+            args, kwargs = definition.prepare(args, kwargs)  # type: ignore[assignment]
         args_text, kwargs_text = serialization.dumps_args(
             args, kwargs, limit=self.app.payload_limit
         )
-        definition = self.definition
         definition.check_args(args, kwargs)
         over = self._overrides
         payload = Payload(
@@ -198,6 +201,8 @@ class Task(Generic[P, R]):
         payloads: list[Payload] = []
         for index, c in enumerate(calls):
             a, k = (c.args, c.kwargs) if isinstance(c, Call) else (c, {})
+            if definition.models:
+                a, k = definition.prepare(a, k)  # type: ignore[assignment]
             args_text, kwargs_text = serialization.dumps_args(a, k, limit=limit)
             definition.check_args(a, k, index)
             key = definition.limit_key(a, k, index)
@@ -220,11 +225,13 @@ class Task(Generic[P, R]):
     def s(self, *args: P.args, **kwargs: P.kwargs) -> Signature:
         """A signature of this call with these options, for a workflow: in a chain it
         takes the previous part's result as its first argument."""
-        return Signature(self.app, self.name, args, kwargs, options=self._overrides)
+        given, named = self.definition.prepare(args, kwargs)
+        return Signature(self.app, self.name, given, named, options=self._overrides)
 
     def si(self, *args: P.args, **kwargs: P.kwargs) -> Signature:
         """An immutable signature: in a chain it ignores the previous part's result."""
-        return Signature(self.app, self.name, args, kwargs, options=self._overrides, immutable=True)
+        given, named = self.definition.prepare(args, kwargs)
+        return Signature(self.app, self.name, given, named, options=self._overrides, immutable=True)
 
     def _dependants(self, payloads: list[Payload]) -> list[JobHandle[R]]:
         """Store jobs that wait for `depends_on`, in one transaction (no keys: a job that
