@@ -11,9 +11,9 @@ handle = send_welcome.enqueue(42)   # returns once the job is durable
 handle.result(timeout=10)
 
 The public API is what this module exports (`__all__`), `offload.client` (the HTTP
-API's Python client) and `offload.testing` (helpers for an application's tests); other
-`offload.*` submodules are internal and may change between releases. The `offload`
-command is public too.
+API's Python client), `offload.testing` (helpers for an application's tests) and
+`offload.contrib.*` (web frameworks); other `offload.*` submodules are internal and may
+change between releases. The `offload` command is public too.
 """
 
 from offload.app import App, AsyncTask, Call, Task, call

@@ -211,9 +211,3 @@ def test_an_unknown_mode_is_named(jobs: Jobs) -> None:
         harness(jobs.app, mode="inlin"),  # type: ignore[arg-type]
     ):
         pass
-
-
-def test_the_surface_is_pinned() -> None:
-    import offload.testing
-
-    assert sorted(offload.testing.__all__) == ["Drained", "Harness", "harness"]
