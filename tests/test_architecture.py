@@ -29,7 +29,7 @@ LAYERS = {
     "client": {"client", "core", "task"},
     "cli": {"cli", "demo", "server", *_API},
     "testing": {"testing", *_API},
-    "contrib": {"contrib", "server", *_API},
+    "contrib": {"contrib", "server", "cli", *_API},
     "__main__": {"cli"},
 }
 #: The storage areas of the SQL backends: each runs its own queries and imports no other
@@ -235,9 +235,11 @@ def test_every_error_is_under_the_root_and_drawn_in_the_tree() -> None:
 
 def test_testing_and_contrib_surfaces_are_pinned() -> None:
     import offload.contrib.asgi
+    import offload.contrib.django
     import offload.contrib.flask
     import offload.testing
 
     assert sorted(offload.testing.__all__) == ["Drained", "Harness", "harness"]
     assert sorted(offload.contrib.asgi.__all__) == ["HostLifespan", "Lifespan", "lifespan"]
     assert sorted(offload.contrib.flask.__all__) == ["API_OPTIONS", "Offload"]
+    assert sorted(offload.contrib.django.__all__) == ["OffloadBackend", "get_app"]
