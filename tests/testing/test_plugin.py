@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 
@@ -116,3 +117,33 @@ def test_the_package_registers_the_plugin() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     points = project["project"]["entry-points"]["pytest11"]
     assert points == {"offload.testing.plugin": "offload.testing.plugin"}
+
+
+def installed_entry_point(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the package's pytest11 entry point visible to the runs of `pytester`, as an
+    installed offload's would be (the tree under test may not be installed)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    points = project["project"]["entry-points"]["pytest11"]
+    dist = pytester.path / "site" / "offload_under_test-0.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: offload-under-test\nVersion: 0.0\n"
+    )
+    lines = "".join(f"{name} = {target}\n" for name, target in points.items())
+    (dist / "entry_points.txt").write_text(f"[pytest11]\n{lines}")
+    site = str(pytester.path / "site")
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [site, os.environ.get("PYTHONPATH")]))
+    )
+
+
+@pytest.mark.parametrize("also_named", [False, True])
+def test_the_entry_point_loads_the_plugin_once(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, also_named: bool
+) -> None:
+    installed_entry_point(pytester, monkeypatch)
+    pytester.makepyfile(jobs=JOBS, test_jobs=PASSING)
+    pytester.makeini("[pytest]\noffload_app = jobs:app\n")
+    named = ["-p", "offload.testing.plugin"] if also_named else []
+    result = pytester.runpytest_subprocess(*named, "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)

@@ -53,6 +53,10 @@ def mypy_output(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[int,
     return errors
 
 
+#: One mypy run per session: both tests in one xdist group (`--dist loadgroup`).
+pytestmark = pytest.mark.xdist_group("mypy")
+
+
 @pytest.mark.timeout(600)
 def test_typed_usages_pass(mypy_output: dict[str, dict[int, list[str]]]) -> None:
     assert mypy_output.get("usage_ok.py", {}) == {}
