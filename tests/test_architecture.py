@@ -28,6 +28,8 @@ LAYERS = {
     "server": {"server", *_API},
     "client": {"client", "core", "task"},
     "cli": {"cli", "demo", "server", *_API},
+    "testing": {"testing", *_API},
+    "contrib": {"contrib", "server", "cli", *_API},
     "__main__": {"cli"},
 }
 #: The storage areas of the SQL backends: each runs its own queries and imports no other
@@ -61,6 +63,7 @@ def test_public_surface_is_pinned() -> None:
         "ApiError",
         "App",
         "ArgumentsMismatch",
+        "AsyncTask",
         "BackPressure",
         "BackendError",
         "BackendUnavailable",
@@ -228,3 +231,15 @@ def test_every_error_is_under_the_root_and_drawn_in_the_tree() -> None:
         assert issubclass(cls, errors.OffloadError), cls
         assert f" {cls.__name__} " in tree.replace("\n", " \n"), f"{cls.__name__} not drawn"
     assert offload.JobCancelled is errors.JobCancelled
+
+
+def test_testing_and_contrib_surfaces_are_pinned() -> None:
+    import offload.contrib.asgi
+    import offload.contrib.django
+    import offload.contrib.flask
+    import offload.testing
+
+    assert sorted(offload.testing.__all__) == ["Drained", "Harness", "harness"]
+    assert sorted(offload.contrib.asgi.__all__) == ["HostLifespan", "Lifespan", "lifespan"]
+    assert sorted(offload.contrib.flask.__all__) == ["API_OPTIONS", "Offload"]
+    assert sorted(offload.contrib.django.__all__) == ["OffloadBackend", "get_app"]

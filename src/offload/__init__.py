@@ -10,12 +10,13 @@ def send_welcome(user_id: int) -> None: ...
 handle = send_welcome.enqueue(42)   # returns once the job is durable
 handle.result(timeout=10)
 
-The public API is what this module exports (`__all__`), and `offload.client` (the HTTP
-API's Python client); other `offload.*` submodules are internal and may change between
-releases. The `offload` command is public too.
+The public API is what this module exports (`__all__`), `offload.client` (the HTTP
+API's Python client), `offload.testing` (helpers for an application's tests) and
+`offload.contrib.*` (web frameworks); other `offload.*` submodules are internal and may
+change between releases. The `offload` command is public too.
 """
 
-from offload.app import App, Call, Task, call
+from offload.app import App, AsyncTask, Call, Task, call
 from offload.core.batch import BatchItem, ItemFailed
 from offload.core.errors import (
     ApiError,
@@ -80,6 +81,7 @@ __all__ = [
     "ApiError",
     "App",
     "ArgumentsMismatch",
+    "AsyncTask",
     "BackPressure",
     "BackendError",
     "BackendUnavailable",

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Collection,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, cast, overload
 
@@ -108,7 +116,7 @@ from offload.handle import JobHandle
 from offload.runtime.batch import batch_runner
 from offload.runtime.context import current_job
 from offload.runtime.delivery import deliver
-from offload.task import Call, Task, TaskDecorator, call
+from offload.task import AsyncTask, Call, Task, TaskDecorator, call
 from offload.workflow import (
     MAP_TASK,
     REDUCE_TASK,
@@ -178,6 +186,9 @@ class App:
         return f"<offload.App {self.backend.name}:{self.backend.location}>"
 
     # -- declaring tasks --------------------------------------------------------------
+
+    @overload
+    def task(self, fn: Callable[P, Coroutine[Any, Any, R]]) -> AsyncTask[P, R]: ...
 
     @overload
     def task(self, fn: Callable[P, R]) -> Task[P, R]: ...
@@ -1056,4 +1067,4 @@ async def _each(fn: Callable[[Any], Awaitable[Any]], items: list[Any]) -> list[A
     return [await fn(item) for item in items]
 
 
-__all__ = ["App", "Call", "Task", "call"]
+__all__ = ["App", "AsyncTask", "Call", "Task", "call"]

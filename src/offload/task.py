@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, Self, TypeVar, overload
 
 from offload.backends.params import WorkflowInsertParams
 from offload.core import options as rules
@@ -85,7 +85,7 @@ class Task(Generic[P, R]):
         channel: str | None = None,
         depends_on: Iterable[int | JobHandle[Any]] | None = None,
         on_parent_failure: str | None = None,
-    ) -> Task[P, R]:
+    ) -> Self:
         """The same task with per-call options; `conn` enqueues in the caller's transaction.
 
         `delay` is seconds from the database's now, at most 100 years; `at` is an aware
@@ -147,13 +147,16 @@ class Task(Generic[P, R]):
                 o.on_parent_failure if on_parent_failure is None else check_rule(on_parent_failure)
             ),
         )
-        return Task(self.app, self.definition, merged, conn if conn is not None else self._conn)
+        return type(self)(
+            self.app, self.definition, merged, conn if conn is not None else self._conn
+        )
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
         """Store one job; returns once it is committed (durable). With a unique or
         idempotency key that is held, stores nothing and returns the handle of the job that
         holds it (`duplicate` True). Arguments the function cannot take raise
-        ArgumentsMismatch, storing nothing."""
+        ArgumentsMismatch, storing nothing; arguments of a parameter annotated with a
+        pydantic model are validated (ValidationError) and stored as the model's JSON."""
         payload = self._payload(args, kwargs)
         if self._overrides.depends_on:
             return self._dependants([payload])[0]
@@ -171,12 +174,14 @@ class Task(Generic[P, R]):
         done = await self.app._insert_async(self._spec(), [payload])
         return JobHandle(self.app.backend, done.ids[0], duplicate=bool(done.duplicates))
 
-    def _payload(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Payload:
+    def _payload(self, args: Sequence[Any], kwargs: dict[str, Any]) -> Payload:
         """One call's stored form, its arguments checked against the function first."""
+        definition = self.definition
+        if definition.models:
+            args, kwargs = definition.prepare(args, kwargs)
         args_text, kwargs_text = serialization.dumps_args(
             args, kwargs, limit=self.app.payload_limit
         )
-        definition = self.definition
         definition.check_args(args, kwargs)
         over = self._overrides
         return Payload(
@@ -205,6 +210,8 @@ class Task(Generic[P, R]):
         payloads: list[Payload] = []
         for index, c in enumerate(calls):
             a, k = (c.args, c.kwargs) if isinstance(c, Call) else (c, {})
+            if definition.models:
+                a, k = definition.prepare(a, k)  # type: ignore[assignment]
             args_text, kwargs_text = serialization.dumps_args(a, k, limit=limit)
             definition.check_args(a, k, index)
             key = definition.limit_key(a, k, index)
@@ -227,11 +234,13 @@ class Task(Generic[P, R]):
     def s(self, *args: P.args, **kwargs: P.kwargs) -> Signature:
         """A signature of this call with these options, for a workflow: in a chain it
         takes the previous part's result as its first argument."""
-        return Signature(self.app, self.name, args, kwargs, options=self._overrides)
+        given, named = self.definition.prepare(args, kwargs)
+        return Signature(self.app, self.name, given, named, options=self._overrides)
 
     def si(self, *args: P.args, **kwargs: P.kwargs) -> Signature:
         """An immutable signature: in a chain it ignores the previous part's result."""
-        return Signature(self.app, self.name, args, kwargs, options=self._overrides, immutable=True)
+        given, named = self.definition.prepare(args, kwargs)
+        return Signature(self.app, self.name, given, named, options=self._overrides, immutable=True)
 
     def _dependants(self, payloads: list[Payload]) -> list[JobHandle[R]]:
         """Store jobs that wait for `depends_on`, in one transaction (no keys: a job that
@@ -284,10 +293,26 @@ def check_priority(value: int) -> int:
     return rules.check_priority(value, ValidationError)
 
 
+class AsyncTask(Task[P, R]):
+    """A task whose function is `async def`: its jobs' result is what the coroutine
+    returns (`JobHandle[R]`), and calling it directly gives the coroutine to await."""
+
+    def __call__(  # type: ignore[override]  # the call is the coroutine, the job's result R
+        self, *args: P.args, **kwargs: P.kwargs
+    ) -> Coroutine[Any, Any, R]:
+        """The coroutine of the function, to await here and now, without a queue."""
+        coroutine: Coroutine[Any, Any, R] = self.definition.fn(*args, **kwargs)
+        return coroutine
+
+
 class TaskDecorator(Protocol):
     """What `@app.task(...)` with options returns: turns a function into a Task."""
 
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncTask[P, R]: ...
+
+    @overload
     def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
 
 
-__all__ = ["Call", "Task", "TaskDecorator", "call", "check_priority"]
+__all__ = ["AsyncTask", "Call", "Task", "TaskDecorator", "call", "check_priority"]

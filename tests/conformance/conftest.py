@@ -20,7 +20,8 @@ def echo(app: offload.App) -> offload.Task[..., Any]:
     def echo(*args: Any, **kwargs: Any) -> Any:
         return [args, kwargs]
 
-    return echo
+    task: offload.Task[..., Any] = echo  # `-> Any` could be async: say which
+    return task
 
 
 @pytest.fixture

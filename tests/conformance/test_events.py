@@ -46,7 +46,8 @@ def echo(app: offload.App) -> offload.Task[..., Any]:
     def echo(*args: Any) -> Any:
         return args
 
-    return echo
+    task: offload.Task[..., Any] = echo  # `-> Any` could be async: say which
+    return task
 
 
 def _kinds(events: list[Event]) -> list[str]:

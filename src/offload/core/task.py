@@ -18,6 +18,7 @@ from offload.core.errors import (
 )
 from offload.core.flow import limit_key_problem
 from offload.core.job import JobSpec
+from offload.core.models import ModelParam, dump_models, load_models, model_params
 from offload.core.options import EnqueueOptions, TaskOptions, check_name
 from offload.core.shaping import DEFAULT_RETENTION, KeyRules, Unique
 from offload.core.topics import Subscription
@@ -41,6 +42,8 @@ class TaskDef:
     #: (fewest, most) positional arguments when a call without keywords needs no more than
     #: their count to bind (None: `check_args` always binds).
     _arity: tuple[int, int] | None = field(init=False, repr=False, compare=False)
+    #: Parameters annotated with a pydantic model (`offload.core.models`).
+    models: tuple[ModelParam, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.options.executor is None and self.is_async:
@@ -55,6 +58,7 @@ class TaskDef:
         object.__setattr__(
             self, "_arity", None if signature is None else _positional_range(signature)
         )
+        object.__setattr__(self, "models", model_params(self.fn, signature))
 
     def check_args(
         self, args: Sequence[Any], kwargs: dict[str, Any], index: int | None = None
@@ -111,10 +115,26 @@ class TaskDef:
         batch = self.options.batch
         return None if batch is None else batch.group_key(self.name, args, kwargs, index)
 
+    def prepare(
+        self, args: Sequence[Any], kwargs: dict[str, Any]
+    ) -> tuple[Sequence[Any], dict[str, Any]]:
+        """The arguments as they are stored: as given, but for pydantic model arguments,
+        validated and dumped to JSON (plain JSON is checked after)."""
+        if not self.models:
+            return args, kwargs
+        return dump_models(self.name, self.models, args, kwargs)
+
     @property
     def target(self) -> Callable[..., Any]:
         """What an executor calls with a job's arguments."""
-        return self.fn if self.runner is None else self.runner
+        if self.runner is not None:
+            return self.runner
+        return self._with_models if self.models else self.fn
+
+    def _with_models(self, *args: Any, **kwargs: Any) -> Any:
+        """Call `fn` with its model arguments rebuilt from their JSON form."""
+        given, named = load_models(self.models, args, kwargs)
+        return self.fn(*given, **named)
 
     @property
     def is_async(self) -> bool:

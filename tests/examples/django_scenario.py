@@ -1,0 +1,88 @@
+"""Run inside the example Django project (tests/examples/test_django.py starts it in a
+process of its own, so Django's settings never reach the test process): enqueue in a
+transaction that rolls back and in one that commits, run `manage.py offload worker
+--burst`, and check each TaskResult."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import timedelta
+
+import django
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from django.db import transaction  # noqa: E402
+from django.utils import timezone  # noqa: E402
+from django_tasks import TaskResultStatus, default_task_backend  # noqa: E402
+from shop.models import Order  # noqa: E402
+from shop.tasks import check_stock, confirm_order, count_orders, send_receipt  # noqa: E402
+
+from offload.contrib.django import get_app  # noqa: E402
+
+call_command("migrate", verbosity=0)
+jobs = get_app()
+
+
+class RolledBack(Exception):
+    pass
+
+
+try:
+    with transaction.atomic():
+        lost = Order.objects.create(item="lost")
+        confirm_order.enqueue(lost.id)
+        raise RolledBack
+except RolledBack:
+    pass
+assert not Order.objects.exists()
+assert jobs.jobs() == [], "a job of a rolled-back transaction was stored"
+
+with transaction.atomic():
+    order = Order.objects.create(item="mug")
+    kept = confirm_order.enqueue(order.id)
+    assert jobs.jobs() == [], "the job is visible before its transaction commits"
+assert [job.id for job in jobs.jobs()] == [int(kept.id)]
+assert kept.status == TaskResultStatus.READY
+assert jobs.job(int(kept.id)).job().priority == 10
+
+receipt = send_receipt.enqueue("ada@example.org")
+counted = count_orders.enqueue()
+failing = check_stock.enqueue("teapot")
+later = confirm_order.using(run_after=timezone.now() + timedelta(hours=1)).enqueue(order.id)
+
+subprocess.run(
+    [sys.executable, "manage.py", "offload", "worker", "--burst", "-q", "default,mail"],
+    check=True,
+    timeout=120,
+)
+
+kept.refresh()
+assert kept.status == TaskResultStatus.SUCCESSFUL, kept.status
+assert kept.return_value == f"order {order.id} confirmed"
+assert kept.attempts == 1
+assert Order.objects.get(id=order.id).confirmed
+receipt.refresh()
+assert (receipt.status, receipt.return_value) == (TaskResultStatus.SUCCESSFUL, 1)
+counted.refresh()
+assert counted.return_value == 1
+failing.refresh()
+assert failing.status == TaskResultStatus.FAILED, failing.status
+(error,) = failing.errors
+assert error.exception_class is LookupError
+assert "no stock of teapot" in error.traceback
+later.refresh()
+assert later.status == TaskResultStatus.READY
+listed = subprocess.run(
+    [sys.executable, "manage.py", "offload", "jobs", "--json"],
+    check=True,
+    capture_output=True,
+    text=True,
+    timeout=120,
+)
+assert "shop.tasks.confirm_order" in listed.stdout
+again = default_task_backend.get_result(kept.id)
+assert again.task.func is confirm_order.func and again.status == TaskResultStatus.SUCCESSFUL
+print("scenario ok")
