@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, Self, TypeVar, overload
@@ -174,7 +174,7 @@ class Task(Generic[P, R]):
         done = await self.app._insert_async(self._spec(), [payload])
         return JobHandle(self.app.backend, done.ids[0], duplicate=bool(done.duplicates))
 
-    def _payload(self, args: Sequence[Any], kwargs: dict[str, Any]) -> Payload:
+    def _payload(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> Payload:
         """One call's stored form, its arguments checked against the function first."""
         definition = self.definition
         if definition.models:
@@ -209,9 +209,10 @@ class Task(Generic[P, R]):
         unique = definition.unique(over)
         payloads: list[Payload] = []
         for index, c in enumerate(calls):
+            a: tuple[Any, ...] | list[Any]
             a, k = (c.args, c.kwargs) if isinstance(c, Call) else (c, {})
             if definition.models:
-                a, k = definition.prepare(a, k)  # type: ignore[assignment]
+                a, k = definition.prepare(a, k)
             args_text, kwargs_text = serialization.dumps_args(a, k, limit=limit)
             definition.check_args(a, k, index)
             key = definition.limit_key(a, k, index)

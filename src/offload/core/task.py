@@ -116,8 +116,8 @@ class TaskDef:
         return None if batch is None else batch.group_key(self.name, args, kwargs, index)
 
     def prepare(
-        self, args: Sequence[Any], kwargs: dict[str, Any]
-    ) -> tuple[Sequence[Any], dict[str, Any]]:
+        self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...] | list[Any], dict[str, Any]]:
         """The arguments as they are stored: as given, but for pydantic model arguments,
         validated and dumped to JSON (plain JSON is checked after)."""
         if not self.models:
