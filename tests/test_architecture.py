@@ -67,6 +67,7 @@ def test_public_surface_is_pinned() -> None:
         "BadEventId",
         "BatchItem",
         "BatchResultMismatch",
+        "BulkProgress",
         "Call",
         "ConfigurationError",
         "Delivery",
