@@ -333,6 +333,18 @@ class NotifyParams:
     data: str
 
 
+# -- stats ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StatsReadParams:
+    """Minute buckets starting at or after `since` (epoch seconds), of `queue` (None: each
+    queue's rows)."""
+
+    since: float
+    queue: str | None = None
+
+
 # -- workflows --------------------------------------------------------------------------
 
 
@@ -532,6 +544,7 @@ __all__ = [
     "ResultsPageParams",
     "RetentionParams",
     "ScheduleFireParams",
+    "StatsReadParams",
     "SubscribeParams",
     "SweepReadmitParams",
     "SweepTakeParams",
