@@ -959,7 +959,7 @@ class App:
         end = self.backend.now().timestamp()
         last = end // bucket_seconds * bucket_seconds
         since = last - (points - 1) * bucket_seconds
-        rows = self.backend.stats.read(StatsReadParams(since, name))
+        rows = self.backend.stats.read(StatsReadParams(since, bucket_seconds, name))
         return chart(rows, end, points, bucket_seconds)
 
     # -- events -----------------------------------------------------------------------

@@ -411,7 +411,8 @@ class StatsStore(Protocol):
         ...
 
     def read(self, params: StatsReadParams) -> builtins.list[tuple[float, Tally]]:
-        """The stored buckets (start in epoch seconds, tally), oldest first."""
+        """The stored buckets added up per `size` seconds: (start in epoch seconds, tally),
+        oldest first, slots without a bucket left out."""
         ...
 
     def prune(self, older_than: float) -> int:

@@ -338,10 +338,11 @@ class NotifyParams:
 
 @dataclass(frozen=True, slots=True)
 class StatsReadParams:
-    """Minute buckets starting at or after `since` (epoch seconds), of `queue` (None: each
-    queue's rows)."""
+    """Minute buckets starting at or after `since` (epoch seconds), of `queue` (None: all
+    queues), added up per `size` seconds from `since`."""
 
     since: float
+    size: int = 60
     queue: str | None = None
 
 

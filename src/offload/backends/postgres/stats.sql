@@ -57,12 +57,25 @@ UPDATE offload_stats_cursor SET tx = :tx::text::xid8, position = :position
 WHERE id = 1 AND tx = :old_tx::text::xid8 AND position = :old_position
 
 -- name: read
--- Buckets from :since (epoch seconds) on, of queue :queue if given (the primary key's range).
-SELECT extract(epoch FROM bucket)::float8 AS bucket, queue, enqueued, started, succeeded,
-    failed, dead, latency_n, latency_sum, latency_max, latency_bins
+-- Buckets from :since (epoch seconds) on, of queue :queue if given, added up per slot of
+-- :size seconds (slot 0 starts at :since): a day's chart reads 288 rows, not 1,440 a queue.
+SELECT floor((extract(epoch FROM bucket) - :since::float8) / :size::int)::int AS slot,
+    sum(enqueued) AS enqueued, sum(started) AS started, sum(succeeded) AS succeeded,
+    sum(failed) AS failed, sum(dead) AS dead, sum(latency_n) AS latency_n,
+    sum(latency_sum) AS latency_sum, max(latency_max) AS latency_max
 FROM offload_stats
 WHERE bucket >= to_timestamp(:since::float8) AND (:queue::text IS NULL OR queue = :queue)
-ORDER BY bucket
+GROUP BY slot
+ORDER BY slot
+
+-- name: read_bins
+-- The histograms of the same buckets, added up per slot: (slot, bin, count).
+SELECT floor((extract(epoch FROM s.bucket) - :since::float8) / :size::int)::int AS slot,
+    b.key::int AS bin, sum(b.value::bigint) AS n
+FROM offload_stats AS s, json_each_text(s.latency_bins::json) AS b
+WHERE s.bucket >= to_timestamp(:since::float8) AND (:queue::text IS NULL OR s.queue = :queue)
+  AND s.latency_n > 0
+GROUP BY slot, bin
 
 -- name: prune
 DELETE FROM offload_stats WHERE bucket < now() - make_interval(secs => :age)

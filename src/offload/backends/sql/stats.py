@@ -90,12 +90,17 @@ class SqlStats:
         cur.execute(self.q["add"], {"rows": orjson.dumps(rows).decode()})
 
     def read(self, params: StatsReadParams) -> list[tuple[float, Tally]]:
-        values = {"since": params.since, "queue": params.queue}
+        values = {"since": params.since, "size": params.size, "queue": params.queue}
+        slots: dict[int, Tally] = {}
         with self.db.read() as cur:
             cur.execute(self.q["read"], values)
-            rows = cur.fetchall()
-            names = ("bucket", *_COUNTS, "latency_max", "latency_bins")
-            return [_tally(row) for row in cells(cur, rows, *names)]
+            names = ("slot", *_COUNTS, "latency_max")
+            for row in cells(cur, cur.fetchall(), *names):
+                slots[int(row[0])] = _tally(row[1:])
+            cur.execute(self.q["read_bins"], values)
+            for slot, index, n in cells(cur, cur.fetchall(), "slot", "bin", "n"):
+                slots[int(slot)].bins[int(index)] = int(n)
+        return [(params.since + slot * params.size, tally) for slot, tally in sorted(slots.items())]
 
     def prune(self, older_than: float) -> int:
         with self.db.tx(single=True) as cur:
@@ -107,9 +112,9 @@ def _bins(tally: Tally) -> str:
     return orjson.dumps({str(k): v for k, v in sorted(tally.bins.items())}).decode()
 
 
-def _tally(row: Sequence[Any]) -> tuple[float, Tally]:
-    bucket, enqueued, started, succeeded, failed, dead, n, total, largest, bins = row
-    return float(bucket), Tally(
+def _tally(row: Sequence[Any]) -> Tally:
+    enqueued, started, succeeded, failed, dead, n, total, largest = row
+    return Tally(
         int(enqueued),
         int(started),
         int(succeeded),
@@ -118,5 +123,4 @@ def _tally(row: Sequence[Any]) -> tuple[float, Tally]:
         int(n),
         float(total),
         None if largest is None else float(largest),
-        {int(k): int(v) for k, v in orjson.loads(bins).items()},
     )

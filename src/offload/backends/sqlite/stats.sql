@@ -44,11 +44,21 @@ UPDATE offload_stats_cursor SET tx = :tx, position = :position
 WHERE id = 1 AND tx = :old_tx AND position = :old_position
 
 -- name: read
-SELECT bucket, queue, enqueued, started, succeeded, failed, dead, latency_n, latency_sum,
-    latency_max, latency_bins
+SELECT CAST((bucket - :since) / :size AS INTEGER) AS slot,
+    sum(enqueued) AS enqueued, sum(started) AS started, sum(succeeded) AS succeeded,
+    sum(failed) AS failed, sum(dead) AS dead, sum(latency_n) AS latency_n,
+    sum(latency_sum) AS latency_sum, max(latency_max) AS latency_max
 FROM offload_stats
 WHERE bucket >= :since AND (:queue IS NULL OR queue = :queue)
-ORDER BY bucket
+GROUP BY slot
+ORDER BY slot
+
+-- name: read_bins
+SELECT CAST((s.bucket - :since) / :size AS INTEGER) AS slot, CAST(b.key AS INTEGER) AS bin,
+    sum(b.value) AS n
+FROM offload_stats AS s, json_each(s.latency_bins) AS b
+WHERE s.bucket >= :since AND (:queue IS NULL OR s.queue = :queue) AND s.latency_n > 0
+GROUP BY slot, bin
 
 -- name: prune
 DELETE FROM offload_stats WHERE bucket < {now} - :age
