@@ -64,8 +64,10 @@ from offload.core.job import Job
 from offload.core.options import RetryPolicy
 from offload.core.records import ScheduleState, WorkerInfo
 from offload.core.schedule import Misfire
+from offload.core.selection import BulkProgress
 from offload.core.shaping import Unique
 from offload.core.states import JobState
+from offload.core.stats import StatsPoint
 from offload.core.topics import GroupState, Message, TopicState
 from offload.core.workflow import OnParentFailure, ParentOutcome, WorkflowState
 from offload.handle import JobHandle
@@ -88,6 +90,7 @@ __all__ = [
     "BadEventId",
     "BatchItem",
     "BatchResultMismatch",
+    "BulkProgress",
     "Call",
     "ConfigurationError",
     "Delivery",
@@ -132,6 +135,7 @@ __all__ = [
     "SchemaMismatch",
     "SerializationError",
     "Signature",
+    "StatsPoint",
     "StorageFull",
     "Task",
     "TopicState",
