@@ -10,7 +10,6 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -20,7 +19,7 @@ from offload.core.times import parse_time
 from offload.dashboard import _security as security
 from offload.dashboard._filters import read_filters
 from offload.dashboard._pages import Pages
-from offload.dashboard._site import PageError, Site, Viewer, safe_next
+from offload.dashboard._site import Form, PageError, Site, Viewer, read_form, safe_next
 
 #: What the dashboard calls each bulk operation.
 LABELS: dict[str, str] = {"retry": "Retry", "cancel": "Cancel", "purge": "Delete"}
@@ -51,26 +50,25 @@ class BulkRun:
 class Actions:
     """The POST routes of one dashboard."""
 
-    def __init__(self, site: Site, pages: Pages, batch_size: int = BATCH_SIZE) -> None:
+    def __init__(self, site: Site, pages: Pages) -> None:
         self.site = site
         self.app = site.app
         self.pages = pages
-        self.batch_size = batch_size
         self.runs: OrderedDict[int, BulkRun] = OrderedDict()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
-    async def _form(self, request: Request) -> FormData:
-        return await request.form()
+    async def _form(self, request: Request) -> Form:
+        return await read_form(request)
 
-    def _back(self, request: Request, form: FormData, default: str = "/") -> Response:
+    def _back(self, request: Request, form: Form, default: str = "/") -> Response:
         target = form.get("next")
         prefix = request.scope.get("root_path", "")
         wanted = target if isinstance(target, str) else prefix + default
         return RedirectResponse(safe_next(request, wanted), status_code=303)
 
     @staticmethod
-    def _text(form: FormData, name: str, limit: int = 2000) -> str:
+    def _text(form: Form, name: str, limit: int = 2000) -> str:
         value = form.get(name)
         if not isinstance(value, str) or not value.strip() or len(value) > limit:
             raise PageError(422, f"The form needs a {name} field.")
@@ -138,7 +136,7 @@ class Actions:
         operation = _operation(form.get("operation"))
         ids = []
         for value in form.getlist("ids"):
-            if not isinstance(value, str) or not value.isdigit() or len(value) > 19:
+            if not value.isdigit() or len(value) > 19:
                 raise PageError(422, "The selection holds something that is not a job id.")
             ids.append(int(value))
         if not ids:
@@ -180,7 +178,7 @@ class Actions:
         """POST /jobs/bulk: start the operation in a thread; its progress page follows."""
         form = await self._form(request)
         operation = _operation(form.get("operation"))
-        values = {k: v for k, v in form.items() if isinstance(v, str)}
+        values = dict(form.items())
         filters = read_filters(values)
         if filters.problems:
             raise PageError(400, _problems(filters.problems))
@@ -188,7 +186,7 @@ class Actions:
             raise PageError(422, "Filter the jobs first: a bulk action never means every job.")
         selection = cast(JobSelection, filters.selection)
         progress = await self.site.call(
-            self.app.bulk, operation, batch_size=self.batch_size, **selection
+            self.app.bulk, operation, batch_size=BATCH_SIZE, **selection
         )  # checked here: a refused selection is a page now, not a failed run later
         expected = int(values.get("expected", "0")) if values.get("expected", "").isdigit() else 0
         with self._lock:

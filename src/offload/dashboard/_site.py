@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from urllib.parse import parse_qs
 
 import orjson
 from jinja2 import Environment, PackageLoader
@@ -159,8 +160,7 @@ class Site:
             except PageError as exc:
                 response = self.error_page(request, exc.status, exc.message)
             except OffloadError as exc:
-                status = next(ERRORS[c] for c in type(exc).__mro__ if c in ERRORS)[0]
-                response = self.error_page(request, status, str(exc))
+                response = self.error_page(request, _status(exc), str(exc))
             except Exception:
                 log.exception("dashboard: %s %s failed", request.method, request.url.path)
                 response = self.error_page(request, 500, "Something went wrong (logged).")
@@ -200,9 +200,7 @@ class Site:
             raise PageError(413, "The form is too large.")
         echoed = request.headers.get(security.CSRF_HEADER)
         if echoed is None:
-            form = await request.form()
-            field = form.get(security.CSRF_FIELD)
-            echoed = field if isinstance(field, str) else None
+            echoed = (await read_form(request)).get(security.CSRF_FIELD)
         if not security.csrf_matches(request, echoed):
             raise PageError(
                 403, "Refused: the form's CSRF token is missing or stale; reload the page."
@@ -221,6 +219,55 @@ class Site:
 
 
 _NOBODY = Viewer(None, False, True)
+
+
+def _status(exc: OffloadError) -> int:
+    """The status of an App error, as the API answers it; a lookup the API never makes
+    (a consumer group, a token) is a 404."""
+    status = next(ERRORS[c] for c in type(exc).__mro__ if c in ERRORS)[0]
+    if status == 500 and isinstance(exc, LookupError):
+        return 404
+    return status
+
+
+class Form:
+    """A URL-encoded form's fields (the only kind the dashboard's pages send)."""
+
+    def __init__(self, fields: dict[str, list[str]]) -> None:
+        self.fields = fields
+
+    def get(self, name: str) -> str | None:
+        values = self.fields.get(name)
+        return values[0] if values else None
+
+    def getlist(self, name: str) -> list[str]:
+        return list(self.fields.get(name, []))
+
+    def items(self) -> list[tuple[str, str]]:
+        return [(name, values[0]) for name, values in self.fields.items() if values]
+
+
+async def read_form(request: Request) -> Form:
+    """The request's form, read once (at most `FORM_LIMIT` bytes; any other body is an
+    empty form, so its CSRF check fails)."""
+    cached = getattr(request.state, "form", None)
+    if isinstance(cached, Form):
+        return cached
+    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > FORM_LIMIT:
+            raise PageError(413, "The form is too large.")
+    fields: dict[str, list[str]] = {}
+    if kind == "application/x-www-form-urlencoded":
+        try:
+            fields = parse_qs(body.decode(), keep_blank_values=True, max_num_fields=2000)
+        except (UnicodeDecodeError, ValueError):
+            raise PageError(400, "The form could not be read.") from None
+    form = Form(fields)
+    request.state.form = form
+    return form
 
 
 def safe_next(request: Request, target: str | None) -> str:
