@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -112,6 +113,13 @@ def hostile_error(text: str) -> type[Exception]:
     return type(text, (Exception,), {})
 
 
+def _raiser(error: type[Exception]) -> Callable[..., None]:
+    def raiser(*args: Any, **kwargs: Any) -> None:
+        raise error(f"{args!r} {kwargs!r}")
+
+    return raiser
+
+
 def fill(app: offload.App, hostile: bool = True) -> Filled:
     """Store something for every page: a dead job with a traceback, a succeeded one, a
     queued one, a workflow, a schedule, a worker row and a topic with a group; with
@@ -141,17 +149,12 @@ def fill(app: offload.App, hostile: bool = True) -> Filled:
     hostile_ids: list[int] = []
     if hostile:
         for index, payload in enumerate(PAYLOADS):
-            error = hostile_error(payload)
-
-            def raiser(*args: Any, _error: type[Exception] = error, **kwargs: Any) -> None:
-                raise _error(f"{args!r} {kwargs!r}")
-
             task = app.task(
                 name=f"{payload}#{index}",
                 queue=f"q{index}{payload}",
                 retry=offload.RetryPolicy(max_attempts=1),
-            )(raiser)
-            hostile_ids.append(task.enqueue(payload, **{"k": payload}).id)
+            )(_raiser(hostile_error(payload)))
+            hostile_ids.append(task.enqueue(payload, k=payload).id)
     dead = boom.enqueue("the first").id
     succeeded = ok.enqueue(42, tags=["a", "b"]).id
     flow = offload.chain(step.s(1), step.s(2))
