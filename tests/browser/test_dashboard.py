@@ -45,6 +45,10 @@ class Site:
             DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(DOCS_IMAGES / f"{name}.png"), full_page=True)
 
+    def violations(self) -> list[str]:
+        """The CSP violations and script errors noted (not failed loads)."""
+        return [p for p in self.problems if "Content Security Policy" in p or "page error" in p]
+
     def watch(self, page: Page) -> None:
         """Note every CSP violation and script error of `page`."""
 
@@ -60,18 +64,24 @@ def _env(url: str) -> dict[str, str]:
     return {**os.environ, "OFFLOAD_URL": url, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
 
 
+def _test_app(url: str) -> offload.App:
+    """An App on `url` with the tasks and schedules of the test app, migrated."""
+    from tests.apps import dashboard
+
+    app = offload.App(url)
+    for name in dashboard.app.registry.names():
+        app.registry.add(dashboard.app.registry.get(name))
+    app.schedules.update(dashboard.app.schedules)
+    app.migrate()
+    return app
+
+
 @pytest.fixture
 def site(
     migrated_db_url: str, spawned: list[subprocess.Popen[bytes]], tmp_path: Path
 ) -> Iterator[Site]:
     """`offload serve` of the test app and a worker of its `dash` queue."""
-    from tests.apps import dashboard
-
-    app = offload.App(migrated_db_url)
-    for name in dashboard.app.registry.names():
-        app.registry.add(dashboard.app.registry.get(name))
-    app.schedules.update(dashboard.app.schedules)
-    app.migrate()
+    app = _test_app(migrated_db_url)
     app.backend.schedules.sync(list(app.schedules.values()))
     port = free_port()
     env = _env(migrated_db_url)
@@ -239,5 +249,90 @@ def test_hostile_data_injects_nothing_on_any_page(site: Site, page: Page) -> Non
         assert page.evaluate(_INJECTED) == [], path
     page.goto(f"{site.base}/jobs/{filled.hostile[1]}")
     assert "<img src=x onerror=" in page.inner_text("#job-args")  # shown as text
-    violations = [p for p in site.problems if "Content Security Policy" in p]
-    assert violations == [], violations
+    assert site.violations() == [], site.violations()
+
+
+@pytest.fixture
+def secured_site(
+    migrated_db_url: str, spawned: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> Iterator[tuple[Site, dict[str, str]]]:
+    """`offload serve` of the test app with tokens checked, and a read and an admin token."""
+    app = _test_app(migrated_db_url)
+    tokens = {scope: app.create_token(f"{scope}-user", scope) for scope in ("read", "admin")}
+    port = free_port()
+    cli = [sys.executable, "-m", "offload", "--app", APP, "serve", "--port", str(port)]
+    server = subprocess.Popen(cli, env=_env(migrated_db_url), cwd=ROOT)
+    spawned.append(server)
+    base = f"http://127.0.0.1:{port}"
+    wait_up(server, base)
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    yield Site(base, app, migrated_db_url, shots), tokens
+    app.close()
+
+
+def test_sign_in_with_a_token_read_only_sees_no_actions(
+    secured_site: tuple[Site, dict[str, str]], page: Page
+) -> None:
+    site, tokens = secured_site
+    site.watch(page)
+    job = site.app.enqueue("dash.ok", [1])
+    page.goto(f"{site.base}/jobs/{job.id}")
+    assert page.locator("input#token").count() == 1
+    site.shoot(page, "login")
+    page.fill("#token", tokens["read"])
+    page.click("button[type=submit]")
+    page.wait_for_selector("#job-panel")
+    assert page.url == f"{site.base}/jobs/{job.id}"
+    assert page.locator("#job-actions").count() == 0
+    assert "(read-only)" in page.inner_text("header")
+    page.goto(site.base + "/")
+    assert page.locator("form[action='/queues/pause']").count() == 0
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    assert (
+        cookies["offload_session"]["httpOnly"]
+        and cookies["offload_session"]["sameSite"] == "Strict"
+    )
+    page.click("text=Sign out")
+    page.wait_for_selector("input#token")  # signed out: the overview asks for a token
+    page.goto(f"{site.base}/jobs")
+    assert page.locator("input#token").count() == 1
+    page.fill("#token", tokens["admin"])
+    page.click("button[type=submit]")
+    page.wait_for_selector("h1 >> text=Jobs")
+    assert page.locator("form#selected").count() == 1
+    assert site.violations() == [], site.violations()  # the sign-in pages answer 401
+
+
+def test_a_form_on_another_origin_cannot_pause_a_queue(site: Site, page: Page) -> None:
+    """RELIABILITY 34 in a browser: a page on another origin posts to the dashboard, with
+    the user's cookies; the server refuses it (403) and the queue stays as it was."""
+    site.app.enqueue("dash.parked", [1])
+    page.goto(site.base + "/")  # the user's visit: the CSRF cookie is set
+    evil_port = free_port()
+    evil = site.shots / "evil.html"
+    evil.write_text(
+        f'<form id="f" method="post" action="{site.base}/queues/pause">'
+        '<input name="name" value="parked"><input name="csrf" value="guessed">'
+        '<button id="go">win a prize</button></form>'
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(evil_port), "--bind", "127.0.0.1"],
+        cwd=evil.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            try:
+                page.goto(f"http://127.0.0.1:{evil_port}/evil.html")
+                break
+            except Exception:
+                time.sleep(0.1)
+        with page.expect_response(lambda r: r.url.endswith("/queues/pause")) as answer:
+            page.click("#go")
+        assert answer.value.status == 403
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert not site.app.queue_status("parked").paused

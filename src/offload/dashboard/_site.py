@@ -185,7 +185,7 @@ class Site:
             return self.login_page(request, found)
         else:
             request.state.viewer = None
-        if action and isinstance(found, Viewer) and not found.can_act:
+        if action and not open_ and isinstance(found, Viewer) and not found.can_act:
             raise PageError(403, "Your token has no admin scope: it may look, not act.")
         return await handler(request, found if isinstance(found, Viewer) else _NOBODY)
 
