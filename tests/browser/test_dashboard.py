@@ -336,3 +336,39 @@ def test_a_form_on_another_origin_cannot_pause_a_queue(site: Site, page: Page) -
         server.terminate()
         server.wait(10)
     assert not site.app.queue_status("parked").paused
+
+
+def test_filter_jobs_by_an_argument_value(site: Site, page: Page) -> None:
+    site.watch(page)
+    wanted = site.app.enqueue("dash.ok", [7], {"tags": ["vip", "eu"]})
+    other = site.app.enqueue("dash.ok", [8], {"tags": ["eu"]})
+    _wait_state(site.app, other.id, offload.JobState.SUCCEEDED)
+    page.goto(site.base + "/jobs")
+    page.fill("input[name=args]", '{"tags": ["vip"]}')
+    page.click("#filters button[type=submit]")
+    page.wait_for_selector(f'tr[data-job="{wanted.id}"]')
+    assert page.locator("tr[data-job]").count() == 1
+    site.shoot(page, "jobs-filtered")
+    page.fill("input[name=args]", "{not json")
+    page.click("#filters button[type=submit]")
+    page.wait_for_selector("#filter-problems")
+    assert "not JSON" in page.inner_text("#filter-problems")
+    assert site.violations() == [], site.violations()
+
+
+def test_bulk_cancel_by_filter_shows_the_count_first(site: Site, page: Page) -> None:
+    site.watch(page)
+    site.app.enqueue_many("dash.parked", [offload.call(i) for i in range(1500)])
+    page.goto(site.base + "/jobs?queue=parked&state=available")
+    page.click("text=Cancel all…")
+    page.wait_for_selector("#bulk-count")
+    assert page.inner_text("#bulk-count").startswith("1500 jobs match")
+    assert site.app.count_jobs(queue="parked", state="cancelled") == 0  # asked, not done
+    site.shoot(page, "bulk-confirm")
+    page.click("#confirm-bulk")
+    page.wait_for_selector("#bulk-progress[data-done=yes]", timeout=30_000)
+    assert page.get_attribute("#bulk-progress", "data-changed") == "1500"
+    assert int(page.get_attribute("#bulk-progress", "data-batches") or 0) >= 2
+    site.shoot(page, "bulk-done")
+    assert site.app.count_jobs(queue="parked", state="cancelled") == 1500
+    assert site.violations() == [], site.violations()

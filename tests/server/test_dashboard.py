@@ -4,6 +4,7 @@ in batches."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from html.parser import HTMLParser
 from typing import Any
@@ -13,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 import offload
-from offload.dashboard import _security
+from offload.dashboard import _actions, _charts, _security
 from tests.server.dashboard import PAYLOADS, Dash, checksum, fill, text_of
 
 PAGES = ["/", "/jobs", "/dead", "/workflows", "/cron", "/workers", "/topics"]
@@ -381,3 +382,74 @@ def test_mounted_under_a_prefix(app: offload.App) -> None:
         dash.post("/ops/queues/resume", {"name": "dash", "next": "/elsewhere"}).headers["location"]
         == "/ops/"
     )
+
+
+# -- what App.count_jobs, App.bulk, App.stats and the new filters give ---------------------
+
+
+def test_filters_by_error_type_and_arguments(app: offload.App, dash: Dash) -> None:
+    filled = fill(app, hostile=False)
+    by_error = dash.get("/jobs?error_type=ValueError").text
+    assert f'data-job="{filled.dead}"' in by_error and by_error.count('<tr data-job="') == 1
+    assert "No jobs match" in dash.get("/jobs?error_type=KeyError").text
+    by_kwarg = dash.get('/jobs?args={"tags": ["a"]}').text
+    assert f'data-job="{filled.succeeded}"' in by_kwarg
+    assert f'data-job="{filled.queued}"' not in by_kwarg
+    by_arg = dash.get("/jobs?args=7").text
+    assert f'data-job="{filled.queued}"' in by_arg and f'data-job="{filled.dead}"' not in by_arg
+    assert f'data-job="{filled.dead}"' in dash.get('/jobs?args="the first"').text
+
+
+def test_bulk_by_filter_confirms_the_count_then_runs_in_batches(
+    app: offload.App, dash: Dash, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_actions, "BATCH_SIZE", 40)
+    fill(app, hostile=False)
+    app.enqueue_many("dash.ok", [offload.call(i) for i in range(230)], queue="bulk")
+    confirm = dash.get("/jobs/bulk?operation=cancel&queue=bulk")
+    assert confirm.status_code == 200
+    assert '<p id="bulk-count"><b>230</b> jobs match' in confirm.text
+    assert app.jobs(queue="bulk", state="available", limit=1)  # nothing changed yet
+    started = dash.post("/jobs/bulk", {"operation": "cancel", "queue": "bulk", "expected": "230"})
+    assert started.status_code == 303
+    progress_url = started.headers["location"]
+    seen: list[tuple[int, int]] = []
+    deadline = time.monotonic() + 60
+    while True:
+        fragment = dash.get(progress_url + "?fragment=1").text
+        numbers = {
+            name: int(fragment.split(f'data-{name}="', 1)[1].split('"', 1)[0])
+            for name in ("matched", "changed", "batches")
+        }
+        seen.append((numbers["matched"], numbers["batches"]))
+        if 'data-done="yes"' in fragment:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert numbers == {"matched": 230, "changed": 230, "batches": 6}  # 5 x 40 + 30
+    assert "Done" in fragment and "hx-trigger" not in fragment  # stops polling
+    assert app.count_jobs(queue="bulk", state="cancelled") == 230
+    assert all(a <= b for a, b in itertools.pairwise(seen))
+    page = dash.get(progress_url)
+    assert page.status_code == 200 and "230 changed" in text_of(page.text)
+
+
+def test_bulk_by_filter_refuses_an_empty_filter(dash: Dash) -> None:
+    assert dash.get("/jobs/bulk?operation=retry").status_code == 422
+    assert dash.post("/jobs/bulk", {"operation": "retry"}).status_code == 422
+    assert dash.get("/bulk/12345").status_code == 404
+
+
+def test_charts_read_the_stats(app: offload.App, dash: Dash) -> None:
+    fill(app, hostile=False)
+    for window, bucket in (("hour", 60), ("day", 900)):
+        answer = dash.get(f"/charts.json?window={window}")
+        assert answer.status_code == 200
+        body = answer.json()
+        assert body["bucket_seconds"] == bucket
+        columns = body["columns"]
+        assert set(columns) == {"at", *_charts.SERIES}
+        assert len({len(values) for values in columns.values()}) == 1
+        assert sum(v or 0 for v in columns["succeeded"]) >= 1
+        assert sum(v or 0 for v in columns["dead"]) >= 1
+    assert dash.get("/charts.json?window=week").status_code == 400
