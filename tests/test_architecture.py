@@ -69,6 +69,7 @@ def test_public_surface_is_pinned() -> None:
         "BadEventId",
         "BatchItem",
         "BatchResultMismatch",
+        "BulkProgress",
         "Call",
         "ConfigurationError",
         "Delivery",

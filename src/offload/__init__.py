@@ -63,6 +63,7 @@ from offload.core.job import Job
 from offload.core.options import RetryPolicy
 from offload.core.records import ScheduleState, WorkerInfo
 from offload.core.schedule import Misfire
+from offload.core.selection import BulkProgress
 from offload.core.shaping import Unique
 from offload.core.states import JobState
 from offload.core.topics import GroupState, Message, TopicState
@@ -86,6 +87,7 @@ __all__ = [
     "BadEventId",
     "BatchItem",
     "BatchResultMismatch",
+    "BulkProgress",
     "Call",
     "ConfigurationError",
     "Delivery",

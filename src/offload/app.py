@@ -4,7 +4,16 @@ jobs that the faces (CLI, HTTP, dashboard) call."""
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, cast, overload
 
@@ -14,6 +23,7 @@ from offload.backends.params import (
     EventReadParams,
     Inserted,
     JobFilter,
+    JobIdsParams,
     JobInsertParams,
     JobListParams,
     JobRetryManyParams,
@@ -32,6 +42,7 @@ from offload.backends.params import (
 )
 from offload.core import serialization
 from offload.core.batch import BatchItem, BatchOptions
+from offload.core.containment import NUL_ESCAPE
 from offload.core.errors import (
     ConfigurationError,
     QueueNotFound,
@@ -67,7 +78,14 @@ from offload.core.options import (
 )
 from offload.core.records import Census, JobChange, QueueState, ScheduleState, WorkerInfo
 from offload.core.schedule import Misfire, ScheduleDef, parse_misfire
-from offload.core.selection import JobSelection, check_moment, check_selection
+from offload.core.selection import (
+    ACCEPTED,
+    BulkProgress,
+    JobSelection,
+    Operation,
+    check_moment,
+    check_selection,
+)
 from offload.core.shaping import DEFAULT_RETENTION, check_retention
 from offload.core.states import JobState
 from offload.core.status import (
@@ -720,21 +738,83 @@ class App:
         task: str | None = None,
         before: datetime | timedelta | None = None,
         after: datetime | timedelta | None = None,
+        error_type: str | None = None,
+        args_contains: JSONValue = None,
         before_id: int | None = None,
         limit: int = 50,
     ) -> list[Job]:
         """Jobs newest first; page with `before_id` = the last id of the previous page.
 
         `before`/`after` bound the enqueue time as in `retry_many` (a timedelta counts back
-        from the database's now).
+        from the database's now); `error_type` and `args_contains` as `JobSelection` says.
         """
         check_page(before_id, limit)
         self.ready()
-        given = {"queue": queue, "state": state, "task": task, "before": before, "after": after}
+        given = {
+            "queue": queue,
+            "state": state,
+            "task": task,
+            "before": before,
+            "after": after,
+            "error_type": error_type,
+            "args_contains": args_contains,
+        }
         selection = cast(JobSelection, {k: v for k, v in given.items() if v is not None})
         return self.backend.jobs.list(
             JobListParams(self._filter(selection), before_id=before_id, limit=limit)
         )
+
+    def count_jobs(self, **selection: Unpack[JobSelection]) -> int:
+        """How many jobs the selection matches, in any state (every job with none given):
+        what a bulk operation would reach before narrowing to the states it accepts."""
+        self.ready()
+        return self.backend.jobs.count(self._filter(selection))
+
+    def bulk(
+        self, operation: Operation, *, batch_size: int = 1000, **selection: Unpack[JobSelection]
+    ) -> Iterator[BulkProgress]:
+        """`retry_many`, `cancel_many` or `purge` of a selection of any size, in batches of
+        at most `batch_size` jobs, each its own short transaction, yielding progress after
+        each; a selection matching millions of jobs never holds one long transaction.
+
+        It walks the ids of the selected jobs in the states `operation` accepts, newest
+        first, and applies the operation to each batch's ids with the selection again (a
+        job that changed meanwhile is left alone). Not atomic as a whole: stopping the
+        iteration stops between batches. Refuses an empty selection as `retry_many` does;
+        nothing runs before the first `next()`.
+        """
+        if operation not in ACCEPTED:
+            raise ValidationError(
+                f"operation must be one of {', '.join(sorted(ACCEPTED))}, got {shorten(operation)}"
+            )
+        batch_size = check_count("batch_size", batch_size, ValidationError)
+        self.ready()
+        where = self._job_filter(operation, selection)
+        return self._bulk(operation, where, batch_size)
+
+    def _bulk(self, operation: Operation, where: JobFilter, size: int) -> Iterator[BulkProgress]:
+        """`bulk` once checked: a keyset walk by id, one operation per batch."""
+        jobs, accepted = self.backend.jobs, ACCEPTED[operation]
+        matched = changed = 0
+        before_id: int | None = None
+        while True:
+            ids = jobs.ids(JobIdsParams(where, accepted, before_id, size))
+            if not ids:
+                yield BulkProgress(matched, changed, done=True)
+                return
+            batch = replace(where, ids=ids)
+            if operation == "retry":
+                changed += len(jobs.retry_many(JobRetryManyParams(batch, self._budgets())))
+            elif operation == "cancel":
+                changed += len(jobs.cancel_many(batch))
+            else:
+                changed += jobs.purge(batch)
+            matched += len(ids)
+            before_id = ids[-1]
+            if len(ids) < size:
+                yield BulkProgress(matched, changed, done=True)
+                return
+            yield BulkProgress(matched, changed, done=False)
 
     def retry(self, job_id: int) -> Job:
         """Run a dead, cancelled or shed job again, with its task's attempt budget once more
@@ -755,12 +835,15 @@ class App:
         """`retry` every selected dead, cancelled or shed job, atomically (one statement);
         other jobs are left alone. Returns the jobs changed, by id."""
         self.ready()
-        budgets = {
+        where = self._job_filter("retry", selection)
+        return self.backend.jobs.retry_many(JobRetryManyParams(where, self._budgets()))
+
+    def _budgets(self) -> dict[str, int]:
+        """Each registered task's attempt budget, for a retry."""
+        return {
             name: self.registry.get(name).options.retry.max_attempts
             for name in self.registry.names()
         }
-        where = self._job_filter("retry", selection)
-        return self.backend.jobs.retry_many(JobRetryManyParams(where, budgets))
 
     def cancel_many(self, **selection: Unpack[JobSelection]) -> list[JobChange]:
         """`cancel` every selected queued job and ask every selected running one to stop,
@@ -789,11 +872,18 @@ class App:
         for name, given in (("before", selection.get("before")), ("after", selection.get("after"))):
             if given is not None:
                 bounds[name] = check_moment(name, given, self.backend.now)
+        error_type, contained = selection.get("error_type"), selection.get("args_contains")
+        if contained is not None:  # JSON within the payload limit, or ValidationError
+            text = serialization.dumps(contained, "args_contains", limit=self.payload_limit)
+            if NUL_ESCAPE in text:
+                raise ValidationError("args_contains cannot hold the character U+0000")
         return JobFilter(
             ids=None if ids is None else list(ids),
             queue=None if queue is None else check_text("queue", queue),
             state=None if state is None else check_state(state),
             task=None if task is None else check_text("task", task),
+            error_type=None if error_type is None else check_text("error_type", error_type),
+            args_contains=contained,
             **bounds,
         )
 

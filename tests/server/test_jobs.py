@@ -210,3 +210,30 @@ def test_a_batch_refuses_an_idempotency_key(api: Api, unchanged: None) -> None:
     answer = api.call("POST", "/v1/jobs:batch", json=body, headers={"Idempotency-Key": "k"})
     assert answer.status_code == 422
     assert answer.json()["field"] == "Idempotency-Key"
+
+
+def test_error_type_and_args_contains_filter_listings_and_bulk(
+    api: Api, tasks_app: offload.App
+) -> None:
+    user5 = api.call("POST", "/v1/jobs", json={"task": "echo", "kwargs": {"user": 5}}).json()
+    api.call("POST", "/v1/jobs", json={"task": "echo", "kwargs": {"user": "5"}})
+    arg = api.call("POST", "/v1/jobs", json={"task": "add", "args": [{"user": 5}, 2]}).json()
+
+    def ids(**params: str) -> list[int]:
+        answer = api.call("GET", "/v1/jobs", params=params)
+        assert answer.status_code == 200, answer.json()
+        return [j["id"] for j in answer.json()["jobs"]]
+
+    assert ids(args_contains='{"user": 5}') == [arg["id"], user5["id"]]
+    assert ids(args_contains='{"user": 5}', task="echo") == [user5["id"]]
+    assert ids(error_type="ValueError") == []
+    bad = api.call("GET", "/v1/jobs", params={"args_contains": "{user: 5"})
+    assert (bad.status_code, bad.json()["field"]) == (422, "args_contains")
+    body = {"args_contains": {"user": 5}}
+    cancelled = api.call("POST", "/v1/jobs:cancel", json=body).json()["changed"]
+    assert sorted(c["id"] for c in cancelled) == sorted([user5["id"], arg["id"]])
+    retried = api.call("POST", "/v1/jobs:retry", json=body | {"error_type": "KeyError"})
+    assert retried.json()["changed"] == []  # no error at all: none of them matches
+    typed = api.call("POST", "/v1/jobs:retry", json={"error_type": 5})
+    assert typed.status_code == 422
+    assert tasks_app.count_jobs(state="cancelled") == 2

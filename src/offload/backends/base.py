@@ -28,6 +28,7 @@ from offload.backends.params import (
     HeartbeatParams,
     Inserted,
     JobFilter,
+    JobIdsParams,
     JobInsertParams,
     JobListParams,
     JobPruneParams,
@@ -148,6 +149,15 @@ class JobStore(Protocol):
 
     def list(self, params: JobListParams) -> list[Job]:
         """Jobs matching the filter, newest first."""
+        ...
+
+    def ids(self, params: JobIdsParams) -> builtins.list[int]:
+        """Ids of the jobs matching the filter in the states given, newest first (a bulk
+        walk's keyset page)."""
+        ...
+
+    def count(self, where: JobFilter) -> int:
+        """Number of jobs matching the filter."""
         ...
 
     def counts(self) -> dict[str, dict[str, int]]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from offload.core.events import EventCursor
+from offload.core.events import EventCursor, JSONValue
 from offload.core.flow import QueuePolicy
 from offload.core.job import Job, JobSpec, Payload
 from offload.core.schedule import ScheduleDef
@@ -51,7 +51,11 @@ class JobFilter:
     """Which jobs a listing or a bulk operation (`retry_many`, `cancel_many`, `purge`)
     takes: those matching every part given. `ids` None means any id; an empty `ids` matches nothing.
     `before`/`after` bound `enqueued_at` (before: strictly earlier; after: at or later).
-    The operation itself narrows to the states it accepts."""
+    `error_type`: the exception type name of the job's latest error entry, exactly as
+    stored (`ValueError`, `myapp.errors.Timeout`). `args_contains`: a JSON value contained
+    (PostgreSQL's jsonb `@>`, `offload.core.containment`) in one positional argument, or,
+    being an object, in the keyword arguments. The operation itself narrows to the states
+    it accepts."""
 
     ids: Sequence[int] | None = None
     queue: str | None = None
@@ -59,6 +63,8 @@ class JobFilter:
     task: str | None = None
     before: datetime | None = None
     after: datetime | None = None
+    error_type: str | None = None
+    args_contains: JSONValue | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +74,17 @@ class JobListParams:
     where: JobFilter = field(default_factory=JobFilter)
     before_id: int | None = None
     limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class JobIdsParams:
+    """`JobStore.ids`: the ids of jobs matching `where` in one of `states`, newest first,
+    below `before_id`, at most `limit` (a bulk walk's next batch)."""
+
+    where: JobFilter
+    states: frozenset[JobState]
+    before_id: int | None = None
+    limit: int = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -493,6 +510,7 @@ __all__ = [
     "Heartbeat",
     "HeartbeatParams",
     "JobFilter",
+    "JobIdsParams",
     "JobInsertParams",
     "JobListParams",
     "JobPruneParams",

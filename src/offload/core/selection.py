@@ -9,10 +9,12 @@ could only match nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypedDict
+from typing import Literal, TypedDict
 
 from offload.core.errors import ValidationError, shorten
+from offload.core.events import JSONValue
 from offload.core.states import QUEUED, RETRYABLE, JobState
 
 #: The states each bulk operation changes; others are left as they are.
@@ -23,11 +25,23 @@ ACCEPTED: dict[str, frozenset[JobState]] = {
 }
 
 
+#: A bulk operation by name (`App.bulk`).
+Operation = Literal["retry", "cancel", "purge"]
+
+
 class JobSelection(TypedDict, total=False):
-    """The keyword arguments of `App.retry_many`, `App.cancel_many` and `App.purge`.
+    """The keyword arguments of `App.retry_many`, `App.cancel_many`, `App.purge`,
+    `App.bulk` and `App.count_jobs`.
 
     `before`/`after` bound the enqueue time: an aware datetime, or a timedelta meaning that
-    long before the database's now.
+    long before the database's now. `error_type` is the exception type name of a job's
+    latest error as stored (`ValueError`, `myapp.errors.Timeout`). `args_contains` is a
+    JSON value contained in one positional argument of the job, or, when it is an object,
+    in its keyword arguments, by PostgreSQL's jsonb containment on both backends
+    (`offload.core.containment`): `{"user": 5}` finds `f(user=5, x=1)` and
+    `f({"user": 5, "x": 1})`, not `f(user="5")`; `"a"` finds `f("a")`, and `["a"]` finds
+    `f(["a", "b"])`. None means no such filter (a null argument is found inside an object
+    or an array: `{"x": None}`, `[None]`).
     """
 
     ids: Sequence[int]
@@ -36,7 +50,19 @@ class JobSelection(TypedDict, total=False):
     task: str
     before: datetime | timedelta
     after: datetime | timedelta
+    error_type: str
+    args_contains: JSONValue
     all_jobs: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BulkProgress:
+    """What `App.bulk` did so far: jobs of the selection it reached (in the states the
+    operation accepts), jobs it changed (or deleted), and whether it is finished."""
+
+    matched_so_far: int
+    changed: int
+    done: bool
 
 
 def check_selection(operation: str, selection: JobSelection) -> None:

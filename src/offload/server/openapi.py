@@ -108,6 +108,12 @@ _OPTIONS: dict[str, Any] = {
     },
 }
 
+_ARGS_CONTAINS = (
+    "Only jobs with a positional argument containing this JSON value, or, for an object, "
+    'whose keyword arguments contain it (PostgreSQL\'s jsonb containment: {"user": 5} finds '
+    'user=5 among other keywords, not user="5").'
+)
+
 _SELECTION: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -118,6 +124,12 @@ _SELECTION: dict[str, Any] = {
         "task": {"type": "string"},
         "before": _TIME,
         "after": _TIME,
+        "error_type": {
+            "type": "string",
+            "description": "Only jobs whose latest error has this exception type name, as "
+            "stored (ValueError, myapp.errors.Timeout).",
+        },
+        "args_contains": {"description": _ARGS_CONTAINS},
         "all_jobs": {"type": "boolean", "description": "Take every job when no id or filter is."},
     },
 }
@@ -611,6 +623,12 @@ _FILTERS = [
     _query("task", {"type": "string"}, "Only jobs of this task."),
     _query("before", {"type": "string"}, f"Only jobs enqueued before: {TIME_FORMS}."),
     _query("after", {"type": "string"}, "Only jobs enqueued at or after this time."),
+    _query(
+        "error_type",
+        {"type": "string"},
+        "Only jobs whose latest error has this exception type name.",
+    ),
+    _query("args_contains", {"type": "string"}, f"JSON text. {_ARGS_CONTAINS}"),
     _query("cursor", {"type": "integer"}, "The `next` of the previous page."),
     _query(
         "limit",

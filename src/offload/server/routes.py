@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
+import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -190,6 +191,8 @@ class Api:
                 "task": str,
                 "before": parse_time,
                 "after": parse_time,
+                "error_type": str,
+                "args_contains": orjson.loads,
                 "cursor": _integer,
                 "limit": _page_size,
             },

@@ -106,6 +106,17 @@ WHERE {matching}
 ORDER BY id DESC
 LIMIT :limit
 
+-- name: ids
+-- A bulk walk's batch: ids of matching jobs in :states (a JSON array), newest first.
+SELECT id FROM offload_jobs
+WHERE state IN (SELECT json_array_elements_text(:states::json)) AND {matching}
+  AND (:before_id::bigint IS NULL OR id < :before_id)
+ORDER BY id DESC
+LIMIT :limit
+
+-- name: count
+SELECT count(*) FROM offload_jobs WHERE {matching}
+
 -- name: counts
 SELECT queue, state, count(*) AS n FROM offload_jobs GROUP BY queue, state
 
@@ -148,6 +159,7 @@ WHERE state = :state AND finished_at < now() - make_interval(secs => :age)
 
 -- name: matching
 -- The condition of a listing and of the bulk operations below (a JobFilter): every part given must hold.
+-- :error_type is the type of the last error entry.
 -- Times compare with enqueued_at, the one time every job has.
 (:ids::text IS NULL OR id IN (SELECT json_array_elements_text(:ids::json)::bigint))
   AND (:queue::text IS NULL OR queue = :queue)
@@ -155,6 +167,17 @@ WHERE state = :state AND finished_at < now() - make_interval(secs => :age)
   AND (:task::text IS NULL OR task = :task)
   AND (:before::timestamptz IS NULL OR enqueued_at < :before)
   AND (:after::timestamptz IS NULL OR enqueued_at >= :after)
+  AND (:error_type::text IS NULL OR errors -> -1 ->> 'type' = :error_type)
+  AND (:args_contains::jsonb IS NULL OR {args_match})
+
+-- name: args_match
+-- The args_contains filter: jsonb containment in one positional argument, or, for an
+-- object, in the keyword arguments. Payloads are json (verbatim); a "\u0000" escape, which
+-- jsonb refuses, makes a job match nothing (CASE: checked before the cast).
+CASE WHEN strpos(args::text, '\u0000') > 0 OR strpos(kwargs::text, '\u0000') > 0 THEN false
+     ELSE args::jsonb @> jsonb_build_array(:args_contains::jsonb)
+          OR (jsonb_typeof(:args_contains::jsonb) = 'object'
+              AND kwargs::jsonb @> :args_contains::jsonb) END
 
 -- name: retry_many
 -- `retry` of every matching dead, cancelled or shed job in one statement; :budgets maps a

@@ -12,6 +12,7 @@ import orjson
 from offload.backends.params import (
     Inserted,
     JobFilter,
+    JobIdsParams,
     JobInsertParams,
     JobListParams,
     JobPruneParams,
@@ -299,6 +300,10 @@ class SqlJobs:
             "task": where.task,
             "before": self.db.time_param(where.before),
             "after": self.db.time_param(where.after),
+            "error_type": where.error_type,
+            "args_contains": (
+                None if where.args_contains is None else orjson.dumps(where.args_contains).decode()
+            ),
         }
 
     def get(self, job_id: int) -> Job:
@@ -319,6 +324,20 @@ class SqlJobs:
         with self.db.read() as cur:
             cur.execute(self.q["list"], values)
             return jobs_from(cur, cur.fetchall(), self.db.time)
+
+    def ids(self, params: JobIdsParams) -> builtins.list[int]:
+        values = self._matching(params.where)
+        values["states"] = orjson.dumps(sorted(str(s) for s in params.states)).decode()
+        values["before_id"] = _before(params.before_id)
+        values["limit"] = min(params.limit, _ID_MAX)
+        with self.db.read() as cur:
+            cur.execute(self.q["ids"], values)
+            return [int(row[0]) for row in cur.fetchall()]
+
+    def count(self, where: JobFilter) -> int:
+        with self.db.read() as cur:
+            cur.execute(self.q["count"], self._matching(where))
+            return int(cur.fetchone()[0])
 
     def counts(self) -> dict[str, dict[str, int]]:
         counts: dict[str, dict[str, int]] = {}

@@ -20,6 +20,7 @@ from offload.backends.base import Listener
 from offload.backends.sql.columns import JOB_COLUMNS, WORKER_COLUMNS
 from offload.backends.sql.connector import SqlBackend
 from offload.backends.sqlite.wake import CommitWatch, DataVersionSignal, WakeSender, WakeSocket
+from offload.core.containment import args_match
 from offload.core.errors import (
     BackendError,
     BackendUnavailable,
@@ -140,6 +141,8 @@ class SQLiteBackend(SqlBackend):
             db.execute(f"PRAGMA synchronous = {self.synchronous}")
             self._sync = self.synchronous
             db.execute("PRAGMA foreign_keys = ON")
+            # The args_contains filter (jobs.sql `matching`): jsonb containment in Python.
+            db.create_function("offload_args_match", 3, args_match, deterministic=True)
             if self.max_size_mb is not None:
                 page = db.execute("PRAGMA page_size").fetchone()[0]
                 db.execute(f"PRAGMA max_page_count = {int(self.max_size_mb * 2**20 // page)}")

@@ -86,6 +86,17 @@ WHERE {matching}
 ORDER BY id DESC
 LIMIT :limit
 
+-- name: ids
+-- A bulk walk's batch: ids of matching jobs in :states (a JSON array), newest first.
+SELECT id FROM offload_jobs
+WHERE state IN (SELECT value FROM json_each(:states)) AND {matching}
+  AND (:before_id IS NULL OR id < :before_id)
+ORDER BY id DESC
+LIMIT :limit
+
+-- name: count
+SELECT count(*) FROM offload_jobs WHERE {matching}
+
 -- name: counts
 SELECT queue, state, count(*) AS n FROM offload_jobs GROUP BY queue, state
 
@@ -128,6 +139,9 @@ WHERE state = :state AND finished_at < {now} - :age
 
 -- name: matching
 -- The condition of a listing and of the bulk operations below (a JobFilter): every part given must hold.
+-- :error_type is the type of the last error entry; offload_args_match is
+-- offload.core.containment.args_match, registered on each connection: PostgreSQL's jsonb
+-- containment, which no SQLite JSON function computes.
 -- Times compare with enqueued_at, the one time every job has, both sides to the
 -- microsecond as Python reads them: a stored time given back as a bound then means itself.
 (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))
@@ -136,6 +150,8 @@ WHERE state = :state AND finished_at < {now} - :age
   AND (:task IS NULL OR task = :task)
   AND (:before IS NULL OR round(enqueued_at, 6) < round(:before, 6))
   AND (:after IS NULL OR round(enqueued_at, 6) >= round(:after, 6))
+  AND (:error_type IS NULL OR errors ->> '$[#-1].type' = :error_type)
+  AND (:args_contains IS NULL OR offload_args_match(args, kwargs, :args_contains))
 
 -- name: retry_many
 -- `retry` of every matching dead, cancelled or shed job in one statement; :budgets maps a
