@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from offload.core.errors import OffloadError
-from offload.core.selection import ACCEPTED, JobSelection
+from offload.core.selection import ACCEPTED, JobSelection, Operation
 from offload.core.times import parse_time
 from offload.dashboard import _security as security
 from offload.dashboard._filters import read_filters
@@ -186,7 +186,7 @@ class Actions:
             raise PageError(422, "Filter the jobs first: a bulk action never means every job.")
         selection = cast(JobSelection, filters.selection)
         progress = await self.site.call(
-            self.app.bulk, operation, batch_size=BATCH_SIZE, **selection
+            self.app.bulk, cast(Operation, operation), batch_size=BATCH_SIZE, **selection
         )  # checked here: a refused selection is a page now, not a failed run later
         expected = int(values.get("expected", "0")) if values.get("expected", "").isdigit() else 0
         with self._lock:
