@@ -436,6 +436,8 @@ def test_bulk_by_filter_confirms_the_count_then_runs_in_batches(
 
 def test_bulk_by_filter_refuses_an_empty_filter(dash: Dash) -> None:
     assert dash.get("/jobs/bulk?operation=retry").status_code == 422
+    refused = dash.get("/jobs/bulk?operation=retry&state=succeeded")
+    assert refused.status_code == 422 and "retry takes jobs that are" in refused.text
     assert dash.post("/jobs/bulk", {"operation": "retry"}).status_code == 422
     assert dash.get("/bulk/12345").status_code == 404
 

@@ -162,6 +162,9 @@ class Actions:
         if not filters.selection:
             raise PageError(422, "Filter the jobs first: a bulk action never means every job.")
         selection = cast(JobSelection, filters.selection)
+        # Checked now (nothing runs before the first batch is asked for): a selection the
+        # operation refuses is said here, before the user confirms anything.
+        await self.site.call(self.app.bulk, cast(Operation, operation), **selection)
         count = await self.site.call(self.app.count_jobs, **selection)
         states = ", ".join(sorted(s.value for s in ACCEPTED[operation]))
         return self.site.render(
