@@ -50,11 +50,13 @@ def layout(nodes: list[WorkflowNode]) -> Layout | None:
     columns: dict[int, list[WorkflowNode]] = {}
     for node in nodes:
         columns.setdefault(depth[node.job_id], []).append(node)
+    rows = max(len(members) for members in columns.values())
     boxes: dict[int, Box] = {}
     for column, members in columns.items():
+        shift = (rows - len(members)) * (HEIGHT + GAP_Y) // 2  # each column centred
         for row, node in enumerate(sorted(members, key=lambda n: n.job_id)):
             x = MARGIN + column * (WIDTH + GAP_X)
-            y = MARGIN + row * (HEIGHT + GAP_Y)
+            y = MARGIN + shift + row * (HEIGHT + GAP_Y)
             boxes[node.job_id] = Box(node, x, y)
     edges = []
     for node in nodes:
@@ -71,7 +73,6 @@ def layout(nodes: list[WorkflowNode]) -> Layout | None:
                         str(parent.node.state),
                     )
                 )
-    rows = max(len(members) for members in columns.values())
     width = 2 * MARGIN + len(columns) * WIDTH + (len(columns) - 1) * GAP_X
     height = 2 * MARGIN + rows * HEIGHT + (rows - 1) * GAP_Y
     return Layout(list(boxes.values()), edges, width, height)

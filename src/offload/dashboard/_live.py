@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from offload.core.events import EventCursor
+from offload.core.states import JobState
 from offload.dashboard._pages import Pages
 from offload.dashboard._site import Site, Viewer
 from offload.server.broadcast import EventFilter
@@ -43,7 +44,7 @@ class Live:
     async def overview(self, request: Request, viewer: Viewer) -> Response:
         async def render() -> str:
             queues = await self.site.call(self.site.app.queue_statuses)
-            return self._fragment(request, "_queues.html", queues=queues)
+            return self._fragment(request, "_queues.html", queues=queues, states=list(JobState))
 
         return self._stream(request, EventFilter(), {"queues": render})
 

@@ -60,6 +60,16 @@ def _when(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
+def _epoch(value: Any) -> str:
+    """An error's time (epoch seconds, as a worker stores it) as the dashboard shows it."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return _when(datetime.fromtimestamp(value, UTC))
+        except (OverflowError, ValueError, OSError):
+            return str(value)
+    return str(value or "")
+
+
 def _seconds(value: float | None) -> str:
     """A duration, short: 850ms, 12.5s, 4m 10s, 3h 05m."""
     if value is None:
@@ -95,7 +105,9 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=_when, seconds=_seconds, json=_json, short_json=_short_json)
+    env.filters.update(
+        when=_when, epoch=_epoch, seconds=_seconds, json=_json, short_json=_short_json
+    )
     return env
 
 
