@@ -20,10 +20,11 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
 
+from offload.core.errors import OffloadError
 from offload.core.events import EventCursor
 from offload.core.states import JobState
 from offload.dashboard._pages import Pages
-from offload.dashboard._site import Site, Viewer
+from offload.dashboard._site import PageError, Site, Viewer
 from offload.server.broadcast import EventFilter
 from offload.server.streams import HEARTBEAT, SEND_TIMEOUT, Streams
 
@@ -106,7 +107,10 @@ class Live:
                 while True:
                     started = time.monotonic()
                     for name, render in renders.items():
-                        html = await render()
+                        try:
+                            html = await render()
+                        except (PageError, OffloadError):  # gone (deleted, pruned): the end
+                            return
                         if name in append:
                             if html:
                                 yield ServerSentEvent(html, event=name)

@@ -15,7 +15,7 @@ from offload.dashboard._actions import Actions
 from offload.dashboard._charts import Charts
 from offload.dashboard._live import Live
 from offload.dashboard._pages import Pages
-from offload.dashboard._site import Handler, Site, Viewer
+from offload.dashboard._site import Handler, Site, Viewer, safe_next
 from offload.server.streams import Streams
 
 
@@ -46,14 +46,10 @@ def build(app: App, auth: bool, streams: Streams) -> list[BaseRoute]:
     charts = Charts(site)
 
     async def login_form(request: Request, viewer: Viewer) -> Response:
-        if not auth:
-            return site.render(request, "login.html", message="Tokens are not checked here.")
-        wanted = request.query_params.get("next")
-        return (
-            site.login_page(request, None)
-            if wanted is None
-            else site.render(request, "login.html", 401, message=None, next=wanted)
-        )
+        """GET /login: the sign-in form (200: it was asked for)."""
+        message = None if auth else "Tokens are not checked here: no need to sign in."
+        wanted = safe_next(request, request.query_params.get("next"))
+        return site.render(request, "login.html", message=message, next=wanted)
 
     def page(path: str, handler: Handler, name: str | None = None) -> Route:
         return Route(path, site.guard(handler), methods=["GET"], name=name)
