@@ -114,6 +114,7 @@ def test_public_surface_is_pinned() -> None:
         "SchemaMismatch",
         "SerializationError",
         "Signature",
+        "StatsPoint",
         "StorageFull",
         "Task",
         "TopicState",

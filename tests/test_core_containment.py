@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from offload.core.containment import args_match, contains
+from offload.core.containment import args_match, contains, needle
 
 
 @pytest.mark.parametrize(
@@ -40,3 +40,23 @@ def test_args_match_takes_positional_arguments_or_keyword_objects() -> None:
     assert not args_match("[]", '{"u": 5}', "5")  # a scalar is never looked for in kwargs
     assert args_match('[{"u": 5, "v": 1}]', "{}", '{"u": 5}')
     assert not args_match('["\\u0000"]', '{"u": 5}', '{"u": 5}')  # as PostgreSQL can't read it
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ({"user": 4242}, "4242"),
+        (5.0, "5"),  # in "5" and in "5.0"
+        (-1, "-1"),
+        (2.5, "2.5"),
+        ({"name": "Zoë", "n": 1}, '"Zoë"'),
+        ({"flag": True}, "true"),
+        ({"x": None}, "null"),
+        ({"a": {}}, '"a"'),  # no scalar: the key
+        ({}, None),
+        ([], None),
+        (2**60, None),  # may be written with an exponent
+    ],
+)
+def test_needle_is_held_by_every_matching_text(pattern: Any, expected: str | None) -> None:
+    assert needle(pattern) == expected

@@ -66,6 +66,7 @@ from offload.core.schedule import Misfire
 from offload.core.selection import BulkProgress
 from offload.core.shaping import Unique
 from offload.core.states import JobState
+from offload.core.stats import StatsPoint
 from offload.core.topics import GroupState, Message, TopicState
 from offload.core.workflow import OnParentFailure, ParentOutcome, WorkflowState
 from offload.handle import JobHandle
@@ -132,6 +133,7 @@ __all__ = [
     "SchemaMismatch",
     "SerializationError",
     "Signature",
+    "StatsPoint",
     "StorageFull",
     "Task",
     "TopicState",

@@ -33,6 +33,7 @@ from offload.backends.params import (
     QueueChangeParams,
     ReplayParams,
     RetentionParams,
+    StatsReadParams,
     SubscribeParams,
     TokenCreateParams,
     WorkflowInserted,
@@ -88,6 +89,7 @@ from offload.core.selection import (
 )
 from offload.core.shaping import DEFAULT_RETENTION, check_retention
 from offload.core.states import JobState
+from offload.core.stats import StatsPoint, chart, check_window
 from offload.core.status import (
     LOST_AFTER,
     QueueStatus,
@@ -936,6 +938,29 @@ class App:
         self._known_queue(name)  # known only through a worker serving it, or declared
         serving = [w.id for w in self.worker_statuses() if not w.lost and name in w.queues]
         return QueueStatus(name, {}, sorted(serving))
+
+    def stats(
+        self,
+        window: timedelta = timedelta(hours=1),
+        *,
+        queue: str | None = None,
+        bucket_seconds: int = 60,
+    ) -> list[StatsPoint]:
+        """Chart points of the last `window`, one per `bucket_seconds` (a multiple of 60),
+        oldest first, the last one the bucket of now (partial): jobs enqueued, started,
+        succeeded, failed and dead, and the wait from due to first start at p50 and p95
+        (`offload.core.stats`). Of one queue, or of all. Buckets with nothing are there with
+        zeros. Events not yet rolled up are rolled up first (a worker's scheduler does it
+        too, every `stats_interval`); buckets are kept `STATS_RETENTION` (8 days)."""
+        points = check_window(window, bucket_seconds)
+        name = None if queue is None else check_text("queue", queue)
+        self.ready()
+        self.backend.stats.roll()
+        end = self.backend.now().timestamp()
+        last = end // bucket_seconds * bucket_seconds
+        since = last - (points - 1) * bucket_seconds
+        rows = self.backend.stats.read(StatsReadParams(since, bucket_seconds, name))
+        return chart(rows, end, points, bucket_seconds)
 
     # -- events -----------------------------------------------------------------------
 

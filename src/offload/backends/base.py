@@ -6,7 +6,8 @@ operations, each atomic in the database. Areas: `schema`, `jobs` (insert, read, 
 `schedules` (cron), `workers` (the registry), `queues` (policies and task limits) and
 `sweep` (shedding and bringing back shed jobs), `tokens` (API tokens) and `events` (the
 change sequence of jobs, and applications' own events), `workflows` (jobs that wait for
-jobs) and `topics` (logs of messages and their consumer groups). Payloads cross this boundary
+jobs) and `topics` (logs of messages and their consumer groups), `stats` (the events rolled up
+per minute, for charts). Payloads cross this boundary
 as JSON text, already validated by the core serializer; operations taking several values
 take a params dataclass from `offload.backends.params`.
 """
@@ -48,6 +49,7 @@ from offload.backends.params import (
     ResultsPageParams,
     RetentionParams,
     ScheduleFireParams,
+    StatsReadParams,
     SubscribeParams,
     SweepReadmitParams,
     SweepTakeParams,
@@ -72,6 +74,7 @@ from offload.core.records import (
     WorkerInfo,
 )
 from offload.core.schedule import ScheduleDef
+from offload.core.stats import Tally
 from offload.core.tokens import TokenRecord
 from offload.core.topics import Message, TopicState
 
@@ -399,6 +402,24 @@ class EventStore(Protocol):
         ...
 
 
+class StatsStore(Protocol):
+    """Roll-ups of the events per minute and queue, for charts (`offload.core.stats`)."""
+
+    def roll(self, limit: int = ...) -> int:
+        """Add every event not yet rolled up to its bucket, each exactly once however many
+        processes roll at a time, `limit` events per transaction; return how many."""
+        ...
+
+    def read(self, params: StatsReadParams) -> builtins.list[tuple[float, Tally]]:
+        """The stored buckets added up per `size` seconds: (start in epoch seconds, tally),
+        oldest first, slots without a bucket left out."""
+        ...
+
+    def prune(self, older_than: float) -> int:
+        """Delete buckets older than `older_than` seconds; return how many."""
+        ...
+
+
 class WorkflowStore(Protocol):
     """Jobs that wait for jobs (`offload.core.workflow`). The release of a waiting job is
     not an operation here: every statement that ends a job (an outcome, a rescue, a cancel,
@@ -498,6 +519,8 @@ class Backend(Protocol):
     def tokens(self) -> TokenStore: ...
     @property
     def events(self) -> EventStore: ...
+    @property
+    def stats(self) -> StatsStore: ...
     @property
     def workflows(self) -> WorkflowStore: ...
     @property

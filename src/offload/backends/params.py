@@ -333,6 +333,19 @@ class NotifyParams:
     data: str
 
 
+# -- stats ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StatsReadParams:
+    """Minute buckets starting at or after `since` (epoch seconds), of `queue` (None: all
+    queues), added up per `size` seconds from `since`."""
+
+    since: float
+    size: int = 60
+    queue: str | None = None
+
+
 # -- workflows --------------------------------------------------------------------------
 
 
@@ -532,6 +545,7 @@ __all__ = [
     "ResultsPageParams",
     "RetentionParams",
     "ScheduleFireParams",
+    "StatsReadParams",
     "SubscribeParams",
     "SweepReadmitParams",
     "SweepTakeParams",

@@ -29,6 +29,7 @@ from offload.core.job import JobSpec, Payload
 from offload.core.options import EnqueueOptions
 from offload.core.schedule import ScheduleDef
 from offload.core.states import FINISHED, JobState
+from offload.core.stats import STATS_RETENTION
 from offload.core.task import Registry
 from offload.runtime.outage import Outage, fatal
 from offload.runtime.settings import install_handlers, restore_handlers
@@ -65,6 +66,7 @@ class Scheduler:
         rescue_interval: float = 5.0,
         prune_interval: float = 300.0,
         sweep_interval: float = 1.0,
+        stats_interval: float = 10.0,
         retention: Mapping[JobState, float] = DEFAULT_RETENTION,
         clock: Callable[[], datetime] | None = None,
         install_signals: bool = True,
@@ -76,6 +78,8 @@ class Scheduler:
         self.rescue_interval = _seconds("rescue_interval", rescue_interval)
         self.prune_interval = _seconds("prune_interval", prune_interval)
         self.sweep_interval = _seconds("sweep_interval", sweep_interval)
+        #: Seconds between roll-ups of the events into the charts' buckets (`App.stats`).
+        self.stats_interval = _seconds("stats_interval", stats_interval)
         self.retention = _retention(retention)
         if clock is not None and not callable(clock):
             raise ConfigurationError(
@@ -118,7 +122,7 @@ class Scheduler:
         synced = False
         failures = 0
         outage = Outage("scheduler", log)
-        next_rescue = next_prune = next_sweep = time.monotonic()
+        next_rescue = next_prune = next_sweep = next_stats = time.monotonic()
         while not self._stop.is_set():
             try:
                 if not synced:
@@ -131,6 +135,9 @@ class Scheduler:
                 if time.monotonic() >= next_sweep:
                     self.sweeper.sweep()
                     next_sweep = time.monotonic() + self.sweep_interval
+                if time.monotonic() >= next_stats:
+                    self.backend.stats.roll()
+                    next_stats = time.monotonic() + self.stats_interval
                 if time.monotonic() >= next_prune:
                     self.prune()
                     next_prune = time.monotonic() + self.prune_interval
@@ -175,8 +182,11 @@ class Scheduler:
         records past catch-up, and messages past their topic's retention."""
         removed = self.backend.jobs.prune(JobPruneParams(self.retention))
         # Events go with the longest-kept history; a state kept forever keeps them all.
+        # The charts' roll-up takes them first: no event leaves uncounted.
         if self.retention.keys() >= FINISHED:
+            self.backend.stats.roll()
             self.backend.events.prune(max(self.retention.values()))
+        self.backend.stats.prune(STATS_RETENTION)
         window = max((s.catch_up for s in self.schedules), default=0.0)
         self.backend.schedules.prune_ticks(max(window, 86400.0) * 2)
         self.backend.workers.prune(WORKER_FORGET_AFTER)

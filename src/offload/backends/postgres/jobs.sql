@@ -173,8 +173,12 @@ WHERE state = :state AND finished_at < now() - make_interval(secs => :age)
 -- name: args_match
 -- The args_contains filter: jsonb containment in one positional argument, or, for an
 -- object, in the keyword arguments. Payloads are json (verbatim); a "\u0000" escape, which
--- jsonb refuses, makes a job match nothing (CASE: checked before the cast).
-CASE WHEN strpos(args::text, '\u0000') > 0 OR strpos(kwargs::text, '\u0000') > 0 THEN false
+-- jsonb refuses, makes a job match nothing (CASE: checked before the cast). Only jobs whose
+-- texts hold :args_needle (offload.core.containment.needle) can match: the substring test
+-- spares the others the cast to jsonb, which parses the whole text.
+CASE WHEN :args_needle::text IS NOT NULL AND strpos(args::text, :args_needle) = 0
+          AND strpos(kwargs::text, :args_needle) = 0 THEN false
+     WHEN strpos(args::text, '\u0000') > 0 OR strpos(kwargs::text, '\u0000') > 0 THEN false
      ELSE args::jsonb @> jsonb_build_array(:args_contains::jsonb)
           OR (jsonb_typeof(:args_contains::jsonb) = 'object'
               AND kwargs::jsonb @> :args_contains::jsonb) END

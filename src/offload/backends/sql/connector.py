@@ -26,6 +26,7 @@ from offload.backends.sql.queries import Queries
 from offload.backends.sql.queues import SqlQueues
 from offload.backends.sql.schedules import SqlSchedules
 from offload.backends.sql.schema import SqlSchema
+from offload.backends.sql.stats import SqlStats
 from offload.backends.sql.sweep import SqlSweep
 from offload.backends.sql.tokens import SqlTokens
 from offload.backends.sql.topics import SqlTopics
@@ -46,6 +47,7 @@ AREAS = (
     "events",
     "workflows",
     "topics",
+    "stats",
 )
 
 
@@ -77,6 +79,7 @@ class SqlBackend(ABC):
         self.events = SqlEvents(self)
         self.workflows = SqlWorkflows(self)
         self.topics = SqlTopics(self)
+        self.stats = SqlStats(self)
 
     # -- what each backend supplies -------------------------------------------------
 

@@ -20,6 +20,7 @@ from offload.backends.params import (
     JobRetryParams,
 )
 from offload.backends.sql.rows import cells, column, jobs_from
+from offload.core.containment import needle
 from offload.core.errors import (
     BackendUnavailable,
     ConfigurationError,
@@ -304,6 +305,7 @@ class SqlJobs:
             "args_contains": (
                 None if where.args_contains is None else orjson.dumps(where.args_contains).decode()
             ),
+            "args_needle": None if where.args_contains is None else needle(where.args_contains),
         }
 
     def get(self, job_id: int) -> Job:
