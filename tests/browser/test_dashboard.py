@@ -219,7 +219,9 @@ _INJECTED = """() => {
       found.push(el.tagName);
     if (el.tagName === 'SCRIPT' && !el.src) found.push('inline script');
     for (const attr of el.attributes) {
-      if (attr.name.startsWith('on') || attr.name === 'style')
+      // uPlot sizes its own nodes through el.style (CSSOM, which the CSP allows)
+      const drawn = attr.name === 'style' && el.closest('figure.chart');
+      if (attr.name.startsWith('on') || (attr.name === 'style' && !drawn))
         found.push(el.tagName + ' ' + attr.name);
       const url = ['href', 'src', 'data', 'action'].includes(attr.name);
       if (url && /^\\s*javascript:/i.test(attr.value))

@@ -27,7 +27,8 @@
     if (!group || typeof uPlot === "undefined") return;
     var data = [columns.at].concat(group.map(function (s) { return columns[s[0]]; }));
     var series = [{}].concat(group.map(function (s) {
-      return { label: s[0], stroke: s[1], width: 1.5, spanGaps: true };
+      // Points too: a series with one value in the window (a lone latency) still shows.
+      return { label: s[0], stroke: s[1], width: 1.5, spanGaps: true, points: { show: true, size: 4 } };
     }));
     var width = Math.max(260, Math.floor(figure.getBoundingClientRect().width) || 320);
     var old = figure.querySelector(".uplot");
