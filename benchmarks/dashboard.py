@@ -225,7 +225,7 @@ def calls(app: offload.App, facts: dict[str, Any]) -> dict[str, Callable[[], Any
         ),
         "jobs state=dead queue=q3": lambda: app.jobs(state="dead", queue="q3"),
         "jobs args_contains user=4242": lambda: app.jobs(args_contains={"user": 4242}),
-        "jobs args_contains none match": lambda: app.jobs(args_contains={"user": -1}, limit=50),
+        "jobs args_contains none match": lambda: app.jobs(args_contains={"user": 987654}),
         "count all": app.count_jobs,
         "count state=dead": lambda: app.count_jobs(state="dead"),
         "count queue=q3": lambda: app.count_jobs(queue="q3"),

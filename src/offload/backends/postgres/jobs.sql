@@ -99,23 +99,24 @@ RETURNING id, queue, state, children > 0 AS has_children
 SELECT {job_columns} FROM offload_jobs WHERE id = :id
 
 -- name: list
--- A page of the jobs matching a JobFilter, newest first, ids below :before_id.
+-- A page of the jobs matching a JobFilter, newest first, ids up to :below (a range of the
+-- primary key: a catch-all "before_id IS NULL OR id < before_id" scans from the top).
 SELECT {job_columns} FROM offload_jobs
-WHERE {matching}
-  AND (:before_id::bigint IS NULL OR id < :before_id)
+WHERE {filter}
+  AND id <= :below::bigint
 ORDER BY id DESC
 LIMIT :limit
 
 -- name: ids
 -- A bulk walk's batch: ids of matching jobs in :states (a JSON array), newest first.
 SELECT id FROM offload_jobs
-WHERE state IN (SELECT json_array_elements_text(:states::json)) AND {matching}
-  AND (:before_id::bigint IS NULL OR id < :before_id)
+WHERE state IN (SELECT json_array_elements_text(:states::json)) AND {filter}
+  AND id <= :below::bigint
 ORDER BY id DESC
 LIMIT :limit
 
 -- name: count
-SELECT count(*) FROM offload_jobs WHERE {matching}
+SELECT count(*) FROM offload_jobs WHERE {filter}
 
 -- name: counts
 SELECT queue, state, count(*) AS n FROM offload_jobs GROUP BY queue, state
@@ -157,25 +158,39 @@ RETURNING {job_columns}
 DELETE FROM offload_jobs
 WHERE state = :state AND finished_at < now() - make_interval(secs => :age)
 
--- name: matching
--- The condition of a listing and of the bulk operations below (a JobFilter): every part given must hold.
--- :error_type is the type of the last error entry.
--- Times compare with enqueued_at, the one time every job has.
-(:ids::text IS NULL OR id IN (SELECT json_array_elements_text(:ids::json)::bigint))
-  AND (:queue::text IS NULL OR queue = :queue)
-  AND (:state::text IS NULL OR state = :state)
-  AND (:task::text IS NULL OR task = :task)
-  AND (:before::timestamptz IS NULL OR enqueued_at < :before)
-  AND (:after::timestamptz IS NULL OR enqueued_at >= :after)
-  AND (:error_type::text IS NULL OR errors -> -1 ->> 'type' = :error_type)
-  AND (:args_contains::jsonb IS NULL OR {args_match})
+-- name: where_ids
+-- The parts of a JobFilter's condition, one fragment each: a listing, a count and the bulk
+-- operations below put the parts given in place of {filter}, joined by AND (SqlJobs.where),
+-- so that each shape of filter is a statement of its own whose plan can use an index (a
+-- generic plan of ":queue IS NULL OR queue = :queue" cannot).
+id IN (SELECT json_array_elements_text(:ids::json)::bigint)
 
--- name: args_match
--- The args_contains filter: jsonb containment in one positional argument, or, for an
--- object, in the keyword arguments. Payloads are json (verbatim); a "\u0000" escape, which
--- jsonb refuses, makes a job match nothing (CASE: checked before the cast). Only jobs whose
--- texts hold :args_needle (offload.core.containment.needle) can match: the substring test
--- spares the others the cast to jsonb, which parses the whole text.
+-- name: where_queue
+queue = :queue::text
+
+-- name: where_state
+state = :state::text
+
+-- name: where_task
+task = :task::text
+
+-- name: where_before
+-- Times compare with enqueued_at, the one time every job has.
+enqueued_at < :before::timestamptz
+
+-- name: where_after
+enqueued_at >= :after::timestamptz
+
+-- name: where_error_type
+-- The exception type of the job's last error entry.
+errors -> -1 ->> 'type' = :error_type::text
+
+-- name: where_args_contains
+-- jsonb containment in one positional argument, or, for an object, in the keyword
+-- arguments. Payloads are json (verbatim); a "\u0000" escape, which jsonb refuses, makes a
+-- job match nothing (CASE: checked before the cast). Only jobs whose texts hold
+-- :args_needle (offload.core.containment.needle) can match: the substring test spares the
+-- others the cast to jsonb, which parses the whole text.
 CASE WHEN :args_needle::text IS NOT NULL AND strpos(args::text, :args_needle) = 0
           AND strpos(kwargs::text, :args_needle) = 0 THEN false
      WHEN strpos(args::text, '\u0000') > 0 OR strpos(kwargs::text, '\u0000') > 0 THEN false
@@ -192,7 +207,7 @@ SET state = CASE WHEN run_at > now() THEN 'scheduled' ELSE 'available' END,
     run_at = greatest(run_at, now()), sort_at = greatest(run_at, now()) - (run_at - sort_at),
     finished_at = NULL, started_at = NULL,
     lease_until = NULL, worker = NULL, result = NULL, cancel_requested = false
-WHERE state IN ('dead', 'cancelled', 'shed') AND {matching}
+WHERE state IN ('dead', 'cancelled', 'shed') AND {filter}
 RETURNING id, queue, state, children > 0 AS has_children
 
 -- name: cancel_many
@@ -204,14 +219,14 @@ SET state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
     finished_at = CASE WHEN state = 'running' THEN finished_at ELSE now() END,
     cancel_requested = true
 WHERE state IN ('waiting', 'scheduled', 'available', 'retrying', 'shed', 'running')
-  AND {matching}
+  AND {filter}
 RETURNING id, queue, state, children > 0 AS has_children
 
 -- name: purge
 -- Delete matching jobs that are over: succeeded, dead, cancelled or shed. A shed job others
 -- wait for stays (it is not over: its children would wait for it for ever).
 DELETE FROM offload_jobs
-WHERE state IN ('succeeded', 'dead', 'cancelled', 'shed') AND {matching}
+WHERE state IN ('succeeded', 'dead', 'cancelled', 'shed') AND {filter}
   AND NOT (state = 'shed' AND children > 0)
 
 -- name: head_start

@@ -48,6 +48,7 @@ class SqlJobs:
     def __init__(self, db: SqlBackend) -> None:
         self.db = db
         self.q = db.q["jobs"]
+        self._shaped: dict[tuple[str, tuple[str, ...]], str] = {}
 
     def insert(self, params: JobInsertParams) -> Inserted:
         """Insert; if the connection breaks before the commit is confirmed, send it once
@@ -250,15 +251,28 @@ class SqlJobs:
     def retry_many(self, params: JobRetryManyParams) -> list[JobChange]:
         values = self._matching(params.where)
         values["budgets"] = orjson.dumps(dict(params.budgets)).decode()
-        return self.change(self.q["retry_many"], values)
+        return self.change(self.where("retry_many", params.where), values)
 
     def cancel_many(self, where: JobFilter) -> list[JobChange]:
-        return self.change(self.q["cancel_many"], self._matching(where))
+        return self.change(self.where("cancel_many", where), self._matching(where))
 
     def purge(self, where: JobFilter) -> int:
         with self.db.tx(single=True) as cur:
-            cur.execute(self.q["purge"], self._matching(where))
+            cur.execute(self.where("purge", where), self._matching(where))
             return int(cur.rowcount)
+
+    def where(self, name: str, where: JobFilter) -> str:
+        """Statement `name` with the condition of the parts of `where` that are given (the
+        `where_*` fragments, joined by AND) in place of its `{filter}`: one statement per
+        shape of filter, built once."""
+        shape = tuple(part for part in _PARTS if getattr(where, part) is not None)
+        key = (name, shape)
+        sql = self._shaped.get(key)
+        if sql is None:
+            parts = [_without_comments(self.q[f"where_{part}"]) for part in shape]
+            condition = "\n  AND ".join(f"({part})" for part in parts) or "TRUE"
+            sql = self._shaped[key] = self.q[name].replace("{filter}", condition)
+        return sql
 
     def change(self, sql: str, values: dict[str, Any]) -> list[JobChange]:
         """Run one bulk state change (`sql` returns id, queue, state, has_children); wake
@@ -320,25 +334,28 @@ class SqlJobs:
 
     def list(self, params: JobListParams) -> list[Job]:
         values = self._matching(params.where)
-        # Past either end of the id range: every id is before it, or none.
-        values["before_id"] = _before(params.before_id)
+        values["below"] = _below(params.before_id)
+        if values["below"] is None:
+            return []
         values["limit"] = min(params.limit, _ID_MAX)
         with self.db.read() as cur:
-            cur.execute(self.q["list"], values)
+            cur.execute(self.where("list", params.where), values)
             return jobs_from(cur, cur.fetchall(), self.db.time)
 
     def ids(self, params: JobIdsParams) -> builtins.list[int]:
         values = self._matching(params.where)
         values["states"] = orjson.dumps(sorted(str(s) for s in params.states)).decode()
-        values["before_id"] = _before(params.before_id)
+        values["below"] = _below(params.before_id)
+        if values["below"] is None:
+            return []
         values["limit"] = min(params.limit, _ID_MAX)
         with self.db.read() as cur:
-            cur.execute(self.q["ids"], values)
+            cur.execute(self.where("ids", params.where), values)
             return [int(row[0]) for row in cur.fetchall()]
 
     def count(self, where: JobFilter) -> int:
         with self.db.read() as cur:
-            cur.execute(self.q["count"], self._matching(where))
+            cur.execute(self.where("count", where), self._matching(where))
             return int(cur.fetchone()[0])
 
     def counts(self) -> dict[str, dict[str, int]]:
@@ -400,6 +417,8 @@ class SqlJobs:
         return removed
 
 
+#: The parts of a JobFilter, each a `where_*` fragment of jobs.sql.
+_PARTS = ("ids", "queue", "state", "task", "before", "after", "error_type", "args_contains")
 #: A payload's fields after its arguments when it has no key of any kind.
 _NO_KEYS = Payload()[2:]
 #: Isolation levels whose statements each read a fresh snapshot (PostgreSQL's names).
@@ -411,16 +430,24 @@ class _PolicyFound(Exception):
     where `cur` commits each statement by itself, so that the caller retries whole)."""
 
 
+def _without_comments(sql: str) -> str:
+    """A fragment without its whole-line comments, to be spliced into a condition."""
+    return "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+
+
 def _beyond_ids(job_id: int) -> bool:
     """True for an int no job id can be (anything else goes to the database as before)."""
     return isinstance(job_id, int) and not _ID_MIN <= job_id <= _ID_MAX
 
 
-def _before(before_id: int | None) -> int | None:
-    """A listing's `before_id` within the id range, meaning the same."""
+def _below(before_id: int | None) -> int | None:
+    """The largest id a page below `before_id` may hold, within the id range; None when
+    no id is below it. Past the top of the range every id is below it."""
     if before_id is None or before_id > _ID_MAX:
+        return _ID_MAX
+    if before_id <= _ID_MIN:
         return None
-    return max(before_id, _ID_MIN)
+    return before_id - 1
 
 
 def _spec_params(spec: JobSpec) -> dict[str, Any]:

@@ -79,23 +79,24 @@ RETURNING id, queue, state, children > 0 AS has_children
 SELECT {job_columns} FROM offload_jobs WHERE id = :id
 
 -- name: list
--- A page of the jobs matching a JobFilter, newest first, ids below :before_id.
+-- A page of the jobs matching a JobFilter, newest first, ids up to :below (a range of the
+-- primary key: a catch-all "before_id IS NULL OR id < before_id" scans from the top).
 SELECT {job_columns} FROM offload_jobs
-WHERE {matching}
-  AND (:before_id IS NULL OR id < :before_id)
+WHERE {filter}
+  AND id <= :below
 ORDER BY id DESC
 LIMIT :limit
 
 -- name: ids
 -- A bulk walk's batch: ids of matching jobs in :states (a JSON array), newest first.
 SELECT id FROM offload_jobs
-WHERE state IN (SELECT value FROM json_each(:states)) AND {matching}
-  AND (:before_id IS NULL OR id < :before_id)
+WHERE state IN (SELECT value FROM json_each(:states)) AND {filter}
+  AND id <= :below
 ORDER BY id DESC
 LIMIT :limit
 
 -- name: count
-SELECT count(*) FROM offload_jobs WHERE {matching}
+SELECT count(*) FROM offload_jobs WHERE {filter}
 
 -- name: counts
 SELECT queue, state, count(*) AS n FROM offload_jobs GROUP BY queue, state
@@ -137,26 +138,42 @@ RETURNING {job_columns}
 DELETE FROM offload_jobs
 WHERE state = :state AND finished_at < {now} - :age
 
--- name: matching
--- The condition of a listing and of the bulk operations below (a JobFilter): every part given must hold.
--- :error_type is the type of the last error entry; offload_args_match is
--- offload.core.containment.args_match, registered on each connection: PostgreSQL's jsonb
--- containment, which no SQLite JSON function computes. Only jobs whose texts hold
--- :args_needle (containment.needle) can match: the substring test spares the others the
--- call and the parse (a scan of a million jobs: 0.5 s instead of 10).
+-- name: where_ids
+-- The parts of a JobFilter's condition, one fragment each: a listing, a count and the bulk
+-- operations below put the parts given in place of {filter}, joined by AND (SqlJobs.where),
+-- so that each shape of filter is a statement of its own whose plan can use an index (a
+-- catch-all ":queue IS NULL OR queue = :queue" cannot).
+id IN (SELECT value FROM json_each(:ids))
+
+-- name: where_queue
+queue = :queue
+
+-- name: where_state
+state = :state
+
+-- name: where_task
+task = :task
+
+-- name: where_before
 -- Times compare with enqueued_at, the one time every job has, both sides to the
 -- microsecond as Python reads them: a stored time given back as a bound then means itself.
-(:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))
-  AND (:queue IS NULL OR queue = :queue)
-  AND (:state IS NULL OR state = :state)
-  AND (:task IS NULL OR task = :task)
-  AND (:before IS NULL OR round(enqueued_at, 6) < round(:before, 6))
-  AND (:after IS NULL OR round(enqueued_at, 6) >= round(:after, 6))
-  AND (:error_type IS NULL OR errors ->> '$[#-1].type' = :error_type)
-  AND (:args_contains IS NULL
-       OR CASE WHEN :args_needle IS NOT NULL AND instr(args, :args_needle) = 0
-                    AND instr(kwargs, :args_needle) = 0 THEN 0
-               ELSE offload_args_match(args, kwargs, :args_contains) END)
+round(enqueued_at, 6) < round(:before, 6)
+
+-- name: where_after
+round(enqueued_at, 6) >= round(:after, 6)
+
+-- name: where_error_type
+-- The exception type of the job's last error entry.
+errors ->> '$[#-1].type' = :error_type
+
+-- name: where_args_contains
+-- offload_args_match is offload.core.containment.args_match, registered on each
+-- connection: PostgreSQL's jsonb containment, which no SQLite JSON function computes. Only
+-- jobs whose texts hold :args_needle (containment.needle) can match: the substring test
+-- spares the others the call and the parse (a scan of a million jobs: 0.5 s instead of 10).
+CASE WHEN :args_needle IS NOT NULL AND instr(args, :args_needle) = 0
+          AND instr(kwargs, :args_needle) = 0 THEN 0
+     ELSE offload_args_match(args, kwargs, :args_contains) END
 
 -- name: retry_many
 -- `retry` of every matching dead, cancelled or shed job in one statement; :budgets maps a
@@ -169,7 +186,7 @@ SET state = CASE WHEN run_at > {now} THEN 'scheduled' ELSE 'available' END,
     run_at = max(run_at, {now}), sort_at = max(run_at, {now}) - (run_at - sort_at),
     finished_at = NULL, started_at = NULL,
     lease_until = NULL, worker = NULL, result = NULL, cancel_requested = 0
-WHERE state IN ('dead', 'cancelled', 'shed') AND {matching}
+WHERE state IN ('dead', 'cancelled', 'shed') AND {filter}
 RETURNING id, queue, state, children > 0 AS has_children
 
 -- name: cancel_many
@@ -180,14 +197,14 @@ SET state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
     finished_at = CASE WHEN state = 'running' THEN finished_at ELSE {now} END,
     cancel_requested = 1
 WHERE state IN ('waiting', 'scheduled', 'available', 'retrying', 'shed', 'running')
-  AND {matching}
+  AND {filter}
 RETURNING id, queue, state, children > 0 AS has_children
 
 -- name: purge
 -- Delete matching jobs that are over: succeeded, dead, cancelled or shed. A shed job others
 -- wait for stays (it is not over: its children would wait for it for ever).
 DELETE FROM offload_jobs
-WHERE state IN ('succeeded', 'dead', 'cancelled', 'shed') AND {matching}
+WHERE state IN ('succeeded', 'dead', 'cancelled', 'shed') AND {filter}
   AND NOT (state = 'shed' AND children > 0)
 
 -- name: head_start
