@@ -9,6 +9,7 @@ import time
 from html.parser import HTMLParser
 from typing import Any
 
+import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
@@ -455,3 +456,43 @@ def test_charts_read_the_stats(app: offload.App, dash: Dash) -> None:
         assert sum(v or 0 for v in columns["succeeded"]) >= 1
         assert sum(v or 0 for v in columns["dead"]) >= 1
     assert dash.get("/charts.json?window=week").status_code == 400
+
+
+# -- live parts, through a real `offload serve` -------------------------------------------
+
+
+def _sse_events(lines: Any, wanted: set[str], limit: float = 30) -> dict[str, str]:
+    """The first data of each event name in `wanted` from an SSE body's lines."""
+    found: dict[str, str] = {}
+    name, data = "message", []
+    deadline = time.monotonic() + limit
+    for line in lines:
+        assert time.monotonic() < deadline, f"no {wanted - set(found)} within {limit}s"
+        if line.startswith("event:"):
+            name = line.partition(":")[2].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+        elif not line and data:
+            found.setdefault(name, "\n".join(data))
+            name, data = "message", []
+            if wanted <= set(found):
+                return found
+    raise AssertionError(f"the stream ended before {wanted - set(found)}")
+
+
+def test_live_streams_send_rendered_fragments(
+    migrated_db_url: str, start_api: Any, basic_app: offload.App
+) -> None:
+    server = start_api()
+    job = basic_app.enqueue("add", [1, 2])
+    with httpx.stream("GET", f"{server.base}/live/jobs/{job.id}", timeout=30) as answer:
+        assert answer.status_code == 200
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        assert_secured(answer)
+        events = _sse_events(answer.iter_lines(), {"job", "events"})
+    assert 'id="job-panel" data-state="available"' in events["job"]
+    assert 'data-kind="enqueued"' in events["events"]
+    with httpx.stream("GET", f"{server.base}/live/overview", timeout=30) as answer:
+        queues = _sse_events(answer.iter_lines(), {"queues"})["queues"]
+    assert '<tr data-queue="default">' in queues and ">succeeded</th>" in queues
+    assert httpx.get(f"{server.base}/live/jobs/987654").status_code == 404
