@@ -164,6 +164,7 @@ def test_filters_narrow_the_list(app: offload.App, dash: Dash) -> None:
     filled = fill(app, hostile=False)
     dead = dash.get("/dead").text
     assert f'data-job="{filled.dead}"' in dead and f'data-job="{filled.succeeded}"' not in dead
+    assert f'formaction="/jobs/{filled.dead}/retry"' in dead  # a Retry button per dead job
     by_task = dash.get("/jobs?task=dash.ok&state=succeeded").text
     assert (
         f'data-job="{filled.succeeded}"' in by_task and f'data-job="{filled.queued}"' not in by_task

@@ -54,6 +54,7 @@ class Pages:
                 jobs=[],
                 following=None,
                 states=list(JobState),
+                retryable=ACCEPTED["retry"],
             )
         found = await self.site.call(
             self.app.jobs, before_id=filters.cursor, limit=PAGE + 1, **filters.selection
@@ -68,6 +69,7 @@ class Pages:
             jobs=jobs,
             following=following,
             states=list(JobState),
+            retryable=ACCEPTED["retry"],
         )
 
     async def job(self, request: Request, viewer: Viewer) -> Response:
