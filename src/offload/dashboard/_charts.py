@@ -25,6 +25,8 @@ SERIES = (
 
 
 class Charts:
+    """The charts' JSON route of one dashboard."""
+
     def __init__(self, site: Site) -> None:
         self.site = site
 

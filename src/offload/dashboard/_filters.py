@@ -34,9 +34,6 @@ class Filters:
         """The filter as query text, for links that keep it."""
         return urlencode({k: v for k, v in self.given.items() if v})
 
-    def without(self, name: str) -> str:
-        return urlencode({k: v for k, v in self.given.items() if v and k != name})
-
 
 def read_filters(values: Mapping[str, str], state: str | None = None) -> Filters:
     """The filters of a query or form (`state` fixed by the page, as on Dead jobs)."""
