@@ -155,6 +155,7 @@ def test_retry_a_dead_job_and_watch_it_succeed_live(site: Site, page: Page) -> N
     assert "payment service down for order-9" in page.inner_text("#job-live")
     page.evaluate("window.loadedOnce = true")  # gone if the page ever reloads
     page.click("#retry-job")
+    page.wait_for_selector("#job-message >> text=Retried")
     page.wait_for_selector("#job-panel[data-state=succeeded]", timeout=30_000)
     assert page.evaluate("window.loadedOnce") is True
     assert '"paid order-9"' in page.inner_text("#job-result")

@@ -186,7 +186,8 @@ def test_actions_change_what_they_say(app: offload.App, dash: Dash) -> None:
     assert dash.post(f"/jobs/{filled.queued}/cancel").status_code == 303
     assert app.job(filled.queued).job().state == offload.JobState.CANCELLED
     htmx = dash.post(f"/jobs/{filled.queued}/retry", headers={"hx-request": "true"})
-    assert htmx.status_code == 200 and 'id="job-panel" data-state="available"' in htmx.text
+    assert htmx.status_code == 200 and "Retried: the job is queued again." in htmx.text
+    assert app.job(filled.queued).job().state == offload.JobState.AVAILABLE
     assert dash.post("/queues/pause", {"name": "dash"}).status_code == 303
     assert app.queue_status("dash").paused
     assert dash.post("/queues/resume", {"name": "dash"}).status_code == 303

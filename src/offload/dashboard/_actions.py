@@ -126,8 +126,10 @@ class Actions:
             prefix = request.scope.get("root_path", "")
             return RedirectResponse(prefix + "/jobs", status_code=303)
         if request.headers.get("hx-request"):
-            context = await self.pages.job_context(job_id)
-            return self.site.render(request, "_job.html", **context)
+            # A note only: the page's live stream alone redraws the job, so an answer
+            # that arrives late never puts an older state over a newer one.
+            done = {"retry": "Retried: the job is queued again.", "cancel": "Cancel asked."}
+            return self.site.render(request, "_message.html", message=done[operation], kind="info")
         return self._back(request, await self._form(request), f"/jobs/{job_id}")
 
     async def selected(self, request: Request, viewer: Viewer) -> Response:
