@@ -182,8 +182,9 @@ enqueued_at < :before::timestamptz
 enqueued_at >= :after::timestamptz
 
 -- name: where_error_type
--- The exception type of the job's last error entry.
-errors -> -1 ->> 'type' = :error_type::text
+-- The exception type of the job's last error entry (offload_jobs_error_type, an index of
+-- the jobs with an error: this must say so for it to be used).
+errors <> '[]'::jsonb AND errors -> -1 ->> 'type' = :error_type::text
 
 -- name: where_args_contains
 -- jsonb containment in one positional argument, or, for an object, in the keyword

@@ -88,9 +88,10 @@ ORDER BY id DESC
 LIMIT :limit
 
 -- name: ids
--- A bulk walk's batch: ids of matching jobs in :states (a JSON array), newest first.
+-- A bulk walk's batch: ids of matching jobs in :states (a JSON array), newest first: a
+-- walk down the primary key (likely(), as in where_queue), never a sort of all of them.
 SELECT id FROM offload_jobs
-WHERE state IN (SELECT value FROM json_each(:states)) AND {filter}
+WHERE likely(state IN (SELECT value FROM json_each(:states))) AND {filter}
   AND id <= :below
 ORDER BY id DESC
 LIMIT :limit
@@ -146,25 +147,33 @@ WHERE state = :state AND finished_at < {now} - :age
 id IN (SELECT value FROM json_each(:ids))
 
 -- name: where_queue
-queue = :queue
+-- likely(): without statistics (offload runs no ANALYZE) SQLite takes an equality on an
+-- indexed column for a handful of rows, and would list a state through offload_jobs_state
+-- and sort all of its jobs (seconds for a million succeeded ones); said to hold for most
+-- jobs, a listing walks the primary key newest first and stops at the page's end, and a
+-- count still reads the covering index.
+likely(queue = :queue)
 
 -- name: where_state
-state = :state
+likely(state = :state)
 
 -- name: where_task
-task = :task
+likely(task = :task)
 
 -- name: where_before
 -- Times compare with enqueued_at, the one time every job has, both sides to the
 -- microsecond as Python reads them: a stored time given back as a bound then means itself.
-round(enqueued_at, 6) < round(:before, 6)
+-- The plain comparison first holds whenever the rounded one does, and turns most jobs
+-- away without two calls of round().
+enqueued_at < :before + 1e-6 AND round(enqueued_at, 6) < round(:before, 6)
 
 -- name: where_after
-round(enqueued_at, 6) >= round(:after, 6)
+enqueued_at >= :after - 1e-6 AND round(enqueued_at, 6) >= round(:after, 6)
 
 -- name: where_error_type
--- The exception type of the job's last error entry.
-errors ->> '$[#-1].type' = :error_type
+-- The exception type of the job's last error entry (offload_jobs_error_type, an index of
+-- the jobs with an error: this must say so for it to be used).
+errors <> '[]' AND errors ->> '$[#-1].type' = :error_type
 
 -- name: where_args_contains
 -- offload_args_match is offload.core.containment.args_match, registered on each
@@ -178,6 +187,8 @@ CASE WHEN :args_needle IS NOT NULL AND instr(args, :args_needle) = 0
 -- name: retry_many
 -- `retry` of every matching dead, cancelled or shed job in one statement; :budgets maps a
 -- task name to its attempt budget (a task this app does not know keeps max_attempts).
+-- The states a bulk operation accepts are likely() (as in where_queue), so that a batch
+-- of ids (App.bulk) is looked up by id, not found by reading every job of those states.
 UPDATE offload_jobs
 SET state = CASE WHEN run_at > {now} THEN 'scheduled' ELSE 'available' END,
     max_attempts = attempt + coalesce(
@@ -186,7 +197,7 @@ SET state = CASE WHEN run_at > {now} THEN 'scheduled' ELSE 'available' END,
     run_at = max(run_at, {now}), sort_at = max(run_at, {now}) - (run_at - sort_at),
     finished_at = NULL, started_at = NULL,
     lease_until = NULL, worker = NULL, result = NULL, cancel_requested = 0
-WHERE state IN ('dead', 'cancelled', 'shed') AND {filter}
+WHERE likely(state IN ('dead', 'cancelled', 'shed')) AND {filter}
 RETURNING id, queue, state, children > 0 AS has_children
 
 -- name: cancel_many
@@ -196,7 +207,7 @@ UPDATE offload_jobs
 SET state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
     finished_at = CASE WHEN state = 'running' THEN finished_at ELSE {now} END,
     cancel_requested = 1
-WHERE state IN ('waiting', 'scheduled', 'available', 'retrying', 'shed', 'running')
+WHERE likely(state IN ('waiting', 'scheduled', 'available', 'retrying', 'shed', 'running'))
   AND {filter}
 RETURNING id, queue, state, children > 0 AS has_children
 
@@ -204,7 +215,7 @@ RETURNING id, queue, state, children > 0 AS has_children
 -- Delete matching jobs that are over: succeeded, dead, cancelled or shed. A shed job others
 -- wait for stays (it is not over: its children would wait for it for ever).
 DELETE FROM offload_jobs
-WHERE state IN ('succeeded', 'dead', 'cancelled', 'shed') AND {filter}
+WHERE likely(state IN ('succeeded', 'dead', 'cancelled', 'shed')) AND {filter}
   AND NOT (state = 'shed' AND children > 0)
 
 -- name: head_start

@@ -1,5 +1,6 @@
 -- offload schema 13 for PostgreSQL: roll-ups of the events for the dashboard's charts, per
--- minute and queue (offload.core.stats), and the cursor of the events rolled up so far.
+-- minute and queue (offload.core.stats), and the cursor of the events rolled up so far;
+-- and an index for the dashboard's filter by error type.
 -- Stored, not kept in memory: they survive restarts and every API replica reads the same.
 CREATE TABLE offload_stats (
     bucket timestamptz NOT NULL,
@@ -28,3 +29,8 @@ CREATE TABLE offload_stats_cursor (
     position bigint NOT NULL
 );
 INSERT INTO offload_stats_cursor (id, tx, position) VALUES (1, '0', 0);
+
+-- The dashboard's error_type filter, newest first: the exception type of a job's latest
+-- error, for jobs with an error only (a new job has none, so an enqueue writes no entry).
+CREATE INDEX offload_jobs_error_type ON offload_jobs ((errors -> -1 ->> 'type'), id)
+    WHERE errors <> '[]'::jsonb;

@@ -22,3 +22,7 @@ CREATE TABLE offload_stats_cursor (
     position INTEGER NOT NULL
 );
 INSERT INTO offload_stats_cursor (id, tx, position) VALUES (1, 0, 0);
+
+-- The error_type filter's index (see the PostgreSQL script); the rowid follows the key.
+CREATE INDEX offload_jobs_error_type ON offload_jobs (errors ->> '$[#-1].type')
+    WHERE errors <> '[]';
