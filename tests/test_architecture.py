@@ -25,9 +25,11 @@ LAYERS = {
     "workflow": _API,
     "workflow_handle": {"workflow_handle", "handle", "backends", "core"},
     "demo": {"demo", *_API},
-    "server": {"server", *_API},
+    # The HTTP face: the API mounts the dashboard's pages, which reuse its event streams.
+    "server": {"server", "dashboard", *_API},
+    "dashboard": {"dashboard", "server", *_API},
     "client": {"client", "core", "task"},
-    "cli": {"cli", "demo", "server", *_API},
+    "cli": {"cli", "demo", "server", "dashboard", *_API},
     "testing": {"testing", *_API},
     "contrib": {"contrib", "server", "cli", *_API},
     "__main__": {"cli"},

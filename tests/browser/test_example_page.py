@@ -7,20 +7,18 @@ browser fails this test, it never skips it."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
 import offload
 from tests.server.conftest import free_port, wait_up
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("OFFLOAD_TEST_CHROMIUM") or shutil.which("chromium") or "chromium"
 
 
 @pytest.fixture
@@ -42,16 +40,6 @@ def site(migrated_db_url: str, spawned: list[subprocess.Popen[bytes]]) -> Iterat
     for process in spawned:
         wait_up(process, base + "/api")  # the API's /health, mounted under /api
     yield base
-
-
-@pytest.fixture
-def page() -> Iterator[Page]:
-    """A page of a headless Chromium, the system's own (Playwright cannot download one)."""
-    assert shutil.which(CHROMIUM), f"Chromium not found at {CHROMIUM}: apt-get install chromium"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser.new_page()
-        browser.close()
 
 
 def test_the_page_shows_progress_and_the_result_without_a_reload(

@@ -9,6 +9,7 @@ from offload.cli.bulk import cancel, purge, retry
 from offload.cli.context import AppLoader
 from offload.cli.cron import cron, scheduler
 from offload.cli.demo import demo
+from offload.cli.dev import dev
 from offload.cli.jobs import enqueue, jobs, status
 from offload.cli.migrate import migrate
 from offload.cli.queues import queues
@@ -84,6 +85,7 @@ for command in (
     tokens,
     topics,
     serve,
+    dev,
     demo,
 ):
     cli.add_command(command)

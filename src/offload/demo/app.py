@@ -69,3 +69,29 @@ def publish(post_id: int, followers: list[int]) -> int:
     """Fan a new post out to its author's followers: one `deliver` job each, one commit."""
     deliver.enqueue_many(offload.call(post_id, follower) for follower in followers)
     return len(followers)
+
+
+@app.task(name="demo.album", queue="media")
+def album(thumbnails: list[dict[str, Any]]) -> dict[str, Any]:
+    """Gather a chord's thumbnails into one album (the fan-in of `offload dev`'s workflow)."""
+    return {"photos": [t["photo"] for t in thumbnails], "count": len(thumbnails)}
+
+
+class FeedUnreachable(Exception):
+    """The pretend feed server does not answer: the job dies at once."""
+
+
+@app.task(name="demo.import_feed", queue="feeds", retry=offload.RetryPolicy(max_attempts=1))
+def import_feed(url: str) -> int:
+    """Import a feed; an `.invalid` host never answers, so its job dies (a dead job to
+    look at in `offload dev`'s dashboard)."""
+    if url.split("/")[2].endswith(".invalid"):
+        raise FeedUnreachable(f"no answer from {url}")
+    return len(url)
+
+
+@app.periodic("* * * * *", name="demo.digest")
+@app.task(name="demo.digest", queue="mail")
+def digest() -> str:
+    """Send the minute's digest (a schedule for the dashboard's cron page)."""
+    return "digest sent"

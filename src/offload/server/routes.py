@@ -27,6 +27,7 @@ from offload.core.selection import JobSelection
 from offload.core.times import parse_time
 from offload.core.tokens import Scope
 from offload.core.wire import BODY_OPTIONS
+from offload.dashboard import routes as dashboard_routes
 from offload.server.body import query, read_json, validators
 from offload.server.broadcast import EventFilter
 from offload.server.errors import (
@@ -430,7 +431,8 @@ def build(
     app: App, body_limit: int, body_timeout: float, auth: bool, event_buffer: int
 ) -> Starlette:
     """The Starlette app of the API on `app`, checking bearer tokens if `auth`, holding
-    at most `event_buffer` events for each event stream."""
+    at most `event_buffer` events for each event stream, with the dashboard at `/`
+    (signing in with a token if `auth`)."""
     api = Api(app, body_limit, body_timeout, auth, event_buffer)
 
     @contextlib.asynccontextmanager
@@ -467,6 +469,7 @@ def build(
         route("GET", "/ready", api.ready),
         route("GET", "/metrics", api.metrics_text),
         route("GET", "/openapi.json", api.openapi),
+        *dashboard_routes(app, auth, api.streams),
     ]
     handlers = {cls: _on_error for cls in (RequestError, OffloadError, HTTPException, Exception)}
     return Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)

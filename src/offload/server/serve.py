@@ -13,6 +13,8 @@ from offload.core.errors import ConfigurationError
 from offload.server import asgi
 
 if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
     from offload.app import App
 
 log = logging.getLogger("offload.server")
@@ -76,6 +78,11 @@ def serve(
         auth=auth,
         event_buffer=event_buffer,
     )  # before uvicorn: a missing extra says so
+    run_uvicorn(api, host, port)
+
+
+def run_uvicorn(api: Starlette, host: str, port: int) -> None:
+    """Serve `api` with uvicorn until SIGINT or SIGTERM, then return."""
     import uvicorn
 
     class Server(uvicorn.Server):
