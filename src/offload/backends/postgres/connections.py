@@ -95,7 +95,7 @@ class Connections:
         #: Whether statements may be prepared server-side (psycopg does, from their fifth
         #: run): not behind a transaction pooler, whose next transaction may run elsewhere.
         self.prepare = prepare
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._reset()
 
     def _reset(self) -> None:
@@ -105,6 +105,10 @@ class Connections:
         self._idle: dict[str, deque[psycopg.Connection[Any]]] = {}
         self._open = 0
         self._busy: dict[int, tuple[psycopg.Connection[Any], float]] = {}
+        #: Callers waiting for a connection, first come first served: without a queue, a
+        #: caller woken by a returned connection could lose it, again and again, to callers
+        #: arriving meanwhile, and wait past `wait` while others are served.
+        self._waiting: deque[threading.Condition] = deque()
         self._watchdog: threading.Thread | None = None
         self._closed = False
 
@@ -121,49 +125,87 @@ class Connections:
         """A connection of `kind`, marked busy for the watchdog (in the same lock hold:
         this is every statement's path)."""
         deadline = time.monotonic() + self.wait
-        with self._cond:
+        with self._lock:
             if self._pid != os.getpid():
                 self._reset()
-            if self._closed:
-                raise BackendUnavailable(f"{self.location}: the backend is closed")
             if self._watchdog is None:
                 self._watchdog = threading.Thread(
                     target=self._watch, name="offload-pg-watchdog", daemon=True
                 )
                 self._watchdog.start()
+            turn: threading.Condition | None = None  # this caller's place in the queue
             while True:
-                idle = self._idle.setdefault(kind.name, deque())
-                while idle:
-                    conn = idle.pop()
-                    if _usable(conn):
-                        self._busy[id(conn)] = (conn, time.monotonic() + kind.deadline)
+                if self._closed:
+                    if turn is not None:
+                        self._waiting.remove(turn)
+                    raise BackendUnavailable(f"{self.location}: the backend is closed")
+                if turn is None and self._waiting:
+                    turn = self._queue_up()  # others came first
+                if turn is None or self._waiting[0] is turn:
+                    conn = self._idle_one(kind)
+                    if conn is not None:
+                        self._served(turn)
                         return conn
-                    self._open -= 1
-                    _close(conn)
-                if self._open < self.limit:
-                    self._open += 1  # this caller's slot: it connects outside the lock
-                    break
-                other = next((q for q in self._idle.values() if q), None)
-                if other is not None:  # the slot of an idle connection of another kind
-                    _close(other.popleft())
-                    break
+                    if self._open < self.limit:
+                        self._open += 1  # this caller's slot: it connects outside the lock
+                        self._served(turn)
+                        break
+                    other = next((q for q in self._idle.values() if q), None)
+                    if other is not None:  # the slot of an idle connection of another kind
+                        _close(other.popleft())
+                        self._served(turn)
+                        break
+                if turn is None:
+                    turn = self._queue_up()
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
+                    self._waiting.remove(turn)
+                    self._wake_next()
                     raise BackendUnavailable(
                         f"{self.location}: all {self.limit} connections stayed busy for "
                         f"{self.wait:g}s"
                     )
-                self._cond.wait(remaining)
+                turn.wait(remaining)
         try:
             conn = self._connect(kind)
         except BaseException:
-            with self._cond:
+            with self._lock:
                 self._open -= 1
-                self._cond.notify()
+                self._wake_next()
             raise
-        with self._cond:
+        with self._lock:
             self._busy[id(conn)] = (conn, time.monotonic() + kind.deadline)
         return conn
+
+    def _idle_one(self, kind: Kind) -> psycopg.Connection[Any] | None:
+        """An idle connection of `kind` that is still usable, marked busy (unusable ones
+        found on the way are closed and their slots freed)."""
+        idle = self._idle.setdefault(kind.name, deque())
+        while idle:
+            conn = idle.pop()
+            if _usable(conn):
+                self._busy[id(conn)] = (conn, time.monotonic() + kind.deadline)
+                return conn
+            self._open -= 1
+            _close(conn)
+        return None
+
+    def _queue_up(self) -> threading.Condition:
+        turn = threading.Condition(self._lock)
+        self._waiting.append(turn)
+        return turn
+
+    def _served(self, turn: threading.Condition | None) -> None:
+        """A queued caller got its connection: the next in line looks now (there may be
+        more to hand out)."""
+        if turn is not None:
+            self._waiting.popleft()
+            self._wake_next()
+
+    def _wake_next(self) -> None:
+        """Wake the first caller in line, if any (under the lock)."""
+        if self._waiting:
+            self._waiting[0].notify()
 
     def dial(self, **settings: Any) -> psycopg.Connection[Any]:
         """A new connection outside the pool and its cap (a worker's LISTEN connection, and
@@ -201,12 +243,12 @@ class Connections:
 
         reusable = not conn.closed and conn.pgconn.transaction_status == TransactionStatus.IDLE
         stale: list[psycopg.Connection[Any]] = []
-        with self._cond:
+        with self._lock:
             self._busy.pop(id(conn), None)
             mine = self._pid == os.getpid()  # else taken before a fork: the parent's
             if reusable and mine and not self._closed:
                 self._idle.setdefault(kind.name, deque()).append(conn)
-                self._cond.notify()
+                self._wake_next()
                 return
             if mine:
                 self._open -= 1
@@ -216,7 +258,7 @@ class Connections:
                     for queue in self._idle.values():
                         queue.clear()
                     self._open -= len(stale)
-                self._cond.notify_all()
+                self._wake_next()
         if mine:
             for dead in (conn, *stale):
                 _close(dead)
@@ -227,7 +269,7 @@ class Connections:
         while True:
             time.sleep(1.0)
             now = time.monotonic()
-            with self._cond:
+            with self._lock:
                 if self._closed or self._pid != os.getpid():
                     return
                 late = [conn for conn, deadline in self._busy.values() if deadline < now]
@@ -239,14 +281,15 @@ class Connections:
 
     def close(self) -> None:
         """Close the idle connections; busy ones are closed when given back."""
-        with self._cond:
+        with self._lock:
             if self._pid != os.getpid():
                 self._reset()
             self._closed = True
             idle = [conn for queue in self._idle.values() for conn in queue]
             self._idle.clear()
             self._open -= len(idle)
-            self._cond.notify_all()
+            for turn in self._waiting:
+                turn.notify()
         for conn in idle:
             _close(conn)
 
