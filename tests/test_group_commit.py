@@ -135,7 +135,7 @@ def test_an_unexpected_error_in_a_group_releases_every_caller() -> None:
 
 def test_coroutines_of_one_loop_share_writes_and_get_their_own_outcomes() -> None:
     store = Store(slow=0.02)
-    groups = LoopGroups(store.alone, store.together)
+    groups = LoopGroups(store.alone, store.together, lambda n: True)
 
     async def main() -> list[object]:
         return await asyncio.gather(
@@ -152,7 +152,7 @@ def test_coroutines_of_one_loop_share_writes_and_get_their_own_outcomes() -> Non
 
 def test_a_lone_coroutine_runs_alone() -> None:
     store = Store()
-    groups = LoopGroups(store.alone, store.together)
+    groups = LoopGroups(store.alone, store.together, lambda n: True)
 
     async def main() -> list[int]:
         return [await groups.submit(n) for n in range(3)]
@@ -165,7 +165,7 @@ def test_a_lone_coroutine_runs_alone() -> None:
 def test_a_coroutine_group_failing_as_a_whole(error: OffloadError) -> None:
     store = Store(slow=0.02)
     store.fail_together = error
-    groups = LoopGroups(store.alone, store.together)
+    groups = LoopGroups(store.alone, store.together, lambda n: True)
 
     async def main() -> list[object]:
         return await asyncio.gather(
@@ -180,3 +180,64 @@ def test_a_coroutine_group_failing_as_a_whole(error: OffloadError) -> None:
             assert isinstance(outcomes[n - 1], OutcomeUnknown)
         else:
             assert outcomes[n - 1] == n * 10  # run again alone
+
+
+def test_a_waiting_caller_interrupted_by_a_signal_leaves_the_line_and_nobody_hangs() -> None:
+    import signal
+
+    store = Store(slow=0.4)
+    groups = ThreadGroups(store.alone, store.together)
+    first = threading.Thread(target=groups.submit, args=(1,))
+    first.start()  # writes alone for 0.4 s
+    time.sleep(0.05)
+    late: list[int] = []
+    after = threading.Thread(target=lambda: late.append(groups.submit(3)))
+
+    def interrupt(signum: int, frame: object) -> None:
+        after.start()  # queues behind the interrupted caller
+        time.sleep(0.05)
+        raise TimeoutError("interrupted while waiting")
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.1)
+    try:
+        with pytest.raises(TimeoutError):
+            groups.submit(2)  # waits in line behind the write, then the signal fires
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    first.join(5)
+    after.join(5)
+    assert not after.is_alive(), "a caller queued after the interrupted one waits forever"
+    assert late == [30]
+    written = store.alone_calls + [n for group in store.groups for n in group]
+    assert sorted(written) == [1, 3], "the interrupted caller's insert was never written"
+    assert groups.submit(4) == 40  # and the combiner is idle again
+
+
+def test_a_cancelled_coroutine_still_waiting_is_never_written() -> None:
+    store = Store(slow=0.3)
+    groups = LoopGroups(store.alone, store.together, lambda n: True)
+
+    async def main() -> object:
+        writing = asyncio.ensure_future(groups.submit(1))
+        await asyncio.sleep(0.05)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(groups.submit(2), 0.05)
+        return await writing
+
+    assert asyncio.run(main()) == 10
+    written = store.alone_calls + [n for group in store.groups for n in group]
+    assert written == [1]
+
+
+def test_an_insert_that_may_not_be_grouped_runs_alone_beside_a_group() -> None:
+    store = Store(slow=0.1)
+    groups = LoopGroups(store.alone, store.together, lambda n: n != 5)
+
+    async def main() -> list[int]:
+        return list(await asyncio.gather(*(groups.submit(n) for n in range(1, 9))))
+
+    assert asyncio.run(main()) == [n * 10 for n in range(1, 9)]
+    assert 5 in store.alone_calls
+    assert all(5 not in group for group in store.groups)

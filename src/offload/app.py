@@ -1166,7 +1166,8 @@ class App:
         groups = self._loop_groups.get(loop)
         if groups is None:
             jobs = self.backend.jobs
-            groups = self._loop_groups[loop] = LoopGroups(jobs.insert, jobs.insert_group)
+            groups = LoopGroups(jobs.insert, jobs.insert_group, jobs.groupable)
+            self._loop_groups[loop] = groups
         return await groups.submit(JobInsertParams(spec, payloads))
 
 

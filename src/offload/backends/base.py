@@ -133,6 +133,10 @@ class JobStore(Protocol):
         it, and counts as a duplicate)."""
         ...
 
+    def groupable(self, params: JobInsertParams) -> bool:
+        """Whether this insert may share a transaction with other callers' (group commit)."""
+        ...
+
     def insert_group(self, group: Sequence[JobInsertParams]) -> list[Inserted | OffloadError]:
         """Many callers' inserts (none with its own `conn`) in one transaction, by position:
         each one's ids, or the error that refused it alone (its rows undone, the others

@@ -103,7 +103,11 @@ class ThreadGroups(Generic[P, R]):
                 return self._alone(params)
             finally:
                 self._hand_on()
-        call.done.wait()
+        try:
+            call.done.wait()
+        except BaseException:  # a signal's exception (Ctrl-C, a timeout by SIGALRM)
+            self._abandon(call)
+            raise
         if call.lead:
             self._lead()
         if call.error is not None:
@@ -117,14 +121,28 @@ class ThreadGroups(Generic[P, R]):
                 self._writing = False
                 return
             nxt = self._waiting[0]
-        nxt.lead = True
+            nxt.lead = True
         nxt.done.set()
+
+    def _abandon(self, call: _Call[P, R]) -> None:
+        """A waiting caller was interrupted: it leaves the line unwritten (unless a group
+        holding it is being written already), and if it had just been chosen to write the
+        next group, it writes the others all the same, so that none waits forever."""
+        with self._lock:
+            if call in self._waiting:
+                self._waiting.remove(call)
+            chosen, call.lead = call.lead, False
+        if chosen:
+            self._lead()
 
     def _lead(self) -> None:
         """Write the waiting callers (this one first) as one group and wake each."""
         with self._lock:
             group = self._waiting[:GROUP_LIMIT]
             del self._waiting[:GROUP_LIMIT]
+        if not group:
+            self._hand_on()
+            return
         try:
             outcomes = run_group([c.params for c in group], self._alone, self._together)
             for call, outcome in zip(group, outcomes, strict=True):
@@ -146,17 +164,22 @@ class ThreadGroups(Generic[P, R]):
 class LoopGroups(Generic[P, R]):
     """Concurrent callers on one event loop share commits: while one group is written in a
     thread, the coroutines arriving meanwhile queue up and become the next group. A lone
-    caller runs alone in a thread."""
+    caller runs alone in a thread, and so does one that `groupable` says may not share."""
 
-    def __init__(self, alone: Alone[P, R], together: Together[P, R]) -> None:
+    def __init__(
+        self, alone: Alone[P, R], together: Together[P, R], groupable: Callable[[P], bool]
+    ) -> None:
         self._alone = alone
         self._together = together
+        self._groupable = groupable
         self._waiting: list[tuple[P, asyncio.Future[R]]] = []
         self._writing = False
 
     async def submit(self, params: P) -> R:
         import asyncio
 
+        if not self._groupable(params):  # it runs alone, beside any group being written
+            return await asyncio.to_thread(self._alone, params)
         if not self._writing:
             self._writing = True
             try:
@@ -164,8 +187,16 @@ class LoopGroups(Generic[P, R]):
             finally:
                 self._next()
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._waiting.append((params, future))
-        return await future
+        entry = (params, future)
+        self._waiting.append(entry)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            for index, waiting in enumerate(self._waiting):
+                if waiting is entry:  # not written yet: it never will be
+                    del self._waiting[index]
+                    break
+            raise
 
     def _next(self) -> None:
         import asyncio

@@ -62,6 +62,16 @@ class SqlJobs:
             return self._one(params)
         return self._groups.submit(params)
 
+    def groupable(self, params: JobInsertParams) -> bool:
+        """Whether an insert may share a transaction with other callers' (`insert_group`):
+        on PostgreSQL not one that takes locks (keys, a queue's admission policy), which a
+        group would take in its callers' order, not sorted, and hold until it commits."""
+        if params.conn is not None:
+            return False
+        if not self.db.parallel_writes:  # one writer at a time: no lock order to break
+            return True
+        return params.spec.rules is None and not self.db.admission.applies(params.spec.queue)
+
     def insert_group(self, group: Sequence[JobInsertParams]) -> list[Inserted | OffloadError]:
         """Each insert (none with a caller's `conn`) in one transaction, one savepoint
         each: a refused insert is undone alone and its error is its outcome. A failure of
