@@ -130,6 +130,7 @@ def test_an_unknown_job_or_workflow_is_a_404_page(dash: Dash) -> None:
         ("after=yesterday-ish", "after"),
         ("before=2026-13-45", "before"),
         ("args={not json", "args"),
+        ("args=null", "args"),
         ("before_id=abc", "before_id"),
         ("before_id=99999999999999999999999", "before_id"),
     ],
@@ -435,6 +436,24 @@ def test_bulk_by_filter_confirms_the_count_then_runs_in_batches(
     assert all(a <= b for a, b in itertools.pairwise(seen))
     page = dash.get(progress_url)
     assert page.status_code == 200 and "230 changed" in text_of(page.text)
+
+
+def test_bulk_by_filter_refuses_a_null_argument_pattern_changing_nothing(
+    app: offload.App, dash: Dash
+) -> None:
+    """A bare JSON null is not "no filter": a bulk action by `state` and `args=null` would
+    otherwise take every job of that state."""
+    fill(app, hostile=False)
+    app.enqueue_many("dash.ok", [offload.call(i) for i in range(6)], queue="bulk")
+    confirm = dash.get("/jobs/bulk?operation=cancel&state=available&args=null")
+    assert confirm.status_code == 400
+    assert "args_contains cannot be null" in text_of(confirm.text)
+    started = dash.post(
+        "/jobs/bulk",
+        {"operation": "cancel", "state": "available", "args": "null", "expected": "6"},
+    )
+    assert started.status_code in (400, 422)
+    assert app.count_jobs(queue="bulk", state="available") == 6
 
 
 def test_bulk_by_filter_refuses_an_empty_filter(dash: Dash) -> None:

@@ -237,3 +237,19 @@ def test_error_type_and_args_contains_filter_listings_and_bulk(
     typed = api.call("POST", "/v1/jobs:retry", json={"error_type": 5})
     assert typed.status_code == 422
     assert tasks_app.count_jobs(state="cancelled") == 2
+
+
+def test_a_null_argument_pattern_is_refused_and_changes_nothing(
+    api: Api, tasks_app: offload.App
+) -> None:
+    """JSON null as `args_contains` would mean "no filter" to the App: refused, so that a
+    bulk cancel by state and a null pattern never takes every job of that state."""
+    for n in range(3):
+        tasks_app.enqueue("add", [n, n])
+    listed = api.call("GET", "/v1/jobs", params={"args_contains": "null"})
+    assert listed.status_code == 422
+    assert "args_contains cannot be null" in listed.text
+    body = {"state": "available", "args_contains": None}
+    cancelled = api.call("POST", "/v1/jobs:cancel", json=body)
+    assert cancelled.status_code == 422
+    assert tasks_app.count_jobs(state="available") == 3

@@ -21,6 +21,28 @@ import orjson
 NUL_ESCAPE = "\\u0000"
 
 
+#: Why a JSON null is refused as a whole pattern: None is how the Python API says "no
+#: filter", so a null read from a form or a request would silently widen a selection.
+NULL_PATTERN = (
+    'args_contains cannot be null (that would mean "no filter"): to find a null argument '
+    'give [null], or {"name": null} for a keyword argument'
+)
+
+
+def parse_pattern(text: str) -> Any:
+    """An `args_contains` pattern from JSON text (a form field, a query parameter); raises
+    ValueError naming what is wrong, for text that is not JSON or is a bare null."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise ValueError(
+            'not JSON: give a JSON value the arguments contain, e.g. {"user": 42} or "ada"'
+        ) from None
+    if value is None:
+        raise ValueError(NULL_PATTERN)
+    return value
+
+
 def contains(doc: Any, pattern: Any, *, top: bool = True) -> bool:
     """Whether the parsed JSON `doc` contains `pattern` (the rules of the module docstring)."""
     if isinstance(pattern, dict):

@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-import orjson
-
+from offload.core.containment import parse_pattern
 from offload.core.states import JobState
 from offload.core.times import TIME_FORMS, parse_time
 
@@ -77,11 +76,5 @@ def _read(name: str, text: str) -> Any:
         except ValueError:
             raise ValueError(f"{text[:40]!r} is not {TIME_FORMS}") from None
     if name == "args":
-        try:
-            value = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            raise ValueError(
-                'not JSON: give a JSON value the arguments contain, e.g. {"user": 42} or "ada"'
-            ) from None
-        return value
+        return parse_pattern(text)
     return text

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -19,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from offload.app import App, Call
+from offload.core.containment import NULL_PATTERN, parse_pattern
 from offload.core.errors import BackPressure, OffloadError
 from offload.core.events import EventCursor
 from offload.core.job import Job
@@ -192,7 +192,7 @@ class Api:
                 "before": parse_time,
                 "after": parse_time,
                 "error_type": str,
-                "args_contains": orjson.loads,
+                "args_contains": parse_pattern,
                 "cursor": _integer,
                 "limit": _page_size,
             },
@@ -389,6 +389,8 @@ def _selection(body: dict[str, Any]) -> JobSelection:
                 selection[name] = parse_time(value)
             except ValueError as exc:
                 raise RequestError(422, "validation_error", f"{name}: {exc}", name) from None
+        elif name == "args_contains" and value is None:
+            raise RequestError(422, "validation_error", f"{name}: {NULL_PATTERN}", name)
         else:
             selection[name] = value
     return cast(JobSelection, selection)
