@@ -970,17 +970,20 @@ class App:
         *,
         queue: str | None = None,
         bucket_seconds: int = 60,
+        roll: bool = True,
     ) -> list[StatsPoint]:
         """Chart points of the last `window`, one per `bucket_seconds` (a multiple of 60),
         oldest first, the last one the bucket of now (partial): jobs enqueued, started,
         succeeded, failed and dead, and the wait from due to first start at p50 and p95
         (`offload.core.stats`). Of one queue, or of all. Buckets with nothing are there with
-        zeros. Events not yet rolled up are rolled up first (a worker's scheduler does it
-        too, every `stats_interval`); buckets are kept `STATS_RETENTION` (8 days)."""
+        zeros. With `roll`, events not yet rolled up are rolled up first (a write); a
+        worker's scheduler does it too, every `stats_interval`, so a reader that must not
+        write (the dashboard) passes False. Buckets are kept `STATS_RETENTION` (8 days)."""
         points = check_window(window, bucket_seconds)
         name = None if queue is None else check_text("queue", queue)
         self.ready()
-        self.backend.stats.roll()
+        if roll:
+            self.backend.stats.roll()
         end = self.backend.now().timestamp()
         last = end // bucket_seconds * bucket_seconds
         since = last - (points - 1) * bucket_seconds

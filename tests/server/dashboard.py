@@ -87,12 +87,17 @@ class Dash:
 
 
 def checksum(url: str) -> str:
-    """A digest of every job, schedule, queue and topic-group row."""
+    """A digest of every job, schedule, queue, topic and group row, and of the chart
+    roll-ups and their cursor."""
     raw = RawDB(url)
     rows = {
         "jobs": raw.all_rows(),
         "schedules": raw.query("SELECT * FROM offload_schedules ORDER BY name"),
         "queues": raw.query("SELECT * FROM offload_queues ORDER BY name"),
+        "topics": raw.query("SELECT * FROM offload_topics ORDER BY name"),
+        "groups": raw.query("SELECT * FROM offload_groups ORDER BY topic, name"),
+        "stats": raw.query("SELECT * FROM offload_stats ORDER BY bucket, queue"),
+        "stats_cursor": raw.query("SELECT * FROM offload_stats_cursor"),
     }
     return hashlib.sha256(orjson.dumps(rows, default=str)).hexdigest()
 

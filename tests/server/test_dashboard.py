@@ -282,6 +282,8 @@ def test_every_get_leaves_the_database_unchanged(
         "/jobs/bulk?operation=retry&state=dead",
         "/jobs/bulk?operation=delete&queue=dash",
         "/jobs?args=42",
+        "/charts.json?window=hour",
+        "/charts.json?window=day",
         "/login",
         f"/jobs/{filled.dead}/retry",  # a GET on an action: 405, nothing done
     ]:
@@ -466,6 +468,10 @@ def test_bulk_by_filter_refuses_an_empty_filter(dash: Dash) -> None:
 
 def test_charts_read_the_stats(app: offload.App, dash: Dash) -> None:
     fill(app, hostile=False)
+    assert sum(p.succeeded for p in app.stats(roll=False)) == 0  # the page rolls nothing up
+    answer = dash.get("/charts.json?window=hour")
+    assert sum(v or 0 for v in answer.json()["columns"]["succeeded"]) == 0
+    app.backend.stats.roll()  # as a worker's scheduler does, every stats_interval
     for window, bucket in (("hour", 60), ("day", 900)):
         answer = dash.get(f"/charts.json?window={window}")
         assert answer.status_code == 200

@@ -99,7 +99,9 @@ class SqlStats:
                 slots[int(row[0])] = _tally(row[1:])
             cur.execute(self.q["read_bins"], values)
             for slot, index, n in cells(cur, cur.fetchall(), "slot", "bin", "n"):
-                slots[int(slot)].bins[int(index)] = int(n)
+                tally = slots.get(int(slot))
+                if tally is not None:  # else rolled up between the two reads: next time
+                    tally.bins[int(index)] = int(n)
         return [(params.since + slot * params.size, tally) for slot, tally in sorted(slots.items())]
 
     def prune(self, older_than: float) -> int:
