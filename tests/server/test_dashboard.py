@@ -5,6 +5,7 @@ in batches."""
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from html.parser import HTMLParser
 from typing import Any
@@ -15,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 import offload
-from offload.dashboard import _actions, _charts, _security
+from offload.dashboard import _actions, _charts, _live, _security
 from tests.server.dashboard import PAYLOADS, Dash, checksum, fill, text_of
 
 PAGES = ["/", "/jobs", "/dead", "/workflows", "/cron", "/workers", "/topics"]
@@ -349,6 +350,26 @@ def test_an_expired_or_revoked_session_gets_the_login_page(
     revoked = dash.get("/jobs")
     assert revoked.status_code == 401 and "no longer valid" in revoked.text
     assert dash.post("/queues/pause", {"name": "dash"}).status_code == 401
+
+
+def test_a_live_stream_ends_once_its_token_is_revoked(
+    app: offload.App, secured: tuple[Dash, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page left open must not keep receiving fresh HTML after its session ends."""
+    monkeypatch.setattr(_live, "REFRESH", 0.2)
+    dash, tokens = secured
+    dash.post("/login", {"token": tokens["admin"]})
+    answers: list[httpx.Response] = []
+    streaming = threading.Thread(
+        target=lambda: answers.append(dash.get("/live/overview")), daemon=True
+    )
+    streaming.start()
+    time.sleep(1.0)
+    assert streaming.is_alive(), "the stream ended while its session was valid"
+    app.revoke_token("ops")
+    streaming.join(15)
+    assert not streaming.is_alive(), "the stream went on after its token was revoked"
+    assert answers[0].status_code == 200 and "event: queues" in answers[0].text
 
 
 def test_a_read_only_token_sees_no_actions_and_is_refused_them(

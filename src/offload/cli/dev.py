@@ -57,7 +57,7 @@ def dev(
     --host says otherwise, with the rules of `offload serve`.
     """
     from offload.server import asgi
-    from offload.server.serve import check_listen, run_uvicorn
+    from offload.server.serve import check_listen, is_loopback, run_uvicorn
 
     workdir: Path | None = None
     if app_path is not None:
@@ -73,7 +73,8 @@ def dev(
             from offload.demo.dev import enqueue_samples
 
             enqueue_samples()
-        api = asgi(app, auth=check_listen(app, host, insecure=False))
+        auth = check_listen(app, host, insecure=False)
+        api = asgi(app, auth=auth, loopback_only=not auth and is_loopback(host))
         worker = app.worker(
             scheduler=True,
             executor="thread",

@@ -4,7 +4,8 @@ fragments, which htmx's SSE extension swaps into the page.
 A stream subscribes to the API's `Broadcaster` (one database reader per process, woken by
 the backend's event signal) only as a wake-up: on each batch of matching events, or every
 `REFRESH` seconds (heartbeats and drain rates change without events), it renders its
-fragment again, at most every `MIN_GAP` seconds, and sends it when it changed. A job's
+fragment again, at most every `MIN_GAP` seconds, and sends it when it changed. Before each
+render it checks the session again, and ends once that is expired or its token revoked. A job's
 stream also sends its new events, read with `App.events` after the last one shown.
 """
 
@@ -106,6 +107,8 @@ class Live:
             try:
                 while True:
                     started = time.monotonic()
+                    if not isinstance(await self.site.viewer(request), Viewer):
+                        return  # the session expired or its token was revoked: no more
                     for name, render in renders.items():
                         try:
                             html = await render()

@@ -33,6 +33,7 @@ def asgi(
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
     auth: bool | None = None,
     event_buffer: int = DEFAULT_EVENT_BUFFER,
+    loopback_only: bool = False,
 ) -> Starlette:
     """The HTTP API of `app` as an ASGI application; bodies over `body_limit` bytes are
     refused (413) without being read further, bodies not all arrived within `body_timeout`
@@ -43,7 +44,12 @@ def asgi(
     token with their scope: True, False, or None for "if any token exists now" (which
     reads the database, so raises as `App.tokens_configured` does when it cannot). It is
     decided here, once: revoking every token later refuses every request, never opens
-    the API."""
+    the API.
+
+    `loopback_only` answers 421 to any request whose Host header is not localhost or a
+    loopback address: for an API without tokens on loopback (`offload serve`, `offload
+    dev`), so that a page on another site that rebinds its name to 127.0.0.1 cannot use
+    it."""
     try:
         from offload.server.routes import build
     except ModuleNotFoundError as exc:
@@ -66,7 +72,12 @@ def asgi(
     if auth is not None and not isinstance(auth, bool):
         raise ConfigurationError(f"auth must be True, False or None, got {auth!r}")
     checks = app.tokens_configured() if auth is None else auth
-    return build(app, body_limit, float(body_timeout), checks, event_buffer)
+    built = build(app, body_limit, float(body_timeout), checks, event_buffer)
+    if loopback_only:
+        from offload.server.hosts import LoopbackOnly
+
+        built.add_middleware(LoopbackOnly)
+    return built
 
 
 __all__ = ["DEFAULT_BODY_LIMIT", "DEFAULT_BODY_TIMEOUT", "DEFAULT_EVENT_BUFFER", "asgi"]

@@ -77,6 +77,7 @@ def serve(
         body_timeout=body_timeout,
         auth=auth,
         event_buffer=event_buffer,
+        loopback_only=not auth and is_loopback(host),
     )  # before uvicorn: a missing extra says so
     run_uvicorn(api, host, port)
 
