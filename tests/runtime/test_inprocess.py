@@ -356,3 +356,34 @@ def test_the_async_executor_runs_at_most_its_concurrency_while_others_wait_their
     finally:
         gate.set()
         executor.close()
+
+
+def test_two_runs_of_one_job_are_held_apart(app: offload.App) -> None:
+    """A job rescued and claimed again by this worker while its older run still holds a
+    thread: each run's end is reported with its own attempt, none dropped as abandoned."""
+    from dataclasses import replace
+
+    release = threading.Event()
+
+    @app.task(name="twice")
+    def twice() -> str:
+        if offload.current_job().attempt == 1:
+            release.wait(30)
+            return "old"
+        return "new"
+
+    twice.enqueue()
+    (old,) = claim_all(app, 1)
+    new = replace(old, attempt=old.attempt + 1)
+    executor = ThreadExecutor(app.registry, 2)
+    try:
+        executor.submit([old, new])
+        (first,) = events_until(executor, bool, "the new run's end")
+        assert isinstance(first, Finished) and (first.job.attempt, first.result) == (2, '"new"')
+        release.set()
+        (second,) = events_until(executor, bool, "the old run's end")
+        assert isinstance(second, Finished) and (second.job.attempt, second.result) == (1, '"old"')
+        assert executor.running() == []
+    finally:
+        release.set()
+        executor.close()

@@ -37,8 +37,9 @@ PIPELINED_SLOTS = 8
 
 class _InProcess:
     """What the thread and asyncio executors share: jobs run in this process and report
-    to the worker loop through a queue and a self-pipe. `_running` maps a job id to the job
-    and a handle used to cancel it."""
+    to the worker loop through a queue and a self-pipe. `_running` maps a run (job id and
+    attempt: a job rescued and claimed again here may still be held by its older run) to
+    the job and a handle used to cancel it."""
 
     def __init__(self, registry: Registry, concurrency: int, result_limit: int | None) -> None:
         self.registry = registry
@@ -46,7 +47,7 @@ class _InProcess:
         self.result_limit = result_limit
         self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         #: Jobs held, started or queued behind the running ones.
-        self._running: dict[int, tuple[Job, Any]] = {}
+        self._running: dict[tuple[int, int], tuple[Job, Any]] = {}
         self._lock = threading.Lock()
         self._pipe = SelfPipe()
         #: While runs are short, each slot holds several jobs, so their ends reach the loop
@@ -62,7 +63,7 @@ class _InProcess:
 
     def _held(self, job: Job, handle: Any) -> bool:
         """Whether `job` is still held under `handle` (not abandoned by `stop_all`)."""
-        entry = self._running.get(job.id)
+        entry = self._running.get((job.id, job.attempt))
         return entry is not None and entry[1] is handle
 
     def _not_started(self, job: Job) -> None:
@@ -95,7 +96,7 @@ class _InProcess:
                 return events
             if isinstance(event, Finished):
                 with self._lock:
-                    if self._running.pop(event.job.id, None) is None:
+                    if self._running.pop((event.job.id, event.job.attempt), None) is None:
                         continue  # abandoned by stop_all: its lease decides
             events.append(event)
 
@@ -108,6 +109,11 @@ class _InProcess:
 
     def next_deadline(self) -> float | None:
         return None
+
+    def _runs_of(self, job_id: int) -> list[tuple[Job, Any]]:
+        """The runs held of one job (a cancel stops each)."""
+        with self._lock:
+            return [entry for (held, _), entry in self._running.items() if held == job_id]
 
     def _take_all(self) -> list[tuple[Job, Any]]:
         with self._lock:
@@ -142,7 +148,7 @@ class ThreadExecutor(_InProcess):
         for job in jobs:
             ctx = self._context(job)
             with self._lock:
-                self._running[job.id] = (job, ctx)
+                self._running[job.id, job.attempt] = (job, ctx)
             self._pool.submit(self._run, job, ctx)
 
     def _run(self, job: Job, ctx: JobContext) -> None:
@@ -182,7 +188,7 @@ class ThreadExecutor(_InProcess):
                 if deadline > now:
                     continue
                 del self._deadlines[key]
-                job, ctx = self._running.pop(key[0])
+                job, ctx = self._running.pop(key)
                 self._overdue.add(key)
                 ctx.cancel_event.set()
                 log.warning(
@@ -199,10 +205,8 @@ class ThreadExecutor(_InProcess):
             return min((d for d, _ in self._deadlines.values()), default=None)
 
     def cancel(self, job_id: int) -> None:
-        with self._lock:
-            entry = self._running.get(job_id)
-        if entry is not None:
-            entry[1].cancel_event.set()
+        for _, ctx in self._runs_of(job_id):
+            ctx.cancel_event.set()
 
     def stop_all(self) -> list[Job]:
         # Threads cannot be killed: their jobs are abandoned; leases make them run again.
@@ -233,7 +237,7 @@ class AsyncExecutor(_InProcess):
         for job in jobs:
             future = asyncio.run_coroutine_threadsafe(self._run(job), self._loop)
             with self._lock:
-                self._running[job.id] = (job, future)
+                self._running[job.id, job.attempt] = (job, future)
 
     async def _run(self, job: Job) -> None:
         if self._turns is None:  # made on the loop's own thread, where it is awaited
@@ -258,10 +262,8 @@ class AsyncExecutor(_InProcess):
             self._turns.release()
 
     def cancel(self, job_id: int) -> None:
-        with self._lock:
-            entry = self._running.get(job_id)
-        if entry is not None:
-            entry[1].cancel()  # thread-safe: cancels the task on the loop
+        for _, future in self._runs_of(job_id):
+            future.cancel()  # thread-safe: cancels the task on the loop
 
     def stop_all(self) -> list[Job]:
         entries = self._take_all()
