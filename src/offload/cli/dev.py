@@ -7,14 +7,12 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import threading
 from pathlib import Path
 
 import click
 
 from offload.app import App
 from offload.cli.context import AppLoader
-from offload.runtime.worker import Worker
 
 DEMO_PATH = "offload.demo.app:app"
 
@@ -82,7 +80,9 @@ def dev(
             queues=queues_of(app),
             install_signals=False,
         )
-        thread = _Worker(worker)
+        from offload.demo.run import WorkerThread
+
+        thread = WorkerThread(worker, "offload-dev-worker")
         thread.start()
         click.echo(f"offload dev: dashboard at http://{_url_host(host)}:{port}/")
         click.echo(f"offload dev: API at http://{_url_host(host)}:{port}/v1, docs /openapi.json")
@@ -111,21 +111,6 @@ def queues_of(app: App) -> list[str]:
 
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
-
-
-class _Worker(threading.Thread):
-    """Runs the worker loop; keeps its exception for the main thread."""
-
-    def __init__(self, worker: Worker) -> None:
-        super().__init__(name="offload-dev-worker", daemon=True)
-        self.worker = worker
-        self.error: Exception | None = None
-
-    def run(self) -> None:
-        try:
-            self.worker.run()
-        except Exception as exc:
-            self.error = exc
 
 
 __all__ = ["dev"]

@@ -121,7 +121,7 @@ def _run(app: App, workload: Workload, concurrency: int) -> list[Job]:
         app_path=APP_PATH,
         install_signals=False,
     )
-    thread = _WorkerThread(worker)
+    thread = WorkerThread(worker)
     started = time.monotonic()
     thread.start()
     try:
@@ -173,11 +173,12 @@ def _enqueue(workload: Workload, rng: random.Random) -> None:
         send_email.options(delay=rng.uniform(1.0, 3.0)).enqueue(user, "reminder")
 
 
-class _WorkerThread(threading.Thread):
-    """Runs the worker loop; keeps its exception for the main thread to re-raise."""
+class WorkerThread(threading.Thread):
+    """Runs the worker loop (of `offload demo` and `offload dev`); keeps its exception for
+    the main thread to re-raise."""
 
-    def __init__(self, worker: Worker) -> None:
-        super().__init__(name="offload-demo-worker", daemon=True)
+    def __init__(self, worker: Worker, name: str = "offload-demo-worker") -> None:
+        super().__init__(name=name, daemon=True)
         self.worker = worker
         self.error: Exception | None = None
 
@@ -188,7 +189,7 @@ class _WorkerThread(threading.Thread):
             self.error = exc
 
 
-def _watch(app: App, expected: int, thread: _WorkerThread, started: float) -> None:
+def _watch(app: App, expected: int, thread: WorkerThread, started: float) -> None:
     """Show counts per state until no job is left unfinished."""
     with Live(console=console, auto_refresh=False, transient=False) as live:
         while True:
