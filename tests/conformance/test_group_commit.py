@@ -180,3 +180,42 @@ def test_a_lone_sqlite_caller_commits_once_per_enqueue_without_a_savepoint(
     commits = [s for s in statements if s.startswith("COMMIT")]
     assert len(commits) == 5
     assert not [s for s in statements if "SAVEPOINT" in s]
+
+
+def payload(n: int) -> Payload:
+    return Payload(f"[{n}]", "{}")
+
+
+def test_a_run_of_one_spec_is_stored_in_one_statement_each_caller_getting_its_ids(
+    app: offload.App, job: Task
+) -> None:
+    spec = JobSpec(task="job", queue="a")
+    group = [
+        JobInsertParams(spec, [payload(1)]),
+        JobInsertParams(spec, [payload(2), payload(3)]),
+        JobInsertParams(spec, []),
+        JobInsertParams(spec, [payload(4)]),
+        params("b", 5),  # another spec ends the run
+        JobInsertParams(spec, [payload(6)]),
+    ]
+    outcomes = app.backend.jobs.insert_group(group)
+    assert all(isinstance(o, Inserted) for o in outcomes)
+    shown = [[app.job(i).job().args[0] for i in o.ids] for o in outcomes if isinstance(o, Inserted)]
+    assert shown == [[1], [2, 3], [], [4], [5], [6]]
+
+
+def test_a_merged_run_refused_by_a_policy_it_did_not_know_goes_caller_by_caller(
+    app: offload.App, job: Task, db_url: str
+) -> None:
+    """This producer has seen no policy on queue q; another sets max_depth 3 meanwhile.
+    The merged insert is stopped by the database's guard, and each caller then gets its
+    own outcome: room for 2 more, so 2 stored and 3 refused."""
+    job.options(queue="q").enqueue(0)  # this producer now knows q has no policy
+    other = offload.App(db_url)
+    try:
+        other.set_queue("q", max_depth=3)
+    finally:
+        other.close()
+    outcomes = app.backend.jobs.insert_group([params("q", n) for n in range(1, 6)])
+    assert [type(o).__name__ for o in outcomes] == ["Inserted"] * 2 + ["QueueFull"] * 3
+    assert stored_args(app) == [0, 1, 2]

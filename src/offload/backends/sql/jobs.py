@@ -78,18 +78,60 @@ class SqlJobs:
         the transaction itself raises, having stored nothing."""
         outcomes: list[Inserted | OffloadError] = []
         with self.db.tx() as cur:
-            for params in group:
-                if not params.payloads:
-                    outcomes.append(Inserted([]))
-                    continue
-                cur.execute(self.q["savepoint"])
-                try:
-                    outcomes.append(self.insert_in(cur, params.spec, params.payloads))
-                except OffloadError as exc:
-                    cur.execute(self.q["rollback_to"])
-                    outcomes.append(exc)
-                cur.execute(self.q["release"])
+            for run in self._runs(group):
+                if len(run) > 1:  # plain inserts of one spec: one statement for all of them
+                    merged = self._merged(cur, run)
+                    if merged is not None:
+                        outcomes += merged
+                        continue
+                for params in run:  # each alone, so that a refusal is its caller's only
+                    outcomes.append(self._in_savepoint(cur, params))
         return outcomes
+
+    def _runs(self, group: Sequence[JobInsertParams]) -> list[list[JobInsertParams]]:
+        """The group cut into runs of consecutive inserts that one statement can store
+        together (one spec, no keys, no admission policy), and single others."""
+        runs: list[list[JobInsertParams]] = []
+        for params in group:
+            plain = params.spec.rules is None and not self.db.admission.applies(params.spec.queue)
+            if plain and runs and runs[-1][0].spec == params.spec:  # plain too: same spec
+                runs[-1].append(params)
+            else:
+                runs.append([params])
+        return runs
+
+    def _merged(self, cur: Any, run: list[JobInsertParams]) -> list[Inserted] | None:
+        """A run's payloads in one statement (ids split back by caller), or None if it was
+        refused: its callers then go one by one."""
+        payloads = [p for params in run for p in params.payloads]
+        if not payloads:
+            return [Inserted([]) for _ in run]
+        cur.execute(self.q["savepoint"])
+        try:
+            ids = self._admitted(cur, run[0].spec, payloads)
+        except OffloadError:
+            cur.execute(self.q["rollback_to"])
+            cur.execute(self.q["release"])
+            return None
+        cur.execute(self.q["release"])
+        inserted, at = [], 0
+        for params in run:
+            inserted.append(Inserted(ids[at : at + len(params.payloads)]))
+            at += len(params.payloads)
+        return inserted
+
+    def _in_savepoint(self, cur: Any, params: JobInsertParams) -> Inserted | OffloadError:
+        """One caller's insert, undone alone if refused (its error is its outcome)."""
+        if not params.payloads:
+            return Inserted([])
+        cur.execute(self.q["savepoint"])
+        try:
+            outcome: Inserted | OffloadError = self.insert_in(cur, params.spec, params.payloads)
+        except OffloadError as exc:
+            cur.execute(self.q["rollback_to"])
+            outcome = exc
+        cur.execute(self.q["release"])
+        return outcome
 
     def _one(self, params: JobInsertParams) -> Inserted:
         """Insert; if the connection breaks before the commit is confirmed, send it once
