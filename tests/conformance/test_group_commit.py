@@ -2,8 +2,8 @@
 commits, each caller still gets its own outcome, and an insert refused inside a group is
 undone alone while its neighbours are stored.
 
-SQLite combines threads itself (one writer at a time); PostgreSQL's server groups the
-commits of concurrent connections. Coroutines of one event loop are combined on both."""
+Threads of one process, and coroutines of one event loop, are combined on both backends;
+on PostgreSQL, inserts that take locks (keys, an admission policy) always run alone."""
 
 from __future__ import annotations
 
@@ -164,7 +164,7 @@ def test_a_coroutine_whose_arguments_the_task_cannot_take_fails_alone(
 def test_a_lone_sqlite_caller_commits_once_per_enqueue_without_a_savepoint(
     sqlite_url: str,
 ) -> None:
-    """SQLite only: PostgreSQL's threads are never grouped (its server groups commits)."""
+    """On SQLite, whose statements a trace callback can count."""
     app = offload.App(sqlite_url)
     job = app.task(name="job")(lambda n: n)
     job.enqueue(0)  # connection open, schema checked

@@ -50,15 +50,16 @@ class SqlJobs:
     def __init__(self, db: SqlBackend) -> None:
         self.db = db
         self.q = db.q["jobs"]
-        #: One writer at a time (SQLite): concurrent enqueues of this process share commits.
-        #: PostgreSQL's server groups the commits of concurrent connections by itself.
-        self._groups = None if db.parallel_writes else ThreadGroups(self._one, self.insert_group)
+        #: Concurrent enqueues of this process share commits: SQLite has one writer at a
+        #: time; PostgreSQL would group the commits of concurrent connections by itself, but
+        #: each caller would still pay its own round trips and connection.
+        self._groups = ThreadGroups(self._one, self.insert_group)
         self._shaped: dict[tuple[str, tuple[str, ...]], str] = {}
 
     def insert(self, params: JobInsertParams) -> Inserted:
         """Store the jobs; with concurrent callers in this process (and no caller's `conn`),
         in a transaction shared with theirs (`offload.backends.group`)."""
-        if self._groups is None or params.conn is not None or not params.payloads:
+        if not params.payloads or not self.groupable(params):
             return self._one(params)
         return self._groups.submit(params)
 
