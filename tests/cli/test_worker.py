@@ -34,7 +34,7 @@ def test_workers_lists_a_running_worker_until_it_stops(
     store: offload.App, env: dict[str, str]
 ) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "offload.cli", "worker", "-q", "a,b", "-c", "3"],
+        [sys.executable, "-m", "offload.cli", "worker", "-q", "a", "-q", "b,a", "-c", "3"],
         cwd=ROOT,
         env={**env, "OFFLOAD_WORKER_EXECUTOR": "thread"},
         stdout=subprocess.DEVNULL,

@@ -26,9 +26,10 @@ if TYPE_CHECKING:
 @click.option(
     "-q",
     "--queues",
-    default="default",
+    multiple=True,
+    default=("default",),
     show_default=True,
-    help="Comma-separated queues to serve, taken in turn.",
+    help="Queues to serve, taken in turn: comma-separated, and/or the option repeated.",
 )
 @click.option(
     "--groups",
@@ -94,7 +95,7 @@ def worker(
     loader: AppLoader,
     *,
     app_path: str | None,
-    queues: str,
+    queues: tuple[str, ...],
     groups: str | None,
     concurrency: int | None,
     executor: str,
@@ -125,7 +126,8 @@ def worker(
         )
     if app_path:
         loader.path = app_path
-    served = [check_name("queue", name.strip()) for name in queues.split(",") if name.strip()]
+    names = [name.strip() for given in queues for name in given.split(",")]
+    served = list(dict.fromkeys(check_name("queue", name) for name in names if name))
     if executor == "process" and loader.path:
         from offload.runtime.processes.executor import start_fork_server
 
