@@ -213,3 +213,20 @@ def test_the_schedulers_prune_rolls_up_before_dropping_events(
     app.scheduler(retention=retention, install_signals=False).prune()
     assert app.events() == []  # every event pruned...
     assert totals(app.stats(timedelta(minutes=5), queue="gone")) == (3, 1, 1, 0, 0)  # ...counted
+
+
+def test_a_roll_up_without_waits_keeps_the_buckets_histogram(
+    app: offload.App, backend: Backend
+) -> None:
+    """Starts and later events of one minute land in different roll-ups: a roll-up of only
+    enqueues or successes must not wipe the latency histogram the bucket already holds."""
+    insert(backend, 3, queue="h")
+    assert len(backend.claims.claim(ClaimParams("w1", "h", 3, 30.0))) == 3
+    first = [p for p in app.stats(timedelta(minutes=5), queue="h") if p.started]
+    assert first and all(p.latency_p50 is not None for p in first)
+    insert(backend, 1, queue="h")  # an enqueue only, rolled up alone
+    assert backend.stats.roll() >= 1
+    again = [p for p in app.stats(timedelta(minutes=5), queue="h") if p.started]
+    assert [(p.at, p.latency_p50, p.latency_p95) for p in again] == [
+        (p.at, p.latency_p50, p.latency_p95) for p in first
+    ]

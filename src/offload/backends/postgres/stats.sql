@@ -49,7 +49,9 @@ ON CONFLICT (bucket, queue) DO UPDATE SET
     latency_n = s.latency_n + excluded.latency_n,
     latency_sum = s.latency_sum + excluded.latency_sum,
     latency_max = greatest(s.latency_max, excluded.latency_max),
-    latency_bins = excluded.latency_bins
+    -- A batch without waits for this bucket keeps its histogram (`_add` merged the others).
+    latency_bins = CASE WHEN excluded.latency_n = 0 THEN s.latency_bins
+        ELSE excluded.latency_bins END
 
 -- name: advance
 -- Move the cursor past the batch, from where this roll-up found it (it holds the lock).

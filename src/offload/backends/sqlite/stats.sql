@@ -37,7 +37,9 @@ ON CONFLICT (bucket, queue) DO UPDATE SET
     latency_sum = latency_sum + excluded.latency_sum,
     latency_max = max(coalesce(latency_max, excluded.latency_max),
                       coalesce(excluded.latency_max, latency_max)),
-    latency_bins = excluded.latency_bins
+    -- A batch without waits for this bucket keeps its histogram (`_add` merged the others).
+    latency_bins = CASE WHEN excluded.latency_n = 0 THEN latency_bins
+        ELSE excluded.latency_bins END
 
 -- name: advance
 UPDATE offload_stats_cursor SET tx = :tx, position = :position
