@@ -176,3 +176,26 @@ def test_flask_without_mount_keeps_the_extension_only(tmp_path: Path) -> None:
     extension.init_app(web)
     assert web.extensions["offload"] is extension
     assert web.wsgi_app == original
+
+
+def test_flask_mounts_the_api_open_only_when_told(tmp_path: Path) -> None:
+    """As `offload serve` beyond loopback: with no token the mount is refused unless
+    `auth` False is said; with a token, every route of the mount needs it."""
+    from flask import Flask
+
+    from offload.contrib.flask import Offload
+
+    app = offload.App(f"sqlite:///{tmp_path / 'jobs.db'}")
+    app.migrate()
+    with pytest.raises(offload.ConfigurationError, match="no API token"):
+        Offload(app, Flask(__name__))
+    token = app.create_token("site", "admin")
+    web = Flask(__name__)
+    Offload(app, web)
+    client = web.test_client()
+    body = {"task": "anything", "args": []}
+    assert client.post("/offload/v1/jobs", json=body).status_code == 401
+    assert client.get("/offload/v1/jobs").status_code == 401
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/offload/v1/jobs", headers=headers).status_code == 200
+    assert app.count_jobs() == 0

@@ -2,7 +2,7 @@
 
     from offload.contrib.asgi import lifespan
 
-    api = offload.asgi(jobs)                            # the HTTP API, to mount
+    api = offload.asgi(jobs, auth=True)                 # the HTTP API, to mount
     web = FastAPI(lifespan=lifespan(jobs, api=api))     # or Starlette(lifespan=...)
     web.mount("/offload", api)
 

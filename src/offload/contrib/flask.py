@@ -8,7 +8,9 @@
 Views enqueue as any code does (`task.enqueue(...)`: Flask views are synchronous); the
 App is `current_app.extensions["offload"].app`. With `mount` (default "/offload"), the
 HTTP API (`offload.asgi(app)`) answers under that prefix, through the a2wsgi adapter:
-`pip install 'offload[flask]'`.
+`pip install 'offload[flask]'`. It needs a bearer token on every route unless
+`api_options={"auth": False}` says the host guards the mount itself; with no token created,
+mounting it open by default is refused.
 """
 
 from __future__ import annotations
@@ -72,7 +74,17 @@ class Offload:
             ) from None
         from offload.server import asgi
 
-        api: Any = ASGIMiddleware(asgi(self.app, **self.api_options))  # type: ignore[arg-type]
+        options = dict(self.api_options)
+        if "auth" not in options:  # as `offload serve` beyond loopback: tokens, or say so
+            if not self.app.tokens_configured():
+                raise ConfigurationError(
+                    "mounting offload's HTTP API in Flask with no API token would let anyone "
+                    "who reaches the site enqueue, cancel and read jobs: create one (offload "
+                    "tokens create NAME --scopes ...), or pass api_options={'auth': False} if "
+                    "the host guards the mount itself"
+                )
+            options["auth"] = True
+        api: Any = ASGIMiddleware(asgi(self.app, **options))  # type: ignore[arg-type]
         flask_app.wsgi_app = DispatcherMiddleware(flask_app.wsgi_app, {self.mount: api})
 
 
