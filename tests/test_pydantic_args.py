@@ -107,3 +107,51 @@ def test_an_optional_model_takes_none(tasks: Tasks, jobs: Harness) -> None:
     jobs.drain()
     assert tasks.seen == [None, User(name="Di", age=4)]
     assert jobs.perform_job(tasks.maybe, {"name": "Ed", "age": 5}) == "Ed"
+
+
+class Account(pydantic.BaseModel):
+    user_id: int = pydantic.Field(alias="userId")
+
+
+class Options(pydantic.BaseModel):
+    verbose: bool = False
+    limit: int = 10
+
+
+def test_a_model_with_aliases_is_rebuilt_in_the_worker(tasks: Tasks, jobs: Harness) -> None:
+    seen: list[Account] = []
+
+    @tasks.app.task(name="account")
+    def account(acct: Account) -> int:
+        seen.append(acct)
+        return acct.user_id
+
+    handle = account.enqueue(Account.model_validate({"userId": 7}))
+    assert jobs.assert_enqueued(account).args == [{"userId": 7}]
+    jobs.drain()
+    assert handle.result() == 7
+    assert seen == [Account.model_validate({"userId": 7})]
+
+
+def test_a_chained_node_validates_its_own_arguments_after_the_parents_result(
+    tasks: Tasks, jobs: Harness
+) -> None:
+    """In a chain the parent's result comes first at run time: the model arguments given to
+    `.s()` are the parameters after it, and are validated as those."""
+
+    @tasks.app.task(name="first")
+    def first() -> int:
+        return 3
+
+    @tasks.app.task(name="second")
+    def second(previous: int, opts: Options) -> list[object]:
+        return [previous, opts.verbose, opts.limit]
+
+    # By name, as an HTTP producer gives it: `second.s(...)` would need `previous` typed in.
+    given = tasks.app.signature("second", {"verbose": True, "limit": 5})
+    handle = offload.chain(first.s(), given).enqueue()
+    jobs.drain()
+    assert handle.result(timeout=5) == [3, True, 5]
+    bad = tasks.app.signature("second", {"limit": "many"})
+    with pytest.raises(offload.InvalidWorkflow, match="argument 'opts' is not a valid Options"):
+        offload.chain(first.s(), bad).enqueue()

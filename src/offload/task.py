@@ -234,14 +234,13 @@ class Task(Generic[P, R]):
 
     def s(self, *args: P.args, **kwargs: P.kwargs) -> Signature:
         """A signature of this call with these options, for a workflow: in a chain it
-        takes the previous part's result as its first argument."""
-        given, named = self.definition.prepare(args, kwargs)
-        return Signature(self.app, self.name, given, named, options=self._overrides)
+        takes the previous part's result as its first argument. Model arguments are
+        validated when the workflow is enqueued, where it is known what comes first."""
+        return Signature(self.app, self.name, args, kwargs, options=self._overrides)
 
     def si(self, *args: P.args, **kwargs: P.kwargs) -> Signature:
         """An immutable signature: in a chain it ignores the previous part's result."""
-        given, named = self.definition.prepare(args, kwargs)
-        return Signature(self.app, self.name, given, named, options=self._overrides, immutable=True)
+        return Signature(self.app, self.name, args, kwargs, options=self._overrides, immutable=True)
 
     def _dependants(self, payloads: list[Payload]) -> list[JobHandle[R]]:
         """Store jobs that wait for `depends_on`, in one transaction (no keys: a job that

@@ -495,11 +495,15 @@ class _Builder:
         if definition.options.unique is not None and over.unique is not False:
             over = _without_unique(over)
         args, kwargs = list(signature.args), signature.kwargs
+        skip = 0 if takes in (Takes.NOTHING, Takes.STREAM) else 1  # the parents' results
         try:
+            if definition.models:
+                prepared, kwargs = definition.prepare(args, kwargs, skip)
+                args = list(prepared)
             args_text, kwargs_text = serialization.dumps_args(args, kwargs, limit=app.payload_limit)
         except ValidationError as exc:
             raise InvalidWorkflow(str(exc), name) from exc
-        given = args if takes in (Takes.NOTHING, Takes.STREAM) else [None, *args]
+        given = args if skip == 0 else [None, *args]
         try:
             definition.check_args(given, kwargs)
         except ArgumentsMismatch as exc:

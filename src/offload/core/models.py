@@ -67,14 +67,23 @@ def _model_of(hint: Any, base: type) -> tuple[Any, bool]:
 
 
 def dump_models(
-    task: str, params: tuple[ModelParam, ...], args: Sequence[Any], kwargs: dict[str, Any]
+    task: str,
+    params: tuple[ModelParam, ...],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    skip: int = 0,
 ) -> tuple[list[Any], dict[str, Any]]:
     """The arguments with each model argument validated and in its JSON form; a value
-    that is not valid raises ValidationError naming the task, the parameter and why."""
+    that is not valid raises ValidationError naming the task, the parameter and why.
+    `args` start at parameter `skip` (a workflow node's first parameters take its
+    parents' results, given only when it runs)."""
     given, named = list(args), dict(kwargs)
     for param in params:
-        if param.position is not None and param.position < len(given):
-            given[param.position] = _dump(task, param, given[param.position])
+        if param.position is not None and param.position < skip:
+            continue  # filled at run time
+        if param.position is not None and param.position - skip < len(given):
+            at = param.position - skip
+            given[at] = _dump(task, param, given[at])
         elif param.name in named:
             named[param.name] = _dump(task, param, named[param.name])
     return given, named
@@ -93,7 +102,7 @@ def _dump(task: str, param: ModelParam, value: Any) -> Any:
                 f"task {task!r}: argument {param.name!r} is not a valid {model.__name__}: "
                 f"{_reasons(exc.errors())}; nothing was stored"
             ) from None
-    return value.model_dump(mode="json")
+    return value.model_dump(mode="json", by_alias=True)  # as model_validate reads it back
 
 
 def _reasons(errors: list[dict[str, Any]]) -> str:

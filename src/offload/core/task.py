@@ -116,13 +116,14 @@ class TaskDef:
         return None if batch is None else batch.group_key(self.name, args, kwargs, index)
 
     def prepare(
-        self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]
+        self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any], skip: int = 0
     ) -> tuple[tuple[Any, ...] | list[Any], dict[str, Any]]:
         """The arguments as they are stored: as given, but for pydantic model arguments,
-        validated and dumped to JSON (plain JSON is checked after)."""
+        validated and dumped to JSON (plain JSON is checked after). `args` start at
+        parameter `skip` (see `dump_models`)."""
         if not self.models:
             return args, kwargs
-        return dump_models(self.name, self.models, args, kwargs)
+        return dump_models(self.name, self.models, args, kwargs, skip)
 
     @property
     def target(self) -> Callable[..., Any]:
