@@ -246,4 +246,4 @@ def test_testing_and_contrib_surfaces_are_pinned() -> None:
     assert sorted(offload.testing.__all__) == ["Drained", "Harness", "harness"]
     assert sorted(offload.contrib.asgi.__all__) == ["HostLifespan", "Lifespan", "lifespan"]
     assert sorted(offload.contrib.flask.__all__) == ["API_OPTIONS", "Offload"]
-    assert sorted(offload.contrib.django.__all__) == ["OffloadBackend", "get_app"]
+    assert sorted(offload.contrib.django.__all__) == ["OffloadBackend", "get_app", "release"]

@@ -1153,6 +1153,13 @@ class App:
         """Close the database connections."""
         self.backend.close()
 
+    def _use(self, url: str) -> None:
+        """Point the App at another database, keeping its tasks, schedules and policies (a
+        Django alias switched to its test database); the schema is checked at next use."""
+        self.backend.close()
+        self.url, self.backend, self._ready_pid = url, open_backend(url), 0
+        self._loop_groups.clear()  # they insert through the backend they were made with
+
     def _insert(self, spec: JobSpec, payloads: Sequence[Payload], conn: Any) -> Inserted:
         """The one insert path of every enqueue."""
         self.ready()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 import django
 
@@ -20,7 +21,7 @@ from django_tasks import TaskResultStatus, default_task_backend  # noqa: E402
 from shop.models import Order  # noqa: E402
 from shop.tasks import check_stock, confirm_order, count_orders, send_receipt  # noqa: E402
 
-from offload.contrib.django import get_app  # noqa: E402
+from offload.contrib.django import get_app, release  # noqa: E402
 
 call_command("migrate", verbosity=0)
 jobs = get_app()
@@ -85,4 +86,30 @@ listed = subprocess.run(
 assert "shop.tasks.confirm_order" in listed.stdout
 again = default_task_backend.get_result(kept.id)
 assert again.task.func is confirm_order.func and again.status == TaskResultStatus.SUCCESSFUL
+
+# The test runner's switch: the alias now names its test database, and jobs follow it
+# (never into the database the tests replaced).
+from django.db import connection  # noqa: E402
+
+import offload  # noqa: E402
+
+original_url, original_name = jobs.url, connection.settings_dict["NAME"]
+stored_before = len(jobs.jobs(limit=500))
+if connection.vendor == "sqlite":
+    test_file = str(Path(original_name).with_name("test_" + Path(original_name).name))
+    connection.settings_dict["TEST"] = {**connection.settings_dict["TEST"], "NAME": test_file}
+connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+try:
+    assert get_app() is jobs and jobs.url != original_url  # followed, tasks kept
+    outside = send_receipt.enqueue("test@example.org")
+    with transaction.atomic():
+        inside = confirm_order.enqueue(Order.objects.create(item="test").id)
+    assert {job.id for job in jobs.jobs()} == {int(outside.id), int(inside.id)}
+finally:
+    release()  # PostgreSQL drops no database a session is connected to
+    connection.creation.destroy_test_db(original_name, verbosity=0)
+assert get_app().url == original_url
+real = offload.App(original_url)
+assert len(real.jobs(limit=500)) == stored_before, "a test's job reached the real database"
+real.close()
 print("scenario ok")

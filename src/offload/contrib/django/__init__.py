@@ -12,6 +12,6 @@ worker` (any `offload` command works the same way). `pip install 'offload[django
 """
 
 from offload.contrib.django.backend import OffloadBackend
-from offload.contrib.django.conf import get_app
+from offload.contrib.django.conf import get_app, release
 
-__all__ = ["OffloadBackend", "get_app"]
+__all__ = ["OffloadBackend", "get_app", "release"]

@@ -26,6 +26,8 @@ OPTIONS = {
 _lock = threading.Lock()
 _app: App | None = None
 _transactional: str | None = None
+#: The Django alias whose database the App shares (its URL built from the settings).
+_shared: str | None = None
 
 
 def check_keys(given: object, known: dict[str, str], where: str) -> dict[str, Any]:
@@ -77,9 +79,18 @@ def url_of(database: dict[str, Any]) -> str:
 
 
 def get_app() -> App:
-    """The project's offload App, built once from the settings."""
-    global _app, _transactional
+    """The project's offload App, built once from the settings. When it shares a Django
+    database and that alias now points elsewhere (the test runner's test database), the
+    App follows it, so that jobs never land in the database the tests replaced."""
+    global _app, _transactional, _shared
     with _lock:
+        if _app is not None and _shared is not None:
+            from django.db import connections
+
+            current = url_of(connections[_shared].settings_dict)
+            if current != _app.url:
+                _app._use(current)
+                _app.ready()  # now: inside a transaction, its tables could wait on a lock
         if _app is None:
             from django.conf import settings
 
@@ -97,6 +108,7 @@ def get_app() -> App:
                 _transactional = alias
             if url is None:
                 url = url_of(settings.DATABASES[alias])
+                _shared = alias
             options: dict[str, Any] = {"auto_migrate": given.get("AUTO_MIGRATE", True)}
             if "PAYLOAD_LIMIT" in given:
                 options["payload_limit"] = given["PAYLOAD_LIMIT"]
@@ -109,6 +121,14 @@ def get_app() -> App:
         return _app
 
 
+def release() -> None:
+    """Close offload's connections (they reopen at next use): call it before the test
+    runner drops its test databases, which PostgreSQL refuses while a session is open."""
+    with _lock:
+        if _app is not None:
+            _app._use(_app.url)
+
+
 def transactional_alias() -> str | None:
     """The Django database alias whose transactions enqueues join, if any."""
     get_app()
@@ -117,8 +137,8 @@ def transactional_alias() -> str | None:
 
 def reset() -> None:
     """Forget the App (tests that change the settings)."""
-    global _app, _transactional
+    global _app, _transactional, _shared
     with _lock:
         if _app is not None:
             _app.close()
-        _app, _transactional = None, None
+        _app, _transactional, _shared = None, None, None
