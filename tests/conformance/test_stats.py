@@ -19,7 +19,7 @@ from offload.backends.params import ClaimParams, FinishParams, Outcome
 from offload.core.errors import ValidationError
 from offload.core.states import FINISHED, JobState
 from offload.core.stats import StatsPoint
-from tests.conformance.helpers import error_json, insert, is_sqlite
+from tests.conformance.helpers import error_json, insert
 
 #: How far a quantile read from the histogram may be from the true value (a bin's middle
 #: is within 2**0.25 of every wait in it), with room for the clocks' rounding.
@@ -177,23 +177,27 @@ def test_a_retry_is_not_a_first_start(app: offload.App, backend: Backend) -> Non
     assert point.latency_p50 is not None  # one wait: the first start's
 
 
-def test_an_open_transaction_holds_the_cursor_back(app: offload.App, db_url: str) -> None:
-    """PostgreSQL: an event of a transaction still open (a lower position, committed later)
-    is counted once it commits, never skipped by a cursor that moved past it."""
-    if is_sqlite(db_url):
-        pytest.skip("SQLite: one writer at a time commits in position order")
+def test_an_open_transaction_holds_the_cursor_back(pg_url: str) -> None:
+    """An event of a transaction still open (a lower position, committed later) is counted
+    once it commits, never skipped by a cursor that moved past it. PostgreSQL only: on
+    SQLite, with one writer at a time, transactions commit in position order."""
+    app = offload.App(pg_url)
+    app.migrate()
 
     @app.task(name="ship")
     def ship(n: int) -> int:
         return n
 
-    with psycopg.connect(db_url) as conn:
-        ship.options(conn=conn, queue="tx").enqueue(1)  # open: its event waits
-        ship.options(queue="tx").enqueue(2)
-        ship.options(queue="tx").enqueue(3)
-        assert totals(app.stats(timedelta(minutes=5), queue="tx"))[0] == 0
-        conn.commit()
-    assert totals(app.stats(timedelta(minutes=5), queue="tx"))[0] == 3
+    try:
+        with psycopg.connect(pg_url) as conn:
+            ship.options(conn=conn, queue="tx").enqueue(1)  # open: its event waits
+            ship.options(queue="tx").enqueue(2)
+            ship.options(queue="tx").enqueue(3)
+            assert totals(app.stats(timedelta(minutes=5), queue="tx"))[0] == 0
+            conn.commit()
+        assert totals(app.stats(timedelta(minutes=5), queue="tx"))[0] == 3
+    finally:
+        app.close()
 
 
 def test_prune_drops_old_buckets_only(app: offload.App, backend: Backend) -> None:
