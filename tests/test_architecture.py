@@ -79,6 +79,7 @@ def test_public_surface_is_pinned() -> None:
         "DuplicateJob",
         "Event",
         "EventCursor",
+        "ExtraMissing",
         "Forbidden",
         "GroupNotFound",
         "GroupState",

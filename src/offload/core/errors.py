@@ -67,6 +67,22 @@ class AppImportFailed(ConfigurationError):
         super().__init__(f"importing {module!r} failed: {type(error).__name__}: {error}")
 
 
+class ExtraMissing(ConfigurationError):
+    """A feature needs an optional extra that is not installed: `feature` (what was
+    asked for) needs `extra` (`pip install 'offload[extra]'`); `missing` is the module
+    not found, when known. One message for every extra, so each says how to fix it."""
+
+    def __init__(self, feature: str, extra: str, missing: str | None = None) -> None:
+        self.feature, self.extra, self.missing = feature, extra, missing
+        gone = f" ({missing} is missing)" if missing else ""
+        super().__init__(f"{feature} needs the {extra} extra{gone}: pip install 'offload[{extra}]'")
+
+    @classmethod
+    def of(cls, feature: str, extra: str, error: ModuleNotFoundError) -> ExtraMissing:
+        """The error for `error`, an import that failed: names its top-level package."""
+        return cls(feature, extra, (error.name or "a module").partition(".")[0])
+
+
 class ValidationError(OffloadError, ValueError):
     """A public call was given bad input; nothing was stored."""
 

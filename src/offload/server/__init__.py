@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from offload.core.errors import ConfigurationError
+from offload.core.errors import ConfigurationError, ExtraMissing
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -53,11 +53,7 @@ def asgi(
     try:
         from offload.server.routes import build
     except ModuleNotFoundError as exc:
-        missing = (exc.name or "a module").partition(".")[0]
-        raise ConfigurationError(
-            f"the HTTP API needs the server extra ({missing} is missing): "
-            "pip install 'offload[server]'"
-        ) from None
+        raise ExtraMissing.of("the HTTP API", "server", exc) from None
     for name, value in (("body_limit", body_limit), ("event_buffer", event_buffer)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigurationError(f"{name} must be a positive int, got {value!r}")
