@@ -3,7 +3,8 @@
 Tree::
 
     OffloadError
-    ├── ConfigurationError        bad URL, bad option, missing extra
+    ├── ConfigurationError        bad URL, bad option
+    │   ├── ExtraMissing          a feature whose extra is not installed
     │   └── AppImportFailed       the module holding the App raised while importing
     ├── ValidationError           bad input to a public call
     │   ├── SerializationError    a value that is not JSON
