@@ -44,6 +44,13 @@ def test_transactions_decide_and_results_come_back(db_url: str, tmp_path: Path) 
     assert "scenario ok" in done.stdout
 
 
+def test_the_dashboard_is_for_staff_only(db_url: str, tmp_path: Path) -> None:
+    database = db_url if db_url.startswith("postgresql") else str(tmp_path / "django.db")
+    done = run(database, str(Path(__file__).with_name("django_dashboard_scenario.py")))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "dashboard ok" in done.stdout
+
+
 @pytest.mark.parametrize(
     ("bad", "message"),
     [

@@ -76,4 +76,23 @@ def asgi(
     return built
 
 
-__all__ = ["DEFAULT_BODY_LIMIT", "DEFAULT_BODY_TIMEOUT", "DEFAULT_EVENT_BUFFER", "asgi"]
+def dashboard(app: App, *, event_buffer: int = DEFAULT_EVENT_BUFFER) -> Starlette:
+    """The dashboard of `app` alone, without the API's routes and without signing in: for
+    a host that lets only its own signed-in staff reach it (`offload.contrib.django.urls`).
+    Its actions keep their own CSRF and origin checks."""
+    try:
+        from offload.server.routes import build_dashboard
+    except ModuleNotFoundError as exc:
+        raise ExtraMissing.of("the dashboard", "server", exc) from None
+    if isinstance(event_buffer, bool) or not isinstance(event_buffer, int) or event_buffer < 1:
+        raise ConfigurationError(f"event_buffer must be a positive int, got {event_buffer!r}")
+    return build_dashboard(app, event_buffer)
+
+
+__all__ = [
+    "DEFAULT_BODY_LIMIT",
+    "DEFAULT_BODY_TIMEOUT",
+    "DEFAULT_EVENT_BUFFER",
+    "asgi",
+    "dashboard",
+]
