@@ -81,3 +81,6 @@ TASKS = {
 
 # Optional: offload shares DATABASES["default"] unless told otherwise.
 OFFLOAD: dict[str, Any] = {}
+
+# When `manage.py offload scheduler` enqueues shop.tasks.tidy_orders (cron, UTC).
+TIDY_ORDERS_CRON = os.environ.get("EXAMPLE_TIDY_ORDERS_CRON", "0 3 * * *")

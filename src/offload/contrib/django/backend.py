@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from django.core import checks
@@ -28,6 +28,7 @@ from offload.app import App
 from offload.contrib.django.conf import OPTIONS, check_keys, get_app, transactional_alias
 from offload.core.errors import JobNotFound
 from offload.core.job import Job
+from offload.core.schedule import ScheduleDef
 from offload.core.states import JobState
 from offload.runtime.context import current_job
 from offload.task import Task as OffloadTask
@@ -176,6 +177,37 @@ class OffloadBackend(BaseTaskBackend):
             get_app()
         except ImproperlyConfigured as exc:
             yield checks.Error(str(exc), id="offload.E001")
+
+
+def schedule(
+    task: Task[Any, Any],
+    cron: str,
+    *,
+    name: str | None = None,
+    tz: str = "UTC",
+    args: Sequence[Any] = (),
+    kwargs: dict[str, Any] | None = None,
+) -> ScheduleDef:
+    """Run a Django task on a cron schedule (five fields, or six with seconds first), in
+    its queue and at its priority: fired by `manage.py offload scheduler`, once per tick
+    however many schedulers run. Declare it beside the task, in the app's `tasks` module,
+    so that every scheduler knows it."""
+    backend = task.get_backend()
+    if not isinstance(backend, OffloadBackend):
+        raise ImproperlyConfigured(
+            f"schedule needs a task of an OffloadBackend; {task.module_path} uses "
+            f"{type(backend).__name__}"
+        )
+    return get_app().schedule(
+        backend.register(task),
+        cron,
+        name=name,
+        tz=tz,
+        args=args,
+        kwargs=kwargs,
+        queue=task.queue_name,
+        priority=task.priority,
+    )
 
 
 def _error(entry: dict[str, Any]) -> TaskError:
