@@ -87,6 +87,15 @@ assert "shop.tasks.confirm_order" in listed.stdout
 again = default_task_backend.get_result(kept.id)
 assert again.task.func is confirm_order.func and again.status == TaskResultStatus.SUCCESSFUL
 
+# A job shed by flow control will still run (the sweep or a retry brings it back): READY.
+jobs.set_queue("mail", shed_depth=1, shed_priority=100)
+send_receipt.enqueue("alan@example.org")  # the queue's one job, admitted
+shed = send_receipt.enqueue("grace@example.org")
+assert jobs.job(int(shed.id)).status() == "shed"
+shed.refresh()
+assert shed.status == TaskResultStatus.READY, shed.status
+jobs.set_queue("mail", shed_depth=None, shed_priority=None)
+
 # The test runner's switch: the alias now names its test database, and jobs follow it
 # (never into the database the tests replaced).
 from django.db import connection  # noqa: E402

@@ -37,13 +37,20 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 # Without Django's type hints, its TextChoices members look like tuples to mypy: Any here.
-_STATUS: dict[JobState, Any] = {
+_READY: Any = TaskResultStatus.READY
+#: The Django status of each offload state: READY for every job that will still run (shed
+#: by flow control, a retry or the sweep brings it back), FAILED for a job that will not.
+STATUS: dict[JobState, Any] = {
+    JobState.WAITING: _READY,
+    JobState.SCHEDULED: _READY,
+    JobState.AVAILABLE: _READY,
+    JobState.RETRYING: _READY,
+    JobState.SHED: _READY,
     JobState.RUNNING: TaskResultStatus.RUNNING,
     JobState.SUCCEEDED: TaskResultStatus.SUCCESSFUL,
     JobState.DEAD: TaskResultStatus.FAILED,
     JobState.CANCELLED: TaskResultStatus.FAILED,
 }
-_READY: Any = TaskResultStatus.READY
 
 
 class OffloadDjangoTask(Task[P, T]):
@@ -157,7 +164,7 @@ class OffloadBackend(BaseTaskBackend):
         result: TaskResult[T] = TaskResult(
             task=task,
             id=str(job.id),
-            status=_STATUS.get(job.state, _READY),
+            status=STATUS[job.state],
             enqueued_at=job.enqueued_at,
             started_at=job.started_at,
             finished_at=job.finished_at,
