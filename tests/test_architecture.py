@@ -244,7 +244,12 @@ def test_testing_and_contrib_surfaces_are_pinned() -> None:
     import offload.contrib.flask
     import offload.testing
 
-    assert sorted(offload.testing.__all__) == ["Drained", "Harness", "harness"]
+    assert sorted(offload.testing.__all__) == [
+        "Drained",
+        "Harness",
+        "InlineTransaction",
+        "harness",
+    ]
     assert sorted(offload.contrib.asgi.__all__) == ["HostLifespan", "Lifespan", "lifespan"]
     assert sorted(offload.contrib.flask.__all__) == ["API_OPTIONS", "Offload"]
     assert sorted(offload.contrib.django.__all__) == [
