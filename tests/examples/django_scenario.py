@@ -41,6 +41,21 @@ except RolledBack:
 assert not Order.objects.exists()
 assert jobs.jobs() == [], "a job of a rolled-back transaction was stored"
 
+# Arguments that are not JSON: Django's own error, at enqueue, and nothing stored.
+try:
+    send_receipt.enqueue({"not", "json"})
+except TypeError as exc:
+    assert "Unsupported type" in str(exc), exc
+else:
+    raise AssertionError("a set was enqueued")
+try:
+    send_receipt.enqueue(b"\xff")
+except ValueError as exc:
+    assert "Unsupported value" in str(exc), exc
+else:
+    raise AssertionError("undecodable bytes were enqueued")
+assert jobs.jobs() == [], "a job with arguments that are not JSON was stored"
+
 with transaction.atomic():
     order = Order.objects.create(item="mug")
     kept = confirm_order.enqueue(order.id)

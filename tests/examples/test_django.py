@@ -118,6 +118,7 @@ def test_manage_py_offload_scheduler_fires_and_serve_answers(db_url: str, tmp_pa
             "tasks-option",
             "TASKS['default']['OPTIONS'] has no key 'max_attempt'; did you mean 'max_attempts'?",
         ),
+        ("tasks-key", "TASKS['default'] has no key 'QUEUE'; did you mean 'QUEUES'?"),
         ("database-alias", "settings.OFFLOAD['DATABASE'] 'replica'; known databases: default"),
     ],
 )

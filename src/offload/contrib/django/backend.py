@@ -18,14 +18,21 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import close_old_connections, transaction
 from django.utils import timezone
-from django_tasks.backends.base import BaseTaskBackend
-from django_tasks.base import Task, TaskContext, TaskError, TaskResult, TaskResultStatus
-from django_tasks.exceptions import TaskResultDoesNotExist
-from django_tasks.signals import task_enqueued
 from typing_extensions import ParamSpec
 
 from offload.app import App
-from offload.contrib.django.conf import OPTIONS, check_keys, get_app, transactional_alias
+from offload.contrib.django._tasks import (
+    BaseTaskBackend,
+    Task,
+    TaskContext,
+    TaskError,
+    TaskResult,
+    TaskResultDoesNotExist,
+    TaskResultStatus,
+    normalize_json,
+    task_enqueued,
+)
+from offload.contrib.django.conf import OPTIONS, PARAMS, check_keys, get_app, transactional_alias
 from offload.core.errors import JobNotFound
 from offload.core.job import Job
 from offload.core.schedule import ScheduleDef
@@ -75,6 +82,7 @@ class OffloadBackend(BaseTaskBackend):
     supports_priority = True
 
     def __init__(self, alias: str, params: dict[str, Any]) -> None:
+        check_keys(params, PARAMS, f"TASKS[{alias!r}]")
         super().__init__(alias, params)
         options = check_keys(self.options, OPTIONS, f"TASKS[{alias!r}]['OPTIONS']")
         self.max_attempts = options.get("max_attempts", 1)
@@ -108,8 +116,11 @@ class OffloadBackend(BaseTaskBackend):
         kwargs: P.kwargs,  # type: ignore[valid-type]
     ) -> TaskResult[T]:
         """Store the task as a job: in the current transaction of the Django database
-        offload shares, when one is open (the job exists once it commits)."""
+        offload shares, when one is open (the job exists once it commits). Arguments are
+        made JSON by Django's own rule first, which raises its own TypeError or ValueError
+        for one that is not (as Django's backends do), before anything is stored."""
         self.validate_task(task)
+        args, kwargs = normalize_json(args), normalize_json(kwargs)
         options: dict[str, Any] = {"queue": task.queue_name, "priority": task.priority}
         if task.run_after is not None:
             run_after = task.run_after

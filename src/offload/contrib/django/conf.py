@@ -17,6 +17,12 @@ SETTINGS = {
     "AUTO_MIGRATE": "create or upgrade offload's tables at first use (default: True)",
     "PAYLOAD_LIMIT": "bytes of JSON a job's arguments may take",
 }
+#: The keys of a TASKS backend's entry, as Django's tasks framework reads them.
+PARAMS = {
+    "BACKEND": "the backend's import path",
+    "QUEUES": "the queue names tasks may use",
+    "OPTIONS": "offload's options for the backend (OPTIONS below)",
+}
 #: The keys of a TASKS backend's OPTIONS.
 OPTIONS = {
     "max_attempts": "runs a job gets before it fails for good (default 1, as Django's)",
