@@ -87,6 +87,14 @@ style = boss.get("/offload/static/dashboard.css")
 assert style.status_code == 200 and style["Content-Type"].startswith("text/css")
 assert boss.get("/offload/no/such/page").status_code == 404
 
+# A live part: streamed (the first event arrives while the stream stays open).
+live = boss.get("/offload/live/overview")
+assert live.status_code == 200 and live.streaming
+assert live["Content-Type"].startswith("text/event-stream")
+first = next(iter(live.streaming_content)).decode()
+assert "event: queues" in first and 'data-queue="default"' in first, first
+live.close()
+
 # Actions: refused without the dashboard's CSRF token, or from another site; done with it.
 refused = submit(boss, f"/offload/jobs/{waiting.id}/cancel", {"csrf": "x" * 43})
 assert refused.status_code == 403 and b"CSRF" in refused.content, refused.content[:300]

@@ -56,6 +56,16 @@ def test_the_dashboard_is_for_staff_only(db_url: str, tmp_path: Path) -> None:
     assert "dashboard ok" in done.stdout
 
 
+def test_the_dashboard_in_front_of_asgi_django_is_for_staff_only(
+    db_url: str, tmp_path: Path
+) -> None:
+    database = db_url if db_url.startswith("postgresql") else str(tmp_path / "django.db")
+    scenario = str(Path(__file__).with_name("django_asgi_scenario.py"))
+    done = run(database, scenario, PYTHONPATH=os.pathsep.join([str(SRC), str(PROJECT), str(ROOT)]))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "asgi dashboard ok" in done.stdout
+
+
 def test_manage_py_offload_scheduler_fires_and_serve_answers(db_url: str, tmp_path: Path) -> None:
     """`manage.py offload scheduler` enqueues the project's periodic task (declared with
     `offload.contrib.django.schedule`), `manage.py offload worker` runs it, and `manage.py

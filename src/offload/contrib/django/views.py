@@ -1,21 +1,24 @@
-"""offload's dashboard served by Django, to Django's signed-in staff only.
+"""offload's dashboard served by a WSGI Django project, to its signed-in staff only.
 
 The view checks Django's user (anonymous: to the login page; signed in but not staff:
 403), then hands the request to the dashboard alone (`offload.server.dashboard`: no API
-routes, no sign-in of its own) through the a2wsgi adapter, under the prefix it is mounted
-at. It runs the same under WSGI and ASGI Django. The dashboard's forms carry its own CSRF
-token (double submit, origin checked), so the view is exempt from Django's, whose token the
-dashboard's pages do not carry.
+routes, no sign-in of its own), under the prefix it is mounted at. The dashboard runs on an
+event loop of its own thread; its answer comes back whole, or streamed for a live part
+(whose end, when the client goes, stops the dashboard's stream). Under ASGI, put
+`offload.contrib.django.asgi.with_dashboard` in front of Django instead, so that live
+parts stream on the server's event loop.
+
+The dashboard's forms carry its own CSRF token (double submit, origin checked), so the view
+is exempt from Django's, whose token the dashboard's pages do not carry.
 """
 
 from __future__ import annotations
 
-import io
-import itertools
-import sys
+import asyncio
+import queue
 import threading
-from collections.abc import Callable, Generator, Iterator
-from contextlib import closing
+from collections.abc import Callable, Generator
+from concurrent.futures import Future
 from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
@@ -27,71 +30,133 @@ from offload.app import App
 from offload.contrib.django.conf import get_app
 from offload.core.errors import ExtraMissing
 
+Message = dict[str, Any]
+
+
+class _Bridge:
+    """The dashboard (an ASGI app) called from Django's synchronous views: it runs on an
+    event loop in a daemon thread, one task per request."""
+
+    def __init__(self, asgi: Any) -> None:
+        self.asgi = asgi
+        self.loop = asyncio.new_event_loop()
+        thread = threading.Thread(
+            target=self.loop.run_forever, name="offload-dashboard", daemon=True
+        )
+        thread.start()
+
+    def call(self, scope: Message, body: bytes) -> tuple[Message, Generator[bytes, None, None]]:
+        """Run one request: its `http.response.start` message, and its body's parts."""
+        messages: queue.SimpleQueue[Message | None] = queue.SimpleQueue()
+        gone = asyncio.Event()
+        delivered = False
+
+        async def receive() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            messages.put(message)
+
+        async def run() -> None:
+            try:
+                await self.asgi(scope, receive, send)
+            finally:
+                messages.put(None)
+
+        running = asyncio.run_coroutine_threadsafe(run(), self.loop)
+        start = messages.get()
+        if start is None:  # the app ended without an answer: its error, or a plain one
+            running.result()
+            raise RuntimeError("offload's dashboard sent no answer")
+        return start, self._body(messages, gone, running)
+
+    def _body(
+        self,
+        messages: queue.SimpleQueue[Message | None],
+        gone: asyncio.Event,
+        running: Future[None],
+    ) -> Generator[bytes, None, None]:
+        """The body's parts as they come; closing it early (the client went) tells the
+        dashboard, and stops its task."""
+        try:
+            while (message := messages.get()) is not None:
+                if message["type"] != "http.response.body":
+                    continue
+                if message.get("body"):
+                    yield bytes(message["body"])
+                if not message.get("more_body", False):
+                    return
+        finally:
+            self.loop.call_soon_threadsafe(gone.set)
+            running.cancel()
+
+
 _lock = threading.Lock()
-#: The dashboard as a WSGI app, and the App it was built on.
-_built: tuple[App, Any] | None = None
+#: The dashboard's bridge, and the App it was built on.
+_built: tuple[App, _Bridge] | None = None
 
 
-def _wsgi() -> Any:
-    """The dashboard of the project's App as a WSGI app, built at first use."""
+def _bridge() -> _Bridge:
+    """The dashboard of the project's App, built at first use."""
     global _built
     app = get_app()
     with _lock:
         if _built is None or _built[0] is not app:
             try:
-                from a2wsgi import ASGIMiddleware
+                from offload.server import dashboard
             except ModuleNotFoundError as exc:
                 raise ExtraMissing.of("the dashboard in Django", "django-dashboard", exc) from None
-            from offload.server import dashboard
-
-            _built = (app, ASGIMiddleware(dashboard(app)))  # type: ignore[arg-type]
+            _built = (app, _Bridge(dashboard(app)))
         return _built[1]
 
 
-def _environ(request: HttpRequest, path: str) -> dict[str, Any]:
-    """The WSGI environ of `request` for the dashboard: its prefix as SCRIPT_NAME, `path`
-    (what follows the prefix) as PATH_INFO, the body already read by Django."""
-    prefix = request.path[: len(request.path) - len(path)].rstrip("/")
-    environ: dict[str, Any] = {
-        key: value
+def _scope(request: HttpRequest, path: str) -> Message:
+    """The ASGI scope of `request` for the dashboard mounted where `path` (what follows
+    the prefix) begins."""
+    root = request.path[: len(request.path) - len(path)].rstrip("/")
+    headers = [
+        (key[5:].replace("_", "-").lower().encode("latin-1"), value.encode("latin-1"))
         for key, value in request.META.items()
-        if isinstance(value, str) and (key.startswith("HTTP_") or key.isupper())
+        if key.startswith("HTTP_") and isinstance(value, str)
+    ]
+    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        value = request.META.get(key)
+        if value:
+            headers.append((key.replace("_", "-").lower().encode(), str(value).encode("latin-1")))
+    port = int(request.META.get("SERVER_PORT") or 80)
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": request.method or "GET",
+        "scheme": request.scheme or "http",
+        "path": request.path,
+        "root_path": root,
+        "query_string": request.META.get("QUERY_STRING", "").encode("latin-1"),
+        "headers": headers,
+        "server": (request.META.get("SERVER_NAME", "localhost"), port),
+        "client": (request.META.get("REMOTE_ADDR", ""), 0),
     }
-    body = request.body
-    environ.update(
-        {
-            "REQUEST_METHOD": request.method or "GET",
-            "SCRIPT_NAME": prefix,
-            "PATH_INFO": "/" + path,
-            "QUERY_STRING": request.META.get("QUERY_STRING", ""),
-            "SERVER_NAME": request.META.get("SERVER_NAME", "localhost"),
-            "SERVER_PORT": str(request.META.get("SERVER_PORT", "80")),
-            "SERVER_PROTOCOL": request.META.get("SERVER_PROTOCOL", "HTTP/1.1"),
-            "CONTENT_LENGTH": str(len(body)),
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": request.scheme or "http",
-            "wsgi.input": io.BytesIO(body),
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": True,
-            "wsgi.run_once": False,
-        }
-    )
-    return environ
 
 
-def _response(
-    status: str, headers: list[tuple[str, str]], body: Generator[bytes, None, None]
-) -> Any:
+def _response(start: Message, body: Generator[bytes, None, None]) -> HttpResponseBase:
     """A Django response of what the dashboard answered: an event stream streamed, any
     other answer read whole; cookies through Django's cookie jar (there may be several)."""
+    headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in start.get("headers", [])]
     kind = {name.lower(): value for name, value in headers}.get("content-type", "")
     response: HttpResponseBase
     if kind.startswith("text/event-stream"):
-        response = StreamingHttpResponse(body, status=int(status[:3]))
+        response = StreamingHttpResponse(body, status=start["status"])
     else:
-        with closing(body):
-            response = HttpResponse(b"".join(body), status=int(status[:3]))
+        try:
+            response = HttpResponse(b"".join(body), status=start["status"])
+        finally:
+            body.close()
     for name, value in headers:
         if name.lower() == "set-cookie":
             response.cookies.load(value)
@@ -113,29 +178,8 @@ def _serve(request: HttpRequest, path: str = "") -> HttpResponseBase:
         return redirect_to_login(request.get_full_path())
     if not user.is_staff:
         raise PermissionDenied("offload's dashboard is for staff users")
-    answered: dict[str, Any] = {}
-
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        answered["status"], answered["headers"] = status, headers
-        return lambda data: None
-
-    body: Generator[bytes, None, None] = _wsgi()(_environ(request, path), start_response)
-    first = next(body, b"")  # the status comes with the answer's first part
-    rest = itertools.chain([first], body)
-    response: HttpResponseBase = _response(
-        answered["status"], answered["headers"], _closing(rest, body)
-    )
-    return response
-
-
-def _closing(
-    parts: Iterator[bytes], body: Generator[bytes, None, None]
-) -> Generator[bytes, None, None]:
-    """`parts`, with the dashboard's `body` closed when they end or the client goes."""
-    try:
-        yield from parts
-    finally:
-        body.close()
+    start, body = _bridge().call(_scope(request, path), request.body)
+    return _response(start, body)
 
 
 #: The view, exempt from Django's CSRF check: the dashboard's own guards its actions.

@@ -1,8 +1,11 @@
-"""The Django status of every offload state (imported without Django's settings: the
-mapping is plain data)."""
+"""Parts of offload.contrib.django that need no Django settings: the status of every
+offload state, and the checks of `with_dashboard`'s arguments."""
 
 from __future__ import annotations
 
+import pytest
+
+from offload.core.errors import ConfigurationError
 from offload.core.states import FINISHED, JobState
 
 
@@ -23,3 +26,18 @@ def test_every_state_has_its_django_status() -> None:
     assert STATUS[JobState.SUCCEEDED] == TaskResultStatus.SUCCESSFUL
     finished_badly = {s for s, status in STATUS.items() if status == TaskResultStatus.FAILED}
     assert finished_badly == FINISHED - {JobState.SUCCEEDED}
+
+
+def test_with_dashboard_refuses_a_bad_prefix_or_app_naming_it() -> None:
+    from offload.contrib.django.asgi import with_dashboard
+
+    async def django_app(scope: object, receive: object, send: object) -> None:
+        """Stands for Django's ASGI application (never called here)."""
+
+    for prefix in ("offload", "/offload/", ""):
+        with pytest.raises(
+            ConfigurationError, match=f"prefix must be a path like '/offload', got '{prefix}'"
+        ):
+            with_dashboard(django_app, prefix)
+    with pytest.raises(ConfigurationError, match="with_dashboard takes an ASGI app, got 'nope'"):
+        with_dashboard("nope", "/offload")  # type: ignore[arg-type]
