@@ -6,9 +6,11 @@ dashboard's CSRF token and refused without it)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import sys
+import time
 from urllib.parse import urlencode
 
 import django
@@ -22,7 +24,7 @@ from django.test import Client  # noqa: E402
 from shop.models import Order  # noqa: E402
 from shop.tasks import check_stock, confirm_order, send_receipt  # noqa: E402
 
-from offload.contrib.django import get_app  # noqa: E402
+from offload.contrib.django import get_app, views  # noqa: E402
 
 
 def submit(client: Client, url: str, fields: dict[str, str], **headers: str) -> HttpResponse:
@@ -93,7 +95,21 @@ assert live.status_code == 200 and live.streaming
 assert live["Content-Type"].startswith("text/event-stream")
 first = next(iter(live.streaming_content)).decode()
 assert "event: queues" in first and 'data-queue="default"' in first, first
-live.close()
+loop = views._built[1].loop if views._built else None
+assert loop is not None
+
+
+async def requests_running() -> int:
+    """The dashboard's requests under way on its event loop."""
+    return sum("_Bridge.call" in t.get_coro().__qualname__ for t in asyncio.all_tasks())
+
+
+assert asyncio.run_coroutine_threadsafe(requests_running(), loop).result() == 1
+live.close()  # the client went: the dashboard's stream stops
+deadline = time.monotonic() + 10
+while asyncio.run_coroutine_threadsafe(requests_running(), loop).result():
+    assert time.monotonic() < deadline, "the live part still runs after its client went"
+    time.sleep(0.05)
 
 # Actions: refused without the dashboard's CSRF token, or from another site; done with it.
 refused = submit(boss, f"/offload/jobs/{waiting.id}/cancel", {"csrf": "x" * 43})
