@@ -46,6 +46,12 @@ def test_of_an_import_error_names_its_top_level_package() -> None:
             "pip install 'offload[postgres]'",
         ),
         (
+            "starlette",
+            "from offload.server import dashboard\ndashboard(app)\n",
+            "the dashboard needs the server extra (starlette is missing): "
+            "pip install 'offload[server]'",
+        ),
+        (
             "prometheus_client",
             "from offload.cli.workers import _worker_metrics\n_worker_metrics()\n",
             "--metrics-port needs the metrics extra (prometheus_client is missing): "

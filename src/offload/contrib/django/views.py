@@ -28,7 +28,6 @@ from django.views.decorators.csrf import csrf_exempt
 
 from offload.app import App
 from offload.contrib.django.conf import get_app
-from offload.core.errors import ExtraMissing
 
 Message = dict[str, Any]
 
@@ -107,10 +106,8 @@ def _bridge() -> _Bridge:
     app = get_app()
     with _lock:
         if _built is None or _built[0] is not app:
-            try:
-                from offload.server import dashboard
-            except ModuleNotFoundError as exc:
-                raise ExtraMissing.of("the dashboard in Django", "django-dashboard", exc) from None
+            from offload.server import dashboard  # ExtraMissing without the server extra
+
             _built = (app, _Bridge(dashboard(app)))
         return _built[1]
 
