@@ -136,4 +136,25 @@ assert get_app().url == original_url
 real = offload.App(original_url)
 assert len(real.jobs(limit=500)) == stored_before, "a test's job reached the real database"
 real.close()
+
+# offload.testing's harness points the App at its own database for a test: Django's
+# alias is not followed meanwhile, and enqueues in a Django transaction store there.
+from offload.testing import harness  # noqa: E402
+
+with harness(jobs) as under_test:
+    with transaction.atomic():
+        held = confirm_order.enqueue(order.id)
+    under_test.assert_enqueued("shop.tasks.confirm_order", args=[order.id], queue="default")
+    assert under_test.drain().succeeded == 1
+    held.refresh()
+    assert held.status == TaskResultStatus.SUCCESSFUL, held.status
+with harness(jobs, mode="inline"):
+    with transaction.atomic():
+        inline = send_receipt.enqueue("inline@example.org")  # run before it returns
+    inline.refresh()
+    assert (inline.status, inline.return_value) == (TaskResultStatus.SUCCESSFUL, 1)
+assert get_app().url == original_url
+real = offload.App(original_url)
+assert len(real.jobs(limit=500)) == stored_before, "a harness's job reached the database"
+real.close()
 print("scenario ok")
