@@ -79,6 +79,7 @@ def test_public_surface_is_pinned() -> None:
         "DuplicateJob",
         "Event",
         "EventCursor",
+        "ExtraMissing",
         "Forbidden",
         "GroupNotFound",
         "GroupState",
@@ -243,7 +244,17 @@ def test_testing_and_contrib_surfaces_are_pinned() -> None:
     import offload.contrib.flask
     import offload.testing
 
-    assert sorted(offload.testing.__all__) == ["Drained", "Harness", "harness"]
+    assert sorted(offload.testing.__all__) == [
+        "Drained",
+        "Harness",
+        "InlineTransaction",
+        "harness",
+    ]
     assert sorted(offload.contrib.asgi.__all__) == ["HostLifespan", "Lifespan", "lifespan"]
     assert sorted(offload.contrib.flask.__all__) == ["API_OPTIONS", "Offload"]
-    assert sorted(offload.contrib.django.__all__) == ["OffloadBackend", "get_app", "release"]
+    assert sorted(offload.contrib.django.__all__) == [
+        "OffloadBackend",
+        "get_app",
+        "release",
+        "schedule",
+    ]

@@ -11,5 +11,7 @@ if _bad == "offload-key":
     OFFLOAD["AUTO_MIGRTE"] = False
 elif _bad == "tasks-option":
     TASKS["default"]["OPTIONS"]["max_attempt"] = 2
+elif _bad == "tasks-key":
+    TASKS["default"]["QUEUE"] = ["default"]
 elif _bad == "database-alias":
     OFFLOAD["DATABASE"] = "replica"

@@ -41,6 +41,21 @@ except RolledBack:
 assert not Order.objects.exists()
 assert jobs.jobs() == [], "a job of a rolled-back transaction was stored"
 
+# Arguments that are not JSON: Django's own error, at enqueue, and nothing stored.
+try:
+    send_receipt.enqueue({"not", "json"})
+except TypeError as exc:
+    assert "Unsupported type" in str(exc), exc
+else:
+    raise AssertionError("a set was enqueued")
+try:
+    send_receipt.enqueue(b"\xff")
+except ValueError as exc:
+    assert "Unsupported value" in str(exc), exc
+else:
+    raise AssertionError("undecodable bytes were enqueued")
+assert jobs.jobs() == [], "a job with arguments that are not JSON was stored"
+
 with transaction.atomic():
     order = Order.objects.create(item="mug")
     kept = confirm_order.enqueue(order.id)
@@ -87,6 +102,15 @@ assert "shop.tasks.confirm_order" in listed.stdout
 again = default_task_backend.get_result(kept.id)
 assert again.task.func is confirm_order.func and again.status == TaskResultStatus.SUCCESSFUL
 
+# A job shed by flow control will still run (the sweep or a retry brings it back): READY.
+jobs.set_queue("mail", shed_depth=1, shed_priority=100)
+send_receipt.enqueue("alan@example.org")  # the queue's one job, admitted
+shed = send_receipt.enqueue("grace@example.org")
+assert jobs.job(int(shed.id)).status() == "shed"
+shed.refresh()
+assert shed.status == TaskResultStatus.READY, shed.status
+jobs.set_queue("mail", shed_depth=None, shed_priority=None)
+
 # The test runner's switch: the alias now names its test database, and jobs follow it
 # (never into the database the tests replaced).
 from django.db import connection  # noqa: E402
@@ -111,5 +135,26 @@ finally:
 assert get_app().url == original_url
 real = offload.App(original_url)
 assert len(real.jobs(limit=500)) == stored_before, "a test's job reached the real database"
+real.close()
+
+# offload.testing's harness points the App at its own database for a test: Django's
+# alias is not followed meanwhile, and enqueues in a Django transaction store there.
+from offload.testing import harness  # noqa: E402
+
+with harness(jobs) as under_test:
+    with transaction.atomic():
+        held = confirm_order.enqueue(order.id)
+    under_test.assert_enqueued("shop.tasks.confirm_order", args=[order.id], queue="default")
+    assert under_test.drain().succeeded == 1
+    held.refresh()
+    assert held.status == TaskResultStatus.SUCCESSFUL, held.status
+with harness(jobs, mode="inline"):
+    with transaction.atomic():
+        inline = send_receipt.enqueue("inline@example.org")  # run before it returns
+    inline.refresh()
+    assert (inline.status, inline.return_value) == (TaskResultStatus.SUCCESSFUL, 1)
+assert get_app().url == original_url
+real = offload.App(original_url)
+assert len(real.jobs(limit=500)) == stored_before, "a harness's job reached the database"
 real.close()
 print("scenario ok")

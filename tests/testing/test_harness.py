@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
 import offload
-from offload.testing import Harness, harness
+from offload.testing import Harness, InlineTransaction, harness
+from tests.conformance.helpers import is_sqlite, sqlite_path
 
 
 @dataclass
@@ -100,6 +105,33 @@ def test_drain_of_one_queue_leaves_the_others(jobs: Jobs, manual: Harness) -> No
     assert manual.all_enqueued() == []
 
 
+def test_assertions_see_every_job_of_the_test_past_one_page(jobs: Jobs, manual: Harness) -> None:
+    """Two pages and more of jobs: the oldest is found, and counted."""
+    jobs.add.enqueue(-1, -1)  # the oldest, under 2,100 newer ones
+    jobs.add.enqueue_many((i, i) for i in range(2100))
+    jobs.record.enqueue("newest")
+    assert manual.assert_enqueued(jobs.add, args=[-1, -1]).id == 1
+    enqueued = manual.all_enqueued(jobs.add)
+    assert len(enqueued) == 2101
+    assert [job.args for job in enqueued[:2]] == [[-1, -1], [0, 0]]  # oldest first
+    assert len(manual.all_enqueued()) == 2102
+    manual.refute_enqueued(jobs.add, args=[-2, -2])
+
+
+def test_a_job_retrying_after_a_failed_run_is_still_enqueued(jobs: Jobs, manual: Harness) -> None:
+    flaky = jobs.app.task(
+        name="flaky", retry=offload.RetryPolicy(max_attempts=2, base=3600, max_delay=3600)
+    )(_fail)
+    flaky.enqueue("once")
+    assert manual.drain(raise_errors=False).failed == 1
+    job = manual.assert_enqueued(flaky, args=["once"])
+    assert job.state is offload.JobState.RETRYING
+
+
+def _fail(text: str) -> None:
+    raise RuntimeError(text)
+
+
 def test_delayed_jobs_stay_enqueued(jobs: Jobs, manual: Harness) -> None:
     jobs.add.options(delay=3600).enqueue(1, 1)
     assert manual.drain().ran == 0
@@ -179,6 +211,42 @@ def test_inline_mode_runs_each_enqueue(jobs: Jobs, db_url: str) -> None:
             jobs.boom.enqueue()
         later = jobs.add.options(delay=60).enqueue(1, 1)
         assert later.status() is offload.JobState.SCHEDULED
+
+
+@contextmanager
+def caller_connection(url: str) -> Iterator[Any]:
+    """The application's own connection to the harness's database, in a transaction."""
+    if is_sqlite(url):
+        conn = sqlite3.connect(sqlite_path(url))
+        try:
+            yield conn
+        finally:
+            conn.close()
+    else:
+        with psycopg.connect(url) as pg:
+            yield pg
+
+
+def test_inline_mode_refuses_an_enqueue_on_the_callers_connection(jobs: Jobs, db_url: str) -> None:
+    """The job would exist at the caller's commit only: inline mode could not run it, and
+    a result() would wait for ever. Refused, named, nothing stored; manual mode takes it."""
+    with harness(jobs.app, mode="inline", url=db_url) as inline:
+        with caller_connection(db_url) as conn:
+            with pytest.raises(InlineTransaction, match=r"'add' enqueued with conn=") as info:
+                jobs.add.options(conn=conn).enqueue(1, 2)
+            assert info.value.task == "add"
+            assert isinstance(info.value, offload.ConfigurationError)
+            with pytest.raises(InlineTransaction, match="mode='manual'"):
+                offload.chain(jobs.add.s(1, 2), jobs.add.s(3)).enqueue(conn=conn)
+            conn.commit()
+        assert jobs.app.jobs() == []
+        assert inline.all_enqueued() == []
+        assert jobs.add.enqueue(2, 3).result(timeout=5) == 5  # without conn=: run inline
+    with harness(jobs.app, url=db_url) as manual, caller_connection(db_url) as conn:
+        handle = jobs.add.options(conn=conn).enqueue(1, 2)
+        conn.commit()
+        assert manual.drain().succeeded == 1
+        assert handle.result(timeout=5) == 3
 
 
 def test_inline_mode_with_enqueue_async(jobs: Jobs) -> None:

@@ -20,11 +20,38 @@ ROOT_URLCONF = "project.urls"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 INSTALLED_APPS = [
+    # Staff sign in through the admin's login page to see offload's dashboard.
+    "django.contrib.admin",
+    "django.contrib.auth",
     "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
     "django_tasks",
     "offload.contrib.django",
     "shop",
 ]
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+LOGIN_URL = "admin:login"
 
 
 def database(given: str) -> dict[str, Any]:
@@ -54,3 +81,6 @@ TASKS = {
 
 # Optional: offload shares DATABASES["default"] unless told otherwise.
 OFFLOAD: dict[str, Any] = {}
+
+# When `manage.py offload scheduler` enqueues shop.tasks.tidy_orders (cron, UTC).
+TIDY_ORDERS_CRON = os.environ.get("EXAMPLE_TIDY_ORDERS_CRON", "0 3 * * *")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django_tasks import TaskContext, task
+
+from offload.contrib.django import schedule
 
 from .models import Order
 
@@ -33,3 +36,12 @@ async def count_orders() -> int:
 def check_stock(item: str) -> None:
     """A task that fails: its TaskResult ends FAILED, with the error."""
     raise LookupError(f"no stock of {item}")
+
+
+@task(queue_name="mail")
+def tidy_orders() -> int:
+    """A periodic task: `manage.py offload scheduler` enqueues it at each tick."""
+    return Order.objects.filter(confirmed=False).count()
+
+
+schedule(tidy_orders, settings.TIDY_ORDERS_CRON)

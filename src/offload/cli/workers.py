@@ -11,7 +11,7 @@ from offload.cli.context import AppLoader
 from offload.cli.logs import log_options
 from offload.cli.output import console, new_table, print_json, when
 from offload.cli.retention import retention_options
-from offload.core.errors import ConfigurationError
+from offload.core.errors import ExtraMissing
 from offload.core.options import EXECUTORS, check_name
 from offload.core.states import JobState
 from offload.runtime.logfmt import configure
@@ -174,11 +174,7 @@ def _worker_metrics() -> WorkerMetrics:
     try:
         from offload.runtime.metrics import WorkerMetrics
     except ModuleNotFoundError as exc:
-        missing = (exc.name or "a module").partition(".")[0]
-        raise ConfigurationError(
-            f"--metrics-port needs the metrics extra ({missing} is missing): "
-            "pip install 'offload[metrics]'"
-        ) from None
+        raise ExtraMissing.of("--metrics-port", "metrics", exc) from None
     return WorkerMetrics()
 
 

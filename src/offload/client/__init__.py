@@ -14,7 +14,7 @@ jobs from a process without database access. Needs the `offload[client]` extra (
 
 from __future__ import annotations
 
-from offload.core.errors import ConfigurationError
+from offload.core.errors import ExtraMissing
 
 try:
     from offload.client._clients import DEFAULT_TIMEOUT, AsyncClient, Client
@@ -22,9 +22,7 @@ try:
 except ModuleNotFoundError as exc:
     if exc.name != "httpx":
         raise
-    raise ConfigurationError(
-        "offload.client needs the client extra (httpx is missing): pip install 'offload[client]'"
-    ) from None
+    raise ExtraMissing.of("offload.client", "client", exc) from None
 
 __all__ = [
     "DEFAULT_TIMEOUT",

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from offload.app import App
-from offload.core.errors import ConfigurationError, _did_you_mean, shorten
+from offload.core.errors import ConfigurationError, ExtraMissing, _did_you_mean, shorten
 
 #: The keyword options of `offload.asgi` that `api_options` may carry.
 API_OPTIONS = ("auth", "body_limit", "body_timeout", "event_buffer")
@@ -67,11 +67,7 @@ class Offload:
             from a2wsgi import ASGIMiddleware
             from werkzeug.middleware.dispatcher import DispatcherMiddleware
         except ModuleNotFoundError as exc:
-            missing = (exc.name or "a module").partition(".")[0]
-            raise ConfigurationError(
-                f"mounting the HTTP API in Flask needs the flask extra ({missing} is missing):"
-                " pip install 'offload[flask]'"
-            ) from None
+            raise ExtraMissing.of("mounting the HTTP API in Flask", "flask", exc) from None
         from offload.server import asgi
 
         options = dict(self.api_options)

@@ -3,7 +3,8 @@
 Tree::
 
     OffloadError
-    ├── ConfigurationError        bad URL, bad option, missing extra
+    ├── ConfigurationError        bad URL, bad option
+    │   ├── ExtraMissing          a feature whose extra is not installed
     │   └── AppImportFailed       the module holding the App raised while importing
     ├── ValidationError           bad input to a public call
     │   ├── SerializationError    a value that is not JSON
@@ -65,6 +66,22 @@ class AppImportFailed(ConfigurationError):
     def __init__(self, module: str, error: Exception) -> None:
         self.module, self.error = module, error
         super().__init__(f"importing {module!r} failed: {type(error).__name__}: {error}")
+
+
+class ExtraMissing(ConfigurationError):
+    """A feature needs an optional extra that is not installed: `feature` (what was
+    asked for) needs `extra` (`pip install 'offload[extra]'`); `missing` is the module
+    not found, when known. One message for every extra, so each says how to fix it."""
+
+    def __init__(self, feature: str, extra: str, missing: str | None = None) -> None:
+        self.feature, self.extra, self.missing = feature, extra, missing
+        gone = f" ({missing} is missing)" if missing else ""
+        super().__init__(f"{feature} needs the {extra} extra{gone}: pip install 'offload[{extra}]'")
+
+    @classmethod
+    def of(cls, feature: str, extra: str, error: ModuleNotFoundError) -> ExtraMissing:
+        """The error for `error`, an import that failed: names its top-level package."""
+        return cls(feature, extra, (error.name or "a module").partition(".")[0])
 
 
 class ValidationError(OffloadError, ValueError):

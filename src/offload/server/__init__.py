@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from offload.core.errors import ConfigurationError
+from offload.core.errors import ConfigurationError, ExtraMissing
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -53,11 +53,7 @@ def asgi(
     try:
         from offload.server.routes import build
     except ModuleNotFoundError as exc:
-        missing = (exc.name or "a module").partition(".")[0]
-        raise ConfigurationError(
-            f"the HTTP API needs the server extra ({missing} is missing): "
-            "pip install 'offload[server]'"
-        ) from None
+        raise ExtraMissing.of("the HTTP API", "server", exc) from None
     for name, value in (("body_limit", body_limit), ("event_buffer", event_buffer)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigurationError(f"{name} must be a positive int, got {value!r}")
@@ -80,4 +76,23 @@ def asgi(
     return built
 
 
-__all__ = ["DEFAULT_BODY_LIMIT", "DEFAULT_BODY_TIMEOUT", "DEFAULT_EVENT_BUFFER", "asgi"]
+def dashboard(app: App, *, event_buffer: int = DEFAULT_EVENT_BUFFER) -> Starlette:
+    """The dashboard of `app` alone, without the API's routes and without signing in: for
+    a host that lets only its own signed-in staff reach it (`offload.contrib.django.urls`).
+    Its actions keep their own CSRF and origin checks."""
+    try:
+        from offload.server.routes import build_dashboard
+    except ModuleNotFoundError as exc:
+        raise ExtraMissing.of("the dashboard", "server", exc) from None
+    if isinstance(event_buffer, bool) or not isinstance(event_buffer, int) or event_buffer < 1:
+        raise ConfigurationError(f"event_buffer must be a positive int, got {event_buffer!r}")
+    return build_dashboard(app, event_buffer)
+
+
+__all__ = [
+    "DEFAULT_BODY_LIMIT",
+    "DEFAULT_BODY_TIMEOUT",
+    "DEFAULT_EVENT_BUFFER",
+    "asgi",
+    "dashboard",
+]

@@ -475,3 +475,17 @@ def build(
     ]
     handlers = {cls: _on_error for cls in (RequestError, OffloadError, HTTPException, Exception)}
     return Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
+
+
+def build_dashboard(app: App, event_buffer: int) -> Starlette:
+    """The Starlette app of the dashboard alone, tokens not checked (the host guards it),
+    its live parts holding at most `event_buffer` events each."""
+    streams = Streams(app, event_buffer)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        """Stop the event broadcaster at shutdown (the first live part starts it)."""
+        yield
+        await streams.stop()
+
+    return Starlette(routes=dashboard_routes(app, False, streams), lifespan=lifespan)

@@ -17,6 +17,6 @@ pytest plugin (`offload.testing.plugin`, registered by the package) gives the fi
 `offload_app` and `offload_testing`.
 """
 
-from offload.testing._harness import Drained, Harness, harness
+from offload.testing._harness import Drained, Harness, InlineTransaction, harness
 
-__all__ = ["Drained", "Harness", "harness"]
+__all__ = ["Drained", "Harness", "InlineTransaction", "harness"]

@@ -38,10 +38,27 @@ R = TypeVar("R")
 
 Mode = Literal["manual", "inline"]
 MODES: tuple[Mode, ...] = ("manual", "inline")
-#: States of a job enqueued and not yet started: what `assert_enqueued` looks at.
-ENQUEUED = (JobState.AVAILABLE, JobState.SCHEDULED, JobState.WAITING)
-#: Jobs read per listing when asserting; a test that enqueues more should drain first.
+#: States of a job enqueued and not run to its end yet (waiting for its time, its parents
+#: or its retry's backoff): what `assert_enqueued` looks at.
+ENQUEUED = (JobState.AVAILABLE, JobState.SCHEDULED, JobState.WAITING, JobState.RETRYING)
+#: Jobs read per listing when asserting (a test's jobs are read page after page, all of
+#: them): big enough that a page is one query for most tests.
 _PAGE = 1000
+
+
+class InlineTransaction(ConfigurationError):
+    """Inline mode was given an enqueue of `task` on the caller's connection (`conn=`): the
+    job would exist only at that transaction's commit, which the harness cannot see, so it
+    could not run it at the enqueue (and a `result()` would wait for ever). Nothing was
+    stored."""
+
+    def __init__(self, task: str) -> None:
+        self.task = task
+        super().__init__(
+            f"inline mode cannot run the job of {task!r} enqueued with conn=: it is stored "
+            "when your transaction commits, which the harness does not see; use "
+            "mode='manual' and call drain() after the commit"
+        )
 
 
 @dataclass
@@ -105,15 +122,21 @@ class Harness:
     def all_enqueued(
         self, task: Task[..., Any] | str | None = None, *, queue: str | None = None
     ) -> list[Job]:
-        """Jobs enqueued and not started yet (available, scheduled or waiting), oldest
-        first, of `task` and `queue` when given."""
+        """Every job enqueued and not run to its end yet (available, scheduled, waiting,
+        or retrying after a failed run), oldest first, of `task` and `queue` when given."""
         name = None if task is None else self._definition(task).name
-        found = [
-            job
-            for job in self.app.jobs(task=name, queue=queue, limit=_PAGE)
-            if job.state in ENQUEUED
-        ]
-        return found[::-1]
+        found: list[Job] = []
+        for state in ENQUEUED:
+            before_id = None
+            while True:
+                page = self.app.jobs(
+                    task=name, queue=queue, state=state, before_id=before_id, limit=_PAGE
+                )
+                found += page
+                if len(page) < _PAGE:
+                    break
+                before_id = page[-1].id
+        return sorted(found, key=lambda job: job.id)
 
     def assert_enqueued(
         self,
@@ -236,10 +259,9 @@ class Harness:
         )
         worker.run()
 
-    def _after_insert(self, conn: Any) -> None:
-        """Inline mode: run what was just stored, unless a drain under way will, or the
-        caller's transaction still holds it (`conn`: stored at its commit)."""
-        if self.mode == "inline" and conn is None and not self._draining.is_set():
+    def _after_insert(self) -> None:
+        """Inline mode: run what was just stored, unless a drain under way will."""
+        if self.mode == "inline" and not self._draining.is_set():
             self.drain()
 
     def _definition(self, task: Task[..., Any] | str) -> TaskDef:
@@ -318,20 +340,24 @@ def harness(app: App, *, mode: Mode = "manual", url: str | None = None) -> Itera
     insert, insert_async, insert_workflow = app._insert, app._insert_async, app._insert_workflow
 
     def inline_insert(spec: JobSpec, payloads: Sequence[Payload], conn: Any) -> Inserted:
+        if conn is not None:
+            raise InlineTransaction(spec.task)
         done = insert(spec, payloads, conn)
-        under_test._after_insert(conn)
+        under_test._after_insert()
         return done
 
     async def inline_insert_async(spec: JobSpec, payloads: Sequence[Payload]) -> Inserted:
         import asyncio
 
         done = await insert_async(spec, payloads)
-        await asyncio.to_thread(under_test._after_insert, None)
+        await asyncio.to_thread(under_test._after_insert)
         return done
 
     def inline_workflow(params: WorkflowInsertParams) -> WorkflowInserted:
+        if params.conn is not None:
+            raise InlineTransaction(params.nodes[0].spec.task if params.nodes else "")
         done = insert_workflow(params)
-        under_test._after_insert(params.conn)
+        under_test._after_insert()
         return done
 
     try:

@@ -30,6 +30,7 @@ from offload.core.errors import (
     BackendError,
     BackendUnavailable,
     ConfigurationError,
+    ExtraMissing,
     OutcomeUnknown,
     StorageFull,
     ValidationError,
@@ -263,9 +264,7 @@ class PostgresBackend(SqlBackend):
                 f"malformed PostgreSQL URL {redact(url)!r}: expected postgresql://user@host/db"
             )
         if find_spec("psycopg") is None:
-            raise ConfigurationError(
-                "the PostgreSQL backend needs the postgres extra: pip install 'offload[postgres]'"
-            )
+            raise ExtraMissing("the PostgreSQL backend", "postgres", "psycopg")
         self.location = redact(url)
         self.url, self.pool_mode = _pool_mode(url)
         url = self.url

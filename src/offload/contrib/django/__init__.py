@@ -11,7 +11,7 @@ once the transaction commits, and never if it rolls back. Workers: `manage.py of
 worker` (any `offload` command works the same way). `pip install 'offload[django]'`.
 """
 
-from offload.contrib.django.backend import OffloadBackend
+from offload.contrib.django.backend import OffloadBackend, schedule
 from offload.contrib.django.conf import get_app, release
 
-__all__ = ["OffloadBackend", "get_app", "release"]
+__all__ = ["OffloadBackend", "get_app", "release", "schedule"]

@@ -11,23 +11,31 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import close_old_connections, transaction
 from django.utils import timezone
-from django_tasks.backends.base import BaseTaskBackend
-from django_tasks.base import Task, TaskContext, TaskError, TaskResult, TaskResultStatus
-from django_tasks.exceptions import TaskResultDoesNotExist
-from django_tasks.signals import task_enqueued
 from typing_extensions import ParamSpec
 
 from offload.app import App
-from offload.contrib.django.conf import OPTIONS, check_keys, get_app, transactional_alias
+from offload.contrib.django._tasks import (
+    BaseTaskBackend,
+    Task,
+    TaskContext,
+    TaskError,
+    TaskResult,
+    TaskResultDoesNotExist,
+    TaskResultStatus,
+    normalize_json,
+    task_enqueued,
+)
+from offload.contrib.django.conf import OPTIONS, PARAMS, check_keys, get_app, transactional_alias
 from offload.core.errors import JobNotFound
 from offload.core.job import Job
+from offload.core.schedule import ScheduleDef
 from offload.core.states import JobState
 from offload.runtime.context import current_job
 from offload.task import Task as OffloadTask
@@ -36,13 +44,20 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 # Without Django's type hints, its TextChoices members look like tuples to mypy: Any here.
-_STATUS: dict[JobState, Any] = {
+_READY: Any = TaskResultStatus.READY
+#: The Django status of each offload state: READY for every job that will still run (shed
+#: by flow control, a retry or the sweep brings it back), FAILED for a job that will not.
+STATUS: dict[JobState, Any] = {
+    JobState.WAITING: _READY,
+    JobState.SCHEDULED: _READY,
+    JobState.AVAILABLE: _READY,
+    JobState.RETRYING: _READY,
+    JobState.SHED: _READY,
     JobState.RUNNING: TaskResultStatus.RUNNING,
     JobState.SUCCEEDED: TaskResultStatus.SUCCESSFUL,
     JobState.DEAD: TaskResultStatus.FAILED,
     JobState.CANCELLED: TaskResultStatus.FAILED,
 }
-_READY: Any = TaskResultStatus.READY
 
 
 class OffloadDjangoTask(Task[P, T]):
@@ -67,6 +82,7 @@ class OffloadBackend(BaseTaskBackend):
     supports_priority = True
 
     def __init__(self, alias: str, params: dict[str, Any]) -> None:
+        check_keys(params, PARAMS, f"TASKS[{alias!r}]")
         super().__init__(alias, params)
         options = check_keys(self.options, OPTIONS, f"TASKS[{alias!r}]['OPTIONS']")
         self.max_attempts = options.get("max_attempts", 1)
@@ -100,8 +116,11 @@ class OffloadBackend(BaseTaskBackend):
         kwargs: P.kwargs,  # type: ignore[valid-type]
     ) -> TaskResult[T]:
         """Store the task as a job: in the current transaction of the Django database
-        offload shares, when one is open (the job exists once it commits)."""
+        offload shares, when one is open (the job exists once it commits). Arguments are
+        made JSON by Django's own rule first, which raises its own TypeError or ValueError
+        for one that is not (as Django's backends do), before anything is stored."""
         self.validate_task(task)
+        args, kwargs = normalize_json(args), normalize_json(kwargs)
         options: dict[str, Any] = {"queue": task.queue_name, "priority": task.priority}
         if task.run_after is not None:
             run_after = task.run_after
@@ -156,7 +175,7 @@ class OffloadBackend(BaseTaskBackend):
         result: TaskResult[T] = TaskResult(
             task=task,
             id=str(job.id),
-            status=_STATUS.get(job.state, _READY),
+            status=STATUS[job.state],
             enqueued_at=job.enqueued_at,
             started_at=job.started_at,
             finished_at=job.finished_at,
@@ -176,6 +195,37 @@ class OffloadBackend(BaseTaskBackend):
             get_app()
         except ImproperlyConfigured as exc:
             yield checks.Error(str(exc), id="offload.E001")
+
+
+def schedule(
+    task: Task[Any, Any],
+    cron: str,
+    *,
+    name: str | None = None,
+    tz: str = "UTC",
+    args: Sequence[Any] = (),
+    kwargs: dict[str, Any] | None = None,
+) -> ScheduleDef:
+    """Run a Django task on a cron schedule (five fields, or six with seconds first), in
+    its queue and at its priority: fired by `manage.py offload scheduler`, once per tick
+    however many schedulers run. Declare it beside the task, in the app's `tasks` module,
+    so that every scheduler knows it."""
+    backend = task.get_backend()
+    if not isinstance(backend, OffloadBackend):
+        raise ImproperlyConfigured(
+            f"schedule needs a task of an OffloadBackend; {task.module_path} uses "
+            f"{type(backend).__name__}"
+        )
+    return get_app().schedule(
+        backend.register(task),
+        cron,
+        name=name,
+        tz=tz,
+        args=args,
+        kwargs=kwargs,
+        queue=task.queue_name,
+        priority=task.priority,
+    )
 
 
 def _error(entry: dict[str, Any]) -> TaskError:

@@ -17,6 +17,12 @@ SETTINGS = {
     "AUTO_MIGRATE": "create or upgrade offload's tables at first use (default: True)",
     "PAYLOAD_LIMIT": "bytes of JSON a job's arguments may take",
 }
+#: The keys of a TASKS backend's entry, as Django's tasks framework reads them.
+PARAMS = {
+    "BACKEND": "the backend's import path",
+    "QUEUES": "the queue names tasks may use",
+    "OPTIONS": "offload's options for the backend (OPTIONS below)",
+}
 #: The keys of a TASKS backend's OPTIONS.
 OPTIONS = {
     "max_attempts": "runs a job gets before it fails for good (default 1, as Django's)",
@@ -28,6 +34,10 @@ _app: App | None = None
 _transactional: str | None = None
 #: The Django alias whose database the App shares (its URL built from the settings).
 _shared: str | None = None
+#: The URL this module last pointed the App at. When the App's URL is another (a test
+#: harness pointed it at its own database), the App is left where it is, and enqueues do
+#: not join Django's transactions (they would store the job in Django's database).
+_pointed: str | None = None
 
 
 def check_keys(given: object, known: dict[str, str], where: str) -> dict[str, Any]:
@@ -82,15 +92,16 @@ def get_app() -> App:
     """The project's offload App, built once from the settings. When it shares a Django
     database and that alias now points elsewhere (the test runner's test database), the
     App follows it, so that jobs never land in the database the tests replaced."""
-    global _app, _transactional, _shared
+    global _app, _transactional, _shared, _pointed
     with _lock:
-        if _app is not None and _shared is not None:
+        if _app is not None and _shared is not None and _app.url == _pointed:
             from django.db import connections
 
             current = url_of(connections[_shared].settings_dict)
             if current != _app.url:
                 _app._use(current)
                 _app.ready()  # now: inside a transaction, its tables could wait on a lock
+                _pointed = _app.url
         if _app is None:
             from django.conf import settings
 
@@ -113,6 +124,7 @@ def get_app() -> App:
             if "PAYLOAD_LIMIT" in given:
                 options["payload_limit"] = given["PAYLOAD_LIMIT"]
             app = App(url, **options)
+            _pointed = app.url
             # Now, at the first task's declaration: an enqueue inside a transaction must not
             # be the first use, which may create offload's tables (on SQLite, from a second
             # connection that would wait for the transaction's lock).
@@ -130,15 +142,16 @@ def release() -> None:
 
 
 def transactional_alias() -> str | None:
-    """The Django database alias whose transactions enqueues join, if any."""
-    get_app()
-    return _transactional
+    """The Django database alias whose transactions enqueues join, if any: none while
+    the App is pointed elsewhere than this module put it (a test harness's database)."""
+    app = get_app()
+    return _transactional if app.url == _pointed else None
 
 
 def reset() -> None:
     """Forget the App (tests that change the settings)."""
-    global _app, _transactional, _shared
+    global _app, _transactional, _shared, _pointed
     with _lock:
         if _app is not None:
             _app.close()
-        _app, _transactional, _shared = None, None, None
+        _app, _transactional, _shared, _pointed = None, None, None, None
