@@ -61,6 +61,7 @@ from offload.core.errors import (
 from offload.core.events import Event, EventCursor
 from offload.core.flow import QueuePolicy, Rate
 from offload.core.job import Job
+from offload.core.middleware import Enqueue, JobEnded, JobStarted, Middleware
 from offload.core.options import RetryPolicy
 from offload.core.records import ScheduleState, WorkerInfo
 from offload.core.schedule import Misfire
@@ -95,6 +96,7 @@ __all__ = [
     "ConfigurationError",
     "Delivery",
     "DuplicateJob",
+    "Enqueue",
     "Event",
     "EventCursor",
     "Forbidden",
@@ -107,12 +109,15 @@ __all__ = [
     "Job",
     "JobCancelled",
     "JobContext",
+    "JobEnded",
     "JobFailed",
     "JobHandle",
     "JobNotFound",
     "JobState",
+    "JobStarted",
     "LeaseLost",
     "Message",
+    "Middleware",
     "Misfire",
     "OffloadError",
     "OffsetOutOfRange",
