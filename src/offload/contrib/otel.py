@@ -1,0 +1,161 @@
+"""OpenTelemetry tracing for offload, built on its middleware hooks (extra `offload[otel]`:
+`opentelemetry-api` only; the application configures the SDK and its exporters).
+
+    app = offload.App(url, middleware=[TracingMiddleware()])
+
+A producer makes a `send {queue}` span (kind PRODUCER) around each insert, as a child of
+whatever span is current (the request being served), and writes its W3C trace context into
+the jobs' meta (`traceparent`, and `tracestate` when there is one): stored with the job,
+shown with it by `offload jobs show` and the HTTP API, and the same for every attempt. A
+worker's supervisor makes a `process {queue}` span (kind CONSUMER) for each run, from the
+hand-over to the executor to the recorded outcome: a child of the send span, and linked to
+it, as the messaging semantic conventions ask of a message's creation context (with
+`link_only=True` it starts a trace of its own, linked only). Attributes follow those
+conventions (`messaging.system` "offload", `messaging.destination.name` the queue,
+`messaging.message.id` the job id, `messaging.operation.type`); offload's own are under
+`messaging.offload.*` (task, attempt, outcome).
+
+The process span is the supervisor's, whatever executor ran the job: spans a task makes
+itself (in a child process, a thread) are not its children.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, TracerProvider
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from offload.core.job import Job
+from offload.core.middleware import Enqueue, JobEnded, JobStarted, Middleware
+from offload.core.states import JobState
+
+#: The `messaging.system` of offload's spans.
+SYSTEM = "offload"
+#: The meta keys the trace context travels under (W3C Trace Context's header names).
+TRACE_KEYS = ("traceparent", "tracestate")
+
+_NS = 1_000_000_000
+_SPAN = "otel.span"
+#: Outcomes whose span says ERROR: the run failed (whether or not another attempt follows).
+_FAILED = (JobState.RETRYING, JobState.DEAD)
+
+
+class TracingMiddleware(Middleware):
+    """Producer and consumer spans for an App's jobs (see the module docstring).
+
+    `tracer_provider`: the provider to make spans with (None: the global one, as set by
+    `trace.set_tracer_provider`, read when the first span is made)."""
+
+    def __init__(
+        self, tracer_provider: TracerProvider | None = None, *, link_only: bool = False
+    ) -> None:
+        self._provider = tracer_provider
+        self._tracer: trace.Tracer | None = None
+        #: True: a process span starts a new trace, linked to its job's send span.
+        self.link_only = link_only
+        self._propagator = TraceContextTextMapPropagator()
+        #: Process spans open in this worker, by (job id, attempt).
+        self._running: dict[tuple[int, int], Span] = {}
+
+    @property
+    def tracer(self) -> trace.Tracer:
+        """The tracer its spans are made with, made on first use."""
+        if self._tracer is None:
+            from offload import __version__
+
+            self._tracer = trace.get_tracer("offload", __version__, self._provider)
+        return self._tracer
+
+    # -- producers -------------------------------------------------------------------
+
+    def before_enqueue(self, enqueue: Enqueue) -> None:
+        attributes: dict[str, Any] = {
+            "messaging.system": SYSTEM,
+            "messaging.operation.type": "send",
+            "messaging.operation.name": "send",
+            "messaging.destination.name": enqueue.queue,
+            "messaging.offload.task": enqueue.task,
+        }
+        if enqueue.count != 1:
+            attributes["messaging.batch.message_count"] = enqueue.count
+        span = self.tracer.start_span(
+            f"send {enqueue.queue}", kind=SpanKind.PRODUCER, attributes=attributes
+        )
+        enqueue.state[_SPAN] = span
+        carrier: dict[str, str] = {}
+        self._propagator.inject(carrier, context=trace.set_span_in_context(span))
+        enqueue.meta.update(carrier)
+
+    def after_enqueue(self, enqueue: Enqueue) -> None:
+        span: Span | None = enqueue.state.pop(_SPAN, None)
+        if span is None:
+            return
+        if enqueue.error is not None:
+            span.record_exception(enqueue.error)
+            span.set_attribute("error.type", type(enqueue.error).__qualname__)
+            span.set_status(Status(StatusCode.ERROR, str(enqueue.error)))
+        elif len(enqueue.ids) == 1:
+            span.set_attribute("messaging.message.id", str(enqueue.ids[0]))
+        span.end()
+
+    # -- workers ---------------------------------------------------------------------
+
+    def job_started(self, started: JobStarted) -> None:
+        job = started.job
+        self._running[(job.id, job.attempt)] = self._process_span(job, started.at)
+
+    def job_ended(self, ended: JobEnded) -> None:
+        job = ended.job
+        span = self._running.pop((job.id, job.attempt), None)
+        if span is None:  # ended without a start seen here: cancelled before it started
+            span = self._process_span(job, ended.at)
+        span.set_attribute("messaging.offload.outcome", ended.outcome.value)
+        if ended.retry_in is not None:
+            span.set_attribute("messaging.offload.retry_in_s", ended.retry_in)
+        error = ended.error
+        if error is not None:
+            kind = str(error.get("type") or "Error")
+            message = str(error.get("message") or "")
+            span.add_event(
+                "exception",
+                {
+                    "exception.type": kind,
+                    "exception.message": message,
+                    "exception.stacktrace": str(error.get("traceback") or ""),
+                },
+                timestamp=int(ended.at * _NS),
+            )
+            if ended.outcome in _FAILED:
+                span.set_attribute("error.type", kind)
+                span.set_status(Status(StatusCode.ERROR, message))
+        span.end(end_time=int(ended.at * _NS))
+
+    def _process_span(self, job: Job, at: float) -> Span:
+        """A started `process {queue}` span, under (or linked to) the job's send span."""
+        meta = job.meta
+        carrier = {key: meta[key] for key in TRACE_KEYS if isinstance(meta.get(key), str)}
+        creation = self._propagator.extract(carrier) if carrier else Context()
+        sent = trace.get_current_span(creation).get_span_context()
+        links = [Link(sent)] if sent.is_valid else []
+        return self.tracer.start_span(
+            f"process {job.queue}",
+            context=Context() if self.link_only else creation,
+            kind=SpanKind.CONSUMER,
+            links=links,
+            start_time=int(at * _NS),
+            attributes={
+                "messaging.system": SYSTEM,
+                "messaging.operation.type": "process",
+                "messaging.operation.name": "process",
+                "messaging.destination.name": job.queue,
+                "messaging.message.id": str(job.id),
+                "messaging.offload.task": job.task,
+                "messaging.offload.attempt": job.attempt,
+            },
+        )
+
+
+__all__ = ["SYSTEM", "TRACE_KEYS", "TracingMiddleware"]
