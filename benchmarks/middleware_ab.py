@@ -10,7 +10,9 @@ tree on a fresh database, as logging_ab.py does:
 * noop: this tree's with `--middleware noop`.
 
 It prints, per backend, each arm's median rate, its median per-round ratio to base, and the
-worker process's CPU per job.
+worker process's CPU per job; then, from one drain per arm under cProfile, the Python calls
+the worker loop's thread makes per job, which do not move with the machine's load (the
+rates do: on a shared machine trust the calls and the ratios over many rounds).
 
     .venv/bin/python benchmarks/middleware_ab.py BASE [--rounds 5] [--jobs 10000] [--backend both]
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pstats
 import statistics
 import subprocess
 import sys
@@ -49,6 +52,12 @@ def drain(root: Path, url: str, options: list[str], jobs: int) -> tuple[float, f
     return result["processed"] / result["seconds"], result["cpu_seconds"] / jobs * 1e6
 
 
+def calls_per_job(root: Path, url: str, options: list[str], jobs: int, profile: Path) -> float:
+    """The Python calls of one drain's worker loop thread under cProfile, per job."""
+    drain(root, url, [*options, "--profile", str(profile)], jobs)
+    return float(pstats.Stats(str(profile)).total_calls) / jobs  # type: ignore[attr-defined]
+
+
 def measure(
     backend: str, server: PostgresServer | None, base: Path, args: argparse.Namespace
 ) -> None:
@@ -72,6 +81,13 @@ def measure(
                 rates[arm].append(rate)
                 cpus[arm].append(cpu)
                 print(f"{backend} round {n + 1} {arm}: {rate:,.0f} jobs/s", file=sys.stderr)
+        calls: dict[str, float] = {}
+        for arm, (root, options) in arms.items():
+            if server is None:
+                url = f"sqlite:///{tmp}/profile_{arm}.db"
+            else:
+                url = fresh_database(server.url, f"mwab_profile_{arm}")
+            calls[arm] = calls_per_job(root, url, options, args.jobs, Path(tmp) / f"{arm}.prof")
     print(f"\n{backend}, {args.rounds} rounds of {args.jobs:,} jobs (medians):")
     for arm, runs in rates.items():
         each = ", ".join(f"{r:,.0f}" for r in runs)
@@ -79,7 +95,8 @@ def measure(
         if arm != "base":
             ratio = statistics.median(on / off for on, off in zip(runs, rates["base"], strict=True))
             line += f"; ratio {ratio:.3f} ({ratio - 1:+.1%}) vs base"
-        print(f"{line}; worker CPU {statistics.median(cpus[arm]):.1f} us/job")
+        cpu = statistics.median(cpus[arm])
+        print(f"{line}; worker CPU {cpu:.1f} us/job; {calls[arm]:.1f} calls/job")
 
 
 def main() -> int:

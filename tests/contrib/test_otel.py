@@ -11,13 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 import offload
-from offload.contrib.otel import TracingMiddleware
+from offload.contrib.otel import MetricsMiddleware, TracingMiddleware, old_names_too
 from tests.apps.traced import span_line
 from tests.runtime.test_middleware import producer, read_lines, run_worker_process
 
@@ -89,7 +91,7 @@ def test_a_job_span_in_the_worker_process_is_a_child_of_its_send_span_in_the_req
         assert attributes["messaging.operation.type"] == "process"
         assert attributes["messaging.destination.name"] == "default"
         job_id = int(attributes["messaging.message.id"])
-        attempt = attributes["messaging.offload.attempt"]
+        attempt = attributes["offload.attempt"]
         runs[(job_id, attempt)] = span
         send = by_job[job_id]
         # A child of its send span and linked to it, every attempt alike (meta survives
@@ -102,7 +104,7 @@ def test_a_job_span_in_the_worker_process_is_a_child_of_its_send_span_in_the_req
         + [(h.id, 1) for h in batch]
         + [(outside.id, 1)]
     )
-    outcomes = {key: span["attributes"]["messaging.offload.outcome"] for key, span in runs.items()}
+    outcomes = {key: span["attributes"]["offload.outcome"] for key, span in runs.items()}
     assert outcomes[(ok.id, 1)] == "succeeded"
     assert outcomes[(retried.id, 1)] == "retrying"
     assert outcomes[(retried.id, 2)] == "succeeded"
@@ -176,5 +178,67 @@ def test_a_job_cancelled_before_it_started_still_ends_a_span(
     process = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.CONSUMER]
     assert len(process) == 1
     assert process[0].attributes is not None
-    assert process[0].attributes["messaging.offload.outcome"] == "cancelled"
+    assert process[0].attributes["offload.outcome"] == "cancelled"
     assert process[0].status.status_code is StatusCode.UNSET
+
+
+def test_old_attribute_names_too_when_opted_in(
+    app: offload.App,
+    exporter: InMemorySpanExporter,
+    provider: TracerProvider,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "http, messaging/dup")
+    app.add_middleware(TracingMiddleware(provider))
+
+    @app.task(name="dup")
+    def dup() -> None:
+        return None
+
+    dup.enqueue()
+    app.worker(executor="thread", burst=True, install_signals=False).run()
+    spans = {span.kind: span.attributes or {} for span in exporter.get_finished_spans()}
+    assert spans[SpanKind.PRODUCER]["messaging.operation"] == "publish"
+    assert spans[SpanKind.PRODUCER]["messaging.operation.type"] == "send"
+    assert spans[SpanKind.CONSUMER]["messaging.operation"] == "process"
+    monkeypatch.delenv("OTEL_SEMCONV_STABILITY_OPT_IN")
+    assert not old_names_too()
+
+
+def test_metrics_count_sends_and_runs_and_time_each_run(app: offload.App) -> None:
+    reader = InMemoryMetricReader()
+    app.add_middleware(MetricsMiddleware(MeterProvider(metric_readers=[reader])))
+
+    @app.task(name="measured", retry=offload.RetryPolicy(max_attempts=1))
+    def measured(fail: bool) -> None:
+        if fail:
+            raise KeyError("missing")
+
+    @app.task(name="only_once", unique=True)
+    def only_once() -> None:
+        return None
+
+    measured.enqueue_many([(False,), (False,), (True,)])
+    only_once.enqueue()
+    with pytest.raises(offload.DuplicateJob):
+        only_once.options(on_duplicate="raise").enqueue()
+    app.worker(executor="thread", burst=True, install_signals=False, queues=["default"]).run()
+
+    data = reader.get_metrics_data()
+    assert data is not None
+    points: dict[str, list[Any]] = {}
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                points[metric.name] = list(metric.data.data_points)
+    sent = {
+        p.attributes.get("error.type"): p.value for p in points["messaging.client.sent.messages"]
+    }
+    assert sent == {None: 4, "DuplicateJob": 1}
+    consumed = points["messaging.client.consumed.messages"]
+    assert sum(p.value for p in consumed) == 4
+    assert {p.attributes["messaging.destination.name"] for p in consumed} == {"default"}
+    durations = {
+        p.attributes.get("error.type"): p.count for p in points["messaging.process.duration"]
+    }
+    assert durations == {None: 3, "KeyError": 1}
