@@ -712,20 +712,14 @@ class App:
         if not self.middleware.enqueue:
             return self.backend.workflows.insert(params)
         events = [_enqueue_of(node.spec, 1, params.conn) for node in params.nodes]
-        nodes = []
-        for node, event in zip(params.nodes, events, strict=True):
-            self.middleware.before_enqueue(event)
-            nodes.append(replace(node, spec=self._with_meta(node.spec, event)))
-        try:
+        with self.middleware.around(events):
+            nodes = [
+                replace(node, spec=self._with_meta(node.spec, event))
+                for node, event in zip(params.nodes, events, strict=True)
+            ]
             done = self.backend.workflows.insert(replace(params, nodes=nodes))
-        except BaseException as exc:
-            for event in events:
-                event.error = exc
-                self.middleware.after_enqueue(event)
-            raise
-        for event, job_id in zip(events, done.ids, strict=True):
-            event.ids = [job_id]
-            self.middleware.after_enqueue(event)
+            for event, job_id in zip(events, done.ids, strict=True):
+                event.ids = [job_id]
         return done
 
     def _map_chunk(self, task: str, items: list[Any], combine: str | None) -> Any:
@@ -1197,17 +1191,10 @@ class App:
         if not self.middleware.enqueue:
             return self.backend.jobs.insert(JobInsertParams(spec, payloads, conn))
         event = _enqueue_of(spec, len(payloads), conn)
-        self.middleware.before_enqueue(event)
-        try:
-            done = self.backend.jobs.insert(
-                JobInsertParams(self._with_meta(spec, event), payloads, conn)
-            )
-        except BaseException as exc:
-            event.error = exc
-            self.middleware.after_enqueue(event)
-            raise
-        event.ids = done.ids
-        self.middleware.after_enqueue(event)
+        with self.middleware.around([event]):
+            params = JobInsertParams(self._with_meta(spec, event), payloads, conn)
+            done = self.backend.jobs.insert(params)
+            event.ids = done.ids
         return done
 
     def _with_meta(self, spec: JobSpec, event: Enqueue) -> JobSpec:
@@ -1238,15 +1225,9 @@ class App:
             return await groups.submit(JobInsertParams(spec, payloads))
         # The hooks run on the loop's thread, in the caller's context (its current span).
         event = _enqueue_of(spec, len(payloads), None)
-        self.middleware.before_enqueue(event)
-        try:
+        with self.middleware.around([event]):
             done = await groups.submit(JobInsertParams(self._with_meta(spec, event), payloads))
-        except BaseException as exc:
-            event.error = exc
-            self.middleware.after_enqueue(event)
-            raise
-        event.ids = done.ids
-        self.middleware.after_enqueue(event)
+            event.ids = done.ids
         return done
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 from offload.backends.params import Outcome
 from offload.core.errors import ConfigurationError
@@ -108,6 +109,23 @@ class Middlewares:
         self.jobs = bool(takers["job_started"] or takers["job_ended"] or takers["job_retrying"])
 
     # -- producers -------------------------------------------------------------------
+
+    @contextmanager
+    def around(self, inserts: Sequence[Enqueue]) -> Iterator[None]:
+        """`before_enqueue` for each insert, then the block (which stores them and sets
+        their `ids`), then `after_enqueue` for each, with the block's error if it raised
+        (raised again after)."""
+        for enqueue in inserts:
+            self.before_enqueue(enqueue)
+        try:
+            yield
+        except BaseException as exc:
+            for enqueue in inserts:
+                enqueue.error = exc
+                self.after_enqueue(enqueue)
+            raise
+        for enqueue in inserts:
+            self.after_enqueue(enqueue)
 
     def before_enqueue(self, enqueue: Enqueue) -> None:
         for item in self._takers["before_enqueue"]:
