@@ -245,9 +245,17 @@ def test_testing_and_contrib_surfaces_are_pinned() -> None:
     import offload.contrib.asgi
     import offload.contrib.django
     import offload.contrib.flask
+    import offload.contrib.otel
     import offload.testing
 
     assert sorted(offload.testing.__all__) == ["Drained", "Harness", "harness"]
     assert sorted(offload.contrib.asgi.__all__) == ["HostLifespan", "Lifespan", "lifespan"]
     assert sorted(offload.contrib.flask.__all__) == ["API_OPTIONS", "Offload"]
+    assert sorted(offload.contrib.otel.__all__) == [
+        "MetricsMiddleware",
+        "SYSTEM",
+        "TRACE_KEYS",
+        "TracingMiddleware",
+        "old_names_too",
+    ]
     assert sorted(offload.contrib.django.__all__) == ["OffloadBackend", "get_app", "release"]
