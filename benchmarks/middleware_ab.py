@@ -12,7 +12,9 @@ tree on a fresh database, as logging_ab.py does:
 It prints, per backend, each arm's median rate, its median per-round ratio to base, and the
 worker process's CPU per job; then, from one drain per arm under cProfile, the Python calls
 the worker loop's thread makes per job, which do not move with the machine's load (the
-rates do: on a shared machine trust the calls and the ratios over many rounds).
+rates do: on a shared machine trust the calls and the ratios over many rounds). First it
+times the dispatch alone, in this process: the supervisor's calls of a no-op middleware and
+of TracingMiddleware (API only, no SDK: non-recording spans), per job, on 100-job batches.
 
     .venv/bin/python benchmarks/middleware_ab.py BASE [--rounds 5] [--jobs 10000] [--backend both]
 """
@@ -99,6 +101,79 @@ def measure(
         print(f"{line}; worker CPU {cpu:.1f} us/job; {calls[arm]:.1f} calls/job")
 
 
+def dispatch_cost(rounds: int = 200) -> None:
+    """Microseconds per job of the worker's middleware calls alone (best of 5 timings)."""
+    import time
+    from datetime import UTC, datetime
+
+    import offload
+    from offload.backends.params import Outcome
+    from offload.contrib.otel import TracingMiddleware
+    from offload.core.job import Job
+    from offload.core.states import JobState
+    from offload.runtime.executor import Finished
+    from offload.runtime.hooks import Middlewares
+
+    class Noop(offload.Middleware):
+        def job_started(self, started: offload.JobStarted) -> None:
+            return None
+
+        def job_ended(self, ended: offload.JobEnded) -> None:
+            return None
+
+    now = datetime.now(UTC)
+    meta = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    jobs = [
+        Job(
+            i,
+            "t",
+            "default",
+            [],
+            {},
+            0,
+            JobState.RUNNING,
+            1,
+            3,
+            now,
+            now,
+            now,
+            *[None] * 4,
+            meta=meta,
+        )
+        for i in range(100)
+    ]
+    runs = [Finished(job, True, "null", duration=0.001) for job in jobs]
+    outcomes = [Outcome(job.id, 1, JobState.SUCCEEDED, result="null") for job in jobs]
+    arms: list[tuple[str, offload.Middleware]] = [
+        ("noop", Noop()),
+        ("tracing, no SDK", TracingMiddleware()),
+    ]
+    try:
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    except ImportError:  # the SDK is the application's, not offload's: measured if there
+        pass
+    else:
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        arms.append(("tracing, SDK in-memory", TracingMiddleware(provider)))
+    print("\nmiddleware dispatch alone, 100-job batches (best of 5):")
+    for name, middleware in arms:
+        chain = Middlewares([middleware])
+        best = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(rounds):
+                chain.started(jobs)
+                chain.ended(runs, outcomes)
+            best = min(best, time.perf_counter() - start)
+            if name.endswith("in-memory"):
+                exporter.clear()
+        print(f"  {name}: {best / (rounds * 100) * 1e6:.2f} us/job")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("base", type=Path, help="the tree before the hooks")
@@ -107,6 +182,7 @@ def main() -> int:
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     args = parser.parse_args()
     base = args.base.resolve()
+    dispatch_cost()
     if args.backend in ("sqlite", "both"):
         measure("sqlite", None, base, args)
     if args.backend in ("postgres", "both"):

@@ -90,9 +90,22 @@ class TracingMiddleware(Middleware):
             self._tracer = trace.get_tracer("offload", _version(), self._provider)
         return self._tracer
 
+    def _off(self) -> bool:
+        """True while no SDK is set up (no provider given, and the global one is still the
+        API's proxy): then no span is made at all, rather than non-recording ones at a few
+        microseconds each. A global provider, once set, stays: it is remembered."""
+        if self._provider is not None:
+            return False
+        if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+            return True
+        self._provider = trace.get_tracer_provider()
+        return False
+
     # -- producers -------------------------------------------------------------------
 
     def before_enqueue(self, enqueue: Enqueue) -> None:
+        if self._off():
+            return
         attributes: dict[str, Any] = {
             "messaging.system": SYSTEM,
             "messaging.operation.type": "send",
@@ -127,6 +140,8 @@ class TracingMiddleware(Middleware):
     # -- workers ---------------------------------------------------------------------
 
     def job_started(self, started: JobStarted) -> None:
+        if self._off():
+            return
         job = started.job
         self._running[(job.id, job.attempt)] = self._process_span(job, started.at)
 
@@ -134,6 +149,8 @@ class TracingMiddleware(Middleware):
         job = ended.job
         span = self._running.pop((job.id, job.attempt), None)
         if span is None:  # ended without a start seen here: cancelled before it started
+            if self._off():
+                return
             span = self._process_span(job, ended.at)
         span.set_attribute("offload.outcome", ended.outcome.value)
         if ended.retry_in is not None:
