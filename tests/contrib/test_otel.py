@@ -6,6 +6,9 @@ request that enqueued it, for every attempt."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 import offload
 from offload.contrib.otel import MetricsMiddleware, TracingMiddleware, old_names_too
 from tests.apps.traced import span_line
+from tests.runtime.conftest import PYTHONPATH
 from tests.runtime.test_middleware import producer, read_lines, run_worker_process
 
 
@@ -242,3 +246,40 @@ def test_metrics_count_sends_and_runs_and_time_each_run(app: offload.App) -> Non
         p.attributes.get("error.type"): p.count for p in points["messaging.process.duration"]
     }
     assert durations == {None: 3, "KeyError": 1}
+
+
+def test_without_an_sdk_nothing_is_traced_and_nothing_stored(sqlite_url: str) -> None:
+    """In a fresh process with the API only (no provider set): no traceparent in the meta,
+    and the worker's hooks make no span; once the SDK is set up, spans follow."""
+    script = f"""
+import offload
+from offload.contrib.otel import TracingMiddleware
+app = offload.App({sqlite_url!r}, middleware=[TracingMiddleware()])
+@app.task(name="quiet")
+def quiet() -> None:
+    return None
+before = quiet.enqueue()
+app.worker(executor="thread", burst=True, install_signals=False).run()
+print(before.job().meta, before.status().value)
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)
+after = quiet.enqueue()
+app.worker(executor="thread", burst=True, install_signals=False).run()
+print(sorted(after.job().meta), sorted(s.name for s in exporter.get_finished_spans()))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OFFLOAD_", "OTEL_"))}
+    env["PYTHONPATH"] = PYTHONPATH
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "{} succeeded",
+        "['traceparent'] ['process default', 'send default']",
+    ]
