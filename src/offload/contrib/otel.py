@@ -68,7 +68,9 @@ class TracingMiddleware(Middleware):
     """Producer and consumer spans for an App's jobs (see the module docstring).
 
     `tracer_provider`: the provider to make spans with (None: the global one, as set by
-    `trace.set_tracer_provider`, read when the first span is made)."""
+    `trace.set_tracer_provider`; until it is set, no span is made and no trace context
+    stored). A run whose lease this worker loses is never told ended here: its span stays
+    open and unexported, as another attempt owns the job."""
 
     def __init__(
         self, tracer_provider: TracerProvider | None = None, *, link_only: bool = False
