@@ -328,3 +328,33 @@ def test_without_middleware_nothing_is_called_per_job(sqlite_url: str) -> None:
     worker = app.worker(executor="thread", install_signals=False)
     assert app.middleware not in worker._observers
     app.close()
+
+
+def test_an_enqueue_in_the_callers_transaction_is_said_to_be_one(
+    app: offload.App, db_url: str
+) -> None:
+    """`transactional` is True for `conn=` enqueues, whose jobs exist once the caller
+    commits; the meta the hooks add is stored with them."""
+    from tests.conformance.test_transactional import caller_connection
+
+    seen: list[tuple[bool, list[int]]] = []
+
+    class Watch(offload.Middleware):
+        def before_enqueue(self, enqueue: offload.Enqueue) -> None:
+            enqueue.meta["watched"] = True
+
+        def after_enqueue(self, enqueue: offload.Enqueue) -> None:
+            seen.append((enqueue.transactional, list(enqueue.ids)))
+
+    app.add_middleware(Watch())
+
+    @app.task(name="ship")
+    def ship(order: int) -> int:
+        return order
+
+    with caller_connection(db_url) as conn:
+        inside = ship.options(conn=conn).enqueue(1)
+        conn.commit()
+    outside = ship.enqueue(2)
+    assert seen == [(True, [inside.id]), (False, [outside.id])]
+    assert app.job(inside.id).job().meta == {"watched": True}
