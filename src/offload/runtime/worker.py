@@ -175,13 +175,10 @@ class Worker:
         #: clock); tests move it forward instead of sleeping through leases.
         self.clock = clock
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        #: Told of every job started and every run ended (metrics: `offload worker
-        #: --metrics-port`); None: nothing is told.
-        self.observer = observer
         #: The one place the supervisor tells of jobs started and runs ended, in batches:
-        #: the job log, the observer, and the App's middleware when one has a job hook.
-        #: Each call is guarded: what one raises is logged (`HookErrors`), never lost
-        #: outcomes.
+        #: the job log, `observer` (metrics: `offload worker --metrics-port`), and the App's
+        #: middleware when one has a job hook. Each call is guarded: what one raises is
+        #: logged (`HookErrors`), never lost outcomes.
         self._observers: tuple[JobObserver, ...] = tuple(
             o
             for o in (joblog, observer, middleware if middleware and middleware.jobs else None)
