@@ -29,6 +29,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
+import offload
 from benchmarks import bench_app
 from benchmarks.dbutil import epoch, is_sqlite, query
 from offload.runtime.logfmt import LOG_FORMATS, configure
@@ -203,6 +204,16 @@ def _verb(sql: str) -> str:
     return "?"
 
 
+class NoopHooks(offload.Middleware):
+    """A middleware with job hooks that do nothing: what calling middleware costs a drain."""
+
+    def job_started(self, started: offload.JobStarted) -> None:
+        return None
+
+    def job_ended(self, ended: offload.JobEnded) -> None:
+        return None
+
+
 def make_worker(
     executor: str, concurrency: int, *, burst: bool, observer: JobObserver | None = None
 ) -> Worker:
@@ -216,6 +227,7 @@ def make_worker(
         burst=burst,
         install_signals=not burst,
         observer=observer,
+        middleware=bench_app.app.middleware,
     )
 
 
@@ -245,6 +257,8 @@ def drain(args: argparse.Namespace) -> dict[str, Any]:
     while left > 0:
         task.enqueue_many(calls[: min(left, 1000)])
         left -= min(left, 1000)
+    if args.middleware == "noop":
+        app.add_middleware(NoopHooks())
     metrics = server = None
     if args.metrics_port is not None:  # as `offload worker --metrics-port` does
         from offload.runtime.metrics import MetricsServer, WorkerMetrics
@@ -337,6 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-format", choices=LOG_FORMATS, default="text")
     parser.add_argument(
         "--metrics-port", type=int, help="drain: count metrics and serve them on this port"
+    )
+    parser.add_argument(
+        "--middleware", choices=("noop",), help="drain: a middleware whose job hooks do nothing"
     )
     args = parser.parse_args(argv)
     if args.log_level:

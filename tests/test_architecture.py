@@ -77,6 +77,7 @@ def test_public_surface_is_pinned() -> None:
         "ConfigurationError",
         "Delivery",
         "DuplicateJob",
+        "Enqueue",
         "Event",
         "EventCursor",
         "ExtraMissing",
@@ -90,12 +91,15 @@ def test_public_surface_is_pinned() -> None:
         "Job",
         "JobCancelled",
         "JobContext",
+        "JobEnded",
         "JobFailed",
         "JobHandle",
         "JobNotFound",
+        "JobStarted",
         "JobState",
         "LeaseLost",
         "Message",
+        "Middleware",
         "Misfire",
         "OffloadError",
         "OffsetOutOfRange",
@@ -242,6 +246,7 @@ def test_testing_and_contrib_surfaces_are_pinned() -> None:
     import offload.contrib.asgi
     import offload.contrib.django
     import offload.contrib.flask
+    import offload.contrib.otel
     import offload.testing
 
     assert sorted(offload.testing.__all__) == [
@@ -252,6 +257,13 @@ def test_testing_and_contrib_surfaces_are_pinned() -> None:
     ]
     assert sorted(offload.contrib.asgi.__all__) == ["HostLifespan", "Lifespan", "lifespan"]
     assert sorted(offload.contrib.flask.__all__) == ["API_OPTIONS", "Offload"]
+    assert sorted(offload.contrib.otel.__all__) == [
+        "MetricsMiddleware",
+        "SYSTEM",
+        "TRACE_KEYS",
+        "TracingMiddleware",
+        "old_names_too",
+    ]
     assert sorted(offload.contrib.django.__all__) == [
         "OffloadBackend",
         "get_app",

@@ -8,6 +8,10 @@ the repository's root:
 
 then `curl -X POST localhost:8000/orders -H 'content-type: application/json'
 -d '{"sku": "mug", "quantity": 2}'` and follow the job at /offload/jobs/{id}.
+
+With the OpenTelemetry SDK set up in both processes (and the web app instrumented, e.g.
+by opentelemetry-instrumentation-fastapi), each job's `process` span is in the trace of
+the request that enqueued it; without the SDK the middleware records nothing.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from pydantic import BaseModel, Field
 
 import offload
 from offload.contrib.asgi import lifespan
+from offload.contrib.otel import TracingMiddleware
 
-jobs = offload.App(os.environ.get("OFFLOAD_URL"))
+jobs = offload.App(os.environ.get("OFFLOAD_URL"), middleware=[TracingMiddleware()])
 
 
 class Order(BaseModel):

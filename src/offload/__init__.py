@@ -62,6 +62,7 @@ from offload.core.errors import (
 from offload.core.events import Event, EventCursor
 from offload.core.flow import QueuePolicy, Rate
 from offload.core.job import Job
+from offload.core.middleware import Enqueue, JobEnded, JobStarted, Middleware
 from offload.core.options import RetryPolicy
 from offload.core.records import ScheduleState, WorkerInfo
 from offload.core.schedule import Misfire
@@ -96,6 +97,7 @@ __all__ = [
     "ConfigurationError",
     "Delivery",
     "DuplicateJob",
+    "Enqueue",
     "Event",
     "EventCursor",
     "ExtraMissing",
@@ -109,12 +111,15 @@ __all__ = [
     "Job",
     "JobCancelled",
     "JobContext",
+    "JobEnded",
     "JobFailed",
     "JobHandle",
     "JobNotFound",
+    "JobStarted",
     "JobState",
     "LeaseLost",
     "Message",
+    "Middleware",
     "Misfire",
     "OffloadError",
     "OffsetOutOfRange",

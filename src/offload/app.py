@@ -67,6 +67,7 @@ from offload.core.events import (
 )
 from offload.core.flow import DEFAULT_AGING, QueuePolicy, Rate
 from offload.core.job import Job, JobSpec, Payload
+from offload.core.middleware import Enqueue, Middleware
 from offload.core.options import (
     BatchTaskKeywords,
     EnqueueOptions,
@@ -129,6 +130,7 @@ from offload.handle import JobHandle
 from offload.runtime.batch import batch_runner
 from offload.runtime.context import current_job
 from offload.runtime.delivery import deliver
+from offload.runtime.hooks import Middlewares
 from offload.task import AsyncTask, Call, Task, TaskDecorator, call
 from offload.workflow import (
     MAP_TASK,
@@ -174,7 +176,11 @@ class App:
         payload_limit: int = serialization.DEFAULT_PAYLOAD_LIMIT,
         idempotency_retention: float = DEFAULT_RETENTION,
         parent_results_limit: int = DEFAULT_PARENT_RESULTS_LIMIT,
+        middleware: Iterable[Middleware] = (),
     ) -> None:
+        #: Code run around each enqueue of this App and each run of its workers
+        #: (`offload.Middleware`); `add_middleware` adds more.
+        self.middleware = Middlewares(middleware)
         #: Seconds an idempotency key names its job (24 hours by default).
         self.idempotency_retention = check_retention(idempotency_retention)
         #: Bytes of JSON a job's parents' results may total when it starts (see
@@ -197,6 +203,11 @@ class App:
 
     def __repr__(self) -> str:
         return f"<offload.App {self.backend.name}:{self.backend.location}>"
+
+    def add_middleware(self, middleware: Middleware) -> None:
+        """Run `middleware` around this App's enqueues and its workers' jobs, after those
+        registered already (a worker takes the App's middleware when it is made)."""
+        self.middleware.add(middleware)
 
     # -- declaring tasks --------------------------------------------------------------
 
@@ -695,9 +706,21 @@ class App:
         return from_nodes(self, nodes).enqueue(name=name)
 
     def _insert_workflow(self, params: WorkflowInsertParams) -> WorkflowInserted:
-        """The one insert path of workflows and of jobs with `depends_on`."""
+        """The one insert path of workflows and of jobs with `depends_on`; middleware sees
+        each node as an insert of one job."""
         self.ready()
-        return self.backend.workflows.insert(params)
+        if not self.middleware.enqueue:
+            return self.backend.workflows.insert(params)
+        events = [_enqueue_of(node.spec, 1, params.conn) for node in params.nodes]
+        with self.middleware.around(events):
+            nodes = [
+                replace(node, spec=self._with_meta(node.spec, event))
+                for node, event in zip(params.nodes, events, strict=True)
+            ]
+            done = self.backend.workflows.insert(replace(params, nodes=nodes))
+            for event, job_id in zip(events, done.ids, strict=True):
+                event.ids = [job_id]
+        return done
 
     def _map_chunk(self, task: str, items: list[Any], combine: str | None) -> Any:
         """One chunk of a map: the task over each item, in order, combined if asked (an
@@ -1147,6 +1170,7 @@ class App:
         embedded = self.scheduler() if scheduler is True else scheduler or None
         options.setdefault("parent_results_limit", self.parent_results_limit)
         options.setdefault("message_limit", self.payload_limit)
+        options.setdefault("middleware", self.middleware)
         return Worker(self.backend, self.registry, scheduler=embedded, **options)
 
     def close(self) -> None:
@@ -1161,9 +1185,28 @@ class App:
         self._loop_groups.clear()  # they insert through the backend they were made with
 
     def _insert(self, spec: JobSpec, payloads: Sequence[Payload], conn: Any) -> Inserted:
-        """The one insert path of every enqueue."""
+        """The one insert path of every enqueue (middleware around it, if any has an
+        enqueue hook: one truth test otherwise)."""
         self.ready()
-        return self.backend.jobs.insert(JobInsertParams(spec, payloads, conn))
+        if not self.middleware.enqueue:
+            return self.backend.jobs.insert(JobInsertParams(spec, payloads, conn))
+        event = _enqueue_of(spec, len(payloads), conn)
+        with self.middleware.around([event]):
+            params = JobInsertParams(self._with_meta(spec, event), payloads, conn)
+            done = self.backend.jobs.insert(params)
+            event.ids = done.ids
+        return done
+
+    def _with_meta(self, spec: JobSpec, event: Enqueue) -> JobSpec:
+        """`spec` with the meta the `before_enqueue` hooks left (unchanged if they added
+        nothing). Meta that is not JSON is a middleware's failure: logged, and the jobs
+        are stored with the meta they had."""
+        try:
+            meta = serialization.dumps(event.meta, "meta")
+        except SerializationError:
+            self.middleware.errors.failed(self.middleware, "before_enqueue (meta)")
+            return spec
+        return spec if meta == spec.meta else replace(spec, meta=meta)
 
     async def _insert_async(self, spec: JobSpec, payloads: Sequence[Payload]) -> Inserted:
         """`_insert` from a coroutine, in a commit shared with the other coroutines of its
@@ -1178,7 +1221,19 @@ class App:
             jobs = self.backend.jobs
             groups = LoopGroups(jobs.insert, jobs.insert_group, jobs.groupable)
             self._loop_groups[loop] = groups
-        return await groups.submit(JobInsertParams(spec, payloads))
+        if not self.middleware.enqueue:
+            return await groups.submit(JobInsertParams(spec, payloads))
+        # The hooks run on the loop's thread, in the caller's context (its current span).
+        event = _enqueue_of(spec, len(payloads), None)
+        with self.middleware.around([event]):
+            done = await groups.submit(JobInsertParams(self._with_meta(spec, event), payloads))
+            event.ids = done.ids
+        return done
+
+
+def _enqueue_of(spec: JobSpec, count: int, conn: Any) -> Enqueue:
+    """What middleware sees of an insert of `count` jobs of `spec`, before it."""
+    return Enqueue(spec.task, spec.queue, count, serialization.loads(spec.meta), conn is not None)
 
 
 async def _each(fn: Callable[[Any], Awaitable[Any]], items: list[Any]) -> list[Any]:

@@ -1,7 +1,8 @@
-"""A hook on the worker's job events, for metrics and the like (Dramatiq's middleware idea,
-kept to the two events a worker sees in its own process).
+"""The worker's one hook on job events, in batches: the job log (`offload.runtime.joblog`),
+the metrics (`offload.runtime.metrics`) and the App's middleware (`offload.runtime.hooks`,
+which turns a batch into the per-job events of `offload.core.middleware`) are observers.
 
-The worker calls it from its loop's thread, in batches (the jobs one turn started, the runs
+The worker calls them from its loop's thread, in batches (the jobs one turn started, the runs
 one turn saw end), in the supervisor process whatever the executor: a child process only
 runs the job and reports its end back through a pipe. So an observer counts every job of
 the worker without shared memory between processes.

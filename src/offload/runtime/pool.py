@@ -11,7 +11,6 @@ from offload.core.errors import ConfigurationError, UnknownTask
 from offload.core.job import Job
 from offload.core.options import TaskOptions
 from offload.core.task import Registry
-from offload.runtime import joblog
 from offload.runtime.executor import Event, Executor
 from offload.runtime.processes.executor import ProcessExecutor
 
@@ -42,8 +41,8 @@ class ExecutorPool:
         return self.executors[self.primary].capacity()
 
     def start(self, jobs: Iterable[Job]) -> deque[Job]:
-        """Hand jobs, in order, to executors with room (saying so in the job log); return
-        those left waiting."""
+        """Hand jobs, in order, to executors with room (telling `on_start` of each batch);
+        return those left waiting."""
         room = {kind: executor.free() for kind, executor in self.executors.items()}
         batches: dict[str, list[Job]] = {}
         waiting: deque[Job] = deque()
@@ -56,8 +55,7 @@ class ExecutorPool:
                 waiting.append(job)
         for kind, batch in batches.items():
             self.executors[kind].submit(batch)
-            joblog.started(batch)  # here, not per call: the loop calls this every turn
-            if self.on_start is not None:
+            if self.on_start is not None:  # per batch: the loop calls this every turn
                 self.on_start(batch)
         return waiting
 

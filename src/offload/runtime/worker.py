@@ -61,6 +61,7 @@ from offload.runtime import joblog
 from offload.runtime.batch import gather, split
 from offload.runtime.delivery import unwrap
 from offload.runtime.executor import Event, Finished, Progress, SelfPipe
+from offload.runtime.hooks import HookErrors, Middlewares
 from offload.runtime.observer import JobObserver
 from offload.runtime.outage import Outage, passing
 from offload.runtime.outcomes import (
@@ -110,6 +111,7 @@ class Worker:
         parent_results_limit: int = DEFAULT_PARENT_RESULTS_LIMIT,
         groups: Sequence[str] | None = None,
         message_limit: int | None = DEFAULT_PAYLOAD_LIMIT,
+        middleware: Middlewares | None = None,
     ) -> None:
         check_settings(
             executor=executor,
@@ -173,9 +175,16 @@ class Worker:
         #: clock); tests move it forward instead of sleeping through leases.
         self.clock = clock
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        #: Told of every job started and every run ended (metrics: `offload worker
-        #: --metrics-port`); None: nothing is told.
-        self.observer = observer
+        #: The one place the supervisor tells of jobs started and runs ended, in batches:
+        #: the job log, `observer` (metrics: `offload worker --metrics-port`), and the App's
+        #: middleware when one has a job hook. Each call is guarded: what one raises is
+        #: logged (`HookErrors`), never lost outcomes.
+        self._observers: tuple[JobObserver, ...] = tuple(
+            o
+            for o in (joblog, observer, middleware if middleware and middleware.jobs else None)
+            if o is not None
+        )
+        self._hook_errors = middleware.errors if middleware is not None else HookErrors()
         #: Bytes of JSON a job's parents' results may total (`ParentResultsTooLarge`).
         self.parent_results_limit = check_count("parent_results_limit", parent_results_limit)
         #: The bound on one message a subscriber publishes with its acknowledgement: the
@@ -637,9 +646,11 @@ class Worker:
         if reports and online:  # first: a job's last report must reach its row while running
             self.backend.claims.progress(self.id, reports)
         if outcomes:
-            joblog.ended(runs, outcomes)
-            if self.observer is not None:
-                self.observer.ended(runs, outcomes)
+            for observer in self._observers:
+                try:
+                    observer.ended(runs, outcomes)
+                except Exception:  # an observer's failure must not lose the outcomes
+                    self._hook_errors.failed(observer, "ended")
             self._outcomes().submit(outcomes)
             now = time.monotonic()
             for run, outcome in zip(runs, outcomes, strict=True):
@@ -794,14 +805,17 @@ class Worker:
 
     def _make_pool(self) -> ExecutorPool:
         pool = build_pool(self.pool_spec)
-        if self.observer is not None:
-            pool.on_start = self._started
+        pool.on_start = self._started
         return pool
 
     def _started(self, jobs: list[Job]) -> None:
-        """Tell the observer of jobs started: a batch call's own jobs, not its stand-in."""
-        assert self.observer is not None
-        self.observer.started(self._held(jobs))
+        """Tell the observers of jobs started: a batch call's own jobs, not its stand-in."""
+        held = self._held(jobs)
+        for observer in self._observers:
+            try:
+                observer.started(held)
+            except Exception:  # an observer's failure must not stop the jobs
+                self._hook_errors.failed(observer, "started")
 
     def _install_signals(self) -> dict[int, Any]:
         return install_handlers(self._on_signal) if self.install_signals else {}

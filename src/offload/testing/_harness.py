@@ -363,7 +363,10 @@ def harness(app: App, *, mode: Mode = "manual", url: str | None = None) -> Itera
     try:
         app.ready()
         if checked == "inline":
-            # The App's one insert path, wrapped on this instance for the test's length.
+            # The App's one insert path, wrapped on this instance for the test's length;
+            # not an `offload.Middleware`: a middleware's errors are contained (logged), and
+            # its hooks run on the event loop's thread, while an inline drain must raise into
+            # the test and, for a coroutine's enqueue, run off the loop.
             app._insert = inline_insert  # type: ignore[method-assign]
             app._insert_async = inline_insert_async  # type: ignore[method-assign]
             app._insert_workflow = inline_workflow  # type: ignore[method-assign]
