@@ -76,6 +76,7 @@ class Cluster:
         self.server: PostgresServer | None = None
         self.bouncer: Bouncer | None = None
         self.processes: dict[str, list[subprocess.Popen[bytes]]] = {}
+        self.database = ""
         self.url = ""  # the jobs' database, from this machine's side
         self.host_url = ""  # the jobs' database, as the hosts reach it
         self.ledger_url = ""
@@ -88,11 +89,6 @@ class Cluster:
                 also_listen=(gateway,), trust_networks=(self.network.subnet,)
             )
             assert self.server.port is not None
-            self.url = fresh_database(self.server.url, "offload_hosts")
-            ledger_url = fresh_database(self.server.url, "ledger")
-            ledger.create(ledger_url)
-            self.ledger_url = ledger_url.replace("127.0.0.1", gateway, 1)
-            self.host_url = self.url.replace("127.0.0.1", gateway, 1)
             if self._bouncer_mode is not None:
                 self.bouncer = Bouncer(
                     self.server.port,
@@ -100,13 +96,7 @@ class Cluster:
                     host=gateway,
                     pool_size=self._pool_size,
                 )
-                self.host_url = (
-                    self.host_url.replace(f":{self.server.port}/", f":{self.bouncer.port}/", 1)
-                    + f"?pool_mode={self._bouncer_mode}"
-                )
-            app = offload.App(self.url)
-            app.migrate()
-            app.close()
+            self.use_database("offload_hosts")
         except BaseException:
             self.close()
             raise
@@ -136,6 +126,56 @@ class Cluster:
             self.server.stop()
             self.server = None
         self.network.close()
+
+    def use_database(self, name: str) -> None:
+        """From now on the jobs go to a fresh, migrated database `name`, and the runs to a
+        fresh ledger beside it (`<name>_ledger`)."""
+        assert self.server is not None and self.server.port is not None
+        gateway = self.network.gateway
+        self.database = name
+        self.url = fresh_database(self.server.url, name)
+        ledger_url = fresh_database(self.server.url, f"{name}_ledger")
+        ledger.create(ledger_url)
+        self.ledger_url = ledger_url.replace("127.0.0.1", gateway, 1)
+        self.host_url = self.url.replace("127.0.0.1", gateway, 1)
+        if self.bouncer is not None:
+            self.host_url = (
+                self.host_url.replace(f":{self.server.port}/", f":{self.bouncer.port}/", 1)
+                + f"?pool_mode={self.bouncer.mode}"
+            )
+        app = offload.App(self.url)
+        app.migrate()
+        app.close()
+
+    def raw_url(self, name: str) -> str:
+        """A fresh database `name`, as the hosts reach it directly (never via PgBouncer)."""
+        assert self.server is not None
+        url = fresh_database(self.server.url, name)
+        return url.replace("127.0.0.1", self.network.gateway, 1)
+
+    def stop_workers(self, name: str, timeout: float = 30.0) -> None:
+        """SIGTERM the workers of host `name` and wait for them to exit."""
+        processes = self.processes.pop(name, [])
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+
+    def workers_cpu(self) -> float:
+        """CPU seconds the live worker processes have used so far (threads included)."""
+        total = 0
+        for processes in self.processes.values():
+            for process in processes:
+                with contextlib.suppress(OSError):
+                    stat = Path(f"/proc/{process.pid}/stat").read_text()
+                    fields = stat.rsplit(")", 1)[1].split()
+                    total += sum(int(f) for f in fields[11:15])
+        return total / _TICK
 
     def host(self, name: str) -> Host:
         return self.network.hosts[name]
@@ -203,9 +243,7 @@ class Cluster:
         for _ in range(count):
             log = (self.log_dir / f"{name}-{len(started)}.log").open("ab")
             started.append(
-                subprocess.Popen(
-                    host.command(argv), cwd=ROOT, env=env, stdout=log, stderr=log
-                )
+                subprocess.Popen(host.command(argv), cwd=ROOT, env=env, stdout=log, stderr=log)
             )
             log.close()
         return started[-count:]
@@ -256,6 +294,15 @@ class Cluster:
         ids: list[int] = json.loads(done.stdout)
         return ids
 
+    def states(self, ids: list[int]) -> dict[str, int]:
+        """How many of `ids` are in each state now (one query, however many ids)."""
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT state, count(*) FROM offload_jobs WHERE id = ANY(%s) GROUP BY state",
+                (ids,),
+            ).fetchall()
+        return {str(state): int(count) for state, count in rows}
+
     def sample_connections(self, stop: threading.Event, seen: Connections) -> None:
         """Until `stop`, sample the sessions on the jobs' database every 50 ms into `seen`."""
         assert self.server is not None
@@ -263,15 +310,14 @@ class Cluster:
             while not stop.wait(0.05):
                 rows = conn.execute(
                     "SELECT coalesce(host(client_addr), 'local') FROM pg_stat_activity"
-                    " WHERE datname = 'offload_hosts' AND backend_type = 'client backend'"
+                    " WHERE datname = %s AND backend_type = 'client backend'",
+                    (self.database,),
                 ).fetchall()
                 by_address = Counter(str(address) for (address,) in rows)
                 seen.samples += 1
                 seen.most = max(seen.most, len(rows))
                 for address, count in by_address.items():
-                    seen.most_by_address[address] = max(
-                        seen.most_by_address.get(address, 0), count
-                    )
+                    seen.most_by_address[address] = max(seen.most_by_address.get(address, 0), count)
 
     def database_cpu(self) -> float:
         """CPU seconds the server's processes have used so far: the postmaster, its live

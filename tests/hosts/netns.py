@@ -47,7 +47,12 @@ def ip(*args: str, netns: str | None = None) -> str:
     command = ["ip", *(("-n", netns) if netns else ()), *args]
     try:
         done = subprocess.run(
-            command, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
+            command,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise NetworkError(command, str(exc)) from exc
@@ -208,6 +213,7 @@ class Network:
         ip("netns", "add", netns)
         self._made.append(netns)
         ip("link", "add", link, "type", "veth", "peer", "name", peer)
+        self._made.append(link)
         ip("link", "set", peer, "netns", netns)
         ip("link", "set", peer, "name", "eth0", netns=netns)
         ip("addr", "add", f"{address}/24", "dev", "eth0", netns=netns)
@@ -225,14 +231,14 @@ class Network:
         self.close()
 
     def close(self) -> None:
-        """Kill the hosts' processes, delete their namespaces (and so their veth pairs)
-        and the bridge. Idempotent."""
-        for name in reversed(self._made):
-            if name == self.bridge:
+        """Kill the hosts' processes, delete their veth pairs, namespaces and the bridge.
+        Idempotent."""
+        for name in reversed(self._made):  # a veth pair goes with its namespace, but later
+            if name.startswith(f"{self.id}n"):
+                _remove_namespace(name)
+            else:
                 with contextlib.suppress(NetworkError):
                     ip("link", "del", name)
-            else:
-                _remove_namespace(name)
         self._made.clear()
 
     def leftovers(self) -> list[str]:
