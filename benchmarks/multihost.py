@@ -7,7 +7,9 @@ bridge (durability off, as every throwaway server of the tests). For each host c
 
 * raw: one loop per host claiming `--batch` rows at a time (FOR UPDATE SKIP LOCKED) and
   marking them done, plain SQL, no offload code (tests/hosts/rawclaim.py); again with one
-  ledger INSERT per row, the cost the ledger adds to every offload run below;
+  ledger INSERT per row, for the database CPU the ledger adds to every offload run below
+  (its rate is not comparable: one loop writes its rows one by one, where a worker's
+  threads write theirs side by side);
 * offload: the queue paused, `--jobs` no-op jobs enqueued from the producer host, the queue
   resumed; jobs/s from the database's stamps (first start to last finish). Every run is
   written by the task into a ledger with UNIQUE (job_id, attempt): the run fails unless
@@ -58,16 +60,17 @@ class Row:
 
     hosts: int
     raw: float
-    raw_ledger: float
     rate: float
     raw_cpu_ms: float
     raw_ledger_cpu_ms: float
     db_cpu_ms: float
     worker_cpu_ms: float
+    commits_per_job: float
     most_connections: int
     most_per_host: int
     most_at_once: int
     busiest_second: int
+    load: str = ""
 
 
 def _say(text: str) -> None:
@@ -100,6 +103,19 @@ def _raw(
     if done != jobs or count != jobs:
         raise RuntimeError(f"raw loops did {done} rows ({count} done), not {jobs}")
     return jobs / seconds, 1000 * cpu / jobs
+
+
+def _commits(cluster: Cluster) -> int:
+    """Transactions committed in the jobs' database so far. A busy backend reports its
+    counts at most once a second, so this waits that long first."""
+    time.sleep(1.5)
+    with psycopg.connect(cluster.url, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        row = conn.execute(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def _drain_span(url: str, first: int) -> float:
@@ -136,6 +152,7 @@ def _offload(cluster: Cluster, hosts: list[str], args: argparse.Namespace) -> Ro
     sampler = threading.Thread(target=cluster.sample_connections, args=(stop, seen))
     sampler.start()
     db_cpu, worker_cpu = cluster.database_cpu(), cluster.workers_cpu()
+    commits = _commits(cluster)
     try:
         app.resume_queue("default")
         _wait_done(cluster, ids)
@@ -143,6 +160,7 @@ def _offload(cluster: Cluster, hosts: list[str], args: argparse.Namespace) -> Ro
         stop.set()
         sampler.join()
     db_cpu, worker_cpu = cluster.database_cpu() - db_cpu, cluster.workers_cpu() - worker_cpu
+    commits = _commits(cluster) - commits
     rate = len(ids) / _drain_span(cluster.url, min(ids))
     runs = ledger.runs(cluster.ledger_url)
     if sorted(r.job_id for r in runs) != sorted(ids) or {r.attempt for r in runs} != {1}:
@@ -169,17 +187,22 @@ def _offload(cluster: Cluster, hosts: list[str], args: argparse.Namespace) -> Ro
     return Row(
         hosts=len(hosts),
         raw=0.0,
-        raw_ledger=0.0,
         rate=rate,
         raw_cpu_ms=0.0,
         raw_ledger_cpu_ms=0.0,
         db_cpu_ms=1000 * db_cpu / len(ids),
         worker_cpu_ms=1000 * worker_cpu / len(ids),
+        commits_per_job=commits / len(ids),
         most_connections=seen.most,
         most_per_host=max(per_host) if cluster.bouncer is None else 0,
         most_at_once=max(peaks.values()),
         busiest_second=busiest,
     )
+
+
+def _load() -> str:
+    """The 1-minute load average: other work on the machine moves every figure."""
+    return Path("/proc/loadavg").read_text().split()[0]
 
 
 def _settings(cluster: Cluster) -> str:
@@ -210,14 +233,15 @@ def run(args: argparse.Namespace) -> list[Row]:
                 raws.append(_raw(cluster, hosts, args.jobs, args.batch, False))
                 raw_ledgers.append(_raw(cluster, hosts, args.jobs, args.batch, True))
             rounds = []
+            load = _load()
             for _ in range(args.rounds):
                 _say(f"{count} hosts: offload drain of {args.jobs:,} jobs")
                 rounds.append(_offload(cluster, hosts, args))
             row = sorted(rounds, key=lambda r: r.rate)[len(rounds) // 2]
             row.raw = statistics.median(r[0] for r in raws)
             row.raw_cpu_ms = statistics.median(r[1] for r in raws)
-            row.raw_ledger = statistics.median(r[0] for r in raw_ledgers)
             row.raw_ledger_cpu_ms = statistics.median(r[1] for r in raw_ledgers)
+            row.load = f"{load} -> {_load()}"
             rows.append(row)
             _say(str(row))
     return rows
@@ -236,19 +260,21 @@ def show(rows: list[Row], args: argparse.Namespace) -> None:
     )
     print()
     print(
-        "| hosts | raw claim jobs/s | raw + ledger jobs/s | offload jobs/s | offload / raw+ledger "
-        "| DB CPU ms/job (raw, raw+ledger, offload) | worker CPU ms/job "
+        "| hosts | raw claim jobs/s | offload jobs/s | offload / raw "
+        "| DB CPU ms/job (raw, raw + ledger, offload + ledger) | worker CPU ms/job "
+        "| transactions/job "
         "| most connections (all, per host) | most at once per key (limit 2) "
-        "| busiest second per key (limit 10) |"
+        "| busiest second per key (limit 10) | load average |"
     )
-    print("|---:|---:|---:|---:|---:|---|---:|---|---:|---:|")
+    print("|---:|---:|---:|---:|---|---:|---:|---|---:|---:|---|")
     for r in rows:
         per_host = "-" if args.bouncer else str(r.most_per_host)
         print(
-            f"| {r.hosts} | {r.raw:,.0f} | {r.raw_ledger:,.0f} | {r.rate:,.0f} "
-            f"| {r.rate / r.raw_ledger:.2f} | {r.raw_cpu_ms:.3f}, {r.raw_ledger_cpu_ms:.3f}, "
-            f"{r.db_cpu_ms:.3f} | {r.worker_cpu_ms:.3f} | {r.most_connections}, {per_host} "
-            f"| {r.most_at_once} | {r.busiest_second} |"
+            f"| {r.hosts} | {r.raw:,.0f} | {r.rate:,.0f} | {r.rate / r.raw:.2f} "
+            f"| {r.raw_cpu_ms:.3f}, {r.raw_ledger_cpu_ms:.3f}, {r.db_cpu_ms:.3f} "
+            f"| {r.worker_cpu_ms:.3f} | {r.commits_per_job:.2f} "
+            f"| {r.most_connections}, {per_host} "
+            f"| {r.most_at_once} | {r.busiest_second} | {r.load} |"
         )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 #: The host this process runs on ($HOSTS_NAME).
 HOST = os.environ.get("HOSTS_NAME", "?")
@@ -30,7 +31,7 @@ CREATE TABLE runs (
 )
 """
 #: A cut link must fail a write within seconds, not after TCP's 15 minutes.
-_LINK = {"connect_timeout": 5, "tcp_user_timeout": 5000, "keepalives_idle": 2}
+_LINK = conninfo_to_dict("connect_timeout=5 tcp_user_timeout=5000 keepalives_idle=2")
 _local = threading.local()
 
 
@@ -43,7 +44,7 @@ def create(url: str) -> None:
 def _conn() -> psycopg.Connection[tuple[object, ...]]:
     conn: psycopg.Connection[tuple[object, ...]] | None = getattr(_local, "conn", None)
     if conn is None or conn.closed:
-        conn = psycopg.connect(os.environ["HOSTS_LEDGER"], autocommit=True, **_LINK)
+        conn = psycopg.connect(make_conninfo(os.environ["HOSTS_LEDGER"], **_LINK), autocommit=True)
         _local.conn = conn
     return conn
 
