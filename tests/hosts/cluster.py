@@ -40,6 +40,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PYTHONPATH = os.pathsep.join((str(Path(offload.__file__).resolve().parents[1]), str(ROOT)))
 APP = "tests.hosts.app:app"
 PRODUCER = "producer"
+#: The application_name of the harness's own sessions, which the connection counts leave out.
+HARNESS = "hosts-harness"
 _TICK = 100  # clock ticks per second in /proc/PID/stat (USER_HZ)
 
 
@@ -133,11 +135,12 @@ class Cluster:
         assert self.server is not None and self.server.port is not None
         gateway = self.network.gateway
         self.database = name
-        self.url = fresh_database(self.server.url, name)
+        url = fresh_database(self.server.url, name)
+        self.url = f"{url}?application_name={HARNESS}"
         ledger_url = fresh_database(self.server.url, f"{name}_ledger")
         ledger.create(ledger_url)
         self.ledger_url = ledger_url.replace("127.0.0.1", gateway, 1)
-        self.host_url = self.url.replace("127.0.0.1", gateway, 1)
+        self.host_url = url.replace("127.0.0.1", gateway, 1)
         if self.bouncer is not None:
             self.host_url = (
                 self.host_url.replace(f":{self.server.port}/", f":{self.bouncer.port}/", 1)
@@ -304,14 +307,16 @@ class Cluster:
         return {str(state): int(count) for state, count in rows}
 
     def sample_connections(self, stop: threading.Event, seen: Connections) -> None:
-        """Until `stop`, sample the sessions on the jobs' database every 50 ms into `seen`."""
+        """Until `stop`, sample the sessions on the jobs' database every 50 ms into `seen`
+        (the hosts' and PgBouncer's, not the harness's own)."""
         assert self.server is not None
         with psycopg.connect(self.server.url, autocommit=True) as conn:
             while not stop.wait(0.05):
                 rows = conn.execute(
                     "SELECT coalesce(host(client_addr), 'local') FROM pg_stat_activity"
-                    " WHERE datname = %s AND backend_type = 'client backend'",
-                    (self.database,),
+                    " WHERE datname = %s AND backend_type = 'client backend'"
+                    " AND application_name <> %s",
+                    (self.database, HARNESS),
                 ).fetchall()
                 by_address = Counter(str(address) for (address,) in rows)
                 seen.samples += 1
