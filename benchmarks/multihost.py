@@ -66,6 +66,8 @@ class Row:
     db_cpu_ms: float
     worker_cpu_ms: float
     commits_per_job: float
+    per_claim: float
+    per_write: float
     most_connections: int
     most_per_host: int
     most_at_once: int
@@ -118,16 +120,21 @@ def _commits(cluster: Cluster) -> int:
     return int(row[0])
 
 
-def _drain_span(url: str, first: int) -> float:
-    """Seconds from the first start to the last finish of the jobs from id `first` on."""
+def _drain_span(url: str, first: int) -> tuple[float, float, float]:
+    """For the jobs from id `first` on: seconds from the first start to the last finish,
+    and jobs per claim and per outcome write. A claim stamps its jobs' started_at, and a
+    write their finished_at, with its transaction's clock: one distinct (worker, stamp)
+    per claim or write."""
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute(
-            "SELECT extract(epoch FROM max(finished_at) - min(started_at)) FROM offload_jobs"
-            " WHERE id >= %s",
+            "SELECT extract(epoch FROM max(finished_at) - min(started_at)), count(*),"
+            " count(DISTINCT (worker, started_at)), count(DISTINCT (worker, finished_at))"
+            " FROM offload_jobs WHERE id >= %s",
             (first,),
         ).fetchone()
     assert row is not None
-    return float(row[0])
+    seconds, jobs, claims, writes = row
+    return float(seconds), jobs / claims, jobs / writes
 
 
 def _wait_done(cluster: Cluster, ids: list[int]) -> None:
@@ -161,7 +168,8 @@ def _offload(cluster: Cluster, hosts: list[str], args: argparse.Namespace) -> Ro
         sampler.join()
     db_cpu, worker_cpu = cluster.database_cpu() - db_cpu, cluster.workers_cpu() - worker_cpu
     commits = _commits(cluster) - commits
-    rate = len(ids) / _drain_span(cluster.url, min(ids))
+    seconds, per_claim, per_write = _drain_span(cluster.url, min(ids))
+    rate = len(ids) / seconds
     runs = ledger.runs(cluster.ledger_url)
     if sorted(r.job_id for r in runs) != sorted(ids) or {r.attempt for r in runs} != {1}:
         raise RuntimeError(f"{len(hosts)} hosts: runs lost or doubled ({len(runs)} runs)")
@@ -193,6 +201,8 @@ def _offload(cluster: Cluster, hosts: list[str], args: argparse.Namespace) -> Ro
         db_cpu_ms=1000 * db_cpu / len(ids),
         worker_cpu_ms=1000 * worker_cpu / len(ids),
         commits_per_job=commits / len(ids),
+        per_claim=per_claim,
+        per_write=per_write,
         most_connections=seen.most,
         most_per_host=max(per_host) if cluster.bouncer is None else 0,
         most_at_once=max(peaks.values()),
@@ -262,17 +272,18 @@ def show(rows: list[Row], args: argparse.Namespace) -> None:
     print(
         "| hosts | raw claim jobs/s | offload jobs/s | offload / raw "
         "| DB CPU ms/job (raw, raw + ledger, offload + ledger) | worker CPU ms/job "
-        "| transactions/job "
+        "| transactions/job | jobs per claim, per outcome write "
         "| most connections (all, per host) | most at once per key (limit 2) "
         "| busiest second per key (limit 10) | load average |"
     )
-    print("|---:|---:|---:|---:|---|---:|---:|---|---:|---:|---|")
+    print("|---:|---:|---:|---:|---|---:|---:|---|---|---:|---:|---|")
     for r in rows:
         per_host = "-" if args.bouncer else str(r.most_per_host)
         print(
             f"| {r.hosts} | {r.raw:,.0f} | {r.rate:,.0f} | {r.rate / r.raw:.2f} "
             f"| {r.raw_cpu_ms:.3f}, {r.raw_ledger_cpu_ms:.3f}, {r.db_cpu_ms:.3f} "
             f"| {r.worker_cpu_ms:.3f} | {r.commits_per_job:.2f} "
+            f"| {r.per_claim:.1f}, {r.per_write:.1f} "
             f"| {r.most_connections}, {per_host} "
             f"| {r.most_at_once} | {r.busiest_second} | {r.load} |"
         )
