@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -303,6 +304,8 @@ def main() -> int:
     parser.add_argument("--bouncer", choices=("transaction", "session"))
     parser.add_argument("--pool", type=int, default=10, help="PgBouncer's server connections")
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C: the cluster's exit removes namespaces, processes, server.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     show(run(args), args)
     return 0
 
