@@ -178,8 +178,9 @@ class Network:
         if len(set(names)) != len(names) or not names:
             raise ValueError(f"host names must be distinct and at least one: {list(names)}")
         self.id = f"{PREFIX}{os.getpid():x}x{next(_sequence):x}"
-        if len(self.id) + 3 > 15:  # IFNAMSIZ: 15 characters
-            raise ValueError(f"network id {self.id!r} too long for interface names")
+        longest = f"{self.id}h{len(names) - 1}"
+        if len(longest) > 15:  # IFNAMSIZ: an interface name has 15 characters at most
+            raise ValueError(f"{len(names)} hosts make interface names too long: {longest!r}")
         self.bridge = f"{self.id}b"
         self.hosts: dict[str, Host] = {}
         self._names = list(names)
