@@ -28,6 +28,7 @@ NOT_RUN = {
     ("contributing.md", "pip install -e '.[docs]'"),
     ("quickstart.md", "python3 -m venv .venv && . .venv/bin/activate"),
     ("events.md", "export OFFLOAD_URL=sqlite:///report.db"),  # tests/browser opens the page
+    ("scaling.md", "sudo .venv/bin/python benchmarks/multihost.py --hosts 1,2,4,8 --jobs 20000"),
 }
 
 

@@ -14,17 +14,17 @@ from tests.pgserver.processes import as_user, ensure_unprivileged_user
 
 CONFIG = """
 [databases]
-* = host=127.0.0.1 port={upstream}
+* = host={upstream_host} port={upstream}
 
 [pgbouncer]
-listen_addr = 127.0.0.1
+listen_addr = {host}
 listen_port = {port}
 unix_socket_dir =
 auth_type = trust
 auth_file = {dir}/users.txt
 pool_mode = {mode}
 max_client_conn = 500
-default_pool_size = 10
+default_pool_size = {pool_size}
 ignore_startup_parameters = extra_float_digits
 logfile = {dir}/pgbouncer.log
 pidfile = {dir}/pgbouncer.pid
@@ -32,20 +32,40 @@ pidfile = {dir}/pgbouncer.pid
 
 
 class Bouncer:
-    """A running PgBouncer; `url(server_url)` points a server's URL at it."""
+    """A running PgBouncer; `url(server_url)` points a server's URL at it.
 
-    def __init__(self, upstream: int, mode: str) -> None:
+    It listens on `host` (127.0.0.1 by default; tests/hosts: a bridge's address) and lends
+    at most `pool_size` server connections per database and user.
+    """
+
+    def __init__(
+        self,
+        upstream: int,
+        mode: str,
+        *,
+        host: str = "127.0.0.1",
+        upstream_host: str = "127.0.0.1",
+        pool_size: int = 10,
+    ) -> None:
         binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
         if not Path(binary).exists():
             raise RuntimeError("pgbouncer is not installed: scripts/test installs it (Debian)")
         self.mode = mode
         self.dir = Path(tempfile.mkdtemp(prefix="offload-pgbouncer-"))
         with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
+            probe.bind((host, 0))
             self.port: int = probe.getsockname()[1]
         (self.dir / "users.txt").write_text('"postgres" ""\n')
         (self.dir / "pgbouncer.ini").write_text(
-            CONFIG.format(upstream=upstream, port=self.port, dir=self.dir, mode=mode)
+            CONFIG.format(
+                upstream=upstream,
+                upstream_host=upstream_host,
+                host=host,
+                port=self.port,
+                dir=self.dir,
+                mode=mode,
+                pool_size=pool_size,
+            )
         )
         user = ensure_unprivileged_user() if os.geteuid() == 0 else None
         if user is not None:
@@ -60,7 +80,7 @@ class Bouncer:
         deadline = time.monotonic() + 10
         while True:
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                socket.create_connection((host, self.port), timeout=1).close()
                 return
             except OSError:
                 if time.monotonic() > deadline or self.process.poll() is not None:

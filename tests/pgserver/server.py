@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -29,7 +30,7 @@ from tests.pgserver.processes import (
 _PORT_ATTEMPTS = 5
 _SERVER_CONF = """
 # --- added by tests/pgserver: throwaway test cluster, durability off ---
-listen_addresses = '127.0.0.1'
+listen_addresses = '{listen}'
 unix_socket_directories = '{socket_dir}'
 fsync = off
 synchronous_commit = off
@@ -216,13 +217,27 @@ def _wait_until_accepting(server: PostgresServer, timeout: float) -> None:
         time.sleep(0.2)
 
 
-def start_postgres(*, timeout: float = 60.0, durable_commits: bool = False) -> PostgresServer:
+def start_postgres(
+    *,
+    timeout: float = 60.0,
+    durable_commits: bool = False,
+    also_listen: Sequence[str] = (),
+    trust_networks: Sequence[str] = (),
+) -> PostgresServer:
     """Start a throwaway cluster, or wrap ``$OFFLOAD_TEST_POSTGRES_URL`` if it is set.
 
     The returned server is ready to accept connections.  Call ``stop()`` when done (an
     ``atexit`` hook also stops it, as a backstop).  Raises RuntimeError on any failure.
+    ``also_listen`` adds addresses besides 127.0.0.1 (tests/hosts: a bridge to network
+    namespaces) and ``trust_networks`` the CIDRs allowed in without a password; both need
+    the throwaway cluster, so they refuse ``$OFFLOAD_TEST_POSTGRES_URL``.
     """
     external = os.environ.get(ENV_URL, "").strip()
+    if external and (also_listen or trust_networks):
+        raise RuntimeError(
+            f"{ENV_URL} is set, but these tests need a cluster listening on "
+            f"{', '.join(also_listen)}: unset it"
+        )
     if external:
         return PostgresServer(external, owned=False)
 
@@ -254,10 +269,17 @@ def start_postgres(*, timeout: float = 60.0, durable_commits: bool = False) -> P
             timeout=180,
         )
         with (data_dir / "postgresql.conf").open("a") as conf:
-            conf.write(_SERVER_CONF.format(socket_dir=str(base).replace("'", "''")))
+            conf.write(
+                _SERVER_CONF.format(
+                    socket_dir=str(base).replace("'", "''"),
+                    listen=",".join(("127.0.0.1", *also_listen)),
+                )
+            )
             if durable_commits:  # a commit is acknowledged once its WAL is written: an
                 # immediate stop (no OS crash, so fsync may stay off) loses none
                 conf.write("synchronous_commit = on\n")
+        with (data_dir / "pg_hba.conf").open("a") as hba:
+            hba.writelines(f"host all all {network} trust\n" for network in trust_networks)
 
         last_failure = ""
         for _ in range(_PORT_ATTEMPTS):

@@ -32,11 +32,10 @@ SELECT EXISTS (SELECT 1 FROM offload_queues AS q WHERE q.name = :queue
 
 -- name: limited_begin
 -- Serialise limited claims (of every queue: a task's limits span queues) on one
--- transaction-level advisory lock, and read the claim's clock once. The statements after
--- this one take fresh snapshots, so they count every claim committed before the lock.
--- Their plans are the prepared generic ones (planning limited_pick anew for its values
--- takes longer than running it).
-SELECT {at} AS now, pg_advisory_xact_lock(1868981868) AS locked,
+-- transaction-level advisory lock. The statements after this one take fresh snapshots, so
+-- they count every claim committed before the lock. Their plans are the prepared generic
+-- ones (planning limited_pick anew for its values takes longer than running it).
+SELECT pg_advisory_xact_lock(1868981868) AS locked,
     set_config('plan_cache_mode', 'force_generic_plan', true) AS plans
 
 -- name: limited_pick
@@ -50,12 +49,16 @@ SELECT {at} AS now, pg_advisory_xact_lock(1868981868) AS locked,
 -- first row), whatever the rate. Every row (one with id NULL when none is taken) also
 -- carries how many due jobs were read and, when a rate holds jobs back, when the oldest
 -- start in its window leaves it (a lower bound on the next start: waking then is never
--- too late).
+-- too late). Its clock is read within the statement, so after its snapshot: a job it starts
+-- in the slot of one that just finished is stamped after that finish (now(), the
+-- transaction's start, would come before it: a claim queues for the lock, and a wider
+-- pick of the same claim sees finishes committed since the first).
 WITH
+clock AS MATERIALIZED (SELECT coalesce(:now::timestamptz, clock_timestamp()) AS now),
 win AS (
     SELECT id, task, limit_key, sort_at FROM offload_jobs
     WHERE queue = :queue AND state IN ('available', 'scheduled', 'retrying')
-      AND run_at <= :now::timestamptz AND group_key IS NULL
+      AND run_at <= (SELECT now FROM clock) AND group_key IS NULL
     ORDER BY sort_at, id LIMIT :window),
 cand AS (
     SELECT w.id, w.sort_at, w.task, t.task IS NOT NULL AS limited,
@@ -83,7 +86,7 @@ room AS (
         least(coalesce(concurrency - running, :limit),
               coalesce(rate_count - started, :limit)) AS room,
         CASE WHEN rate_count - started < waiting
-             THEN coalesce(oldest, :now::timestamptz) + make_interval(secs => rate_period)
+             THEN coalesce(oldest, (SELECT now FROM clock)) + make_interval(secs => rate_period)
         END AS next_at
     FROM used),
 ok AS (
@@ -103,7 +106,7 @@ q AS (
                                       WHERE state = 'running' AND queue = :queue), :limit),
               coalesce(rate_count - started, :limit)) AS room,
         CASE WHEN rate_count - started < (SELECT count(*) FROM ok)
-             THEN coalesce(oldest, :now::timestamptz) + make_interval(secs => rate_period)
+             THEN coalesce(oldest, (SELECT now FROM clock)) + make_interval(secs => rate_period)
         END AS next_at
     FROM qs),
 picked AS (
@@ -118,8 +121,8 @@ picked AS (
 took AS (
     UPDATE offload_jobs AS j
     SET state = 'running', attempt = j.attempt + 1, worker = :worker,
-        started_at = :now::timestamptz,
-        lease_until = :now::timestamptz + make_interval(secs => :lease)
+        started_at = (SELECT now FROM clock),
+        lease_until = (SELECT now FROM clock) + make_interval(secs => :lease)
     FROM picked
     -- By primary key only: `state || ''` keeps the planner off the claim index.
     WHERE j.id = picked.id AND j.state || '' IN ('available', 'scheduled', 'retrying')
@@ -132,18 +135,18 @@ starts AS (
     WHERE bucket IS NOT NULL AND EXISTS (SELECT 1 FROM took)),
 logged AS (
     INSERT INTO offload_rate_starts (bucket, at, n, total)
-    SELECT b.bucket, greatest(:now::timestamptz, last.at), b.n, coalesce(last.total, 0) + b.n
+    SELECT b.bucket, greatest((SELECT now FROM clock), last.at), b.n, coalesce(last.total, 0) + b.n
     FROM starts AS b LEFT JOIN LATERAL (
         SELECT s.at, s.total FROM offload_rate_starts AS s WHERE s.bucket = b.bucket
         ORDER BY s.at DESC, s.total DESC LIMIT 1) AS last ON true),
 pruned AS (
     DELETE FROM offload_rate_starts AS s USING starts AS b
     WHERE s.bucket = b.bucket
-      AND s.at < :now::timestamptz - make_interval(secs => b.period + 60))
+      AND s.at < (SELECT now FROM clock) - make_interval(secs => b.period + 60))
 SELECT t.*, s.*
 FROM (SELECT (SELECT min(t) FROM (SELECT next_at AS t FROM room UNION ALL SELECT next_at FROM q)
               AS n) AS next_at,
-             (SELECT count(*) FROM win) AS seen) AS s
+             (SELECT count(*) FROM win) AS seen, (SELECT now FROM clock) AS clock) AS s
 LEFT JOIN took AS t ON true
 
 -- name: window_count
@@ -152,13 +155,13 @@ coalesce((SELECT total FROM offload_rate_starts AS s WHERE s.bucket = g.bucket
           ORDER BY s.at DESC, s.total DESC LIMIT 1)
          - (SELECT total - n FROM offload_rate_starts AS s
             WHERE s.bucket = g.bucket
-              AND s.at > :now::timestamptz - make_interval(secs => g.rate_period)
+              AND s.at > (SELECT now FROM clock) - make_interval(secs => g.rate_period)
             ORDER BY s.at, s.total LIMIT 1), 0)
 
 -- name: window_oldest
 -- When the oldest start in a bucket's window was logged, for limited_pick.
 (SELECT at FROM offload_rate_starts AS s
- WHERE s.bucket = g.bucket AND s.at > :now::timestamptz - make_interval(secs => g.rate_period)
+ WHERE s.bucket = g.bucket AND s.at > (SELECT now FROM clock) - make_interval(secs => g.rate_period)
  ORDER BY s.at, s.total LIMIT 1)
 
 -- name: group_stats

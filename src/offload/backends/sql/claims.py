@@ -108,6 +108,7 @@ class SqlClaims:
     def _limited(self, params: ClaimParams) -> tuple[Started, float | None]:
         """The limited claim: pick what every limit allows, start it, log its rate starts,
         in one transaction that no other limited claim overlaps (see `limited_begin`).
+        Each pick reads the clock it stamps starts with (`clock`; see `limited_pick`).
 
         The pick reads a few due jobs per job asked for; while keys at their limit fill
         what it read, it reads 8 times more, up to `WINDOW`. On PostgreSQL the pick starts
@@ -118,7 +119,9 @@ class SqlClaims:
         jobs: Started = []
         with self.db.tx(relaxed=True) as cur:
             cur.execute(self.q["limited_begin"], values)
-            now = values["now"] = cur.fetchone()[0]
+            begun = cur.fetchone()
+            if "now" in (named := Columns.of(cur).index):  # SQLite: one clock for the claim
+                values["now"] = begun[named["now"]]
             window = min(2 * params.limit + 8, WINDOW)
             while True:
                 values["window"] = window
@@ -126,7 +129,7 @@ class SqlClaims:
                 cur.execute(self.q["limited_pick"], values)
                 rows = cur.fetchall()
                 c = Columns.of(cur).index
-                summary = rows[0]  # every row: the next start, the jobs read
+                summary = rows[0]  # every row: the next start, the jobs read, the clock
                 rows = [row for row in rows if row[c["id"]] is not None]
                 if "limited_take" in self.q.text:
                     jobs += self._take(cur, values, rows, c, summary)
@@ -138,6 +141,7 @@ class SqlClaims:
         next_at = summary[c["next_at"]]
         wait = None
         if next_at is not None:
+            now = summary[c["clock"]]
             wait = max((self.db.time(next_at) - self.db.time(now)).total_seconds(), 0.0)
         return jobs, wait
 

@@ -105,7 +105,7 @@ SELECT p.id, p.bucket, p.rate_period AS period, s.*
 FROM (SELECT (SELECT bucket FROM q) AS queue_bucket, (SELECT rate_period FROM q) AS queue_period,
         (SELECT min(t) FROM (SELECT next_at AS t FROM room UNION ALL SELECT next_at FROM q))
             AS next_at,
-        (SELECT count(*) FROM win) AS seen) AS s
+        (SELECT count(*) FROM win) AS seen, :now AS clock) AS s
 LEFT JOIN picked AS p ON true
 
 -- name: window_count
