@@ -1,0 +1,203 @@
+"""An App over two PostgreSQL clusters: the shard map checked at start-up, jobs placed by
+queue and found by id, a worker serving both, moves fenced in the database."""
+
+from __future__ import annotations
+
+import pytest
+
+import offload
+from offload.backends.shards import SHARD_BITS, ShardedBackend, shard_of
+from offload.core.states import JobState
+
+FAKE = {"one": "postgresql://localhost/one", "two": "postgresql://localhost/two"}
+
+
+def placed_on(url: str, queue: str) -> dict[str, int]:
+    """Jobs per state of `queue` in one database, read by a plain App on it alone."""
+    alone = offload.App(url)
+    try:
+        return alone.queue_counts().get(queue, {})
+    finally:
+        alone.close()
+
+
+def drain(app: offload.App, queues: list[str]) -> None:
+    """Run every due job of `queues` in this process (one worker serving both shards)."""
+    app.worker(queues=queues, burst=True, concurrency=2, executor="thread").run()
+
+
+# -- the map, checked at start-up --------------------------------------------------------
+
+
+def test_a_map_naming_an_unknown_shard_is_refused_naming_it() -> None:
+    with pytest.raises(offload.UnknownShard) as caught:
+        offload.App(shards=FAKE, shard_map={"tow": ["reports"]})
+    assert caught.value.shard == "tow"
+    assert caught.value.known == ["one", "two"]
+    assert "did you mean 'two'?" in str(caught.value)
+
+
+def test_a_queue_mapped_to_two_shards_is_refused_naming_both() -> None:
+    with pytest.raises(offload.QueueOnTwoShards) as caught:
+        offload.App(shards=FAKE, shard_map={"one": ["emails"], "two": ["reports", "emails"]})
+    assert caught.value.queue == "emails"
+    assert caught.value.shards == ["one", "two"]
+    assert "'emails' on 2 shards ('one', 'two')" in str(caught.value)
+
+
+def test_a_shard_given_a_string_for_its_queues_is_refused() -> None:
+    # A string would be read as its letters, each a queue: refused instead.
+    with pytest.raises(offload.ConfigurationError, match=r"shard_map\['two'\] must be a list"):
+        offload.App(shards=FAKE, shard_map={"two": "reports"})
+
+
+def test_a_shard_that_is_not_postgresql_is_refused(tmp_path: object) -> None:
+    shards = {"one": FAKE["one"], "local": f"sqlite:///{tmp_path}/jobs.db"}
+    with pytest.raises(offload.ConfigurationError, match=r"shard 'local'.*PostgreSQL databases"):
+        offload.App(shards=shards)
+
+
+def test_url_and_shards_together_or_a_map_alone_are_refused() -> None:
+    with pytest.raises(offload.ConfigurationError, match="either url, or shards"):
+        offload.App(FAKE["one"], shards=FAKE)
+    with pytest.raises(offload.ConfigurationError, match="either url, or shards"):
+        offload.App(shard_map={"two": ["reports"]})
+    with pytest.raises(offload.ConfigurationError, match="at least one shard"):
+        offload.App(shards={})
+
+
+def test_shards_listed_in_another_order_than_migrated_are_refused(
+    sharded: offload.App, shard_urls: dict[str, str]
+) -> None:
+    sharded.enqueue("report", [1])
+    swapped = offload.App(shards={"two": shard_urls["two"], "one": shard_urls["one"]})
+    try:
+        with pytest.raises(offload.ShardMismatch) as caught:
+            swapped.check()
+        assert caught.value.shard == "two"
+        assert "outside its range" in caught.value.reason
+    finally:
+        swapped.close()
+
+
+# -- placement and routing ---------------------------------------------------------------
+
+
+def test_jobs_go_to_their_queues_shard_and_their_ids_name_it(
+    sharded: offload.App, shard_urls: dict[str, str]
+) -> None:
+    report = sharded.enqueue("report", [1])
+    plain = sharded.enqueue("plain", [1])
+    assert shard_of(report.id) == 1 and report.id >= 1 << SHARD_BITS
+    assert shard_of(plain.id) == 0
+    assert placed_on(shard_urls["two"], "reports") == {"available": 1}
+    assert placed_on(shard_urls["one"], "default") == {"available": 1}
+    assert placed_on(shard_urls["one"], "reports") == {}
+    # Read, cancelled, listed and counted through the App, wherever they are.
+    assert report.job().queue == "reports"
+    assert {job.id for job in sharded.jobs()} == {report.id, plain.id}
+    assert sharded.queue_counts() == {"reports": {"available": 1}, "default": {"available": 1}}
+    assert sharded.cancel(report.id).state is JobState.CANCELLED
+    with pytest.raises(offload.JobNotFound):
+        sharded.job(5 << SHARD_BITS).job()
+
+
+def test_one_worker_serves_queues_on_both_shards(sharded: offload.App) -> None:
+    reports = [sharded.enqueue("report", [n]) for n in range(5)]
+    plains = [sharded.enqueue("plain", [n]) for n in range(5)]
+    drain(sharded, ["reports", "default"])
+    assert [h.result(timeout=5) for h in reports] == [0, 2, 4, 6, 8]
+    assert [h.result(timeout=5) for h in plains] == [1, 2, 3, 4, 5]
+
+
+def test_a_workflow_over_two_shards_is_refused_and_one_within_a_shard_runs(
+    sharded: offload.App,
+) -> None:
+    @sharded.task(name="double", queue="reports")
+    def double(n: int) -> int:
+        return n * 2
+
+    @sharded.task(name="inc")
+    def inc(n: int) -> int:
+        return n + 1
+
+    with pytest.raises(offload.CrossShard) as caught:
+        offload.chain(double.s(1), inc.s()).enqueue()
+    assert caught.value.shards == {"reports": "two", "default": "one"}
+    assert sharded.queue_counts() == {}  # nothing stored
+    flow = offload.chain(double.s(1), double.s()).enqueue()
+    assert shard_of(flow.id) == 1
+    drain(sharded, ["reports"])
+    assert flow.result(timeout=5) == 4
+
+
+# -- moves ---------------------------------------------------------------------------------
+
+
+def test_a_moved_queue_takes_new_jobs_on_its_new_shard_and_a_stale_map_follows(
+    sharded: offload.App, shard_urls: dict[str, str]
+) -> None:
+    before = sharded.enqueue("report", [1])
+    stale = offload.App(shards=shard_urls, shard_map={"two": ["reports"]})
+    stale.registry.add(sharded.registry.get("report"))
+    try:
+        stale.enqueue("report", [0])  # it has used the map: reports on two
+        sharded.move_queue("reports", "one")
+        after = sharded.enqueue("report", [2])
+        followed = stale.enqueue("report", [3])  # refused by two, which names one
+        assert [shard_of(h.id) for h in (before, after, followed)] == [1, 0, 0]
+    finally:
+        stale.close()
+    assert placed_on(shard_urls["two"], "reports") == {"available": 2}
+    assert placed_on(shard_urls["one"], "reports") == {"available": 2}
+    # The jobs left on the old shard are still run: workers claim from every shard.
+    drain(sharded, ["reports"])
+    assert isinstance(sharded.backend, ShardedBackend)
+    assert sharded.backend.unfinished("reports") == {"one": 0, "two": 0}
+    assert before.result(timeout=5) == 2
+
+
+def test_an_app_without_the_map_is_refused_by_the_old_shard_naming_the_new(
+    sharded: offload.App, shard_urls: dict[str, str]
+) -> None:
+    sharded.move_queue("reports", "one")
+    alone = offload.App(shard_urls["two"])
+    alone.registry.add(sharded.registry.get("report"))
+    try:
+        with pytest.raises(offload.QueueMoved) as caught:
+            alone.enqueue("report", [1])
+        assert (caught.value.queue, caught.value.shard) == ("reports", "one")
+    finally:
+        alone.close()
+    assert placed_on(shard_urls["two"], "reports") == {}
+
+
+def test_a_queue_moved_back_is_accepted_again_and_fenced_on_the_other(
+    sharded: offload.App, shard_urls: dict[str, str]
+) -> None:
+    sharded.move_queue("reports", "one")
+    sharded.move_queue("reports", "two")
+    assert shard_of(sharded.enqueue("report", [1]).id) == 1
+    alone = offload.App(shard_urls["one"])
+    alone.registry.add(sharded.registry.get("report"))
+    try:
+        with pytest.raises(offload.QueueMoved) as caught:
+            alone.enqueue("report", [1])
+        assert caught.value.shard == "two"
+    finally:
+        alone.close()
+
+
+def test_a_move_to_an_unknown_shard_is_refused_naming_it(sharded: offload.App) -> None:
+    with pytest.raises(offload.UnknownShard) as caught:
+        sharded.move_queue("reports", "three")
+    assert (caught.value.shard, caught.value.queue) == ("three", "reports")
+
+
+def test_a_move_needs_a_sharded_app(tmp_path: object) -> None:
+    alone = offload.App(f"sqlite:///{tmp_path}/jobs.db")
+    try:
+        with pytest.raises(offload.ConfigurationError, match="needs an App given shards"):
+            alone.move_queue("reports", "two")
+    finally:
+        alone.close()
