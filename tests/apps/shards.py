@@ -14,8 +14,8 @@ from typing import Any
 
 import offload
 
-ONE = os.environ.get("OFFLOAD_SHARD_ONE", "postgresql:///unset_one")
-TWO = os.environ.get("OFFLOAD_SHARD_TWO", "postgresql:///unset_two")
+ONE = os.environ.get("OFFLOAD_SHARD_ONE", "postgresql://localhost/unset_one")
+TWO = os.environ.get("OFFLOAD_SHARD_TWO", "postgresql://localhost/unset_two")
 RESULTS = os.environ.get("OFFLOAD_SHARD_RESULTS", ONE)
 
 app = offload.App(shards={"one": ONE, "two": TWO}, shard_map={"two": ["reports"]})
