@@ -1,5 +1,5 @@
-"""Two PostgreSQL clusters for the shard tests (a second throwaway server beside the
-session's), and an App over a fresh database on each."""
+"""Two PostgreSQL clusters for the shard tests (the session's and `pg_server_two`), and an
+App over a fresh database on each."""
 
 from __future__ import annotations
 
@@ -10,17 +10,9 @@ from collections.abc import Iterator
 import pytest
 
 import offload
-from tests.pgserver import PostgresServer, drop_database, fresh_database, start_postgres
+from tests.pgserver import PostgresServer, drop_database, fresh_database
 
 _numbers = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def pg_server_two() -> Iterator[PostgresServer]:
-    """A second PostgreSQL cluster: shard two lives on another server than shard one."""
-    server = start_postgres()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
