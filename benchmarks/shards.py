@@ -1,0 +1,175 @@
+"""Two PostgreSQL clusters against one, in the same run (docs/sharding.md).
+
+Three variants take turns each round, on fresh databases:
+
+- `one`: a plain App on cluster A (the single-cluster path, no router);
+- `one-routed`: an App given `shards` with cluster A alone (what the router costs);
+- `two`: an App over clusters A and B, queue q1 on B and q0 on A.
+
+Each variant: `--enqueue` single-call enqueues timed in this process (alternating queues),
+then `--jobs` more no-op jobs (half per queue) queued with `enqueue_many` (not timed), and
+all of them drained by `--workers` burst worker processes (thread executor, `--concurrency`
+slots each, serving both queues), timed inside them from the first one's start of work to
+the last one's end (process start-up left out); every job is checked to have succeeded.
+Both clusters are throwaway servers (`tests.pgserver`) on this machine, sharing its cores
+and disk: the figures measure the router and a second database's share of the same
+machine, not two machines. Prints each run, the medians, and the per-round ratios.
+
+    .venv/bin/python benchmarks/shards.py [--rounds 3] [--jobs 20000] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import statistics
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: make `benchmarks` and `tests` importable
+    sys.path.insert(0, str(ROOT))
+
+from tests.pgserver import PostgresServer, drop_database, fresh_database  # noqa: E402
+
+import offload  # noqa: E402
+from benchmarks.procinfo import load_average  # noqa: E402
+from benchmarks.throughput import log  # noqa: E402
+from offload.task import Call  # noqa: E402
+
+VARIANTS = ("one", "one-routed", "two")
+QUEUES = ("q0", "q1")
+
+
+def build(variant: str, urls: Mapping[str, str]) -> offload.App:
+    """The variant's App with a no-op task on each queue."""
+    if variant == "one":
+        app = offload.App(urls["a"])
+    elif variant == "one-routed":
+        app = offload.App(shards={"a": urls["a"]})
+    else:
+        app = offload.App(shards=dict(urls), shard_map={"b": ["q1"]})
+    for queue in QUEUES:
+        app.task(name=f"noop_{queue}", queue=queue)(_noop)
+    return app
+
+
+def _noop() -> None:
+    return None
+
+
+def _work(variant: str, urls: dict[str, str], concurrency: int, times: Any) -> None:
+    """One burst worker process serving both queues; puts (start, end) of its work."""
+    app = build(variant, urls)
+    worker = app.worker(queues=list(QUEUES), burst=True, concurrency=concurrency, executor="thread")
+    start = time.time()
+    worker.run()
+    times.put((start, time.time()))
+    app.close()
+
+
+def measure(variant: str, urls: dict[str, str], args: argparse.Namespace) -> tuple[float, float]:
+    """(enqueues per second, drained jobs per second) of one variant on fresh databases."""
+    app = build(variant, urls)
+    app.migrate()
+    names = [f"noop_{queue}" for queue in QUEUES]
+    started = time.perf_counter()
+    for n in range(args.enqueue):
+        app.enqueue(names[n % 2])
+    enqueue_rate = args.enqueue / (time.perf_counter() - started)
+    for name in names:
+        for start in range(0, args.jobs // 2, 1000):
+            app.enqueue_many(name, [Call() for _ in range(min(1000, args.jobs // 2 - start))])
+    context = multiprocessing.get_context("spawn")
+    times = context.Queue()
+    workers = [
+        context.Process(target=_work, args=(variant, urls, args.concurrency, times))
+        for _ in range(args.workers)
+    ]
+    for process in workers:
+        process.start()
+    spans = [times.get(timeout=600) for _ in workers]
+    for process in workers:
+        process.join()
+    # The timed enqueues' jobs are drained too.
+    expected = args.jobs // 2 * 2 + args.enqueue
+    drain_rate = expected / (max(end for _, end in spans) - min(start for start, _ in spans))
+    counts = app.queue_counts()
+    done = sum(counts.get(queue, {}).get("succeeded", 0) for queue in QUEUES)
+    if done != expected:
+        raise SystemExit(f"{variant}: {done} jobs succeeded, expected {expected}: {counts}")
+    app.close()
+    return enqueue_rate, drain_rate
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--enqueue", type=int, default=2_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--durable", action="store_true", help="clusters whose commits wait for their WAL write"
+    )
+    args = parser.parse_args()
+    from tests.pgserver import start_postgres
+
+    print(f"load average before: {load_average()}")
+    servers: list[PostgresServer] = []
+    try:
+        servers = [start_postgres(durable_commits=args.durable) for _ in range(2)]
+        figures: dict[str, list[tuple[float, float]]] = {v: [] for v in VARIANTS}
+        for n in range(args.rounds):
+            for variant in VARIANTS:
+                name = f"offload_shards_{n}_{variant.replace('-', '_')}"
+                urls = {"a": fresh_database(servers[0].url, name)}
+                if variant == "two":
+                    urls["b"] = fresh_database(servers[1].url, name)
+                try:
+                    figures[variant].append(measure(variant, urls, args))
+                finally:
+                    drop_database(servers[0].url, name)
+                    if "b" in urls:
+                        drop_database(servers[1].url, name)
+                enqueue, drain = figures[variant][-1]
+                log(f"round {n + 1} {variant}: enqueue {enqueue:,.0f}/s, drain {drain:,.0f}/s")
+    finally:
+        for server in servers:
+            server.stop()
+        print(f"load average after: {load_average()}")
+    report(figures, args)
+    return 0
+
+
+def report(figures: dict[str, list[tuple[float, float]]], args: argparse.Namespace) -> None:
+    durable = "commits wait for the WAL write" if args.durable else "fsync off (test servers)"
+    print(
+        f"\n{args.jobs:,} no-op jobs drained by {args.workers} worker processes x "
+        f"{args.concurrency} threads; {args.enqueue:,} single enqueues; {args.rounds} rounds; "
+        f"{durable}\n"
+    )
+    print("| variant | enqueue 1/call (jobs/s) | drain (jobs/s) |")
+    print("|---|---|---|")
+    for variant, runs in figures.items():
+        enq = [e for e, _ in runs]
+        drn = [d for _, d in runs]
+        print(
+            f"| {variant} | {statistics.median(enq):,.0f} ({min(enq):,.0f}-{max(enq):,.0f}) "
+            f"| {statistics.median(drn):,.0f} ({min(drn):,.0f}-{max(drn):,.0f}) |"
+        )
+    base = figures["one"]
+    for variant in VARIANTS[1:]:
+        for index, what in ((0, "enqueue"), (1, "drain")):
+            per_round = [v[index] / b[index] for v, b in zip(figures[variant], base, strict=True)]
+            print(
+                f"{variant} / one, {what}: median {statistics.median(per_round):.3f} "
+                f"(min {min(per_round):.3f}, max {max(per_round):.3f})"
+            )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
