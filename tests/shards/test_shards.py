@@ -7,6 +7,7 @@ import pytest
 
 import offload
 from offload.backends.shards import SHARD_BITS, ShardedBackend, shard_of
+from offload.core.options import EnqueueOptions
 from offload.core.states import JobState
 
 FAKE = {"one": "postgresql://localhost/one", "two": "postgresql://localhost/two"}
@@ -201,3 +202,53 @@ def test_a_move_needs_a_sharded_app(tmp_path: object) -> None:
             alone.move_queue("reports", "two")
     finally:
         alone.close()
+
+
+def test_coroutines_commit_together_per_shard_and_follow_a_move(
+    sharded: offload.App, shard_urls: dict[str, str]
+) -> None:
+    import asyncio
+
+    async def burst(app: offload.App) -> list[int]:
+        report = offload.Task(app, app.registry.get("report"), EnqueueOptions())
+        plain = offload.Task(app, app.registry.get("plain"), EnqueueOptions())
+        handles = await asyncio.gather(
+            *((report if n % 2 else plain).enqueue_async(n) for n in range(20))
+        )
+        return [handle.id for handle in handles]
+
+    ids = asyncio.run(burst(sharded))
+    assert [shard_of(i) for i in ids] == [0, 1] * 10  # one group commit per shard
+    stale = offload.App(shards=shard_urls, shard_map={"two": ["reports"]})
+    for name in ("report", "plain"):
+        stale.registry.add(sharded.registry.get(name))
+    try:
+        asyncio.run(burst(stale))  # its map used: reports on two
+        sharded.move_queue("reports", "one")
+        moved = asyncio.run(burst(stale))  # two refuses the group's reports: they follow
+    finally:
+        stale.close()
+    assert [shard_of(i) for i in moved] == [0, 0] * 10
+    assert placed_on(shard_urls["two"], "reports") == {"available": 20}
+    assert placed_on(shard_urls["one"], "reports") == {"available": 10}
+
+
+def test_an_enqueue_in_the_callers_transaction_on_the_old_shard_is_refused_not_retried(
+    sharded: offload.App, shard_urls: dict[str, str]
+) -> None:
+    import psycopg
+
+    sharded.move_queue("reports", "one")
+    stale = offload.App(shards=shard_urls, shard_map={"two": ["reports"]})
+    stale.registry.add(sharded.registry.get("report"))
+    try:
+        with psycopg.connect(shard_urls["two"]) as conn:  # the caller's own transaction
+            with pytest.raises(offload.QueueMoved) as caught:
+                stale.enqueue("report", [1], conn=conn)
+            assert caught.value.shard == "one"
+            conn.rollback()
+        # The move is learned: the next enqueue goes to shard one.
+        assert shard_of(stale.enqueue("report", [2]).id) == 0
+    finally:
+        stale.close()
+    assert placed_on(shard_urls["two"], "reports") == {}

@@ -204,6 +204,15 @@ class ShardedBackend:
                 self.follow(moved)
         return call(self.route(queue))  # a cycle of fences: let its refusal be seen
 
+    def once(self, queue: str, call: Callable[[Backend], T]) -> T:
+        """`call` on the queue's shard in the caller's own transaction (`conn`), which a
+        refusal has aborted: the move is learned for the next call, and raised."""
+        try:
+            return call(self.route(queue))
+        except QueueMoved as moved:
+            self.follow(moved)
+            raise
+
     def each(self) -> list[Backend]:
         """Every shard's backend, starting at a different one each call (so no shard is
         always claimed from last)."""
@@ -354,6 +363,8 @@ class _Jobs:
         self.s = sharded
 
     def insert(self, params: JobInsertParams) -> Inserted:
+        if params.conn is not None:  # the caller's transaction, on one database: no retry
+            return self.s.once(params.spec.queue, lambda b: b.jobs.insert(params))
         return self.s.routed(params.spec.queue, lambda b: b.jobs.insert(params))
 
     def groupable(self, params: JobInsertParams) -> bool:
@@ -478,9 +489,9 @@ class _Claims:
 
     def heartbeat(self, params: HeartbeatParams) -> Heartbeat:
         parts = self.s.split(params.leases, _lease_id)
-        lost = [lease.id for lease in parts.pop(-1, [])]
-        if not parts:
-            return self.s.home.claims.heartbeat(params)
+        lost = [lease.id for lease in parts.pop(-1, [])]  # no shard gave out such an id
+        if not parts:  # no leases: the home shard still hears the worker
+            parts = {0: []}
         cancel: list[int] = []
         for index, leases in parts.items():
             beat = self.s.members[index].backend.claims.heartbeat(replace(params, leases=leases))
@@ -691,6 +702,8 @@ class _Workflows:
                     if 0 <= shard_of(edge.parent_id) < len(self.s.names)
                     else {**shards, parent: "?"},
                 )
+        if params.conn is not None:
+            return self.s.once(queue, lambda b: b.workflows.insert(params))
         return self.s.routed(queue, lambda b: b.workflows.insert(params))
 
     def parents(self, params: ParentsReadParams) -> dict[int, ParentsRead]:
