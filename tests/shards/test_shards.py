@@ -252,3 +252,29 @@ def test_an_enqueue_in_the_callers_transaction_on_the_old_shard_is_refused_not_r
     finally:
         stale.close()
     assert placed_on(shard_urls["two"], "reports") == {}
+
+
+def test_the_operators_reads_add_up_every_shard(sharded: offload.App) -> None:
+    reports = [sharded.enqueue("report", [n]) for n in range(3)]
+    sharded.enqueue("plain", [1])
+    sharded.pause_queue("reports")  # a policy is written to every shard
+    assert sharded.count_jobs() == 4
+    assert {s.name: s.paused for s in sharded.queue_statuses() if s.name == "reports"} == {
+        "reports": True
+    }
+    census = {(c.queue, str(c.state)): c.jobs for c in sharded.census().states}
+    assert census[("reports", "available")] == 3 and census[("default", "available")] == 1
+    drain(sharded, ["reports", "default"])  # paused on both shards: only default runs
+    assert sharded.queue_counts() == {
+        "default": {"succeeded": 1},
+        "reports": {"available": 3},
+    }
+    sharded.resume_queue("reports")
+    drain(sharded, ["reports"])
+    assert [h.result(timeout=5) for h in reports] == [0, 2, 4]
+    # A queue's events come from its shard; the chart's buckets add up both shards'.
+    assert {e.job_id for e in sharded.events(queue="reports")} >= {h.id for h in reports}
+    assert sum(point.succeeded for point in sharded.stats()) == 4
+    assert sharded.cancel_many(queue="reports") == []  # finished: nothing to cancel
+    assert sharded.purge(queue="reports") == 3
+    assert sharded.count_jobs() == 1
