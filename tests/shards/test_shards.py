@@ -278,3 +278,36 @@ def test_the_operators_reads_add_up_every_shard(sharded: offload.App) -> None:
     assert sharded.cancel_many(queue="reports") == []  # finished: nothing to cancel
     assert sharded.purge(queue="reports") == 3
     assert sharded.count_jobs() == 1
+
+
+def test_a_topic_lives_on_its_shard_with_its_groups_jobs(shard_urls: dict[str, str]) -> None:
+    app = offload.App(shards=shard_urls, shard_map={"two": ["orders"]})
+    seen: list[str] = []
+
+    @app.subscriber("orders", group="billing", name="bill")
+    def bill(message: offload.Message) -> None:
+        seen.append(message.value)
+
+    app.migrate()
+    try:
+        offsets = [app.publish("orders", f"order {n}") for n in range(3)]
+        assert offsets == [1, 2, 3]
+        assert [t.name for t in app.topics()] == ["orders"]
+        alone = offload.App(shard_urls["two"])
+        try:
+            assert [t.name for t in alone.topics()] == ["orders"]  # stored on shard two
+        finally:
+            alone.close()
+        drain(app, [bill_queue(app)])
+        assert sorted(seen) == ["order 0", "order 1", "order 2"]
+        jobs = app.jobs(queue=bill_queue(app))
+        assert len(jobs) == 3 and {shard_of(job.id) for job in jobs} == {1}
+    finally:
+        app.close()
+
+
+def bill_queue(app: offload.App) -> str:
+    """The queue of the `bill` subscriber's group."""
+    subscription = app.registry.get("bill").subscription
+    assert subscription is not None
+    return subscription.queue
