@@ -10,7 +10,9 @@ Each variant: `--enqueue` single-call enqueues timed in this process (alternatin
 then `--jobs` more no-op jobs (half per queue) queued with `enqueue_many` (not timed), and
 all of them drained by `--workers` burst worker processes (thread executor, `--concurrency`
 slots each, serving both queues), timed inside them from the first one's start of work to
-the last one's end (process start-up left out); every job is checked to have succeeded.
+the last one's end (process start-up left out); every job is checked to have succeeded,
+and the transactions the drain committed in every shard's database are counted per job
+(`pg_stat_database`: claims, outcomes, heartbeats, and the claims that found nothing).
 Both clusters are throwaway servers (`tests.pgserver`) on this machine, sharing its cores
 and disk: the figures measure the router and a second database's share of the same
 machine, not two machines. Prints each run, the medians, and the per-round ratios.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import signal
 import statistics
 import sys
 import time
@@ -71,8 +74,25 @@ def _work(variant: str, urls: dict[str, str], concurrency: int, times: Any) -> N
     app.close()
 
 
-def measure(variant: str, urls: dict[str, str], args: argparse.Namespace) -> tuple[float, float]:
-    """(enqueues per second, drained jobs per second) of one variant on fresh databases."""
+def commits(urls: Mapping[str, str]) -> int:
+    """Transactions committed so far in the variant's databases (every shard's)."""
+    import psycopg
+
+    total = 0
+    for url in urls.values():
+        with psycopg.connect(url, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+            ).fetchone()
+            total += int(row[0]) if row else 0
+    return total
+
+
+def measure(
+    variant: str, urls: dict[str, str], args: argparse.Namespace
+) -> tuple[float, float, float]:
+    """(enqueues per second, drained jobs per second, the drain's transactions per job) of
+    one variant on fresh databases."""
     app = build(variant, urls)
     app.migrate()
     names = [f"noop_{queue}" for queue in QUEUES]
@@ -89,6 +109,8 @@ def measure(variant: str, urls: dict[str, str], args: argparse.Namespace) -> tup
         context.Process(target=_work, args=(variant, urls, args.concurrency, times))
         for _ in range(args.workers)
     ]
+    time.sleep(1.5)  # this process's statistics reach the server once idle for a second
+    before = commits(urls)
     for process in workers:
         process.start()
     spans = [times.get(timeout=600) for _ in workers]
@@ -97,12 +119,13 @@ def measure(variant: str, urls: dict[str, str], args: argparse.Namespace) -> tup
     # The timed enqueues' jobs are drained too.
     expected = args.jobs // 2 * 2 + args.enqueue
     drain_rate = expected / (max(end for _, end in spans) - min(start for start, _ in spans))
+    per_job = (commits(urls) - before) / expected  # the workers' sessions ended: counted
     counts = app.queue_counts()
     done = sum(counts.get(queue, {}).get("succeeded", 0) for queue in QUEUES)
     if done != expected:
         raise SystemExit(f"{variant}: {done} jobs succeeded, expected {expected}: {counts}")
     app.close()
-    return enqueue_rate, drain_rate
+    return enqueue_rate, drain_rate, per_job
 
 
 def main() -> int:
@@ -118,11 +141,14 @@ def main() -> int:
     args = parser.parse_args()
     from tests.pgserver import start_postgres
 
+    # A SIGTERM unwinds like an error, so the servers below are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
     print(f"load average before: {load_average()}")
     servers: list[PostgresServer] = []
     try:
         servers = [start_postgres(durable_commits=args.durable) for _ in range(2)]
-        figures: dict[str, list[tuple[float, float]]] = {v: [] for v in VARIANTS}
+        figures: dict[str, list[tuple[float, float, float]]] = {v: [] for v in VARIANTS}
         for n in range(args.rounds):
             for variant in VARIANTS:
                 name = f"offload_shards_{n}_{variant.replace('-', '_')}"
@@ -135,8 +161,11 @@ def main() -> int:
                     drop_database(servers[0].url, name)
                     if "b" in urls:
                         drop_database(servers[1].url, name)
-                enqueue, drain = figures[variant][-1]
-                log(f"round {n + 1} {variant}: enqueue {enqueue:,.0f}/s, drain {drain:,.0f}/s")
+                enqueue, drain, per_job = figures[variant][-1]
+                log(
+                    f"round {n + 1} {variant}: enqueue {enqueue:,.0f}/s, drain {drain:,.0f}/s, "
+                    f"{per_job:.3f} transactions per job"
+                )
     finally:
         for server in servers:
             server.stop()
@@ -145,21 +174,21 @@ def main() -> int:
     return 0
 
 
-def report(figures: dict[str, list[tuple[float, float]]], args: argparse.Namespace) -> None:
+def report(figures: dict[str, list[tuple[float, float, float]]], args: argparse.Namespace) -> None:
     durable = "commits wait for the WAL write" if args.durable else "fsync off (test servers)"
     print(
         f"\n{args.jobs:,} no-op jobs drained by {args.workers} worker processes x "
         f"{args.concurrency} threads; {args.enqueue:,} single enqueues; {args.rounds} rounds; "
         f"{durable}\n"
     )
-    print("| variant | enqueue 1/call (jobs/s) | drain (jobs/s) |")
-    print("|---|---|---|")
+    print("| variant | enqueue 1/call (jobs/s) | drain (jobs/s) | drain transactions per job |")
+    print("|---|---|---|---|")
     for variant, runs in figures.items():
-        enq = [e for e, _ in runs]
-        drn = [d for _, d in runs]
+        enq, drn, tx = ([run[i] for run in runs] for i in range(3))
         print(
             f"| {variant} | {statistics.median(enq):,.0f} ({min(enq):,.0f}-{max(enq):,.0f}) "
-            f"| {statistics.median(drn):,.0f} ({min(drn):,.0f}-{max(drn):,.0f}) |"
+            f"| {statistics.median(drn):,.0f} ({min(drn):,.0f}-{max(drn):,.0f}) "
+            f"| {statistics.median(tx):.3f} ({min(tx):.3f}-{max(tx):.3f}) |"
         )
     base = figures["one"]
     for variant in VARIANTS[1:]:
