@@ -1143,7 +1143,7 @@ class App:
         with an older map are refused by the old shard's database and follow the move."""
         if not isinstance(self.backend, ShardedBackend):
             raise ConfigurationError("move_queue needs an App given shards=")
-        check_name("queue", queue)
+        check_name("queue", queue, ValidationError)
         for schedule in self.schedules.values():
             fires_on = schedule.queue
             if fires_on is None and schedule.task in self.registry:

@@ -311,3 +311,15 @@ def bill_queue(app: offload.App) -> str:
     subscription = app.registry.get("bill").subscription
     assert subscription is not None
     return subscription.queue
+
+
+def test_a_cron_schedules_queue_stays_on_the_home_shard(sharded: offload.App) -> None:
+    sharded.schedule("report", "0 3 * * *", name="nightly", queue="nightly")
+    with pytest.raises(offload.ValidationError, match="cron schedule 'nightly'"):
+        sharded.move_queue("nightly", "two")
+    sharded.schedule("plain", "0 4 * * *", name="tidy")  # the task's own queue: default
+    with pytest.raises(offload.ValidationError, match="cron schedule 'tidy'"):
+        sharded.move_queue("default", "two")
+    sharded.move_queue("nightly", "one")  # to home: allowed (there already: nothing to do)
+    with pytest.raises(offload.ValidationError, match="queue name"):
+        sharded.move_queue("", "two")
