@@ -84,7 +84,9 @@ def test_a_queue_moved_there_and_back_under_load_loses_and_doubles_no_job(
 
     def runs() -> int:
         with psycopg.connect(shard_urls["one"]) as conn:
-            return int(conn.execute("SELECT count(*) FROM shard_runs").fetchone()[0])
+            row = conn.execute("SELECT count(*) FROM shard_runs").fetchone()
+        assert row is not None
+        return int(row[0])
 
     wait_until(lambda: runs() >= total, 120, "every job to run")
     with psycopg.connect(shard_urls["one"]) as conn:

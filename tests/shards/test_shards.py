@@ -3,6 +3,8 @@ queue and found by id, a worker serving both, moves fenced in the database."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import offload
@@ -123,10 +125,10 @@ def test_a_workflow_over_two_shards_is_refused_and_one_within_a_shard_runs(
         return n + 1
 
     with pytest.raises(offload.CrossShard) as caught:
-        offload.chain(double.s(1), inc.s()).enqueue()
+        offload.chain(double.s(1), sharded.signature("inc")).enqueue()
     assert caught.value.shards == {"reports": "two", "default": "one"}
     assert sharded.queue_counts() == {}  # nothing stored
-    flow = offload.chain(double.s(1), double.s()).enqueue()
+    flow = offload.chain(double.s(1), sharded.signature("double")).enqueue()
     assert shard_of(flow.id) == 1
     drain(sharded, ["reports"])
     assert flow.result(timeout=5) == 4
@@ -210,8 +212,12 @@ def test_coroutines_commit_together_per_shard_and_follow_a_move(
     import asyncio
 
     async def burst(app: offload.App) -> list[int]:
-        report = offload.Task(app, app.registry.get("report"), EnqueueOptions())
-        plain = offload.Task(app, app.registry.get("plain"), EnqueueOptions())
+        report: offload.Task[..., Any] = offload.Task(
+            app, app.registry.get("report"), EnqueueOptions()
+        )
+        plain: offload.Task[..., Any] = offload.Task(
+            app, app.registry.get("plain"), EnqueueOptions()
+        )
         handles = await asyncio.gather(
             *((report if n % 2 else plain).enqueue_async(n) for n in range(20))
         )
