@@ -79,8 +79,7 @@ class UnknownShard(ConfigurationError):
         self.shard, self.known, self.queue = shard, known, queue
         where = "" if queue is None else f" (for queue {shorten(queue)})"
         super().__init__(
-            f"shard map names unknown shard {shorten(shard)}{where}"
-            f"{_did_you_mean(shard, known, 'shards')}"
+            f"unknown shard {shorten(shard)}{where}{_did_you_mean(shard, known, 'shards')}"
         )
 
 
