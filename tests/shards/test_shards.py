@@ -15,6 +15,10 @@ from offload.core.states import JobState
 FAKE = {"one": "postgresql://localhost/one", "two": "postgresql://localhost/two"}
 
 
+def _noop() -> None:
+    return None
+
+
 def placed_on(url: str, queue: str) -> dict[str, int]:
     """Jobs per state of `queue` in one database, read by a plain App on it alone."""
     alone = offload.App(url)
@@ -329,3 +333,22 @@ def test_a_cron_schedules_queue_stays_on_the_home_shard(sharded: offload.App) ->
     sharded.move_queue("nightly", "one")  # to home: allowed (there already: nothing to do)
     with pytest.raises(offload.ValidationError, match="queue name"):
         sharded.move_queue("", "two")
+
+
+def test_a_database_used_alone_is_refused_past_the_first_place(
+    shard_urls: dict[str, str],
+) -> None:
+    alone = offload.App(shard_urls["two"])
+    alone.migrate()
+    alone.task(name="noop")(_noop)
+    alone.enqueue("noop")
+    alone.close()
+    app = offload.App(shards=shard_urls)
+    try:
+        app.migrate()  # every shard's schema is current; two's ids now start at its floor
+        with pytest.raises(offload.ShardMismatch) as caught:
+            app.check()
+        assert caught.value.shard == "two"
+        assert "holds job id 1, outside its range" in caught.value.reason
+    finally:
+        app.close()
