@@ -11,8 +11,10 @@ then `--jobs` more no-op jobs (half per queue) queued with `enqueue_many` (not t
 all of them drained by `--workers` burst worker processes (thread executor, `--concurrency`
 slots each, serving both queues), timed inside them from the first one's start of work to
 the last one's end (process start-up left out); every job is checked to have succeeded,
-and the transactions the drain committed in every shard's database are counted per job
-(`pg_stat_database`: claims, outcomes, heartbeats, and the claims that found nothing).
+and per job are counted the transactions the drain committed in every shard's database
+(`pg_stat_database`: claims, outcomes, heartbeats, and the claims that found nothing), the
+CPU time of both servers' processes (/proc) and the workers' own CPU time: the figures that
+project to separate machines, where each cluster has cores of its own.
 Both clusters are throwaway servers (`tests.pgserver`) on this machine, sharing its cores
 and disk: the figures measure the router and a second database's share of the same
 machine, not two machines. Prints each run, the medians, and the per-round ratios.
@@ -39,7 +41,7 @@ if str(ROOT) not in sys.path:  # run as a script: make `benchmarks` and `tests` 
 from tests.pgserver import PostgresServer, drop_database, fresh_database  # noqa: E402
 
 import offload  # noqa: E402
-from benchmarks.procinfo import load_average  # noqa: E402
+from benchmarks.procinfo import load_average, tree_cpu_seconds  # noqa: E402
 from benchmarks.throughput import log  # noqa: E402
 from offload.task import Call  # noqa: E402
 
@@ -68,9 +70,9 @@ def _work(variant: str, urls: dict[str, str], concurrency: int, times: Any) -> N
     """One burst worker process serving both queues; puts (start, end) of its work."""
     app = build(variant, urls)
     worker = app.worker(queues=list(QUEUES), burst=True, concurrency=concurrency, executor="thread")
-    start = time.time()
+    start, cpu = time.time(), time.process_time()
     worker.run()
-    times.put((start, time.time()))
+    times.put((start, time.time(), time.process_time() - cpu))
     app.close()
 
 
@@ -89,10 +91,11 @@ def commits(urls: Mapping[str, str]) -> int:
 
 
 def measure(
-    variant: str, urls: dict[str, str], args: argparse.Namespace
-) -> tuple[float, float, float]:
-    """(enqueues per second, drained jobs per second, the drain's transactions per job) of
-    one variant on fresh databases."""
+    variant: str, urls: dict[str, str], servers: list[int], args: argparse.Namespace
+) -> tuple[float, ...]:
+    """Of one variant on fresh databases: enqueues per second, drained jobs per second, and
+    the drain's transactions, database CPU (microseconds, every server's processes) and
+    workers' CPU (microseconds) per job."""
     app = build(variant, urls)
     app.migrate()
     names = [f"noop_{queue}" for queue in QUEUES]
@@ -111,21 +114,25 @@ def measure(
     ]
     time.sleep(1.5)  # this process's statistics reach the server once idle for a second
     before = commits(urls)
+    db_cpu = sum(tree_cpu_seconds(pid) for pid in servers)
     for process in workers:
         process.start()
     spans = [times.get(timeout=600) for _ in workers]
     for process in workers:
         process.join()
+    db_cpu = sum(tree_cpu_seconds(pid) for pid in servers) - db_cpu
     # The timed enqueues' jobs are drained too.
     expected = args.jobs // 2 * 2 + args.enqueue
-    drain_rate = expected / (max(end for _, end in spans) - min(start for start, _ in spans))
+    drain_rate = expected / (max(span[1] for span in spans) - min(span[0] for span in spans))
+    worker_cpu = sum(span[2] for span in spans)
     per_job = (commits(urls) - before) / expected  # the workers' sessions ended: counted
     counts = app.queue_counts()
     done = sum(counts.get(queue, {}).get("succeeded", 0) for queue in QUEUES)
     if done != expected:
         raise SystemExit(f"{variant}: {done} jobs succeeded, expected {expected}: {counts}")
     app.close()
-    return enqueue_rate, drain_rate, per_job
+    micro = 1e6 / expected
+    return enqueue_rate, drain_rate, per_job, db_cpu * micro, worker_cpu * micro
 
 
 def main() -> int:
@@ -148,7 +155,8 @@ def main() -> int:
     servers: list[PostgresServer] = []
     try:
         servers = [start_postgres(durable_commits=args.durable) for _ in range(2)]
-        figures: dict[str, list[tuple[float, float, float]]] = {v: [] for v in VARIANTS}
+        figures: dict[str, list[tuple[float, ...]]] = {v: [] for v in VARIANTS}
+        postmasters = [postmaster(server) for server in servers]
         for n in range(args.rounds):
             for variant in VARIANTS:
                 name = f"offload_shards_{n}_{variant.replace('-', '_')}"
@@ -156,15 +164,16 @@ def main() -> int:
                 if variant == "two":
                     urls["b"] = fresh_database(servers[1].url, name)
                 try:
-                    figures[variant].append(measure(variant, urls, args))
+                    figures[variant].append(measure(variant, urls, postmasters, args))
                 finally:
                     drop_database(servers[0].url, name)
                     if "b" in urls:
                         drop_database(servers[1].url, name)
-                enqueue, drain, per_job = figures[variant][-1]
+                enqueue, drain, per_job, db_us, worker_us = figures[variant][-1]
                 log(
                     f"round {n + 1} {variant}: enqueue {enqueue:,.0f}/s, drain {drain:,.0f}/s, "
-                    f"{per_job:.3f} transactions per job"
+                    f"per job: {per_job:.3f} transactions, database CPU {db_us:.0f} us, "
+                    f"workers' CPU {worker_us:.0f} us"
                 )
     finally:
         for server in servers:
@@ -174,22 +183,32 @@ def main() -> int:
     return 0
 
 
-def report(figures: dict[str, list[tuple[float, float, float]]], args: argparse.Namespace) -> None:
+def postmaster(server: PostgresServer) -> int:
+    """The server's postmaster pid (first line of its postmaster.pid)."""
+    assert server.data_dir is not None, "a server this script started"
+    return int((server.data_dir / "postmaster.pid").read_text().split()[0])
+
+
+def report(figures: dict[str, list[tuple[float, ...]]], args: argparse.Namespace) -> None:
     durable = "commits wait for the WAL write" if args.durable else "fsync off (test servers)"
     print(
         f"\n{args.jobs:,} no-op jobs drained by {args.workers} worker processes x "
         f"{args.concurrency} threads; {args.enqueue:,} single enqueues; {args.rounds} rounds; "
         f"{durable}\n"
     )
-    print("| variant | enqueue 1/call (jobs/s) | drain (jobs/s) | drain transactions per job |")
-    print("|---|---|---|---|")
+    print(
+        "| variant | enqueue 1/call (jobs/s) | drain (jobs/s) | drain: transactions per job "
+        "| database CPU per job (us) | workers' CPU per job (us) |"
+    )
+    print("|---|---|---|---|---|---|")
+    formats = (",.0f", ",.0f", ".3f", ".0f", ".0f")
     for variant, runs in figures.items():
-        enq, drn, tx = ([run[i] for run in runs] for i in range(3))
-        print(
-            f"| {variant} | {statistics.median(enq):,.0f} ({min(enq):,.0f}-{max(enq):,.0f}) "
-            f"| {statistics.median(drn):,.0f} ({min(drn):,.0f}-{max(drn):,.0f}) "
-            f"| {statistics.median(tx):.3f} ({min(tx):.3f}-{max(tx):.3f}) |"
-        )
+        cells = []
+        for i, form in enumerate(formats):
+            values = [run[i] for run in runs]
+            low, mid, high = min(values), statistics.median(values), max(values)
+            cells.append(f"{mid:{form}} ({low:{form}}-{high:{form}})")
+        print(f"| {variant} | " + " | ".join(cells) + " |")
     base = figures["one"]
     for variant in VARIANTS[1:]:
         for index, what in ((0, "enqueue"), (1, "drain")):
