@@ -352,3 +352,40 @@ def test_a_database_used_alone_is_refused_past_the_first_place(
         assert "holds job id 1, outside its range" in caught.value.reason
     finally:
         app.close()
+
+
+def test_claims_take_the_queues_shard_first_and_never_forget_an_old_one(
+    sharded: offload.App,
+) -> None:
+    from offload.backends.params import ClaimParams
+    from offload.backends.shards import FAIR_EVERY
+
+    left = {sharded.enqueue("report", [n]).id for n in range(3)}  # on two
+    sharded.move_queue("reports", "one")
+    for n in range(4 * FAIR_EVERY):
+        sharded.enqueue("report", [n])  # a backlog on one that fills every claim of 1
+    claims = sharded.backend.claims
+    taken = [
+        claims.take(ClaimParams("test-worker", "reports", 1, 60.0)).jobs[0].id
+        for _ in range(2 * FAIR_EVERY)
+    ]
+    old = [job_id for job_id in taken if job_id in left]
+    assert 1 <= len(old) <= 2, taken  # one claim in FAIR_EVERY starts at each shard in turn
+    assert len(taken) - len(old) >= 2 * FAIR_EVERY - 2
+
+
+def test_a_workers_heartbeat_learns_the_moves_its_claims_follow(
+    sharded: offload.App, shard_urls: dict[str, str]
+) -> None:
+    stale = offload.App(shards=shard_urls, shard_map={"two": ["reports"]})
+    try:
+        backend = stale.backend
+        assert isinstance(backend, ShardedBackend)
+        sharded.move_queue("reports", "one")
+        sharded.move_queue("reports", "two")
+        sharded.move_queue("reports", "one")  # fences: two -> one (one's was lifted)
+        assert backend.routes["reports"] == 1
+        backend.workers.heartbeat("w1")
+        assert backend.routes["reports"] == 0
+    finally:
+        stale.close()

@@ -100,6 +100,10 @@ from offload.core.topics import Message, TopicState
 #: ids per shard, and ids stay below 2**53 (exact in JavaScript) for up to 32 shards.
 SHARD_BITS = 48
 MAX_SHARDS = 32
+#: One claim in this many starts at each shard in turn rather than at the queue's own (see
+#: `ShardedBackend.claiming`): rare enough to cost few empty probes, often enough that jobs
+#: left on an old shard start within a few turns of a worker.
+FAIR_EVERY = 8
 
 T = TypeVar("T")
 
@@ -195,6 +199,22 @@ class ShardedBackend:
         """Route a queue where a shard's fence says it went."""
         self.routes[moved.queue] = self.position(moved.shard, moved.queue)
 
+    def learn(self) -> None:
+        """Follow every fence the shards hold (moves this map has not seen, chains too), so
+        claims start where each queue now lives. A fence naming a shard this App was not
+        given is left to the insert that meets it (`QueueMoved`, then UnknownShard)."""
+        fences = [member.store.fences() for member in self.members]
+        for _ in range(len(self.members)):
+            moved = {
+                queue: self._index[shard]
+                for index, fenced in enumerate(fences)
+                for queue, shard in fenced.items()
+                if self.routes.get(queue, 0) == index and shard in self._index
+            }
+            if not moved:
+                return
+            self.routes.update(moved)
+
     def routed(self, queue: str, call: Callable[[Backend], T]) -> T:
         """`call` on the queue's shard, following fences of moves this map has not seen."""
         for _ in range(len(self.members)):
@@ -213,12 +233,16 @@ class ShardedBackend:
             self.follow(moved)
             raise
 
-    def each(self) -> list[Backend]:
-        """Every shard's backend, starting at a different one each call (so no shard is
-        always claimed from last)."""
-        start = next(self._turn) % len(self.members)
-        backends = [m.backend for m in self.members]
-        return backends[start:] + backends[:start]
+    def claiming(self, queue: str) -> list[Backend]:
+        """Every shard's backend in the order to claim `queue` from: its shard first (where
+        its new jobs are), the others after, so a batch filled there costs no probe of a
+        shard without its jobs; but every `FAIR_EVERY`-th call starts at each shard in
+        turn, so jobs left on an old shard wait a bounded number of claims, never on a
+        backlog of the new one."""
+        count = len(self.members)
+        turn = next(self._turn)
+        start = turn // FAIR_EVERY % count if turn % FAIR_EVERY == 0 else self.routes.get(queue, 0)
+        return [self.members[(start + k) % count].backend for k in range(count)]
 
     def all(self, call: Callable[[Backend], T]) -> list[T]:
         """`call` on every shard, home first."""
@@ -470,7 +494,7 @@ class _Claims:
     def take(self, params: ClaimParams) -> Claimed:
         jobs: list[Job] = []
         wait: float | None = None
-        for backend in self.s.each():
+        for backend in self.s.claiming(params.queue):
             took = backend.claims.take(replace(params, limit=params.limit - len(jobs)))
             jobs += took.jobs
             wait = _sooner(wait, took.wait)
@@ -480,7 +504,7 @@ class _Claims:
 
     def take_group(self, params: GroupClaimParams) -> Claimed:
         wait: float | None = None
-        for backend in self.s.each():
+        for backend in self.s.claiming(params.queue):
             took = backend.claims.take_group(params)
             if took.jobs:
                 return took
@@ -536,7 +560,10 @@ class _Workers:
         self.s.all(lambda b: b.workers.register(info))
 
     def heartbeat(self, worker: str, rates: Mapping[str, float] | None = None) -> None:
+        """On every shard; and the fences are read, so a worker's claims follow a move
+        within a heartbeat (one small read per shard)."""
         self.s.all(lambda b: b.workers.heartbeat(worker, rates))
+        self.s.learn()
 
     def unregister(self, worker: str) -> None:
         self.s.all(lambda b: b.workers.unregister(worker))
@@ -613,7 +640,7 @@ class _Sweep:
 
     def take(self, params: SweepTakeParams) -> list[Job]:
         jobs: list[Job] = []
-        for backend in self.s.each():
+        for backend in self.s.claiming(params.queue):
             jobs += backend.sweep.take(replace(params, limit=params.limit - len(jobs)))
             if len(jobs) >= params.limit:
                 break
