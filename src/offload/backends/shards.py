@@ -79,6 +79,7 @@ from offload.core.errors import (
     QueueMoved,
     QueueOnTwoShards,
     ShardMismatch,
+    UnknownDependency,
     UnknownShard,
     WorkflowNotFound,
 )
@@ -721,14 +722,12 @@ class _Workflows:
         queue = next(iter(queues))
         index = self.s.routes.get(queue, 0)
         for edge in params.edges:
-            if edge.parent_id is not None and shard_of(edge.parent_id) != index:
-                parent = f"job {edge.parent_id}"
-                raise CrossShard(
-                    "a workflow",
-                    {**shards, parent: self.s.names[shard_of(edge.parent_id)]}
-                    if 0 <= shard_of(edge.parent_id) < len(self.s.names)
-                    else {**shards, parent: "?"},
-                )
+            if edge.parent_id is None or shard_of(edge.parent_id) == index:
+                continue
+            if not 0 <= shard_of(edge.parent_id) < len(self.s.names):
+                raise UnknownDependency(edge.parent_id)  # no shard gives out such an id
+            parent = {f"job {edge.parent_id}": self.s.names[shard_of(edge.parent_id)]}
+            raise CrossShard("a workflow", {**shards, **parent})
         if params.conn is not None:
             return self.s.once(queue, lambda b: b.workflows.insert(params))
         return self.s.routed(queue, lambda b: b.workflows.insert(params))
