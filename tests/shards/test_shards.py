@@ -389,3 +389,12 @@ def test_a_workers_heartbeat_learns_the_moves_its_claims_follow(
         assert backend.routes["reports"] == 0
     finally:
         stale.close()
+
+
+def test_a_shard_or_queue_name_that_is_not_one_is_refused() -> None:
+    with pytest.raises(offload.ConfigurationError, match="shard name must be 1-200"):
+        offload.App(shards={"": FAKE["one"]})
+    with pytest.raises(offload.ConfigurationError, match="queue name must be 1-200"):
+        offload.App(shards=FAKE, shard_map={"two": [""]})
+    with pytest.raises(offload.ConfigurationError, match="malformed PostgreSQL URL"):
+        offload.App(shards={"one": "postgresql://"})

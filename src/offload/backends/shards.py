@@ -86,6 +86,7 @@ from offload.core.errors import (
 from offload.core.events import Event, EventCursor
 from offload.core.flow import QueuePolicy, TaskLimits
 from offload.core.job import Job
+from offload.core.options import check_name
 from offload.core.records import (
     JobChange,
     QueueFigures,
@@ -135,6 +136,7 @@ def placement(names: Sequence[str], shard_map: Mapping[str, Iterable[str]]) -> d
                 f"shard_map[{shard!r}] must be a list of queue names, got the string {queues!r}"
             )
         for queue in queues:
+            check_name("queue", queue)
             placed.setdefault(queue, [])
             if shard not in placed[queue]:
                 placed[queue].append(shard)
@@ -815,7 +817,7 @@ def open_shards(shards: Mapping[str, str], shard_map: Mapping[str, Iterable[str]
 
     if not isinstance(shards, Mapping) or not shards:
         raise ConfigurationError("shards must map at least one shard name to a database URL")
-    names = list(shards)
+    names = [check_name("shard", name) for name in shards]
     routes = placement(names, shard_map)
     members = []
     for name, url in shards.items():
