@@ -1,35 +1,16 @@
-"""`ShardedBackend`: one `Backend` over several PostgreSQL clusters, queues routed by a map.
-
-Internal API (docs/sharding.md). Beneath the App, so the single-cluster path is untouched:
-an App given `shards` holds this instead of one backend. Each operation goes where its
-data is:
-
-- by queue (or topic): enqueues, workflows, topics, a queue's events;
-- by id: a job's or a workflow's id carries its shard in its high bits (`SHARD_BITS`), so
-  reads, cancels, retries, outcomes, leases and progress go straight to it;
-- to every shard: claims (a worker serves its queues wherever they hold jobs, so jobs left
-  on a queue's old shard after a move are still run), rescue, pruning, queue policies,
-  the worker registry; listings and counts are merged;
-- to the home shard (the first): cron schedules, API tokens, the change feed without a
-  queue, the clock.
-
-A move (`move`) fences the queue on its old shard in the database: an insert there is
-refused naming the new shard (`QueueMoved`), which this router follows, so a producer with
-a stale map never stores a job where its queue no longer is.
-"""
+"""The storage areas of `ShardedBackend`, each routing its operations: by queue or topic, by
+the shard an id names, or to every shard with the answers merged."""
 
 from __future__ import annotations
 
 import builtins
 import heapq
-import itertools
-import selectors
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from offload.backends.base import Backend, Listener, ShardStore
+from offload.backends.base import Backend, Listener
 from offload.backends.params import (
     Claimed,
     ClaimParams,
@@ -71,22 +52,19 @@ from offload.backends.params import (
     WorkflowRecord,
     WorkflowSummary,
 )
+from offload.backends.shards.shardmap import SHARD_BITS, Member, shard_of
 from offload.core.errors import (
-    ConfigurationError,
     CrossShard,
     JobNotFound,
     OffloadError,
     QueueMoved,
-    QueueOnTwoShards,
     ShardMismatch,
     UnknownDependency,
-    UnknownShard,
     WorkflowNotFound,
 )
 from offload.core.events import Event, EventCursor
 from offload.core.flow import QueuePolicy, TaskLimits
 from offload.core.job import Job
-from offload.core.options import check_name
 from offload.core.records import (
     JobChange,
     QueueFigures,
@@ -98,245 +76,13 @@ from offload.core.records import (
 from offload.core.stats import Tally
 from offload.core.topics import Message, TopicState
 
-#: Low bits of an id numbered by its shard; the high bits are the shard's position. 2**48
-#: ids per shard, and ids stay below 2**53 (exact in JavaScript) for up to 32 shards.
-SHARD_BITS = 48
-MAX_SHARDS = 32
-#: One claim in this many starts at each shard in turn rather than at the queue's own (see
-#: `ShardedBackend.claiming`): rare enough to cost few empty probes, often enough that jobs
-#: left on an old shard start within a few turns of a worker.
-FAIR_EVERY = 8
-
 T = TypeVar("T")
 
-
-def shard_of(job_id: int) -> int:
-    """The position of the shard that gave out a job or workflow id."""
-    return job_id >> SHARD_BITS
+if TYPE_CHECKING:
+    from offload.backends.shards.router import ShardedBackend
 
 
-@dataclass(frozen=True, slots=True)
-class Member:
-    """One shard: its name, its backend and its side of sharding."""
-
-    name: str
-    backend: Backend
-    store: ShardStore
-
-
-def placement(names: Sequence[str], shard_map: Mapping[str, Iterable[str]]) -> dict[str, str]:
-    """Queue (or topic) -> shard name, from a map of shard name -> its queues; raises
-    UnknownShard or QueueOnTwoShards naming what is wrong (checked at start-up)."""
-    placed: dict[str, list[str]] = {}
-    for shard, queues in shard_map.items():
-        if shard not in names:
-            raise UnknownShard(shard, list(names))
-        if isinstance(queues, str):
-            raise ConfigurationError(
-                f"shard_map[{shard!r}] must be a list of queue names, got the string {queues!r}"
-            )
-        for queue in queues:
-            check_name("queue", queue)
-            placed.setdefault(queue, [])
-            if shard not in placed[queue]:
-                placed[queue].append(shard)
-    for queue, shards in placed.items():
-        if len(shards) > 1:
-            raise QueueOnTwoShards(queue, shards)
-    return {queue: shards[0] for queue, shards in placed.items()}
-
-
-class ShardedBackend:
-    """A `Backend` over shards, the first being home (see the module docstring)."""
-
-    name = "postgresql"
-    parallel_writes = True
-
-    def __init__(self, members: Sequence[Member], routes: Mapping[str, str]) -> None:
-        if not members:
-            raise ConfigurationError("shards must name at least one database")
-        if len(members) > MAX_SHARDS:
-            raise ConfigurationError(f"at most {MAX_SHARDS} shards, got {len(members)}")
-        self.members = list(members)
-        self.names = [m.name for m in members]
-        self._index = {name: i for i, name in enumerate(self.names)}
-        #: Queue -> shard position: the map given, then the moves learned (`follow`).
-        self.routes = {queue: self.position(shard, queue) for queue, shard in routes.items()}
-        self.home = self.members[0].backend
-        self._turn = itertools.count()
-        self.schema = _Schema(self)
-        self.jobs = _Jobs(self)
-        self.claims = _Claims(self)
-        self.schedules = self.home.schedules
-        self.workers = _Workers(self)
-        self.queues = _Queues(self)
-        self.sweep = _Sweep(self)
-        self.tokens = self.home.tokens
-        self.events = _Events(self)
-        self.stats = _Stats(self)
-        self.workflows = _Workflows(self)
-        self.topics = _Topics(self)
-        self.location = ", ".join(f"{m.name}={m.backend.location}" for m in members)
-
-    # -- routing --------------------------------------------------------------------
-
-    def position(self, shard: str, queue: str | None = None) -> int:
-        """A shard's position by name; raises UnknownShard."""
-        try:
-            return self._index[shard]
-        except KeyError:
-            raise UnknownShard(shard, self.names, queue) from None
-
-    def route(self, queue: str) -> Backend:
-        """The backend a queue's (or topic's) new data goes to."""
-        return self.members[self.routes.get(queue, 0)].backend
-
-    def by_id(self, job_id: int) -> Backend:
-        """The backend holding a job (or workflow) id; JobNotFound past the last shard."""
-        index = shard_of(job_id)
-        if not 0 <= index < len(self.members):
-            raise JobNotFound(job_id)
-        return self.members[index].backend
-
-    def follow(self, moved: QueueMoved) -> None:
-        """Route a queue where a shard's fence says it went."""
-        self.routes[moved.queue] = self.position(moved.shard, moved.queue)
-
-    def learn(self) -> None:
-        """Follow every fence the shards hold (moves this map has not seen, chains too), so
-        claims start where each queue now lives. A fence naming a shard this App was not
-        given is left to the insert that meets it (`QueueMoved`, then UnknownShard)."""
-        fences = [member.store.fences() for member in self.members]
-        for _ in range(len(self.members)):
-            moved = {
-                queue: self._index[shard]
-                for index, fenced in enumerate(fences)
-                for queue, shard in fenced.items()
-                if self.routes.get(queue, 0) == index and shard in self._index
-            }
-            if not moved:
-                return
-            self.routes.update(moved)
-
-    def routed(self, queue: str, call: Callable[[Backend], T]) -> T:
-        """`call` on the queue's shard, following fences of moves this map has not seen."""
-        for _ in range(len(self.members)):
-            try:
-                return call(self.route(queue))
-            except QueueMoved as moved:
-                self.follow(moved)
-        return call(self.route(queue))  # a cycle of fences: let its refusal be seen
-
-    def once(self, queue: str, call: Callable[[Backend], T]) -> T:
-        """`call` on the queue's shard in the caller's own transaction (`conn`), which a
-        refusal has aborted: the move is learned for the next call, and raised."""
-        try:
-            return call(self.route(queue))
-        except QueueMoved as moved:
-            self.follow(moved)
-            raise
-
-    def claiming(self, queue: str) -> list[Backend]:
-        """Every shard's backend in the order to claim `queue` from: its shard first (where
-        its new jobs are), the others after, so a batch filled there costs no probe of a
-        shard without its jobs; but every `FAIR_EVERY`-th call starts at each shard in
-        turn, so jobs left on an old shard wait a bounded number of claims, never on a
-        backlog of the new one."""
-        count = len(self.members)
-        turn = next(self._turn)
-        start = turn // FAIR_EVERY % count if turn % FAIR_EVERY == 0 else self.routes.get(queue, 0)
-        return [self.members[(start + k) % count].backend for k in range(count)]
-
-    def all(self, call: Callable[[Backend], T]) -> list[T]:
-        """`call` on every shard, home first."""
-        return [call(m.backend) for m in self.members]
-
-    def split(self, items: Iterable[T], key: Callable[[T], int]) -> dict[int, list[T]]:
-        """Items grouped by the shard of their id (positions past the last shard are kept
-        apart under -1: the caller decides what an unknown id means)."""
-        groups: dict[int, list[T]] = {}
-        for item in items:
-            index = shard_of(key(item))
-            groups.setdefault(index if 0 <= index < len(self.members) else -1, []).append(item)
-        return groups
-
-    # -- moves ----------------------------------------------------------------------
-
-    def locate(self, queue: str) -> int:
-        """Where a queue is now: its mapped shard, then each fence onward."""
-        index = self.routes.get(queue, 0)
-        for _ in range(len(self.members)):
-            moved_to = self.members[index].store.fences().get(queue)
-            if moved_to is None:
-                break
-            index = self.position(moved_to, queue)
-        return index
-
-    def move(self, queue: str, shard: str) -> None:
-        """Send the queue's new jobs to `shard` from now on; its jobs on the old shard stay
-        there and are run there (every worker claims from every shard)."""
-        target = self.position(shard, queue)
-        source = self.locate(queue)
-        if source != target:
-            self.members[target].store.unfence(queue)  # it may be coming back
-            self.members[source].store.fence(queue, shard)
-        self.routes[queue] = target
-
-    def unfinished(self, queue: str) -> dict[str, int]:
-        """Jobs of `queue` not yet final, per shard."""
-        return {m.name: m.store.unfinished(queue) for m in self.members}
-
-    # -- the rest of Backend ----------------------------------------------------------
-
-    def now(self) -> datetime:
-        return self.home.now()
-
-    def listener(self) -> Listener:
-        return _Listeners([m.backend.listener for m in self.members])
-
-    def limit_connections(self, limit: int) -> None:
-        for member in self.members:
-            member.backend.limit_connections(limit)
-
-    def close(self) -> None:
-        for member in self.members:
-            member.backend.close()
-
-
-class _Listeners:
-    """Several shards' wake-up channels as one descriptor: a selector's, readable when any
-    of theirs is (epoll on Linux, kqueue on BSD and macOS)."""
-
-    address = None
-
-    def __init__(self, opens: Sequence[Callable[[], Listener]]) -> None:
-        self._selector = selectors.DefaultSelector()
-        self._listeners: list[Listener] = []
-        try:
-            for open_one in opens:
-                listener = open_one()
-                self._listeners.append(listener)
-                self._selector.register(listener.fileno(), selectors.EVENT_READ)
-            if self._selector.fileno() < 0:
-                raise ConfigurationError("shards need a selector with a descriptor (epoll)")
-        except BaseException:
-            self.close()
-            raise
-
-    def fileno(self) -> int:
-        return self._selector.fileno()
-
-    def drain(self) -> None:
-        for listener in self._listeners:
-            listener.drain()
-
-    def close(self) -> None:
-        for listener in self._listeners:
-            listener.close()
-        self._selector.close()
-
-
-class _Schema:
+class ShardedSchema:
     """Every shard migrated and checked alike; each one's ids in its range."""
 
     def __init__(self, sharded: ShardedBackend) -> None:
@@ -385,7 +131,7 @@ class _Schema:
                 )
 
 
-class _Jobs:
+class ShardedJobs:
     def __init__(self, sharded: ShardedBackend) -> None:
         self.s = sharded
 
@@ -485,7 +231,7 @@ class _Jobs:
         return sum(self.s.all(lambda b: b.jobs.prune(params)))
 
 
-class _Claims:
+class ShardedClaims:
     """Claims from every shard; a job's bookkeeping on the shard its id names."""
 
     def __init__(self, sharded: ShardedBackend) -> None:
@@ -552,7 +298,7 @@ class _Claims:
         return _concat(self.s.all(lambda b: b.claims.rescue(params)))
 
 
-class _Workers:
+class ShardedWorkers:
     """Registered on every shard (each shard's drain rates and census see every worker);
     read from home."""
 
@@ -581,7 +327,7 @@ class _Workers:
         return self.s.home.workers.census(lost_after)
 
 
-class _Queues:
+class ShardedQueues:
     """Policies and limits written to every shard (each enforces them for its own jobs);
     read from home; figures merged."""
 
@@ -631,7 +377,7 @@ class _Queues:
         return list(merged.values())
 
 
-class _Sweep:
+class ShardedSweep:
     def __init__(self, sharded: ShardedBackend) -> None:
         self.s = sharded
 
@@ -657,7 +403,7 @@ class _Sweep:
         )
 
 
-class _Events:
+class ShardedEvents:
     """A job's or a queue's events from its shard; the feed of everything from home."""
 
     def __init__(self, sharded: ShardedBackend) -> None:
@@ -686,7 +432,7 @@ class _Events:
         return self.s.home.events.signal()
 
 
-class _Stats:
+class ShardedStats:
     def __init__(self, sharded: ShardedBackend) -> None:
         self.s = sharded
 
@@ -708,7 +454,7 @@ class _Stats:
         return sum(self.s.all(lambda b: b.stats.prune(older_than)))
 
 
-class _Workflows:
+class ShardedWorkflows:
     """A workflow lives on one shard: every node's queue, and every job it waits for."""
 
     def __init__(self, sharded: ShardedBackend) -> None:
@@ -762,7 +508,7 @@ class _Workflows:
         return self._by_id(workflow_id).workflows.cancel(workflow_id)
 
 
-class _Topics:
+class ShardedTopics:
     """A topic, its log and its groups live on the topic's shard."""
 
     def __init__(self, sharded: ShardedBackend) -> None:
@@ -807,30 +553,3 @@ def _lease_id(lease: Lease) -> int:
 
 def _report_id(report: ProgressReport | Outcome) -> int:
     return report.id
-
-
-def open_shards(shards: Mapping[str, str], shard_map: Mapping[str, Iterable[str]]) -> Backend:
-    """A `ShardedBackend` over the PostgreSQL URLs given by shard name (the first is home),
-    queues placed by `shard_map` (shard name -> queues and topics; others go home). Checks
-    the map first, naming what is wrong; connects on first use."""
-    from offload.backends import open_backend, redact
-
-    if not isinstance(shards, Mapping) or not shards:
-        raise ConfigurationError("shards must map at least one shard name to a database URL")
-    names = [check_name("shard", name) for name in shards]
-    routes = placement(names, shard_map)
-    members = []
-    for name, url in shards.items():
-        backend = open_backend(url)
-        store = getattr(backend, "shards", None)
-        if store is None:
-            backend.close()
-            raise ConfigurationError(
-                f"shard {name!r} ({redact(url)}): shards are PostgreSQL databases, "
-                f"not {backend.name}"
-            )
-        members.append(Member(name, backend, store))
-    return ShardedBackend(members, routes)
-
-
-__all__ = ["SHARD_BITS", "Member", "ShardedBackend", "open_shards", "placement", "shard_of"]
