@@ -398,3 +398,22 @@ def test_a_shard_or_queue_name_that_is_not_one_is_refused() -> None:
         offload.App(shards=FAKE, shard_map={"two": [""]})
     with pytest.raises(offload.ConfigurationError, match="malformed PostgreSQL URL"):
         offload.App(shards={"one": "postgresql://"})
+
+
+def test_a_fence_naming_a_shard_this_app_was_not_given_is_refused_naming_it(
+    sharded: offload.App, shard_urls: dict[str, str]
+) -> None:
+    sharded.move_queue("reports", "one")  # two's fence names shard "one"
+    renamed = offload.App(
+        shards={"uno": shard_urls["one"], "dos": shard_urls["two"]},
+        shard_map={"dos": ["reports"]},
+    )
+    renamed.registry.add(sharded.registry.get("report"))
+    try:
+        with pytest.raises(offload.UnknownShard) as caught:
+            renamed.enqueue("report", [1])
+        assert (caught.value.shard, caught.value.queue) == ("one", "reports")
+        assert caught.value.known == ["uno", "dos"]
+    finally:
+        renamed.close()
+    assert placed_on(shard_urls["two"], "reports") == {}  # nothing stored
