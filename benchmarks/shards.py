@@ -15,11 +15,14 @@ and per job are counted the transactions the drain committed in every shard's da
 (`pg_stat_database`: claims, outcomes, heartbeats, and the claims that found nothing), the
 CPU time of both servers' processes (/proc) and the workers' own CPU time: the figures that
 project to separate machines, where each cluster has cores of its own.
+Then `--moves` moves of a queue back and forth between the clusters while `--producers`
+threads enqueue into it: each move's wall time, and the slowest enqueue before and during
+the moves (a move holds the old shard's inserts for one short transaction).
 Both clusters are throwaway servers (`tests.pgserver`) on this machine, sharing its cores
 and disk: the figures measure the router and a second database's share of the same
 machine, not two machines. Prints each run, the medians, and the per-round ratios.
 
-    .venv/bin/python benchmarks/shards.py [--rounds 3] [--jobs 20000] [--workers 2]
+    .venv/bin/python benchmarks/shards.py [--rounds 3] [--jobs 20000] [--workers 2] [--moves 20]
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import multiprocessing
 import signal
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -135,6 +139,56 @@ def measure(
     return enqueue_rate, drain_rate, per_job, db_cpu * micro, worker_cpu * micro
 
 
+def moves(urls: dict[str, str], count: int, producers: int) -> dict[str, float]:
+    """`count` moves of q1 between the clusters (each the other way) while `producers`
+    threads enqueue into it one job per call: each move's wall time, and the producers'
+    slowest enqueue before the moves and during them; every acknowledged id is checked
+    to be stored on the shard its id names (none lost)."""
+    app = build("two", urls)
+    app.migrate()
+    stop = threading.Event()
+    samples: list[tuple[float, float]] = []  # (start, seconds) of each enqueue
+    ids: list[int] = []
+
+    def produce() -> None:
+        while not stop.is_set():
+            start = time.perf_counter()
+            handle = app.enqueue("noop_q1")
+            samples.append((start, time.perf_counter() - start))
+            ids.append(handle.id)
+
+    threads = [threading.Thread(target=produce) for _ in range(producers)]
+    for thread in threads:
+        thread.start()
+    time.sleep(2.0)
+    began = time.perf_counter()
+    took = []
+    for n in range(count):
+        at = time.perf_counter()
+        app.move_queue("q1", "a" if n % 2 == 0 else "b")
+        took.append(time.perf_counter() - at)
+        time.sleep(0.2)
+    ended = time.perf_counter()
+    stop.set()
+    for thread in threads:
+        thread.join()
+    stored = sum(app.queue_counts().get("q1", {}).values())
+    if stored != len(ids) or len(set(ids)) != len(ids):
+        raise SystemExit(f"moves: {len(ids)} acknowledged, {stored} stored")
+    for job_id in ids[:: max(1, len(ids) // 200)]:
+        app.job(job_id).job()  # found on the shard its id names
+    app.close()
+    before = [seconds for start, seconds in samples if start < began]
+    during = [seconds for start, seconds in samples if began <= start < ended]
+    return {
+        "move median ms": statistics.median(took) * 1000,
+        "move max ms": max(took) * 1000,
+        "enqueue max ms before": max(before) * 1000,
+        "enqueue max ms during": max(during) * 1000,
+        "enqueues": float(len(ids)),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -145,6 +199,8 @@ def main() -> int:
     parser.add_argument(
         "--durable", action="store_true", help="clusters whose commits wait for their WAL write"
     )
+    parser.add_argument("--moves", type=int, default=20, help="moves timed under enqueue load")
+    parser.add_argument("--producers", type=int, default=4, help="threads enqueuing meanwhile")
     args = parser.parse_args()
     from tests.pgserver import start_postgres
 
@@ -175,11 +231,29 @@ def main() -> int:
                     f"per job: {per_job:.3f} transactions, database CPU {db_us:.0f} us, "
                     f"workers' CPU {worker_us:.0f} us"
                 )
+        moved: dict[str, float] = {}
+        if args.moves:
+            name = "offload_shards_moves"
+            urls = {"a": fresh_database(servers[0].url, name)}
+            urls["b"] = fresh_database(servers[1].url, name)
+            try:
+                moved = moves(urls, args.moves, args.producers)
+            finally:
+                drop_database(servers[0].url, name)
+                drop_database(servers[1].url, name)
     finally:
         for server in servers:
             server.stop()
         print(f"load average after: {load_average()}")
     report(figures, args)
+    if moved:
+        print(
+            f"\n{args.moves} moves of a queue between the clusters while {args.producers} "
+            f"threads enqueue into it ({moved['enqueues']:,.0f} jobs, none lost): a move takes "
+            f"{moved['move median ms']:.1f} ms (median, max {moved['move max ms']:.1f}); the "
+            f"slowest enqueue {moved['enqueue max ms before']:.1f} ms before the moves, "
+            f"{moved['enqueue max ms during']:.1f} ms during them"
+        )
     return 0
 
 
