@@ -35,6 +35,18 @@ def descendants(pid: int, parents: dict[int, int] | None = None) -> list[int]:
     return found
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User plus system CPU time so far of process `pid`, of the children it has reaped (a
+    PostgreSQL postmaster reaps each backend that ended), and of its live descendants."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for each in (pid, *descendants(pid)):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(f) for f in fields[11:15]) / tick  # utime stime cutime cstime
+    return total
+
+
 def kb(path: str, key: str) -> float:
     """A `Key: N kB` field of a /proc file (status, smaps_rollup, meminfo); 0 if absent."""
     with contextlib.suppress(OSError):

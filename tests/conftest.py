@@ -83,6 +83,22 @@ def pg_url(pg_server: PostgresServer) -> Iterator[str]:
     drop_database(pg_server.url, name)
 
 
+@pytest.fixture(scope="session")
+def pg_server_two() -> Iterator[PostgresServer]:
+    """A second PostgreSQL cluster, for the tests of an App over shards on two servers."""
+    server = start_postgres()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url_two(pg_server_two: PostgresServer) -> Iterator[str]:
+    """A fresh, empty database on the second cluster for one test (dropped after it)."""
+    name = f"offload_t{os.getpid()}_{next(_db_numbers)}"
+    yield fresh_database(pg_server_two.url, name)
+    drop_database(pg_server_two.url, name)
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     """A fresh SQLite file for one test."""

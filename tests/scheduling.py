@@ -38,6 +38,7 @@ APART = (
     "tests/server/test_events.py",
     "tests/server/test_reliability.py",
     "tests/shaping/test_unique_race.py",
+    "tests/shards/test_move_under_load.py",
 )
 
 

@@ -44,6 +44,7 @@ from offload.backends.params import (
     WorkflowListParams,
     WorkflowSummary,
 )
+from offload.backends.shards import ShardedBackend, open_shards
 from offload.core import serialization
 from offload.core.batch import BatchItem, BatchOptions
 from offload.core.containment import NUL_ESCAPE
@@ -177,6 +178,8 @@ class App:
         idempotency_retention: float = DEFAULT_RETENTION,
         parent_results_limit: int = DEFAULT_PARENT_RESULTS_LIMIT,
         middleware: Iterable[Middleware] = (),
+        shards: Mapping[str, str] | None = None,
+        shard_map: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         #: Code run around each enqueue of this App and each run of its workers
         #: (`offload.Middleware`); `add_middleware` adds more.
@@ -186,8 +189,15 @@ class App:
         #: Bytes of JSON a job's parents' results may total when it starts (see
         #: `ParentResultsTooLarge`): a workflow passes references, not bulk data.
         self.parent_results_limit = check_count("parent_results_limit", parent_results_limit)
-        self.url = url or os.environ.get("OFFLOAD_URL") or DEFAULT_URL
-        self.backend: Backend = open_backend(self.url)
+        self.backend: Backend
+        if shards is None and shard_map is None:
+            self.url = url or os.environ.get("OFFLOAD_URL") or DEFAULT_URL
+            self.backend = open_backend(self.url)
+        else:  # several PostgreSQL clusters, queues placed by the map (docs/sharding.md)
+            if url is not None or shards is None:
+                raise ConfigurationError("give either url, or shards (with a shard_map)")
+            self.url = next(iter(shards.values()), "")
+            self.backend = open_shards(shards, shard_map or {})
         self.auto_migrate = self.backend.name == "sqlite" if auto_migrate is None else auto_migrate
         self.payload_limit = payload_limit
         self.registry = Registry()
@@ -1149,6 +1159,25 @@ class App:
         earlier `ready` found (a readiness probe); raises BackendError subclasses if not."""
         self.ready()
         self.backend.schema.check()
+
+    def move_queue(self, queue: str, shard: str) -> None:
+        """Send `queue`'s new jobs to `shard` from now on, on an App given `shards`
+        (docs/sharding.md). Jobs already on the old shard stay and run there; producers
+        with an older map are refused by the old shard's database and follow the move."""
+        if not isinstance(self.backend, ShardedBackend):
+            raise ConfigurationError("move_queue needs an App given shards=")
+        check_name("queue", queue, ValidationError)
+        for schedule in self.schedules.values():
+            fires_on = schedule.queue
+            if fires_on is None and schedule.task in self.registry:
+                fires_on = self.registry.get(schedule.task).options.queue
+            if fires_on == queue and shard != self.backend.names[0]:
+                raise ValidationError(
+                    f"queue {queue!r} takes the jobs of cron schedule {schedule.name!r}, and "
+                    "cron schedules fire on the home shard: it cannot move off it"
+                )
+        self.ready()
+        self.backend.move(queue, shard)
 
     def _declare(self) -> None:
         """Write the queue policies, task limits and consumer groups declared so far."""

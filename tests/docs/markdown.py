@@ -17,7 +17,9 @@ The convention (docs/contributing.md says it for authors):
   `<!-- docs-test: not run: REASON -->` shows the block without running it (rare: the test
   pins the list).
 - `<!-- docs-test: postgres -->` anywhere in a section runs it against a fresh PostgreSQL
-  database, whose URL is in `$OFFLOAD_URL` (and `offload.App()` reads it).
+  database, whose URL is in `$OFFLOAD_URL` (and `offload.App()` reads it);
+  `<!-- docs-test: postgres shards -->` also gives a fresh database on a second cluster,
+  its URL in `$REPORTS_URL` (the sharding page's second shard).
 - Blocks of other languages (`text`, `mermaid`, `ini`, ...) are not code and are not run;
   every block must name its language.
 """
@@ -89,6 +91,8 @@ class Example:
     line: int
     blocks: list[Block] = field(default_factory=list)
     postgres: bool = False
+    #: A second PostgreSQL cluster too (`postgres shards`).
+    shards: bool = False
 
     @property
     def id(self) -> str:
@@ -119,8 +123,10 @@ def blocks(path: Path) -> list[tuple[str, int, Block]]:
             section, section_line = heading["title"], i + 1
         if m := _DIRECTIVE.match(line):
             directive = m["what"]
-            if directive == "postgres":
-                found.append((section, section_line, Block(path, i + 1, "directive", None, "")))
+            if directive in ("postgres", "postgres shards"):
+                found.append(
+                    (section, section_line, Block(path, i + 1, "directive", None, directive))
+                )
                 directive = None
             i += 1
             continue
@@ -159,6 +165,7 @@ def examples(path: Path) -> list[Example]:
         example = by_section.setdefault((section, line), Example(path, section, line))
         if block.lang == "directive":
             example.postgres = True
+            example.shards = example.shards or block.code == "postgres shards"
         else:
             example.blocks.append(block)
     return [example for example in by_section.values() if example.blocks]

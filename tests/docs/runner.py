@@ -34,26 +34,31 @@ def shims(bin_dir: Path) -> None:
         path.chmod(0o755)
 
 
-def environment(bin_dir: Path, url: str | None) -> dict[str, str]:
+def environment(bin_dir: Path, url: str | None, second: str | None = None) -> dict[str, str]:
     """The test's environment without OFFLOAD_* settings, with the shims first on PATH and
-    this tree importable; `$OFFLOAD_URL` set for a PostgreSQL example."""
+    this tree importable; `$OFFLOAD_URL` set for a PostgreSQL example, and `$REPORTS_URL`
+    for one over two clusters."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OFFLOAD_")}
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = os.pathsep.join([str(SRC), *filter(None, [env.get("PYTHONPATH")])])
     env["PYTHONUNBUFFERED"] = "1"
     if url is not None:
         env["OFFLOAD_URL"] = url
+    if second is not None:
+        env["REPORTS_URL"] = second
     return env
 
 
 class Run:
     """One example being run: its directory, its environment, its background processes."""
 
-    def __init__(self, example: Example, workdir: Path, url: str | None) -> None:
+    def __init__(
+        self, example: Example, workdir: Path, url: str | None, second: str | None = None
+    ) -> None:
         self.example = example
         self.workdir = workdir
         shims(workdir / ".bin")
-        self.env = environment(workdir / ".bin", url)
+        self.env = environment(workdir / ".bin", url, second)
         self.background: list[tuple[Block, str, subprocess.Popen[bytes], Path]] = []
 
     def run(self) -> None:

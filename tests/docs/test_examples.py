@@ -37,7 +37,8 @@ NOT_RUN = {
 )
 def test_example(example: Example, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     url = request.getfixturevalue("pg_url") if example.postgres else None
-    Run(example, tmp_path, url).run()
+    second = request.getfixturevalue("pg_url_two") if example.shards else None
+    Run(example, tmp_path, url, second).run()
 
 
 def test_the_readme_example_is_one_that_runs() -> None:

@@ -509,6 +509,38 @@ class TopicStore(Protocol):
         ...
 
 
+class ShardStore(Protocol):
+    """A database's side of sharding (docs/sharding.md): fences of the queues it gave away
+    (an insert into one is refused in the database, naming the new shard), and the range
+    of its job and workflow ids."""
+
+    def fence(self, queue: str, shard: str) -> None:
+        """Refuse every insert into `queue` from the commit on, naming `shard`; waits for
+        inserts in flight to commit first."""
+        ...
+
+    def unfence(self, queue: str) -> None:
+        """Accept inserts into `queue` again (it moved back here)."""
+        ...
+
+    def fences(self) -> dict[str, str]:
+        """Every fenced queue, with the shard it moved to."""
+        ...
+
+    def set_floor(self, floor: int) -> None:
+        """Give job and workflow ids from `floor` on, unless they are past it already."""
+        ...
+
+    def ids(self) -> tuple[int | None, int, int | None, int]:
+        """The lowest stored job id, the next one given (about), and the same for
+        workflows: what the range check reads."""
+        ...
+
+    def unfinished(self, queue: str) -> int:
+        """Jobs of `queue` not in a final state."""
+        ...
+
+
 class Backend(Protocol):
     """One database: its areas, its clock and its wake-up channel."""
 
@@ -580,6 +612,7 @@ __all__ = [
     "QueueStore",
     "ScheduleStore",
     "SchemaStore",
+    "ShardStore",
     "SweepStore",
     "TokenStore",
     "TopicStore",

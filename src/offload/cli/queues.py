@@ -162,6 +162,20 @@ def queues_resume(loader: AppLoader, name: str) -> None:
     click.echo(f"{name}: resumed")
 
 
+@queues.command("move")
+@click.argument("name")
+@click.argument("shard")
+@click.pass_obj
+def queues_move(loader: AppLoader, name: str, shard: str) -> None:
+    """Send NAME's new jobs to SHARD from now on (an app given shards=).
+
+    Its jobs on the old shard stay there and run there; producers with an older shard
+    map are refused by the old shard and follow the move.
+    """
+    loader.app().move_queue(name, shard)
+    click.echo(f"{name}: new jobs go to shard {shard!r}")
+
+
 @queues.command("show")
 @click.argument("name")
 @click.option("--json", is_flag=True, help="Print the queue's policy and figures as JSON.")

@@ -5,7 +5,10 @@ Tree::
     OffloadError
     ├── ConfigurationError        bad URL, bad option
     │   ├── ExtraMissing          a feature whose extra is not installed
-    │   └── AppImportFailed       the module holding the App raised while importing
+    │   ├── AppImportFailed       the module holding the App raised while importing
+    │   ├── UnknownShard          a shard map names a shard (cluster) the App was not given
+    │   ├── QueueOnTwoShards      a shard map puts one queue (or topic) on two shards
+    │   └── ShardMismatch         a shard's database holds ids of another shard's range
     ├── ValidationError           bad input to a public call
     │   ├── SerializationError    a value that is not JSON
     │   ├── PayloadTooLarge       arguments or result over the size limit
@@ -16,7 +19,8 @@ Tree::
     │   ├── BadEventId            an event cursor (Last-Event-ID) that is not one
     │   ├── InvalidWorkflow       a cycle, a missing node, a callback that cannot take results
     │   ├── UnknownDependency     depends_on names a job id that does not exist
-    │   └── OffsetOutOfRange      a replay to an offset the topic has not reached
+    │   ├── OffsetOutOfRange      a replay to an offset the topic has not reached
+    │   └── CrossShard            one operation over queues of two shards (e.g. a workflow)
     ├── JobNotFound               no job with that id
     ├── WorkflowNotFound          no workflow with that id
     ├── ScheduleNotFound          no schedule with that name
@@ -41,6 +45,7 @@ Tree::
     │   └── RequestRejected       400, 408, 413, 422: the request is wrong (a ValidationError)
     └── BackendError              the database refused or could not be reached
         ├── SchemaMismatch        schema older or newer than this code
+        ├── QueueMoved            an insert refused by a shard that gave its queue away
         └── BackendUnavailable    cannot reach or write to the database (now, or for good)
             ├── StorageFull       the disk or the database's size limit is full
             └── OutcomeUnknown    the connection broke after a write was sent
@@ -82,6 +87,38 @@ class ExtraMissing(ConfigurationError):
     def of(cls, feature: str, extra: str, error: ModuleNotFoundError) -> ExtraMissing:
         """The error for `error`, an import that failed: names its top-level package."""
         return cls(feature, extra, (error.name or "a module").partition(".")[0])
+
+
+class UnknownShard(ConfigurationError):
+    """A shard map names `shard`, which is not one of the App's `shards` (`known`)."""
+
+    def __init__(self, shard: str, known: list[str], queue: str | None = None) -> None:
+        self.shard, self.known, self.queue = shard, known, queue
+        where = "" if queue is None else f" (for queue {shorten(queue)})"
+        super().__init__(
+            f"unknown shard {shorten(shard)}{where}{_did_you_mean(shard, known, 'shards')}"
+        )
+
+
+class QueueOnTwoShards(ConfigurationError):
+    """A shard map puts `queue` on more than one shard: a queue (or topic) lives on one."""
+
+    def __init__(self, queue: str, shards: list[str]) -> None:
+        self.queue, self.shards = queue, shards
+        super().__init__(
+            f"shard map puts queue {shorten(queue)} on {len(shards)} shards "
+            f"({', '.join(map(repr, shards))}): a queue lives on exactly one"
+        )
+
+
+class ShardMismatch(ConfigurationError):
+    """Shard `shard`'s database holds ids outside the range of its position in the shard
+    list (`reason` says which): the list was reordered, or a database that served alone
+    was added past the first place."""
+
+    def __init__(self, shard: str, location: str, reason: str) -> None:
+        self.shard, self.location, self.reason = shard, location, reason
+        super().__init__(f"shard {shorten(shard)} ({location}): {reason}")
 
 
 class ValidationError(OffloadError, ValueError):
@@ -154,6 +191,18 @@ class InvalidWorkflow(ValidationError):
         self.reason, self.node = reason, node
         where = "" if node is None else f" (node {shorten(node)})"
         super().__init__(f"invalid workflow{where}: {reason}")
+
+
+class CrossShard(ValidationError):
+    """One operation (`what`: a workflow, a transactional enqueue) names queues of several
+    shards (`shards`, by queue), which no single database transaction can hold."""
+
+    def __init__(self, what: str, shards: dict[str, str]) -> None:
+        self.what, self.shards = what, shards
+        placed = ", ".join(f"{shorten(q)} on {s!r}" for q, s in sorted(shards.items()))
+        super().__init__(
+            f"{what} spans shards ({placed}): put its queues on one shard (docs/sharding.md)"
+        )
 
 
 class UnknownDependency(ValidationError):
@@ -388,6 +437,18 @@ class SchemaMismatch(BackendError):
             advice = "upgrade offload: the database was migrated by a newer version"
         super().__init__(
             f"{location}: database schema is version {found}, this offload needs {needed}; {advice}"
+        )
+
+
+class QueueMoved(BackendError):
+    """A shard refused an insert into `queue`: it was moved to shard `shard`, and the shard
+    map of the inserting App is older than the move. A sharded App follows it by itself."""
+
+    def __init__(self, queue: str, shard: str, location: str) -> None:
+        self.queue, self.shard, self.location = queue, shard, location
+        super().__init__(
+            f"{location}: queue {shorten(queue)} was moved to shard {shard!r}; "
+            "enqueue through an App given every shard (docs/sharding.md)"
         )
 
 

@@ -24,6 +24,7 @@ import orjson
 from offload.backends import redact
 from offload.backends.base import Listener
 from offload.backends.postgres.connections import Connections, Kind, one_line
+from offload.backends.postgres.shards import PgShards
 from offload.backends.sql.columns import JOB_COLUMNS, WORKER_COLUMNS
 from offload.backends.sql.connector import SqlBackend
 from offload.core.errors import (
@@ -32,6 +33,7 @@ from offload.core.errors import (
     ConfigurationError,
     ExtraMissing,
     OutcomeUnknown,
+    QueueMoved,
     StorageFull,
     ValidationError,
 )
@@ -66,6 +68,8 @@ _CONFLICT_CODES = frozenset({"40P01", "40001"})
 #: A prepared statement missing (26000) or already there (42P05): psycopg prepared it on a
 #: server session that a transaction pooler has since lent to another client.
 _POOLER_CODES = frozenset({"26000", "42P05"})
+#: Raised by the fence trigger of a queue moved to another shard (schema 15).
+_MOVED_CODE = "OF001"
 #: Seconds a worker's bookkeeping statement (a claim, a heartbeat, outcomes) may take before
 #: its link is taken for dead: they take milliseconds, and a worker stuck on a half-open
 #: link must notice soon enough to honour a SIGTERM within its grace period.
@@ -269,6 +273,7 @@ class PostgresBackend(SqlBackend):
         self.url, self.pool_mode = _pool_mode(url)
         url = self.url
         super().__init__(_MACROS, pyformat=True)
+        self.shards = PgShards(self)
         # Durable sessions for enqueues and reads; relaxed ones (synchronous_commit=off,
         # opened by workers only) for bookkeeping, whose commits need not wait for the
         # WAL flush: see SqlBackend.tx. A worker's bookkeeping is short: cut it sooner.
@@ -368,7 +373,12 @@ class PostgresBackend(SqlBackend):
             if code == "53100":
                 return StorageFull(text, self.location)
             return BackendUnavailable(text)
-        return BackendError(text)
+        return self._moved(exc) if code == _MOVED_CODE else BackendError(text)
+
+    def _moved(self, exc: Exception) -> QueueMoved:
+        """The fence trigger's refusal (schema 15): its detail is JSON {queue, shard}."""
+        moved = orjson.loads(exc.diag.message_detail or "{}")  # type: ignore[attr-defined]
+        return QueueMoved(str(moved.get("queue")), str(moved.get("shard")), self.location)
 
     def read(self) -> AbstractContextManager[Any]:
         return self._reader()

@@ -1,0 +1,46 @@
+-- Named queries of a shard's side of sharding (PostgreSQL only; docs/sharding.md): the
+-- fences of queues moved away, and the range of ids the shard gives out.
+
+-- name: fence_trigger
+-- Takes SHARE ROW EXCLUSIVE on the jobs table until the move commits: it waits for every
+-- insert in flight to commit, and every later insert sees the trigger and the fence.
+CREATE OR REPLACE TRIGGER offload_shard_fence BEFORE INSERT ON offload_jobs
+FOR EACH ROW EXECUTE FUNCTION offload_shard_fence()
+
+-- name: fence
+INSERT INTO offload_shard_fences (queue, moved_to) VALUES (:queue, :shard)
+ON CONFLICT (queue) DO UPDATE SET moved_to = excluded.moved_to, moved_at = now()
+
+-- name: unfence
+DELETE FROM offload_shard_fences WHERE queue = :queue
+
+-- name: fenced
+-- Whether any fence is left (the trigger is dropped with the last one).
+SELECT EXISTS (SELECT 1 FROM offload_shard_fences)
+
+-- name: drop_trigger
+DROP TRIGGER IF EXISTS offload_shard_fence ON offload_jobs
+
+-- name: fences
+SELECT queue, moved_to FROM offload_shard_fences ORDER BY queue
+
+-- name: floor_jobs
+-- Start the shard's job ids at its range's floor, unless they are there already
+-- (is_called false: the next id given is the floor itself).
+SELECT setval('offload_jobs_id_seq', :floor, false)
+WHERE (SELECT last_value FROM offload_jobs_id_seq) < :floor
+
+-- name: floor_workflows
+-- The same for its workflow ids.
+SELECT setval('offload_workflows_id_seq', :floor, false)
+WHERE (SELECT last_value FROM offload_workflows_id_seq) < :floor
+
+-- name: range
+-- The lowest stored ids and the next ones given, to check they lie in the shard's range.
+SELECT (SELECT min(id) FROM offload_jobs), (SELECT last_value FROM offload_jobs_id_seq),
+    (SELECT min(id) FROM offload_workflows), (SELECT last_value FROM offload_workflows_id_seq)
+
+-- name: unfinished
+-- Jobs of a queue not yet in a final state (a move is over when none is left on the old shard).
+SELECT count(*) FROM offload_jobs
+WHERE queue = :queue AND state NOT IN ('succeeded', 'dead', 'cancelled')
