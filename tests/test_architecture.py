@@ -46,6 +46,7 @@ AREAS = (
     "tokens",
     "workflows",
     "topics",
+    "leaders",
 )
 
 
@@ -77,6 +78,7 @@ def test_public_surface_is_pinned() -> None:
         "ConfigurationError",
         "Delivery",
         "DuplicateJob",
+        "ElectionSettingInvalid",
         "Event",
         "EventCursor",
         "Forbidden",

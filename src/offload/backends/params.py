@@ -230,6 +230,46 @@ class RescueParams:
     now: datetime | None = None
 
 
+# -- leaders ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ElectParams:
+    """Renew `holder`'s lease `name` if it holds it in `term` (None: it holds none), or
+    take it with the next term if it is free, for `ttl` seconds by the database's clock."""
+
+    name: str
+    holder: str
+    term: int | None
+    ttl: float
+
+
+@dataclass(frozen=True, slots=True)
+class ResignParams:
+    """End `holder`'s `term` of the lease `name` now (at a clean stop)."""
+
+    name: str
+    holder: str
+    term: int
+
+
+@dataclass(frozen=True, slots=True)
+class Leadership:
+    """A lease as it stands: its holder and term, when the term began and when the lease
+    ends (database clock), and the seconds left then (<= 0: expired, anyone may take it)."""
+
+    name: str
+    holder: str
+    term: int
+    since: datetime
+    expires_at: datetime
+    remaining: float
+
+    def held_by(self, holder: str) -> bool:
+        """Whether `holder` holds it and it has not expired."""
+        return self.holder == holder and self.remaining > 0
+
+
 # -- sweep ------------------------------------------------------------------------------
 
 
@@ -518,6 +558,7 @@ class MessageReadParams:
 __all__ = [
     "ClaimParams",
     "Claimed",
+    "ElectParams",
     "EventReadParams",
     "FinishParams",
     "Heartbeat",
@@ -529,6 +570,7 @@ __all__ = [
     "JobPruneParams",
     "JobRetryManyParams",
     "JobRetryParams",
+    "Leadership",
     "Lease",
     "MessageReadParams",
     "NotifyParams",
@@ -542,6 +584,7 @@ __all__ = [
     "ReleaseParams",
     "ReplayParams",
     "RescueParams",
+    "ResignParams",
     "ResultsPageParams",
     "RetentionParams",
     "ScheduleFireParams",

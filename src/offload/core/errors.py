@@ -4,7 +4,8 @@ Tree::
 
     OffloadError
     ├── ConfigurationError        bad URL, bad option, missing extra
-    │   └── AppImportFailed       the module holding the App raised while importing
+    │   ├── AppImportFailed       the module holding the App raised while importing
+    │   └── ElectionSettingInvalid a maintenance election setting out of its range
     ├── ValidationError           bad input to a public call
     │   ├── SerializationError    a value that is not JSON
     │   ├── PayloadTooLarge       arguments or result over the size limit
@@ -65,6 +66,15 @@ class AppImportFailed(ConfigurationError):
     def __init__(self, module: str, error: Exception) -> None:
         self.module, self.error = module, error
         super().__init__(f"importing {module!r} failed: {type(error).__name__}: {error}")
+
+
+class ElectionSettingInvalid(ConfigurationError):
+    """A worker's or scheduler's maintenance election setting (`setting`) holds `value`,
+    which `reason` says is wrong: refused at start, before any lease is taken."""
+
+    def __init__(self, setting: str, value: object, reason: str) -> None:
+        self.setting, self.value, self.reason = setting, value, reason
+        super().__init__(f"{setting} must be {reason}, got {value!r}")
 
 
 class ValidationError(OffloadError, ValueError):
