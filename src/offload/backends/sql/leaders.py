@@ -25,14 +25,10 @@ class SqlLeaders:
             "term": params.term,
             "ttl": params.ttl,
         }
-        # Durable, not relaxed: a term lost in a crash could be given out again. One
-        # statement on PostgreSQL; SQLite's read runs inside its BEGIN IMMEDIATE.
+        # Durable, not relaxed: a term lost in a crash could be given out again.
         with self.db.tx(single=True) as cur:
             cur.execute(self.q["elect"], values)
             row = cur.fetchone()
-            if row is None:  # untouched (SQLite's upsert then returns nothing): read it
-                cur.execute(self.q["read"], {"name": params.name})
-                row = cur.fetchone()
         return self._leadership(params.name, row)
 
     def read(self, name: str) -> Leadership | None:
