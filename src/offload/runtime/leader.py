@@ -35,8 +35,9 @@ RESCUE = "rescue"
 #: The scheduler's upkeep: sweep, stats roll-up, pruning (schedulers stand for it).
 UPKEEP = "upkeep"
 
-#: Seconds a maintenance lease lasts by default: a dead leader is replaced within it.
-DEFAULT_LEADER_LEASE = 10.0
+#: Seconds a maintenance lease lasts by default: a dead leader is replaced within it, as a
+#: dead worker's jobs are rescued after their lease (the worker's default, 20 s).
+DEFAULT_LEADER_LEASE = 20.0
 #: The shortest lease accepted: renewed every third of it, a renewal's round trip under
 #: load must not eat it.
 MIN_LEADER_LEASE = 0.5
