@@ -62,7 +62,7 @@ from offload.runtime import joblog
 from offload.runtime.batch import gather, split
 from offload.runtime.delivery import unwrap
 from offload.runtime.executor import Event, Finished, Progress, SelfPipe
-from offload.runtime.leader import DEFAULT_LEADER_LEASE, RESCUE, Elector, check_election
+from offload.runtime.leader import MIN_LEADER_LEASE, RESCUE, Elector, check_election
 from offload.runtime.observer import JobObserver
 from offload.runtime.outage import Outage, passing
 from offload.runtime.outcomes import (
@@ -113,7 +113,7 @@ class Worker:
         groups: Sequence[str] | None = None,
         message_limit: int | None = DEFAULT_PAYLOAD_LIMIT,
         elect: bool = True,
-        leader_lease: float = DEFAULT_LEADER_LEASE,
+        leader_lease: float | None = None,
     ) -> None:
         check_settings(
             executor=executor,
@@ -128,6 +128,10 @@ class Worker:
             },
             prefetch=prefetch,
         )
+        # By default the rescue duty's lease is the jobs' (at least MIN_LEADER_LEASE): a dead
+        # leader is replaced about when the jobs it held become rescuable anyway.
+        if leader_lease is None and isinstance(lease, int | float):
+            leader_lease = max(float(lease), MIN_LEADER_LEASE)
         leader_lease = check_election(elect, leader_lease)
         if isinstance(connections, bool) or not isinstance(connections, int) or connections < 1:
             raise ConfigurationError(f"connections must be an int >= 1, got {connections!r}")
