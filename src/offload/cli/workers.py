@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from offload.cli.context import AppLoader
+from offload.cli.election import election_options
 from offload.cli.logs import log_options
 from offload.cli.output import console, new_table, print_json, when
 from offload.cli.retention import retention_options
@@ -18,7 +19,9 @@ from offload.runtime.logfmt import configure
 from offload.runtime.memory import keep_freed_memory
 
 if TYPE_CHECKING:
+    from offload.app import App
     from offload.runtime.metrics import WorkerMetrics
+    from offload.runtime.scheduler import Scheduler
 
 
 @click.command()
@@ -89,6 +92,7 @@ if TYPE_CHECKING:
     help="The address --metrics-port listens on.",
 )
 @retention_options
+@election_options
 @log_options("info logs a line per job (started, succeeded, failed, dead, cancelled).")
 @click.pass_obj
 def worker(
@@ -112,6 +116,7 @@ def worker(
     log_level: str,
     log_format: str,
     retention: dict[JobState, float] | None,
+    election: dict[str, Any],
 ) -> NoReturn:
     """Run jobs until stopped. MODULE:ATTR names the app (or use --app / $OFFLOAD_APP).
 
@@ -149,8 +154,9 @@ def worker(
         executor=executor,
         app_path=loader.path,
         burst=burst,
-        scheduler=app.scheduler(retention=retention) if retention is not None else scheduler,
+        scheduler=_embedded(app, scheduler, retention, election) or False,
         observer=metrics,
+        **election,
         **{name: value for name, value in given.items() if value is not None},
     )
     server = None
@@ -167,6 +173,21 @@ def worker(
         if server is not None:
             server.close()
     sys.exit(code)
+
+
+def _embedded(
+    app: App,
+    scheduler: bool,
+    retention: dict[JobState, float] | None,
+    election: dict[str, Any],
+) -> Scheduler | None:
+    """The scheduler `--scheduler` runs in the worker, with the worker's election options."""
+    if not scheduler:
+        return None
+    options: dict[str, Any] = dict(election)
+    if retention is not None:
+        options["retention"] = retention
+    return app.scheduler(**options)
 
 
 def _worker_metrics() -> WorkerMetrics:

@@ -28,8 +28,6 @@ from offload.backends.base import Backend
 from offload.backends.params import ElectParams, Leadership, ResignParams
 from offload.core.errors import ElectionSettingInvalid
 
-log = logging.getLogger("offload.leader")
-
 #: The duty of rescuing expired leases (workers and schedulers stand for it).
 RESCUE = "rescue"
 #: The scheduler's upkeep: sweep, stats roll-up, pruning (schedulers stand for it).
@@ -89,8 +87,11 @@ class Elector:
         lease: float,
         *,
         observer: Callable[[Held], None] | None = None,
+        log: logging.Logger | None = None,
     ) -> None:
         self.backend = backend
+        #: Where a term taken or lost is said: the worker's or the scheduler's logger.
+        self.log = log or logging.getLogger("offload.leader")
         self.name = name
         self.holder = holder
         self.lease = lease
@@ -134,10 +135,10 @@ class Elector:
         if self.observer is not None:
             self.observer(Held(held, found, sent))
         if held and found.term != before:
-            log.info("%s: took the %s duty, term %d", self.holder, self.name, found.term)
+            self.log.info("%s: took the %s duty, term %d", self.holder, self.name, found.term)
             return True
         if before is not None and not held:
-            log.warning(
+            self.log.warning(
                 "%s: lost the %s duty (term %d) to %s, term %d",
                 self.holder,
                 self.name,

@@ -112,7 +112,10 @@ class Scheduler:
         #: The duties' leases this scheduler holds or stands for, by duty; empty (`elect`
         #: False): it does every duty on its own timers.
         self.electors = (
-            {duty: Elector(backend, duty, self.id, leader_lease) for duty in (RESCUE, UPKEEP)}
+            {
+                duty: Elector(backend, duty, self.id, leader_lease, log=log)
+                for duty in (RESCUE, UPKEEP)
+            }
             if elect
             else {}
         )

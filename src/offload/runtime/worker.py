@@ -194,7 +194,9 @@ class Worker:
         #: rescues (`offload.runtime.leader`). None (`elect` False, or a burst worker,
         #: which must see rescued jobs before it exits): it rescues on its own timer.
         self.elector = (
-            Elector(backend, RESCUE, self.id, leader_lease) if elect and not burst else None
+            Elector(backend, RESCUE, self.id, leader_lease, log=log)
+            if elect and not burst
+            else None
         )
         self._buffer: deque[Job] = deque()
         #: Batch tasks per queue served: their jobs are claimed by group, one call each.
