@@ -95,6 +95,7 @@ def test_public_surface_is_pinned() -> None:
         "JobHandle",
         "JobNotFound",
         "JobState",
+        "Leadership",
         "LeaseLost",
         "Message",
         "Misfire",

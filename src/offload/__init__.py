@@ -63,7 +63,7 @@ from offload.core.events import Event, EventCursor
 from offload.core.flow import QueuePolicy, Rate
 from offload.core.job import Job
 from offload.core.options import RetryPolicy
-from offload.core.records import ScheduleState, WorkerInfo
+from offload.core.records import Leadership, ScheduleState, WorkerInfo
 from offload.core.schedule import Misfire
 from offload.core.selection import BulkProgress
 from offload.core.shaping import Unique
@@ -113,6 +113,7 @@ __all__ = [
     "JobHandle",
     "JobNotFound",
     "JobState",
+    "Leadership",
     "LeaseLost",
     "Message",
     "Misfire",

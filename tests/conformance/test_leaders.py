@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import offload
 from offload.backends.base import Backend
-from offload.backends.params import ElectParams, Leadership, ResignParams
+from offload.backends.params import ElectParams, ResignParams
+from offload.core.records import Leadership
 from tests.conformance.helpers import wait_db_time_past
 
 TTL = 0.5

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import offload
-from offload.backends.params import Leadership
+from offload.core.records import Leadership
 from offload.runtime.leader import RESCUE
 from tests.runtime.conftest import PYTHONPATH
 from tests.sizes import sized

@@ -36,7 +36,6 @@ from offload.backends.params import (
     JobPruneParams,
     JobRetryManyParams,
     JobRetryParams,
-    Leadership,
     MessageReadParams,
     NotifyParams,
     ParentsRead,
@@ -70,6 +69,7 @@ from offload.core.flow import QueuePolicy, TaskLimits
 from offload.core.job import Job
 from offload.core.records import (
     JobChange,
+    Leadership,
     QueueFigures,
     QueueState,
     ScheduleState,

@@ -253,23 +253,6 @@ class ResignParams:
     term: int
 
 
-@dataclass(frozen=True, slots=True)
-class Leadership:
-    """A lease as it stands: its holder and term, when the term began and when the lease
-    ends (database clock), and the seconds left then (<= 0: expired, anyone may take it)."""
-
-    name: str
-    holder: str
-    term: int
-    since: datetime
-    expires_at: datetime
-    remaining: float
-
-    def held_by(self, holder: str) -> bool:
-        """Whether `holder` holds it and it has not expired."""
-        return self.holder == holder and self.remaining > 0
-
-
 # -- sweep ------------------------------------------------------------------------------
 
 
@@ -570,7 +553,6 @@ __all__ = [
     "JobPruneParams",
     "JobRetryManyParams",
     "JobRetryParams",
-    "Leadership",
     "Lease",
     "MessageReadParams",
     "NotifyParams",

@@ -25,13 +25,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from offload.backends.base import Backend
-from offload.backends.params import ElectParams, Leadership, ResignParams
+from offload.backends.params import ElectParams, ResignParams
 from offload.core.errors import ElectionSettingInvalid
+from offload.core.records import Leadership
 
 #: The duty of rescuing expired leases (workers and schedulers stand for it).
 RESCUE = "rescue"
 #: The scheduler's upkeep: sweep, stats roll-up, pruning (schedulers stand for it).
 UPKEEP = "upkeep"
+#: Every duty, in the order `App.duties` lists them.
+DUTIES = (RESCUE, UPKEEP)
 
 #: Seconds a maintenance lease lasts by default: a dead leader is replaced within it, as a
 #: dead worker's jobs are rescued after their lease (the worker's default, 20 s).

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from offload.backends.params import ElectParams, Leadership, ResignParams
+from offload.backends.params import ElectParams, ResignParams
+from offload.core.records import Leadership
 
 if TYPE_CHECKING:
     from offload.backends.sql.connector import SqlBackend
