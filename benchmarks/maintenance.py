@@ -72,6 +72,8 @@ AREAS = (
     "leaders",
 )
 REPORT_EVERY = 0.5
+#: Seconds every process has to start (dozens of them on a loaded machine take minutes).
+START_TIMEOUT = 600.0
 
 
 # -- the processes -------------------------------------------------------------------
@@ -151,10 +153,10 @@ def measure(
     stop = threading.Event()
     producer = threading.Thread(target=produce, args=(url, busy, stop), daemon=True)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + START_TIMEOUT
         while len(read_counts(directory)) < len(roles):
             if time.monotonic() > deadline:
-                raise RuntimeError("the processes did not all start within 120 s")
+                raise RuntimeError(f"the processes did not all start within {START_TIMEOUT:g} s")
             time.sleep(0.2)
         if busy:
             producer.start()

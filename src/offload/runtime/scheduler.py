@@ -29,6 +29,7 @@ from offload.core.errors import (
     BackendUnavailable,
     BackPressure,
     ConfigurationError,
+    OffloadError,
     SchemaMismatch,
 )
 from offload.core.job import JobSpec, Payload
@@ -208,7 +209,7 @@ class Scheduler:
         for elector in self.electors.values():
             try:
                 elector.resign()
-            except (BackendUnavailable, SchemaMismatch) as exc:
+            except OffloadError as exc:
                 log.warning("could not give up the %s duty (it expires): %s", elector.name, exc)
 
     def tick(self) -> datetime:
