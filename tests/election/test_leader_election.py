@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -167,8 +168,13 @@ def test_a_killed_or_stopped_leader_is_replaced_in_time_and_terms_never_overlap(
     for a, b in itertools.pairwise(held_terms):
         assert by_db[b][0] >= by_db[a][1], f"term {b} began before term {a}'s lease ended"
     # A new leader within the lease plus 2 s of each signal.
+    took = []
     for term, signum, at in signals:
         successor = min(t for t in terms if t > term)
-        took = spans[successor][0] - at
+        took.append(spans[successor][0] - at)
         name = signal.Signals(signum).name
-        assert took <= BOUND, f"after {name} of term {term}: new leader in {took:.2f}s"
+        assert took[-1] <= BOUND, f"after {name} of term {term}: new leader in {took[-1]:.2f}s"
+    print(
+        f"{len(signals)} signals, {len(terms)} terms, 0 overlaps; new leader after "
+        f"{statistics.median(took):.2f} s median, {max(took):.2f} s at most (lease {LEASE:g} s)"
+    )
