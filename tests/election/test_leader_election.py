@@ -139,8 +139,10 @@ def test_a_killed_or_stopped_leader_is_replaced_in_time_and_terms_never_overlap(
     entries = [entry for path in tmp_path.glob("node-*.jsonl") for entry in lines(path)]
     leads = [e for e in entries if e["kind"] == "lead"]
     checks = [e for e in entries if e["kind"] == "check" and e["held"]]
+    # Every signal ended a term; a term may also lapse unused (its holder stalled on the
+    # loaded machine past its lease before it acted: it never believed it led).
+    assert len({int(e["term"]) for e in checks}) >= ROUNDS + 1
     terms = sorted({int(e["term"]) for e in leads})
-    assert len(terms) >= ROUNDS + 1, terms
     # One holder per term, and the beliefs of successive terms apart in time: the last
     # moment a term's holder believed it led (and the end of the lease it counted on) is
     # before the first moment the next term's holder did.
