@@ -65,8 +65,8 @@ def check_election(elect: object, leader_lease: object) -> float:
 
 @dataclass(frozen=True, slots=True)
 class Held:
-    """What an elector saw as it checked its lease: held by it (in `term`) or not, and the
-    lease as the database returned it."""
+    """What an elector saw as it checked its lease: whether it holds it, and the lease as
+    the database returned it (its term, holder and times)."""
 
     held: bool
     lease: Leadership
