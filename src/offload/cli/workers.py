@@ -19,7 +19,10 @@ from offload.runtime.logfmt import configure
 from offload.runtime.memory import keep_freed_memory
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from offload.app import App
+    from offload.core.status import WorkerStatus
     from offload.runtime.metrics import WorkerMetrics
     from offload.runtime.scheduler import Scheduler
 
@@ -207,14 +210,23 @@ def _worker_metrics() -> WorkerMetrics:
 @click.option("--json", is_flag=True, help="Print the workers as JSON.")
 @click.pass_obj
 def workers(loader: AppLoader, json: bool) -> None:
-    """List registered workers and their last heartbeat."""
-    found = loader.app().worker_statuses()
+    """List registered workers and their last heartbeat, then who holds each maintenance
+    duty (rescue, upkeep)."""
+    app = loader.app()
+    found = app.worker_statuses()
     if json:
         print_json([info.to_json() for info in found])
         return
-    if not found:
+    if found:
+        console.print(_workers_table(found))
+    else:
         click.echo("no workers registered")
-        return
+    for lease in app.duties():  # a scheduler may hold one with no worker running
+        holder = f"{lease.holder}, term {lease.term}" if lease.remaining > 0 else "nobody now"
+        click.echo(f"{lease.name} duty: {holder}")
+
+
+def _workers_table(found: list[WorkerStatus]) -> Table:
     out = new_table()
     columns = ("id", "host", "pid", "queues", "concurrency", "started", "last heartbeat", "status")
     for name in columns:
@@ -230,4 +242,4 @@ def workers(loader: AppLoader, json: bool) -> None:
             f"{when(info.heartbeat_at)} ({info.silent_for:.0f}s ago)",
             "lost" if info.lost else "alive",
         )
-    console.print(out)
+    return out
