@@ -2,8 +2,7 @@
 
 Options come from the environment so tests can start many workers with one helper:
 OFFLOAD_URL, WORKER_QUEUES, WORKER_CONCURRENCY, WORKER_EXECUTOR, WORKER_LEASE,
-WORKER_RESCUE, WORKER_SHUTDOWN_TIMEOUT, WORKER_BURST, WORKER_POLL, WORKER_CONNECTIONS,
-WORKER_ELECT (0: rescue on its own timer), WORKER_LEADER_LEASE;
+WORKER_RESCUE, WORKER_SHUTDOWN_TIMEOUT, WORKER_BURST, WORKER_POLL, WORKER_CONNECTIONS;
 WORKER_APP names another app ("tests.apps.topics:app"), WORKER_GROUPS the consumer
 groups served (default: all the app declares).
 """
@@ -46,8 +45,6 @@ def main() -> int:
         shutdown_timeout=float(env.get("WORKER_SHUTDOWN_TIMEOUT", "30")),
         burst=env.get("WORKER_BURST") == "1",
         connections=int(env.get("WORKER_CONNECTIONS", "2")),
-        elect=env.get("WORKER_ELECT", "1") == "1",
-        leader_lease=float(env["WORKER_LEADER_LEASE"]) if "WORKER_LEADER_LEASE" in env else None,
     )
     return worker.run()
 
