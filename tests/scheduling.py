@@ -22,6 +22,7 @@ GROUP = "processes"
 APART = (
     "tests/batch/test_batch_workers.py::test_max_wait_is_honoured_within_the_tolerance",
     "tests/client/test_retry.py",
+    "tests/election/test_leader_election.py",
     "tests/conformance/test_concurrency.py",
     "tests/faults/test_pgbouncer.py",
     "tests/faults/test_postgres_outage.py",

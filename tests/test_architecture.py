@@ -46,6 +46,7 @@ AREAS = (
     "tokens",
     "workflows",
     "topics",
+    "leaders",
 )
 
 
@@ -78,6 +79,7 @@ def test_public_surface_is_pinned() -> None:
         "CrossShard",
         "Delivery",
         "DuplicateJob",
+        "ElectionSettingInvalid",
         "Enqueue",
         "Event",
         "EventCursor",
@@ -98,6 +100,7 @@ def test_public_surface_is_pinned() -> None:
         "JobNotFound",
         "JobStarted",
         "JobState",
+        "Leadership",
         "LeaseLost",
         "Message",
         "Middleware",

@@ -29,6 +29,7 @@ from offload.core.errors import (
     ConfigurationError,
     CrossShard,
     DuplicateJob,
+    ElectionSettingInvalid,
     ExtraMissing,
     Forbidden,
     GroupNotFound,
@@ -69,7 +70,7 @@ from offload.core.flow import QueuePolicy, Rate
 from offload.core.job import Job
 from offload.core.middleware import Enqueue, JobEnded, JobStarted, Middleware
 from offload.core.options import RetryPolicy
-from offload.core.records import ScheduleState, WorkerInfo
+from offload.core.records import Leadership, ScheduleState, WorkerInfo
 from offload.core.schedule import Misfire
 from offload.core.selection import BulkProgress
 from offload.core.shaping import Unique
@@ -103,6 +104,7 @@ __all__ = [
     "CrossShard",
     "Delivery",
     "DuplicateJob",
+    "ElectionSettingInvalid",
     "Enqueue",
     "Event",
     "EventCursor",
@@ -123,6 +125,7 @@ __all__ = [
     "JobNotFound",
     "JobStarted",
     "JobState",
+    "Leadership",
     "LeaseLost",
     "Message",
     "Middleware",

@@ -82,7 +82,14 @@ from offload.core.options import (
     check_text,
     task_options,
 )
-from offload.core.records import Census, JobChange, QueueState, ScheduleState, WorkerInfo
+from offload.core.records import (
+    Census,
+    JobChange,
+    Leadership,
+    QueueState,
+    ScheduleState,
+    WorkerInfo,
+)
 from offload.core.schedule import Misfire, ScheduleDef, parse_misfire
 from offload.core.selection import (
     ACCEPTED,
@@ -951,6 +958,15 @@ class App:
         """Registered workers with their last heartbeat (by the database clock)."""
         self.ready()
         return self.backend.workers.list()
+
+    def duties(self) -> list[Leadership]:
+        """The maintenance duties' leases ("rescue", "upkeep"): which worker or scheduler
+        holds each, in which term, until when; a duty never taken yet is left out."""
+        from offload.runtime.leader import DUTIES
+
+        self.ready()
+        found = (self.backend.leaders.read(name) for name in DUTIES)
+        return [lease for lease in found if lease is not None]
 
     def worker_statuses(self, now: datetime | None = None) -> list[WorkerStatus]:
         """Registered workers, each with its silence and whether it is lost; `now` overrides

@@ -95,3 +95,13 @@ def test_arguments_that_are_not_utf8_are_one_line_errors(
     for args, message in commands:
         assert_one_line_error(offload_cli(*args, env=env), 1, message)
     assert store.jobs() == []
+
+
+def test_a_leader_lease_out_of_range_is_refused_by_name(
+    store: offload.App, env: dict[str, str]
+) -> None:
+    for command in (("worker", "--executor", "thread"), ("scheduler",)):
+        result = offload_cli(*command, "--leader-lease", "0.1", env=env)
+        assert_one_line_error(result, 1, "leader_lease must be between 0.5 and 3600 seconds")
+        result = offload_cli(*command, "--leader-lease", "nan", env=env)
+        assert_one_line_error(result, 1, "leader_lease must be between", "got nan")

@@ -110,3 +110,28 @@ def test_workers_lists_a_running_worker_as_alive(db_url: str) -> None:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(15) == 0
     assert orjson.loads(offload_cli("workers", "--json", env=env).stdout) == []
+
+
+def test_workers_says_who_holds_the_rescue_duty(store: offload.App, env: dict[str, str]) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "offload.cli", "worker", "--executor", "thread"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (listed := run_json("workers", env=env)) or not store.duties():
+            assert time.monotonic() < deadline, "the worker never took the rescue duty"
+            time.sleep(0.1)
+        (info,) = listed
+        table = offload_cli("workers", env=env)
+        assert f"rescue duty: {info['id']}, term 1" in table.stdout
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    # It gave the duty up as it stopped: nobody holds it until a worker takes it.
+    assert "rescue duty: nobody now" in offload_cli("workers", env=env).stdout

@@ -7,9 +7,9 @@ operations, each atomic in the database. Areas: `schema`, `jobs` (insert, read, 
 `sweep` (shedding and bringing back shed jobs), `tokens` (API tokens) and `events` (the
 change sequence of jobs, and applications' own events), `workflows` (jobs that wait for
 jobs) and `topics` (logs of messages and their consumer groups), `stats` (the events rolled up
-per minute, for charts). Payloads cross this boundary
-as JSON text, already validated by the core serializer; operations taking several values
-take a params dataclass from `offload.backends.params`.
+per minute, for charts), `leaders` (leases of the maintenance duties, with their terms).
+Payloads cross this boundary as JSON text, already validated by the core serializer;
+operations taking several values take a params dataclass from `offload.backends.params`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Protocol
 from offload.backends.params import (
     Claimed,
     ClaimParams,
+    ElectParams,
     EventReadParams,
     FinishParams,
     GroupClaimParams,
@@ -46,6 +47,7 @@ from offload.backends.params import (
     ReleaseParams,
     ReplayParams,
     RescueParams,
+    ResignParams,
     ResultsPageParams,
     RetentionParams,
     ScheduleFireParams,
@@ -67,6 +69,7 @@ from offload.core.flow import QueuePolicy, TaskLimits
 from offload.core.job import Job
 from offload.core.records import (
     JobChange,
+    Leadership,
     QueueFigures,
     QueueState,
     ScheduleState,
@@ -541,6 +544,25 @@ class ShardStore(Protocol):
         ...
 
 
+class LeaderStore(Protocol):
+    """Leases of the maintenance duties: one holder at a time per name, chosen and timed by
+    the database's clock, each new holding under a greater term (a fencing token)."""
+
+    def elect(self, params: ElectParams) -> Leadership:
+        """Renew the lease if the holder holds it in the term given and it has not expired,
+        or take it with the next term if it has expired or was never taken, atomically;
+        return it as it stands after (held by the caller or not)."""
+        ...
+
+    def read(self, name: str) -> Leadership | None:
+        """The lease as it stands, None if never taken."""
+        ...
+
+    def resign(self, params: ResignParams) -> bool:
+        """End the holder's term now if it still holds it; return whether it did."""
+        ...
+
+
 class Backend(Protocol):
     """One database: its areas, its clock and its wake-up channel."""
 
@@ -568,6 +590,8 @@ class Backend(Protocol):
     def workflows(self) -> WorkflowStore: ...
     @property
     def topics(self) -> TopicStore: ...
+    @property
+    def leaders(self) -> LeaderStore: ...
 
     @property
     def name(self) -> str:
@@ -608,6 +632,7 @@ __all__ = [
     "ClaimStore",
     "EventStore",
     "JobStore",
+    "LeaderStore",
     "Listener",
     "QueueStore",
     "ScheduleStore",

@@ -230,6 +230,29 @@ class RescueParams:
     now: datetime | None = None
 
 
+# -- leaders ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ElectParams:
+    """Renew `holder`'s lease `name` if it holds it in `term` (None: it holds none), or
+    take it with the next term if it is free, for `ttl` seconds by the database's clock."""
+
+    name: str
+    holder: str
+    term: int | None
+    ttl: float
+
+
+@dataclass(frozen=True, slots=True)
+class ResignParams:
+    """End `holder`'s `term` of the lease `name` now (at a clean stop)."""
+
+    name: str
+    holder: str
+    term: int
+
+
 # -- sweep ------------------------------------------------------------------------------
 
 
@@ -518,6 +541,7 @@ class MessageReadParams:
 __all__ = [
     "ClaimParams",
     "Claimed",
+    "ElectParams",
     "EventReadParams",
     "FinishParams",
     "Heartbeat",
@@ -542,6 +566,7 @@ __all__ = [
     "ReleaseParams",
     "ReplayParams",
     "RescueParams",
+    "ResignParams",
     "ResultsPageParams",
     "RetentionParams",
     "ScheduleFireParams",

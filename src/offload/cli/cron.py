@@ -8,6 +8,7 @@ from typing import Any, NoReturn
 import click
 
 from offload.cli.context import AppLoader
+from offload.cli.election import election_options
 from offload.cli.logs import log_options
 from offload.cli.output import console, new_table, print_json, state_text, when
 from offload.cli.retention import retention_options
@@ -25,6 +26,7 @@ from offload.runtime.logfmt import configure
     help="Longest sleep between turns, in seconds.",
 )
 @retention_options
+@election_options
 @log_options()
 @click.pass_obj
 def scheduler(
@@ -35,17 +37,19 @@ def scheduler(
     log_level: str,
     log_format: str,
     retention: dict[JobState, float] | None,
+    election: dict[str, Any],
 ) -> NoReturn:
     """Fire the app's periodic schedules, rescue expired leases and prune old jobs.
     MODULE:ATTR names the app (or use --app / $OFFLOAD_APP).
 
-    Run as many replicas as you like, on any hosts: each tick is enqueued exactly once.
+    Run as many replicas as you like, on any hosts: each tick is enqueued exactly once,
+    and one replica at a time, elected, rescues, sweeps, rolls up and prunes.
     SIGTERM or SIGINT stops it after the current turn.
     """
     configure(log_level, log_format)
     if app_path:
         loader.path = app_path
-    options: dict[str, Any] = {"interval": interval}
+    options: dict[str, Any] = {"interval": interval, **election}
     if retention is not None:
         options["retention"] = retention
     runner = loader.app().scheduler(**options)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from offload.cli.context import AppLoader
+from offload.cli.election import election_options
 from offload.cli.logs import log_options
 from offload.cli.output import console, new_table, print_json, when
 from offload.cli.retention import retention_options
@@ -18,7 +19,12 @@ from offload.runtime.logfmt import configure
 from offload.runtime.memory import keep_freed_memory
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
+    from offload.app import App
+    from offload.core.status import WorkerStatus
     from offload.runtime.metrics import WorkerMetrics
+    from offload.runtime.scheduler import Scheduler
 
 
 @click.command()
@@ -89,6 +95,7 @@ if TYPE_CHECKING:
     help="The address --metrics-port listens on.",
 )
 @retention_options
+@election_options
 @log_options("info logs a line per job (started, succeeded, failed, dead, cancelled).")
 @click.pass_obj
 def worker(
@@ -112,6 +119,7 @@ def worker(
     log_level: str,
     log_format: str,
     retention: dict[JobState, float] | None,
+    election: dict[str, Any],
 ) -> NoReturn:
     """Run jobs until stopped. MODULE:ATTR names the app (or use --app / $OFFLOAD_APP).
 
@@ -149,8 +157,9 @@ def worker(
         executor=executor,
         app_path=loader.path,
         burst=burst,
-        scheduler=app.scheduler(retention=retention) if retention is not None else scheduler,
+        scheduler=_embedded(app, scheduler, retention, election) or False,
         observer=metrics,
+        **election,
         **{name: value for name, value in given.items() if value is not None},
     )
     server = None
@@ -169,6 +178,21 @@ def worker(
     sys.exit(code)
 
 
+def _embedded(
+    app: App,
+    scheduler: bool,
+    retention: dict[JobState, float] | None,
+    election: dict[str, Any],
+) -> Scheduler | None:
+    """The scheduler `--scheduler` runs in the worker, with the worker's election options."""
+    if not scheduler:
+        return None
+    options: dict[str, Any] = dict(election)
+    if retention is not None:
+        options["retention"] = retention
+    return app.scheduler(**options)
+
+
 def _worker_metrics() -> WorkerMetrics:
     """The worker's metrics, or a clear error naming the extra they need."""
     try:
@@ -182,14 +206,23 @@ def _worker_metrics() -> WorkerMetrics:
 @click.option("--json", is_flag=True, help="Print the workers as JSON.")
 @click.pass_obj
 def workers(loader: AppLoader, json: bool) -> None:
-    """List registered workers and their last heartbeat."""
-    found = loader.app().worker_statuses()
+    """List registered workers and their last heartbeat, then who holds each maintenance
+    duty (rescue, upkeep)."""
+    app = loader.app()
+    found = app.worker_statuses()
     if json:
         print_json([info.to_json() for info in found])
         return
-    if not found:
+    if found:
+        console.print(_workers_table(found))
+    else:
         click.echo("no workers registered")
-        return
+    for lease in app.duties():  # a scheduler may hold one with no worker running
+        holder = f"{lease.holder}, term {lease.term}" if lease.remaining > 0 else "nobody now"
+        click.echo(f"{lease.name} duty: {holder}")
+
+
+def _workers_table(found: list[WorkerStatus]) -> Table:
     out = new_table()
     columns = ("id", "host", "pid", "queues", "concurrency", "started", "last heartbeat", "status")
     for name in columns:
@@ -205,4 +238,4 @@ def workers(loader: AppLoader, json: bool) -> None:
             f"{when(info.heartbeat_at)} ({info.silent_for:.0f}s ago)",
             "lost" if info.lost else "alive",
         )
-    console.print(out)
+    return out

@@ -8,7 +8,8 @@ Tree::
     │   ├── AppImportFailed       the module holding the App raised while importing
     │   ├── UnknownShard          a shard map names a shard (cluster) the App was not given
     │   ├── QueueOnTwoShards      a shard map puts one queue (or topic) on two shards
-    │   └── ShardMismatch         a shard's database holds ids of another shard's range
+    │   ├── ShardMismatch         a shard's database holds ids of another shard's range
+    │   └── ElectionSettingInvalid a maintenance election setting out of its range
     ├── ValidationError           bad input to a public call
     │   ├── SerializationError    a value that is not JSON
     │   ├── PayloadTooLarge       arguments or result over the size limit
@@ -119,6 +120,15 @@ class ShardMismatch(ConfigurationError):
     def __init__(self, shard: str, location: str, reason: str) -> None:
         self.shard, self.location, self.reason = shard, location, reason
         super().__init__(f"shard {shorten(shard)} ({location}): {reason}")
+
+
+class ElectionSettingInvalid(ConfigurationError):
+    """A worker's or scheduler's maintenance election setting (`setting`) holds `value`,
+    which `reason` says is wrong: refused at start, before any lease is taken."""
+
+    def __init__(self, setting: str, value: object, reason: str) -> None:
+        self.setting, self.value, self.reason = setting, value, reason
+        super().__init__(f"{setting} must be {reason}, got {value!r}")
 
 
 class ValidationError(OffloadError, ValueError):

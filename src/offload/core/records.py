@@ -48,6 +48,24 @@ class WorkerCensus:
 
 
 @dataclass(frozen=True, slots=True)
+class Leadership:
+    """A maintenance duty's lease as it stands (`App.duties`): its holder and term, when
+    the term began and when the lease ends (database clock), and the seconds left when it
+    was read (<= 0: expired, any candidate may take it)."""
+
+    name: str
+    holder: str
+    term: int
+    since: datetime
+    expires_at: datetime
+    remaining: float
+
+    def held_by(self, holder: str) -> bool:
+        """Whether `holder` holds it and it has not expired."""
+        return self.holder == holder and self.remaining > 0
+
+
+@dataclass(frozen=True, slots=True)
 class Census:
     """The whole system as a metrics scrape shows it: jobs per queue and state, workers."""
 

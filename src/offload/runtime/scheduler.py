@@ -2,16 +2,22 @@
 
 Any number of schedulers may run, on any hosts: each tick becomes a job under a unique
 `(schedule, tick)` row, inserted in the same transaction that advances the schedule, so
-replicas never fire a tick twice and no leader is needed. Rescue and prune are idempotent,
-and each step of the sweep (`runtime.sweep`: shedding, re-admitting) is atomic.
+replicas never fire a tick twice and no leader is needed for ticks. Maintenance is elected
+(`runtime.leader`): the holder of the rescue duty rescues, the holder of the upkeep duty
+sweeps, rolls up stats and prunes; the others only stand. Rescue and prune are idempotent,
+and each step of the sweep (`runtime.sweep`: shedding, re-admitting) is atomic, so a stale
+holder that acts once more does no harm.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import FrameType
@@ -23,6 +29,7 @@ from offload.core.errors import (
     BackendUnavailable,
     BackPressure,
     ConfigurationError,
+    OffloadError,
     SchemaMismatch,
 )
 from offload.core.job import JobSpec, Payload
@@ -31,6 +38,13 @@ from offload.core.schedule import ScheduleDef
 from offload.core.states import FINISHED, JobState
 from offload.core.stats import STATS_RETENTION
 from offload.core.task import Registry
+from offload.runtime.leader import (
+    DEFAULT_LEADER_LEASE,
+    RESCUE,
+    UPKEEP,
+    Elector,
+    check_election,
+)
 from offload.runtime.outage import Outage, fatal
 from offload.runtime.settings import install_handlers, restore_handlers
 from offload.runtime.sweep import Sweeper
@@ -70,7 +84,10 @@ class Scheduler:
         retention: Mapping[JobState, float] = DEFAULT_RETENTION,
         clock: Callable[[], datetime] | None = None,
         install_signals: bool = True,
+        elect: bool = True,
+        leader_lease: float = DEFAULT_LEADER_LEASE,
     ) -> None:
+        leader_lease = check_election(elect, leader_lease)
         self.backend = backend
         self.schedules = list(schedules)
         self.interval = _seconds("interval", interval)
@@ -92,6 +109,17 @@ class Scheduler:
         self._stop = threading.Event()
         self._jobs = {s.name: _tick_job(s, registry) for s in self.schedules}
         self.sweeper = Sweeper(backend, registry, clock=clock)
+        self.id = f"scheduler:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        #: The duties' leases this scheduler holds or stands for, by duty; empty (`elect`
+        #: False): it does every duty on its own timers.
+        self.electors = (
+            {
+                duty: Elector(backend, duty, self.id, leader_lease, log=log)
+                for duty in (RESCUE, UPKEEP)
+            }
+            if elect
+            else {}
+        )
 
     def stop(self) -> None:
         """Stop after the current turn."""
@@ -129,16 +157,21 @@ class Scheduler:
                     self.backend.schedules.sync(self.schedules)
                     synced = True
                 now = self.tick()
-                if time.monotonic() >= next_rescue:
+                if self._elect(RESCUE):  # a new term: the last holder may have died
+                    next_rescue = time.monotonic()
+                if self._elect(UPKEEP):
+                    next_prune = next_sweep = next_stats = time.monotonic()
+                rescuing, upkeep = self._leading(RESCUE), self._leading(UPKEEP)
+                if rescuing and time.monotonic() >= next_rescue:
                     self.backend.claims.rescue(RescueParams(self.clock() if self.clock else None))
                     next_rescue = time.monotonic() + self.rescue_interval
-                if time.monotonic() >= next_sweep:
+                if upkeep and time.monotonic() >= next_sweep:
                     self.sweeper.sweep()
                     next_sweep = time.monotonic() + self.sweep_interval
-                if time.monotonic() >= next_stats:
+                if upkeep and time.monotonic() >= next_stats:
                     self.backend.stats.roll()
                     next_stats = time.monotonic() + self.stats_interval
-                if time.monotonic() >= next_prune:
+                if upkeep and time.monotonic() >= next_prune:
                     self.prune()
                     next_prune = time.monotonic() + self.prune_interval
             except (BackendUnavailable, SchemaMismatch) as exc:
@@ -158,7 +191,26 @@ class Scheduler:
             failures = 0
             outage.recovered()
             self._stop.wait(self._sleep(now))
+        self._resign()
         return 0
+
+    def _elect(self, duty: str) -> bool:
+        """Check the duty's lease if due; return whether this scheduler just took it."""
+        elector = self.electors.get(duty)
+        return elector is not None and time.monotonic() >= elector.due and elector.poll()
+
+    def _leading(self, duty: str) -> bool:
+        """Whether this scheduler does the duty now: it holds it, or nothing is elected."""
+        elector = self.electors.get(duty)
+        return elector is None or elector.leading()
+
+    def _resign(self) -> None:
+        """Give up the duties held at a clean stop, so another takes them at once."""
+        for elector in self.electors.values():
+            try:
+                elector.resign()
+            except OffloadError as exc:
+                log.warning("could not give up the %s duty (it expires): %s", elector.name, exc)
 
     def tick(self) -> datetime:
         """Fire every due tick of every schedule once; return the time used."""

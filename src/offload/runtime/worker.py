@@ -3,9 +3,10 @@
 One loop in one thread claims, renews and rescues, so the executor's jobs never delay a
 heartbeat. Each turn it hands finished jobs' outcomes to its outcome writer (which records
 them in batches: see `offload.runtime.outcomes`), fills free slots from a prefetch buffer,
-claims more in one statement per queue, renews every lease it holds in one statement, and
-rescues leases that other (dead) workers let expire. Between turns it sleeps on the backend's
-wake-up channel, the executor's descriptors and the writer's.
+claims more in one statement per queue, renews every lease it holds in one statement, and,
+while it holds the elected rescue duty (`offload.runtime.leader`), rescues leases that other
+(dead) workers let expire. Between turns it sleeps on the backend's wake-up channel, the
+executor's descriptors and the writer's.
 
 A database outage (a restart, a cut link, a full disk) stops the claims, not the worker: its
 running jobs run on, their outcomes wait in the writer, and it reconnects with a jittered
@@ -62,6 +63,7 @@ from offload.runtime.batch import gather, split
 from offload.runtime.delivery import unwrap
 from offload.runtime.executor import Event, Finished, Progress, SelfPipe
 from offload.runtime.hooks import HookErrors, Middlewares
+from offload.runtime.leader import MIN_LEADER_LEASE, RESCUE, Elector, check_election
 from offload.runtime.observer import JobObserver
 from offload.runtime.outage import Outage, passing
 from offload.runtime.outcomes import (
@@ -112,6 +114,8 @@ class Worker:
         groups: Sequence[str] | None = None,
         message_limit: int | None = DEFAULT_PAYLOAD_LIMIT,
         middleware: Middlewares | None = None,
+        elect: bool = True,
+        leader_lease: float | None = None,
     ) -> None:
         check_settings(
             executor=executor,
@@ -126,6 +130,11 @@ class Worker:
             },
             prefetch=prefetch,
         )
+        # By default the rescue duty's lease is the jobs' (at least MIN_LEADER_LEASE): a dead
+        # leader is replaced about when the jobs it held become rescuable anyway.
+        if leader_lease is None and isinstance(lease, int | float):
+            leader_lease = max(float(lease), MIN_LEADER_LEASE)
+        leader_lease = check_election(elect, leader_lease)
         if isinstance(connections, bool) or not isinstance(connections, int) or connections < 1:
             raise ConfigurationError(f"connections must be an int >= 1, got {connections!r}")
         self.backend = backend
@@ -190,6 +199,14 @@ class Worker:
         #: The bound on one message a subscriber publishes with its acknowledgement: the
         #: app's payload_limit, as for `App.publish` (over it, the run fails).
         self.message_limit = message_limit
+        #: The rescue duty's lease, which this worker holds or stands for: only its holder
+        #: rescues (`offload.runtime.leader`). None (`elect` False, or a burst worker,
+        #: which must see rescued jobs before it exits): it rescues on its own timer.
+        self.elector = (
+            Elector(backend, RESCUE, self.id, leader_lease, log=log)
+            if elect and not burst
+            else None
+        )
         self._buffer: deque[Job] = deque()
         #: Batch tasks per queue served: their jobs are claimed by group, one call each.
         self._batches: dict[str, list[TaskDef]] = {}
@@ -301,6 +318,7 @@ class Worker:
                 log.warning("could not unregister worker %s: %s", self.id, exc)
             except OffloadError:
                 log.exception("could not unregister worker %s", self.id)
+            self._resign()
             self._restore_signals(previous)
         return 1 if self._scheduler_failed else 0
 
@@ -418,8 +436,11 @@ class Worker:
             if now >= next_heartbeat:
                 self._heartbeat(pool)
                 next_heartbeat = self._last_beat + self.heartbeat_interval
+            elector = self.elector
+            if elector is not None and now >= elector.due and elector.poll():
+                next_rescue = now  # a new term: the last holder may have died, rescue now
             if now >= next_rescue:
-                if self._rescue():
+                if (elector is None or elector.leading()) and self._rescue():
                     drained = False  # rescued jobs are due: claim them before stopping
                     more = True
                 next_rescue = now + self.rescue_interval
@@ -428,6 +449,8 @@ class Worker:
                     return
                 more = True  # the last write held a retry: look for it before stopping
             wake_at = min(next_heartbeat, next_rescue)
+            if elector is not None:
+                wake_at = min(wake_at, elector.due)
             # The poll time only when a claim can follow: with more jobs buffered than free
             # slots, a past poll time would make every turn a zero-timeout one until a run
             # ends (which the executor's waitables report anyway).
@@ -760,6 +783,16 @@ class Worker:
         if rescued:
             log.warning("rescued %d jobs whose lease expired: %s", len(rescued), rescued[:20])
         return len(rescued)
+
+    def _resign(self) -> None:
+        """Give up the rescue duty at the stop, so another worker takes it at once (during
+        an outage, or if this fails, it expires by itself)."""
+        if self.elector is None or self._outage.active:
+            return
+        try:
+            self.elector.resign()
+        except OffloadError as exc:
+            log.warning("could not give up the rescue duty (it expires by itself): %s", exc)
 
     def _release(self, jobs: list[Job]) -> None:
         """Give jobs back to the queue (at a stop); during an outage, leave them to their

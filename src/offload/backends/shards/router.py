@@ -60,6 +60,9 @@ class ShardedBackend:
         self.queues = ShardedQueues(self)
         self.sweep = ShardedSweep(self)
         self.tokens = self.home.tokens
+        #: One holder per duty for every shard: its maintenance (rescue, pruning) reaches
+        #: them all, so the leases live at home with the tokens and the schedules.
+        self.leaders = self.home.leaders
         self.events = ShardedEvents(self)
         self.stats = ShardedStats(self)
         self.workflows = ShardedWorkflows(self)

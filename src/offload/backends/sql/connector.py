@@ -22,6 +22,7 @@ from offload.backends.sql.admission import Admission
 from offload.backends.sql.claims import SqlClaims
 from offload.backends.sql.events import SqlEvents
 from offload.backends.sql.jobs import SqlJobs
+from offload.backends.sql.leaders import SqlLeaders
 from offload.backends.sql.queries import Queries
 from offload.backends.sql.queues import SqlQueues
 from offload.backends.sql.schedules import SqlSchedules
@@ -48,6 +49,7 @@ AREAS = (
     "workflows",
     "topics",
     "stats",
+    "leaders",
 )
 
 
@@ -80,6 +82,7 @@ class SqlBackend(ABC):
         self.workflows = SqlWorkflows(self)
         self.topics = SqlTopics(self)
         self.stats = SqlStats(self)
+        self.leaders = SqlLeaders(self)
 
     # -- what each backend supplies -------------------------------------------------
 
