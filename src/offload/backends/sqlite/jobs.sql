@@ -119,11 +119,26 @@ WHERE state = 'running'
 GROUP BY queue, state
 
 -- name: census
--- What a metrics scrape reads, in one scan: jobs per queue and state, and per group the
--- wait of the oldest job that is due and not started (a scheduled or retrying job whose
--- time came counts as waiting, as the claim takes it).
+-- What a metrics scrape reads, in one statement: jobs per queue and state, and per group
+-- the wait of the oldest job that is due and not started (a scheduled or retrying job
+-- whose time came counts as waiting, as the claim takes it). As in counts, each part reads
+-- the index that holds its states, and only the states that wait read the rows (run_at).
+SELECT queue, state, count(*) AS n, NULL AS oldest FROM offload_jobs
+WHERE state NOT IN ('available', 'running') AND state NOT IN ('scheduled', 'retrying')
+GROUP BY queue, state
+UNION ALL
 SELECT queue, state, count(*) AS n, {now} - min(CASE WHEN {waits} THEN run_at END) AS oldest
 FROM offload_jobs
+WHERE state NOT IN ('available', 'running') AND state IN ('scheduled', 'retrying')
+GROUP BY queue, state
+UNION ALL
+SELECT queue, state, count(*) AS n, {now} - min(CASE WHEN {waits} THEN run_at END) AS oldest
+FROM offload_jobs
+WHERE state IN ('available', 'scheduled', 'retrying') AND state = 'available'
+GROUP BY queue, state
+UNION ALL
+SELECT queue, state, count(*) AS n, NULL AS oldest FROM offload_jobs
+WHERE state = 'running'
 GROUP BY queue, state
 
 -- name: waits
