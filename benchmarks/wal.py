@@ -11,7 +11,8 @@ server adds one per page first touched after each checkpoint.
 
 Operations, each through the calls offload itself makes: `enqueue()` one job per call,
 `enqueue_many()` 1,000 per call, and a worker's claim (`claims.take`) plus its outcome
-(`claims.finish`), one job at a time and 50 at a time. Figures are per job.
+(`claims.finish`), one job at a time and 50 at a time, and 50 jobs claimed at once whose
+leases are then renewed 4 times (`claims.heartbeat`). Figures are per job.
 
     .venv/bin/python benchmarks/wal.py [--backend sqlite|postgres|both] [--jobs 200]
 """
@@ -38,7 +39,13 @@ from tests.pgserver import start_postgres  # noqa: E402
 from tests.pgserver.databases import fresh_database  # noqa: E402
 
 import offload  # noqa: E402
-from offload.backends.params import ClaimParams, FinishParams, Outcome  # noqa: E402
+from offload.backends.params import (  # noqa: E402
+    ClaimParams,
+    FinishParams,
+    HeartbeatParams,
+    Lease,
+    Outcome,
+)
 from offload.core.states import JobState  # noqa: E402
 
 WORKER = "wal-bench"
@@ -201,6 +208,16 @@ def measure(url: str, log_for: Callable[[], Log], jobs: int) -> list[Measure]:
     results.append(Measure("claim+finish 1", jobs, log.window(claim_finish(1, jobs))))
     wide = jobs // WIDE * WIDE
     results.append(Measure(f"claim+finish {WIDE}", wide, log.window(claim_finish(WIDE, wide))))
+
+    def heartbeats() -> None:
+        took = backend.claims.take(ClaimParams(WORKER, "default", WIDE, 60.0))
+        leases = [Lease(job.id, job.attempt) for job in took.jobs]
+        assert len(leases) == WIDE, "ran out of jobs to claim"
+        for _ in range(4):
+            backend.claims.heartbeat(HeartbeatParams(WORKER, leases, 60.0))
+
+    noop.enqueue_many([()] * WIDE)
+    results.append(Measure(f"claim {WIDE} + 4 beats", WIDE, log.window(heartbeats)))
     log.close()
     app.close()
     return results

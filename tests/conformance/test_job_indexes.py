@@ -79,8 +79,8 @@ STATEMENTS: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
         ("offload_jobs_finished|offload_jobs_state",),
     ),
     ("jobs", "supersede", {"key": "k", "id": 10, "running": False}, ("offload_jobs_replace",)),
-    ("claims", "rescue", {}, ("offload_jobs_lease",)),
-    ("queues", "stats", {}, ("offload_jobs_claim", "offload_jobs_lease")),
+    ("claims", "rescue", {}, ("offload_jobs_running",)),
+    ("queues", "stats", {}, ("offload_jobs_claim", "offload_jobs_running")),
     ("sweep", "readmit", {"queue": "a", "hooked": "[]"}, ("offload_jobs_state",)),
     ("topics", "busy_keys", {"queue": "topic:t:g"}, ("offload_jobs_claim", "offload_jobs_state")),
 ]
@@ -111,7 +111,7 @@ def test_sqlite_counts_and_census_read_the_index_of_each_state(sqlite_url: str) 
     try:
         for name in ("counts", "census"):
             plan = _plan(sqlite_url, app.backend.jobs.q[name], {})  # type: ignore[attr-defined]
-            for index in ("offload_jobs_state", "offload_jobs_claim", "offload_jobs_lease"):
+            for index in ("offload_jobs_state", "offload_jobs_claim", "offload_jobs_running"):
                 assert index in plan, f"{name} does not use {index}:\n{plan}"
             assert "SCAN offload_jobs\n" not in plan + "\n", plan
     finally:
@@ -124,7 +124,7 @@ def test_a_count_by_state_reads_the_index_that_holds_that_state(
 ) -> None:
     index = {
         JobState.AVAILABLE: "offload_jobs_claim",
-        JobState.RUNNING: "offload_jobs_lease",
+        JobState.RUNNING: "offload_jobs_running",
     }.get(state, "offload_jobs_state")
     for where in (JobFilter(state=state), JobFilter(state=state, queue="a")):
         sql = backend.jobs.where("count", where)  # type: ignore[attr-defined]

@@ -177,7 +177,7 @@ queue = :queue::text
 -- A state's condition repeats the predicate of the partial index that holds its jobs
 -- (schema 15), which a generic plan cannot prove from a bound :state. This one for the
 -- states of offload_jobs_state, where_state_available for the claim index's,
--- where_state_running for the lease index's.
+-- where_state_running for the running index's.
 state = :state::text AND state NOT IN ('available', 'running')
 
 -- name: where_state_available

@@ -81,7 +81,7 @@ j.state <> 'running' AND j.run_at <= now()
 WITH grouped AS (
     SELECT j.queue, j.task, j.limit_key, sum(CASE WHEN {due} THEN 1 ELSE 0 END) AS due,
         min(j.run_at) FILTER (WHERE {due}) AS oldest
-    FROM (  -- the claim index's jobs, then the lease index's (schema 15)
+    FROM (  -- the claim index's jobs, then the running index's (schema 15)
         SELECT queue, task, limit_key, state, run_at FROM offload_jobs
         WHERE state IN ('available', 'scheduled', 'retrying')
         UNION ALL

@@ -106,7 +106,7 @@ LIMIT :limit
 -- name: busy_keys
 -- Keys of a group's deliveries not over yet: an ordered group hands out no message whose
 -- key one of them holds. Dead deliveries do not block. One part per index that holds
--- their states (schema 15): the claim index, offload_jobs_state, the lease index.
+-- their states (schema 15): the claim index, offload_jobs_state, offload_jobs_running.
 SELECT DISTINCT key FROM (
     SELECT args -> 0 ->> 'key' AS key FROM offload_jobs
     WHERE queue = :queue AND state IN ('available', 'scheduled', 'retrying')

@@ -105,7 +105,7 @@ SELECT count(*) FROM offload_jobs WHERE {filter}
 -- Jobs per queue and state, each part read from the index that holds its states (schema
 -- 15): the rarer states from offload_jobs_state, the available jobs from the claim index
 -- (which holds scheduled and retrying ones too, and their state), the running ones from the
--- lease index (as many as the workers' slots).
+-- running index (as many as the workers' slots).
 SELECT queue, state, count(*) AS n FROM offload_jobs
 WHERE state NOT IN ('available', 'running')
 GROUP BY queue, state
@@ -190,7 +190,7 @@ likely(queue = :queue)
 -- A state's condition repeats the predicate of the partial index that holds its jobs
 -- (schema 15): SQLite uses a partial index only for a query whose WHERE has its terms,
 -- and a bound :state is none of them. This one for the states of offload_jobs_state,
--- where_state_available for the claim index's, where_state_running for the lease index's.
+-- where_state_available for the claim index's, where_state_running for offload_jobs_running.
 likely(state = :state) AND state NOT IN ('available', 'running')
 
 -- name: where_state_available

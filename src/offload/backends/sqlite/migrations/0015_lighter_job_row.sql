@@ -7,3 +7,5 @@ CREATE INDEX offload_jobs_state ON offload_jobs (state, queue)
 DROP INDEX offload_jobs_claim;
 CREATE INDEX offload_jobs_claim ON offload_jobs (queue, sort_at, id, state)
     WHERE state IN ('available', 'scheduled', 'retrying');
+DROP INDEX offload_jobs_lease;
+CREATE INDEX offload_jobs_running ON offload_jobs (queue) WHERE state = 'running';
