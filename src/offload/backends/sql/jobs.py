@@ -349,8 +349,9 @@ class SqlJobs:
         """Statement `name` with the condition of the parts of `where` that are given (the
         `where_*` fragments, joined by AND) in place of its `{filter}`: one statement per
         shape of filter, built once."""
+        state = where.state
         shape = tuple(
-            _STATE_PARTS.get(where.state, part) if part == "state" else part
+            _STATE_PARTS.get(state, part) if part == "state" and state is not None else part
             for part in _PARTS
             if getattr(where, part) is not None
         )
