@@ -91,6 +91,8 @@ class Trace:
         worker._make_pool = traced_pool
 
     def _traced_submit(self, submit: Callable[[list[Any]], None]) -> Callable[[list[Any]], None]:
+        """`submit`, noting when each job was handed over."""
+
         def traced(jobs: list[Any]) -> None:
             now = time.time()
             for job in jobs:
@@ -100,6 +102,7 @@ class Trace:
         return traced
 
     def dump(self, path: str) -> None:
+        """Write the stamps to `path` as JSON, for the producer to read."""
         with open(path, "w") as f:
             json.dump({"wakes": self.wakes, "claims": self.claims, "submits": self.submits}, f)
 
@@ -193,11 +196,13 @@ def steps(
 
 
 def percentile(values: list[float], q: float) -> float:
+    """The value at quantile `q` (nearest rank)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def table(title: str, found: dict[str, list[float]]) -> None:
+    """p50, mean and p99 of each step."""
     print(f"\n{title}: ms per job, {len(found['total'])} jobs at {RATE:g}/s")
     print(f"{'step':<10}{'p50':>9}{'mean':>9}{'p99':>9}")
     for step, values in found.items():
@@ -221,6 +226,7 @@ def postgres(pg_url: str | None) -> Iterator[str]:
 
 
 def main() -> int:
+    """Trace the backends asked for (PostgreSQL in a process of its own, see below)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--jobs", type=int, default=200)

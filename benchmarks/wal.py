@@ -68,6 +68,7 @@ class Log:
     unit = ""
 
     def window(self, run: Callable[[], None]) -> Counter[str]:
+        """Run `run` and return the log it wrote, in this log's unit, by relation."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -128,6 +129,7 @@ class PostgresLog(Log):
         self.dboid = str(row[0])
 
     def _lsn(self) -> str:
+        """Where the next WAL record will go."""
         row = self.conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
         assert row is not None
         return str(row[0])
@@ -190,6 +192,8 @@ def measure(url: str, log_for: Callable[[], Log], jobs: int) -> list[Measure]:
     results.append(Measure(f"enqueue_many {BATCH:,}", 3 * BATCH, log.window(enqueue_many)))
 
     def claim_finish(size: int, total: int) -> Callable[[], None]:
+        """Claim `size` jobs at a time and record their success, until `total` are done."""
+
         def run() -> None:
             done = 0
             while done < total:
@@ -210,6 +214,7 @@ def measure(url: str, log_for: Callable[[], Log], jobs: int) -> list[Measure]:
     results.append(Measure(f"claim+finish {WIDE}", wide, log.window(claim_finish(WIDE, wide))))
 
     def heartbeats() -> None:
+        """Claim WIDE jobs, then renew their leases 4 times, as a worker's heartbeat does."""
         took = backend.claims.take(ClaimParams(WORKER, "default", WIDE, 60.0))
         leases = [Lease(job.id, job.attempt) for job in took.jobs]
         assert len(leases) == WIDE, "ran out of jobs to claim"
@@ -247,6 +252,7 @@ def postgres_url() -> Iterator[str]:
 
 
 def main() -> int:
+    """Measure the backends asked for and print a table for each."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--jobs", type=int, default=200, help="jobs per single-job operation")
