@@ -6,6 +6,7 @@ sequential scans disabled, so a plan without an index means no index can serve i
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from collections import Counter
@@ -16,7 +17,7 @@ import pytest
 
 import offload
 from offload.backends.base import Backend
-from offload.backends.params import JobFilter
+from offload.backends.params import ClaimParams, JobFilter
 from offload.core.states import JobState
 from tests.conformance.helpers import RawDB, insert, sqlite_path
 
@@ -131,3 +132,35 @@ def test_a_count_by_state_reads_the_index_that_holds_that_state(
         plan = _plan(db_url, sql, _params(sql, backend.jobs._matching(where)))  # type: ignore[attr-defined]
         assert index in plan, f"{where} does not use {index}:\n{plan}"
         assert "Seq Scan on offload_jobs" not in plan, plan
+
+
+def test_a_heartbeat_is_a_hot_update_on_postgresql(pg_url: str) -> None:
+    """No index holds lease_until (schema 15): renewing leases rewrites the rows alone, HOT
+    updates where the page has room (it has, for a few jobs), and writes no index entry.
+    Counted in the renewal's own transaction, which is then rolled back."""
+    app = offload.App(pg_url)
+    app.migrate()
+    try:
+        insert(app.backend, 3)
+        jobs = app.backend.claims.claim(ClaimParams("w1", "default", 3, 30.0))
+        assert len(jobs) == 3
+        leases = [{"id": job.id, "attempt": job.attempt} for job in jobs]
+        values = {
+            "worker": "w1",
+            "leases": json.dumps(leases),
+            "ids": [job.id for job in jobs],
+            "lease": 60.0,
+            "now": None,
+        }
+        sql = app.backend.claims.q["heartbeat"]  # type: ignore[attr-defined]
+        with psycopg.connect(pg_url) as conn:
+            assert len(conn.execute(sql.encode(), values).fetchall()) == 3
+            row = conn.execute(
+                "SELECT pg_stat_get_xact_tuples_updated(c.oid),"
+                " pg_stat_get_xact_tuples_hot_updated(c.oid)"
+                " FROM pg_class AS c WHERE c.relname = 'offload_jobs'"
+            ).fetchone()
+            conn.rollback()
+        assert row == (3, 3)
+    finally:
+        app.close()
