@@ -17,3 +17,9 @@ CREATE INDEX offload_jobs_state ON offload_jobs (state, queue)
 -- update, one heap record.
 DROP INDEX offload_jobs_lease;
 CREATE INDEX offload_jobs_running ON offload_jobs (queue) WHERE state = 'running';
+
+-- Events: schema 9's BRIN index on `at` was to find old events for pruning "next to
+-- nothing per insert"; measured, every one-row insert extends the summary of the range it
+-- lands in: 72 WAL bytes per single enqueue (a tenth of it) and 144 per claim and outcome.
+-- Pruning walks the primary key from the oldest instead, as SQLite's does.
+DROP INDEX offload_events_at;
