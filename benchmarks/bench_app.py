@@ -8,6 +8,7 @@ re-imports it (importlib.reload) for every fresh database.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable
 
 import offload
@@ -29,6 +30,12 @@ app = offload.App(URL)
 def noop() -> None:
     """Do nothing: the benchmark measures the queue, not the task."""
     return None
+
+
+@app.task(name="stamp")
+def stamp() -> float:
+    """Return the wall-clock time the task began (benchmarks/latency_trace.py)."""
+    return time.time()
 
 
 @app.task(name="limited_noop", concurrency=1_000_000, rate_limit="1000000/s")

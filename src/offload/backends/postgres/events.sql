@@ -55,10 +55,12 @@ WITH ins AS (
 SELECT tx::text AS tx, position, pg_notify('offload_events', '') FROM ins
 
 -- name: prune
--- Up to :chunk events past retention (offload_events_at, a BRIN index: time ascends with
--- the table); the caller repeats while a chunk is full.
+-- Of the :chunk oldest events in cursor order (the primary key), those past retention; the
+-- caller repeats while a chunk is full. Cursor order follows time, but for a transaction
+-- that ran long: its events go once those before them have gone.
 DELETE FROM offload_events
 WHERE (tx, position) IN (
     SELECT tx, position FROM offload_events
-    WHERE at < now() - make_interval(secs => :age)
+    ORDER BY tx, position
     LIMIT :chunk)
+  AND at < now() - make_interval(secs => :age)

@@ -104,25 +104,43 @@ ORDER BY position
 LIMIT :limit
 
 -- name: busy_keys
--- Keys of a group's deliveries not over yet (offload_jobs_state): an ordered group hands
--- out no message whose key one of them holds. Dead deliveries do not block.
-SELECT DISTINCT args -> 0 ->> 'key' AS key FROM offload_jobs
-WHERE queue = :queue
-  AND state IN ('waiting', 'scheduled', 'available', 'retrying', 'shed', 'running')
-  AND args -> 0 ->> 'key' IS NOT NULL
+-- Keys of a group's deliveries not over yet: an ordered group hands out no message whose
+-- key one of them holds. Dead deliveries do not block. One part per index that holds
+-- their states (schema 17): the claim index, offload_jobs_state, offload_jobs_running.
+SELECT DISTINCT key FROM (
+    SELECT args -> 0 ->> 'key' AS key FROM offload_jobs
+    WHERE queue = :queue AND state IN ('available', 'scheduled', 'retrying')
+    UNION ALL
+    SELECT args -> 0 ->> 'key' FROM offload_jobs
+    WHERE queue = :queue AND state IN ('waiting', 'shed')
+    UNION ALL
+    SELECT args -> 0 ->> 'key' FROM offload_jobs
+    WHERE queue = :queue AND state = 'running') AS busy
+WHERE key IS NOT NULL
 
 -- name: groups
--- Every group with its topic's newest offset, its deliveries not over, and its dead ones.
+-- Every group with its topic's newest offset, its deliveries not over (counted by the
+-- indexes of busy_keys), and its dead ones.
 SELECT g.topic, g.name, g.cursor, g.ordered_by_key, g.skipped, t.last_offset,
        coalesce(j.unfinished, 0) AS unfinished, coalesce(j.dead, 0) AS dead
 FROM offload_groups AS g
 JOIN offload_topics AS t ON t.name = g.topic
 LEFT JOIN LATERAL (
-    SELECT count(*) FILTER (WHERE state <> 'dead') AS unfinished,
-           count(*) FILTER (WHERE state = 'dead') AS dead
-    FROM offload_jobs
-    WHERE queue = 'topic:' || g.topic || ':' || g.name
-      AND state IN ('waiting', 'scheduled', 'available', 'retrying', 'shed', 'running', 'dead')
+    SELECT sum(n) FILTER (WHERE part <> 'dead') AS unfinished,
+           sum(n) FILTER (WHERE part = 'dead') AS dead
+    FROM (
+        SELECT 'queued' AS part, count(*) AS n FROM offload_jobs
+        WHERE queue = 'topic:' || g.topic || ':' || g.name
+          AND state IN ('available', 'scheduled', 'retrying')
+        UNION ALL
+        SELECT 'other', count(*) FROM offload_jobs
+        WHERE queue = 'topic:' || g.topic || ':' || g.name AND state IN ('waiting', 'shed')
+        UNION ALL
+        SELECT 'running', count(*) FROM offload_jobs
+        WHERE queue = 'topic:' || g.topic || ':' || g.name AND state = 'running'
+        UNION ALL
+        SELECT 'dead', count(*) FROM offload_jobs
+        WHERE queue = 'topic:' || g.topic || ':' || g.name AND state = 'dead') AS parts
 ) AS j ON true
 ORDER BY g.topic, g.name
 

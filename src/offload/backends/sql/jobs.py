@@ -349,7 +349,12 @@ class SqlJobs:
         """Statement `name` with the condition of the parts of `where` that are given (the
         `where_*` fragments, joined by AND) in place of its `{filter}`: one statement per
         shape of filter, built once."""
-        shape = tuple(part for part in _PARTS if getattr(where, part) is not None)
+        state = where.state
+        shape = tuple(
+            _STATE_PARTS.get(state, part) if part == "state" and state is not None else part
+            for part in _PARTS
+            if getattr(where, part) is not None
+        )
         key = (name, shape)
         sql = self._shaped.get(key)
         if sql is None:
@@ -503,6 +508,9 @@ class SqlJobs:
 
 #: The parts of a JobFilter, each a `where_*` fragment of jobs.sql.
 _PARTS = ("ids", "queue", "state", "task", "before", "after", "error_type", "args_contains")
+#: The `where_state_*` fragment of the states whose jobs an index other than
+#: offload_jobs_state holds (the others take `where_state`).
+_STATE_PARTS = {JobState.AVAILABLE: "state_available", JobState.RUNNING: "state_running"}
 #: A payload's fields after its arguments when it has no key of any kind.
 _NO_KEYS = Payload()[2:]
 #: Isolation levels whose statements each read a fresh snapshot (PostgreSQL's names).

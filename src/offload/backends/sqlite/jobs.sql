@@ -71,6 +71,8 @@ SET state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
     finished_at = CASE WHEN state = 'running' THEN finished_at ELSE {now} END,
     cancel_requested = 1, superseded_by = :id
 WHERE replace_key = :key AND id < :id
+  -- offload_jobs_replace's predicate, so that SQLite uses it (schema 17)
+  AND state IN ('waiting', 'scheduled', 'available', 'retrying', 'shed', 'running')
   AND (state IN ('waiting', 'scheduled', 'available', 'retrying', 'shed')
        OR (:running AND state = 'running' AND superseded_by IS NULL))
 RETURNING id, queue, state, children > 0 AS has_children
@@ -100,14 +102,43 @@ LIMIT :limit
 SELECT count(*) FROM offload_jobs WHERE {filter}
 
 -- name: counts
-SELECT queue, state, count(*) AS n FROM offload_jobs GROUP BY queue, state
+-- Jobs per queue and state, each part read from the index that holds its states (schema
+-- 15): the rarer states from offload_jobs_state, the available jobs from the claim index
+-- (which holds scheduled and retrying ones too, and their state), the running ones from the
+-- running index (as many as the workers' slots).
+SELECT queue, state, count(*) AS n FROM offload_jobs
+WHERE state NOT IN ('available', 'running')
+GROUP BY queue, state
+UNION ALL
+SELECT queue, state, count(*) AS n FROM offload_jobs
+WHERE state IN ('available', 'scheduled', 'retrying') AND state = 'available'
+GROUP BY queue, state
+UNION ALL
+SELECT queue, state, count(*) AS n FROM offload_jobs
+WHERE state = 'running'
+GROUP BY queue, state
 
 -- name: census
--- What a metrics scrape reads, in one scan: jobs per queue and state, and per group the
--- wait of the oldest job that is due and not started (a scheduled or retrying job whose
--- time came counts as waiting, as the claim takes it).
+-- What a metrics scrape reads, in one statement: jobs per queue and state, and per group
+-- the wait of the oldest job that is due and not started (a scheduled or retrying job
+-- whose time came counts as waiting, as the claim takes it). As in counts, each part reads
+-- the index that holds its states, and only the states that wait read the rows (run_at).
+SELECT queue, state, count(*) AS n, NULL AS oldest FROM offload_jobs
+WHERE state NOT IN ('available', 'running') AND state NOT IN ('scheduled', 'retrying')
+GROUP BY queue, state
+UNION ALL
 SELECT queue, state, count(*) AS n, {now} - min(CASE WHEN {waits} THEN run_at END) AS oldest
 FROM offload_jobs
+WHERE state NOT IN ('available', 'running') AND state IN ('scheduled', 'retrying')
+GROUP BY queue, state
+UNION ALL
+SELECT queue, state, count(*) AS n, {now} - min(CASE WHEN {waits} THEN run_at END) AS oldest
+FROM offload_jobs
+WHERE state IN ('available', 'scheduled', 'retrying') AND state = 'available'
+GROUP BY queue, state
+UNION ALL
+SELECT queue, state, count(*) AS n, NULL AS oldest FROM offload_jobs
+WHERE state = 'running'
 GROUP BY queue, state
 
 -- name: waits
@@ -136,8 +167,9 @@ WHERE id = :id AND state IN ('dead', 'cancelled', 'shed')
 RETURNING {job_columns}
 
 -- name: prune
+-- The finished index's predicate repeated, so that a bound :state can use it (schema 17).
 DELETE FROM offload_jobs
-WHERE state = :state AND finished_at < {now} - :age
+WHERE state = :state AND state IN ('succeeded', 'dead', 'cancelled') AND finished_at < {now} - :age
 
 -- name: where_ids
 -- The parts of a JobFilter's condition, one fragment each: a listing, a count and the bulk
@@ -155,7 +187,17 @@ id IN (SELECT value FROM json_each(:ids))
 likely(queue = :queue)
 
 -- name: where_state
-likely(state = :state)
+-- A state's condition repeats the predicate of the partial index that holds its jobs
+-- (schema 17): SQLite uses a partial index only for a query whose WHERE has its terms,
+-- and a bound :state is none of them. This one for the states of offload_jobs_state,
+-- where_state_available for the claim index's, where_state_running for offload_jobs_running.
+likely(state = :state) AND state NOT IN ('available', 'running')
+
+-- name: where_state_available
+likely(state = :state) AND state IN ('available', 'scheduled', 'retrying')
+
+-- name: where_state_running
+likely(state = :state) AND state = 'running'
 
 -- name: where_task
 likely(task = :task)

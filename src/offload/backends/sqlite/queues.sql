@@ -81,8 +81,12 @@ j.state <> 'running' AND j.run_at <= {now}
 WITH grouped AS (
     SELECT j.queue, j.task, j.limit_key, sum(CASE WHEN {due} THEN 1 ELSE 0 END) AS due,
         min(CASE WHEN {due} THEN j.run_at END) AS oldest
-    FROM offload_jobs AS j
-    WHERE j.state IN ('available', 'scheduled', 'retrying', 'running')
+    FROM (  -- the claim index's jobs, then the running index's (schema 17)
+        SELECT queue, task, limit_key, state, run_at FROM offload_jobs
+        WHERE state IN ('available', 'scheduled', 'retrying')
+        UNION ALL
+        SELECT queue, task, limit_key, state, run_at FROM offload_jobs
+        WHERE state = 'running') AS j
     GROUP BY j.queue, j.task, j.limit_key
 ), running_queue AS (
     SELECT queue, count(*) AS n FROM offload_jobs WHERE state = 'running' GROUP BY queue

@@ -30,7 +30,7 @@ UPDATE offload_jobs
 SET state = CASE WHEN run_at > {at} THEN 'scheduled' ELSE 'available' END
 WHERE id IN (
     SELECT id FROM offload_jobs
-    WHERE queue = :queue AND state = 'shed'
+    WHERE queue = :queue AND state = 'shed' AND state NOT IN ('available', 'running')
       AND task NOT IN (SELECT value FROM json_each(:hooked))
     ORDER BY enqueued_at, id
     LIMIT coalesce((SELECT max(q.shed_depth - {depth}, 0) FROM offload_queues AS q
@@ -46,7 +46,7 @@ SET state = 'running', attempt = attempt + 1, worker = :worker,
     started_at = {at}, lease_until = {at} + :lease
 WHERE id IN (
     SELECT id FROM offload_jobs
-    WHERE queue = :queue AND state = 'shed' AND task = :task
+    WHERE queue = :queue AND state = 'shed' AND state NOT IN ('available', 'running') AND task = :task
       AND EXISTS (SELECT 1 FROM offload_queues AS q WHERE q.name = :queue
                   AND q.shed_depth IS NOT NULL AND {depth} <= q.resume_depth)
     ORDER BY enqueued_at, id

@@ -62,19 +62,37 @@ ORDER BY position
 LIMIT :limit
 
 -- name: busy_keys
-SELECT DISTINCT args ->> '$[0].key' AS key FROM offload_jobs
-WHERE queue = :queue
-  AND state IN ('waiting', 'scheduled', 'available', 'retrying', 'shed', 'running')
-  AND args ->> '$[0].key' IS NOT NULL
+-- Keys of a group's deliveries not over yet: an ordered group hands out no message whose
+-- key one of them holds. Dead deliveries do not block. One part per index that holds
+-- their states (schema 17): the claim index, offload_jobs_state, offload_jobs_running.
+SELECT DISTINCT key FROM (
+    SELECT args ->> '$[0].key' AS key FROM offload_jobs
+    WHERE queue = :queue AND state IN ('available', 'scheduled', 'retrying')
+    UNION ALL
+    SELECT args ->> '$[0].key' FROM offload_jobs
+    WHERE queue = :queue AND state IN ('waiting', 'shed')
+      AND state NOT IN ('available', 'running')
+    UNION ALL
+    SELECT args ->> '$[0].key' FROM offload_jobs
+    WHERE queue = :queue AND state = 'running')
+WHERE key IS NOT NULL
 
 -- name: groups
+-- Every group with its topic's newest offset, its deliveries not over (counted by the
+-- indexes of busy_keys), and its dead ones.
 SELECT g.topic, g.name, g.cursor, g.ordered_by_key, g.skipped, t.last_offset,
        (SELECT count(*) FROM offload_jobs
         WHERE queue = 'topic:' || g.topic || ':' || g.name
-          AND state IN ('waiting', 'scheduled', 'available', 'retrying', 'shed', 'running'))
+          AND state IN ('available', 'scheduled', 'retrying'))
+       + (SELECT count(*) FROM offload_jobs
+          WHERE queue = 'topic:' || g.topic || ':' || g.name AND state IN ('waiting', 'shed')
+            AND state NOT IN ('available', 'running'))
+       + (SELECT count(*) FROM offload_jobs
+          WHERE queue = 'topic:' || g.topic || ':' || g.name AND state = 'running')
            AS unfinished,
        (SELECT count(*) FROM offload_jobs
-        WHERE queue = 'topic:' || g.topic || ':' || g.name AND state = 'dead') AS dead
+        WHERE queue = 'topic:' || g.topic || ':' || g.name AND state = 'dead'
+          AND state NOT IN ('available', 'running')) AS dead
 FROM offload_groups AS g
 JOIN offload_topics AS t ON t.name = g.topic
 ORDER BY g.topic, g.name
