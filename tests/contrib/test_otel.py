@@ -192,8 +192,8 @@ def test_a_job_cancelled_before_it_started_still_ends_a_span(
 def test_a_run_whose_lease_is_lost_ends_its_span_in_error_and_keeps_nothing_open(
     app: offload.App, exporter: InMemorySpanExporter, provider: TracerProvider
 ) -> None:
-    """A real lease loss: while attempt 1 runs, its lease is rescued (by a clock 2 s ahead,
-    past its 1 s lease; the next attempt is due then); the worker's heartbeat finds it
+    """A real lease loss: while attempt 1 runs, its lease is rescued (by a clock 3 s ahead,
+    past its 2 s lease; the next attempt is due then); the worker's heartbeat finds it
     taken and tells the middleware (`job_lost`), which ends that run's span then, not when
     (or if) the run returns."""
     middleware = TracingMiddleware(provider)
@@ -210,12 +210,12 @@ def test_a_run_whose_lease_is_lost_ends_its_span_in_error_and_keeps_nothing_open
         return attempt
 
     handle = held.enqueue()
-    worker = app.worker(executor="thread", install_signals=False, lease=1.0, concurrency=2)
+    worker = app.worker(executor="thread", install_signals=False, lease=2.0, concurrency=2)
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     try:
         assert running.wait(30)
-        later = app.backend.now() + timedelta(seconds=2)  # past the 1 s lease
+        later = app.backend.now() + timedelta(seconds=3)  # past the 2 s lease
         assert app.backend.claims.rescue(RescueParams(later)) == [handle.id]
 
         def consumers() -> dict[int, ReadableSpan]:
