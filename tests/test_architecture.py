@@ -97,6 +97,7 @@ def test_public_surface_is_pinned() -> None:
         "JobEnded",
         "JobFailed",
         "JobHandle",
+        "JobLost",
         "JobNotFound",
         "JobStarted",
         "JobState",
@@ -266,6 +267,7 @@ def test_testing_and_contrib_surfaces_are_pinned() -> None:
     assert sorted(offload.contrib.asgi.__all__) == ["HostLifespan", "Lifespan", "lifespan"]
     assert sorted(offload.contrib.flask.__all__) == ["API_OPTIONS", "Offload"]
     assert sorted(offload.contrib.otel.__all__) == [
+        "LEASE_LOST",
         "MetricsMiddleware",
         "SYSTEM",
         "TRACE_KEYS",

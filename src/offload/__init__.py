@@ -68,7 +68,7 @@ from offload.core.errors import (
 from offload.core.events import Event, EventCursor
 from offload.core.flow import QueuePolicy, Rate
 from offload.core.job import Job
-from offload.core.middleware import Enqueue, JobEnded, JobStarted, Middleware
+from offload.core.middleware import Enqueue, JobEnded, JobLost, JobStarted, Middleware
 from offload.core.options import RetryPolicy
 from offload.core.records import Leadership, ScheduleState, WorkerInfo
 from offload.core.schedule import Misfire
@@ -122,6 +122,7 @@ __all__ = [
     "JobEnded",
     "JobFailed",
     "JobHandle",
+    "JobLost",
     "JobNotFound",
     "JobStarted",
     "JobState",

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
+import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 
 import offload
@@ -18,7 +22,7 @@ from offload.backends.sql.claims import WINDOW, SqlClaims
 from offload.core.errors import ConfigurationError, ValidationError
 from offload.core.job import Job
 from offload.core.states import JobState
-from tests.conformance.helpers import RawDB, insert
+from tests.conformance.helpers import RawDB, insert, is_sqlite, sqlite_path
 
 Enqueue = Callable[..., Any]
 
@@ -385,3 +389,76 @@ def test_bad_queue_limits_are_refused(
     assert message in str(raised.value)
     app.ready()
     assert RawDB(db_url).query("SELECT * FROM offload_queues") == []
+
+
+@contextmanager
+def claim_lock_held(backend: Backend, db_url: str) -> Iterator[None]:
+    """Hold, on a connection of its own, the lock limited claims queue for: on PostgreSQL
+    their advisory lock (its key read from the backend's own `limited_begin`), on SQLite the
+    write lock (BEGIN IMMEDIATE), which every write takes."""
+    if is_sqlite(db_url):
+        db = sqlite3.connect(sqlite_path(db_url), isolation_level=None)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            yield
+            db.execute("COMMIT")
+        finally:
+            db.close()
+        return
+    claims = backend.claims
+    assert isinstance(claims, SqlClaims)
+    lock = re.search(r"pg_advisory_xact_lock\(\d+\)", claims.q["limited_begin"])
+    assert lock is not None
+    with psycopg.connect(db_url) as conn:  # one transaction, committed on leaving
+        conn.execute(f"SELECT {lock.group()}".encode())
+        yield
+
+
+def test_a_claim_that_waited_for_the_lock_stamps_its_starts_after_what_it_counted(
+    app: offload.App, backend: Backend, db_url: str
+) -> None:
+    """The regression check of the limited claim's clock (tests/hosts found it across
+    hosts): a limited claim queues for its lock while the job holding the only slot
+    finishes; once in, it counts that slot free and starts the next job, which it must stamp
+    after that finish and after the lock was let go (not at its transaction's start, before
+    both: the two jobs would seem to have run at once under a limit of 1). On PostgreSQL the
+    finish commits while the claim waits; on SQLite, whose write lock is also the finish's,
+    it commits just before the lock is taken."""
+
+    @app.task(name="single", concurrency=1)
+    def single(n: int) -> None: ...
+
+    single.enqueue(1)
+    second = single.enqueue(2)
+    (first,) = take(backend)
+    claimer = offload.App(db_url)
+    claimer.backend.now()  # connected before the lock is taken
+    sqlite = is_sqlite(db_url)
+    if sqlite:
+        succeed(backend, first)
+    claimed: list[Job] = []
+    with claim_lock_held(backend, db_url):
+        thread = threading.Thread(target=lambda: claimed.extend(take(claimer.backend)))
+        thread.start()
+        if sqlite:  # no view of who waits on SQLite's lock: give the claim time to queue
+            time.sleep(0.3)
+        else:
+            raw = RawDB(db_url)
+            deadline = time.monotonic() + 10
+            while not raw.scalar(
+                "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            ):
+                assert time.monotonic() < deadline, "the claim never queued for the lock"
+                time.sleep(0.01)
+            succeed(backend, first)  # commits while the claim waits
+        time.sleep(0.05)
+        released = backend.now()
+    thread.join(30)
+    claimer.close()
+    assert [job.id for job in claimed] == [second.id]
+    finished_at = backend.jobs.get(first.id).finished_at
+    started_at = backend.jobs.get(second.id).started_at
+    assert finished_at is not None and started_at is not None
+    assert started_at >= finished_at, (started_at, finished_at)
+    assert started_at >= released, (started_at, released)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 import offload
-from offload.contrib.otel import MetricsMiddleware, TracingMiddleware, old_names_too
+from offload.backends.params import RescueParams
+from offload.contrib.otel import LEASE_LOST, MetricsMiddleware, TracingMiddleware, old_names_too
 from tests.apps.traced import span_line
 from tests.runtime.conftest import PYTHONPATH
 from tests.runtime.test_middleware import producer, read_lines, run_worker_process
@@ -184,6 +187,100 @@ def test_a_job_cancelled_before_it_started_still_ends_a_span(
     assert process[0].attributes is not None
     assert process[0].attributes["offload.outcome"] == "cancelled"
     assert process[0].status.status_code is StatusCode.UNSET
+
+
+def test_a_run_whose_lease_is_lost_ends_its_span_in_error_and_keeps_nothing_open(
+    app: offload.App, exporter: InMemorySpanExporter, provider: TracerProvider
+) -> None:
+    """A real lease loss: while attempt 1 runs, its lease is rescued (by a clock 3 s ahead,
+    past its 2 s lease; the next attempt is due then); the worker's heartbeat finds it
+    taken and tells the middleware (`job_lost`), which ends that run's span then, not when
+    (or if) the run returns."""
+    middleware = TracingMiddleware(provider)
+    app.add_middleware(middleware)
+    running = threading.Event()
+    release = threading.Event()
+
+    @app.task(name="held", retry=offload.RetryPolicy(max_attempts=3, base=0))
+    def held() -> int:
+        attempt = offload.current_job().attempt
+        if attempt == 1:
+            running.set()
+            release.wait(30)
+        return attempt
+
+    handle = held.enqueue()
+    worker = app.worker(executor="thread", install_signals=False, lease=2.0, concurrency=2)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        assert running.wait(30)
+        later = app.backend.now() + timedelta(seconds=3)  # past the 2 s lease
+        assert app.backend.claims.rescue(RescueParams(later)) == [handle.id]
+
+        def consumers() -> dict[int, ReadableSpan]:
+            spans = exporter.get_finished_spans()
+            return {
+                int((s.attributes or {})["offload.attempt"]): s
+                for s in spans
+                if s.kind is SpanKind.CONSUMER
+            }
+
+        deadline = time.monotonic() + 30
+        while 1 not in consumers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        lost = consumers()[1]  # ended while the run still waits: the heartbeat saw it
+        assert not release.is_set()
+        assert handle.result(timeout=30) == 2  # the next attempt, claimed again
+        release.set()  # attempt 1 returns now: its end is dropped, no second span for it
+    finally:
+        release.set()
+        worker.stop()
+        thread.join(30)
+    assert not thread.is_alive()
+    spans = consumers()
+    assert sorted(spans) == [1, 2]
+    assert len([s for s in exporter.get_finished_spans() if s.kind is SpanKind.CONSUMER]) == 2
+    assert lost.attributes is not None
+    assert lost.attributes["offload.outcome"] == LEASE_LOST
+    assert lost.attributes["error.type"] == "LeaseLost"
+    assert lost.status.status_code is StatusCode.ERROR
+    assert spans[2].attributes is not None
+    assert spans[2].attributes["offload.outcome"] == "succeeded"
+    assert middleware._running == {}  # the leak the review found: nothing left open
+
+
+def test_a_traceparent_the_caller_put_in_meta_wins_and_a_stale_tracestate_goes(
+    app: offload.App, exporter: InMemorySpanExporter, provider: TracerProvider
+) -> None:
+    app.add_middleware(TracingMiddleware(provider))
+
+    @app.task(name="noted")
+    def noted() -> None:
+        return None
+
+    theirs = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    own = noted.options(meta={"traceparent": theirs, "tracestate": "vendor=1", "k": 1}).enqueue()
+    assert own.job().meta == {"traceparent": theirs, "tracestate": "vendor=1", "k": 1}
+
+    alone = noted.options(meta={"tracestate": "vendor=old", "k": 2}).enqueue()
+    send = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.PRODUCER][-1]
+    context = send.context
+    assert context is not None
+    ids = f"{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+    assert alone.job().meta == {"traceparent": f"00-{ids}", "k": 2}  # the send span's only
+
+    app.worker(executor="thread", burst=True, install_signals=False).run()
+    parents = {
+        (s.attributes or {})["messaging.message.id"]: s.parent
+        for s in exporter.get_finished_spans()
+        if s.kind is SpanKind.CONSUMER
+    }
+    mine, other = parents[str(own.id)], parents[str(alone.id)]
+    assert mine is not None and other is not None
+    # The run is traced under the caller's context; the other under its send span.
+    assert (f"{mine.trace_id:032x}", f"{mine.span_id:016x}") == (theirs[3:35], theirs[36:52])
+    assert (other.trace_id, other.span_id) == (context.trace_id, context.span_id)
 
 
 def test_old_attribute_names_too_when_opted_in(

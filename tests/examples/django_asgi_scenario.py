@@ -1,6 +1,6 @@
 """Run inside the example Django project (tests/examples/test_django.py starts it in a
 process of its own): the project's ASGI application (project/asgi.py) served by uvicorn,
-with offload's dashboard in front of Django for staff only, its live parts streamed."""
+with offload's dashboard in front of Django for active staff only, its live parts streamed."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import httpx  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.auth.models import User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from django.test import Client  # noqa: E402
+from django.test import Client, override_settings  # noqa: E402
 from project.asgi import application  # noqa: E402
 from shop.tasks import confirm_order, send_receipt  # noqa: E402
 
@@ -23,6 +23,9 @@ call_command("migrate", verbosity=0)
 jobs = get_app()
 User.objects.create_user("clerk", password="pw-clerk")
 User.objects.create_user("boss", password="pw-boss", is_staff=True)
+User.objects.create_user("gone", password="pw-gone", is_staff=True, is_active=False)
+#: The auth backend that lets a deactivated user sign in (Django's own).
+EVERYONE = "django.contrib.auth.backends.AllowAllUsersModelBackend"
 waiting = confirm_order.enqueue(1)
 send_receipt.enqueue("ada@example.org")
 
@@ -45,6 +48,13 @@ with served(application) as url:  # type: ignore[arg-type]
     with httpx.Client(base_url=url, cookies=session_of("clerk", "pw-clerk")) as clerk:
         assert clerk.get("/offload/").status_code == 403
         assert clerk.post(f"/offload/jobs/{waiting.id}/cancel").status_code == 403
+    # Staff but deactivated: 403 (under a backend that lets them sign in at all).
+    with (
+        override_settings(AUTHENTICATION_BACKENDS=[EVERYONE]),
+        httpx.Client(base_url=url, cookies=session_of("gone", "pw-gone")) as gone,
+    ):
+        assert gone.get("/offload/").status_code == 403
+        assert gone.post(f"/offload/jobs/{waiting.id}/cancel").status_code == 403
     assert jobs.job(int(waiting.id)).status() == "available"
 
     with httpx.Client(base_url=url, cookies=session_of("boss", "pw-boss"), timeout=30) as boss:

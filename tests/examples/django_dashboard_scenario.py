@@ -1,8 +1,8 @@
 """Run inside the example Django project (tests/examples/test_django.py starts it in a
 process of its own): offload's dashboard at /offload/, through Django's test client, for
-an anonymous visitor (to the login page), a signed-in user who is not staff (403) and a
-staff user (the overview with the project's queues, a job's page, actions with the
-dashboard's CSRF token and refused without it)."""
+an anonymous visitor (to the login page), a signed-in user who is not staff (403), a
+deactivated staff user (403) and a staff user (the overview with the project's queues, a
+job's page, actions with the dashboard's CSRF token and refused without it)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ django.setup()
 from django.contrib.auth.models import User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.http import HttpResponse  # noqa: E402
-from django.test import Client  # noqa: E402
+from django.test import Client, override_settings  # noqa: E402
 from shop.models import Order  # noqa: E402
 from shop.tasks import check_stock, confirm_order, send_receipt  # noqa: E402
 
@@ -40,6 +40,9 @@ jobs = get_app()
 
 User.objects.create_user("clerk", password="pw-clerk")
 User.objects.create_user("boss", password="pw-boss", is_staff=True)
+User.objects.create_user("gone", password="pw-gone", is_staff=True, is_active=False)
+#: The auth backend that lets a deactivated user sign in (Django's own).
+EVERYONE = "django.contrib.auth.backends.AllowAllUsersModelBackend"
 
 order = Order.objects.create(item="mug")
 send_receipt.enqueue("ada@example.org")
@@ -68,6 +71,15 @@ assert clerk.login(username="clerk", password="pw-clerk")
 assert clerk.get("/offload/").status_code == 403
 assert clerk.get(f"/offload/jobs/{waiting.id}").status_code == 403
 assert clerk.post(f"/offload/jobs/{waiting.id}/cancel").status_code == 403
+assert jobs.job(int(waiting.id)).status() == "available"
+
+# Staff but deactivated: 403, as Django's admin refuses them, even under a backend that
+# lets inactive users sign in (the default one signs them out: anonymous, above).
+with override_settings(AUTHENTICATION_BACKENDS=[EVERYONE]):
+    gone = Client()
+    assert gone.login(username="gone", password="pw-gone")
+    assert gone.get("/offload/").status_code == 403
+    assert gone.post(f"/offload/jobs/{waiting.id}/cancel").status_code == 403
 assert jobs.job(int(waiting.id)).status() == "available"
 
 # Staff: the dashboard, with the project's jobs, its links under /offload/.

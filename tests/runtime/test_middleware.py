@@ -358,3 +358,54 @@ def test_an_enqueue_in_the_callers_transaction_is_said_to_be_one(
     outside = ship.enqueue(2)
     assert seen == [(True, [inside.id]), (False, [outside.id])]
     assert app.job(inside.id).job().meta == {"watched": True}
+
+
+def test_job_lost_alone_makes_a_worker_tell_of_jobs_and_each_taker_is_guarded(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`job_lost` (the worker's heartbeat found a running job's lease taken; see
+    tests/contrib/test_otel.py for a real loss) is a job hook like the others: a middleware
+    with it alone is told of jobs, and one that raises in it spares the next."""
+    from datetime import UTC, datetime
+
+    from offload.core.job import Job
+    from offload.runtime.hooks import Middlewares
+
+    seen: list[tuple[int, int, float]] = []
+
+    class Broken(offload.Middleware):
+        def job_lost(self, lost: offload.JobLost) -> None:
+            raise RuntimeError("down")
+
+    class Told(offload.Middleware):
+        def job_lost(self, lost: offload.JobLost) -> None:
+            seen.append((lost.job.id, lost.job.attempt, lost.at))
+
+    now = datetime.now(UTC)
+    job = Job(
+        id=7,
+        task="t",
+        queue="q",
+        args=[],
+        kwargs={},
+        priority=0,
+        state=JobState.RUNNING,
+        attempt=2,
+        max_attempts=3,
+        run_at=now,
+        enqueued_at=now,
+        started_at=now,
+        finished_at=None,
+        lease_until=now,
+        worker="w",
+        result=None,
+    )
+    assert Middlewares([Told()]).jobs
+    hooks = Middlewares([Broken(), Told()])
+    caplog.set_level(logging.ERROR, logger="offload.middleware")
+    before = time.time()
+    hooks.lost([job])
+    assert [(i, a) for i, a, _ in seen] == [(7, 2)]
+    assert before <= seen[0][2] <= time.time()
+    lines = [r.getMessage() for r in caplog.records if r.name == "offload.middleware"]
+    assert len(lines) == 1 and "Broken raised in job_lost" in lines[0], lines

@@ -7,13 +7,18 @@ Tracing: a producer makes a `send {queue}` span (kind PRODUCER) around each inse
 child of whatever span is current (the request being served), and writes its W3C trace
 context into the jobs' meta (`traceparent`, and `tracestate` when there is one): stored with
 the job, shown with it by `offload jobs show` and the HTTP API, and the same for every
-attempt. A worker's supervisor makes a `process {queue}` span (kind CONSUMER) for each run,
-from the hand-over to the executor to the recorded outcome: a child of the send span, and
+attempt. A `traceparent` the caller put in the meta wins: then both keys are left as given
+(the runs are traced under that context); otherwise both are written together, and a
+`tracestate` given without a `traceparent` is dropped, as it describes no context here.
+
+A worker's supervisor makes a `process {queue}` span (kind CONSUMER) for each run, from the
+hand-over to the executor to the recorded outcome: a child of the send span, and
 linked to it, as the messaging semantic conventions ask of a message's creation context
 (with `link_only=True` it starts a trace of its own, linked only). Attributes follow those
 conventions (`messaging.system` "offload", `messaging.destination.name` the queue,
 `messaging.message.id` the job id, `messaging.operation.type`); offload's own are
-`offload.task`, `offload.attempt`, `offload.outcome`. With `OTEL_SEMCONV_STABILITY_OPT_IN`
+`offload.task`, `offload.attempt`, `offload.outcome` ("lease_lost" for a run whose lease
+its worker lost: the span ends then, in error). With `OTEL_SEMCONV_STABILITY_OPT_IN`
 holding `messaging/dup`, spans also carry the names of the conventions before 1.26
 (`messaging.operation`: "publish" or "process"), for dashboards that still read them.
 
@@ -36,14 +41,17 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from offload.core.errors import LeaseLost
 from offload.core.job import Job
-from offload.core.middleware import Enqueue, JobEnded, JobStarted, Middleware
+from offload.core.middleware import Enqueue, JobEnded, JobLost, JobStarted, Middleware
 from offload.core.states import JobState
 
 #: The `messaging.system` of offload's spans.
 SYSTEM = "offload"
 #: The meta keys the trace context travels under (W3C Trace Context's header names).
 TRACE_KEYS = ("traceparent", "tracestate")
+#: The `offload.outcome` of a run whose lease its worker lost (its span says ERROR).
+LEASE_LOST = "lease_lost"
 
 _NS = 1_000_000_000
 _SPAN = "otel.span"
@@ -69,8 +77,8 @@ class TracingMiddleware(Middleware):
 
     `tracer_provider`: the provider to make spans with (None: the global one, as set by
     `trace.set_tracer_provider`; until it is set, no span is made and no trace context
-    stored). A run whose lease this worker loses is never told ended here: its span stays
-    open and unexported, as another attempt owns the job."""
+    stored). A run whose lease this worker loses (`job_lost`) ends its span then, in error
+    with `offload.outcome` "lease_lost": another attempt owns the job."""
 
     def __init__(
         self, tracer_provider: TracerProvider | None = None, *, link_only: bool = False
@@ -123,9 +131,11 @@ class TracingMiddleware(Middleware):
             f"send {enqueue.queue}", kind=SpanKind.PRODUCER, attributes=attributes
         )
         enqueue.state[_SPAN] = span
-        carrier: dict[str, str] = {}
-        self._propagator.inject(carrier, context=trace.set_span_in_context(span))
-        enqueue.meta.update(carrier)
+        meta = enqueue.meta
+        if "traceparent" in meta:  # the caller's own context wins: both keys stay theirs
+            return
+        meta.pop("tracestate", None)  # a tracestate belongs with its traceparent only
+        self._propagator.inject(meta, context=trace.set_span_in_context(span))
 
     def after_enqueue(self, enqueue: Enqueue) -> None:
         span: Span | None = enqueue.state.pop(_SPAN, None)
@@ -174,6 +184,17 @@ class TracingMiddleware(Middleware):
                 span.set_attribute("error.type", kind)
                 span.set_status(Status(StatusCode.ERROR, message))
         span.end(end_time=int(ended.at * _NS))
+
+    def job_lost(self, lost: JobLost) -> None:
+        job = lost.job
+        span = self._running.pop((job.id, job.attempt), None)
+        if span is None:  # started before a provider was set: no span to end
+            return
+        error = LeaseLost(job.id, job.attempt)
+        span.set_attribute("offload.outcome", LEASE_LOST)
+        span.set_attribute("error.type", type(error).__qualname__)
+        span.set_status(Status(StatusCode.ERROR, str(error)))
+        span.end(end_time=int(lost.at * _NS))
 
     def _process_span(self, job: Job, at: float) -> Span:
         """A started `process {queue}` span, under (or linked to) the job's send span."""
@@ -259,4 +280,11 @@ def _process_attributes(queue: str) -> dict[str, Any]:
     }
 
 
-__all__ = ["SYSTEM", "TRACE_KEYS", "MetricsMiddleware", "TracingMiddleware", "old_names_too"]
+__all__ = [
+    "LEASE_LOST",
+    "SYSTEM",
+    "TRACE_KEYS",
+    "MetricsMiddleware",
+    "TracingMiddleware",
+    "old_names_too",
+]

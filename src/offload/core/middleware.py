@@ -5,10 +5,11 @@ A producer (the App, whatever face calls it: a task's `enqueue`, the HTTP API, a
 calls `before_enqueue` and `after_enqueue` around each insert. A worker's supervisor (the
 process that claims and records outcomes, whatever executor runs the job) calls
 `job_started` as it hands each job to an executor and `job_ended` as it decides each run's
-outcome, then `job_retrying` when that outcome is a retry. Hooks run on the thread that
-enqueues or on the worker loop's: each must be cheap. A hook that raises is logged (once per
-hook and minute, not once per job) and changes nothing else: the job is stored and its
-outcome recorded as if the middleware were not there.
+outcome, then `job_retrying` when that outcome is a retry; a run whose lease it lost (another
+attempt owns the job: no outcome of it is recorded) gets `job_lost` instead of `job_ended`.
+Hooks run on the thread that enqueues or on the worker loop's: each must be cheap. A hook
+that raises is logged (once per hook and minute, not once per job) and changes nothing else:
+the job is stored and its outcome recorded as if the middleware were not there.
 """
 
 from __future__ import annotations
@@ -79,6 +80,16 @@ class JobEnded:
         return self.outcome is JobState.SUCCEEDED
 
 
+@dataclass(slots=True)
+class JobLost:
+    """A run whose lease its worker lost, as the heartbeat found it (another attempt owns
+    the job now): no `job_ended` follows for it, whatever the run still does."""
+
+    job: Job
+    #: The worker's clock (`time.time()`) when the loss was seen.
+    at: float
+
+
 class Middleware:
     """Subclass and override the hooks you need (each is a no-op here); register it with
     `App(middleware=[...])` or `App.add_middleware`. Producers and workers of the App call
@@ -99,5 +110,9 @@ class Middleware:
     def job_retrying(self, ended: JobEnded) -> None:
         """A run failed and another attempt follows (after `job_ended`, same event)."""
 
+    def job_lost(self, lost: JobLost) -> None:
+        """A started run's lease was lost: it gets no `job_ended` (its outcome is not
+        recorded; the job's next attempt is another run, with events of its own)."""
 
-__all__ = ["Enqueue", "JobEnded", "JobStarted", "Middleware"]
+
+__all__ = ["Enqueue", "JobEnded", "JobLost", "JobStarted", "Middleware"]

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from offload.backends.params import Outcome
 from offload.core.errors import ConfigurationError
 from offload.core.job import Job
-from offload.core.middleware import Enqueue, JobEnded, JobStarted, Middleware
+from offload.core.middleware import Enqueue, JobEnded, JobLost, JobStarted, Middleware
 from offload.core.states import JobState
 from offload.runtime.executor import Finished
 
@@ -29,7 +29,9 @@ log = logging.getLogger("offload.middleware")
 #: Seconds between two lines about failures of the same hook.
 ERROR_INTERVAL = 60.0
 
-_HOOKS = ("before_enqueue", "after_enqueue", "job_started", "job_ended", "job_retrying")
+#: The hooks a worker calls: it tells middleware of jobs only when one has some.
+_JOB_HOOKS = ("job_started", "job_ended", "job_retrying", "job_lost")
+_HOOKS = ("before_enqueue", "after_enqueue", *_JOB_HOOKS)
 
 
 class HookErrors:
@@ -106,7 +108,7 @@ class Middlewares:
                 hooked.append(checked)
         takers = self._takers
         self.enqueue = bool(takers["before_enqueue"] or takers["after_enqueue"])
-        self.jobs = bool(takers["job_started"] or takers["job_ended"] or takers["job_retrying"])
+        self.jobs = any(takers[hook] for hook in _JOB_HOOKS)
 
     # -- producers -------------------------------------------------------------------
 
@@ -185,6 +187,20 @@ class Middlewares:
                         item.job_retrying(event)
                     except Exception:
                         self.errors.failed(item, "job_retrying")
+
+    def lost(self, jobs: Sequence[Job]) -> None:
+        """Each started run's `job_lost`: the heartbeat found its lease taken."""
+        takers = self._takers["job_lost"]
+        if not takers:
+            return
+        at = time.time()
+        for job in jobs:
+            event = JobLost(job, at)
+            for item in takers:
+                try:
+                    item.job_lost(event)
+                except Exception:
+                    self.errors.failed(item, "job_lost")
 
 
 __all__ = ["ERROR_INTERVAL", "HookErrors", "Middlewares", "check_middleware"]

@@ -194,6 +194,9 @@ class Worker:
             if o is not None
         )
         self._hook_errors = middleware.errors if middleware is not None else HookErrors()
+        #: The App's middleware when one has a job hook: told also of runs whose lease
+        #: was lost (`job_lost`), which no observer's `ended` sees.
+        self._middleware = middleware if middleware is not None and middleware.jobs else None
         #: Bytes of JSON a job's parents' results may total (`ParentResultsTooLarge`).
         self.parent_results_limit = check_count("parent_results_limit", parent_results_limit)
         #: The bound on one message a subscriber publishes with its acknowledgement: the
@@ -755,7 +758,10 @@ class Worker:
                 if job.id in lost:
                     joblog.lease_lost(job.id, job, "while this worker held it")
             self._buffer = deque(job for job in self._buffer if job.id not in lost)
-            gone.update((job.id, job.attempt) for job in running if job.id in lost)
+            taken = [job for job in running if job.id in lost]
+            gone.update((job.id, job.attempt) for job in taken)
+            if taken and self._middleware is not None:  # their ends are dropped: say it now
+                self._middleware.lost(taken)
         if beat.cancel:
             cancel = set(beat.cancel)
             # A job of a batch call ends cancelled when its call ends; the call runs on.

@@ -7,7 +7,7 @@
     application = with_dashboard(get_asgi_application(), "/offload")
 
 Requests under the prefix never reach Django's views: the user is read from Django's
-session as its middleware would (anonymous: to the login page; not staff: 403), and the
+session as its middleware would (anonymous: to the login page; not active staff: 403), and the
 dashboard (`offload.server.dashboard`) answers on the event loop, its live parts streamed.
 Other requests go to Django untouched. Under WSGI, mount `offload.contrib.django.urls`.
 """
@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from importlib import import_module
 from typing import Any
 
-from offload.contrib.django.conf import get_app
+from offload.contrib.django.conf import get_app, may_see_dashboard
 from offload.core.errors import ConfigurationError, shorten
 
 Scope = MutableMapping[str, Any]
@@ -72,7 +72,7 @@ def with_dashboard(application: ASGIApp, prefix: str = "/offload") -> ASGIApp:
 
 async def _refusal(scope: Scope) -> Any:
     """Django's answer for a request that may not see the dashboard (the login page for
-    an anonymous user, 403 for one who is not staff), or None for staff."""
+    an anonymous user, 403 for one who is not active staff), or None for active staff."""
     from django.conf import settings
     from django.contrib.auth import aget_user
     from django.contrib.auth.views import redirect_to_login
@@ -85,8 +85,8 @@ async def _refusal(scope: Scope) -> Any:
     user = await aget_user(request)
     if not user.is_authenticated:
         return redirect_to_login(request.get_full_path())
-    if not user.is_staff:
-        return HttpResponseForbidden(b"offload's dashboard is for staff users")
+    if not may_see_dashboard(user):
+        return HttpResponseForbidden(b"offload's dashboard is for active staff users")
     return None
 
 

@@ -40,6 +40,13 @@ _shared: str | None = None
 _pointed: str | None = None
 
 
+def may_see_dashboard(user: Any) -> bool:
+    """Whether a signed-in Django user may use offload's dashboard (every page and action):
+    Django admin's own rule, an active staff user (a deactivated one is refused even under
+    a backend that lets inactive users sign in)."""
+    return bool(user.is_active and user.is_staff)
+
+
 def check_keys(given: object, known: dict[str, str], where: str) -> dict[str, Any]:
     """`given` as a dict, or an error naming the first key that is not one of `known`."""
     from django.core.exceptions import ImproperlyConfigured

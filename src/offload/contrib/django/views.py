@@ -1,12 +1,12 @@
-"""offload's dashboard served by a WSGI Django project, to its signed-in staff only.
+"""offload's dashboard served by a WSGI Django project, to its signed-in active staff only.
 
-The view checks Django's user (anonymous: to the login page; signed in but not staff:
-403), then hands the request to the dashboard alone (`offload.server.dashboard`: no API
-routes, no sign-in of its own), under the prefix it is mounted at. The dashboard runs on an
-event loop of its own thread; its answer comes back whole, or streamed for a live part
-(whose end, when the client goes, stops the dashboard's stream). Under ASGI, put
-`offload.contrib.django.asgi.with_dashboard` in front of Django instead, so that live
-parts stream on the server's event loop.
+The view checks Django's user (anonymous: to the login page; signed in but not active
+staff, as Django's admin requires: 403), then hands the request to the dashboard alone
+(`offload.server.dashboard`: no API routes, no sign-in of its own), under the prefix it is
+mounted at. The dashboard runs on an event loop of its own thread; its answer comes back
+whole, or streamed for a live part (whose end, when the client goes, stops the dashboard's
+stream). Under ASGI, put `offload.contrib.django.asgi.with_dashboard` in front of Django
+instead, so that live parts stream on the server's event loop.
 
 The dashboard's forms carry its own CSRF token (double submit, origin checked), so the view
 is exempt from Django's, whose token the dashboard's pages do not carry.
@@ -27,7 +27,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHt
 from django.views.decorators.csrf import csrf_exempt
 
 from offload.app import App
-from offload.contrib.django.conf import get_app
+from offload.contrib.django.conf import get_app, may_see_dashboard
 
 Message = dict[str, Any]
 
@@ -163,8 +163,8 @@ def _response(start: Message, body: Generator[bytes, None, None]) -> HttpRespons
 
 
 def _serve(request: HttpRequest, path: str = "") -> HttpResponseBase:
-    """The dashboard page or action at `path`, for signed-in staff (anonymous: the login
-    page, with this page to come back to; not staff: 403)."""
+    """The dashboard page or action at `path`, for signed-in active staff (anonymous: the
+    login page, with this page to come back to; not staff, or deactivated: 403)."""
     user = getattr(request, "user", None)
     if user is None:
         raise ImproperlyConfigured(
@@ -173,8 +173,8 @@ def _serve(request: HttpRequest, path: str = "") -> HttpResponseBase:
         )
     if not user.is_authenticated:
         return redirect_to_login(request.get_full_path())
-    if not user.is_staff:
-        raise PermissionDenied("offload's dashboard is for staff users")
+    if not may_see_dashboard(user):
+        raise PermissionDenied("offload's dashboard is for active staff users")
     start, body = _bridge().call(_scope(request, path), request.body)
     return _response(start, body)
 
