@@ -132,6 +132,7 @@ from offload.core.topics import (
     check_offset,
     check_start,
     check_topic_name,
+    is_group_queue,
 )
 from offload.core.workflow import DEFAULT_PARENT_RESULTS_LIMIT
 from offload.handle import JobHandle
@@ -1183,6 +1184,11 @@ class App:
         if not isinstance(self.backend, ShardedBackend):
             raise ConfigurationError("move_queue needs an App given shards=")
         check_name("queue", queue, ValidationError)
+        if is_group_queue(queue):
+            raise ValidationError(
+                f"queue {queue!r} holds a consumer group's deliveries, which live on their "
+                "topic's shard (the pump fills it there): it cannot move"
+            )
         for schedule in self.schedules.values():
             fires_on = schedule.queue
             if fires_on is None and schedule.task in self.registry:
@@ -1193,7 +1199,22 @@ class App:
                     "cron schedules fire on the home shard: it cannot move off it"
                 )
         self.ready()
+        if queue in self._topic_names():
+            raise ValidationError(
+                f"{queue!r} is a topic: a topic, its log and its groups live on one shard, "
+                "and moving them is not supported yet"
+            )
         self.backend.move(queue, shard)
+
+    def _topic_names(self) -> set[str]:
+        """Every topic this App subscribes or publishes to, and every topic stored."""
+        names = {topic.name for topic in self.backend.topics.list()}
+        for definition in self.registry.definitions():
+            if definition.subscription is not None:
+                names.add(definition.subscription.topic)
+                if definition.subscription.publish_to is not None:
+                    names.add(definition.subscription.publish_to)
+        return names
 
     def _declare(self) -> None:
         """Write the queue policies, task limits and consumer groups declared so far."""
