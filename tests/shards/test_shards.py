@@ -374,6 +374,24 @@ def test_claims_take_the_queues_shard_first_and_never_forget_an_old_one(
     assert len(taken) - len(old) >= 2 * FAIR_EVERY - 2
 
 
+def test_every_queue_of_a_worker_gets_its_turns_at_the_old_shard(sharded: offload.App) -> None:
+    from offload.backends.params import ClaimParams
+    from offload.backends.shards import FAIR_EVERY
+    from tests.conformance.helpers import insert
+
+    backend = sharded.backend
+    left = {queue: set(insert(backend, 3, queue=queue)) for queue in ("a", "b")}  # on one
+    for queue in ("a", "b"):
+        sharded.move_queue(queue, "two")
+        insert(backend, 4 * FAIR_EVERY, queue=queue)  # a backlog on two, filling every claim
+    old = {"a": 0, "b": 0}
+    for _ in range(2 * FAIR_EVERY):  # a worker's rotation over its queues, one claim each
+        for queue in ("a", "b"):
+            job = backend.claims.take(ClaimParams("w", queue, 1, 60.0)).jobs[0]
+            old[queue] += job.id in left[queue]
+    assert old == {"a": 1, "b": 1}  # one claim in FAIR_EVERY per queue starts at each shard
+
+
 def test_a_workers_heartbeat_learns_the_moves_its_claims_follow(
     sharded: offload.App, shard_urls: dict[str, str]
 ) -> None:
