@@ -164,6 +164,22 @@ def test_a_moved_queue_takes_new_jobs_on_its_new_shard_and_a_stale_map_follows(
     assert before.result(timeout=5) == 2
 
 
+def test_a_stale_maps_dependent_of_a_job_left_behind_is_refused_as_cross_shard(
+    sharded: offload.App, shard_urls: dict[str, str]
+) -> None:
+    parent = sharded.enqueue("report", [1])  # on two
+    mover = offload.App(shards=shard_urls, shard_map={"two": ["reports"]})
+    try:
+        mover.move_queue("reports", "one")  # another process: this App's map is stale
+    finally:
+        mover.close()
+    with pytest.raises(offload.CrossShard) as caught:
+        sharded.enqueue("report", [2], depends_on=[parent])
+    assert caught.value.shards == {"reports": "one", f"job {parent.id}": "two"}
+    assert placed_on(shard_urls["one"], "reports") == {}  # nothing stored
+    assert placed_on(shard_urls["two"], "reports") == {"available": 1}
+
+
 def test_an_app_without_the_map_is_refused_by_the_old_shard_naming_the_new(
     sharded: offload.App, shard_urls: dict[str, str]
 ) -> None:

@@ -491,12 +491,29 @@ class ShardedWorkflows:
         self.s = sharded
 
     def insert(self, params: WorkflowInsertParams) -> WorkflowInserted:
+        """On the one shard of every node's queue and every stored parent; checked again
+        after following a move, so a stale map's workflow is refused as `CrossShard`, not
+        stored beside parents on another shard."""
+        if not params.nodes:
+            return self.s.home.workflows.insert(params)
+        queue = self._one_shard(params)
+        if params.conn is not None:
+            return self.s.once(queue, lambda b: b.workflows.insert(params))
+        for _ in range(len(self.s.members)):
+            try:
+                return self.s.route(queue).workflows.insert(params)
+            except QueueMoved as moved:
+                self.s.follow(moved)
+                queue = self._one_shard(params)
+        return self.s.route(queue).workflows.insert(params)  # a cycle: let it be refused
+
+    def _one_shard(self, params: WorkflowInsertParams) -> str:
+        """A queue of the workflow, if all its queues and stored parents are on one shard
+        by the current routes; raises CrossShard (or UnknownDependency) naming them."""
         queues = {node.spec.queue for node in params.nodes}
         shards = {queue: self.s.names[self.s.routes.get(queue, 0)] for queue in queues}
         if len(set(shards.values())) > 1:
             raise CrossShard("a workflow", shards)
-        if not shards:
-            return self.s.home.workflows.insert(params)
         queue = next(iter(queues))
         index = self.s.routes.get(queue, 0)
         for edge in params.edges:
@@ -506,9 +523,7 @@ class ShardedWorkflows:
                 raise UnknownDependency(edge.parent_id)  # no shard gives out such an id
             parent = {f"job {edge.parent_id}": self.s.names[shard_of(edge.parent_id)]}
             raise CrossShard("a workflow", {**shards, **parent})
-        if params.conn is not None:
-            return self.s.once(queue, lambda b: b.workflows.insert(params))
-        return self.s.routed(queue, lambda b: b.workflows.insert(params))
+        return queue
 
     def parents(self, params: ParentsReadParams) -> dict[int, ParentsRead]:
         read: dict[int, ParentsRead] = {}
