@@ -1,12 +1,14 @@
 """Moves this version refuses, each naming what cannot move and why: a topic, a consumer
-group's queue (both live on the topic's shard, filled by its pump)."""
+group's queue (both live on the topic's shard, filled by its pump); and moves serialized."""
 
 from __future__ import annotations
+
+import threading
 
 import pytest
 
 import offload
-from offload.backends.shards import ShardedBackend
+from offload.backends.shards import ShardedBackend, shard_of
 
 
 def test_a_topic_and_a_group_queue_are_refused_and_nothing_is_fenced(
@@ -35,3 +37,42 @@ def test_a_topic_and_a_group_queue_are_refused_and_nothing_is_fenced(
         assert backend.routes == {"orders": 1}
     finally:
         app.close()
+
+
+def test_a_move_waits_for_one_in_flight_and_starts_where_it_left_the_queue(
+    sharded: offload.App, shard_urls: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = sharded.backend
+    assert isinstance(first, ShardedBackend)
+    fencing, go_on = threading.Event(), threading.Event()
+    fence = first.members[1].store.fence
+
+    def slow_fence(queue: str, shard: str) -> None:
+        fencing.set()
+        assert go_on.wait(10)
+        fence(queue, shard)
+
+    monkeypatch.setattr(first.members[1].store, "fence", slow_fence)
+    other = offload.App(shards=shard_urls, shard_map={"two": ["reports"]})
+    other.registry.add(sharded.registry.get("report"))
+    try:
+        back = threading.Thread(target=sharded.move_queue, args=("reports", "one"))
+        back.start()
+        assert fencing.wait(10)  # the first move is in flight: one unfenced, two not yet fenced
+        # Another process's move of the same queue, on a map where it is on two: without
+        # the lock it would find no fence on two, do nothing, and believe "reports" is there.
+        again = threading.Thread(target=other.move_queue, args=("reports", "two"))
+        again.start()
+        again.join(0.5)
+        assert again.is_alive(), "the second move waits for the first"
+        go_on.set()
+        back.join(10)
+        again.join(10)
+        assert not back.is_alive() and not again.is_alive()
+        stores = [member.store for member in first.members]
+        assert [store.fences() for store in stores] == [{"reports": "two"}, {}]
+        assert shard_of(other.enqueue("report", [1]).id) == 1
+        assert shard_of(sharded.enqueue("report", [2]).id) == 1  # followed the fence on one
+    finally:
+        go_on.set()
+        other.close()

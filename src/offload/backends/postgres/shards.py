@@ -4,6 +4,8 @@ gave away, and the range its job and workflow ids are given from."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from offload.backends.sql.queries import Queries
@@ -23,6 +25,12 @@ class PgShards:
     def __init__(self, db: PostgresBackend) -> None:
         self.db = db
         self.q = _queries()
+
+    @contextmanager
+    def moving(self) -> Iterator[None]:
+        with self.db.tx() as cur:
+            cur.execute(self.q["move_lock"])
+            yield
 
     def fence(self, queue: str, shard: str) -> None:
         with self.db.tx() as cur:

@@ -1,6 +1,12 @@
 -- Named queries of a shard's side of sharding (PostgreSQL only; docs/sharding.md): the
 -- fences of queues moved away, and the range of ids the shard gives out.
 
+-- name: move_lock
+-- Taken on the home shard for the whole of a move (a transaction-level advisory lock held
+-- while the other shards are fenced and unfenced): moves wait for each other, so each one
+-- starts from where the last one left the queue.
+SELECT pg_advisory_xact_lock(hashtext('offload_shard_move'))
+
 -- name: fence_trigger
 -- Takes SHARE ROW EXCLUSIVE on the jobs table until the move commits: it waits for every
 -- insert in flight to commit, and every later insert sees the trigger and the fence.

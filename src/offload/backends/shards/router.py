@@ -168,12 +168,14 @@ class ShardedBackend:
 
     def move(self, queue: str, shard: str) -> None:
         """Send the queue's new jobs to `shard` from now on; its jobs on the old shard stay
-        there and are run there (every worker claims from every shard)."""
+        there and are run there (every worker claims from every shard). Serialized with
+        every other move by a lock on the home shard (holding one of its connections)."""
         target = self.position(shard, queue)
-        source = self.locate(queue)
-        if source != target:
-            self.members[target].store.unfence(queue)  # it may be coming back
-            self.members[source].store.fence(queue, shard)
+        with self.members[0].store.moving():  # one move at a time, from where the last left
+            source = self.locate(queue)
+            if source != target:
+                self.members[target].store.unfence(queue)  # it may be coming back
+                self.members[source].store.fence(queue, shard)
         self.routes[queue] = target
 
     def unfinished(self, queue: str) -> dict[str, int]:
