@@ -180,6 +180,18 @@ def test_a_stale_maps_dependent_of_a_job_left_behind_is_refused_as_cross_shard(
     assert placed_on(shard_urls["two"], "reports") == {"available": 1}
 
 
+def test_an_idempotency_key_holds_on_each_side_of_a_move_not_across_it(
+    sharded: offload.App,
+) -> None:
+    """What docs/sharding.md says under "Keys across a move"."""
+    before = sharded.enqueue("report", [1], idempotency_key="order-42")
+    assert sharded.enqueue("report", [1], idempotency_key="order-42").id == before.id
+    sharded.move_queue("reports", "one")
+    after = sharded.enqueue("report", [1], idempotency_key="order-42")
+    assert (shard_of(before.id), shard_of(after.id)) == (1, 0)  # the new shard never saw it
+    assert sharded.enqueue("report", [1], idempotency_key="order-42").id == after.id
+
+
 def test_an_app_without_the_map_is_refused_by_the_old_shard_naming_the_new(
     sharded: offload.App, shard_urls: dict[str, str]
 ) -> None:
