@@ -4,6 +4,7 @@ group's queue (both live on the topic's shard, filled by its pump); and moves se
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -76,3 +77,41 @@ def test_a_move_waits_for_one_in_flight_and_starts_where_it_left_the_queue(
     finally:
         go_on.set()
         other.close()
+
+
+def test_an_unfence_racing_a_fence_on_the_same_shard_keeps_its_trigger(
+    sharded: offload.App, shard_urls: dict[str, str]
+) -> None:
+    import psycopg
+
+    sharded.move_queue("q2", "two")  # shard one: fence q2 -> two, the trigger on
+    backend = sharded.backend
+    assert isinstance(backend, ShardedBackend)
+    store = backend.members[0].store
+    queries = store.q  # type: ignore[attr-defined]
+    with psycopg.connect(shard_urls["one"]) as moving, psycopg.connect(shard_urls["one"]) as look:
+        look.autocommit = True
+        moving.execute(queries["fence_trigger"])  # a fence of q1 in flight on shard one
+        moving.execute(queries["fence"], {"queue": "q1", "shard": "two"})
+        back = threading.Thread(target=store.unfence, args=("q2",))  # q2 coming back
+        back.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # until the unfence waits for the fence's lock
+            waiting = look.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()"
+            ).fetchone()
+            if waiting and waiting[0]:
+                break
+            time.sleep(0.02)
+        moving.commit()
+        back.join(10)
+        assert not back.is_alive()
+    assert store.fences() == {"q1": "two"}
+    alone = offload.App(shard_urls["one"])
+    alone.registry.add(sharded.registry.get("plain"))
+    try:
+        with pytest.raises(offload.QueueMoved, match="'q1' was moved to shard 'two'"):
+            alone.enqueue("plain", [1], queue="q1")
+    finally:
+        alone.close()

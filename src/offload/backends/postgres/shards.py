@@ -40,6 +40,9 @@ class PgShards:
     def unfence(self, queue: str) -> None:
         with self.db.tx() as cur:
             cur.execute(self.q["unfence"], {"queue": queue})
+            if not cur.rowcount:
+                return  # nothing was fenced here: the trigger stays as it is
+            cur.execute(self.q["fence_lock"])
             cur.execute(self.q["fenced"])
             if not cur.fetchone()[0]:
                 cur.execute(self.q["drop_trigger"])

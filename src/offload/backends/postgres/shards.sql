@@ -20,6 +20,11 @@ ON CONFLICT (queue) DO UPDATE SET moved_to = excluded.moved_to, moved_at = now()
 -- name: unfence
 DELETE FROM offload_shard_fences WHERE queue = :queue
 
+-- name: fence_lock
+-- An unfence that removed a fence takes the fence trigger's lock before asking whether any
+-- is left: a fence being written meanwhile commits first and is seen, so its trigger stays.
+LOCK TABLE offload_jobs IN SHARE ROW EXCLUSIVE MODE
+
 -- name: fenced
 -- Whether any fence is left (the trigger is dropped with the last one).
 SELECT EXISTS (SELECT 1 FROM offload_shard_fences)
