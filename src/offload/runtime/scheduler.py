@@ -158,7 +158,7 @@ class Scheduler:
                 if not synced:
                     self.backend.schedules.sync(self.schedules)
                     synced = True
-                now = self._tick_apart()
+                now = self.tick()  # one schedule's error stays in it: the rest of the turn runs
                 if self._elect(RESCUE):  # a new term: the last holder may have died
                     next_rescue = time.monotonic()
                 if self._elect(UPKEEP):
@@ -195,17 +195,6 @@ class Scheduler:
             self._stop.wait(self._sleep(now))
         self._resign()
         return 0
-
-    def _tick_apart(self) -> datetime | None:
-        """`tick`, whose failure (other than an outage) is logged and leaves the turn's
-        rescue and upkeep to run: None then, and the turn waits `interval`."""
-        try:
-            return self.tick()
-        except (BackendUnavailable, SchemaMismatch):
-            raise
-        except Exception:
-            log.exception("scheduler: the ticks failed; rescue and upkeep go on")
-            return None
 
     def _elect(self, duty: str) -> bool:
         """Check the duty's lease if due; return whether this scheduler just took it."""
@@ -287,9 +276,9 @@ class Scheduler:
         if messages:
             log.info("pruned %d messages past their topic's retention", messages)
 
-    def _sleep(self, now: datetime | None) -> float:
+    def _sleep(self, now: datetime) -> float:
         """Seconds until the next tick of any schedule (at most `interval`)."""
-        if not self.schedules or now is None:
+        if not self.schedules:
             return self.interval
         upcoming = min(s.next_tick(now) for s in self.schedules)
         until = (upcoming - now) / timedelta(seconds=1)
