@@ -132,6 +132,7 @@ from offload.core.topics import (
     check_offset,
     check_start,
     check_topic_name,
+    is_group_queue,
 )
 from offload.core.workflow import DEFAULT_PARENT_RESULTS_LIMIT
 from offload.handle import JobHandle
@@ -616,7 +617,34 @@ class App:
         from offload.runtime.scheduler import Scheduler
 
         self.ready()
+        self._check_cron_home()
         return Scheduler(self.backend, self.registry, list(self.schedules.values()), **options)
+
+    def _cron_queue(self, schedule: ScheduleDef) -> str | None:
+        """The queue a schedule's ticks go to (its own, else its task's; None: unknown task)."""
+        if schedule.queue is not None:
+            return schedule.queue
+        if schedule.task in self.registry:
+            return self.registry.get(schedule.task).options.queue
+        return None
+
+    def _check_cron_home(self) -> None:
+        """On shards, refuse a schedule whose queue moved off home (its ticks fire there, and
+        the home shard's fence would refuse every one): a move made by another process, or
+        before the schedule was declared, is caught here at the scheduler's start."""
+        if not isinstance(self.backend, ShardedBackend):
+            return
+        fences = self.backend.members[0].store.fences()
+        for schedule in self.schedules.values():
+            queue = self._cron_queue(schedule)
+            if queue is not None and queue in fences:
+                raise ConfigurationError(
+                    f"cron schedule {schedule.name!r} enqueues into queue {queue!r}, which was "
+                    f"moved to shard {fences[queue]!r}; cron schedules fire on the home shard "
+                    f"{self.backend.names[0]!r}: move the queue back "
+                    f"(App.move_queue({queue!r}, {self.backend.names[0]!r})) or give the "
+                    "schedule a queue that lives there"
+                )
 
     def cron_list(self) -> list[ScheduleState]:
         """Stored schedules with their last tick and last job's state."""
@@ -1183,17 +1211,34 @@ class App:
         if not isinstance(self.backend, ShardedBackend):
             raise ConfigurationError("move_queue needs an App given shards=")
         check_name("queue", queue, ValidationError)
+        if is_group_queue(queue):
+            raise ValidationError(
+                f"queue {queue!r} holds a consumer group's deliveries, which live on their "
+                "topic's shard (the pump fills it there): it cannot move"
+            )
         for schedule in self.schedules.values():
-            fires_on = schedule.queue
-            if fires_on is None and schedule.task in self.registry:
-                fires_on = self.registry.get(schedule.task).options.queue
-            if fires_on == queue and shard != self.backend.names[0]:
+            if self._cron_queue(schedule) == queue and shard != self.backend.names[0]:
                 raise ValidationError(
                     f"queue {queue!r} takes the jobs of cron schedule {schedule.name!r}, and "
                     "cron schedules fire on the home shard: it cannot move off it"
                 )
         self.ready()
+        if queue in self._topic_names():
+            raise ValidationError(
+                f"{queue!r} is a topic: a topic, its log and its groups live on one shard, "
+                "and moving them is not supported yet"
+            )
         self.backend.move(queue, shard)
+
+    def _topic_names(self) -> set[str]:
+        """Every topic this App subscribes or publishes to, and every topic stored."""
+        names = {topic.name for topic in self.backend.topics.list()}
+        for definition in self.registry.definitions():
+            if definition.subscription is not None:
+                names.add(definition.subscription.topic)
+                if definition.subscription.publish_to is not None:
+                    names.add(definition.subscription.publish_to)
+        return names
 
     def _declare(self) -> None:
         """Write the queue policies, task limits and consumer groups declared so far."""

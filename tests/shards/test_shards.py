@@ -164,6 +164,34 @@ def test_a_moved_queue_takes_new_jobs_on_its_new_shard_and_a_stale_map_follows(
     assert before.result(timeout=5) == 2
 
 
+def test_a_stale_maps_dependent_of_a_job_left_behind_is_refused_as_cross_shard(
+    sharded: offload.App, shard_urls: dict[str, str]
+) -> None:
+    parent = sharded.enqueue("report", [1])  # on two
+    mover = offload.App(shards=shard_urls, shard_map={"two": ["reports"]})
+    try:
+        mover.move_queue("reports", "one")  # another process: this App's map is stale
+    finally:
+        mover.close()
+    with pytest.raises(offload.CrossShard) as caught:
+        sharded.enqueue("report", [2], depends_on=[parent])
+    assert caught.value.shards == {"reports": "one", f"job {parent.id}": "two"}
+    assert placed_on(shard_urls["one"], "reports") == {}  # nothing stored
+    assert placed_on(shard_urls["two"], "reports") == {"available": 1}
+
+
+def test_an_idempotency_key_holds_on_each_side_of_a_move_not_across_it(
+    sharded: offload.App,
+) -> None:
+    """What docs/sharding.md says under "Keys across a move"."""
+    before = sharded.enqueue("report", [1], idempotency_key="order-42")
+    assert sharded.enqueue("report", [1], idempotency_key="order-42").id == before.id
+    sharded.move_queue("reports", "one")
+    after = sharded.enqueue("report", [1], idempotency_key="order-42")
+    assert (shard_of(before.id), shard_of(after.id)) == (1, 0)  # the new shard never saw it
+    assert sharded.enqueue("report", [1], idempotency_key="order-42").id == after.id
+
+
 def test_an_app_without_the_map_is_refused_by_the_old_shard_naming_the_new(
     sharded: offload.App, shard_urls: dict[str, str]
 ) -> None:
@@ -372,6 +400,24 @@ def test_claims_take_the_queues_shard_first_and_never_forget_an_old_one(
     old = [job_id for job_id in taken if job_id in left]
     assert 1 <= len(old) <= 2, taken  # one claim in FAIR_EVERY starts at each shard in turn
     assert len(taken) - len(old) >= 2 * FAIR_EVERY - 2
+
+
+def test_every_queue_of_a_worker_gets_its_turns_at_the_old_shard(sharded: offload.App) -> None:
+    from offload.backends.params import ClaimParams
+    from offload.backends.shards import FAIR_EVERY
+    from tests.conformance.helpers import insert
+
+    backend = sharded.backend
+    left = {queue: set(insert(backend, 3, queue=queue)) for queue in ("a", "b")}  # on one
+    for queue in ("a", "b"):
+        sharded.move_queue(queue, "two")
+        insert(backend, 4 * FAIR_EVERY, queue=queue)  # a backlog on two, filling every claim
+    old = {"a": 0, "b": 0}
+    for _ in range(2 * FAIR_EVERY):  # a worker's rotation over its queues, one claim each
+        for queue in ("a", "b"):
+            job = backend.claims.take(ClaimParams("w", queue, 1, 60.0)).jobs[0]
+            old[queue] += job.id in left[queue]
+    assert old == {"a": 1, "b": 1}  # one claim in FAIR_EVERY per queue starts at each shard
 
 
 def test_a_workers_heartbeat_learns_the_moves_its_claims_follow(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
@@ -516,6 +517,11 @@ class ShardStore(Protocol):
     """A database's side of sharding (docs/sharding.md): fences of the queues it gave away
     (an insert into one is refused in the database, naming the new shard), and the range
     of its job and workflow ids."""
+
+    def moving(self) -> AbstractContextManager[None]:
+        """Hold the lock of moves (on the home shard) until the block ends: a move waits
+        for one in flight, so two never fence and unfence the same shards at once."""
+        ...
 
     def fence(self, queue: str, shard: str) -> None:
         """Refuse every insert into `queue` from the commit on, naming `shard`; waits for

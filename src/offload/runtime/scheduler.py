@@ -106,6 +106,8 @@ class Scheduler:
         #: Stop on SIGTERM/SIGINT while `run` runs (in the main thread only, as a worker does).
         self.install_signals = install_signals
         self.fired = 0
+        #: Schedules whose last tick failed (logged once until they fire again).
+        self._failing: set[str] = set()
         self._stop = threading.Event()
         self._jobs = {s.name: _tick_job(s, registry) for s in self.schedules}
         self.sweeper = Sweeper(backend, registry, clock=clock)
@@ -156,7 +158,7 @@ class Scheduler:
                 if not synced:
                     self.backend.schedules.sync(self.schedules)
                     synced = True
-                now = self.tick()
+                now = self.tick()  # one schedule's error stays in it: the rest of the turn runs
                 if self._elect(RESCUE):  # a new term: the last holder may have died
                     next_rescue = time.monotonic()
                 if self._elect(UPKEEP):
@@ -213,7 +215,11 @@ class Scheduler:
                 log.warning("could not give up the %s duty (it expires): %s", elector.name, exc)
 
     def tick(self) -> datetime:
-        """Fire every due tick of every schedule once; return the time used."""
+        """Fire every due tick of every schedule once; return the time used.
+
+        One schedule's error (its queue refusing the tick, say) is logged and the others
+        still fire, and the turn's maintenance still runs: only an outage (the database
+        gone, the schema wrong) ends the pass, since every schedule would meet it."""
         now = self.clock() if self.clock else self.backend.now()
         for sched in self.schedules:
             spec, payload = self._jobs[sched.name]
@@ -224,10 +230,32 @@ class Scheduler:
             except BackPressure as exc:  # nothing recorded: the next pass fires it again
                 log.warning("schedule %s: tick not fired: %s", sched.name, exc)
                 continue
+            except (BackendUnavailable, SchemaMismatch):
+                raise
+            except Exception as exc:  # nothing recorded: tried again on the next pass
+                self._failed(sched.name, exc)
+                continue
+            if sched.name in self._failing:
+                self._failing.discard(sched.name)
+                log.info("schedule %s: fires again", sched.name)
             if ids:
                 self.fired += len(ids)
                 log.info("schedule %s: enqueued jobs %s", sched.name, ids)
         return now
+
+    def _failed(self, name: str, exc: Exception) -> None:
+        """Log a schedule's failed tick: in full the first time, then quietly until it
+        fires again (a schedule failing every second would fill the log)."""
+        if name in self._failing:
+            log.debug("schedule %s: tick not fired: %s", name, exc)
+            return
+        self._failing.add(name)
+        log.error(
+            "schedule %s: tick not fired (the other schedules go on; retried every pass): %s",
+            name,
+            exc,
+            exc_info=exc,
+        )
 
     def prune(self) -> None:
         """Delete finished jobs past their retention (and events past the longest one), tick

@@ -4,6 +4,8 @@ gave away, and the range its job and workflow ids are given from."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from offload.backends.sql.queries import Queries
@@ -24,6 +26,12 @@ class PgShards:
         self.db = db
         self.q = _queries()
 
+    @contextmanager
+    def moving(self) -> Iterator[None]:
+        with self.db.tx() as cur:
+            cur.execute(self.q["move_lock"])
+            yield
+
     def fence(self, queue: str, shard: str) -> None:
         with self.db.tx() as cur:
             cur.execute(self.q["fence_trigger"])
@@ -32,6 +40,9 @@ class PgShards:
     def unfence(self, queue: str) -> None:
         with self.db.tx() as cur:
             cur.execute(self.q["unfence"], {"queue": queue})
+            if not cur.rowcount:
+                return  # nothing was fenced here: the trigger stays as it is
+            cur.execute(self.q["fence_lock"])
             cur.execute(self.q["fenced"])
             if not cur.fetchone()[0]:
                 cur.execute(self.q["drop_trigger"])

@@ -1,6 +1,12 @@
 -- Named queries of a shard's side of sharding (PostgreSQL only; docs/sharding.md): the
 -- fences of queues moved away, and the range of ids the shard gives out.
 
+-- name: move_lock
+-- Taken on the home shard for the whole of a move (a transaction-level advisory lock held
+-- while the other shards are fenced and unfenced): moves wait for each other, so each one
+-- starts from where the last one left the queue.
+SELECT pg_advisory_xact_lock(hashtext('offload_shard_move'))
+
 -- name: fence_trigger
 -- Takes SHARE ROW EXCLUSIVE on the jobs table until the move commits: it waits for every
 -- insert in flight to commit, and every later insert sees the trigger and the fence.
@@ -13,6 +19,11 @@ ON CONFLICT (queue) DO UPDATE SET moved_to = excluded.moved_to, moved_at = now()
 
 -- name: unfence
 DELETE FROM offload_shard_fences WHERE queue = :queue
+
+-- name: fence_lock
+-- An unfence that removed a fence takes the fence trigger's lock before asking whether any
+-- is left: a fence being written meanwhile commits first and is seen, so its trigger stays.
+LOCK TABLE offload_jobs IN SHARE ROW EXCLUSIVE MODE
 
 -- name: fenced
 -- Whether any fence is left (the trigger is dropped with the last one).

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import itertools
 import selectors
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TypeVar
 
@@ -51,7 +52,9 @@ class ShardedBackend:
         #: Queue -> shard position: the map given, then the moves learned (`follow`).
         self.routes = {queue: self.position(shard, queue) for queue, shard in routes.items()}
         self.home = self.members[0].backend
-        self._turn = itertools.count()
+        #: Claim turns per queue (`claiming`): one counter for all would let a worker's
+        #: rotation over its queues land every fair turn on the same queue.
+        self._turns: defaultdict[str, Iterator[int]] = defaultdict(itertools.count)
         self.schema = ShardedSchema(self)
         self.jobs = ShardedJobs(self)
         self.claims = ShardedClaims(self)
@@ -130,11 +133,11 @@ class ShardedBackend:
     def claiming(self, queue: str) -> list[Backend]:
         """Every shard's backend in the order to claim `queue` from: its shard first (where
         its new jobs are), the others after, so a batch filled there costs no probe of a
-        shard without its jobs; but every `FAIR_EVERY`-th call starts at each shard in
-        turn, so jobs left on an old shard wait a bounded number of claims, never on a
+        shard without its jobs; but every `FAIR_EVERY`-th call for the queue starts at each
+        shard in turn, so jobs left on an old shard wait a bounded number of claims, never on a
         backlog of the new one."""
         count = len(self.members)
-        turn = next(self._turn)
+        turn = next(self._turns[queue])
         start = turn // FAIR_EVERY % count if turn % FAIR_EVERY == 0 else self.routes.get(queue, 0)
         return [self.members[(start + k) % count].backend for k in range(count)]
 
@@ -165,12 +168,14 @@ class ShardedBackend:
 
     def move(self, queue: str, shard: str) -> None:
         """Send the queue's new jobs to `shard` from now on; its jobs on the old shard stay
-        there and are run there (every worker claims from every shard)."""
+        there and are run there (every worker claims from every shard). Serialized with
+        every other move by a lock on the home shard (holding one of its connections)."""
         target = self.position(shard, queue)
-        source = self.locate(queue)
-        if source != target:
-            self.members[target].store.unfence(queue)  # it may be coming back
-            self.members[source].store.fence(queue, shard)
+        with self.members[0].store.moving():  # one move at a time, from where the last left
+            source = self.locate(queue)
+            if source != target:
+                self.members[target].store.unfence(queue)  # it may be coming back
+                self.members[source].store.fence(queue, shard)
         self.routes[queue] = target
 
     def unfinished(self, queue: str) -> dict[str, int]:

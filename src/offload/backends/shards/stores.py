@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import builtins
 import heapq
-from collections.abc import Iterable, Mapping, Sequence
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -77,6 +78,7 @@ from offload.core.stats import Tally
 from offload.core.topics import Message, TopicState
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from offload.backends.shards.router import ShardedBackend
@@ -236,19 +238,28 @@ class ShardedClaims:
 
     def __init__(self, sharded: ShardedBackend) -> None:
         self.s = sharded
+        #: Worker -> (id, attempt) of outcomes its last failed `finish` recorded already.
+        self._recorded: dict[str, set[tuple[int, int]]] = {}
 
     def claim(self, params: ClaimParams) -> list[Job]:
         return self.take(params).jobs
 
     def take(self, params: ClaimParams) -> Claimed:
+        """Shard by shard until the batch is full. Each shard's claim commits on its own, so
+        if a later shard fails, the leases taken already are given back (attempt restored)
+        before the error is raised: no job is left leased to a claim nobody received."""
         jobs: list[Job] = []
         wait: float | None = None
-        for backend in self.s.claiming(params.queue):
-            took = backend.claims.take(replace(params, limit=params.limit - len(jobs)))
-            jobs += took.jobs
-            wait = _sooner(wait, took.wait)
-            if len(jobs) >= params.limit:
-                break
+        try:
+            for backend in self.s.claiming(params.queue):
+                took = backend.claims.take(replace(params, limit=params.limit - len(jobs)))
+                jobs += took.jobs
+                wait = _sooner(wait, took.wait)
+                if len(jobs) >= params.limit:
+                    break
+        except BaseException:
+            _give_back(params.worker, jobs, self.release)
+            raise
         return Claimed(jobs, wait)
 
     def take_group(self, params: GroupClaimParams) -> Claimed:
@@ -278,13 +289,26 @@ class ShardedClaims:
                 self.s.members[index].backend.claims.progress(worker, part)
 
     def finish(self, params: FinishParams) -> list[int]:
+        """Each shard's outcomes in a transaction of its own. If a later shard fails, the
+        outcomes the earlier shards recorded are remembered (the worker's last failed call
+        only), so the writer's retry of the same batch skips them instead of hearing their
+        leases as lost."""
+        recorded = self._recorded.pop(params.worker, set())
+        outcomes = [o for o in params.outcomes if (o.id, o.attempt) not in recorded]
         lost: list[int] = []
-        for index, part in self.s.split(params.outcomes, _report_id).items():
-            if index < 0:
-                lost += [outcome.id for outcome in part]
-                continue
-            backend = self.s.members[index].backend
-            lost += backend.claims.finish(replace(params, outcomes=part))
+        done: set[tuple[int, int]] = set()
+        try:
+            for index, part in self.s.split(outcomes, _report_id).items():
+                if index < 0:
+                    lost += [outcome.id for outcome in part]
+                    continue
+                backend = self.s.members[index].backend
+                lost += backend.claims.finish(replace(params, outcomes=part))
+                done |= {(outcome.id, outcome.attempt) for outcome in part}
+        except BaseException:
+            if done or recorded:
+                self._recorded[params.worker] = done | recorded
+            raise
         return lost
 
     def release(self, params: ReleaseParams) -> int:
@@ -388,11 +412,17 @@ class ShardedSweep:
         return _concat(self.s.all(lambda b: b.sweep.readmit(params)))
 
     def take(self, params: SweepTakeParams) -> list[Job]:
+        """Shard by shard, as `ShardedClaims.take`: a later shard's failure gives back the
+        shed jobs taken already before it is raised."""
         jobs: list[Job] = []
-        for backend in self.s.claiming(params.queue):
-            jobs += backend.sweep.take(replace(params, limit=params.limit - len(jobs)))
-            if len(jobs) >= params.limit:
-                break
+        try:
+            for backend in self.s.claiming(params.queue):
+                jobs += backend.sweep.take(replace(params, limit=params.limit - len(jobs)))
+                if len(jobs) >= params.limit:
+                    break
+        except BaseException:
+            _give_back(params.worker, jobs, self.untake)
+            raise
         return jobs
 
     def untake(self, params: ReleaseParams) -> int:
@@ -461,12 +491,29 @@ class ShardedWorkflows:
         self.s = sharded
 
     def insert(self, params: WorkflowInsertParams) -> WorkflowInserted:
+        """On the one shard of every node's queue and every stored parent; checked again
+        after following a move, so a stale map's workflow is refused as `CrossShard`, not
+        stored beside parents on another shard."""
+        if not params.nodes:
+            return self.s.home.workflows.insert(params)
+        queue = self._one_shard(params)
+        if params.conn is not None:
+            return self.s.once(queue, lambda b: b.workflows.insert(params))
+        for _ in range(len(self.s.members)):
+            try:
+                return self.s.route(queue).workflows.insert(params)
+            except QueueMoved as moved:
+                self.s.follow(moved)
+                queue = self._one_shard(params)
+        return self.s.route(queue).workflows.insert(params)  # a cycle: let it be refused
+
+    def _one_shard(self, params: WorkflowInsertParams) -> str:
+        """A queue of the workflow, if all its queues and stored parents are on one shard
+        by the current routes; raises CrossShard (or UnknownDependency) naming them."""
         queues = {node.spec.queue for node in params.nodes}
         shards = {queue: self.s.names[self.s.routes.get(queue, 0)] for queue in queues}
         if len(set(shards.values())) > 1:
             raise CrossShard("a workflow", shards)
-        if not shards:
-            return self.s.home.workflows.insert(params)
         queue = next(iter(queues))
         index = self.s.routes.get(queue, 0)
         for edge in params.edges:
@@ -476,9 +523,7 @@ class ShardedWorkflows:
                 raise UnknownDependency(edge.parent_id)  # no shard gives out such an id
             parent = {f"job {edge.parent_id}": self.s.names[shard_of(edge.parent_id)]}
             raise CrossShard("a workflow", {**shards, **parent})
-        if params.conn is not None:
-            return self.s.once(queue, lambda b: b.workflows.insert(params))
-        return self.s.routed(queue, lambda b: b.workflows.insert(params))
+        return queue
 
     def parents(self, params: ParentsReadParams) -> dict[int, ParentsRead]:
         read: dict[int, ParentsRead] = {}
@@ -537,6 +582,23 @@ class ShardedTopics:
 
     def prune(self, now: datetime | None = None) -> int:
         return sum(self.s.all(lambda b: b.topics.prune(now)))
+
+
+def _give_back(worker: str, jobs: Sequence[Job], release: Callable[[ReleaseParams], int]) -> None:
+    """Release the leases of `jobs` a failed multi-shard claim took already (their shards
+    answered a moment ago); if that fails too, the leases run out and the rescue puts them
+    back, and the claim's own error is the one raised."""
+    if not jobs:
+        return
+    try:
+        release(ReleaseParams(worker, [Lease(job.id, job.attempt) for job in jobs]))
+    except OffloadError:
+        log.warning(
+            "a claim over shards failed; giving back %d jobs it took also failed: they wait "
+            "for their leases to run out",
+            len(jobs),
+            exc_info=True,
+        )
 
 
 def _concat(parts: Iterable[Sequence[T]]) -> list[T]:
