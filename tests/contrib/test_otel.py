@@ -221,7 +221,7 @@ def test_a_run_whose_lease_is_lost_ends_its_span_in_error_and_keeps_nothing_open
         def consumers() -> dict[int, ReadableSpan]:
             spans = exporter.get_finished_spans()
             return {
-                int((s.attributes or {})["offload.attempt"]): s
+                int(str((s.attributes or {})["offload.attempt"])): s
                 for s in spans
                 if s.kind is SpanKind.CONSUMER
             }

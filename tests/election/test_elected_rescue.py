@@ -135,7 +135,7 @@ def test_bad_election_settings_are_refused_by_name(
     app: offload.App, settings: dict[str, Any], setting: str
 ) -> None:
     for make in (app.worker, app.scheduler):
-        options = {"executor": "thread"} if make == app.worker else {}
+        options: dict[str, Any] = {"executor": "thread"} if make == app.worker else {}
         with pytest.raises(ElectionSettingInvalid) as refused:
             make(**options, **settings)
         assert refused.value.setting == setting

@@ -37,7 +37,7 @@ def session_of(username: str, password: str) -> dict[str, str]:
     return {settings.SESSION_COOKIE_NAME: client.cookies[settings.SESSION_COOKIE_NAME].value}
 
 
-with served(application) as url:  # type: ignore[arg-type]
+with served(application) as url:
     with httpx.Client(base_url=url, timeout=30) as anonymous:
         answer = anonymous.get("/offload/")
         assert answer.status_code == 302, answer.status_code

@@ -166,7 +166,7 @@ def test_async_enqueues_workflows_and_refused_inserts_go_through_the_hooks(
         return [h.id for h in handles]
 
     async_ids = asyncio.run(enqueue_two())
-    flow = offload.chain(double.s(3), double.s()).enqueue()
+    flow = offload.chain(double.s(3), double.s()).enqueue()  # type: ignore[call-arg]
     first = once.enqueue()
     with pytest.raises(offload.DuplicateJob):
         once.options(on_duplicate="raise").enqueue()

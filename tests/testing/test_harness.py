@@ -237,7 +237,7 @@ def test_inline_mode_refuses_an_enqueue_on_the_callers_connection(jobs: Jobs, db
             assert info.value.task == "add"
             assert isinstance(info.value, offload.ConfigurationError)
             with pytest.raises(InlineTransaction, match="mode='manual'"):
-                offload.chain(jobs.add.s(1, 2), jobs.add.s(3)).enqueue(conn=conn)
+                offload.chain(jobs.add.s(1, 2), jobs.add.s(3)).enqueue(conn=conn)  # type: ignore[call-arg]
             conn.commit()
         assert jobs.app.jobs() == []
         assert inline.all_enqueued() == []
