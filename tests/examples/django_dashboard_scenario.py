@@ -113,7 +113,9 @@ assert loop is not None
 
 async def requests_running() -> int:
     """The dashboard's requests under way on its event loop."""
-    return sum("_Bridge.call" in getattr(t.get_coro(), "__qualname__", "") for t in asyncio.all_tasks())
+    return sum(
+        "_Bridge.call" in getattr(t.get_coro(), "__qualname__", "") for t in asyncio.all_tasks()
+    )
 
 
 assert asyncio.run_coroutine_threadsafe(requests_running(), loop).result() == 1
