@@ -104,7 +104,8 @@ def test_a_killed_or_stopped_leader_is_replaced_in_time_and_terms_never_overlap(
 ) -> None:
     app = offload.App(migrated_db_url)
     cluster = Cluster(migrated_db_url, tmp_path)
-    signals: list[tuple[int, signal.Signals, float]] = []  # (term signalled, signal, monotonic time)
+    # (term signalled, signal, monotonic time)
+    signals: list[tuple[int, signal.Signals, float]] = []
     try:
         for _ in range(NODES):
             cluster.start()
