@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from offload.backends.base import Backend
 from offload.backends.params import ElectParams, ResignParams
-from offload.core.errors import ElectionSettingInvalid
+from offload.core.errors import ElectionSettingInvalid, OffloadError
 from offload.core.records import Leadership
 
 #: The duty of rescuing expired leases (workers and schedulers stand for it).
@@ -158,3 +158,24 @@ class Elector:
             self.backend.leaders.resign(ResignParams(self.name, self.holder, self.term))
             self.term = None
             self.until = 0.0
+
+    def step_down(self) -> None:
+        """Give the lease up after the duty failed, and stand again only once it would have
+        expired: holding a duty is tied to doing it, so a holder that reaches the lease row
+        but not what the duty needs (a shard, say) lets another candidate take it rather
+        than renew it forever. The resignation is best effort: if it fails, the lease
+        expires by itself, since it is not renewed."""
+        term = self.term
+        self.due = time.monotonic() + self.lease + _PAST_EXPIRY
+        try:
+            self.resign()
+        except OffloadError as exc:
+            self.log.warning(
+                "%s: could not give up the %s duty (it expires): %s", self.holder, self.name, exc
+            )
+        self.term = None
+        self.until = 0.0
+        if term is not None:
+            self.log.warning(
+                "%s: gave up the %s duty (term %d): it failed", self.holder, self.name, term
+            )

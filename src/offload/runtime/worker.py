@@ -443,7 +443,7 @@ class Worker:
             if elector is not None and now >= elector.due and elector.poll():
                 next_rescue = now  # a new term: the last holder may have died, rescue now
             if now >= next_rescue:
-                if (elector is None or elector.leading()) and self._rescue():
+                if (elector is None or elector.leading()) and self._rescue_duty():
                     drained = False  # rescued jobs are due: claim them before stopping
                     more = True
                 next_rescue = now + self.rescue_interval
@@ -789,6 +789,17 @@ class Worker:
         if rescued:
             log.warning("rescued %d jobs whose lease expired: %s", len(rescued), rescued[:20])
         return len(rescued)
+
+    def _rescue_duty(self) -> int:
+        """`_rescue`, as the holder of the rescue duty: if it fails, the duty is given up
+        first (`Elector.step_down`), so a worker that renews its lease but cannot rescue
+        (one shard unreachable) does not keep the duty from the others."""
+        try:
+            return self._rescue()
+        except Exception:
+            if self.elector is not None:
+                self.elector.step_down()
+            raise
 
     def _resign(self) -> None:
         """Give up the rescue duty at the stop, so another worker takes it at once (during
