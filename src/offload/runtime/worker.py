@@ -63,7 +63,13 @@ from offload.runtime.batch import gather, split
 from offload.runtime.delivery import unwrap
 from offload.runtime.executor import Event, Finished, Progress, SelfPipe
 from offload.runtime.hooks import HookErrors, Middlewares
-from offload.runtime.leader import MIN_LEADER_LEASE, RESCUE, Elector, check_election
+from offload.runtime.leader import (
+    DEFAULT_LEADER_LEASE,
+    MIN_LEADER_LEASE,
+    RESCUE,
+    Elector,
+    check_election,
+)
 from offload.runtime.observer import JobObserver
 from offload.runtime.outage import Outage, passing
 from offload.runtime.outcomes import (
@@ -130,10 +136,12 @@ class Worker:
             },
             prefetch=prefetch,
         )
-        # By default the rescue duty's lease is the jobs' (at least MIN_LEADER_LEASE): a dead
-        # leader is replaced about when the jobs it held become rescuable anyway.
+        # By default the rescue duty's lease is the jobs' (a dead leader is replaced about when
+        # the jobs it held become rescuable anyway), but never past the scheduler's default:
+        # a long-lease pool holding the duty must not delay the rescue of short-lease
+        # workers' jobs by its own lease, nor a long `lease` refuse a default nobody set.
         if leader_lease is None and isinstance(lease, int | float):
-            leader_lease = max(float(lease), MIN_LEADER_LEASE)
+            leader_lease = max(min(float(lease), DEFAULT_LEADER_LEASE), MIN_LEADER_LEASE)
         leader_lease = check_election(elect, leader_lease)
         if isinstance(connections, bool) or not isinstance(connections, int) or connections < 1:
             raise ConfigurationError(f"connections must be an int >= 1, got {connections!r}")
