@@ -216,16 +216,18 @@ class Scheduler:
 
     def _do(self, duty: str, step: Callable[[], object], failed: list[Exception]) -> bool:
         """Do one step of `duty`; return whether it succeeded. If it fails, its error goes
-        to `failed` and the duty is given up (`Elector.step_down`): holding a duty is tied
-        to doing it, so a scheduler that cannot do it lets another candidate take it."""
+        to `failed`, and a duty that keeps failing is given up (`Elector.failed`): holding
+        a duty is tied to doing it, so a scheduler that cannot do it lets another take it."""
+        elector = self.electors.get(duty)
         try:
             step()
         except Exception as exc:
             failed.append(exc)
-            elector = self.electors.get(duty)
             if elector is not None:
-                elector.step_down()
+                elector.failed()
             return False
+        if elector is not None:
+            elector.succeeded()
         return True
 
     def _rescue(self) -> None:

@@ -799,15 +799,18 @@ class Worker:
         return len(rescued)
 
     def _rescue_duty(self) -> int:
-        """`_rescue`, as the holder of the rescue duty: if it fails, the duty is given up
-        first (`Elector.step_down`), so a worker that renews its lease but cannot rescue
+        """`_rescue`, as the holder of the rescue duty: if it keeps failing, the duty is
+        given up (`Elector.failed`), so a worker that renews its lease but cannot rescue
         (one shard unreachable) does not keep the duty from the others."""
         try:
-            return self._rescue()
+            rescued = self._rescue()
         except Exception:
             if self.elector is not None:
-                self.elector.step_down()
+                self.elector.failed()
             raise
+        if self.elector is not None:
+            self.elector.succeeded()
+        return rescued
 
     def _resign(self) -> None:
         """Give up the rescue duty at the stop, so another worker takes it at once (during
