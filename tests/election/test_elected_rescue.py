@@ -141,3 +141,18 @@ def test_bad_election_settings_are_refused_by_name(
         assert refused.value.setting == setting
         assert refused.value.value is settings[setting]
         assert setting in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("lease", "leader_lease"),
+    [(7200.0, 20.0), (60.0, 20.0), (5.0, 5.0), (0.2, 0.5)],
+    ids=["past-the-max", "long", "short", "below-the-min"],
+)
+def test_the_worker_s_default_leader_lease_is_its_lease_capped_at_the_scheduler_s(
+    app: offload.App, lease: float, leader_lease: float
+) -> None:
+    """A job lease past `MAX_LEADER_LEASE` (valid before the election) starts a worker, and
+    a long-lease worker holding the rescue duty holds it no longer than the default lease."""
+    worker = app.worker(executor="thread", lease=lease)
+    assert worker.elector is not None
+    assert worker.elector.lease == leader_lease

@@ -28,7 +28,7 @@ def election_options(command: F) -> F:
         type=float,
         metavar="SECONDS",
         help="How long a maintenance duty's lease lasts: a dead holder is replaced within "
-        "it [default: the worker's --lease; 20 for a scheduler].",
+        "it [default: 20; for a worker its --lease if shorter, at least 0.5].",
     )(with_election)
     wrapped = click.option(
         "--elect/--no-elect",

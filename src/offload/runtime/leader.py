@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from offload.backends.base import Backend
 from offload.backends.params import ElectParams, ResignParams
-from offload.core.errors import ElectionSettingInvalid
+from offload.core.errors import ElectionSettingInvalid, OffloadError
 from offload.core.records import Leadership
 
 #: The duty of rescuing expired leases (workers and schedulers stand for it).
@@ -44,6 +44,9 @@ DEFAULT_LEADER_LEASE = 20.0
 MIN_LEADER_LEASE = 0.5
 #: The longest: a dead leader's duty waits this long for a successor.
 MAX_LEADER_LEASE = 3600.0
+#: Duty steps failing in a row after which the holder gives the duty up: one failure may be
+#: a blip the next turn gets past; two say this process cannot do the duty.
+STEP_DOWN_AFTER = 2
 #: Seconds a candidate waits past the expiry it read before looking again (the holder's
 #: renewal may be in flight).
 _PAST_EXPIRY = 0.01
@@ -108,6 +111,8 @@ class Elector:
         self.until = 0.0
         #: Monotonic time of the next check.
         self.due = 0.0
+        #: The duty's steps that failed in a row while held (`failed`, `succeeded`).
+        self.failures = 0
 
     def leading(self) -> bool:
         """Whether this process holds the lease now, by its own monotonic clock."""
@@ -158,3 +163,36 @@ class Elector:
             self.backend.leaders.resign(ResignParams(self.name, self.holder, self.term))
             self.term = None
             self.until = 0.0
+
+    def succeeded(self) -> None:
+        """The duty's step succeeded: the failures in a row start again from none."""
+        self.failures = 0
+
+    def failed(self) -> None:
+        """The duty's step failed: after `STEP_DOWN_AFTER` in a row, give the duty up
+        (`step_down`), since this process holds it without doing it."""
+        self.failures += 1
+        if self.failures >= STEP_DOWN_AFTER:
+            self.failures = 0
+            self.step_down()
+
+    def step_down(self) -> None:
+        """Give the lease up after the duty failed, and stand again only once it would have
+        expired: holding a duty is tied to doing it, so a holder that reaches the lease row
+        but not what the duty needs (a shard, say) lets another candidate take it rather
+        than renew it forever. The resignation is best effort: if it fails, the lease
+        expires by itself, since it is not renewed."""
+        term = self.term
+        self.due = time.monotonic() + self.lease + _PAST_EXPIRY
+        try:
+            self.resign()
+        except OffloadError as exc:
+            self.log.warning(
+                "%s: could not give up the %s duty (it expires): %s", self.holder, self.name, exc
+            )
+        self.term = None
+        self.until = 0.0
+        if term is not None:
+            self.log.warning(
+                "%s: gave up the %s duty (term %d): it failed", self.holder, self.name, term
+            )

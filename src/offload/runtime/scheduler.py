@@ -163,19 +163,22 @@ class Scheduler:
                     next_rescue = time.monotonic()
                 if self._elect(UPKEEP):
                     next_prune = next_sweep = next_stats = time.monotonic()
-                rescuing, upkeep = self._leading(RESCUE), self._leading(UPKEEP)
-                if rescuing and time.monotonic() >= next_rescue:
-                    self.backend.claims.rescue(RescueParams(self.clock() if self.clock else None))
+                # Each duty step fails on its own: the duty it belongs to is given up (so
+                # another candidate does it) and the other steps still run; the first
+                # error is raised after them, to be ridden out or backed off as before.
+                failed: list[Exception] = []
+                if self._due(RESCUE, next_rescue) and self._do(RESCUE, self._rescue, failed):
                     next_rescue = time.monotonic() + self.rescue_interval
-                if upkeep and time.monotonic() >= next_sweep:
-                    self.sweeper.sweep()
+                if self._due(UPKEEP, next_sweep) and self._do(UPKEEP, self.sweeper.sweep, failed):
                     next_sweep = time.monotonic() + self.sweep_interval
-                if upkeep and time.monotonic() >= next_stats:
-                    self.backend.stats.roll()
+                if self._due(UPKEEP, next_stats) and self._do(
+                    UPKEEP, self.backend.stats.roll, failed
+                ):
                     next_stats = time.monotonic() + self.stats_interval
-                if upkeep and time.monotonic() >= next_prune:
-                    self.prune()
+                if self._due(UPKEEP, next_prune) and self._do(UPKEEP, self.prune, failed):
                     next_prune = time.monotonic() + self.prune_interval
+                if failed:
+                    raise failed[0]
             except (BackendUnavailable, SchemaMismatch) as exc:
                 if fatal(exc):
                     log.error("scheduler stopped: %s", exc)
@@ -205,6 +208,31 @@ class Scheduler:
         """Whether this scheduler does the duty now: it holds it, or nothing is elected."""
         elector = self.electors.get(duty)
         return elector is None or elector.leading()
+
+    def _due(self, duty: str, at: float) -> bool:
+        """Whether a step of `duty` is to be done now: this scheduler leads it and its time
+        has come."""
+        return self._leading(duty) and time.monotonic() >= at
+
+    def _do(self, duty: str, step: Callable[[], object], failed: list[Exception]) -> bool:
+        """Do one step of `duty`; return whether it succeeded. If it fails, its error goes
+        to `failed`, and a duty that keeps failing is given up (`Elector.failed`): holding
+        a duty is tied to doing it, so a scheduler that cannot do it lets another take it."""
+        elector = self.electors.get(duty)
+        try:
+            step()
+        except Exception as exc:
+            failed.append(exc)
+            if elector is not None:
+                elector.failed()
+            return False
+        if elector is not None:
+            elector.succeeded()
+        return True
+
+    def _rescue(self) -> None:
+        """Put back jobs whose lease expired (the rescue duty)."""
+        self.backend.claims.rescue(RescueParams(self.clock() if self.clock else None))
 
     def _resign(self) -> None:
         """Give up the duties held at a clean stop, so another takes them at once."""

@@ -63,7 +63,13 @@ from offload.runtime.batch import gather, split
 from offload.runtime.delivery import unwrap
 from offload.runtime.executor import Event, Finished, Progress, SelfPipe
 from offload.runtime.hooks import HookErrors, Middlewares
-from offload.runtime.leader import MIN_LEADER_LEASE, RESCUE, Elector, check_election
+from offload.runtime.leader import (
+    DEFAULT_LEADER_LEASE,
+    MIN_LEADER_LEASE,
+    RESCUE,
+    Elector,
+    check_election,
+)
 from offload.runtime.observer import JobObserver
 from offload.runtime.outage import Outage, passing
 from offload.runtime.outcomes import (
@@ -130,10 +136,12 @@ class Worker:
             },
             prefetch=prefetch,
         )
-        # By default the rescue duty's lease is the jobs' (at least MIN_LEADER_LEASE): a dead
-        # leader is replaced about when the jobs it held become rescuable anyway.
+        # By default the rescue duty's lease is the jobs' (a dead leader is replaced about when
+        # the jobs it held become rescuable anyway), but never past the scheduler's default:
+        # a long-lease pool holding the duty must not delay the rescue of short-lease
+        # workers' jobs by its own lease, nor a long `lease` refuse a default nobody set.
         if leader_lease is None and isinstance(lease, int | float):
-            leader_lease = max(float(lease), MIN_LEADER_LEASE)
+            leader_lease = max(min(float(lease), DEFAULT_LEADER_LEASE), MIN_LEADER_LEASE)
         leader_lease = check_election(elect, leader_lease)
         if isinstance(connections, bool) or not isinstance(connections, int) or connections < 1:
             raise ConfigurationError(f"connections must be an int >= 1, got {connections!r}")
@@ -443,7 +451,7 @@ class Worker:
             if elector is not None and now >= elector.due and elector.poll():
                 next_rescue = now  # a new term: the last holder may have died, rescue now
             if now >= next_rescue:
-                if (elector is None or elector.leading()) and self._rescue():
+                if (elector is None or elector.leading()) and self._rescue_duty():
                     drained = False  # rescued jobs are due: claim them before stopping
                     more = True
                 next_rescue = now + self.rescue_interval
@@ -789,6 +797,20 @@ class Worker:
         if rescued:
             log.warning("rescued %d jobs whose lease expired: %s", len(rescued), rescued[:20])
         return len(rescued)
+
+    def _rescue_duty(self) -> int:
+        """`_rescue`, as the holder of the rescue duty: if it keeps failing, the duty is
+        given up (`Elector.failed`), so a worker that renews its lease but cannot rescue
+        (one shard unreachable) does not keep the duty from the others."""
+        try:
+            rescued = self._rescue()
+        except Exception:
+            if self.elector is not None:
+                self.elector.failed()
+            raise
+        if self.elector is not None:
+            self.elector.succeeded()
+        return rescued
 
     def _resign(self) -> None:
         """Give up the rescue duty at the stop, so another worker takes it at once (during

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import itertools
+import logging
+import reprlib
 import selectors
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -33,6 +35,8 @@ from offload.core.errors import (
 from offload.core.options import check_name
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 class ShardedBackend:
@@ -144,6 +148,29 @@ class ShardedBackend:
     def all(self, call: Callable[[Backend], T]) -> list[T]:
         """`call` on every shard, home first."""
         return [call(m.backend) for m in self.members]
+
+    def each(self, call: Callable[[Backend], T]) -> list[T]:
+        """`call` on every shard, home first, each on its own: one that fails (unreachable)
+        does not keep the later ones from it. After all were tried, the first error is
+        raised, what the others returned logged; for maintenance (rescue, sweep, prune,
+        roll-up), where each shard's part stands alone and is committed by itself."""
+        done: list[T] = []
+        failed: list[tuple[str, Exception]] = []
+        for member in self.members:
+            try:
+                done.append(call(member.backend))
+            except Exception as exc:
+                failed.append((member.name, exc))
+        if failed:
+            log.warning(
+                "maintenance failed on shard(s) %s (first: %s); done on the %d others: %s",
+                ", ".join(name for name, _ in failed),
+                failed[0][1],
+                len(done),
+                reprlib.repr(done),
+            )
+            raise failed[0][1]
+        return done
 
     def split(self, items: Iterable[T], key: Callable[[T], int]) -> dict[int, list[T]]:
         """Items grouped by the shard of their id (positions past the last shard are kept

@@ -230,7 +230,7 @@ class ShardedJobs:
         return self.s.by_id(params.job_id).jobs.retry(params)
 
     def prune(self, params: JobPruneParams) -> int:
-        return sum(self.s.all(lambda b: b.jobs.prune(params)))
+        return sum(self.s.each(lambda b: b.jobs.prune(params)))
 
 
 class ShardedClaims:
@@ -319,7 +319,7 @@ class ShardedClaims:
         )
 
     def rescue(self, params: RescueParams) -> list[int]:
-        return _concat(self.s.all(lambda b: b.claims.rescue(params)))
+        return _concat(self.s.each(lambda b: b.claims.rescue(params)))
 
 
 class ShardedWorkers:
@@ -342,7 +342,7 @@ class ShardedWorkers:
         self.s.all(lambda b: b.workers.unregister(worker))
 
     def prune(self, older_than: float) -> int:
-        return max(self.s.all(lambda b: b.workers.prune(older_than)))
+        return max(self.s.each(lambda b: b.workers.prune(older_than)))
 
     def list(self) -> list[WorkerInfo]:
         return self.s.home.workers.list()
@@ -406,10 +406,10 @@ class ShardedSweep:
         self.s = sharded
 
     def shed(self, queue: str) -> list[int]:
-        return _concat(self.s.all(lambda b: b.sweep.shed(queue)))
+        return _concat(self.s.each(lambda b: b.sweep.shed(queue)))
 
     def readmit(self, params: SweepReadmitParams) -> list[JobChange]:
-        return _concat(self.s.all(lambda b: b.sweep.readmit(params)))
+        return _concat(self.s.each(lambda b: b.sweep.readmit(params)))
 
     def take(self, params: SweepTakeParams) -> list[Job]:
         """Shard by shard, as `ShardedClaims.take`: a later shard's failure gives back the
@@ -456,7 +456,7 @@ class ShardedEvents:
         return self.s.home.events.notify(params)
 
     def prune(self, older_than: float) -> int:
-        return sum(self.s.all(lambda b: b.events.prune(older_than)))
+        return sum(self.s.each(lambda b: b.events.prune(older_than)))
 
     def signal(self) -> Listener:
         return self.s.home.events.signal()
@@ -467,7 +467,7 @@ class ShardedStats:
         self.s = sharded
 
     def roll(self, limit: int = 10_000) -> int:
-        return sum(self.s.all(lambda b: b.stats.roll(limit)))
+        return sum(self.s.each(lambda b: b.stats.roll(limit)))
 
     def read(self, params: StatsReadParams) -> builtins.list[tuple[float, Tally]]:
         """Every shard's buckets added up, slot by slot."""
@@ -481,7 +481,7 @@ class ShardedStats:
         return sorted(slots.items(), key=lambda slot: slot[0])
 
     def prune(self, older_than: float) -> int:
-        return sum(self.s.all(lambda b: b.stats.prune(older_than)))
+        return sum(self.s.each(lambda b: b.stats.prune(older_than)))
 
 
 class ShardedWorkflows:
@@ -581,7 +581,7 @@ class ShardedTopics:
         self.s.route(params.topic).topics.retain(params)
 
     def prune(self, now: datetime | None = None) -> int:
-        return sum(self.s.all(lambda b: b.topics.prune(now)))
+        return sum(self.s.each(lambda b: b.topics.prune(now)))
 
 
 def _give_back(worker: str, jobs: Sequence[Job], release: Callable[[ReleaseParams], int]) -> None:
