@@ -206,8 +206,9 @@ def _worker_metrics() -> WorkerMetrics:
 @click.option("--json", is_flag=True, help="Print the workers as JSON.")
 @click.pass_obj
 def workers(loader: AppLoader, json: bool) -> None:
-    """List registered workers and their last heartbeat, then who holds each maintenance
-    duty (rescue, upkeep)."""
+    """List registered workers and their last heartbeat.
+
+    Then who holds each maintenance duty (rescue, upkeep), and in which term."""
     app = loader.app()
     found = app.worker_statuses()
     if json:
