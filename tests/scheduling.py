@@ -30,7 +30,7 @@ APART = (
     "tests/flow/test_limits_processes.py",
     "tests/flow/test_starvation.py",
     "tests/flow/test_worker_turns.py",
-    "tests/hosts/",
+    "tests/hosts/test_hosts.py",
     "tests/runtime/test_cancel_and_context.py",
     "tests/runtime/test_limits.py",
     "tests/runtime/test_torture.py",
