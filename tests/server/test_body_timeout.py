@@ -31,8 +31,13 @@ def _drip_until_answered(sock: socket.socket, deadline: float) -> bytes:
         assert time.monotonic() < deadline, "no answer to a body that never ends"
         sock.sendall(DRIP)
     received = b""
-    while chunk := sock.recv(65536):  # b"" once the server closes; a timeout fails the test
-        received += chunk
+    try:
+        while chunk := sock.recv(65536):  # b"" once the server closes; a timeout fails the test
+            received += chunk
+    except ConnectionResetError:
+        # The server closed with drips it never read still queued, so TCP reset the
+        # connection instead of closing it; the answer read before is what the test checks.
+        pass
     return received
 
 
