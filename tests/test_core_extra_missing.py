@@ -57,6 +57,18 @@ def test_of_an_import_error_names_its_top_level_package() -> None:
             "--metrics-port needs the metrics extra (prometheus_client is missing): "
             "pip install 'offload[metrics]'",
         ),
+        (
+            "httpx",
+            "import offload.client\n",
+            "offload.client needs the client extra (httpx is missing): "
+            "pip install 'offload[client]'",
+        ),
+        (
+            "starlette",
+            "offload.asgi(app)\n",
+            "the HTTP API needs the server extra (starlette is missing): "
+            "pip install 'offload[server]'",
+        ),
     ],
 )
 def test_each_feature_raises_it(hidden: str, call: str, message: str, tmp_path: Path) -> None:

@@ -4,10 +4,7 @@ every error status; refuses bad input before sending; and maps a missing answer.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
-import subprocess
-import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -239,27 +236,3 @@ def test_no_answer_is_backend_unavailable_or_outcome_unknown() -> None:
         with pytest.raises(offload.BackendUnavailable, match="no answer") as read:
             client.job(1)
         assert type(read.value) is offload.BackendUnavailable
-
-
-def test_without_httpx_the_client_names_its_extra() -> None:
-    script = (
-        "import sys\n"
-        "sys.modules['httpx'] = None  # as if not installed\n"
-        "import offload\n"
-        "try:\n"
-        "    import offload.client\n"
-        "except offload.ConfigurationError as exc:\n"
-        "    print(exc)\n"
-    )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "needs the client extra (httpx is missing)" in done.stdout
-    assert "pip install 'offload[client]'" in done.stdout

@@ -3,12 +3,9 @@ prefix, the listings of queues, workers and schedules, and `offload serve` for r
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -164,31 +161,6 @@ def test_offload_serve_on_a_public_address_with_a_token_checks_it(
     assert created.status_code == 202, created.text
     assert httpx.get(f"{base}/v1/jobs", headers=auth, timeout=30).status_code == 403
     assert "without credentials" not in stop(server)
-
-
-def test_without_the_server_extra_asgi_names_it(tmp_path: Path) -> None:
-    script = (
-        "import sys\n"
-        "sys.modules['starlette'] = None  # as if not installed\n"
-        "import offload\n"
-        f"app = offload.App('sqlite:///{tmp_path / 'x.db'}')\n"
-        "try:\n"
-        "    offload.asgi(app)\n"
-        "except offload.ConfigurationError as exc:\n"
-        "    print(exc)\n"
-    )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "needs the server extra (starlette is missing)" in done.stdout
-    assert "pip install 'offload[server]'" in done.stdout
 
 
 def test_app_calls_run_off_the_event_loop(
