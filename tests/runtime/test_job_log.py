@@ -13,6 +13,7 @@ import pytest
 import offload
 from offload.runtime import joblog
 from offload.runtime.logfmt import TEXT_FORMAT, JsonFormatter, TextFormatter, configure
+from tests.runtime.jobs import running_job
 
 
 def _record(**extra: Any) -> logging.LogRecord:
@@ -152,33 +153,12 @@ def test_a_worker_names_each_queue_it_does_not_serve_once(
 def test_json_lines_escape_names_and_messages_and_write_floats_as_numbers() -> None:
     """The JSON format is built from templates, not a serializer: whatever a task name or an
     error message holds, each line must still be one valid JSON object with the facts."""
-    from datetime import UTC, datetime
-
     from offload.backends.params import Outcome
-    from offload.core.job import Job
     from offload.core.states import JobState
     from offload.runtime.executor import Finished
 
-    now = datetime.now(UTC)
     odd = 'tâsk "quoted" \\ back\tslash \u2028 \x01'
-    job = Job(
-        id=7,
-        task=odd,
-        queue='q"ueue',
-        args=[],
-        kwargs={},
-        priority=0,
-        state=JobState.RUNNING,
-        attempt=2,
-        max_attempts=3,
-        run_at=now,
-        enqueued_at=now,
-        started_at=now,
-        finished_at=None,
-        lease_until=now,
-        worker="w",
-        result=None,
-    )
+    job = running_job(odd, 'q"ueue')
     message = 'bad "input"\nline two \\ \x00 é'
     runs = [
         Finished(job, True, "null", duration=1e-05),

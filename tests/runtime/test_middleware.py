@@ -25,6 +25,7 @@ from offload.runtime.executor import Finished
 from offload.runtime.hooks import HookErrors
 from tests.apps import traced
 from tests.runtime.conftest import PYTHONPATH, ROOT
+from tests.runtime.jobs import running_job
 
 HOOKS = ("before_enqueue", "after_enqueue", "job_started", "job_ended", "job_retrying")
 
@@ -366,9 +367,6 @@ def test_job_lost_alone_makes_a_worker_tell_of_jobs_and_each_taker_is_guarded(
     """`job_lost` (the worker's heartbeat found a running job's lease taken; see
     tests/contrib/test_otel.py for a real loss) is a job hook like the others: a middleware
     with it alone is told of jobs, and one that raises in it spares the next."""
-    from datetime import UTC, datetime
-
-    from offload.core.job import Job
     from offload.runtime.hooks import Middlewares
 
     seen: list[tuple[int, int, float]] = []
@@ -381,25 +379,7 @@ def test_job_lost_alone_makes_a_worker_tell_of_jobs_and_each_taker_is_guarded(
         def job_lost(self, lost: offload.JobLost) -> None:
             seen.append((lost.job.id, lost.job.attempt, lost.at))
 
-    now = datetime.now(UTC)
-    job = Job(
-        id=7,
-        task="t",
-        queue="q",
-        args=[],
-        kwargs={},
-        priority=0,
-        state=JobState.RUNNING,
-        attempt=2,
-        max_attempts=3,
-        run_at=now,
-        enqueued_at=now,
-        started_at=now,
-        finished_at=None,
-        lease_until=now,
-        worker="w",
-        result=None,
-    )
+    job = running_job()
     assert Middlewares([Told()]).jobs
     hooks = Middlewares([Broken(), Told()])
     caplog.set_level(logging.ERROR, logger="offload.middleware")
