@@ -126,14 +126,11 @@ def test_executor_rows_name_their_executor_and_keep_it_at_base() -> None:
     for db in ("sqlite", "pg"):
         for executor in ("thread", "async"):
             row = BY_KEY[f"offload-{db}-{executor}"]
-            assert (row.module, row.executor, row.reference) == (
-                "offload",
-                executor,
-                f"offload-{db}",
-            )
+            assert (row.module, row.variant) == ("offload", f"{db}:{executor}")
+            assert (row.reference, row.workloads) == (f"offload-{db}", ("drain", "latency"))
             base = base_row(row, "abc", "/tmp/src")
             assert (base.key, base.variant) == (f"{row.key}@base", row.variant)
-    assert BY_KEY["offload-sqlite"].executor == ""
+    assert BY_KEY["offload-sqlite"].variant == "sqlite"  # the default executor, process
 
 
 def harness(variant: str, workload: dict[str, Any]) -> dict[str, Any]:

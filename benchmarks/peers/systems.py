@@ -33,11 +33,6 @@ class System:
     reference: str = "offload-sqlite"  # the offload row its ratios are taken against
     src: str = ""  # run offload from this source tree instead of the working tree (--base)
 
-    @property
-    def executor(self) -> str:
-        """The executor of an offload row's worker ("" for the default, process)."""
-        return self.variant.partition(":")[2] if self.module == "offload" else ""
-
 
 _REDIS_EVERYSEC = (
     "Redis AOF everysec: the enqueue is in the OS page cache when acknowledged (survives a "
