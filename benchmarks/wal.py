@@ -15,6 +15,10 @@ Operations, each through the calls offload itself makes: `enqueue()` one job per
 leases are then renewed 4 times (`claims.heartbeat`). Figures are per job.
 
     .venv/bin/python benchmarks/wal.py [--backend sqlite|postgres|both] [--jobs 200]
+    .venv/bin/python benchmarks/wal.py --backlog 1000000    # the same with 1M jobs queued
+
+`--backlog N` queues N jobs first (`enqueue_many`, untimed), so every operation runs on a
+table and indexes that deep: what the scale workload of the peer rig compares.
 """
 
 from __future__ import annotations
@@ -167,13 +171,17 @@ class PostgresLog(Log):
         self.conn.close()
 
 
-def measure(url: str, log_for: Callable[[], Log], jobs: int) -> list[Measure]:
-    """Every operation of the module docstring on a fresh, migrated database at `url`."""
+def measure(url: str, log_for: Callable[[], Log], jobs: int, backlog: int = 0) -> list[Measure]:
+    """Every operation of the module docstring on a fresh, migrated database at `url`, with
+    `backlog` jobs queued first."""
     app = offload.App(url)
     app.migrate()
 
     @app.task(name="noop")
     def noop() -> None: ...
+
+    for start in range(0, backlog, BATCH):
+        noop.enqueue_many([()] * min(BATCH, backlog - start))
 
     backend = app.backend
     noop.enqueue()  # first statements prepared, first pages allocated outside the measure
@@ -256,23 +264,26 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--jobs", type=int, default=200, help="jobs per single-job operation")
+    parser.add_argument("--backlog", type=int, default=0, help="jobs queued before measuring")
     args = parser.parse_args()
     if args.jobs < WIDE:
         parser.error(f"--jobs must be at least {WIDE}")
     if args.backend in ("sqlite", "both"):
         with tempfile.TemporaryDirectory() as tmp:
             path = f"{tmp}/wal.db"
-            results = measure(f"sqlite:///{path}", lambda: SQLiteLog(path), args.jobs)
+            results = measure(f"sqlite:///{path}", lambda: SQLiteLog(path), args.jobs, args.backlog)
             page = sqlite3.connect(path).execute("PRAGMA page_size").fetchone()[0]
-        table(
-            f"SQLite {sqlite3.sqlite_version} (page {page} B + 24 B frame header)", "pages", results
-        )
+        queued = f", {args.backlog:,} jobs queued first" if args.backlog else ""
+        title = f"SQLite {sqlite3.sqlite_version} (page {page} B + 24 B frame header{queued})"
+        table(title, "pages", results)
     if args.backend in ("postgres", "both"):
         with postgres_url() as url:
-            results = measure(url, lambda: PostgresLog(url), args.jobs)
+            results = measure(url, lambda: PostgresLog(url), args.jobs, args.backlog)
             version = psycopg.connect(url).execute("SHOW server_version").fetchone()
         shown = version[0] if version else "?"
-        table(f"PostgreSQL {shown} (full_page_writes=off: no full-page images)", "bytes", results)
+        queued = f"; {args.backlog:,} jobs queued first" if args.backlog else ""
+        title = f"PostgreSQL {shown} (full_page_writes=off: no full-page images{queued})"
+        table(title, "bytes", results)
     return 0
 
 

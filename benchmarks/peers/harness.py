@@ -17,6 +17,9 @@ Workloads (`kind`):
 * `enqueue_tasks`: n jobs, one call each, from `producers` coroutines at once on one event
   loop (an ASGI server's), through the adapter's `enqueue_async` (else `enqueue_one` in a
   thread); jobs/s.
+* `enqueue_procs`: n jobs, one call each, from `producers` processes of their own (each runs
+  this module with `--producer`, connects through the adapter's `attach`, then waits for
+  the go); jobs/s from the first producer's first call to the last one's last return.
 * `drain`: n jobs queued first (untimed; batches of 1,000 where the system has a batch API),
   then the workers are started: jobs/s from the start of the worker processes to the start
   of the last job (marks), and the steady rate (first job start to last).
@@ -201,6 +204,84 @@ async def w_enqueue_tasks(adapter: Adapter, w: dict[str, Any]) -> dict[str, Any]
     return {"value": n / seconds, "seconds": seconds}
 
 
+async def w_enqueue_procs(adapter: Adapter, w: dict[str, Any]) -> dict[str, Any]:
+    n, parts = w["n"], w["producers"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    system = {
+        "module": type(adapter).__module__,
+        "variant": adapter.variant,
+        "workdir": str(adapter.workdir),
+        "timeout": w["timeout"],
+    }
+    procs: list[asyncio.subprocess.Process] = []
+    spans: list[dict[str, Any]] = []
+    try:
+        for seqs in _slices(n, parts):
+            job = {**system, "start": seqs.start, "stop": seqs.stop, "step": seqs.step}
+            log = (adapter.workdir / f"producer{len(procs)}.log").open("ab")
+            procs.append(
+                await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "benchmarks.peers.harness",
+                    "--producer",
+                    json.dumps(job),
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=log,
+                    env=env,
+                    cwd=os.getcwd(),
+                )
+            )
+            log.close()
+        for proc in procs:  # each has imported the system and connected
+            assert proc.stdout is not None
+            line = await asyncio.wait_for(proc.stdout.readline(), w["timeout"])
+            if line.strip() != b"ready":
+                raise RuntimeError(f"a producer process failed to start: {line!r}")
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write(b"go\n")
+            await proc.stdin.drain()
+        for proc in procs:
+            out, _ = await asyncio.wait_for(proc.communicate(), w["timeout"] + 30)
+            spans.append(json.loads(out.decode().strip().splitlines()[-1]))
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    failed = [s for s in spans if "error" in s]
+    if failed:
+        what = f"{len(failed)} producer process(es): {failed[0]['error']}"
+        raise Bound(what) if failed[0].get("bound") else RuntimeError(what)
+    seconds = max(s["end"] for s in spans) - min(s["start"] for s in spans)
+    await check_queued(adapter, n)
+    return {"value": n / seconds, "seconds": seconds, "producers": parts}
+
+
+async def produce(job: dict[str, Any]) -> dict[str, Any]:
+    """One producer process of `enqueue_procs`: connect, say ready, wait for the go, then
+    enqueue its slice one job per call; its first call's start and last call's end."""
+    url = os.environ["PEERS_URL"]
+    module = importlib.import_module(job["module"])
+    adapter: Adapter = module.Adapter(job["variant"], url, Path(job["workdir"]))
+    await call(adapter.attach)
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    await asyncio.to_thread(sys.stdin.readline)
+    start = time.time()
+    deadline = time.perf_counter() + job["timeout"]
+    try:
+        for i, seq in enumerate(range(job["start"], job["stop"], job["step"])):
+            await call(adapter.enqueue_one, seq)
+            if i & 63 == 0 and time.perf_counter() > deadline:
+                raise Bound(f"a producer process passed its bound after {i + 1} jobs")
+    finally:
+        await call(adapter.teardown)
+    return {"start": start, "end": time.time()}
+
+
 async def prefill(adapter: Adapter, seqs: range, timeout: float) -> dict[str, Any]:
     """Queue `seqs` as fast as the system's API allows (untimed for the figure, bounded)."""
     start = time.perf_counter()
@@ -331,6 +412,7 @@ WORKLOADS: dict[str, Callable[[Adapter, dict[str, Any]], Awaitable[dict[str, Any
     "enqueue_batch": w_enqueue_batch,
     "enqueue_threads": w_enqueue_threads,
     "enqueue_tasks": w_enqueue_tasks,
+    "enqueue_procs": w_enqueue_procs,
     "drain": w_drain,
     "latency": w_latency,
     "scale": w_scale,
@@ -360,7 +442,23 @@ async def run(spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
             await call(adapter.teardown)
 
 
+def producer_main(job: dict[str, Any]) -> int:
+    """`--producer`: one producer process of `enqueue_procs`; prints its span as JSON."""
+    try:
+        out = asyncio.run(produce(job))
+    except Bound as exc:
+        out = {"error": str(exc), "bound": True}
+    except Exception as exc:
+        traceback.print_exc()
+        out = {"error": f"{type(exc).__name__}: {exc}"}
+    sys.stdout.write(json.dumps(out) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if argv[0] == "--producer":
+        return producer_main(json.loads(argv[1]))
     spec = json.loads(argv[0])
     workdir = Path(tempfile.mkdtemp(prefix="peers-", dir=spec.get("tmpdir")))
     try:

@@ -27,7 +27,7 @@ from typing import Any
 
 from benchmarks.peers import report
 from benchmarks.peers.services import Postgres, Redis
-from benchmarks.peers.systems import BY_KEY, SYSTEMS, System
+from benchmarks.peers.systems import BY_KEY, SYSTEMS, WORKLOADS, System
 from benchmarks.procinfo import cpu_model, load_average, memory_gb
 
 HERE = Path(__file__).resolve().parent
@@ -158,8 +158,13 @@ class Runner:
         return result
 
 
-#: Concurrent producers in one process, one job per call: the workload and how many.
-PRODUCERS = {"threads32": ("enqueue_threads", 32), "async500": ("enqueue_tasks", 500)}
+#: Concurrent producers, one job per call: the workload and how many (threads and coroutines
+#: of one process; processes of their own).
+PRODUCERS = {
+    "threads32": ("enqueue_threads", 32),
+    "async500": ("enqueue_tasks", 500),
+    "procs8": ("enqueue_procs", 8),
+}
 
 
 def workload_spec(kind: str, s: Sizes) -> dict[str, Any]:
@@ -213,11 +218,17 @@ def median_of(results: list[dict[str, Any]], key: str = "value") -> float | None
 
 
 def scale_prediction(system: System, points: dict[str, list[dict[str, Any]]], s: Sizes) -> str:
-    """'' if the large scale run should fit its bounds, else why it is skipped."""
-    prefill_rate = median_of(points.get("drain", []), "prefill_rate")
-    drain_rate = median_of(points.get("drain", []), "steady")
+    """'' if the large scale run should fit its bounds, else why it is skipped. The rates come
+    from the drain runs, or where the run left the drain out from the small scale runs (their
+    own prefill and window); with neither yet, the small run goes ahead within its bounds."""
+    source = "drain" if "drain" in points else "scale_small"
+    if source not in points:
+        return ""
+    prefill_rate = median_of(points[source], "prefill_rate")
+    drain_rate = median_of(points[source], "steady" if source == "drain" else "value")
     if prefill_rate is None or drain_rate is None:
-        return "skipped: its drain did not finish within its bound"
+        what = "drain" if source == "drain" else "small scale run"
+        return f"skipped: its {what} did not finish within its bound"
     fill = s.scale_large / prefill_rate
     window = s.scale_small / drain_rate
     if fill > s.t_scale_prefill or window > s.t_window:
@@ -279,6 +290,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="comma-separated rows (default: all): " + ",".join(s.key for s in SYSTEMS),
     )
     parser.add_argument("--repeat", type=int, help="runs per point (default 3; --quick 1)")
+    parser.add_argument(
+        "--workloads",
+        help="comma-separated workloads to run on the rows that have them (default: all): "
+        + ",".join(WORKLOADS),
+    )
     parser.add_argument("--no-scale", action="store_true", help="skip the scale workload")
     parser.add_argument("--json", metavar="FILE", help="raw results (default peers/results*.json)")
     parser.add_argument("--setup", action="store_true", help="(re)create the peers' venv, exit")
@@ -292,7 +308,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.repeat is not None and args.repeat < 1:
         parser.error("--repeat must be >= 1")
+    if args.workloads is not None:
+        args.workloads = args.workloads.split(",")
+        unknown = [w for w in args.workloads if w not in WORKLOADS]
+        if unknown:
+            parser.error(f"unknown workload(s) {unknown}; known: {', '.join(WORKLOADS)}")
     return args
+
+
+def selected(system: System, workloads: list[str] | None, no_scale: bool) -> list[str]:
+    """The workloads of `system` this run measures, in the row's order, the scale workload's
+    small runs (`scale_small`) last (its large run follows every row's other workloads)."""
+    kinds = [k for k in system.workloads if workloads is None or k in workloads]
+    scale = ["scale_small"] if "scale" in kinds and not no_scale else []
+    return [k for k in kinds if k != "scale"] + scale
 
 
 def machine() -> dict[str, str]:
@@ -360,14 +389,12 @@ def main(argv: list[str] | None = None) -> int:
             "points": {s.key: {} for s in systems},
             "notes": {},
             "base": args.base,
+            "workloads": args.workloads,
         }
         points: dict[str, dict[str, list[dict[str, Any]]]] = dump["points"]
         for run in range(1, sizes.repeat + 1):
             for system in systems:
-                kinds = [k for k in system.workloads if k != "scale"]
-                if "scale" in system.workloads and not args.no_scale:
-                    kinds.append("scale_small")
-                for kind in kinds:
+                for kind in selected(system, args.workloads, args.no_scale):
                     if kind == "scale_small":
                         # Only for the systems whose large run is predicted to fit its bounds.
                         why = scale_prediction(system, points[system.key], sizes)

@@ -9,8 +9,13 @@ from typing import Any
 ALL_WORKLOADS = ("enqueue_one", "batch100", "batch1000", "drain", "latency", "scale")
 ENQUEUE_ONLY = ("enqueue_one", "batch100", "batch1000")
 NO_BATCH = ("enqueue_one", "drain", "latency", "scale")  # the system has no batch API
-#: offload's rows also enqueue from many producers of one process at once (group commit).
-OFFLOAD_WORKLOADS = (*ALL_WORKLOADS, "threads32", "async500")
+#: offload's rows also enqueue from many producers at once: 32 threads and 500 coroutines of
+#: one process (group commit), and 8 processes (commits shared by the database, if at all).
+OFFLOAD_WORKLOADS = (*ALL_WORKLOADS, "threads32", "async500", "procs8")
+#: The rows of offload's other executors: a drain and the start latency.
+EXECUTOR_WORKLOADS = ("drain", "latency")
+#: Every workload a row can name (what `--workloads` accepts).
+WORKLOADS = OFFLOAD_WORKLOADS
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,8 @@ _REDIS_ALWAYS = "Redis AOF always: fsync before the reply (survives power loss)"
 
 def _row(key: str, label: str, adapter: str, storage: str, durable: str, note: str,
          **more: Any) -> System:  # fmt: skip
-    """adapter is "module" or "module:variant"; peers run in the peers' venv."""
+    """adapter is "module" or "module:variant" (offload: "offload:<backend>[:<executor>]");
+    peers run in the peers' venv."""
     module, _, variant = adapter.partition(":")
     venv = (
         "offload"
@@ -64,6 +70,14 @@ SYSTEMS: tuple[System, ...] = (
          "committed (fsync=on, synchronous_commit=on) before enqueue() returns: survives a "
          "crash and power loss; a worker killed mid-job: lease expiry, runs again",
          workloads=OFFLOAD_WORKLOADS, **_PG),
+    # offload's other executors (the worker's --executor; the rows above use process).
+    *(
+        _row(f"offload-{db}-{ex}", f"offload ({name}), {ex} executor", f"offload:{db}:{ex}",
+             db, "yes", f"as offload ({name}); the worker runs jobs with --executor {ex}",
+             workloads=EXECUTOR_WORKLOADS, reference=f"offload-{db}")
+        for db, name in (("sqlite", "SQLite"), ("pg", "PostgreSQL"))
+        for ex in ("thread", "async")
+    ),
     _row("huey-sqlite", "Huey (SQLite)", "huey:sqlite", "sqlite", "yes",
          "autocommit INSERT in WAL mode with SQLite's default synchronous (FULL here, read "
          "back from its connection): survives power loss; the consumer deletes the row when "
@@ -108,7 +122,9 @@ SYSTEMS: tuple[System, ...] = (
     _row("raw-sqlite", "raw SQLite INSERT (WAL, synchronous=FULL)", "raw:sqlite", "sqlite",
          "yes", "one row per commit; batch: rows per commit", **_RAW),
     _row("raw-pg", "raw PostgreSQL INSERT (fsync on)", "raw:pg", "pg", "yes",
-         "one autocommit INSERT; batch: executemany in one transaction", **_RAW, **_PG),
+         "one autocommit INSERT; batch: executemany in one transaction; 8 processes: one "
+         "connection each (the server's own group commit)",
+         workloads=(*ENQUEUE_ONLY, "procs8"), **_PG),
     _row("raw-redis", "raw Redis LPUSH, AOF everysec", "raw:redis", "redis", _NO,
          "one LPUSH; batch: one LPUSH of all values", **_RAW, **_EVERYSEC),
     _row("raw-redis:always", "raw Redis LPUSH, AOF always", "raw:redis", "redis", "yes",

@@ -10,7 +10,9 @@ module and find the same task. Its `Adapter` class then offers:
 * `enqueue_batch(seqs)`: many jobs in one call, only where `batch_api` names the system's API;
 * `worker_commands(n_processes)`: the system's own worker command line(s) for the closest
   equivalent of "a worker with 2 processes" (`start_workers` runs them);
-* `queued()`: jobs waiting, to check an enqueue run stored every job.
+* `queued()`: jobs waiting, to check an enqueue run stored every job;
+* `attach()`: in a producer process of its own (`enqueue_procs`), connect to the storage
+  another process's `setup()` prepared; systems without it say n/a to that workload.
 
 Any of these may be `async def` (arq, procrastinate, pgqueuer); the harness awaits them.
 The task body is always `marks.record(seq)`: that is the latency probe and the drain counter.
@@ -71,6 +73,10 @@ class Adapter:
 
     def worker_commands(self, n_processes: int) -> list[list[str]]:
         """Command lines that together make a worker with `n_processes` job processes."""
+        raise NotImplementedError
+
+    def attach(self) -> Any:
+        """Connect to storage that another process's setup() prepared (a producer process)."""
         raise NotImplementedError
 
     def queued(self) -> Any:

@@ -2,7 +2,8 @@
 
 Runs in offload's own venv. The worker is offload's CLI, as a user starts it:
 `offload --app benchmarks.peers.adapters.offload:app worker -c 2 --executor process`
-(a worker process, a fork server and 2 job processes).
+(a worker process, a fork server and 2 job processes). A variant `<backend>:<executor>`
+(`sqlite:thread`, `pg:async`) runs the worker with that executor instead.
 """
 
 from __future__ import annotations
@@ -19,8 +20,14 @@ from benchmarks.peers.adapters.base import Adapter as Base
 from benchmarks.peers.adapters.base import python
 
 app = offload.App(os.environ["PEERS_URL"])
-#: The executor of the worker (the table uses the default, process; for experiments only).
+#: The executor of a variant that names none (experiments; the table's rows name theirs).
 EXECUTOR = os.environ.get("PEERS_OFFLOAD_EXECUTOR", "process")
+#: How the worker runs, by executor (the table's notes).
+WORKER_NOTES = {
+    "process": "worker + fork server + 2 job processes",
+    "thread": "one worker process, 2 job threads",
+    "async": "one worker process, 2 job coroutines on its event loop",
+}
 
 
 @app.task(name="mark")
@@ -29,12 +36,22 @@ def mark(seq: int) -> None:
 
 
 class Adapter(Base):
-    worker_note = "offload worker -c 2 --executor process (worker + fork server + 2 job processes)"
     batch_api = "Task.enqueue_many (one statement, one commit)"
     packages = ("offload", "psycopg", "orjson")
 
+    def __init__(self, variant: str, url: str, workdir: Path) -> None:
+        super().__init__(variant, url, workdir)
+        self.executor = variant.partition(":")[2] or EXECUTOR
+        self.worker_note = (
+            f"offload worker -c 2 --executor {self.executor} "
+            f"({WORKER_NOTES.get(self.executor, '?')})"
+        )
+
     def setup(self) -> None:
         app.migrate()
+
+    def attach(self) -> None:
+        app.queue_counts()  # opens this process's connection before the timed enqueues
 
     def teardown(self) -> None:
         app.close()
@@ -52,7 +69,7 @@ class Adapter(Base):
         return [
             python(
                 "-m", "offload.cli", "--app", "benchmarks.peers.adapters.offload:app",
-                "worker", "-c", str(n_processes), "--executor", EXECUTOR,
+                "worker", "-c", str(n_processes), "--executor", self.executor,
                 "--log-level", "warning",
             )
         ]  # fmt: skip

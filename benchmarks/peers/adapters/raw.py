@@ -4,7 +4,8 @@ Variants (each on the same fresh storage the systems get):
 * `sqlite`: a two-column table, WAL, synchronous=FULL; one row = `BEGIN IMMEDIATE; INSERT;
   COMMIT`; a batch = one transaction of `executemany`.
 * `pg`: the rig's durable server; one row = one autocommit INSERT (one round trip, one
-  commit); a batch = one transaction of `executemany` (psycopg pipelines it).
+  commit); a batch = one transaction of `executemany` (psycopg pipelines it); a producer
+  process of its own (`attach`) opens a connection of its own.
 * `redis`: the rig's Redis (AOF as configured for the row), through redis-py with hiredis
   (the client the Redis-based peers use; this variant runs in the peers' venv); one row =
   one LPUSH; a batch = one LPUSH of all the values.
@@ -71,6 +72,13 @@ class Adapter(Base):
         else:
             path = self.workdir / "raw.bin"
             self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def attach(self) -> None:
+        if self.variant != "pg":
+            raise NotImplementedError
+        import psycopg
+
+        self.conn = psycopg.connect(self.url, autocommit=True)
 
     def teardown(self) -> None:
         if self.conn is not None:
