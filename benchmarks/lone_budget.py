@@ -6,6 +6,8 @@ Rows, interleaved in rounds on one storage each (medians of the rounds):
   IMMEDIATE; INSERT; COMMIT` of one integer, PostgreSQL one autocommit INSERT.
 * `insert_one`: offload's insert statement run directly with the parameters an enqueue
   sends, in the same transaction shape as the enqueue (no Python of offload's).
+* SQLite only, the layers between: the statement in `backend.tx()`, and `SqlJobs._one`
+  (the store's lone path: admission check, statement, id, wake-up).
 * `enqueue`: `task.enqueue(n)`.
 `--no-trigger` runs every row with offload's events insert trigger taken away: what the
 event row costs (a measurement only: offload needs the trigger).
@@ -42,6 +44,7 @@ from tests.pgserver import start_postgres  # noqa: E402
 from tests.pgserver.databases import fresh_database  # noqa: E402
 
 import offload  # noqa: E402
+from offload.backends.params import JobInsertParams  # noqa: E402
 from offload.backends.sql import jobs as sql_jobs  # noqa: E402
 from offload.core.job import JobSpec, Payload  # noqa: E402
 
@@ -144,6 +147,8 @@ def sqlite_rows(scratch: Path, sync: str, no_trigger: bool) -> list[Row]:
     def statements() -> dict[str, float]:
         return {"statements": traced["n"]}
 
+    params = JobInsertParams(task._spec(), [Payload(values["args"], values["kwargs"])])
+
     def raw_one(n: int) -> None:
         raw.execute("BEGIN IMMEDIATE")
         raw.execute("INSERT INTO raw (v) VALUES (?)", (n,))
@@ -159,6 +164,8 @@ def sqlite_rows(scratch: Path, sync: str, no_trigger: bool) -> list[Row]:
         ("insert_one", direct, statements),
         # Not offload's way: DESIGN asks BEGIN IMMEDIATE for every SQLite write.
         ("insert_one in autocommit", lambda n: db.execute(sql, values), statements),
+        ("insert_one in backend.tx()", lambda n: _in_tx(backend, sql, values), statements),
+        ("SqlJobs._one (the store's lone path)", lambda n: backend.jobs._one(params), statements),
         ("enqueue", task.enqueue, statements),
     ]
     if no_trigger:
@@ -207,6 +214,12 @@ def postgres_rows(url: str, fsync: bool, no_trigger: bool) -> list[Row]:
     if no_trigger:
         raw.execute("ALTER TABLE offload_jobs DISABLE TRIGGER offload_jobs_events_insert")
     return rows
+
+
+def _in_tx(backend: Any, sql: str, values: dict[str, Any]) -> None:
+    """The statement in the backend's own write transaction (its context, lock, cursor)."""
+    with backend.tx() as cur:
+        cur.execute(sql, values)
 
 
 def _noop(n: int) -> None:
