@@ -6,6 +6,7 @@ sent, and on PostgreSQL the plan of the claim statement (`EXPLAIN (ANALYZE, BUFF
 index it uses). Figures that move little with load: CPU us and statements.
 
     python benchmarks/claim_one.py [--backend sqlite|postgres] [--rounds 300] [--pg-url URL]
+        [--without trigger|notify]
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 
-def measure(url: str, rounds: int) -> None:
-    """Claim one job `rounds` times on the database at `url`; print the medians."""
+def measure(url: str, rounds: int, without: str | None = None) -> None:
+    """Claim one job `rounds` times on the database at `url`; print the medians. `without`
+    (PostgreSQL, for comparison only): "trigger" disables the update trigger that writes
+    the events, "notify" keeps it but drops its NOTIFY to event readers."""
     import offload
     from offload.backends.params import ClaimParams, FinishParams, Outcome
     from offload.core.states import JobState
@@ -40,9 +43,14 @@ def measure(url: str, rounds: int) -> None:
         return None
 
     app.migrate()
-    if os.environ.get("CLAIM_ONE_NO_TRIGGER"):  # scratch: what the update trigger costs
+    if without:  # PostgreSQL: what the events trigger (or its NOTIFY alone) costs a claim
         with app.backend.tx() as cur:
-            cur.execute("ALTER TABLE offload_jobs DISABLE TRIGGER offload_jobs_events_update")
+            if without == "trigger":
+                cur.execute("ALTER TABLE offload_jobs DISABLE TRIGGER offload_jobs_events_update")
+            else:
+                cur.execute("SELECT pg_get_functiondef('offload_events_updated'::regproc)")
+                text = cur.fetchone()[0]
+                cur.execute(text.replace("PERFORM pg_notify('offload_events', '');", "NULL;"))
     producer = offload.App(url)  # its own connection: its durable commits are not the claim's
     enqueue = producer.task(name="noop")(_noop).enqueue
     backend: Any = app.backend
@@ -137,13 +145,16 @@ def main() -> int:
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--pg-url")
+    parser.add_argument(
+        "--without", choices=("trigger", "notify"), help="PostgreSQL: measure a claim without"
+    )
     args = parser.parse_args()
     if args.backend == "sqlite":
         with tempfile.TemporaryDirectory() as tmp:
             measure(f"sqlite:///{tmp}/claim.db", args.rounds)
     else:
         with postgres(args.pg_url) as url:
-            measure(url, args.rounds)
+            measure(url, args.rounds, args.without)
     return 0
 
 
