@@ -14,6 +14,8 @@ began; the producer notes when each `enqueue()` was called and when it returned.
     claim     the claim transaction
     dispatch  the claim's end, to the executor's submit
     hand-off  the submit, to the first line of the task in the job child
+    worker    the wake-up to the first line of the task (loop to hand-off: the worker's
+              side, which the producer's load moves least)
 
     .venv/bin/python benchmarks/latency_trace.py [--backend sqlite|postgres|both]
         [--jobs 200] [--pg-url URL]
@@ -182,7 +184,7 @@ def steps(
     """Each job's time in each step, in ms, from the producer's and the worker's stamps."""
     wakes = sorted(trace["wakes"])
     claimed = {job_id: (s, e) for s, e, ids in trace["claims"] for job_id in ids}
-    out: dict[str, list[float]] = {step: [] for step in (*STEPS, "total")}
+    out: dict[str, list[float]] = {step: [] for step in (*STEPS, "worker", "total")}
     for job_id, (called, returned) in sent.items():
         claim_start, claim_end = claimed[job_id]
         woke = max((w for w in wakes if w <= claim_start), default=claim_start)
@@ -191,6 +193,7 @@ def steps(
         marks = (called, returned, woke, claim_start, claim_end, submitted, task)
         for step, (a, b) in zip(STEPS, itertools.pairwise(marks), strict=True):
             out[step].append((b - a) * 1000)
+        out["worker"].append((task - woke) * 1000)
         out["total"].append((task - called) * 1000)
     return out
 

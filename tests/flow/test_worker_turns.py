@@ -6,9 +6,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import offload
+from offload.backends.params import Claimed, ClaimParams
 from offload.handle import JobHandle
+from offload.runtime.executor import Event
+from offload.runtime.pool import ExecutorPool
 from offload.runtime.worker import Worker
 
 
@@ -72,3 +76,65 @@ def test_a_burst_worker_waits_for_jobs_a_rate_holds_back(app: offload.App) -> No
     assert worker.run() == 0
     assert time.monotonic() - start >= 0.9
     assert all(h.status() is offload.JobState.SUCCEEDED for h in handles)
+
+
+def test_a_wake_up_alone_goes_straight_to_the_claim(app: offload.App) -> None:
+    """An idle worker woken by an enqueue claims at once: with no executor descriptor
+    ready and no deadline due, nothing ended, so the executors' poll (a system call per
+    process child) is not made between the wake-up's drain and the claim."""
+
+    @app.task(name="quick")
+    def quick() -> None: ...
+
+    log: list[str] = []
+    worker = app.worker(executor="thread", concurrency=2, install_signals=False)
+    backend = worker.backend
+    open_listener = backend.listener
+
+    def listener() -> Any:
+        channel = open_listener()
+        drain = channel.drain
+
+        def logged() -> None:
+            log.append("drain")
+            drain()
+
+        channel.drain = logged  # type: ignore[method-assign]
+        return channel
+
+    backend.listener = listener  # type: ignore[method-assign]
+    make_pool = worker._make_pool
+
+    def pool() -> ExecutorPool:
+        made = make_pool()
+        poll = made.poll
+
+        def logged() -> list[Event]:
+            log.append("poll")
+            return poll()
+
+        made.poll = logged  # type: ignore[method-assign]
+        return made
+
+    worker._make_pool = pool  # type: ignore[method-assign]
+    take = backend.claims.take
+
+    def logged_take(params: ClaimParams) -> Claimed:
+        log.append("take")
+        return take(params)
+
+    backend.claims.take = logged_take  # type: ignore[method-assign]
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        time.sleep(0.3)  # idle in its wait
+        for _ in range(5):
+            handle = quick.enqueue()
+            handle.result(timeout=10)
+            time.sleep(0.1)
+    finally:
+        worker.stop()
+        thread.join(30)
+    after = [log[i + 1] for i, step in enumerate(log[:-1]) if step == "drain"]
+    assert len(after) >= 5, log
+    assert set(after) == {"take"}, log

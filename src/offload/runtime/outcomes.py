@@ -82,7 +82,8 @@ class OutcomeWriter(Protocol):
         ...
 
     def turn(self, busy: bool) -> None:
-        """Called by the loop before it claims: write now if that is due."""
+        """Called by the loop before it claims, while outcomes are unwritten: write now if
+        that is due."""
         ...
 
     def deadline(self) -> float | None:

@@ -413,27 +413,31 @@ class Worker:
         more = True  # jobs may be waiting: claim without waiting for a wake-up
         next_poll = next_heartbeat = next_rescue = time.monotonic()
         writer = self._outcomes()
+        quiet = False  # the last wait woke for no executor descriptor, before any deadline
         while not self._stopping.is_set():
             self.turns += 1
             if writer.check():
                 more = True  # a retry was recorded; with no backoff it is due now
-            self._collect(pool.poll())
+            if not quiet:  # else nothing ended: on to the claim (an idle worker's wake-up)
+                self._collect(pool.poll())
             if self._call_ended:
                 self._call_ended = False
                 more = True
             self._dispatch(pool)
-            writer.turn(busy=bool(self._buffer or pool.running()))  # a due retry is claimable
+            if writer.unwritten():  # written first when due: a retry it records is claimable
+                writer.turn(busy=bool(self._buffer or pool.running()))
             now = time.monotonic()
-            want = pool.claimable() + self._prefetch(pool) - len(self._buffer)
+            free = pool.claimable()
+            want = free + self._prefetch(pool) - len(self._buffer)
             # Claim in batches: only once the buffer can no longer fill every free slot.
-            low = len(self._buffer) <= pool.claimable()
+            low = len(self._buffer) <= free
             # A burst worker exits only after a claim that found nothing, made once every
             # outcome was recorded and nothing ran: a finished job may have enqueued another
             # whose wake-up is not read yet.
             settled = self.burst and not (self._buffer or pool.running() or writer.unwritten())
             drained = False
             if want > 0 and low and (more or settled or now >= next_poll):
-                claimed, wait = self._claim(want, pool.claimable() - len(self._buffer))
+                claimed, wait = self._claim(want, free - len(self._buffer))
                 # Jobs a rate holds back are due: a burst worker waits for them.
                 drained = settled and not claimed and wait is None
                 more = len(claimed) == want
@@ -468,7 +472,8 @@ class Worker:
             free = pool.claimable()
             if len(self._buffer) <= free and free + self._prefetch(pool) > len(self._buffer):
                 wake_at = min(wake_at, next_poll)
-            for deadline in (pool.next_deadline(), writer.deadline()):
+            pool_due = pool.next_deadline()
+            for deadline in (pool_due, writer.deadline()):
                 if deadline is not None:
                     wake_at = min(wake_at, deadline)
             if self._outage.since is not None and not writer.unwritten():
@@ -476,7 +481,13 @@ class Worker:
             claim_now = more and want > 0 and len(self._buffer) <= pool.claimable()
             timeout = 0.0 if claim_now else max(wake_at - time.monotonic(), 0.0)
             fds = [listener.fileno(), self._wakeup.read_fd, *writer.waitables()]
-            ready = self._waiter.wait([*fds, *pool.waitables()], timeout)
+            executors = pool.waitables()
+            ready = self._waiter.wait([*fds, *executors], timeout)
+            # The executors' `poll` (a system call per child) is skipped only when the wait
+            # returned for another descriptor and no executor deadline has come.
+            quiet = bool(ready) and ready.isdisjoint(executors)
+            if quiet and pool_due is not None:
+                quiet = time.monotonic() < pool_due
             if listener.fileno() in ready:
                 listener.drain()
                 more = True

@@ -26,7 +26,7 @@ from offload.backends.params import (
     ReleaseParams,
     RescueParams,
 )
-from offload.backends.sql.rows import Columns, cells, column, jobs_from
+from offload.backends.sql.rows import Columns, cells, column, keyed_jobs_from
 from offload.core.job import Job
 from offload.core.states import FINISHED, JobState
 
@@ -91,8 +91,7 @@ class SqlClaims:
     def _started(self, cur: Any, rows: Sequence[Any]) -> Started:
         """Claimed rows decoded, each with its virtual deadline (`sort_at`); their `started`
         events written in the claim's transaction where statements write them."""
-        keys = column(cur, rows, "sort_at")
-        started = list(zip(keys, jobs_from(cur, rows, self.db.time), strict=True))
+        started = keyed_jobs_from(cur, rows, self.db.time, "sort_at")
         self.db.events.written(cur, [job.id for _, job in started], "started")
         return started
 

@@ -79,7 +79,24 @@ def jobs_from(cur: Any, rows: Sequence[Sequence[Any]], time: TimeReader) -> list
     statement, then each row is unpacked by one getter (claims decode every job they take)."""
     if not rows:
         return []
-    fields = _job_fields(column_names(cur))
+    return _decode(column_names(cur), rows, time)
+
+
+def keyed_jobs_from(
+    cur: Any, rows: Sequence[Sequence[Any]], time: TimeReader, key: str
+) -> list[tuple[Any, Job]]:
+    """`jobs_from`, each job with its row's column `key` (a claim's `sort_at`), the
+    column names read once (on psycopg, 10 us a read for a job row)."""
+    if not rows:
+        return []
+    names = column_names(cur)
+    at = _columns(names)[key]
+    return list(zip((row[at] for row in rows), _decode(names, rows, time), strict=True))
+
+
+def _decode(names: tuple[str, ...], rows: Sequence[Sequence[Any]], time: TimeReader) -> list[Job]:
+    """Job rows of columns `names` as jobs."""
+    fields = _job_fields(names)
     loads = orjson.loads
     jobs = []
     for row in rows:

@@ -134,10 +134,12 @@ class ProcessExecutor:
         while self._waiting:
             job, data = self._waiting[0]
             size = len(data)
-            fits = [i for i, slot in enumerate(self._slots) if slot.takes(size, depth)]
-            if not fits:
+            index, held = -1, 0
+            for i, candidate in enumerate(self._slots):
+                if (index < 0 or len(candidate.jobs) < held) and candidate.takes(size, depth):
+                    index, held = i, len(candidate.jobs)
+            if index < 0:
                 break
-            index = min(fits, key=lambda i: len(self._slots[i].jobs))
             self._waiting.popleft()
             slot = self._slots[index]
             if not slot.jobs:
@@ -220,8 +222,10 @@ class ProcessExecutor:
 
     def _take(self, slot: Slot, message: Message, events: list[Event]) -> None:
         """Act on one message of a child: a progress report or a job's end."""
-        job = next((j for j in slot.jobs if j.id == message.job_id), None)
-        if job is None:
+        for job in slot.jobs:  # the head, nearly always: a loop, not a generator per message
+            if job.id == message.job_id:
+                break
+        else:
             return
         if isinstance(message, Report):
             events.append(Progress(job, message.fraction, message.message))
