@@ -93,7 +93,10 @@ def _run(
     ctx = JobContext(
         run.job_id, run.attempt, run.queue, run.task, report, parent_outcomes=run.outcomes()
     )
-    with limits.applied(definition.options if isinstance(definition, TaskDef) else None):
+    options = definition.options if isinstance(definition, TaskDef) else None
+    if options is None or not options.has_process_limits:  # most tasks: nothing to apply
+        return run_call(definition, run.args, run.kwargs, ctx, result_limit)
+    with limits.applied(options):
         return run_call(definition, run.args, run.kwargs, ctx, result_limit)
 
 
