@@ -2,7 +2,8 @@
 
 Each round runs `benchmarks.runner drain` once from each tree in turn (a fresh process and
 database each time; PostgreSQL on one throwaway server), and reports medians of the drain
-rate and of the CPU each job costs: the worker process's, its job children's (read from
+rate and of the CPU each job costs: the worker process's (and of it, the thread CPU spent
+in the claim's and the finish's calls), its job children's (read from
 /proc just before the executor closes them) and, on PostgreSQL, the server's (its
 postmaster's own and reaped children's time, plus its live children's). CPU per job moves
 far less with the machine's load than the rate, which is why both are shown.
