@@ -116,6 +116,16 @@ def report_progress() -> str:
     return f"{job.id}:{job.attempt}:{job.queue}"
 
 
+@app.task(name="cancel_itself")
+def cancel_itself() -> bool:
+    """Whether its job was asked to stop; then it sets its own cancel event, which the next
+    job of the same child must not see."""
+    job = offload.current_job()
+    cancelled = job.cancelled
+    job.cancel_event.set()
+    return cancelled
+
+
 @app.task(name="polite_sleep", executor="thread")
 def polite_sleep(seconds: float) -> str:
     """Sleeps in short steps, stopping when its job is cancelled."""

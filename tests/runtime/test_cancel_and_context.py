@@ -46,6 +46,18 @@ def test_job_context_and_progress_are_visible(
     assert handle.result(timeout=30) == f"{handle.id}:1:default"
 
 
+def test_a_task_setting_its_own_cancel_event_leaves_the_next_job_of_its_child_alone(
+    basic_app: offload.App, start_worker: StartWorker
+) -> None:
+    """A child gives its jobs one cancel event (the worker never sets it) until a task does."""
+    task = offload.Task[..., object](
+        basic_app, basic_app.registry.get("cancel_itself"), EnqueueOptions()
+    )
+    handles = task.enqueue_many([offload.call() for _ in range(3)])
+    start_worker(concurrency=1)
+    assert [h.result(timeout=30) for h in handles] == [False, False, False]
+
+
 def test_hundreds_of_async_jobs_run_at_once(
     basic_app: offload.App, start_worker: StartWorker
 ) -> None:

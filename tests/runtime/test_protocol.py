@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 
 import pytest
 
+from offload.core.job import ParentOutcome
+from offload.core.states import JobState
 from offload.runtime.processes.protocol import (
     READ_SIZE,
     Cancel,
@@ -16,8 +19,10 @@ from offload.runtime.processes.protocol import (
     Report,
     Run,
     encode,
+    encode_run,
     send,
 )
+from tests.runtime.jobs import running_job
 
 
 def pipe_with(*messages: Message) -> tuple[int, int]:
@@ -45,6 +50,21 @@ def test_many_messages_come_back_whole_and_in_order() -> None:
     assert frames.messages() == sent
     assert not frames.ready()
     assert frames.messages() == []
+    os.close(write_fd)
+    os.close(read_fd)
+
+
+def test_a_job_is_sent_as_the_run_of_its_fields() -> None:
+    job = running_job("add", "default")
+    parent = ParentOutcome(3, "left", JobState.SUCCEEDED, {"n": 1})
+    job = dataclasses.replace(job, args=[2, 3], kwargs={"x": "y"}, parent_outcomes=(parent,))
+    read_fd, write_fd = pipe_with()
+    send(write_fd, encode_run(job))
+    frames = Frames(read_fd)
+    assert frames.fill()
+    (run,) = frames.messages()
+    assert run == Run(7, 2, "default", "add", [2, 3], {"x": "y"}, [dataclasses.asdict(parent)])
+    assert isinstance(run, Run) and run.outcomes() == (parent,)
     os.close(write_fd)
     os.close(read_fd)
 

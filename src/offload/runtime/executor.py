@@ -43,6 +43,11 @@ class Finished:
 PIPELINE_DEPTH = 32
 #: Runs shorter than this on average (seconds) count as short.
 SHORT_RUN = 0.002
+#: Shorter runs still: a slot holds as many as take this long (seconds; what
+#: PIPELINE_DEPTH runs just under SHORT_RUN take), up to MAX_DEPTH. Tiny jobs then keep a
+#: child busy through the loop's claim and finish, and share fewer, larger statements.
+QUEUED_WORK = PIPELINE_DEPTH * SHORT_RUN
+MAX_DEPTH = 128
 
 
 @dataclass(slots=True)
@@ -57,7 +62,11 @@ class Pace:
         self.run_time = 0.8 * self.run_time + 0.2 * seconds
 
     def depth(self) -> int:
-        return PIPELINE_DEPTH if self.run_time < SHORT_RUN else 1
+        if self.run_time >= SHORT_RUN:
+            return 1
+        if self.run_time * MAX_DEPTH <= QUEUED_WORK:
+            return MAX_DEPTH
+        return max(int(QUEUED_WORK / self.run_time), PIPELINE_DEPTH)
 
 
 @dataclass(slots=True)

@@ -15,7 +15,7 @@ from offload.core import serialization
 from offload.core.errors import JobCancelled
 from offload.core.job import Job
 from offload.core.task import Registry, TaskDef
-from offload.runtime.context import JobContext, running
+from offload.runtime.context import JobContext, Running
 from offload.runtime.executor import Event, Finished, Pace, Progress, SelfPipe
 from offload.runtime.running import (
     Outcome,
@@ -289,7 +289,7 @@ async def run_async_call(
     """Run an `async def` task on the current loop, under its timeout."""
     deadline = asyncio.timeout(definition.options.timeout)  # None: no limit
     try:
-        with running(ctx):
+        with Running(ctx):
             value = definition.target(*args, **kwargs)
             if inspect.isawaitable(value):
                 async with deadline:

@@ -43,6 +43,15 @@ class ExecutorPool:
     def start(self, jobs: Iterable[Job]) -> deque[Job]:
         """Hand jobs, in order, to executors with room (telling `on_start` of each batch);
         return those left waiting."""
+        if len(self.executors) == 1:  # the usual worker: no job to route
+            (executor,) = self.executors.values()
+            rest = deque(jobs)
+            batch = [rest.popleft() for _ in range(min(executor.free(), len(rest)))]
+            if batch:
+                executor.submit(batch)
+                if self.on_start is not None:
+                    self.on_start(batch)
+            return rest
         room = {kind: executor.free() for kind, executor in self.executors.items()}
         batches: dict[str, list[Job]] = {}
         waiting: deque[Job] = deque()

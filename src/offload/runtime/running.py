@@ -15,7 +15,7 @@ from offload.core import serialization
 from offload.core.errors import ArgumentsMismatch, JobCancelled, UnknownTask
 from offload.core.job import Job
 from offload.core.task import Registry, TaskDef
-from offload.runtime.context import JobContext, running
+from offload.runtime.context import JobContext, Running
 from offload.runtime.executor import Finished
 
 _MESSAGE_LIMIT = 10_000
@@ -64,9 +64,9 @@ def run_call(
     if isinstance(definition, dict):
         return False, definition, True, False
     try:
-        with running(ctx):
+        with Running(ctx):
             value = definition.target(*args, **kwargs)
-            if inspect.isawaitable(value):
+            if value is not None and inspect.isawaitable(value):
                 import asyncio  # only here: a plain worker process never loads asyncio
 
                 value = asyncio.run(_await(value))

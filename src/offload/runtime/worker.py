@@ -154,6 +154,8 @@ class Worker:
         #: group's next messages are pumped into it (`groups`: their names; None: all the
         #: registry declares). Workers serving no group pay nothing for topics.
         self._pumps: dict[str, tuple[Subscription, JobSpec]] = {}
+        #: Each task's subscription (None: a plain task), looked up once per task name.
+        self._subscriptions: dict[str, Subscription | None] = {}
         check_groups(groups, [d.subscription for d in registry.definitions() if d.subscription])
         for definition in registry.definitions():
             subscription = definition.subscription
@@ -697,10 +699,13 @@ class Worker:
                 except Exception:  # an observer's failure must not lose the outcomes
                     self._hook_errors.failed(observer, "ended")
             self._outcomes().submit(outcomes)
-            now = time.monotonic()
+            ended: dict[str, int] = {}
             for run, outcome in zip(runs, outcomes, strict=True):
                 if outcome.state.finished:
-                    self._drained.record(run.job.queue, now)
+                    ended[run.job.queue] = ended.get(run.job.queue, 0) + 1
+            now = time.monotonic()
+            for queue, count in ended.items():
+                self._drained.record(queue, now, count)
 
     def _drop_lost(self, events: list[Event]) -> list[Event]:
         """The events without the ends of runs whose lease was lost (said already): their
@@ -733,9 +738,12 @@ class Worker:
             return outcome
         # By the task, not the groups served: a worker told to claim from a group's queue
         # it does not pump for still records its deliveries right.
-        subscription = (
-            self.registry.get(job.task).subscription if job.task in self.registry else None
-        )
+        try:
+            subscription = self._subscriptions[job.task]
+        except KeyError:
+            subscription = self._subscriptions[job.task] = (
+                self.registry.get(job.task).subscription if job.task in self.registry else None
+            )
         if subscription is None:
             return outcome
         key = job.args[0].get("key")

@@ -29,7 +29,7 @@ from offload.core.errors import ConfigurationError, JobFailed, _did_you_mean, sh
 from offload.core.job import Job, JobSpec, Payload
 from offload.core.states import JobState
 from offload.core.task import TaskDef
-from offload.runtime.context import JobContext, running
+from offload.runtime.context import JobContext, Running
 from offload.runtime.executor import Finished
 from offload.task import Task
 
@@ -200,7 +200,7 @@ class Harness:
         )
         definition.check_args(given, named)
         ctx = JobContext(0, 1, definition.options.queue, definition.name, _no_progress)
-        with running(ctx):
+        with Running(ctx):
             value = definition.target(
                 *serialization.loads(args_text), **serialization.loads(kwargs_text)
             )

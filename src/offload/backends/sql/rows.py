@@ -98,6 +98,16 @@ def _decode(names: tuple[str, ...], rows: Sequence[Sequence[Any]], time: TimeRea
     """Job rows of columns `names` as jobs."""
     fields = _job_fields(names)
     loads = orjson.loads
+    # A claim's jobs share their start and lease times, a batch's their enqueue time: each
+    # stored time is converted once per call.
+    times: dict[Any, datetime] = {}
+
+    def at(value: Any) -> datetime:
+        found = times.get(value)
+        if found is None:
+            found = times[value] = time(value)
+        return found
+
     jobs = []
     for row in rows:
         (job_id, task, queue, args, kwargs, priority, state, attempt, max_attempts, run_at,
@@ -115,18 +125,18 @@ def _decode(names: tuple[str, ...], rows: Sequence[Sequence[Any]], time: TimeRea
                 state=_STATES[state],
                 attempt=int(attempt),
                 max_attempts=int(max_attempts),
-                run_at=time(run_at),
-                enqueued_at=time(enqueued_at),
-                started_at=None if started_at is None else time(started_at),
-                finished_at=None if finished_at is None else time(finished_at),
-                lease_until=None if lease_until is None else time(lease_until),
+                run_at=at(run_at),
+                enqueued_at=at(enqueued_at),
+                started_at=None if started_at is None else at(started_at),
+                finished_at=None if finished_at is None else at(finished_at),
+                lease_until=None if lease_until is None else at(lease_until),
                 worker=worker,
                 result=None if result is None else loads(result),
-                errors=loads(errors),
+                errors=[] if errors == "[]" else loads(errors),  # the usual: none yet
                 unique_key=unique_key,
                 idempotency_key=idempotency_key,
                 group_key=group_key,
-                meta=loads(meta),
+                meta={} if meta == "{}" else loads(meta),
                 progress=None if progress is None else loads(progress),
                 cancel_requested=bool(cancel),
                 replace_key=replace_key,

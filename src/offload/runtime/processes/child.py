@@ -51,6 +51,9 @@ def main(app_path: str, conn: Connection, result_limit: int | None) -> None:
     fd = conn.fileno()  # `conn` stays referenced (and so open) while this function runs
     frames = Frames(fd)
     sending = threading.Lock()  # a task may report progress from a thread of its own
+    # A child's running job is cancelled by ending the child, so nothing here ever sets a
+    # job's cancel event: one serves every job (a task that sets it leaves it to itself).
+    unset = threading.Event()
 
     def reply(message: Message) -> None:
         data = encode(message)
@@ -75,14 +78,20 @@ def main(app_path: str, conn: Connection, result_limit: int | None) -> None:
                     return  # the worker closed the pipe, or died: leases rerun the jobs
             run = queued.pop(next(iter(queued)))
             began = time.perf_counter()
-            outcome = _run(run, registry, reply, result_limit)
+            outcome = _run(run, registry, reply, result_limit, unset)
             reply(Done.of(run.job_id, outcome, time.perf_counter() - began))
+            if unset.is_set():
+                unset = threading.Event()
     except OSError:  # the worker closed the pipe, or died: leases rerun the jobs
         return
 
 
 def _run(
-    run: Run, registry: Registry, reply: Callable[[Message], None], result_limit: int | None
+    run: Run,
+    registry: Registry,
+    reply: Callable[[Message], None],
+    result_limit: int | None,
+    cancel_event: threading.Event,
 ) -> Outcome:
     """Run one job under its task's limits; its progress reports go out as they come."""
     definition = lookup(registry, run.task)
@@ -91,9 +100,12 @@ def _run(
         reply(Report(run.job_id, fraction, message))
 
     ctx = JobContext(
-        run.job_id, run.attempt, run.queue, run.task, report, parent_outcomes=run.outcomes()
+        run.job_id, run.attempt, run.queue, run.task, report, cancel_event, run.outcomes()
     )
-    with limits.applied(definition.options if isinstance(definition, TaskDef) else None):
+    options = definition.options if isinstance(definition, TaskDef) else None
+    if options is None or not options.has_process_limits:  # most tasks: nothing to apply
+        return run_call(definition, run.args, run.kwargs, ctx, result_limit)
+    with limits.applied(options):
         return run_call(definition, run.args, run.kwargs, ctx, result_limit)
 
 

@@ -22,7 +22,15 @@ from offload.core.job import Job
 from offload.core.options import TaskOptions
 from offload.runtime.executor import Event, Finished, Pace, Progress
 from offload.runtime.processes import child, limits
-from offload.runtime.processes.protocol import Cancel, Done, Message, Report, Run, encode, send
+from offload.runtime.processes.protocol import (
+    Cancel,
+    Done,
+    Message,
+    Report,
+    encode,
+    encode_run,
+    send,
+)
 from offload.runtime.processes.slot import Slot
 from offload.runtime.running import finished_from, stopped
 
@@ -105,7 +113,7 @@ class ProcessExecutor:
 
     def _send(self, slot: Slot, job: Job) -> None:
         """Hand one job to a child (an idle one, or a new one taking over jobs)."""
-        data = encode(Run.of(job))
+        data = encode_run(job)
         self._hold(slot, job, len(data))
         send(slot.fd, data)
 
@@ -121,7 +129,7 @@ class ProcessExecutor:
         slot.deadline = None if timeout is None else now + timeout
 
     def submit(self, jobs: list[Job]) -> None:
-        self._waiting.extend((job, encode(Run.of(job))) for job in jobs)
+        self._waiting.extend((job, encode_run(job)) for job in jobs)
         self._place()
 
     def _place(self) -> None:
@@ -131,13 +139,14 @@ class ProcessExecutor:
         depth = self._pace.depth()
         out: dict[int, bytearray] = {}
         was_idle: set[int] = set()
+        slots = list(enumerate(self._slots))
         while self._waiting:
             job, data = self._waiting[0]
             size = len(data)
-            index, held = -1, 0
-            for i, candidate in enumerate(self._slots):
-                if (index < 0 or len(candidate.jobs) < held) and candidate.takes(size, depth):
-                    index, held = i, len(candidate.jobs)
+            index, least = -1, 0
+            for i, slot in slots:  # the first of the least busy that takes it
+                if (index < 0 or len(slot.jobs) < least) and slot.takes(size, depth):
+                    index, least = i, len(slot.jobs)
             if index < 0:
                 break
             self._waiting.popleft()
@@ -222,27 +231,31 @@ class ProcessExecutor:
 
     def _take(self, slot: Slot, message: Message, events: list[Event]) -> None:
         """Act on one message of a child: a progress report or a job's end."""
-        for job in slot.jobs:  # the head, nearly always: a loop, not a generator per message
-            if job.id == message.job_id:
-                break
+        jobs = slot.jobs
+        if jobs and jobs[0].id == message.job_id:  # children answer in order: nearly always
+            job = jobs[0]
         else:
-            return
+            found = next((j for j in jobs if j.id == message.job_id), None)
+            if found is None:
+                return
+            job = found
         if isinstance(message, Report):
             events.append(Progress(job, message.fraction, message.message))
             return
         if not isinstance(message, Done):
             return  # a child sends no other kind
         events.append(finished_from(job, message.outcome, message.duration))
-        was_head = job is slot.jobs[0]
-        slot.release(job)
-        if was_head:
-            now = time.monotonic()
-            self._pace.record(now - slot.since)
-            slot.jobs_done += 1
-            slot.kill_head = False
-            slot.retire = self._worn_out(slot)
-            if slot.jobs:
-                self._start_head(slot, slot.jobs[0], now)
+        if job is not jobs[0]:  # a queued job the child dropped, cancelled
+            slot.release(job)
+            return
+        slot.release_head()
+        now = time.monotonic()
+        self._pace.record(now - slot.since)
+        slot.jobs_done += 1
+        slot.kill_head = False
+        slot.retire = self._worn_out(slot)
+        if jobs:
+            self._start_head(slot, jobs[0], now)
 
     def waitables(self) -> list[int]:
         # Idle children too: a sentinel that turns readable means a child died.

@@ -45,17 +45,15 @@ class Run:
             p if isinstance(p, ParentOutcome) else ParentOutcome.from_json(p) for p in self.parents
         )
 
-    @classmethod
-    def of(cls, job: Job) -> Run:
-        return cls(
-            job.id,
-            job.attempt,
-            job.queue,
-            job.task,
-            job.args,
-            job.kwargs,
-            list(job.parent_outcomes),
-        )
+
+def encode_run(job: Job) -> bytes:
+    """The frame of a `Run` of `job`, as `encode` would write it, without building the Run
+    (the worker sends one per job)."""
+    body = orjson.dumps(
+        ("run", job.id, job.attempt, job.queue, job.task, job.args, job.kwargs,
+         job.parent_outcomes)
+    )  # fmt: skip
+    return _HEADER.pack(len(body)) + body
 
 
 @dataclass(slots=True)
@@ -193,5 +191,6 @@ __all__ = [
     "Run",
     "decode",
     "encode",
+    "encode_run",
     "send",
 ]
