@@ -3,8 +3,8 @@
 Each round enqueues 3,000 jobs from each tree in turn (a fresh process and database each
 time; PostgreSQL on a throwaway server that acknowledges a commit once it is written), one per
 call or `--batch N` per `enqueue_many`, and then counts the Python calls of 500 more under
-cProfile. Call counts do not move with the machine's load; the throughput medians do, which
-is why the trees take turns.
+cProfile. Call counts do not move with the machine's load, and the producer's CPU time per job
+moves less than the throughput medians do, which is why the trees take turns.
 
     .venv/bin/python benchmarks/enqueue_ab.py /path/to/base-tree /path/to/this-tree [--rounds 5]
     .venv/bin/python benchmarks/enqueue_ab.py BASE THIS --backend sqlite --batch 1000 --jobs 20000
@@ -44,14 +44,15 @@ def enqueue(n):
             t.enqueue_many([(i,) for i in range(start, min(start + batch, n))])
 enqueue(min(200 * batch, 2000))
 n = int(sys.argv[2])
-started = time.perf_counter()
+started, cpu = time.perf_counter(), time.process_time()
 enqueue(n)
 rate = n / (time.perf_counter() - started)
+cpu_us = (time.process_time() - cpu) / n * 1e6
 profile = cProfile.Profile()
 profile.enable()
 enqueue(max(500, batch))
 profile.disable()
-print(f"{rate:.0f} {pstats.Stats(profile).total_calls / max(500, batch):.1f}")
+print(f"{rate:.0f} {pstats.Stats(profile).total_calls / max(500, batch):.1f} {cpu_us:.2f}")
 """
 
 
@@ -66,6 +67,7 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="enqueue-ab-"))
     server = start_postgres(durable_commits=True) if args.backend == "postgres" else None
     rates: dict[str, list[float]] = {tree: [] for tree in args.trees}
+    cpus: dict[str, list[float]] = {tree: [] for tree in args.trees}
     calls: dict[str, str] = {}
     try:
         for n in range(args.rounds):
@@ -82,8 +84,9 @@ def main() -> int:
                     text=True,
                     check=True,
                 )
-                rate, per_call = out.stdout.split()
+                rate, per_call, cpu_us = out.stdout.split()
                 rates[tree].append(float(rate))
+                cpus[tree].append(float(cpu_us))
                 calls[tree] = per_call
     finally:
         if server is not None:
@@ -98,7 +101,8 @@ def main() -> int:
         runs = ", ".join(f"{r:,.0f}" for r in rates[tree])
         print(
             f"{tree}: median {statistics.median(rates[tree]):,.0f} jobs/s ({runs}); "
-            f"{calls[tree]} Python calls per {per}"
+            f"{calls[tree]} Python calls per {per}; "
+            f"producer CPU median {statistics.median(cpus[tree]):.2f} us per job"
         )
     return 0
 

@@ -207,23 +207,28 @@ class Task(Generic[P, R]):
         limit = self.app.payload_limit
         definition = self.definition
         unique = definition.unique(over)
+        # What is the same for every call is decided once: a call of a task without keys,
+        # limits, groups or models is its two texts, its arguments checked by counting.
+        models, dumps = definition.models, serialization.dumps_args
+        bare = unique is None and over.replace is None and definition.keyless
+        fewest, most = definition.arity or (1, 0)  # (1, 0): no count fits, always bind
+        new, no_keys = tuple.__new__, (None, None, None, None, None)
         payloads: list[Payload] = []
         for index, c in enumerate(calls):
             a: tuple[Any, ...] | list[Any]
             a, k = (c.args, c.kwargs) if isinstance(c, Call) else (c, {})
-            if definition.models:
+            if models:
                 a, k = definition.prepare(a, k)
-            args_text, kwargs_text = serialization.dumps_args(a, k, limit=limit)
-            definition.check_args(a, k, index)
+            texts = dumps(a, k, limit=limit)
+            if k or not fewest <= len(a) <= most:
+                definition.check_args(a, k, index)
+            if bare:  # a Payload built as a tuple: no call per job
+                payloads.append(new(Payload, texts + no_keys))
+                continue
             key = definition.limit_key(a, k, index)
             group = definition.group_key(a, k, index)
-            if unique is None and over.replace is None:
-                payloads.append(Payload(args_text, kwargs_text, None, key, group_key=group))
-            else:
-                unique_key = definition.unique_key(unique, a, k)
-                payloads.append(
-                    Payload(args_text, kwargs_text, None, key, unique_key, group, over.replace)
-                )
+            unique_key = definition.unique_key(unique, a, k)
+            payloads.append(Payload(*texts, None, key, unique_key, group, over.replace))
         if over.depends_on:
             return self._dependants(payloads)
         done = self.app._insert(self._spec(), payloads, self._conn)

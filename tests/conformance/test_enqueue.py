@@ -98,6 +98,22 @@ def test_insert_many_returns_ascending_ids_in_input_order(backend: Backend) -> N
     assert later > ids[-1]
 
 
+def test_insert_many_never_reuses_the_ids_of_deleted_jobs(backend: Backend, db_url: str) -> None:
+    """A batch's ids follow the newest id ever given, not the newest left: SQLite numbers a
+    batch from AUTOINCREMENT's sequence itself (jobs.sql, insert_many)."""
+    first = insert(backend, 5)
+    RawDB(db_url).execute(f"DELETE FROM offload_jobs WHERE id >= {first[2]}")
+    ids = insert_jobs(
+        backend, [new_job(args=[i], kwargs={"k": i} if i % 2 else {}) for i in range(6)]
+    )
+    assert ids[0] > first[-1]
+    assert ids == sorted(ids) and len(set(ids)) == 6
+    for index, job_id in enumerate(ids):
+        job = backend.jobs.get(job_id)
+        assert (job.args, job.kwargs) == ([index], {"k": index} if index % 2 else {})
+    assert insert(backend, 1)[0] > ids[-1]
+
+
 def test_insert_many_is_one_statement_in_one_transaction(backend: Backend) -> None:
     statements: list[str] = []
     if backend.name == "sqlite":

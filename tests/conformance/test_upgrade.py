@@ -24,6 +24,7 @@ from offload.backends.params import (
     FinishParams,
     HeartbeatParams,
     JobFilter,
+    JobInsertParams,
     JobListParams,
     JobRetryParams,
     Lease,
@@ -31,6 +32,7 @@ from offload.backends.params import (
 )
 from offload.backends.sql.connector import SqlBackend
 from offload.backends.sql.queries import migration_files
+from offload.core.job import JobSpec, Payload
 from offload.core.states import JobState
 from tests.conformance.helpers import RawDB, is_sqlite, sqlite_path
 from tests.pgserver import fresh_database
@@ -310,3 +312,17 @@ def _process_everything(backend: SqlBackend, ids: dict[str, list[int]]) -> None:
     # Nothing makes a waiting job available yet (dependencies come later): cancel it.
     assert backend.jobs.cancel(ids["waiting"][0]).state is JobState.CANCELLED
     assert backend.jobs.counts() == {"default": {"succeeded": 8, "cancelled": 2}}
+
+
+def test_schema_18_keeps_the_id_sequence_past_the_newest_job_left(db_url: str) -> None:
+    """SQLite's schema 18 rebuilds the job table: the newest id ever given stays given, even
+    when that job was pruned before the upgrade (on PostgreSQL the script changes nothing)."""
+    raw = RawDB(db_url)
+    _build_at(db_url, 17)
+    seeded = _seed(raw, 17)
+    raw.execute(f"DELETE FROM offload_jobs WHERE id = {max(seeded)}")
+    with sql_backend(db_url) as backend:
+        assert backend.schema.migrate() == VERSIONS[-1]
+        one = backend.jobs.insert(JobInsertParams(JobSpec("t", "default"), [Payload()])).ids
+        many = backend.jobs.insert(JobInsertParams(JobSpec("t", "default"), [Payload()] * 3)).ids
+    assert max(seeded) < one[0] < many[0] < many[1] < many[2]

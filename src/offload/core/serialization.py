@@ -108,8 +108,9 @@ def dumps_args(
             continue
         if kind not in _SCALARS:
             _check(arg, f"argument {index}", 1)
-    for name, arg in kwargs.items():
-        _check(arg, f"argument {name!r}", 1)
+    if kwargs:  # most calls have none: no call to look
+        for name, arg in kwargs.items():
+            _check(arg, f"argument {name!r}", 1)
     try:
         # orjson takes a tuple or list as it is; a subclass (a namedtuple) goes as a list.
         plain = args if type(args) is tuple or type(args) is list else list(args)

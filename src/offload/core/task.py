@@ -41,7 +41,9 @@ class TaskDef:
     signature: inspect.Signature | None = field(init=False, repr=False, compare=False)
     #: (fewest, most) positional arguments when a call without keywords needs no more than
     #: their count to bind (None: `check_args` always binds).
-    _arity: tuple[int, int] | None = field(init=False, repr=False, compare=False)
+    arity: tuple[int, int] | None = field(init=False, repr=False, compare=False)
+    #: No limits and no batch groups: `limit_key` and `group_key` are None for every call.
+    keyless: bool = field(init=False, repr=False, compare=False)
     #: Parameters annotated with a pydantic model (`offload.core.models`).
     models: tuple[ModelParam, ...] = field(init=False, repr=False, compare=False)
 
@@ -56,8 +58,11 @@ class TaskDef:
             signature = None
         object.__setattr__(self, "signature", signature)
         object.__setattr__(
-            self, "_arity", None if signature is None else _positional_range(signature)
+            self, "arity", None if signature is None else _positional_range(signature)
         )
+        opts = self.options
+        keyless = opts.concurrency is None and opts.rate_limit is None and opts.batch is None
+        object.__setattr__(self, "keyless", keyless)
         object.__setattr__(self, "models", model_params(self.fn, signature))
 
     def check_args(
@@ -65,7 +70,7 @@ class TaskDef:
     ) -> None:
         """Raise ArgumentsMismatch unless the function can take these arguments (`index`:
         the call's place in a batch). Positional-only calls are checked by counting."""
-        arity = self._arity
+        arity = self.arity
         if arity is not None and not kwargs and arity[0] <= len(args) <= arity[1]:
             return
         reason = self.mismatch(args, kwargs)

@@ -25,17 +25,19 @@ RETURNING id)
 SELECT id, pg_notify('offload_jobs', :queue) FROM ins
 
 -- name: insert_many
--- Many jobs of one spec; :payloads is a JSON array of [args, kwargs] pairs, or of whole
--- Payload tuples [args, kwargs, idempotency_key, limit_key, unique_key, group_key,
--- replace_key] when :wide (a `->>` parses the whole element each time: read the keys only
--- when some job has one), each payload
--- as JSON text in a string (PostgreSQL's json cannot take \u0000 apart). Rows go in
--- payload order, so their ids ascend with it.
+-- Many jobs of one spec; :payloads is a JSON array with one element a job: its args text
+-- alone (a string: its kwargs are {}), an [args, kwargs] pair, or when :wide a whole
+-- Payload tuple [args, kwargs, idempotency_key, limit_key, unique_key, group_key,
+-- replace_key] (a `->>` parses the whole element each time: read the keys only when some
+-- job has one), each payload as JSON text in a string (PostgreSQL's json cannot take
+-- \u0000 apart). Rows go in payload order, so their ids ascend with it.
 WITH ins AS (
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
     enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key,
     replace_key, channel)
-SELECT :task, :queue, (p.value ->> 0)::json, (p.value ->> 1)::json, :priority,
+SELECT :task, :queue,
+    (CASE WHEN json_typeof(p.value) = 'string' THEN p.value #>> '{}' ELSE p.value ->> 0 END)::json,
+    (CASE WHEN json_typeof(p.value) = 'string' THEN '{}' ELSE p.value ->> 1 END)::json, :priority,
     CASE WHEN :shed::boolean THEN 'shed'
         WHEN coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
         > now() THEN 'scheduled' ELSE 'available' END,

@@ -136,6 +136,12 @@ class SqlBackend(ABC):
         row = cur.fetchone()
         return 0 if row is None else int(row[0])
 
+    def inserted_ids(self, cur: Any, count: int) -> list[int]:
+        """The ids of the `count` jobs `insert_many` just stored on `cur`, in payload order,
+        none if it stored none: the statement RETURNs them, in no promised order (SQLite
+        overrides)."""
+        return sorted([int(row[0]) for row in cur.fetchall()])
+
     def storable_json(self, text: str) -> str:
         """JSON text as this database's JSON columns accept it (PostgreSQL overrides)."""
         return text

@@ -321,15 +321,18 @@ class SqlJobs:
             self.db.wake(cur, (spec.queue,), inserted=True)
             job_id = self.db.inserted_id(cur)
             return [job_id] if job_id else None
-        # Whole tuples only when some job has a key: most batches are two texts a job.
+        # Whole tuples only when some job has a key; else most batches are one text a job
+        # (its args: kwargs {}), the others an [args, kwargs] pair (see insert_many).
         wide = any([p[2:] != _NO_KEYS for p in payloads])  # no call per job
-        rows_of = [tuple(p) if wide else (p.args, p.kwargs) for p in payloads]
+        if wide:
+            rows_of: list[Any] = [tuple(p) for p in payloads]
+        else:
+            rows_of = [p[0] if p[1] == "{}" else p[:2] for p in payloads]
         values["payloads"] = orjson.dumps(rows_of).decode()
         values["wide"] = wide
         cur.execute(self.q["insert_many"], values)
+        ids = self.db.inserted_ids(cur, len(payloads))
         self.db.wake(cur, (spec.queue,), inserted=True)
-        # Ids come from one sequence in payload order; RETURNING order is not promised.
-        ids = sorted(int(row[0]) for row in cur.fetchall())  # RETURNING id alone
         return ids or None
 
     def retry_many(self, params: JobRetryManyParams) -> list[JobChange]:

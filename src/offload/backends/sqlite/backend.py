@@ -248,6 +248,13 @@ class SQLiteBackend(SqlBackend):
         """The cursor's rowid: SQLite's single inserts have no RETURNING (see jobs.sql)."""
         return int(cur.lastrowid) if cur.rowcount > 0 else 0
 
+    def inserted_ids(self, cur: Any, count: int) -> list[int]:
+        """The ids insert_many gave (see jobs.sql): the `count` up to the sequence's last."""
+        if cur.rowcount <= 0:
+            return []
+        last = int(cur.execute(self.q["jobs"]["last_id"]).fetchone()[0])
+        return list(range(last - count + 1, last + 1))
+
     def time_param(self, value: datetime | None) -> Any:
         return None if value is None else value.timestamp()
 
