@@ -38,13 +38,17 @@ Together = Callable[[Sequence[P]], list[R | OffloadError]]
 
 
 class _Call(Generic[P, R]):
-    """One waiting caller: its params, and its outcome once some thread has run it."""
+    """One waiting caller: its params, its wake-up and its outcome once some thread has run
+    it. The wake-up is a lock taken at birth and released once, by the thread that wrote
+    the caller or chose it to lead: CPython's cheapest one-shot signal (an Event builds a
+    Condition, and another lock on every wait)."""
 
-    __slots__ = ("done", "error", "lead", "params", "result")
+    __slots__ = ("error", "lead", "params", "result", "wake")
 
     def __init__(self, params: P) -> None:
         self.params = params
-        self.done = threading.Event()
+        self.wake = threading.Lock()
+        self.wake.acquire()
         self.lead = False  # woken to run the next group, not with an outcome
         self.result: R | None = None
         self.error: BaseException | None = None
@@ -92,24 +96,24 @@ class ThreadGroups(Generic[P, R]):
         if self._pid != os.getpid():  # forked while some thread wrote: that thread is gone
             self._reset()
         with self._lock:
-            if not self._writing:
+            alone = not self._writing
+            if alone:
                 self._writing = True
-                call = None
             else:
                 call = _Call[P, R](params)
                 self._waiting.append(call)
-        if call is None:
+        if alone:
             try:
                 return self._alone(params)
             finally:
                 self._hand_on()
         try:
-            call.done.wait()
+            call.wake.acquire()
+            if call.lead:
+                self._lead(call)
         except BaseException:  # a signal's exception (Ctrl-C, a timeout by SIGALRM)
             self._abandon(call)
             raise
-        if call.lead:
-            self._lead()
         if call.error is not None:
             raise call.error
         return call.result  # type: ignore[return-value]
@@ -122,7 +126,7 @@ class ThreadGroups(Generic[P, R]):
                 return
             nxt = self._waiting[0]
             nxt.lead = True
-        nxt.done.set()
+        nxt.wake.release()
 
     def _abandon(self, call: _Call[P, R]) -> None:
         """A waiting caller was interrupted: it leaves the line unwritten (unless a group
@@ -133,13 +137,15 @@ class ThreadGroups(Generic[P, R]):
                 self._waiting.remove(call)
             chosen, call.lead = call.lead, False
         if chosen:
-            self._lead()
+            self._lead(call)
 
-    def _lead(self) -> None:
-        """Write the waiting callers (this one first) as one group and wake each."""
+    def _lead(self, leader: _Call[P, R]) -> None:
+        """Write the waiting callers (the leader first, unless it left the line) as one
+        group; hand the next group on, then wake each of this one's callers."""
         with self._lock:
             group = self._waiting[:GROUP_LIMIT]
             del self._waiting[:GROUP_LIMIT]
+        leader.lead = False
         if not group:
             self._hand_on()
             return
@@ -155,10 +161,10 @@ class ThreadGroups(Generic[P, R]):
                 call.error = exc
             raise
         finally:
+            self._hand_on()  # first: the next group's write overlaps this one's wake-ups
             for call in group:
-                call.lead = False
-                call.done.set()
-            self._hand_on()
+                if call is not leader:
+                    call.wake.release()
 
 
 class LoopGroups(Generic[P, R]):
