@@ -100,7 +100,7 @@ class ThreadGroups(Generic[P, R]):
             if alone:
                 self._writing = True
             else:
-                call = _Call[P, R](params)
+                call: _Call[P, R] = _Call(params)  # not _Call[P, R](): typing's call costs
                 self._waiting.append(call)
         if alone:
             try:

@@ -93,12 +93,15 @@ class SqlJobs:
         """The group cut into runs of consecutive inserts that one statement can store
         together (one spec, no keys, no admission policy), and single others."""
         runs: list[list[JobInsertParams]] = []
+        plain = None  # the spec of the run being built, if one statement can store it
         for params in group:
-            plain = params.spec.rules is None and not self.db.admission.applies(params.spec.queue)
-            if plain and runs and runs[-1][0].spec == params.spec:  # plain too: same spec
+            spec = params.spec
+            if plain is not None and (spec is plain or spec == plain):  # a Task's own: `is`
                 runs[-1].append(params)
-            else:
-                runs.append([params])
+                continue
+            runs.append([params])
+            merges = spec.rules is None and not self.db.admission.applies(spec.queue)
+            plain = spec if merges else None
         return runs
 
     def _merged(self, cur: Any, run: list[JobInsertParams]) -> list[Inserted] | None:
