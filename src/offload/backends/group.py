@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
+from itertools import pairwise
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from offload.core.errors import OffloadError, OutcomeUnknown
@@ -39,17 +40,20 @@ Together = Callable[[Sequence[P]], list[R | OffloadError]]
 
 class _Call(Generic[P, R]):
     """One waiting caller: its params, its wake-up and its outcome once some thread has run
-    it. The wake-up is a lock taken at birth and released once, by the thread that wrote
-    the caller or chose it to lead: CPython's cheapest one-shot signal (an Event builds a
-    Condition, and another lock on every wait)."""
+    it. The wake-up is a lock taken at birth and released once, by the thread that chose
+    the caller to lead or by the caller before it in its written group: CPython's cheapest
+    one-shot signal (an Event builds a Condition, and another lock on every wait)."""
 
-    __slots__ = ("error", "lead", "params", "result", "wake")
+    __slots__ = ("after", "error", "gone", "lead", "params", "result", "wake", "woken")
 
     def __init__(self, params: P) -> None:
         self.params = params
         self.wake = threading.Lock()
         self.wake.acquire()
         self.lead = False  # woken to run the next group, not with an outcome
+        self.woken = False  # woken with its outcome: it wakes `after` in turn
+        self.gone = False  # interrupted before it was woken: the chain skips it
+        self.after: _Call[P, R] | None = None  # the next caller of its group to wake
         self.result: R | None = None
         self.error: BaseException | None = None
 
@@ -78,8 +82,12 @@ class ThreadGroups(Generic[P, R]):
 
     The first caller while nothing is being written runs alone. Callers arriving meanwhile
     wait; when the write ends, one of them is woken to write all of them (up to
-    `GROUP_LIMIT`) in one transaction and wake each with its outcome, and so on until none
-    wait. No thread ever writes for longer than one group, so no caller waits forever."""
+    `GROUP_LIMIT`) in one transaction, and so on until none wait. No thread ever writes for
+    longer than one group, so no caller waits forever.
+
+    A written group's callers are woken one after the other, each by the one before it as
+    it resumes: woken all at once, 30 threads would queue for the GIL together (a convoy
+    of context switches in which the next group's writer waits its turn too)."""
 
     def __init__(self, alone: Alone[P, R], together: Together[P, R]) -> None:
         self._alone = alone
@@ -111,6 +119,9 @@ class ThreadGroups(Generic[P, R]):
             call.wake.acquire()
             if call.lead:
                 self._lead(call)
+            else:
+                with self._lock:
+                    self._wake_after(call)
         except BaseException:  # a signal's exception (Ctrl-C, a timeout by SIGALRM)
             self._abandon(call)
             raise
@@ -128,24 +139,39 @@ class ThreadGroups(Generic[P, R]):
             nxt.lead = True
         nxt.wake.release()
 
+    def _wake_after(self, call: _Call[P, R]) -> None:
+        """Wake the next caller of `call`'s group still there, once (under the lock)."""
+        nxt, call.after = call.after, None
+        while nxt is not None and nxt.gone:
+            nxt = nxt.after
+        if nxt is not None:
+            nxt.woken = True
+            nxt.wake.release()
+
     def _abandon(self, call: _Call[P, R]) -> None:
         """A waiting caller was interrupted: it leaves the line unwritten (unless a group
         holding it is being written already), and if it had just been chosen to write the
-        next group, it writes the others all the same, so that none waits forever."""
+        next group, it writes the others all the same; if its group was written, it wakes
+        the next caller as it would have, and if not yet, the chain passes it by. So none
+        waits forever."""
         with self._lock:
             if call in self._waiting:
                 self._waiting.remove(call)
+            elif call.woken:
+                self._wake_after(call)
+            elif not call.lead:
+                call.gone = True
             chosen, call.lead = call.lead, False
         if chosen:
             self._lead(call)
 
     def _lead(self, leader: _Call[P, R]) -> None:
         """Write the waiting callers (the leader first, unless it left the line) as one
-        group; hand the next group on, then wake each of this one's callers."""
+        group; hand the next group on, then wake this one's callers in turn."""
         with self._lock:
             group = self._waiting[:GROUP_LIMIT]
             del self._waiting[:GROUP_LIMIT]
-        leader.lead = False
+            leader.lead = False
         if not group:
             self._hand_on()
             return
@@ -162,9 +188,12 @@ class ThreadGroups(Generic[P, R]):
             raise
         finally:
             self._hand_on()  # first: the next group's write overlaps this one's wake-ups
-            for call in group:
-                if call is not leader:
-                    call.wake.release()
+            for before, call in pairwise(group):
+                before.after = call
+            if group[0] is not leader:  # it left the line: the chain starts at the first
+                leader.after = group[0]
+            with self._lock:
+                self._wake_after(leader)
 
 
 class LoopGroups(Generic[P, R]):
