@@ -187,13 +187,15 @@ class ThreadGroups(Generic[P, R]):
                 call.error = exc
             raise
         finally:
-            self._hand_on()  # first: the next group's write overlaps this one's wake-ups
-            for before, call in pairwise(group):
-                before.after = call
-            if group[0] is not leader:  # it left the line: the chain starts at the first
-                leader.after = group[0]
-            with self._lock:
-                self._wake_after(leader)
+            try:
+                self._hand_on()  # first: the next group's write overlaps these wake-ups
+            finally:
+                for before, call in pairwise(group):
+                    before.after = call
+                if group[0] is not leader:  # it left the line: the chain starts at the first
+                    leader.after = group[0]
+                with self._lock:
+                    self._wake_after(leader)
 
 
 class LoopGroups(Generic[P, R]):
