@@ -8,11 +8,19 @@ moves less than the throughput medians do, which is why the trees take turns.
 
     .venv/bin/python benchmarks/enqueue_ab.py /path/to/base-tree /path/to/this-tree [--rounds 5]
     .venv/bin/python benchmarks/enqueue_ab.py BASE THIS --backend sqlite --batch 1000 --jobs 20000
+
+With `--threads N` (or `--tasks N`), N threads (coroutines of one event loop) enqueue the
+jobs at once, one per call, as the peer rig's `enqueue_threads` (`enqueue_tasks`) does; each
+run then also reports the process CPU time and the voluntary and involuntary context
+switches per job (getrusage), the commits per job and the mean size of the shared ones.
+
+    .venv/bin/python benchmarks/enqueue_ab.py BASE THIS --backend sqlite --threads 32 --jobs 20000
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -56,6 +64,73 @@ print(f"{rate:.0f} {pstats.Stats(profile).total_calls / max(500, batch):.1f} {cp
 """
 
 
+#: Concurrent producers (`--threads`, `--tasks`): jobs/s, CPU and context switches per job
+#: over the timed jobs, and the commits (every `tx`) and shared ones (`insert_group`).
+CONCURRENT = r"""
+import asyncio, json, resource, sys, threading, time
+from concurrent.futures import ThreadPoolExecutor
+import offload
+app = offload.App(sys.argv[1])
+app.migrate()
+@app.task(name="t")
+def t(x: int) -> None: ...
+n, mode, producers = int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+backend = app.backend
+counts = {"tx": 0, "groups": 0, "grouped": 0}
+tx = backend.tx
+def counted_tx(*a, **k):
+    counts["tx"] += 1
+    return tx(*a, **k)
+backend.tx = counted_tx
+jobs = backend.jobs
+together = jobs._groups._together
+def counted_together(group):
+    counts["groups"] += 1
+    counts["grouped"] += len(group)
+    return together(group)
+jobs._groups._together = counted_together
+def run(count):
+    if mode == "threads":
+        def produce(seqs):
+            for seq in seqs:
+                t.enqueue(seq)
+        with ThreadPoolExecutor(producers) as pool:
+            for f in [pool.submit(produce, range(i, count, producers)) for i in range(producers)]:
+                f.result()
+    else:
+        async def produce(seqs):
+            for seq in seqs:
+                await t.enqueue_async(seq)
+        async def main():
+            await asyncio.gather(*(produce(range(i, count, producers)) for i in range(producers)))
+        asyncio.run(main())
+run(min(n // 5, 2000))
+for key in counts:
+    counts[key] = 0
+before = resource.getrusage(resource.RUSAGE_SELF)
+cpu, started = time.process_time(), time.perf_counter()
+run(n)
+seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+after = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({
+    "rate": n / seconds,
+    "cpu_us": cpu / n * 1e6,
+    "vcsw": (after.ru_nvcsw - before.ru_nvcsw) / n,
+    "ivcsw": (after.ru_nivcsw - before.ru_nivcsw) / n,
+    "commits": counts["tx"] / n,
+    "group": counts["grouped"] / max(counts["groups"], 1),  # threads' groups only
+}))
+"""
+FIGURES = (
+    ("rate", "jobs/s", ",.0f"),
+    ("cpu_us", "CPU us/job", ".1f"),
+    ("vcsw", "vol. cs/job", ".2f"),
+    ("ivcsw", "invol. cs/job", ".3f"),
+    ("commits", "commits/job", ".3f"),
+    ("group", "mean thread group", ".1f"),
+)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("trees", nargs=2, help="two checkouts, each with a src/offload")
@@ -63,7 +138,11 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=3000)
     parser.add_argument("--batch", type=int, default=1, help="jobs per call (enqueue_many)")
     parser.add_argument("--backend", choices=("postgres", "sqlite"), default="postgres")
+    parser.add_argument("--threads", type=int, default=0, help="producer threads at once")
+    parser.add_argument("--tasks", type=int, default=0, help="producer coroutines at once")
     args = parser.parse_args()
+    if args.threads or args.tasks:
+        return concurrent(args)
     scratch = Path(tempfile.mkdtemp(prefix="enqueue-ab-"))
     server = start_postgres(durable_commits=True) if args.backend == "postgres" else None
     rates: dict[str, list[float]] = {tree: [] for tree in args.trees}
@@ -104,6 +183,47 @@ def main() -> int:
             f"{calls[tree]} Python calls per {per}; "
             f"producer CPU median {statistics.median(cpus[tree]):.2f} us per job"
         )
+    return 0
+
+
+def concurrent(args: argparse.Namespace) -> int:
+    """The `--threads`/`--tasks` A/B: medians of each figure per tree, and of the per-round
+    ratio of the rates."""
+    mode, producers = ("threads", args.threads) if args.threads else ("tasks", args.tasks)
+    scratch = Path(tempfile.mkdtemp(prefix="enqueue-ab-"))
+    server = start_postgres(durable_commits=True) if args.backend == "postgres" else None
+    runs: dict[str, list[dict[str, float]]] = {tree: [] for tree in args.trees}
+    try:
+        for n in range(args.rounds):
+            for i, tree in enumerate(args.trees):
+                if server is None:
+                    url = f"sqlite:///{scratch / f'ab_{n}_{i}.db'}"
+                else:
+                    url = fresh_database(server.url, f"ab_{n}_{i}")
+                env = dict(os.environ, PYTHONPATH=str(Path(tree) / "src"))
+                command = [sys.executable, "-c", CONCURRENT, url, str(args.jobs), mode]
+                out = subprocess.run(
+                    [*command, str(producers)], env=env, capture_output=True, text=True, check=True
+                )
+                runs[tree].append(json.loads(out.stdout))
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(f"{args.backend}, {producers} {mode}, one job per call, {args.jobs:,} jobs per run")
+    base, this = args.trees
+    ratios = [b["rate"] / a["rate"] for a, b in zip(runs[base], runs[this], strict=True)]
+    print(f"per-round rate ratio {this} / {base}: median {statistics.median(ratios):.3f}")
+    print("tree | " + " | ".join(label for _, label, _ in FIGURES))
+    for tree in args.trees:
+        medians = [statistics.median(r[key] for r in runs[tree]) for key, _, _ in FIGURES]
+        cells = " | ".join(
+            format(m, spec) for m, (_, _, spec) in zip(medians, FIGURES, strict=True)
+        )
+        print(f"{tree} | {cells}")
+    rates = {tree: ", ".join(f"{r['rate']:,.0f}" for r in runs[tree]) for tree in args.trees}
+    for tree in args.trees:
+        print(f"{tree} rates: {rates[tree]}")
     return 0
 
 

@@ -215,6 +215,50 @@ def test_a_waiting_caller_interrupted_by_a_signal_leaves_the_line_and_nobody_han
     assert groups.submit(4) == 40  # and the combiner is idle again
 
 
+def test_a_caller_interrupted_while_its_group_is_written_is_skipped_by_the_wake_ups() -> None:
+    import signal
+
+    store = Store(slow=0.5)
+    groups = ThreadGroups(store.alone, store.together)
+    outcomes: dict[int, object] = {}
+
+    def call(n: int) -> None:
+        outcomes[n] = groups.submit(n)
+
+    first = threading.Thread(target=call, args=(1,))
+    first.start()  # writes alone until 0.5 s
+    time.sleep(0.05)
+    leader = threading.Thread(target=call, args=(2,))
+    leader.start()  # first in line: writes the next group, 0.5 s to 1 s
+    time.sleep(0.05)
+    later = [threading.Thread(target=call, args=(n,)) for n in (4, 5)]
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise TimeoutError("interrupted while its group was written")
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.6)  # at 0.7 s: during the group's write
+    try:
+
+        def queue_behind() -> None:
+            time.sleep(0.05)  # after this caller, in the same group
+            for thread in later:
+                thread.start()
+
+        threading.Thread(target=queue_behind).start()
+        with pytest.raises(TimeoutError):
+            groups.submit(3)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    for thread in [first, leader, *later]:
+        thread.join(5)
+        assert not thread.is_alive(), "a caller after the interrupted one waits forever"
+    assert store.groups == [[2, 3, 4, 5]], "its insert was being written: it stays written"
+    assert outcomes == {1: 10, 2: 20, 4: 40, 5: 50}
+    assert groups.submit(6) == 60  # and the combiner is idle again
+
+
 def test_a_cancelled_coroutine_still_waiting_is_never_written() -> None:
     store = Store(slow=0.3)
     groups = LoopGroups(store.alone, store.together, lambda n: True)

@@ -182,6 +182,29 @@ def test_a_lone_sqlite_caller_commits_once_per_enqueue_without_a_savepoint(
     assert not [s for s in statements if "SAVEPOINT" in s]
 
 
+def test_a_sqlite_group_of_one_spec_is_one_insert_and_one_commit_without_a_savepoint(
+    sqlite_url: str,
+) -> None:
+    """Its refusal (a queue policy found meanwhile) comes before it writes anything:
+    nothing for a savepoint to undo (see the policy test below)."""
+    app = offload.App(sqlite_url)
+    job = app.task(name="job")(lambda n: n)
+    job.enqueue(0)  # connection open, schema checked, no policy on queue a
+    statements: list[str] = []
+    db = app.backend._conn()  # type: ignore[attr-defined]
+    db.set_trace_callback(statements.append)
+    try:
+        outcomes = app.backend.jobs.insert_group([params("a", n) for n in range(1, 6)])
+        db.set_trace_callback(None)
+    finally:
+        app.close()
+    assert [len(o.ids) for o in outcomes if isinstance(o, Inserted)] == [1] * 5
+    # BEGIN, the insert (traced once for each row it returns), COMMIT
+    assert len(set(statements)) == 3, statements
+    assert statements[-1] == "COMMIT"
+    assert not [s for s in statements if "SAVEPOINT" in s]
+
+
 def payload(n: int) -> Payload:
     return Payload(f"[{n}]", "{}")
 

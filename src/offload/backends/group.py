@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
+from itertools import pairwise
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from offload.core.errors import OffloadError, OutcomeUnknown
@@ -38,14 +39,21 @@ Together = Callable[[Sequence[P]], list[R | OffloadError]]
 
 
 class _Call(Generic[P, R]):
-    """One waiting caller: its params, and its outcome once some thread has run it."""
+    """One waiting caller: its params, its wake-up and its outcome once some thread has run
+    it. The wake-up is a lock taken at birth and released once, by the thread that chose
+    the caller to lead or by the caller before it in its written group: CPython's cheapest
+    one-shot signal (an Event builds a Condition, and another lock on every wait)."""
 
-    __slots__ = ("done", "error", "lead", "params", "result")
+    __slots__ = ("after", "error", "gone", "lead", "params", "result", "wake", "woken")
 
     def __init__(self, params: P) -> None:
         self.params = params
-        self.done = threading.Event()
+        self.wake = threading.Lock()
+        self.wake.acquire()
         self.lead = False  # woken to run the next group, not with an outcome
+        self.woken = False  # woken with its outcome: it wakes `after` in turn
+        self.gone = False  # interrupted before it was woken: the chain skips it
+        self.after: _Call[P, R] | None = None  # the next caller of its group to wake
         self.result: R | None = None
         self.error: BaseException | None = None
 
@@ -74,8 +82,12 @@ class ThreadGroups(Generic[P, R]):
 
     The first caller while nothing is being written runs alone. Callers arriving meanwhile
     wait; when the write ends, one of them is woken to write all of them (up to
-    `GROUP_LIMIT`) in one transaction and wake each with its outcome, and so on until none
-    wait. No thread ever writes for longer than one group, so no caller waits forever."""
+    `GROUP_LIMIT`) in one transaction, and so on until none wait. No thread ever writes for
+    longer than one group, so no caller waits forever.
+
+    A written group's callers are woken one after the other, each by the one before it as
+    it resumes: woken all at once, 30 threads would queue for the GIL together (a convoy
+    of context switches in which the next group's writer waits its turn too)."""
 
     def __init__(self, alone: Alone[P, R], together: Together[P, R]) -> None:
         self._alone = alone
@@ -92,24 +104,27 @@ class ThreadGroups(Generic[P, R]):
         if self._pid != os.getpid():  # forked while some thread wrote: that thread is gone
             self._reset()
         with self._lock:
-            if not self._writing:
+            alone = not self._writing
+            if alone:
                 self._writing = True
-                call = None
             else:
-                call = _Call[P, R](params)
+                call: _Call[P, R] = _Call(params)  # not _Call[P, R](): typing's call costs
                 self._waiting.append(call)
-        if call is None:
+        if alone:
             try:
                 return self._alone(params)
             finally:
                 self._hand_on()
         try:
-            call.done.wait()
+            call.wake.acquire()
+            if call.lead:
+                self._lead(call)
+            else:
+                with self._lock:
+                    self._wake_after(call)
         except BaseException:  # a signal's exception (Ctrl-C, a timeout by SIGALRM)
             self._abandon(call)
             raise
-        if call.lead:
-            self._lead()
         if call.error is not None:
             raise call.error
         return call.result  # type: ignore[return-value]
@@ -122,24 +137,41 @@ class ThreadGroups(Generic[P, R]):
                 return
             nxt = self._waiting[0]
             nxt.lead = True
-        nxt.done.set()
+        nxt.wake.release()
+
+    def _wake_after(self, call: _Call[P, R]) -> None:
+        """Wake the next caller of `call`'s group still there, once (under the lock)."""
+        nxt, call.after = call.after, None
+        while nxt is not None and nxt.gone:
+            nxt = nxt.after
+        if nxt is not None:
+            nxt.woken = True
+            nxt.wake.release()
 
     def _abandon(self, call: _Call[P, R]) -> None:
         """A waiting caller was interrupted: it leaves the line unwritten (unless a group
         holding it is being written already), and if it had just been chosen to write the
-        next group, it writes the others all the same, so that none waits forever."""
+        next group, it writes the others all the same; if its group was written, it wakes
+        the next caller as it would have, and if not yet, the chain passes it by. So none
+        waits forever."""
         with self._lock:
             if call in self._waiting:
                 self._waiting.remove(call)
+            elif call.woken:
+                self._wake_after(call)
+            elif not call.lead:
+                call.gone = True
             chosen, call.lead = call.lead, False
         if chosen:
-            self._lead()
+            self._lead(call)
 
-    def _lead(self) -> None:
-        """Write the waiting callers (this one first) as one group and wake each."""
+    def _lead(self, leader: _Call[P, R]) -> None:
+        """Write the waiting callers (the leader first, unless it left the line) as one
+        group; hand the next group on, then wake this one's callers in turn."""
         with self._lock:
             group = self._waiting[:GROUP_LIMIT]
             del self._waiting[:GROUP_LIMIT]
+            leader.lead = False
         if not group:
             self._hand_on()
             return
@@ -155,10 +187,15 @@ class ThreadGroups(Generic[P, R]):
                 call.error = exc
             raise
         finally:
-            for call in group:
-                call.lead = False
-                call.done.set()
-            self._hand_on()
+            try:
+                self._hand_on()  # first: the next group's write overlaps these wake-ups
+            finally:
+                for before, call in pairwise(group):
+                    before.after = call
+                if group[0] is not leader:  # it left the line: the chain starts at the first
+                    leader.after = group[0]
+                with self._lock:
+                    self._wake_after(leader)
 
 
 class LoopGroups(Generic[P, R]):

@@ -24,6 +24,7 @@ from offload.backends.sql.rows import cells, column, jobs_from
 from offload.core.containment import needle
 from offload.core.errors import (
     BackendUnavailable,
+    BackPressure,
     ConfigurationError,
     InvalidTransition,
     JobNotFound,
@@ -76,12 +77,14 @@ class SqlJobs:
     def insert_group(self, group: Sequence[JobInsertParams]) -> list[Inserted | OffloadError]:
         """Each insert (none with a caller's `conn`) in one transaction, one savepoint
         each: a refused insert is undone alone and its error is its outcome. A failure of
-        the transaction itself raises, having stored nothing."""
+        the transaction itself raises, having stored nothing. A group that is one run of
+        plain inserts is one statement and no savepoint."""
         outcomes: list[Inserted | OffloadError] = []
         with self.db.tx() as cur:
-            for run in self._runs(group):
+            runs = self._runs(group)
+            for run in runs:
                 if len(run) > 1:  # plain inserts of one spec: one statement for all of them
-                    merged = self._merged(cur, run)
+                    merged = self._merged(cur, run, whole=len(runs) == 1)
                     if merged is not None:
                         outcomes += merged
                         continue
@@ -93,28 +96,41 @@ class SqlJobs:
         """The group cut into runs of consecutive inserts that one statement can store
         together (one spec, no keys, no admission policy), and single others."""
         runs: list[list[JobInsertParams]] = []
+        plain = None  # the spec of the run being built, if one statement can store it
         for params in group:
-            plain = params.spec.rules is None and not self.db.admission.applies(params.spec.queue)
-            if plain and runs and runs[-1][0].spec == params.spec:  # plain too: same spec
+            spec = params.spec
+            if plain is not None and (spec is plain or spec == plain):  # a Task's own: `is`
                 runs[-1].append(params)
-            else:
-                runs.append([params])
+                continue
+            runs.append([params])
+            merges = spec.rules is None and not self.db.admission.applies(spec.queue)
+            plain = spec if merges else None
         return runs
 
-    def _merged(self, cur: Any, run: list[JobInsertParams]) -> list[Inserted] | None:
+    def _merged(
+        self, cur: Any, run: list[JobInsertParams], *, whole: bool
+    ) -> list[Inserted] | None:
         """A run's payloads in one statement (ids split back by caller), or None if it was
-        refused: its callers then go one by one."""
+        refused: its callers then go one by one. A run that is the `whole` group takes no
+        savepoint (two statements less per group): a refusal by a queue's policy comes
+        before it writes anything, and any other error fails the transaction."""
         payloads = [p for params in run for p in params.payloads]
         if not payloads:
             return [Inserted([]) for _ in run]
-        cur.execute(self.q["savepoint"])
-        try:
-            ids = self._admitted(cur, run[0].spec, payloads)
-        except OffloadError:
-            cur.execute(self.q["rollback_to"])
+        if whole:
+            try:
+                ids = self._admitted(cur, run[0].spec, payloads)
+            except BackPressure:
+                return None
+        else:
+            cur.execute(self.q["savepoint"])
+            try:
+                ids = self._admitted(cur, run[0].spec, payloads)
+            except OffloadError:
+                cur.execute(self.q["rollback_to"])
+                cur.execute(self.q["release"])
+                return None
             cur.execute(self.q["release"])
-            return None
-        cur.execute(self.q["release"])
         inserted, at = [], 0
         for params in run:
             inserted.append(Inserted(ids[at : at + len(params.payloads)]))
