@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import offload
@@ -117,12 +118,18 @@ def report_progress() -> str:
 
 
 @app.task(name="cancel_itself")
-def cancel_itself() -> bool:
-    """Whether its job was asked to stop; then it sets its own cancel event, which the next
-    job of the same child must not see."""
+def cancel_itself(later: float = 0.0) -> bool:
+    """Whether its job was asked to stop (looking again after `2 * later` seconds); then it
+    sets its own cancel event, at once or from a timer `later` seconds after it returned,
+    which the next job of the same child must not see."""
     job = offload.current_job()
     cancelled = job.cancelled
-    job.cancel_event.set()
+    if later:
+        time.sleep(2 * later)
+        cancelled = cancelled or job.cancelled
+        threading.Timer(later, job.cancel_event.set).start()
+    else:
+        job.cancel_event.set()
     return cancelled
 
 

@@ -51,9 +51,6 @@ def main(app_path: str, conn: Connection, result_limit: int | None) -> None:
     fd = conn.fileno()  # `conn` stays referenced (and so open) while this function runs
     frames = Frames(fd)
     sending = threading.Lock()  # a task may report progress from a thread of its own
-    # A child's running job is cancelled by ending the child, so nothing here ever sets a
-    # job's cancel event: one serves every job (a task that sets it leaves it to itself).
-    unset = threading.Event()
 
     def reply(message: Message) -> None:
         data = encode(message)
@@ -78,10 +75,11 @@ def main(app_path: str, conn: Connection, result_limit: int | None) -> None:
                     return  # the worker closed the pipe, or died: leases rerun the jobs
             run = queued.pop(next(iter(queued)))
             began = time.perf_counter()
-            outcome = _run(run, registry, reply, result_limit, unset)
+            # A running job is cancelled by ending the child, so nothing here sets its cancel
+            # event; each job still gets its own, since a thread the task left behind may set
+            # it after the job has ended.
+            outcome = _run(run, registry, reply, result_limit, threading.Event())
             reply(Done.of(run.job_id, outcome, time.perf_counter() - began))
-            if unset.is_set():
-                unset = threading.Event()
     except OSError:  # the worker closed the pipe, or died: leases rerun the jobs
         return
 
