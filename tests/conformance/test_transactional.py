@@ -239,3 +239,25 @@ def test_an_autocommit_connection_outside_a_transaction_is_refused(
         conn.close()
     assert app.jobs() == []
     assert all(topic.messages == 0 for topic in app.topics())
+
+
+class _Pep249Autocommit(sqlite3.Connection):
+    """A connection as Python 3.12's `sqlite3.connect(autocommit=True)` makes it: PEP 249's
+    autocommit on, isolation_level left at its default."""
+
+    autocommit = True
+
+
+def test_a_pep_249_autocommit_sqlite_connection_is_refused_too(sqlite_url: str) -> None:
+    # A batch's ids are read back after its insert: outside one transaction another writer's
+    # batch could commit between the two, and the handles would name its jobs.
+    app = offload.App(sqlite_url)
+    job = app.task(name="job")(lambda n: n)
+    conn = sqlite3.connect(sqlite_path(sqlite_url), factory=_Pep249Autocommit)
+    try:
+        assert conn.isolation_level is not None  # not the legacy mode the older check knew
+        with pytest.raises(offload.ValidationError, match="autocommit mode"):
+            job.options(conn=conn).enqueue_many([offload.call(1), offload.call(2)])
+    finally:
+        conn.close()
+        app.close()

@@ -191,7 +191,10 @@ class SQLiteBackend(SqlBackend):
                 raise ConfigurationError(
                     f"conn must be a sqlite3.Connection for the SQLite backend, got {conn!r}"
                 )
-            if conn.isolation_level is None and not conn.in_transaction:
+            # Autocommit the legacy way (isolation_level None) or PEP 249's (Python 3.12's
+            # `autocommit=True`, which leaves isolation_level as it was).
+            autocommit = conn.isolation_level is None or getattr(conn, "autocommit", None) is True
+            if autocommit and not conn.in_transaction:
                 raise ValidationError(
                     "conn is in autocommit mode with no transaction open, so each statement would "
                     "commit alone: open one (BEGIN) or turn autocommit off"
