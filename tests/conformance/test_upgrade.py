@@ -326,3 +326,14 @@ def test_schema_18_keeps_the_id_sequence_past_the_newest_job_left(db_url: str) -
         one = backend.jobs.insert(JobInsertParams(JobSpec("t", "default"), [Payload()])).ids
         many = backend.jobs.insert(JobInsertParams(JobSpec("t", "default"), [Payload()] * 3)).ids
     assert max(seeded) < one[0] < many[0] < many[1] < many[2]
+
+
+def test_schema_18_upgrades_a_database_with_a_view_over_the_job_table(db_url: str) -> None:
+    """A user's reporting view over the job table survives the rebuild and still reads it."""
+    raw = RawDB(db_url)
+    _build_at(db_url, 17)
+    seeded = _seed(raw, 17)
+    raw.execute("CREATE VIEW my_jobs AS SELECT id, state FROM offload_jobs")
+    with sql_backend(db_url) as backend:
+        assert backend.schema.migrate() == VERSIONS[-1]
+    assert sorted(row["id"] for row in raw.query("SELECT id FROM my_jobs")) == sorted(seeded)

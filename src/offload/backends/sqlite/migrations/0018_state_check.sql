@@ -61,7 +61,11 @@ DELETE FROM sqlite_sequence WHERE name = 'offload_jobs_rebuilt';
 INSERT INTO sqlite_sequence (name, seq)
 SELECT 'offload_jobs_rebuilt', seq FROM sqlite_sequence WHERE name = 'offload_jobs';
 DROP TABLE offload_jobs;
+-- A view of the user's over offload_jobs would fail the rename's check of the schema (the
+-- table it names is gone for that moment); the legacy rename leaves views alone.
+PRAGMA legacy_alter_table = ON;
 ALTER TABLE offload_jobs_rebuilt RENAME TO offload_jobs;
+PRAGMA legacy_alter_table = OFF;
 
 CREATE INDEX offload_jobs_finished ON offload_jobs (state, finished_at)
     WHERE state IN ('succeeded', 'dead', 'cancelled');
