@@ -208,7 +208,8 @@ class Task(Generic[P, R]):
         definition = self.definition
         unique = definition.unique(over)
         # What is the same for every call is decided once: a call of a task without keys,
-        # limits, groups or models is its two texts, its arguments checked by counting.
+        # limits or groups is its two texts (after its models, if any, prepared it), its
+        # arguments checked by counting.
         models, dumps = definition.models, serialization.dumps_args
         bare = unique is None and over.replace is None and definition.keyless
         fewest, most = definition.arity or (1, 0)  # (1, 0): no count fits, always bind

@@ -2,7 +2,8 @@
 
 Each enqueue returns only once its own rows are durable (never batched behind the caller's
 back), but callers that arrive while a commit is flushing need not wait for a commit each:
-the next transaction carries all of them, one savepoint per caller, and releases exactly
+the next transaction carries all of them (one statement for a run of plain inserts of one
+spec, else one savepoint per caller), and releases exactly
 the callers whose rows it committed. An error in one caller's insert reaches that caller
 alone; a transaction that fails as a whole stored nothing, so each of its callers then
 inserts alone and gets its own outcome. A lone caller takes the plain path: one commit, no

@@ -38,7 +38,7 @@ class Finished:
     duration: float | None = None
 
 
-#: Jobs a slot may hold at once (one running, the rest queued) while jobs are short: the
+#: Jobs a slot holds at least (one running, the rest queued) while jobs are short: the
 #: worker loop then collects many ends per turn and records them in one commit.
 PIPELINE_DEPTH = 32
 #: Runs shorter than this on average (seconds) count as short.
@@ -53,7 +53,10 @@ MAX_DEPTH = 128
 @dataclass(slots=True)
 class Pace:
     """How long runs take, as a moving average: it decides how many jobs a slot holds, so
-    that short jobs queue in the executor while long ones never wait behind each other."""
+    that short jobs queue in the executor (about QUEUED_WORK of them) while long ones never
+    wait behind each other. A long run among tiny ones holds up to MAX_DEPTH - 1 jobs
+    queued behind it in its slot until it ends: a task whose runs may take long among tiny
+    ones is best given a queue of its own."""
 
     #: Seconds; runs are taken as long until some have ended.
     run_time: float = 1.0

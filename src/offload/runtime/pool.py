@@ -55,11 +55,8 @@ class ExecutorPool:
         room = {kind: executor.free() for kind, executor in self.executors.items()}
         batches: dict[str, list[Job]] = {}
         waiting: deque[Job] = deque()
-        # One executor: every job is routed to it (`build_pool` makes one for each kind a
-        # task asks for), so it is not asked per job.
-        route = self.route if len(self.executors) > 1 else None
         for job in jobs:
-            kind = self.primary if route is None else route(job)
+            kind = self.route(job)
             if room[kind] > 0:
                 room[kind] -= 1
                 batches.setdefault(kind, []).append(job)
