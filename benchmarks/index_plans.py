@@ -96,7 +96,9 @@ def main() -> None:
                 given.update(below=2**62, limit=20)
                 label = f"state={state}" + (" queue" if where.queue else "")
                 for kind in ("count", "list"):
-                    statements.append((f"jobs.{kind} {label}", backend.jobs.where(kind, where), given))
+                    statements.append(
+                        (f"jobs.{kind} {label}", backend.jobs.where(kind, where), given)
+                    )
         with sqlite3.connect(path) as db:
             for label, sql, given in statements:
                 rows = db.execute("EXPLAIN QUERY PLAN " + sql, _params(sql, given)).fetchall()
