@@ -18,6 +18,7 @@ import pytest
 import offload
 from offload.backends.base import Backend
 from offload.backends.params import ClaimParams, JobFilter
+from offload.backends.sqlite.backend import STATE_PREDICATES
 from offload.core.states import JobState
 from tests.conformance.helpers import RawDB, insert, sqlite_path
 
@@ -117,6 +118,82 @@ def test_sqlite_counts_and_census_read_the_index_of_each_state(sqlite_url: str) 
             assert "SCAN offload_jobs\n" not in plan + "\n", plan
     finally:
         app.close()
+
+
+#: (area, statement, parameters, indexes SQLite's plan must use): every other SQLite statement
+#: whose WHERE spells a partial index's state predicate (schema 19's macros), by the indexes
+#: the plan had with schema 18's `IN (...)` predicates (benchmarks/index_plans.py).
+SQLITE_STATEMENTS: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
+    ("claims", "claim", {"queue": "a", "limit": 10}, ("offload_jobs_claim",)),
+    ("claims", "probe", {"queue": "a"}, ("offload_jobs_limited",)),
+    (
+        "claims",
+        "limited_pick",
+        {"queue": "a", "now": 2e9, "window": 50, "limit": 10},
+        ("offload_jobs_claim", "offload_jobs_running"),
+    ),
+    (
+        "claims",
+        "group_claim",
+        {"queue": "a", "task": "t", "size": 10, "max_wait": 1.0},
+        ("offload_jobs_group", "offload_jobs_group_due", "offload_jobs_running"),
+    ),
+    (
+        "claims",
+        "group_wait",
+        {"queue": "a", "task": "t", "max_wait": 1.0},
+        ("offload_jobs_group_due",),
+    ),
+    ("jobs", "prune", {"state": "succeeded", "age": 60.0}, ("offload_jobs_finished",)),
+    ("jobs", "admission_depth", {"queue": "a", "cap": 100}, ("offload_jobs_claim",)),
+    ("jobs", "admission_wait", {"queue": "a"}, ("offload_jobs_claim",)),
+    ("queues", "resort", {"name": "a", "aging": 60.0}, ("offload_jobs_claim",)),
+    ("sweep", "shed", {"queue": "a"}, ("offload_jobs_claim",)),
+    (
+        "sweep",
+        "take",
+        {"queue": "a", "task": "t", "limit": 10},
+        ("offload_jobs_claim", "offload_jobs_state"),
+    ),
+    ("topics", "groups", {}, ("offload_jobs_claim", "offload_jobs_running", "offload_jobs_state")),
+]
+
+
+@pytest.mark.parametrize(("area", "name", "given", "indexes"), SQLITE_STATEMENTS)
+def test_each_sqlite_statement_spelling_an_index_predicate_uses_that_index(
+    sqlite_url: str, area: str, name: str, given: dict[str, Any], indexes: tuple[str, ...]
+) -> None:
+    app = offload.App(sqlite_url)
+    app.migrate()
+    try:
+        sql = getattr(app.backend, area).q[name]
+        plan = _plan(sqlite_url, sql, _params(sql, given))
+        for index in indexes:
+            assert re.search(rf"\b{index}\b", plan), f"{area}.{name}: no {index}:\n{plan}"
+        assert "SCAN offload_jobs\n" not in plan + "\n", plan
+    finally:
+        app.close()
+
+
+def test_sqlite_index_predicates_are_comparisons_spelt_by_the_macros(sqlite_url: str) -> None:
+    """Schema 19: no partial index of the jobs tests an `IN (...)` list (SQLite builds a
+    temporary b-tree for it on each row written), and each state macro the queries use is,
+    word for word, the predicate of an index (what SQLite's planner matches)."""
+    app = offload.App(sqlite_url)
+    app.migrate()
+    app.close()
+    with sqlite3.connect(sqlite_path(sqlite_url)) as db:
+        rows = db.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'offload_jobs'"
+            " AND sql LIKE '% WHERE %'"
+        ).fetchall()
+    predicates = {name: " ".join(sql.split(" WHERE ", 1)[1].split()) for name, sql in rows}
+    assert len(predicates) >= 10, predicates
+    for name, predicate in predicates.items():
+        assert " IN " not in predicate.upper(), f"{name}: {predicate}"
+    for macro, text in STATE_PREDICATES.items():
+        holders = [name for name, predicate in predicates.items() if text in predicate]
+        assert holders, f"{macro} is no index's predicate: {text}"
 
 
 @pytest.mark.parametrize("state", list(JobState))

@@ -33,11 +33,27 @@ from offload.core.times import from_epoch
 NOW = "((julianday('now') - 2440587.5) * 86400.0)"
 MIN_SQLITE = (3, 38, 0)  # the ->> JSON operator
 _SYNC_MODES = {"full": "FULL", "normal": "NORMAL", "extra": "EXTRA"}
+#: The state predicates of the jobs' partial indexes (schema 19), as comparisons: SQLite
+#: builds a temporary b-tree for an `IN (...)` list each time it tests a row. A query uses a
+#: partial index only if its WHERE holds each term of the index's, matched structurally, so
+#: the queries spell them with these (tests/conformance/test_job_indexes.py checks both).
+STATE_PREDICATES = {
+    # offload_jobs_claim, _limited, _group and _group_due: jobs not started yet
+    "queued_states": "(state = 'available' OR state = 'scheduled' OR state = 'retrying')",
+    # offload_jobs_finished: jobs a prune deletes
+    "finished_states": "(state = 'succeeded' OR state = 'dead' OR state = 'cancelled')",
+    # offload_jobs_replace: jobs a successor supersedes
+    "live_states": "(state = 'waiting' OR state = 'scheduled' OR state = 'available'"
+    " OR state = 'retrying' OR state = 'shed' OR state = 'running')",
+    # offload_jobs_state: every state but the two with an index of their own (two terms)
+    "rare_states": "state <> 'available' AND state <> 'running'",
+}
 _MACROS = {
     "now": NOW,
     "at": f"coalesce(:now, {NOW})",
     "job_columns": JOB_COLUMNS,
     "worker_columns": WORKER_COLUMNS,
+    **STATE_PREDICATES,
 }
 #: Result codes (sqlite3.Error.sqlite_errorcode & 0xff) of a file that cannot serve at all
 #: until someone fixes it: read-only, corrupt, cannot open, not a database.

@@ -12,7 +12,7 @@ SET state = 'running', attempt = attempt + 1, worker = :worker,
     started_at = {at}, lease_until = {at} + :lease
 WHERE id IN (
     SELECT id FROM offload_jobs
-    WHERE queue = :queue AND state IN ('available', 'scheduled', 'retrying') AND run_at <= {at}
+    WHERE queue = :queue AND {queued_states} AND run_at <= {at}
       AND limit_key IS NULL AND group_key IS NULL  -- batch tasks' jobs go by group_claim
       AND NOT EXISTS (SELECT 1 FROM offload_queues AS q WHERE q.name = :queue
                       AND (q.paused OR q.concurrency IS NOT NULL OR q.rate_count IS NOT NULL))
@@ -26,7 +26,7 @@ RETURNING {job_columns}, sort_at
 SELECT EXISTS (SELECT 1 FROM offload_queues AS q WHERE q.name = :queue
                AND (q.paused OR q.concurrency IS NOT NULL OR q.rate_count IS NOT NULL))
     OR EXISTS (SELECT 1 FROM offload_jobs
-               WHERE queue = :queue AND state IN ('available', 'scheduled', 'retrying')
+               WHERE queue = :queue AND {queued_states}
                  AND run_at <= {at} AND limit_key IS NOT NULL) AS limited
 
 -- name: limited_begin
@@ -49,7 +49,7 @@ SELECT {at} AS now
 WITH
 win AS (
     SELECT id, task, limit_key, sort_at FROM offload_jobs
-    WHERE queue = :queue AND state IN ('available', 'scheduled', 'retrying') AND run_at <= :now
+    WHERE queue = :queue AND {queued_states} AND run_at <= :now
       AND group_key IS NULL
     ORDER BY sort_at, id LIMIT :window),
 cand AS (
@@ -161,24 +161,24 @@ WHERE rowid IN (
 keys (k) AS (
     SELECT min(group_key) FROM offload_jobs
     WHERE queue = :queue AND task = :task AND group_key IS NOT NULL
-      AND state IN ('available', 'scheduled', 'retrying')
+      AND {queued_states}
     UNION ALL
     SELECT (SELECT min(group_key) FROM offload_jobs
             WHERE queue = :queue AND task = :task AND group_key > keys.k
-              AND state IN ('available', 'scheduled', 'retrying'))
+              AND {queued_states})
     FROM keys WHERE k IS NOT NULL),
 grp AS (
     SELECT k AS group_key,
         (SELECT min(run_at) FROM offload_jobs
          WHERE queue = :queue AND task = :task AND group_key = k
-           AND state IN ('available', 'scheduled', 'retrying')) AS first_due,
+           AND {queued_states}) AS first_due,
         (SELECT sort_at FROM offload_jobs
          WHERE queue = :queue AND task = :task AND group_key = k
-           AND state IN ('available', 'scheduled', 'retrying') AND run_at <= {at}
+           AND {queued_states} AND run_at <= {at}
          ORDER BY sort_at LIMIT 1) AS head,
         (SELECT sort_at FROM offload_jobs
          WHERE queue = :queue AND task = :task AND group_key = k
-           AND state IN ('available', 'scheduled', 'retrying') AND run_at <= {at}
+           AND {queued_states} AND run_at <= {at}
          ORDER BY sort_at LIMIT 1 OFFSET :size - 1) IS NOT NULL AS filled
     FROM keys WHERE k IS NOT NULL)
 
@@ -208,7 +208,7 @@ SET state = 'running', attempt = attempt + 1, worker = :worker,
 WHERE id IN (
     SELECT id FROM offload_jobs
     WHERE queue = :queue AND task = :task AND group_key = (SELECT group_key FROM pick)
-      AND state IN ('available', 'scheduled', 'retrying')
+      AND {queued_states}
       AND +run_at <= {at}  -- +: read the group in claim order, not by due time, then sort
     ORDER BY sort_at, id
     LIMIT min(:size, coalesce((SELECT n FROM room), :size)))

@@ -80,9 +80,8 @@ SET state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
     cancel_requested = 1, superseded_by = :id
 WHERE replace_key = :key AND id < :id
   -- offload_jobs_replace's predicate, so that SQLite uses it (schema 17)
-  AND state IN ('waiting', 'scheduled', 'available', 'retrying', 'shed', 'running')
-  AND (state IN ('waiting', 'scheduled', 'available', 'retrying', 'shed')
-       OR (:running AND state = 'running' AND superseded_by IS NULL))
+  AND {live_states}
+  AND (state <> 'running' OR (:running AND superseded_by IS NULL))
 RETURNING id, queue, state, children > 0 AS has_children
 
 -- name: get
@@ -113,13 +112,15 @@ SELECT count(*) FROM offload_jobs WHERE {filter}
 -- Jobs per queue and state, each part read from the index that holds its states (schema
 -- 15): the rarer states from offload_jobs_state, the available jobs from the claim index
 -- (which holds scheduled and retrying ones too, and their state), the running ones from the
--- running index (as many as the workers' slots).
+-- running index (as many as the workers' slots). The state macros are those indexes'
+-- predicates (schema 19); `state = 'available'` implies the claim index's by itself
+-- (SQLite sees that a term implies one side of an OR).
 SELECT queue, state, count(*) AS n FROM offload_jobs
-WHERE state NOT IN ('available', 'running')
+WHERE {rare_states}
 GROUP BY queue, state
 UNION ALL
 SELECT queue, state, count(*) AS n FROM offload_jobs
-WHERE state IN ('available', 'scheduled', 'retrying') AND state = 'available'
+WHERE state = 'available'
 GROUP BY queue, state
 UNION ALL
 SELECT queue, state, count(*) AS n FROM offload_jobs
@@ -132,17 +133,17 @@ GROUP BY queue, state
 -- whose time came counts as waiting, as the claim takes it). As in counts, each part reads
 -- the index that holds its states, and only the states that wait read the rows (run_at).
 SELECT queue, state, count(*) AS n, NULL AS oldest FROM offload_jobs
-WHERE state NOT IN ('available', 'running') AND state NOT IN ('scheduled', 'retrying')
+WHERE {rare_states} AND state <> 'scheduled' AND state <> 'retrying'
 GROUP BY queue, state
 UNION ALL
 SELECT queue, state, count(*) AS n, {now} - min(CASE WHEN {waits} THEN run_at END) AS oldest
 FROM offload_jobs
-WHERE state NOT IN ('available', 'running') AND state IN ('scheduled', 'retrying')
+WHERE {rare_states} AND (state = 'scheduled' OR state = 'retrying')
 GROUP BY queue, state
 UNION ALL
 SELECT queue, state, count(*) AS n, {now} - min(CASE WHEN {waits} THEN run_at END) AS oldest
 FROM offload_jobs
-WHERE state IN ('available', 'scheduled', 'retrying') AND state = 'available'
+WHERE state = 'available'
 GROUP BY queue, state
 UNION ALL
 SELECT queue, state, count(*) AS n, NULL AS oldest FROM offload_jobs
@@ -150,7 +151,7 @@ WHERE state = 'running'
 GROUP BY queue, state
 
 -- name: waits
-state IN ('available', 'scheduled', 'retrying') AND run_at <= {now}
+{queued_states} AND run_at <= {now}
 
 -- name: cancel
 -- Queued jobs end at once; a running job gets a stop request its worker acts on.
@@ -159,7 +160,7 @@ SET state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
     finished_at = CASE WHEN state = 'running' THEN finished_at ELSE {now} END,
     cancel_requested = 1
 WHERE id = :id
-  AND state IN ('waiting', 'scheduled', 'available', 'retrying', 'shed', 'running')
+  AND {live_states}
 RETURNING {job_columns}
 
 -- name: retry
@@ -175,9 +176,10 @@ WHERE id = :id AND state IN ('dead', 'cancelled', 'shed')
 RETURNING {job_columns}
 
 -- name: prune
--- The finished index's predicate repeated, so that a bound :state can use it (schema 17).
+-- The finished index's predicate repeated, so that a bound :state can use it (schema 17);
+-- `+:state` as in where_state.
 DELETE FROM offload_jobs
-WHERE state = :state AND state IN ('succeeded', 'dead', 'cancelled') AND finished_at < {now} - :age
+WHERE state = +:state AND {finished_states} AND finished_at < {now} - :age
 
 -- name: where_ids
 -- The parts of a JobFilter's condition, one fragment each: a listing, a count and the bulk
@@ -196,13 +198,16 @@ likely(queue = :queue)
 
 -- name: where_state
 -- A state's condition repeats the predicate of the partial index that holds its jobs
--- (schema 17): SQLite uses a partial index only for a query whose WHERE has its terms,
--- and a bound :state is none of them. This one for the states of offload_jobs_state,
+-- (schema 17; spelt by the macros of schema 19): SQLite uses a partial index only for a
+-- query whose WHERE has its terms, and a bound :state is none of them. This one for the states of offload_jobs_state,
 -- where_state_available for the claim index's, where_state_running for offload_jobs_running.
-likely(state = :state) AND state NOT IN ('available', 'running')
+-- `+:state`: SQLite would compare a plain :state's bound value with the comparisons of the
+-- other indexes' predicates, prepare the statement anew for each state, and count the
+-- finished states by offload_jobs_finished instead (as good, but a plan of its own).
+likely(state = +:state) AND {rare_states}
 
 -- name: where_state_available
-likely(state = :state) AND state IN ('available', 'scheduled', 'retrying')
+likely(state = +:state) AND {queued_states}
 
 -- name: where_state_running
 likely(state = :state) AND state = 'running'
@@ -301,13 +306,13 @@ UPDATE offload_queues SET paused = paused WHERE name = :queue RETURNING *
 -- changes no decision): an index range of the claim index.
 SELECT count(*) FROM (
     SELECT 1 FROM offload_jobs
-    WHERE queue = :queue AND state IN ('available', 'scheduled', 'retrying')
+    WHERE queue = :queue AND {queued_states}
     LIMIT :cap)
 
 -- name: admission_wait
 -- Seconds the queue's oldest due job has waited (by the database clock), NULL if none.
 SELECT {now} - min(run_at) FROM offload_jobs
-WHERE queue = :queue AND state IN ('available', 'scheduled', 'retrying') AND run_at <= {now}
+WHERE queue = :queue AND {queued_states} AND run_at <= {now}
 
 -- name: savepoint
 -- One caller's insert within a group commit (offload.backends.group): undone alone if it fails.

@@ -38,7 +38,7 @@ SELECT aging FROM offload_queues WHERE name = :name
 -- name: resort
 -- A new aging applies to the jobs already waiting too: their head start is recomputed.
 UPDATE offload_jobs SET sort_at = run_at - priority * :aging
-WHERE queue = :name AND state IN ('available', 'scheduled', 'retrying')
+WHERE queue = :name AND {queued_states}
 
 -- name: lock
 -- A queue's policy before a run-time change (locked on PostgreSQL until it commits; the
@@ -83,7 +83,7 @@ WITH grouped AS (
         min(CASE WHEN {due} THEN j.run_at END) AS oldest
     FROM (  -- the claim index's jobs, then the running index's (schema 17)
         SELECT queue, task, limit_key, state, run_at FROM offload_jobs
-        WHERE state IN ('available', 'scheduled', 'retrying')
+        WHERE {queued_states}
         UNION ALL
         SELECT queue, task, limit_key, state, run_at FROM offload_jobs
         WHERE state = 'running') AS j

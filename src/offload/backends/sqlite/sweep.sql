@@ -7,14 +7,14 @@
 -- shed_depth: that is exact for every test below, and a backlog of millions costs no more.
 (SELECT count(*) FROM (
     SELECT 1 FROM offload_jobs AS d
-    WHERE d.queue = :queue AND d.state IN ('available', 'scheduled', 'retrying')
+    WHERE d.queue = :queue AND {queued_states}
     LIMIT (SELECT coalesce(c.shed_depth + 1, 0) FROM offload_queues AS c
            WHERE c.name = :queue)) AS capped)
 
 -- name: shed
 -- Above its shed watermark, a queue's waiting jobs below its shed priority move to shed.
 UPDATE offload_jobs SET state = 'shed', lease_until = NULL
-WHERE queue = :queue AND state IN ('available', 'scheduled', 'retrying')
+WHERE queue = :queue AND {queued_states}
   AND priority < (SELECT q.shed_priority FROM offload_queues AS q
                   WHERE q.name = :queue AND q.shed_depth IS NOT NULL AND {depth} > q.shed_depth)
 RETURNING id
@@ -30,7 +30,7 @@ UPDATE offload_jobs
 SET state = CASE WHEN run_at > {at} THEN 'scheduled' ELSE 'available' END
 WHERE id IN (
     SELECT id FROM offload_jobs
-    WHERE queue = :queue AND state = 'shed' AND state NOT IN ('available', 'running')
+    WHERE queue = :queue AND state = 'shed' AND {rare_states}
       AND task NOT IN (SELECT value FROM json_each(:hooked))
     ORDER BY enqueued_at, id
     LIMIT coalesce((SELECT max(q.shed_depth - {depth}, 0) FROM offload_queues AS q
@@ -46,7 +46,7 @@ SET state = 'running', attempt = attempt + 1, worker = :worker,
     started_at = {at}, lease_until = {at} + :lease
 WHERE id IN (
     SELECT id FROM offload_jobs
-    WHERE queue = :queue AND state = 'shed' AND state NOT IN ('available', 'running') AND task = :task
+    WHERE queue = :queue AND state = 'shed' AND {rare_states} AND task = :task
       AND EXISTS (SELECT 1 FROM offload_queues AS q WHERE q.name = :queue
                   AND q.shed_depth IS NOT NULL AND {depth} <= q.resume_depth)
     ORDER BY enqueued_at, id

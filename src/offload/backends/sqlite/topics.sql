@@ -67,11 +67,11 @@ LIMIT :limit
 -- their states (schema 17): the claim index, offload_jobs_state, offload_jobs_running.
 SELECT DISTINCT key FROM (
     SELECT args ->> '$[0].key' AS key FROM offload_jobs
-    WHERE queue = :queue AND state IN ('available', 'scheduled', 'retrying')
+    WHERE queue = :queue AND {queued_states}
     UNION ALL
     SELECT args ->> '$[0].key' FROM offload_jobs
-    WHERE queue = :queue AND state IN ('waiting', 'shed')
-      AND state NOT IN ('available', 'running')
+    WHERE queue = :queue AND (state = 'waiting' OR state = 'shed')
+      AND {rare_states}
     UNION ALL
     SELECT args ->> '$[0].key' FROM offload_jobs
     WHERE queue = :queue AND state = 'running')
@@ -83,16 +83,16 @@ WHERE key IS NOT NULL
 SELECT g.topic, g.name, g.cursor, g.ordered_by_key, g.skipped, t.last_offset,
        (SELECT count(*) FROM offload_jobs
         WHERE queue = 'topic:' || g.topic || ':' || g.name
-          AND state IN ('available', 'scheduled', 'retrying'))
+          AND {queued_states})
        + (SELECT count(*) FROM offload_jobs
-          WHERE queue = 'topic:' || g.topic || ':' || g.name AND state IN ('waiting', 'shed')
-            AND state NOT IN ('available', 'running'))
+          WHERE queue = 'topic:' || g.topic || ':' || g.name
+            AND (state = 'waiting' OR state = 'shed') AND {rare_states})
        + (SELECT count(*) FROM offload_jobs
           WHERE queue = 'topic:' || g.topic || ':' || g.name AND state = 'running')
            AS unfinished,
        (SELECT count(*) FROM offload_jobs
         WHERE queue = 'topic:' || g.topic || ':' || g.name AND state = 'dead'
-          AND state NOT IN ('available', 'running')) AS dead
+          AND {rare_states}) AS dead
 FROM offload_groups AS g
 JOIN offload_topics AS t ON t.name = g.topic
 ORDER BY g.topic, g.name

@@ -144,7 +144,7 @@ SET state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END,
     finished_at = CASE WHEN state = 'running' THEN finished_at ELSE {now} END,
     cancel_requested = 1
 WHERE workflow_id = :id
-  AND state IN ('waiting', 'scheduled', 'available', 'retrying', 'shed', 'running')
+  AND {live_states}
 RETURNING id, queue, state, children > 0 AS has_children
 
 -- name: prune_edges
