@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 
 import offload
 from offload.backends.params import JobInsertParams
+from offload.backends.postgres import backend as pg_backend
 from offload.core.job import JobSpec, Payload
 
 #: The notifications of one enqueue: its queue's workers, and the event listeners.
@@ -104,7 +106,11 @@ def test_a_failed_wake_up_after_the_commit_still_returns_the_stored_ids(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     backend: Any = pg_app.backend
-    monkeypatch.setitem(backend.q["connector"].text, "wake_committed", "SELECT 1/0")
+    # A statement that fails, prepared under a name of its own (the real one is prepared
+    # afresh once the patch is undone).
+    monkeypatch.setattr(backend, "_wake_sql", b"SELECT 1/0")
+    monkeypatch.setattr(backend, "_wake_prepared", weakref.WeakSet())
+    monkeypatch.setattr(pg_backend, "_WAKE_STATEMENT", b"offload_test_failing_wake")
     with caplog.at_level(logging.DEBUG, logger="offload.postgres"):
         ids = enqueue(pg_app, echo)
     assert ids

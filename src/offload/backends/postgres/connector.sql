@@ -14,6 +14,7 @@ SELECT pg_notify('offload_jobs', q) FROM unnest(:queues::text[]) AS q
 -- The wake-ups of an enqueue that deferred them (PostgresBackend.enqueuing), sent once its
 -- commit is durable: its queues' workers and the event listeners. A transaction of its
 -- own, whose commit need not wait for the disk (a wake-up is a hint; workers also poll).
+-- Prepared and run through libpq directly: $1 is the queues as a JSON array.
 SELECT set_config('synchronous_commit', 'off', true),
-    (SELECT count(pg_notify('offload_jobs', q)) FROM unnest(:queues::text[]) AS q),
+    (SELECT count(pg_notify('offload_jobs', q)) FROM json_array_elements_text($1::json) AS q),
     pg_notify('offload_events', '')
