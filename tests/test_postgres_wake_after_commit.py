@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -106,16 +105,16 @@ def test_a_failed_wake_up_after_the_commit_still_returns_the_stored_ids(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     backend: Any = pg_app.backend
-    # A statement that fails, prepared under a name of its own (the real one is prepared
-    # afresh once the patch is undone).
-    monkeypatch.setattr(backend, "_wake_sql", b"SELECT 1/0")
-    monkeypatch.setattr(backend, "_wake_prepared", weakref.WeakSet())
-    monkeypatch.setattr(pg_backend, "_WAKE_STATEMENT", b"offload_test_failing_wake")
+    # A waker of its own whose statement fails (the app's own is back once undone).
+    monkeypatch.setattr(
+        backend, "_waker", pg_backend._Waker(backend.connections, b"SELECT 1/0, $1::json")
+    )
     with caplog.at_level(logging.DEBUG, logger="offload.postgres"):
         ids = enqueue(pg_app, echo)
+        backend._waker.close()  # reads the wake-up's result: its failure is logged
     assert ids
     assert [backend.jobs.get(job_id).id for job_id in ids] == ids  # stored
-    assert "wake-up after an enqueue's commit lost" in caplog.text
+    assert "a wake-up lost: ERROR:  division by zero" in caplog.text
     # Nothing at all: the enqueue's own transaction (its statement, the event triggers)
     # NOTIFYed nothing, so that its commit held no NOTIFY lock while waiting for the disk.
     assert heard(0.5) == set()

@@ -13,7 +13,8 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import weakref
+import select
+import threading
 from collections.abc import Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
@@ -76,7 +77,7 @@ _MOVED_CODE = "OF001"
 #: its link is taken for dead: they take milliseconds, and a worker stuck on a half-open
 #: link must notice soon enough to honour a SIGTERM within its grace period.
 _BOOKKEEPING_DEADLINE = 10.0
-#: The name `wake_committed` is prepared under in each durable session.
+#: The name `wake_committed` is prepared under in the waker's session (`_Waker`).
 _WAKE_STATEMENT = b"offload_wake_committed"
 
 log = logging.getLogger("offload.postgres")
@@ -248,6 +249,97 @@ class PollOnly:
             os.close(fd)
 
 
+class _Waker:
+    """A session of its own (outside the cap, as a worker's LISTEN one) that sends the
+    wake-ups of committed enqueues (`wake_committed`, prepared) without waiting for them:
+    each send first reads the previous one's result, which has arrived meanwhile. Waiting
+    would add a round trip to every enqueue, sending them on the enqueue's own session too
+    (its result must be read before the next statement), and a pipeline behind the COMMIT
+    doubled the client CPU of an enqueue. A wake-up is a hint: a failure is logged at debug
+    and the session dropped (the next send dials another); workers also poll."""
+
+    def __init__(self, connections: Connections, sql: bytes) -> None:
+        self.connections = connections
+        self.sql = sql
+        self.lock = threading.Lock()
+        self.conn: psycopg.Connection[Any] | None = None
+        self.pid = 0
+        #: Whether a sent wake-up's result is still to be read.
+        self.pending = False
+
+    def send(self, queues: set[str]) -> None:
+        import psycopg
+
+        names = [orjson.dumps(sorted(queues))]
+        with self.lock:
+            try:
+                pgconn = self._ready().pgconn
+                pgconn.send_query_prepared(_WAKE_STATEMENT, names)
+                self.pending = True
+                while pgconn.flush():  # (a few dozen bytes: sent at once)
+                    select.select([], [pgconn.socket], [], self.connections.wait)
+            except (psycopg.Error, BackendError, OSError) as exc:
+                self._drop(one_line(exc))
+
+    def _ready(self) -> psycopg.Connection[Any]:
+        """The session, the previous wake-up's result read; dialled and prepared if none."""
+        from psycopg.pq import ExecStatus
+
+        if self.conn is not None and self.pid != os.getpid():
+            self.conn = None  # a forked child: the socket is the parent's
+        if self.conn is None:
+            conn = self.connections.dial(autocommit=True)
+            self.conn, self.pid, self.pending = conn, os.getpid(), False
+            prepared = conn.pgconn.prepare(_WAKE_STATEMENT, self.sql)
+            if prepared.status != ExecStatus.COMMAND_OK:
+                raise BackendError(_message(prepared))
+        elif self.pending:
+            self._collect(self.conn)
+        return self.conn
+
+    def _collect(self, conn: psycopg.Connection[Any]) -> None:
+        """Read the previous wake-up's result (waiting, if it has not come yet, up to the
+        connections' wait); its failure is logged."""
+        from psycopg.pq import ExecStatus
+
+        pgconn = conn.pgconn
+        pgconn.consume_input()
+        while pgconn.is_busy():
+            if not select.select([pgconn.socket], [], [], self.connections.wait)[0]:
+                raise BackendError("no answer to the previous wake-up in time")
+            pgconn.consume_input()
+        self.pending = False
+        while (result := pgconn.get_result()) is not None:
+            if result.status != ExecStatus.TUPLES_OK:
+                log.debug("%s: a wake-up lost: %s", self.connections.location, _message(result))
+
+    def _drop(self, why: str) -> None:
+        log.debug("%s: a wake-up lost: %s", self.connections.location, why)
+        conn, self.conn, self.pending = self.conn, None, False
+        if conn is not None and self.pid == os.getpid():
+            conn.close()
+
+    def close(self) -> None:
+        """Read the last wake-up's result (its failure logged), then close the session."""
+        import psycopg
+
+        with self.lock:
+            conn = self.conn
+            if conn is None or self.pid != os.getpid():
+                return
+            try:
+                if self.pending:
+                    self._collect(conn)
+            except (psycopg.Error, BackendError, OSError) as exc:
+                log.debug("%s: a wake-up lost: %s", self.connections.location, one_line(exc))
+            self.conn = None
+            conn.close()
+
+
+def _message(result: psycopg.pq.abc.PGresult) -> str:
+    return (result.error_message or b"").decode(errors="replace").strip()
+
+
 class PostgresBackend(SqlBackend):
     """Jobs in PostgreSQL tables, shared by any number of hosts."""
 
@@ -304,9 +396,7 @@ class PostgresBackend(SqlBackend):
         )
         #: The queues to wake once each open enqueue transaction committed, by its cursor.
         self._deferred: dict[Any, set[str]] = {}
-        self._wake_sql = self.q["connector"]["wake_committed"].encode()
-        #: The sessions where `wake_committed` is prepared (`_wake_committed`).
-        self._wake_prepared: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
+        self._waker = _Waker(self.connections, self.q["connector"]["wake_committed"].encode())
 
     def limit_connections(self, limit: int) -> None:
         """Open at most `limit` connections from now on (a worker's loop and its outcome
@@ -352,12 +442,12 @@ class PostgresBackend(SqlBackend):
 
     def enqueuing(self, conn: Any = None, *, single: bool = False) -> AbstractContextManager[Any]:
         """An enqueue on offload's own connection: its transaction NOTIFYs nothing, and its
-        wake-ups follow its commit in a transaction of their own that does not wait for the
-        disk (`_wake_committed`). PostgreSQL serialises the commits of transactions that
-        NOTIFY (a database-wide lock held across the WAL flush): producers in many processes
-        could not share its group commit. A caller's `conn` keeps its wake-ups in its
-        transaction (delivered at its commit), and so does a session behind a transaction
-        pooler (where no one can LISTEN)."""
+        wake-ups follow its commit, in a transaction of their own that does not wait for the
+        disk, sent without waiting for them (`_Waker`). PostgreSQL serialises the commits of
+        transactions that NOTIFY (a database-wide lock held across the WAL flush): producers
+        in many processes could not share its group commit. A caller's `conn` keeps its
+        wake-ups in its transaction (delivered at its commit), and so does a session behind
+        a transaction pooler (where no one can LISTEN)."""
         if conn is not None or self.pool_mode == "transaction":
             return self.tx(conn, single=single)
         return self._deferring(single)
@@ -373,49 +463,22 @@ class PostgresBackend(SqlBackend):
 
         sent = False  # as in `tx`
         try:
-            with self.connections.connection(self._durable) as own:
-                with own.cursor() as cur:
-                    queues = self._deferred[cur] = set()
-                    try:
-                        if single:
-                            sent = True
+            with self.connections.connection(self._durable) as own, own.cursor() as cur:
+                queues = self._deferred[cur] = set()
+                try:
+                    if single:
+                        sent = True
+                        yield cur
+                    else:
+                        with own.transaction():
                             yield cur
-                        else:
-                            with own.transaction():
-                                yield cur
-                                sent = True
-                    finally:
-                        del self._deferred[cur]
-                if queues:
-                    self._wake_committed(own, queues)
+                            sent = True
+                finally:
+                    del self._deferred[cur]
+            if queues:
+                self._waker.send(queues)
         except psycopg.Error as exc:
             raise self._error(exc, sent=sent) from None
-
-    def _wake_committed(self, own: psycopg.Connection[Any], queues: set[str]) -> None:
-        """Send the wake-ups of a committed enqueue (`wake_committed`), through libpq
-        directly as a statement prepared once per session: a psycopg pipeline sending them
-        behind the COMMIT, in its round trip, doubled the producer's CPU per enqueue. A
-        failure is logged, never raised: the jobs are stored, and workers also poll."""
-        import psycopg
-        from psycopg.pq import DiagnosticField, ExecStatus
-
-        names = [orjson.dumps(sorted(queues))]
-        pgconn = own.pgconn
-        try:
-            if own not in self._wake_prepared:  # (a failure shows in the execution)
-                pgconn.prepare(_WAKE_STATEMENT, self._wake_sql)
-                self._wake_prepared.add(own)
-            result = pgconn.exec_prepared(_WAKE_STATEMENT, names)
-            if result.error_field(DiagnosticField.SQLSTATE) == b"26000":  # DEALLOCATE ALL
-                pgconn.prepare(_WAKE_STATEMENT, self._wake_sql)
-                result = pgconn.exec_prepared(_WAKE_STATEMENT, names)
-        except psycopg.Error as exc:  # the connection broke: dropped on return
-            failure = one_line(exc)
-        else:
-            if result.status == ExecStatus.TUPLES_OK:
-                return
-            failure = (result.error_message or b"").decode(errors="replace").strip()
-        log.debug("%s: wake-up after an enqueue's commit lost: %s", self.location, failure)
 
     def _error(self, exc: Exception, *, sent: bool = False) -> BackendError:
         """Classify by SQLSTATE: the server gone or refusing connections is unavailability
@@ -534,4 +597,5 @@ class PostgresBackend(SqlBackend):
             raise self._error(exc) from None
 
     def close(self) -> None:
+        self._waker.close()
         self.connections.close()
