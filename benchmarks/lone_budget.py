@@ -115,7 +115,7 @@ def captured(app: offload.App, task: offload.Task[..., Any]) -> dict[str, Any]:
     store = sql_jobs.SqlJobs._store
 
     def spy(self: Any, cur: Any, spec: JobSpec, payloads: Any, **kw: Any) -> Any:
-        found.update(sql_jobs._spec_params(spec), admitted=False, shed=False)
+        found.update(sql_jobs._spec_params(spec), admitted=False, shed=False, defer=False)
         found.update(payloads[0]._asdict())
         return store(self, cur, spec, payloads, **kw)
 

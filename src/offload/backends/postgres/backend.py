@@ -11,7 +11,10 @@ because NOTIFY is only a hint.
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import select
+import threading
 from collections.abc import Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
@@ -74,6 +77,10 @@ _MOVED_CODE = "OF001"
 #: its link is taken for dead: they take milliseconds, and a worker stuck on a half-open
 #: link must notice soon enough to honour a SIGTERM within its grace period.
 _BOOKKEEPING_DEADLINE = 10.0
+#: The name `wake_committed` is prepared under in the waker's session (`_Waker`).
+_WAKE_STATEMENT = b"offload_wake_committed"
+
+log = logging.getLogger("offload.postgres")
 
 
 def _without_nul(value: Any) -> Any:
@@ -242,6 +249,97 @@ class PollOnly:
             os.close(fd)
 
 
+class _Waker:
+    """A session of its own (outside the cap, as a worker's LISTEN one) that sends the
+    wake-ups of committed enqueues (`wake_committed`, prepared) without waiting for them:
+    each send first reads the previous one's result, which has arrived meanwhile. Waiting
+    would add a round trip to every enqueue, sending them on the enqueue's own session too
+    (its result must be read before the next statement), and a pipeline behind the COMMIT
+    doubled the client CPU of an enqueue. A wake-up is a hint: a failure is logged at debug
+    and the session dropped (the next send dials another); workers also poll."""
+
+    def __init__(self, connections: Connections, sql: bytes) -> None:
+        self.connections = connections
+        self.sql = sql
+        self.lock = threading.Lock()
+        self.conn: psycopg.Connection[Any] | None = None
+        self.pid = 0
+        #: Whether a sent wake-up's result is still to be read.
+        self.pending = False
+
+    def send(self, queues: set[str]) -> None:
+        import psycopg
+
+        names = [orjson.dumps(sorted(queues))]
+        with self.lock:
+            try:
+                pgconn = self._ready().pgconn
+                pgconn.send_query_prepared(_WAKE_STATEMENT, names)
+                self.pending = True
+                while pgconn.flush():  # (a few dozen bytes: sent at once)
+                    select.select([], [pgconn.socket], [], self.connections.wait)
+            except (psycopg.Error, BackendError, OSError) as exc:
+                self._drop(one_line(exc))
+
+    def _ready(self) -> psycopg.Connection[Any]:
+        """The session, the previous wake-up's result read; dialled and prepared if none."""
+        from psycopg.pq import ExecStatus
+
+        if self.conn is not None and self.pid != os.getpid():
+            self.conn = None  # a forked child: the socket is the parent's
+        if self.conn is None:
+            conn = self.connections.dial(autocommit=True)
+            self.conn, self.pid, self.pending = conn, os.getpid(), False
+            prepared = conn.pgconn.prepare(_WAKE_STATEMENT, self.sql)
+            if prepared.status != ExecStatus.COMMAND_OK:
+                raise BackendError(_message(prepared))
+        elif self.pending:
+            self._collect(self.conn)
+        return self.conn
+
+    def _collect(self, conn: psycopg.Connection[Any]) -> None:
+        """Read the previous wake-up's result (waiting, if it has not come yet, up to the
+        connections' wait); its failure is logged."""
+        from psycopg.pq import ExecStatus
+
+        pgconn = conn.pgconn
+        pgconn.consume_input()
+        while pgconn.is_busy():
+            if not select.select([pgconn.socket], [], [], self.connections.wait)[0]:
+                raise BackendError("no answer to the previous wake-up in time")
+            pgconn.consume_input()
+        self.pending = False
+        while (result := pgconn.get_result()) is not None:
+            if result.status != ExecStatus.TUPLES_OK:
+                log.debug("%s: a wake-up lost: %s", self.connections.location, _message(result))
+
+    def _drop(self, why: str) -> None:
+        log.debug("%s: a wake-up lost: %s", self.connections.location, why)
+        conn, self.conn, self.pending = self.conn, None, False
+        if conn is not None and self.pid == os.getpid():
+            conn.close()
+
+    def close(self) -> None:
+        """Read the last wake-up's result (its failure logged), then close the session."""
+        import psycopg
+
+        with self.lock:
+            conn = self.conn
+            if conn is None or self.pid != os.getpid():
+                return
+            try:
+                if self.pending:
+                    self._collect(conn)
+            except (psycopg.Error, BackendError, OSError) as exc:
+                log.debug("%s: a wake-up lost: %s", self.connections.location, one_line(exc))
+            self.conn = None
+            conn.close()
+
+
+def _message(result: psycopg.pq.abc.PGresult) -> str:
+    return (result.error_message or b"").decode(errors="replace").strip()
+
+
 class PostgresBackend(SqlBackend):
     """Jobs in PostgreSQL tables, shared by any number of hosts."""
 
@@ -296,6 +394,9 @@ class PostgresBackend(SqlBackend):
             wait=connect_timeout,
             prepare=not pooled,
         )
+        #: The queues to wake once each open enqueue transaction committed, by its cursor.
+        self._deferred: dict[Any, set[str]] = {}
+        self._waker = _Waker(self.connections, self.q["connector"]["wake_committed"].encode())
 
     def limit_connections(self, limit: int) -> None:
         """Open at most `limit` connections from now on (a worker's loop and its outcome
@@ -336,6 +437,46 @@ class PostgresBackend(SqlBackend):
                     with own.transaction(), own.cursor() as cur:
                         yield cur
                         sent = True  # the COMMIT goes out as the blocks end
+        except psycopg.Error as exc:
+            raise self._error(exc, sent=sent) from None
+
+    def enqueuing(self, conn: Any = None, *, single: bool = False) -> AbstractContextManager[Any]:
+        """An enqueue on offload's own connection: its transaction NOTIFYs nothing, and its
+        wake-ups follow its commit, in a transaction of their own that does not wait for the
+        disk, sent without waiting for them (`_Waker`). PostgreSQL serialises the commits of
+        transactions that NOTIFY (a database-wide lock held across the WAL flush): producers
+        in many processes could not share its group commit. A caller's `conn` keeps its
+        wake-ups in its transaction (delivered at its commit), and so does a session behind
+        a transaction pooler (where no one can LISTEN)."""
+        if conn is not None or self.pool_mode == "transaction":
+            return self.tx(conn, single=single)
+        return self._deferring(single)
+
+    def defers_wake(self, cur: Any) -> bool:
+        return cur in self._deferred
+
+    @contextmanager
+    def _deferring(self, single: bool) -> Iterator[Any]:
+        """`tx` on offload's own durable connection, collecting the wake-ups asked for in it
+        (`wake`), sent once it committed."""
+        import psycopg
+
+        sent = False  # as in `tx`
+        try:
+            with self.connections.connection(self._durable) as own, own.cursor() as cur:
+                queues = self._deferred[cur] = set()
+                try:
+                    if single:
+                        sent = True
+                        yield cur
+                    else:
+                        with own.transaction():
+                            yield cur
+                            sent = True
+                finally:
+                    del self._deferred[cur]
+            if queues:
+                self._waker.send(queues)
         except psycopg.Error as exc:
             raise self._error(exc, sent=sent) from None
 
@@ -425,8 +566,12 @@ class PostgresBackend(SqlBackend):
         statement committed). Inserts need nothing: each insert query NOTIFYs in its own
         statement (jobs.sql), whoever runs it, so an enqueue pays no second round trip. The
         other operations that make jobs available (release, rescue, retry, a cancel) are
-        rare enough to pay it."""
-        if not inserted:
+        rare enough to pay it. In an enqueue whose wake-ups follow its commit (`enqueuing`)
+        they are collected instead."""
+        deferred = self._deferred.get(cur)
+        if deferred is not None:
+            deferred.update(queues)
+        elif not inserted:
             cur.connection.execute(self.q["connector"]["wake"], {"queues": sorted(queues)})
 
     def listener(self) -> Listener:
@@ -452,4 +597,5 @@ class PostgresBackend(SqlBackend):
             raise self._error(exc) from None
 
     def close(self) -> None:
+        self._waker.close()
         self.connections.close()

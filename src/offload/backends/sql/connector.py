@@ -116,6 +116,16 @@ class SqlBackend(ABC):
         """Jobs of `queues` became available in `cur`'s transaction (`inserted`: by an
         insert): wake workers once it commits, and never before (they would find nothing)."""
 
+    def enqueuing(self, conn: Any = None, *, single: bool = False) -> AbstractContextManager[Any]:
+        """`tx` for an enqueue: its wake-ups may go out after its commit rather than in it
+        (PostgreSQL overrides: see `defers_wake`)."""
+        return self.tx(conn, single=single)
+
+    def defers_wake(self, cur: Any) -> bool:
+        """Whether the inserts on `cur` leave their wake-ups to `wake`, to be sent after the
+        commit, instead of NOTIFYing in their own statement (PostgreSQL's `enqueuing`)."""
+        return False
+
     @abstractmethod
     def apply_migration(self, version: int, sql: str) -> None:
         """Run one migration script and record its version, atomically."""

@@ -80,7 +80,7 @@ class SqlJobs:
         the transaction itself raises, having stored nothing. A group that is one run of
         plain inserts is one statement and no savepoint."""
         outcomes: list[Inserted | OffloadError] = []
-        with self.db.tx() as cur:
+        with self.db.enqueuing() as cur:
             runs = self._runs(group)
             for run in runs:
                 if len(run) > 1:  # plain inserts of one spec: one statement for all of them
@@ -175,13 +175,13 @@ class SqlJobs:
     def _insert(self, params: JobInsertParams, whole: bool) -> Inserted:
         """`insert` in one transaction (`whole`), or as one statement of its own."""
         try:
-            with self.db.tx(params.conn, single=not whole) as cur:
+            with self.db.enqueuing(params.conn, single=not whole) as cur:
                 return self.insert_in(cur, params.spec, params.payloads, whole=whole)
         except OutcomeUnknown as unknown:
             if params.conn is not None or any(p.idempotency_key is None for p in params.payloads):
                 raise
             try:
-                with self.db.tx(single=not whole) as cur:
+                with self.db.enqueuing(single=not whole) as cur:
                     return self.insert_in(cur, params.spec, params.payloads, whole=whole)
             except BackendUnavailable:  # the first try may still have stored them
                 raise unknown from None
@@ -330,7 +330,7 @@ class SqlJobs:
     ) -> list[int] | None:
         """Run the insert; None if the guard stopped it (`admitted` False)."""
         values = _spec_params(spec)
-        values.update(admitted=admitted, shed=shed)
+        values.update(admitted=admitted, shed=shed, defer=self.db.defers_wake(cur))
         if len(payloads) == 1:
             values.update(payloads[0]._asdict())
             cur.execute(self.q["insert_one"], values)
