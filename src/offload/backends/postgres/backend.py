@@ -496,7 +496,9 @@ class PostgresBackend(SqlBackend):
 
     def limit_connections(self, limit: int) -> None:
         """Open at most `limit` connections from now on (a worker's loop and its outcome
-        writer need two; its LISTEN connection is not counted)."""
+        writer need two). Not counted: a worker's LISTEN connection, and the session that
+        sends wake-ups after enqueues' commits (`_Waker`), opened by a process's first
+        enqueue."""
         if limit < 1:
             raise ConfigurationError(f"connections must be >= 1, got {limit}")
         self.connections.limit = limit
