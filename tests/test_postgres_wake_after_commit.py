@@ -8,6 +8,12 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
+import resource
+import signal
+import threading
+import time
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,6 +23,7 @@ import pytest
 import offload
 from offload.backends.params import JobInsertParams
 from offload.backends.postgres import backend as pg_backend
+from offload.backends.postgres.connections import Connections, usable
 from offload.core.job import JobSpec, Payload
 
 #: The notifications of one enqueue: its queue's workers, and the event listeners.
@@ -150,3 +157,194 @@ def test_a_refused_enqueue_rolls_back_and_the_connection_serves_again(
     assert _one(pg_app, echo)
     assert heard(5.0) == WOKEN
     assert backend.connections._open == 1  # the same connection: rolled back, kept
+
+
+@pytest.fixture
+def high_fds() -> Iterator[None]:
+    """Descriptors taken until the next one opened is 1024 or above (a busy server's
+    process), which `select.select` refuses."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 2048:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(2048, hard), hard))
+    taken = [os.open(os.devnull, os.O_RDONLY)]
+    while taken[-1] < 1100:
+        taken.append(os.open(os.devnull, os.O_RDONLY))
+    for fd in taken[-60:]:  # free ones above 1024 for the sessions to come
+        os.close(fd)
+    del taken[-60:]
+    try:
+        yield
+    finally:
+        for fd in taken:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.usefixtures("high_fds")
+def test_a_waker_on_a_descriptor_above_1024_sends_and_closes(
+    pg_app: offload.App,
+    echo: offload.Task[[int], None],
+    heard: Callable[[float], set[tuple[str, str]]],
+    monkeypatch: pytest.MonkeyPatch,
+    pg_url: str,
+) -> None:
+    backend: Any = pg_app.backend
+    # A wake-up that takes a while to answer: the next send, and close(), wait for it.
+    slow = pg_backend._Waker(backend.connections, b"SELECT pg_sleep(0.2), $1::json")
+    monkeypatch.setattr(backend, "_waker", slow)
+    ids = _one(pg_app, echo) + _one(pg_app, echo)
+    assert slow.conn is not None and slow.conn.pgconn.socket >= 1024
+    assert len(ids) == 2
+    _one(pg_app, echo)
+    slow.close()  # waits for the last answer: does not raise
+    monkeypatch.undo()
+    _one(pg_app, echo)
+    assert backend._waker.conn.pgconn.socket >= 1024
+    assert heard(5.0) == WOKEN
+    pg_app.close()  # does not raise
+    # An idle connection on such a descriptor is usable (select refused it: never reused).
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert conn.pgconn.socket >= 1024
+        assert usable(conn)
+
+
+def _waker_pid(backend: Any) -> int:
+    pid: int = backend._waker.conn.info.backend_pid
+    return pid
+
+
+def test_the_wake_up_right_after_the_wakers_session_ended_is_heard(
+    pg_app: offload.App,
+    echo: offload.Task[[int], None],
+    heard: Callable[[float], set[tuple[str, str]]],
+    pg_url: str,
+) -> None:
+    backend: Any = pg_app.backend
+    _one(pg_app, echo)
+    assert heard(5.0) == WOKEN
+    pid = _waker_pid(backend)
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
+            time.sleep(0.02)
+    _one(pg_app, echo)
+    assert heard(5.0) == WOKEN
+    assert _waker_pid(backend) != pid
+
+
+def test_a_waker_that_cannot_connect_backs_off_and_enqueues_wake_on_their_own(
+    pg_app: offload.App,
+    echo: offload.Task[[int], None],
+    heard: Callable[[float], set[tuple[str, str]]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    backend: Any = pg_app.backend
+    closed_port = Connections(
+        "postgresql://postgres@127.0.0.1:1/offload",
+        "127.0.0.1:1",
+        limit=1,
+        connect_timeout=1.0,
+        wait=1.0,
+    )
+    dials: list[float] = []
+    real_dial = closed_port.dial
+
+    def dial(**settings: Any) -> psycopg.Connection[Any]:
+        dials.append(time.monotonic())
+        return real_dial(**settings)
+
+    monkeypatch.setattr(closed_port, "dial", dial)
+    waker = pg_backend._Waker(closed_port, backend._waker.sql)
+    monkeypatch.setattr(backend, "_waker", waker)
+    with caplog.at_level(logging.WARNING, logger="offload.postgres"):
+        for _ in range(5):
+            _one(pg_app, echo)
+            assert heard(5.0) == WOKEN  # sent on the enqueue's own connection
+        assert len(dials) == 1  # backing off: the other enqueues did not try
+        assert caplog.text.count("cannot open the session that sends wake-ups") == 1
+        waker.connections, waker.retry_at = backend.connections, 0.0  # the server is back
+        _one(pg_app, echo)
+        assert heard(5.0) == WOKEN
+    assert waker.conn is not None
+    assert "the waker session is open again" in caplog.text
+
+
+def test_a_child_forked_while_the_waker_is_busy_enqueues(
+    pg_app: offload.App,
+    echo: offload.Task[[int], None],
+    heard: Callable[[float], set[tuple[str, str]]],
+) -> None:
+    backend: Any = pg_app.backend
+    _one(pg_app, echo)
+    assert heard(5.0) == WOKEN
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with backend._waker.lock:  # as a send waiting for the server
+            held.set()
+            release.wait(20)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # forking with threads
+            pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            code = 1
+            try:
+                signal.alarm(10)  # a hung enqueue kills the child
+                _one(pg_app, echo)
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        release.set()
+        holder.join()
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert heard(5.0) == WOKEN  # the child's, from a session of its own
+    _one(pg_app, echo)  # the parent's session still serves
+    assert heard(5.0) == WOKEN
+
+
+def test_a_wake_up_after_close_opens_no_session(
+    pg_app: offload.App, echo: offload.Task[[int], None], pg_url: str
+) -> None:
+    backend: Any = pg_app.backend
+    _one(pg_app, echo)
+    pg_app.close()
+    others = (
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    with psycopg.connect(pg_url, autocommit=True) as spare:
+        # A thread whose commit ended just before close() reaches the waker after it.
+        backend._waker.send({"default"}, spare)
+        assert backend._waker.conn is None
+        deadline = time.monotonic() + 5.0
+        while (count := spare.execute(others).fetchone()) != (0,):  # closed ones leave soon
+            assert time.monotonic() < deadline, count
+            time.sleep(0.05)
+
+
+def test_defer_wake_ends_with_the_enqueues_transaction(
+    pg_app: offload.App,
+    echo: offload.Task[[int], None],
+    heard: Callable[[float], set[tuple[str, str]]],
+) -> None:
+    backend: Any = pg_app.backend
+    _one(pg_app, echo)
+    assert heard(5.0) == WOKEN
+    _keyed(pg_app, echo)
+    assert heard(5.0) == WOKEN
+    assert backend.connections._open == 1  # the same pooled connection, then:
+    with backend.connections.connection(backend._durable) as conn:
+        setting = conn.execute("SELECT current_setting('offload.defer_wake', true)").fetchone()
+        assert setting in ((None,), ("",))
+        # A later transaction on it notifies in it again (here its event trigger).
+        with conn.transaction():
+            conn.execute("UPDATE offload_jobs SET state = 'cancelled'")
+    assert ("offload_events", "") in heard(5.0)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import select
 import threading
+import time
+import weakref
 from collections.abc import Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
@@ -26,7 +27,14 @@ import orjson
 
 from offload.backends import redact
 from offload.backends.base import Listener
-from offload.backends.postgres.connections import Connections, Kind, one_line
+from offload.backends.postgres.connections import (
+    Connections,
+    Kind,
+    close_quietly,
+    one_line,
+    ready,
+    usable,
+)
 from offload.backends.postgres.shards import PgShards
 from offload.backends.sql.columns import JOB_COLUMNS, WORKER_COLUMNS
 from offload.backends.sql.connector import SqlBackend
@@ -255,85 +263,173 @@ class _Waker:
     each send first reads the previous one's result, which has arrived meanwhile. Waiting
     would add a round trip to every enqueue, sending them on the enqueue's own session too
     (its result must be read before the next statement), and a pipeline behind the COMMIT
-    doubled the client CPU of an enqueue. A wake-up is a hint: a failure is logged at debug
-    and the session dropped (the next send dials another); workers also poll."""
+    doubled the client CPU of an enqueue. A wake-up is a hint, sent after the commit:
+    nothing here raises into the enqueue. A failure is logged at debug and the session
+    dropped (the next send dials another); while no session can be opened, dials back off
+    and the enqueue sends its wake-up on its own connection (`spare`). Every wait has a
+    deadline (the connections' wait), so a stuck server cannot hold the lock for long."""
 
     def __init__(self, connections: Connections, sql: bytes) -> None:
         self.connections = connections
         self.sql = sql
         self.lock = threading.Lock()
         self.conn: psycopg.Connection[Any] | None = None
-        self.pid = 0
         #: Whether a sent wake-up's result is still to be read.
         self.pending = False
+        #: Set by `close`: later sends are skipped, not dialled (nothing would close them).
+        self.closed = False
+        #: The back-off after a failed dial: seconds, and the monotonic time of the next try.
+        self.backoff = 0.0
+        self.retry_at = 0.0
+        # A child forked while another thread held the lock (across a network wait) would
+        # find it held forever, and the session is the parent's: start afresh in it.
+        os.register_at_fork(after_in_child=functools.partial(_forked, weakref.ref(self)))
 
-    def send(self, queues: set[str]) -> None:
-        import psycopg
+    def forked(self) -> None:
+        """In a forked child: a fresh lock, and the parent's session forgotten (not closed:
+        that would end it for the parent)."""
+        self.lock = threading.Lock()
+        self.conn, self.pending = None, False
+
+    def send(self, queues: set[str], spare: psycopg.Connection[Any]) -> None:
+        """Send the wake-ups of `queues`; while the waker has no session, on `spare` (the
+        enqueue's own, idle connection), waiting for the answer. Never raises."""
+        from psycopg.pq import ExecStatus
 
         names = [orjson.dumps(sorted(queues))]
         with self.lock:
+            if self.closed:
+                return
             try:
-                pgconn = self._ready().pgconn
-                pgconn.send_query_prepared(_WAKE_STATEMENT, names)
-                self.pending = True
-                while pgconn.flush():  # (a few dozen bytes: sent at once)
-                    select.select([], [pgconn.socket], [], self.connections.wait)
-            except (psycopg.Error, BackendError, OSError) as exc:
+                if self._send(names):
+                    return
+            except Exception as exc:
                 self._drop(one_line(exc))
+        try:
+            result = spare.pgconn.exec_params(self.sql, names)
+            if result.status != ExecStatus.TUPLES_OK:
+                log.debug("%s: a wake-up lost: %s", self.connections.location, _message(result))
+        except Exception as exc:
+            log.debug("%s: a wake-up lost: %s", self.connections.location, one_line(exc))
 
-    def _ready(self) -> psycopg.Connection[Any]:
-        """The session, the previous wake-up's result read; dialled and prepared if none."""
-        from psycopg.pq import ExecStatus
+    def _send(self, names: list[bytes]) -> bool:
+        """Send on the session (the previous result read, dialled if none); False if none
+        could be opened."""
+        deadline = time.monotonic() + self.connections.wait
+        conn = self.conn
+        if conn is not None and self.pending:
+            try:
+                self._collect(conn, deadline)
+            except Exception as exc:  # e.g. the session ended since: this one still goes
+                self._drop(one_line(exc))
+                conn = None
+        if conn is not None and not usable(conn):  # the server said goodbye meanwhile
+            self._drop("the session ended")
+            conn = None
+        if conn is None:
+            conn = self._dial(deadline)
+            if conn is None:
+                return False
+        pgconn = conn.pgconn
+        pgconn.send_query_prepared(_WAKE_STATEMENT, names)
+        self.pending = True
+        while pgconn.flush():  # (a few dozen bytes: sent at once)
+            if not ready(pgconn.socket, write=True, timeout=deadline - time.monotonic()):
+                raise BackendError("the wake-up could not be sent in time")
+        return True
 
-        if self.conn is not None and self.pid != os.getpid():
-            self.conn = None  # a forked child: the socket is the parent's
-        if self.conn is None:
+    def _dial(self, deadline: float) -> psycopg.Connection[Any] | None:
+        """A new session, the statement prepared; None while backing off or if it fails,
+        which warns once an outage (and once it is over)."""
+        now = time.monotonic()
+        if now < self.retry_at:
+            return None
+        try:
             conn = self.connections.dial(autocommit=True)
-            self.conn, self.pid, self.pending = conn, os.getpid(), False
-            prepared = conn.pgconn.prepare(_WAKE_STATEMENT, self.sql)
-            if prepared.status != ExecStatus.COMMAND_OK:
-                raise BackendError(_message(prepared))
-        elif self.pending:
-            self._collect(self.conn)
-        return self.conn
+        except Exception as exc:
+            self._failed(now, one_line(exc))
+            return None
+        try:
+            pgconn = conn.pgconn
+            pgconn.send_prepare(_WAKE_STATEMENT, self.sql)
+            while pgconn.flush():
+                if not ready(pgconn.socket, write=True, timeout=deadline - time.monotonic()):
+                    raise BackendError("no answer in time")
+            self.conn, self.pending = conn, True  # the preparation's result: read like one
+            self._collect(conn, deadline, failed=BackendError)
+        except Exception as exc:
+            self.conn, self.pending = None, False
+            close_quietly(conn)
+            self._failed(now, one_line(exc))
+            return None
+        if self.backoff:
+            log.warning("%s: the waker session is open again", self.connections.location)
+            self.backoff = self.retry_at = 0.0
+        return conn
 
-    def _collect(self, conn: psycopg.Connection[Any]) -> None:
-        """Read the previous wake-up's result (waiting, if it has not come yet, up to the
-        connections' wait); its failure is logged."""
+    def _failed(self, now: float, why: str) -> None:
+        """A dial failed: wait 1 s before the next, doubling up to 30 s."""
+        if not self.backoff:
+            log.warning(
+                "%s: cannot open the session that sends wake-ups after enqueues (%s); "
+                "enqueues send them on their own connections until it opens",
+                self.connections.location,
+                why,
+            )
+        self.backoff = min(max(self.backoff * 2, 1.0), 30.0)
+        self.retry_at = now + self.backoff
+
+    def _collect(
+        self,
+        conn: psycopg.Connection[Any],
+        deadline: float,
+        failed: type[Exception] | None = None,
+    ) -> None:
+        """Read the previous wake-up's result (waiting, if it has not come yet, until the
+        deadline); its failure is logged (raised as `failed`, if given)."""
         from psycopg.pq import ExecStatus
 
         pgconn = conn.pgconn
         pgconn.consume_input()
         while pgconn.is_busy():
-            if not select.select([pgconn.socket], [], [], self.connections.wait)[0]:
+            if not ready(pgconn.socket, timeout=deadline - time.monotonic()):
                 raise BackendError("no answer to the previous wake-up in time")
             pgconn.consume_input()
         self.pending = False
         while (result := pgconn.get_result()) is not None:
-            if result.status != ExecStatus.TUPLES_OK:
+            if result.status not in (ExecStatus.TUPLES_OK, ExecStatus.COMMAND_OK):
+                if failed is not None:
+                    raise failed(_message(result))
                 log.debug("%s: a wake-up lost: %s", self.connections.location, _message(result))
 
     def _drop(self, why: str) -> None:
         log.debug("%s: a wake-up lost: %s", self.connections.location, why)
         conn, self.conn, self.pending = self.conn, None, False
-        if conn is not None and self.pid == os.getpid():
-            conn.close()
+        if conn is not None:
+            close_quietly(conn)
 
     def close(self) -> None:
-        """Read the last wake-up's result (its failure logged), then close the session."""
-        import psycopg
-
+        """Read the last wake-up's result (its failure logged), then close the session;
+        later sends are skipped. Never raises."""
         with self.lock:
-            conn = self.conn
-            if conn is None or self.pid != os.getpid():
+            self.closed = True
+            conn, self.conn = self.conn, None
+            if conn is None:
                 return
             try:
                 if self.pending:
-                    self._collect(conn)
-            except (psycopg.Error, BackendError, OSError) as exc:
+                    self._collect(conn, time.monotonic() + self.connections.wait)
+            except Exception as exc:
                 log.debug("%s: a wake-up lost: %s", self.connections.location, one_line(exc))
-            self.conn = None
-            conn.close()
+            self.pending = False
+            close_quietly(conn)
+
+
+def _forked(waker: weakref.ref[_Waker]) -> None:
+    """`os.register_at_fork` hook of a waker, which it does not keep alive."""
+    alive = waker()
+    if alive is not None:
+        alive.forked()
 
 
 def _message(result: psycopg.pq.abc.PGresult) -> str:
@@ -400,7 +496,9 @@ class PostgresBackend(SqlBackend):
 
     def limit_connections(self, limit: int) -> None:
         """Open at most `limit` connections from now on (a worker's loop and its outcome
-        writer need two; its LISTEN connection is not counted)."""
+        writer need two). Not counted: a worker's LISTEN connection, and the session that
+        sends wake-ups after enqueues' commits (`_Waker`), opened by a process's first
+        enqueue."""
         if limit < 1:
             raise ConfigurationError(f"connections must be >= 1, got {limit}")
         self.connections.limit = limit
@@ -475,8 +573,8 @@ class PostgresBackend(SqlBackend):
                             sent = True
                 finally:
                     del self._deferred[cur]
-            if queues:
-                self._waker.send(queues)
+                if queues:  # committed: on `own`, idle again, if the waker has no session
+                    self._waker.send(queues, own)
         except psycopg.Error as exc:
             raise self._error(exc, sent=sent) from None
 

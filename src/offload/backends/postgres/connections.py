@@ -21,6 +21,7 @@ timeout naming the cause, and the first call after the server returns succeeds.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import select
@@ -152,7 +153,7 @@ class Connections:
                         break
                     other = next((q for q in self._idle.values() if q), None)
                     if other is not None:  # the slot of an idle connection of another kind
-                        _close(other.popleft())
+                        close_quietly(other.popleft())
                         self._served(turn)
                         break
                 if turn is None:
@@ -183,11 +184,11 @@ class Connections:
         idle = self._idle.setdefault(kind.name, deque())
         while idle:
             conn = idle.pop()
-            if _usable(conn):
+            if usable(conn):
                 self._busy[id(conn)] = (conn, time.monotonic() + kind.deadline)
                 return conn
             self._open -= 1
-            _close(conn)
+            close_quietly(conn)
         return None
 
     def _queue_up(self) -> threading.Condition:
@@ -261,7 +262,7 @@ class Connections:
                 self._wake_next()
         if mine:
             for dead in (conn, *stale):
-                _close(dead)
+                close_quietly(dead)
 
     def _watch(self) -> None:
         """Cut the link of any operation past its kind's deadline: the caller's wait then
@@ -291,10 +292,10 @@ class Connections:
             for turn in self._waiting:
                 turn.notify()
         for conn in idle:
-            _close(conn)
+            close_quietly(conn)
 
 
-def _usable(conn: psycopg.Connection[Any]) -> bool:
+def usable(conn: psycopg.Connection[Any]) -> bool:
     """Whether an idle connection may be handed out: open, outside a transaction, and
     with nothing to read (an idle session receives nothing but the server's goodbye)."""
     from psycopg.pq import TransactionStatus
@@ -302,10 +303,18 @@ def _usable(conn: psycopg.Connection[Any]) -> bool:
     if conn.closed or conn.pgconn.transaction_status != TransactionStatus.IDLE:
         return False
     try:
-        readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
-    except (OSError, ValueError):
+        return not ready(conn.pgconn.socket)
+    except (OSError, ValueError):  # no socket: the connection is gone
         return False
-    return not readable
+
+
+def ready(fd: int, *, write: bool = False, timeout: float = 0.0) -> bool:
+    """Whether `fd` becomes readable (or writable), or fails or hangs up, within `timeout`
+    seconds. By poll, which takes any descriptor: select refuses those of 1024 and above,
+    which a busy process has."""
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT if write else select.POLLIN)
+    return bool(poller.poll(math.ceil(max(timeout, 0.0) * 1000)))
 
 
 def _sever(conn: psycopg.Connection[Any]) -> None:
@@ -323,7 +332,7 @@ def _sever(conn: psycopg.Connection[Any]) -> None:
         sock.detach()
 
 
-def _close(conn: psycopg.Connection[Any]) -> None:
+def close_quietly(conn: psycopg.Connection[Any]) -> None:
     try:
         conn.close()
     except Exception:  # closing a broken connection may fail; it is gone either way
