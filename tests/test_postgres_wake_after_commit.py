@@ -31,9 +31,14 @@ WOKEN = {("offload_jobs", "default"), ("offload_events", "")}
 _keys = itertools.count()
 
 
+def after_commit(url: str) -> str:
+    """`url` with offload's `wake=after_commit`: the mode these tests are about."""
+    return url + ("&" if "?" in url else "?") + "wake=after_commit"
+
+
 @pytest.fixture
 def pg_app(pg_url: str) -> Iterator[offload.App]:
-    application = offload.App(pg_url)
+    application = offload.App(after_commit(pg_url))
     application.migrate()
     yield application
     application.close()
@@ -100,6 +105,38 @@ def test_an_enqueue_wakes_workers_and_event_listeners(
 ) -> None:
     assert enqueue(pg_app, echo)
     assert heard(5.0) == WOKEN
+
+
+@pytest.mark.parametrize("enqueue", WAYS, ids=lambda way: way.__name__.strip("_"))
+def test_by_default_an_enqueue_wakes_in_its_own_transaction_and_opens_no_waker(
+    pg_url: str,
+    heard: Callable[[float], set[tuple[str, str]]],
+    enqueue: Callable[[offload.App, offload.Task[[int], None]], list[int]],
+) -> None:
+    """Without `wake=after_commit` the wake-ups are delivered with the enqueue's commit: no
+    second transaction, no session more."""
+    app = offload.App(pg_url)
+    app.migrate()
+    try:
+
+        @app.task(name="echo")
+        def echo(n: int) -> None:
+            """Nothing to run: the test only enqueues."""
+
+        assert enqueue(app, echo)
+        assert heard(5.0) == WOKEN
+        backend: Any = app.backend
+        assert not backend.wake_after_commit and backend._waker.conn is None
+    finally:
+        app.close()
+
+
+def test_an_unknown_wake_mode_is_refused_naming_it(pg_url: str) -> None:
+    url = pg_url + ("&" if "?" in pg_url else "?") + "wake=later"
+    with pytest.raises(
+        offload.ConfigurationError, match=r"wake='later' in .*in_commit, after_commit"
+    ):
+        offload.App(url).check()
 
 
 @pytest.mark.parametrize("enqueue", WAYS, ids=lambda way: way.__name__.strip("_"))

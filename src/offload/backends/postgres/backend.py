@@ -56,8 +56,10 @@ if TYPE_CHECKING:
 CHANNEL = "offload_jobs"
 #: Where the event triggers and `App.notify` NOTIFY (schema 9).
 EVENTS_CHANNEL = "offload_events"
-#: Values of the URL's `pool_mode` parameter (see `_pool_mode`).
+#: Values of the URL's `pool_mode` parameter (see `_own_param`).
 POOL_MODES = ("session", "transaction")
+#: Values of the URL's `wake` parameter: when an enqueue's wake-ups are sent (`enqueuing`).
+WAKES = ("in_commit", "after_commit")
 _MACROS = {
     "at": "coalesce(:now::timestamptz, now())",
     "job_columns": JOB_COLUMNS,
@@ -161,21 +163,22 @@ def _configure_relaxed(conn: psycopg.Connection[Any]) -> None:
     conn.execute("SET synchronous_commit = off")
 
 
-def _pool_mode(url: str) -> tuple[str, str | None]:
-    """`url` without offload's own `pool_mode` parameter, and its value: `transaction`
-    when a pooler (PgBouncer pool_mode=transaction) hands each transaction to any server
-    session; `session`, or none, when a session is the client's own."""
+def _own_param(url: str, name: str, values: tuple[str, ...]) -> tuple[str, str | None]:
+    """`url` without offload's own parameter `name` (libpq would refuse it), and its value,
+    one of `values` (None when the URL has none): `pool_mode=transaction` when a pooler
+    (PgBouncer pool_mode=transaction) hands each transaction to any server session;
+    `wake=after_commit` for enqueues whose wake-ups follow their commit (`enqueuing`)."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
-    modes = [value for key, value in query if key == "pool_mode"]
-    if not modes:
+    given = [value for key, value in query if key == name]
+    if not given:
         return url, None
-    if modes[-1] not in POOL_MODES:
+    if given[-1] not in values:
         raise ConfigurationError(
-            f"pool_mode={modes[-1]!r} in {redact(url)!r}: use one of {', '.join(POOL_MODES)}"
+            f"{name}={given[-1]!r} in {redact(url)!r}: use one of {', '.join(values)}"
         )
-    rest = urlencode([(key, value) for key, value in query if key != "pool_mode"])
-    return urlunsplit(parts._replace(query=rest)), modes[-1]
+    rest = urlencode([(key, value) for key, value in query if key != name])
+    return urlunsplit(parts._replace(query=rest)), given[-1]
 
 
 def _url_connect_timeout(url: str) -> float | None:
@@ -464,8 +467,11 @@ class PostgresBackend(SqlBackend):
         if find_spec("psycopg") is None:
             raise ExtraMissing("the PostgreSQL backend", "postgres", "psycopg")
         self.location = redact(url)
-        self.url, self.pool_mode = _pool_mode(url)
+        url, self.pool_mode = _own_param(url, "pool_mode", POOL_MODES)
+        self.url, wake = _own_param(url, "wake", WAKES)
         url = self.url
+        #: Enqueues send their wake-ups after their commit (`enqueuing`), not in it.
+        self.wake_after_commit = wake == "after_commit"
         super().__init__(_MACROS, pyformat=True)
         self.shards = PgShards(self)
         # Durable sessions for enqueues and reads; relaxed ones (synchronous_commit=off,
@@ -497,8 +503,8 @@ class PostgresBackend(SqlBackend):
     def limit_connections(self, limit: int) -> None:
         """Open at most `limit` connections from now on (a worker's loop and its outcome
         writer need two). Not counted: a worker's LISTEN connection, and the session that
-        sends wake-ups after enqueues' commits (`_Waker`), opened by a process's first
-        enqueue."""
+        sends wake-ups after enqueues' commits with `wake=after_commit` (`_Waker`),
+        opened by a process's first enqueue."""
         if limit < 1:
             raise ConfigurationError(f"connections must be >= 1, got {limit}")
         self.connections.limit = limit
@@ -539,14 +545,16 @@ class PostgresBackend(SqlBackend):
             raise self._error(exc, sent=sent) from None
 
     def enqueuing(self, conn: Any = None, *, single: bool = False) -> AbstractContextManager[Any]:
-        """An enqueue on offload's own connection: its transaction NOTIFYs nothing, and its
-        wake-ups follow its commit, in a transaction of their own that does not wait for the
-        disk, sent without waiting for them (`_Waker`). PostgreSQL serialises the commits of
-        transactions that NOTIFY (a database-wide lock held across the WAL flush): producers
-        in many processes could not share its group commit. A caller's `conn` keeps its
-        wake-ups in its transaction (delivered at its commit), and so does a session behind
-        a transaction pooler (where no one can LISTEN)."""
-        if conn is not None or self.pool_mode == "transaction":
+        """An enqueue's transaction. With `wake=after_commit` in the URL, one on offload's
+        own connection NOTIFYs nothing, and its wake-ups follow its commit, in a transaction
+        of their own that does not wait for the disk, sent without waiting for them
+        (`_Waker`): PostgreSQL serialises the commits of transactions that NOTIFY (a
+        database-wide lock held across the WAL flush), so producers in many processes cannot
+        share its group commit otherwise. It costs a second transaction per enqueue and a
+        hop more before workers hear of it, which is why it is not the default. A caller's
+        `conn` keeps its wake-ups in its transaction (delivered at its commit), and so does
+        a session behind a transaction pooler (where no one can LISTEN)."""
+        if conn is not None or self.pool_mode == "transaction" or not self.wake_after_commit:
             return self.tx(conn, single=single)
         return self._deferring(single)
 

@@ -5,7 +5,8 @@
 -- Every insert NOTIFYs workers of its queue in the same statement (delivered at commit, so
 -- whoever's transaction it is; nothing inserted, nothing sent): no second round trip, and
 -- cheaper than a statement trigger (about 5% of a durable single-row enqueue in an A/B).
--- Except with :defer (an enqueue on offload's own connection, PostgresBackend.enqueuing):
+-- Except with :defer (an enqueue on offload's own connection of an App whose URL has
+-- `wake=after_commit`, PostgresBackend.enqueuing):
 -- then it sets `offload.defer_wake` for its transaction instead, which the event triggers
 -- read too (schema 20), and the wake-ups follow the commit, so that the commit, waiting
 -- for the disk, holds no NOTIFY lock and concurrent producers share the server's flushes.

@@ -1,8 +1,9 @@
--- offload schema 20 for PostgreSQL: a durable enqueue's transaction NOTIFYs nothing.
+-- offload schema 20 for PostgreSQL: a durable enqueue's transaction may NOTIFY nothing.
 -- PostgreSQL serialises the commits of transactions that NOTIFY: PreCommit_Notify takes a
 -- database-wide lock held until the transaction ends, across its WAL flush, so producers in
 -- many processes could not share a group commit (8 connections inserting with pg_notify:
--- about half the rate of plain inserts). An enqueue on offload's own connection now sets
+-- about half the rate of plain inserts). With `wake=after_commit` in the URL, an enqueue on
+-- offload's own connection sets
 -- `offload.defer_wake` for its transaction (jobs.sql) and sends its wake-ups in a second,
 -- tiny transaction after the commit (PostgresBackend.enqueuing); the event triggers below
 -- skip their NOTIFY in such a transaction. Every other writer notifies as before.
