@@ -284,9 +284,9 @@ class _Waker:
         #: The back-off after a failed dial: seconds, and the monotonic time of the next try.
         self.backoff = 0.0
         self.retry_at = 0.0
-        # A child forked while another thread held the lock (across a network wait) would
-        # find it held forever, and the session is the parent's: start afresh in it.
-        os.register_at_fork(after_in_child=functools.partial(_forked, weakref.ref(self)))
+        #: Whether the fork hook is registered: by the first send, so that the Apps that
+        #: never use `wake=after_commit` leave none behind (hooks cannot be removed).
+        self.hooked = False
 
     def forked(self) -> None:
         """In a forked child: a fresh lock, and the parent's session forgotten (not closed:
@@ -303,6 +303,11 @@ class _Waker:
         with self.lock:
             if self.closed:
                 return
+            if not self.hooked:
+                # A child forked while another thread held the lock (across a network wait)
+                # would find it held forever, and the session is the parent's: start afresh.
+                os.register_at_fork(after_in_child=functools.partial(_forked, weakref.ref(self)))
+                self.hooked = True
             try:
                 if self._send(names):
                     return
