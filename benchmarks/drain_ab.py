@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,7 @@ def server_cpu(data_dir: Path) -> float:
     return total / tick
 
 
-def measure(target: Target, tree: str, url: str, args: argparse.Namespace) -> dict[str, float]:
+def measure(target: Target, args: argparse.Namespace, url: str, tree: str) -> dict[str, float]:
     """One drain of `args.jobs` jobs on `url` by `tree`'s runner: its rate and CPU per job."""
     data_dir = target.data_dir if isinstance(target, PostgresTarget) else None
     env = dict(os.environ, OFFLOAD_URL=url, PYTHONPATH=f"{tree}/src{os.pathsep}{tree}")
@@ -149,12 +150,7 @@ def main() -> int:
     args = parser.parse_args()
     with targets(args.backend) as chosen:
         for target in chosen:
-            runs = rounds(
-                target,
-                args.rounds,
-                args.trees,
-                lambda url, tree, target=target: measure(target, tree, url, args),
-            )
+            runs = rounds(target, args.rounds, args.trees, partial(measure, target, args))
             print(
                 f"{target.title}, {args.executor} executor, concurrency {args.concurrency}, "
                 f"{args.jobs:,} jobs, {args.rounds} rounds"

@@ -25,6 +25,7 @@ import os
 import statistics
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,7 +129,7 @@ FIGURES = (
 )
 
 
-def measure(tree: str, url: str, args: argparse.Namespace) -> dict[str, float]:
+def measure(args: argparse.Namespace, url: str, tree: str) -> dict[str, float]:
     """One run of `tree`'s child on `url`: the one-at-a-time child (rate, Python calls and
     producer CPU per job) or, with --threads/--tasks, the concurrent one (FIGURES)."""
     env = dict(os.environ, PYTHONPATH=str(Path(tree) / "src"))
@@ -186,9 +187,7 @@ def main() -> int:
         what, report = f"{args.batch} job(s) per call", report_one
     with targets(args.backend, durable_commits=True) as chosen:
         for target in chosen:
-            runs = rounds(
-                target, args.rounds, args.trees, lambda url, tree: measure(tree, url, args)
-            )
+            runs = rounds(target, args.rounds, args.trees, partial(measure, args))
             print(f"{target.title}, {what}, {args.jobs:,} jobs per run")
             print(tree_ratio(runs, args.trees))
             report(args, runs)
