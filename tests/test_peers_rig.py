@@ -185,3 +185,10 @@ def test_a_scale_run_on_postgresql_analyzes_the_filled_database(
 def test_other_storage_is_drained_as_filled() -> None:
     assert settle("sqlite:///nowhere/jobs.db") == {}
     assert settle("redis://127.0.0.1:1/0") == {}
+
+
+def test_the_notes_say_the_rig_analyzes_before_the_scale_windows() -> None:
+    lines = report.notes({"points": {}, "notes": {}}, [BY_KEY["offload-pg"], BY_KEY["pgqueuer"]])
+    assert any(
+        "VACUUM (ANALYZE)" in line and "every PostgreSQL row alike" in line for line in lines
+    )
