@@ -48,7 +48,7 @@ def targets(backend: str, *, durable_commits: bool = False) -> Iterator[list[Tar
             from tests.pgserver import start_postgres
 
             server = start_postgres(durable_commits=durable_commits)
-            chosen.append(PostgresTarget(server.url, "throwaway (tests.pgserver)"))
+            chosen.append(PostgresTarget(server.url, "throwaway (tests.pgserver)", server.data_dir))
         yield chosen
     finally:
         if server is not None:
@@ -81,6 +81,14 @@ def spread(values: Sequence[float], digits: int = 3) -> str:
         f"median {statistics.median(values):.{digits}f} "
         f"(min {min(values):.{digits}f}, max {max(values):.{digits}f})"
     )
+
+
+def tree_ratio(runs: Mapping[str, Sequence[Mapping[str, float]]], trees: Sequence[str]) -> str:
+    """The line an A/B of two source trees (`trees`: base, this) states its per-round ratio
+    of the runs' `rate` in."""
+    base, this = trees
+    rates = {tree: [run["rate"] for run in runs[tree]] for tree in trees}
+    return f"per-round rate ratio {this} / {base}: {spread(ratios(rates[this], rates[base]))}"
 
 
 def child_rate(code: str, *argv: str) -> float:

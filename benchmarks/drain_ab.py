@@ -1,7 +1,8 @@
 """Interleaved A/B of a drain of no-op jobs between two source trees, with CPU per job.
 
 Each round runs `benchmarks.runner drain` once from each tree in turn (a fresh process and
-database each time; PostgreSQL on one throwaway server), and reports medians of the drain
+database each time; PostgreSQL on one throwaway server; the rounds are `benchmarks._rounds`'s,
+`--backend both` runs them on each backend in turn), and reports medians of the drain
 rate and of the CPU each job costs: the worker process's (and of it, the thread CPU spent
 in the claim's and the finish's calls), its job children's (read from
 /proc just before the executor closes them) and, on PostgreSQL, the server's (its
@@ -17,20 +18,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from tests.pgserver import start_postgres  # noqa: E402
-from tests.pgserver.databases import fresh_database  # noqa: E402
+from benchmarks._rounds import arguments, rounds, targets, tree_ratio  # noqa: E402
+from benchmarks.throughput import PostgresTarget, Target  # noqa: E402
 
 #: Runs the tree's own runner, adding the job children's CPU seconds to its JSON.
 CHILD = r"""
@@ -101,70 +101,62 @@ def server_cpu(data_dir: Path) -> float:
     return total / tick
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("trees", nargs=2, help="two checkouts, each with a src/offload")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--jobs", type=int, default=20000)
-    parser.add_argument("--concurrency", type=int, default=2)
-    parser.add_argument("--executor", choices=("process", "thread", "async"), default="process")
-    parser.add_argument("--backend", choices=("postgres", "sqlite"), default="postgres")
-    args = parser.parse_args()
-    scratch = Path(tempfile.mkdtemp(prefix="drain-ab-"))
-    server = start_postgres() if args.backend == "postgres" else None
-    runs: dict[str, list[dict[str, float]]] = {tree: [] for tree in args.trees}
-    try:
-        for n in range(args.rounds):
-            for i, tree in enumerate(args.trees):
-                if server is None:
-                    url = f"sqlite:///{scratch / f'drain_{n}_{i}.db'}"
-                else:
-                    url = fresh_database(server.url, f"drain_{n}_{i}")
-                env = dict(os.environ, OFFLOAD_URL=url, PYTHONPATH=f"{tree}/src{os.pathsep}{tree}")
-                command = [sys.executable, "-c", CHILD, "drain", "--executor", args.executor]
-                command += ["--concurrency", str(args.concurrency), "--prefill", str(args.jobs)]
-                before = server_cpu(server.data_dir) if server and server.data_dir else 0.0
-                out = subprocess.run(
-                    command, env=env, cwd=tree, capture_output=True, text=True, check=True
-                )
-                result: dict[str, Any] = json.loads(out.stdout)
-                time.sleep(0.3)  # the server reaps the run's backends
-                after = server_cpu(server.data_dir) if server and server.data_dir else 0.0
-                jobs = result["processed"]
-                runs[tree].append(
-                    {
-                        "rate": jobs / result["seconds"],
-                        "worker": result["cpu_seconds"] / jobs * 1e6,
-                        "children": result["children_cpu_seconds"] / jobs * 1e6,
-                        "claim": result["sql_cpu_seconds"]["take"] / jobs * 1e6,
-                        "finish": result["sql_cpu_seconds"]["finish"] / jobs * 1e6,
-                        # The server also worked on the (untimed) prefill: an upper bound.
-                        "server": (after - before) / jobs * 1e6,
-                    }
-                )
-    finally:
-        if server is not None:
-            server.stop()
-        shutil.rmtree(scratch, ignore_errors=True)
-    print(
-        f"{args.backend}, {args.executor} executor, concurrency {args.concurrency}, "
-        f"{args.jobs:,} jobs, {args.rounds} rounds"
-    )
-    base, this = args.trees
-    ratios = [b["rate"] / a["rate"] for a, b in zip(runs[base], runs[this], strict=True)]
-    print(f"per-round rate ratio {this} / {base}: median {statistics.median(ratios):.3f}")
-    for tree in args.trees:
-        rates = ", ".join(f"{r['rate']:,.0f}" for r in runs[tree])
+def measure(target: Target, args: argparse.Namespace, url: str, tree: str) -> dict[str, float]:
+    """One drain of `args.jobs` jobs on `url` by `tree`'s runner: its rate and CPU per job."""
+    data_dir = target.data_dir if isinstance(target, PostgresTarget) else None
+    env = dict(os.environ, OFFLOAD_URL=url, PYTHONPATH=f"{tree}/src{os.pathsep}{tree}")
+    command = [sys.executable, "-c", CHILD, "drain", "--executor", args.executor]
+    command += ["--concurrency", str(args.concurrency), "--prefill", str(args.jobs)]
+    before = server_cpu(data_dir) if data_dir else 0.0
+    out = subprocess.run(command, env=env, cwd=tree, capture_output=True, text=True, check=True)
+    result: dict[str, Any] = json.loads(out.stdout)
+    time.sleep(0.3)  # the server reaps the run's backends
+    after = server_cpu(data_dir) if data_dir else 0.0
+    jobs = result["processed"]
+    return {
+        "rate": jobs / result["seconds"],
+        "worker": result["cpu_seconds"] / jobs * 1e6,
+        "children": result["children_cpu_seconds"] / jobs * 1e6,
+        "claim": result["sql_cpu_seconds"]["take"] / jobs * 1e6,
+        "finish": result["sql_cpu_seconds"]["finish"] / jobs * 1e6,
+        # The server also worked on the (untimed) prefill: an upper bound.
+        "server": (after - before) / jobs * 1e6,
+    }
 
-        def median(key: str, tree: str = tree) -> float:
-            return statistics.median(r[key] for r in runs[tree])
 
+def report(runs: dict[str, list[dict[str, float]]]) -> None:
+    """Per tree the median rate (and every run's) and the medians of the CPU per job."""
+    for tree, measured in runs.items():
+
+        def median(key: str, measured: list[dict[str, float]] = measured) -> float:
+            return statistics.median(r[key] for r in measured)
+
+        rates = ", ".join(f"{r['rate']:,.0f}" for r in measured)
         print(
-            f"{tree}: median {median('rate'):,.0f} jobs/s ({rates}); CPU us/job: worker "
+            f"{tree}: median {median('rate'):,.0f} jobs/s "
+            f"({rates}); CPU us/job: worker "
             f"{median('worker'):.1f} (claim {median('claim'):.1f}, finish "
             f"{median('finish'):.1f}), children {median('children'):.1f}, "
             f"server {median('server'):.1f}"
         )
+
+
+def main() -> int:
+    parser = arguments(__doc__ or "", rounds=5, jobs=20000)
+    parser.set_defaults(backend="postgres")
+    parser.add_argument("trees", nargs=2, help="two checkouts, each with a src/offload")
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--executor", choices=("process", "thread", "async"), default="process")
+    args = parser.parse_args()
+    with targets(args.backend) as chosen:
+        for target in chosen:
+            runs = rounds(target, args.rounds, args.trees, partial(measure, target, args))
+            print(
+                f"{target.title}, {args.executor} executor, concurrency {args.concurrency}, "
+                f"{args.jobs:,} jobs, {args.rounds} rounds"
+            )
+            print(tree_ratio(runs, args.trees))
+            report(runs)
     return 0
 
 

@@ -22,18 +22,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from tests.pgserver import start_postgres  # noqa: E402
-from tests.pgserver.databases import fresh_database  # noqa: E402
+from benchmarks._rounds import arguments, rounds, targets, tree_ratio  # noqa: E402
 
 CHILD = r"""
 import cProfile, pstats, sys, time
@@ -131,89 +129,37 @@ FIGURES = (
 )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("trees", nargs=2, help="two checkouts, each with a src/offload")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--jobs", type=int, default=3000)
-    parser.add_argument("--batch", type=int, default=1, help="jobs per call (enqueue_many)")
-    parser.add_argument("--backend", choices=("postgres", "sqlite"), default="postgres")
-    parser.add_argument("--threads", type=int, default=0, help="producer threads at once")
-    parser.add_argument("--tasks", type=int, default=0, help="producer coroutines at once")
-    args = parser.parse_args()
+def measure(args: argparse.Namespace, url: str, tree: str) -> dict[str, float]:
+    """One run of `tree`'s child on `url`: the one-at-a-time child (rate, Python calls and
+    producer CPU per job) or, with --threads/--tasks, the concurrent one (FIGURES)."""
+    env = dict(os.environ, PYTHONPATH=str(Path(tree) / "src"))
     if args.threads or args.tasks:
-        return concurrent(args)
-    scratch = Path(tempfile.mkdtemp(prefix="enqueue-ab-"))
-    server = start_postgres(durable_commits=True) if args.backend == "postgres" else None
-    rates: dict[str, list[float]] = {tree: [] for tree in args.trees}
-    cpus: dict[str, list[float]] = {tree: [] for tree in args.trees}
-    calls: dict[str, str] = {}
-    try:
-        for n in range(args.rounds):
-            for i, tree in enumerate(args.trees):
-                if server is None:
-                    url = f"sqlite:///{scratch / f'ab_{n}_{i}.db'}"
-                else:
-                    url = fresh_database(server.url, f"ab_{n}_{i}")
-                env = dict(os.environ, PYTHONPATH=str(Path(tree) / "src"))
-                out = subprocess.run(
-                    [sys.executable, "-c", CHILD, url, str(args.jobs), str(args.batch)],
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
-                rate, per_call, cpu_us = out.stdout.split()
-                rates[tree].append(float(rate))
-                cpus[tree].append(float(cpu_us))
-                calls[tree] = per_call
-    finally:
-        if server is not None:
-            server.stop()
-        shutil.rmtree(scratch, ignore_errors=True)
+        mode, producers = ("threads", args.threads) if args.threads else ("tasks", args.tasks)
+        command = [sys.executable, "-c", CONCURRENT, url, str(args.jobs), mode, str(producers)]
+    else:
+        command = [sys.executable, "-c", CHILD, url, str(args.jobs), str(args.batch)]
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    if args.threads or args.tasks:
+        figures: dict[str, float] = json.loads(out.stdout)
+        return figures
+    rate, calls, cpu_us = out.stdout.split()
+    return {"rate": float(rate), "calls": float(calls), "cpu_us": float(cpu_us)}
+
+
+def report_one(args: argparse.Namespace, runs: dict[str, list[dict[str, float]]]) -> None:
+    """One job or batch per call: per tree the median rate, Python calls and producer CPU."""
     per = "enqueue" if args.batch == 1 else "job"
-    print(f"{args.backend}, {args.batch} job(s) per call, {args.jobs:,} jobs per run")
-    base, this = args.trees
-    ratios = [b / a for a, b in zip(rates[base], rates[this], strict=True)]
-    print(f"per-round ratio {this} / {base}: median {statistics.median(ratios):.3f}")
     for tree in args.trees:
-        runs = ", ".join(f"{r:,.0f}" for r in rates[tree])
+        rates = ", ".join(f"{r['rate']:,.0f}" for r in runs[tree])
         print(
-            f"{tree}: median {statistics.median(rates[tree]):,.0f} jobs/s ({runs}); "
-            f"{calls[tree]} Python calls per {per}; "
-            f"producer CPU median {statistics.median(cpus[tree]):.2f} us per job"
+            f"{tree}: median {statistics.median(r['rate'] for r in runs[tree]):,.0f} jobs/s "
+            f"({rates}); {runs[tree][-1]['calls']:.1f} Python calls per {per}; producer CPU "
+            f"median {statistics.median(r['cpu_us'] for r in runs[tree]):.2f} us per job"
         )
-    return 0
 
 
-def concurrent(args: argparse.Namespace) -> int:
-    """The `--threads`/`--tasks` A/B: medians of each figure per tree, and of the per-round
-    ratio of the rates."""
-    mode, producers = ("threads", args.threads) if args.threads else ("tasks", args.tasks)
-    scratch = Path(tempfile.mkdtemp(prefix="enqueue-ab-"))
-    server = start_postgres(durable_commits=True) if args.backend == "postgres" else None
-    runs: dict[str, list[dict[str, float]]] = {tree: [] for tree in args.trees}
-    try:
-        for n in range(args.rounds):
-            for i, tree in enumerate(args.trees):
-                if server is None:
-                    url = f"sqlite:///{scratch / f'ab_{n}_{i}.db'}"
-                else:
-                    url = fresh_database(server.url, f"ab_{n}_{i}")
-                env = dict(os.environ, PYTHONPATH=str(Path(tree) / "src"))
-                command = [sys.executable, "-c", CONCURRENT, url, str(args.jobs), mode]
-                out = subprocess.run(
-                    [*command, str(producers)], env=env, capture_output=True, text=True, check=True
-                )
-                runs[tree].append(json.loads(out.stdout))
-    finally:
-        if server is not None:
-            server.stop()
-        shutil.rmtree(scratch, ignore_errors=True)
-    print(f"{args.backend}, {producers} {mode}, one job per call, {args.jobs:,} jobs per run")
-    base, this = args.trees
-    ratios = [b["rate"] / a["rate"] for a, b in zip(runs[base], runs[this], strict=True)]
-    print(f"per-round rate ratio {this} / {base}: median {statistics.median(ratios):.3f}")
+def report_concurrent(args: argparse.Namespace, runs: dict[str, list[dict[str, float]]]) -> None:
+    """Concurrent producers: per tree the median of each of FIGURES, and every run's rate."""
     print("tree | " + " | ".join(label for _, label, _ in FIGURES))
     for tree in args.trees:
         medians = [statistics.median(r[key] for r in runs[tree]) for key, _, _ in FIGURES]
@@ -221,9 +167,30 @@ def concurrent(args: argparse.Namespace) -> int:
             format(m, spec) for m, (_, _, spec) in zip(medians, FIGURES, strict=True)
         )
         print(f"{tree} | {cells}")
-    rates = {tree: ", ".join(f"{r['rate']:,.0f}" for r in runs[tree]) for tree in args.trees}
     for tree in args.trees:
-        print(f"{tree} rates: {rates[tree]}")
+        rates = ", ".join(f"{r['rate']:,.0f}" for r in runs[tree])
+        print(f"{tree} rates: {rates}")
+
+
+def main() -> int:
+    parser = arguments(__doc__ or "", rounds=5, jobs=3000)
+    parser.set_defaults(backend="postgres")
+    parser.add_argument("trees", nargs=2, help="two checkouts, each with a src/offload")
+    parser.add_argument("--batch", type=int, default=1, help="jobs per call (enqueue_many)")
+    parser.add_argument("--threads", type=int, default=0, help="producer threads at once")
+    parser.add_argument("--tasks", type=int, default=0, help="producer coroutines at once")
+    args = parser.parse_args()
+    if args.threads or args.tasks:
+        producers = f"{args.threads} threads" if args.threads else f"{args.tasks} tasks"
+        what, report = f"{producers}, one job per call", report_concurrent
+    else:
+        what, report = f"{args.batch} job(s) per call", report_one
+    with targets(args.backend, durable_commits=True) as chosen:
+        for target in chosen:
+            runs = rounds(target, args.rounds, args.trees, partial(measure, args))
+            print(f"{target.title}, {what}, {args.jobs:,} jobs per run")
+            print(tree_ratio(runs, args.trees))
+            report(args, runs)
     return 0
 
 

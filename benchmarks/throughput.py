@@ -135,9 +135,12 @@ class SqliteTarget:
 class PostgresTarget:
     key = "postgres"
 
-    def __init__(self, server_url: str, how: str) -> None:
+    def __init__(self, server_url: str, how: str, data_dir: Path | None = None) -> None:
         self.server_url = server_url
         self.how = how
+        #: The cluster's data directory when this process owns the server (its CPU is
+        #: read from /proc through postmaster.pid), else None.
+        self.data_dir = data_dir
         self._numbers = iter(range(1, 1_000_000))
         self.version = str(self._show("server_version"))
         self.title = f"PostgreSQL {self.version}"

@@ -13,8 +13,11 @@ from typing import Any
 
 import pytest
 from benchmarks.peers import report
+from benchmarks.peers.harness import settle
 from benchmarks.peers.run import FULL, base_row, parse_args, scale_prediction, selected
 from benchmarks.peers.systems import BY_KEY
+
+from tests.pgserver import PostgresServer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -133,9 +136,11 @@ def test_executor_rows_name_their_executor_and_keep_it_at_base() -> None:
     assert BY_KEY["offload-sqlite"].variant == "sqlite"  # the default executor, process
 
 
-def harness(variant: str, workload: dict[str, Any]) -> dict[str, Any]:
-    """One point of offload on a fresh SQLite file, through the rig's harness process."""
-    spec = {"module": "offload", "variant": variant, "storage": "sqlite", "workload": workload}
+def harness(variant: str, workload: dict[str, Any], pg_url: str = "") -> dict[str, Any]:
+    """One point of offload on a fresh SQLite file (or, given the URL of a PostgreSQL server,
+    a fresh database there), through the rig's harness process."""
+    storage = {"storage": "pg", "pg_url": pg_url} if pg_url else {"storage": "sqlite"}
+    spec = {"module": "offload", "variant": variant, **storage, "workload": workload}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.peers.harness", json.dumps(spec)],
@@ -162,3 +167,28 @@ def test_an_executor_row_drains_with_its_executor() -> None:
     result = harness("sqlite:async", work)
     assert "--executor async" in result["worker"]
     assert result["duplicates"] == 0
+
+
+SCALE = {"kind": "scale", "backlog": 300, "window": 100, "runs": 1, "processes": 2,
+         "timeout": 60, "prefill_timeout": 30}  # fmt: skip
+
+
+def test_a_scale_run_on_postgresql_analyzes_the_filled_database(
+    pg_server: PostgresServer,
+) -> None:
+    result = harness("pg", SCALE, pg_url=pg_server.url)
+    assert "offload_jobs" in result["analyzed"]  # VACUUM (ANALYZE) ran before the windows
+    assert result["settle_seconds"] > 0
+    assert result["runs"][0]["steady"] > 0
+
+
+def test_other_storage_is_drained_as_filled() -> None:
+    assert settle("sqlite:///nowhere/jobs.db") == {}
+    assert settle("redis://127.0.0.1:1/0") == {}
+
+
+def test_the_notes_say_the_rig_analyzes_before_the_scale_windows() -> None:
+    lines = report.notes({"points": {}, "notes": {}}, [BY_KEY["offload-pg"], BY_KEY["pgqueuer"]])
+    assert any(
+        "VACUUM (ANALYZE)" in line and "every PostgreSQL row alike" in line for line in lines
+    )

@@ -170,6 +170,10 @@ def notes(dump: dict[str, Any], systems: list[System]) -> list[str]:
         "the producer's time.time() just before the enqueue call (one host clock); idle RSS: "
         "the first worker process after warm-up and 1 s idle / PSS summed over the whole "
         "worker process tree. Blank: not measured for that row; n/a: no batch API.",
+        "scale: after each fill, on PostgreSQL the rig runs VACUUM (ANALYZE) on the system's "
+        "database, every PostgreSQL row alike (what autovacuum does within a minute: a table "
+        "never analyzed has no statistics, and a claim planned without them can read the "
+        "whole backlog; see benchmarks/peers/harness.py); SQLite and Redis rows run as filled.",
         "",
         "How each system runs (worker = the closest equivalent of 2 processes) and what an "
         "acknowledged enqueue survives:",
