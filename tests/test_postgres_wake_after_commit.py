@@ -381,7 +381,8 @@ def test_defer_wake_ends_with_the_enqueues_transaction(
     with backend.connections.connection(backend._durable) as conn:
         setting = conn.execute("SELECT current_setting('offload.defer_wake', true)").fetchone()
         assert setting in ((None,), ("",))
-        # A later transaction on it notifies in it again (here its event trigger).
-        with conn.transaction():
-            conn.execute("UPDATE offload_jobs SET state = 'cancelled'")
+        # A later transaction on it notifies in it again (here the events of a change).
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute("UPDATE offload_jobs SET state = 'cancelled' RETURNING id")
+            backend.events.written(cur, [row[0] for row in cur.fetchall()])
     assert ("offload_events", "") in heard(5.0)
