@@ -4,7 +4,9 @@ Each round enqueues 3,000 jobs from each tree in turn (a fresh process and datab
 time; PostgreSQL on a throwaway server that acknowledges a commit once it is written), one per
 call or `--batch N` per `enqueue_many`, and then counts the Python calls of 500 more under
 cProfile. Call counts do not move with the machine's load, and the producer's CPU time per job
-moves less than the throughput medians do, which is why the trees take turns.
+moves less than the throughput medians do, which is why the trees take turns. On PostgreSQL
+each run also reports, per job, the CPU of the server process of the producer's session (its
+/proc stat) and the WAL bytes written meanwhile.
 
     .venv/bin/python benchmarks/enqueue_ab.py /path/to/base-tree /path/to/this-tree [--rounds 5]
     .venv/bin/python benchmarks/enqueue_ab.py BASE THIS --backend sqlite --batch 1000 --jobs 20000
@@ -36,9 +38,23 @@ from tests.pgserver import start_postgres  # noqa: E402
 from tests.pgserver.databases import fresh_database  # noqa: E402
 
 CHILD = r"""
-import cProfile, pstats, sys, time
+import cProfile, os, pstats, sys, time
 import offload
 app = offload.App(sys.argv[1])
+def server():  # the producer session's server process CPU seconds, the WAL position
+    if not sys.argv[1].startswith("postgres"):
+        return 0.0, None
+    with app.backend.read() as cur:
+        cur.execute("SELECT pg_backend_pid(), pg_current_wal_lsn()::text")
+        pid, lsn = cur.fetchone()
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), lsn
+def wal_since(lsn):
+    if lsn is None:
+        return 0.0
+    with app.backend.read() as cur:
+        cur.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)", (lsn,))
+        return float(cur.fetchone()[0])
 app.migrate()
 @app.task(name="t")
 def t(x: int) -> None: ...
@@ -52,15 +68,19 @@ def enqueue(n):
             t.enqueue_many([(i,) for i in range(start, min(start + batch, n))])
 enqueue(min(200 * batch, 2000))
 n = int(sys.argv[2])
+server_cpu, lsn = server()
 started, cpu = time.perf_counter(), time.process_time()
 enqueue(n)
 rate = n / (time.perf_counter() - started)
 cpu_us = (time.process_time() - cpu) / n * 1e6
+server_us = (server()[0] - server_cpu) / n * 1e6
+wal = wal_since(lsn) / n
 profile = cProfile.Profile()
 profile.enable()
 enqueue(max(500, batch))
 profile.disable()
-print(f"{rate:.0f} {pstats.Stats(profile).total_calls / max(500, batch):.1f} {cpu_us:.2f}")
+calls = pstats.Stats(profile).total_calls / max(500, batch)
+print(f"{rate:.0f} {calls:.1f} {cpu_us:.2f} {server_us:.2f} {wal:.1f}")
 """
 
 
@@ -147,6 +167,8 @@ def main() -> int:
     server = start_postgres(durable_commits=True) if args.backend == "postgres" else None
     rates: dict[str, list[float]] = {tree: [] for tree in args.trees}
     cpus: dict[str, list[float]] = {tree: [] for tree in args.trees}
+    servers: dict[str, list[float]] = {tree: [] for tree in args.trees}
+    wals: dict[str, list[float]] = {tree: [] for tree in args.trees}
     calls: dict[str, str] = {}
     try:
         for n in range(args.rounds):
@@ -163,9 +185,11 @@ def main() -> int:
                     text=True,
                     check=True,
                 )
-                rate, per_call, cpu_us = out.stdout.split()
+                rate, per_call, cpu_us, server_us, wal = out.stdout.split()
                 rates[tree].append(float(rate))
                 cpus[tree].append(float(cpu_us))
+                servers[tree].append(float(server_us))
+                wals[tree].append(float(wal))
                 calls[tree] = per_call
     finally:
         if server is not None:
@@ -182,6 +206,12 @@ def main() -> int:
             f"{tree}: median {statistics.median(rates[tree]):,.0f} jobs/s ({runs}); "
             f"{calls[tree]} Python calls per {per}; "
             f"producer CPU median {statistics.median(cpus[tree]):.2f} us per job"
+            + (
+                f"; server CPU median {statistics.median(servers[tree]):.2f} us, WAL "
+                f"{statistics.median(wals[tree]):.0f} bytes per job"
+                if server is not None
+                else ""
+            )
         )
     return 0
 

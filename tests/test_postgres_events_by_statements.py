@@ -58,29 +58,34 @@ def sql(pg_url: str) -> Iterator[Callable[..., list[tuple[Any, ...]]]]:
         yield run
 
 
-def _old_trigger() -> str:
-    """Schema 20's update trigger, writing into `shadow_events` instead."""
+def _old_triggers() -> str:
+    """Schema 20's event triggers (its functions, schema 9's triggers), writing into
+    `shadow_events` instead."""
     text = dict(migration_files("offload.backends.postgres"))[20]
-    function = text[text.index("CREATE OR REPLACE FUNCTION offload_events_updated()") :]
+    functions = text[text.index("CREATE OR REPLACE FUNCTION offload_events_inserted()") :]
     return (
-        function.replace("offload_events_updated", "shadow_events_updated").replace(
+        functions.replace("offload_events_", "shadow_events_").replace(
             "INSERT INTO offload_events", "INSERT INTO shadow_events"
         )
-        + "\nCREATE TRIGGER shadow AFTER UPDATE ON offload_jobs"
+        + "\nCREATE TRIGGER shadow_insert AFTER INSERT ON offload_jobs"
+        " REFERENCING NEW TABLE AS new_jobs"
+        " FOR EACH STATEMENT EXECUTE FUNCTION shadow_events_inserted();"
+        "\nCREATE TRIGGER shadow_update AFTER UPDATE ON offload_jobs"
         " REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs"
         " FOR EACH STATEMENT EXECUTE FUNCTION shadow_events_updated();"
     )
 
 
-def test_the_update_trigger_is_gone_and_the_insert_trigger_stays(
+def test_the_event_triggers_and_their_functions_are_gone(
     pg_app: offload.App, sql: Callable[..., list[tuple[Any, ...]]]
 ) -> None:
     triggers = sql(
         "SELECT tgname FROM pg_trigger WHERE tgrelid = 'offload_jobs'::regclass"
-        " AND NOT tgisinternal ORDER BY tgname"
+        " AND NOT tgisinternal"
     )
-    assert triggers == [("offload_jobs_events_insert",)]
-    assert sql("SELECT to_regproc('offload_events_updated')") == [(None,)]
+    assert triggers == []
+    functions = "SELECT to_regproc('offload_events_updated'), to_regproc('offload_events_inserted')"
+    assert sql(functions) == [(None, None)]
 
 
 def _finish(backend: Any, jobs: list[Job], *states: JobState) -> None:
@@ -154,24 +159,23 @@ def _workflow(queue: str, size: int, edges: list[Edge]) -> WorkflowInsertParams:
     return WorkflowInsertParams("workflow", nodes, edges[: size - 1])
 
 
-def test_every_change_writes_the_events_the_update_trigger_wrote(
+def test_every_change_writes_the_events_the_triggers_wrote(
     pg_app: offload.App, sql: Callable[..., list[tuple[Any, ...]]]
 ) -> None:
     sql("CREATE TABLE shadow_events (LIKE offload_events INCLUDING DEFAULTS INCLUDING IDENTITY)")
-    sql(_old_trigger())
+    sql(_old_triggers())
     _every_change(pg_app)
-    written = sql(
-        f"SELECT {COLUMNS} FROM offload_events WHERE kind <> 'enqueued' ORDER BY tx, position"
-    )
+    written = sql(f"SELECT {COLUMNS} FROM offload_events ORDER BY tx, position")
     wanted = sql(f"SELECT {COLUMNS} FROM shadow_events ORDER BY tx, position")
     assert written == wanted
     kinds = {row[2] for row in written}
     assert kinds == {
-        "started", "progress", "succeeded", "retrying", "dead", "cancelled", "requeued",
-        "shed", "released",
+        "enqueued", "started", "progress", "succeeded", "retrying", "dead", "cancelled",
+        "requeued", "shed", "released",
     }  # fmt: skip
     errors = [orjson.loads(row[9])["error"] for row in written if row[2] in ("retrying", "dead")]
-    assert errors and all(len(error) == 500 for error in errors if error.endswith("x"))
+    cut = [error for error in errors if error.endswith("x")]  # the outcomes' long errors
+    assert len(cut) == 3 and {len(error) for error in cut} == {500}
 
 
 @pytest.fixture

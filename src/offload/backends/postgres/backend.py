@@ -694,8 +694,8 @@ class PostgresBackend(SqlBackend):
         return self._listen(CHANNEL)
 
     def event_listener(self) -> Listener:
-        """LISTEN on the channel that statements which wrote events NOTIFY (the insert
-        trigger, `wake_events`), delivered at their transaction's commit."""
+        """LISTEN on the channel that statements which wrote events NOTIFY (`wake_events`),
+        delivered at their transaction's commit."""
         return self._listen(EVENTS_CHANNEL)
 
     def _listen(self, channel: str) -> Listener:

@@ -1,7 +1,8 @@
--- Named queries of the events area (PostgreSQL). An enqueue's events are written by the
--- insert trigger of migration 9; every other change's by the statement that makes it:
--- the claims and `finish` within their own statement (claims.sql), the rest with `written`
--- in its transaction (migration 21). A read returns only events of transactions older
+-- Named queries of the events area (PostgreSQL). A job change's events are written by the
+-- statement that makes it (migration 21; no trigger): the inserts and the statements that
+-- run alone (claims, progress, finish, release, the sweep's) within the statement, in a
+-- WITH (Queries.events), the changes made in a transaction of several statements with
+-- `written`, in it. A read returns only events of transactions older
 -- than every transaction still open (tx below the snapshot's xmin): positions are taken at
 -- insert but commit out of order, and an event that may still appear must sort after
 -- everything returned. Rows come in (tx, position) order, from the cursor :tx-:position

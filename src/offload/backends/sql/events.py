@@ -1,8 +1,9 @@
 """The events area: reading the change sequence by cursor, its tail, applications' own
 events (notify), and pruning. The events of job changes are written in the transaction of
-the change, by the statements that make it, on both backends (`written`; PostgreSQL since
-its schema 21): an enqueue's by an insert trigger, PostgreSQL's claims and outcomes within
-their own statement (`Queries.events`), every other change by `written` after it.
+the change, by the statements that make it (PostgreSQL since its schema 21): on SQLite an
+enqueue's by an insert trigger, on PostgreSQL the inserts' and those of the statements that
+run alone (claims, outcomes) within the statement (`Queries.events`), every other change's
+by `written` after it.
 """
 
 from __future__ import annotations
