@@ -1,6 +1,6 @@
-"""PostgreSQL (schema 21): the statements that change jobs write their events themselves,
-with no update trigger. The rows are those the trigger of schemas 9-20 wrote: the test puts
-that trigger back, writing into a table of its own, runs every kind of change, and compares.
+"""PostgreSQL (schema 21): the statements that store or change jobs write their events
+themselves, with no trigger. The rows are those the triggers of schemas 9-20 wrote: the test
+puts them back, writing into a table of their own, runs every kind of change, and compares.
 Event listeners are woken by a statement that wrote events, not by one that changed nothing,
 nor in a transaction whose wake-ups follow its commit (schema 20)."""
 

@@ -159,7 +159,7 @@ def test_a_failed_wake_up_after_the_commit_still_returns_the_stored_ids(
     assert ids
     assert [backend.jobs.get(job_id).id for job_id in ids] == ids  # stored
     assert "a wake-up lost: ERROR:  division by zero" in caplog.text
-    # Nothing at all: the enqueue's own transaction (its statement, the event triggers)
+    # Nothing at all: the enqueue's own transaction (its statement, which writes the events)
     # NOTIFYed nothing, so that its commit held no NOTIFY lock while waiting for the disk.
     assert heard(0.5) == set()
     # The connection serves the next enqueue, whose wake-ups arrive.
