@@ -3,10 +3,10 @@
 Enqueues one no-op job, claims it (limit 2, as an idle 2-slot worker asks), finishes it,
 and repeats; prints, per claim, the median wall and CPU time in microseconds, statements
 sent, and on PostgreSQL the plan of the claim statement (`EXPLAIN (ANALYZE, BUFFERS)`, the
-index it uses). Figures that move little with load: CPU us and statements.
+index it uses). Figures that move little with load: CPU us and statements. (Until schema
+21, `--without trigger|notify` measured PostgreSQL's update trigger, since dropped.)
 
     python benchmarks/claim_one.py [--backend sqlite|postgres] [--rounds 300] [--pg-url URL]
-        [--without trigger|notify]
 """
 
 from __future__ import annotations
@@ -26,10 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 
-def measure(url: str, rounds: int, without: str | None = None) -> None:
-    """Claim one job `rounds` times on the database at `url`; print the medians. `without`
-    (PostgreSQL, for comparison only): "trigger" disables the update trigger that writes
-    the events, "notify" keeps it but drops its NOTIFY to event readers."""
+def measure(url: str, rounds: int) -> None:
+    """Claim one job `rounds` times on the database at `url`; print the medians."""
     import offload
     from offload.backends.params import ClaimParams, FinishParams, Outcome
     from offload.core.states import JobState
@@ -43,14 +41,6 @@ def measure(url: str, rounds: int, without: str | None = None) -> None:
         return None
 
     app.migrate()
-    if without:  # PostgreSQL: what the events trigger (or its NOTIFY alone) costs a claim
-        with app.backend.tx() as cur:
-            if without == "trigger":
-                cur.execute("ALTER TABLE offload_jobs DISABLE TRIGGER offload_jobs_events_update")
-            else:
-                cur.execute("SELECT pg_get_functiondef('offload_events_updated'::regproc)")
-                text = cur.fetchone()[0]
-                cur.execute(text.replace("PERFORM pg_notify('offload_events', '');", "NULL;"))
     producer = offload.App(url)  # its own connection: its durable commits are not the claim's
     enqueue = producer.task(name="noop")(_noop).enqueue
     backend: Any = app.backend
@@ -113,7 +103,7 @@ def explain(app: Any) -> None:
 
     claims = app.backend.claims
     values = claims._values(ClaimParams("bench-worker", "default", 2, 30.0, None))
-    for _ in range(6):  # the last, once the session has its plans and the trigger's
+    for _ in range(6):  # the last, once the session has its plans
         with contextlib.suppress(_Rollback), claims.db.tx(relaxed=True) as cur:
             cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + claims.q["claim"], values)
             plan = [row[0] for row in cur.fetchall()]
@@ -145,16 +135,13 @@ def main() -> int:
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--pg-url")
-    parser.add_argument(
-        "--without", choices=("trigger", "notify"), help="PostgreSQL: measure a claim without"
-    )
     args = parser.parse_args()
     if args.backend == "sqlite":
         with tempfile.TemporaryDirectory() as tmp:
             measure(f"sqlite:///{tmp}/claim.db", args.rounds)
     else:
         with postgres(args.pg_url) as url:
-            measure(url, args.rounds, args.without)
+            measure(url, args.rounds)
     return 0
 
 

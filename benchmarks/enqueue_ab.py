@@ -4,7 +4,9 @@ Each round enqueues 3,000 jobs from each tree in turn (a fresh process and datab
 time; PostgreSQL on a throwaway server that acknowledges a commit once it is written), one per
 call or `--batch N` per `enqueue_many`, and then counts the Python calls of 500 more under
 cProfile. Call counts do not move with the machine's load, and the producer's CPU time per job
-moves less than the throughput medians do, which is why the trees take turns.
+moves less than the throughput medians do, which is why the trees take turns. On PostgreSQL
+each run also reports, per job, the CPU of the server process of the producer's session (its
+/proc stat) and the WAL bytes written meanwhile.
 
     .venv/bin/python benchmarks/enqueue_ab.py /path/to/base-tree /path/to/this-tree [--rounds 5]
     .venv/bin/python benchmarks/enqueue_ab.py BASE THIS --backend sqlite --batch 1000 --jobs 20000
@@ -34,9 +36,23 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 from benchmarks._rounds import arguments, rounds, targets, tree_ratio  # noqa: E402
 
 CHILD = r"""
-import cProfile, pstats, sys, time
+import cProfile, os, pstats, sys, time
 import offload
 app = offload.App(sys.argv[1])
+def server():  # the producer session's server process CPU seconds, the WAL position
+    if not sys.argv[1].startswith("postgres"):
+        return 0.0, None
+    with app.backend.read() as cur:
+        cur.execute("SELECT pg_backend_pid(), pg_current_wal_lsn()::text")
+        pid, lsn = cur.fetchone()
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), lsn
+def wal_since(lsn):
+    if lsn is None:
+        return 0.0
+    with app.backend.read() as cur:
+        cur.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)", (lsn,))
+        return float(cur.fetchone()[0])
 app.migrate()
 @app.task(name="t")
 def t(x: int) -> None: ...
@@ -50,15 +66,19 @@ def enqueue(n):
             t.enqueue_many([(i,) for i in range(start, min(start + batch, n))])
 enqueue(min(200 * batch, 2000))
 n = int(sys.argv[2])
+server_cpu, lsn = server()
 started, cpu = time.perf_counter(), time.process_time()
 enqueue(n)
 rate = n / (time.perf_counter() - started)
 cpu_us = (time.process_time() - cpu) / n * 1e6
+server_us = (server()[0] - server_cpu) / n * 1e6
+wal = wal_since(lsn) / n
 profile = cProfile.Profile()
 profile.enable()
 enqueue(max(500, batch))
 profile.disable()
-print(f"{rate:.0f} {pstats.Stats(profile).total_calls / max(500, batch):.1f} {cpu_us:.2f}")
+calls = pstats.Stats(profile).total_calls / max(500, batch)
+print(f"{rate:.0f} {calls:.1f} {cpu_us:.2f} {server_us:.2f} {wal:.1f}")
 """
 
 
@@ -142,8 +162,14 @@ def measure(args: argparse.Namespace, url: str, tree: str) -> dict[str, float]:
     if args.threads or args.tasks:
         figures: dict[str, float] = json.loads(out.stdout)
         return figures
-    rate, calls, cpu_us = out.stdout.split()
-    return {"rate": float(rate), "calls": float(calls), "cpu_us": float(cpu_us)}
+    rate, calls, cpu_us, server_us, wal = out.stdout.split()
+    return {
+        "rate": float(rate),
+        "calls": float(calls),
+        "cpu_us": float(cpu_us),
+        "server_us": float(server_us),
+        "wal": float(wal),
+    }
 
 
 def report_one(args: argparse.Namespace, runs: dict[str, list[dict[str, float]]]) -> None:
@@ -155,6 +181,12 @@ def report_one(args: argparse.Namespace, runs: dict[str, list[dict[str, float]]]
             f"{tree}: median {statistics.median(r['rate'] for r in runs[tree]):,.0f} jobs/s "
             f"({rates}); {runs[tree][-1]['calls']:.1f} Python calls per {per}; producer CPU "
             f"median {statistics.median(r['cpu_us'] for r in runs[tree]):.2f} us per job"
+            + (
+                f"; server CPU median {statistics.median(r['server_us'] for r in runs[tree]):.2f}"
+                f" us, WAL {statistics.median(r['wal'] for r in runs[tree]):.0f} bytes per job"
+                if any(r["wal"] for r in runs[tree])  # PostgreSQL's only
+                else ""
+            )
         )
 
 

@@ -9,8 +9,9 @@ Rows, interleaved in rounds on one storage each (medians of the rounds):
 * SQLite only, the layers between: the statement in `backend.tx()`, and `SqlJobs._one`
   (the store's lone path: admission check, statement, id, wake-up).
 * `enqueue`: `task.enqueue(n)`.
-`--no-trigger` runs every row with offload's events insert trigger taken away: what the
-event row costs (a measurement only: offload needs the trigger).
+`--no-trigger` (SQLite) runs every row with offload's events insert trigger taken away: what
+the event row costs (a measurement only: offload needs the trigger). PostgreSQL's insert
+writes its event within the statement since schema 21 (benchmarks/enqueue_ab.py compares).
 Columns: wall time, the producer's CPU (time.process_time), and per backend: SQLite's
 traced statements (a trigger's program is traced too; WAL pages are benchmarks/wal.py's),
 PostgreSQL's server CPU (the database's backends, from /proc: a local server only, in
@@ -58,15 +59,17 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=1000, help="calls per row and round")
     parser.add_argument("--sync", choices=("full", "normal"), default="full", help="SQLite")
     parser.add_argument("--fsync", action="store_true", help="PostgreSQL: fsync on")
-    parser.add_argument("--no-trigger", action="store_true", help="without the events trigger")
+    parser.add_argument("--no-trigger", action="store_true", help="SQLite: no events trigger")
     args = parser.parse_args()
+    if args.no_trigger and args.backend == "postgres":
+        parser.error("--no-trigger: PostgreSQL has no events trigger since schema 21")
     with tempfile.TemporaryDirectory(prefix="lone-budget-") as scratch:
         if args.backend == "sqlite":
             rows = sqlite_rows(Path(scratch), args.sync, args.no_trigger)
         else:
             server = start_postgres(durable_commits=True)
             try:
-                rows = postgres_rows(server.url, args.fsync, args.no_trigger)
+                rows = postgres_rows(server.url, args.fsync)
                 report(rows, args.rounds, args.calls)
             finally:
                 server.stop()
@@ -173,7 +176,7 @@ def sqlite_rows(scratch: Path, sync: str, no_trigger: bool) -> list[Row]:
     return rows
 
 
-def postgres_rows(url: str, fsync: bool, no_trigger: bool) -> list[Row]:
+def postgres_rows(url: str, fsync: bool) -> list[Row]:
     admin = psycopg.connect(url, autocommit=True)
     admin.execute(f"ALTER SYSTEM SET fsync = {'on' if fsync else 'off'}")
     admin.execute("SELECT pg_reload_conf()")
@@ -211,8 +214,6 @@ def postgres_rows(url: str, fsync: bool, no_trigger: bool) -> list[Row]:
         ("insert_one", lambda n: direct_conn.execute(sql, values).fetchone(), counters),
         ("enqueue", task.enqueue, counters),
     ]
-    if no_trigger:
-        raw.execute("ALTER TABLE offload_jobs DISABLE TRIGGER offload_jobs_events_insert")
     return rows
 
 

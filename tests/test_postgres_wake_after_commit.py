@@ -159,7 +159,7 @@ def test_a_failed_wake_up_after_the_commit_still_returns_the_stored_ids(
     assert ids
     assert [backend.jobs.get(job_id).id for job_id in ids] == ids  # stored
     assert "a wake-up lost: ERROR:  division by zero" in caplog.text
-    # Nothing at all: the enqueue's own transaction (its statement, the event triggers)
+    # Nothing at all: the enqueue's own transaction (its statement, which writes the events)
     # NOTIFYed nothing, so that its commit held no NOTIFY lock while waiting for the disk.
     assert heard(0.5) == set()
     # The connection serves the next enqueue, whose wake-ups arrive.
@@ -381,7 +381,8 @@ def test_defer_wake_ends_with_the_enqueues_transaction(
     with backend.connections.connection(backend._durable) as conn:
         setting = conn.execute("SELECT current_setting('offload.defer_wake', true)").fetchone()
         assert setting in ((None,), ("",))
-        # A later transaction on it notifies in it again (here its event trigger).
-        with conn.transaction():
-            conn.execute("UPDATE offload_jobs SET state = 'cancelled'")
+        # A later transaction on it notifies in it again (here the events of a change).
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute("UPDATE offload_jobs SET state = 'cancelled' RETURNING id")
+            backend.events.written(cur, [row[0] for row in cur.fetchall()])
     assert ("offload_events", "") in heard(5.0)

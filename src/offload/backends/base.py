@@ -392,8 +392,8 @@ class TokenStore(Protocol):
 
 class EventStore(Protocol):
     """The change sequence: an event per change of a job's state (written in the
-    transaction of the change: by triggers on PostgreSQL, by the changing statements on
-    SQLite), and applications' events on channels."""
+    transaction of the change, by the statements that make it), and applications' events
+    on channels."""
 
     def read(self, params: EventReadParams) -> builtins.list[Event]:
         """Committed events after a cursor, oldest first; a reader polling with the cursor

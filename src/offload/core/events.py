@@ -1,8 +1,9 @@
 """Job events as plain values (no I/O): the cursor that orders them, the event, channels.
 
 Every change of a job's state is stored as an event in the same transaction as the change
-(database triggers write them, so no path can forget), and applications add their own with
-`App.notify`. Readers page through them with an `EventCursor`, from any process or replica.
+(written by the statements that make it: the backend conformance suite checks every path),
+and applications add their own with `App.notify`. Readers page through them with an
+`EventCursor`, from any process or replica.
 """
 
 from __future__ import annotations

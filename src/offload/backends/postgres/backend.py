@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     import psycopg
 
 CHANNEL = "offload_jobs"
-#: Where the event triggers and `App.notify` NOTIFY (schema 9).
+#: Where the statements that write events and `App.notify` NOTIFY.
 EVENTS_CHANNEL = "offload_events"
 #: Values of the URL's `pool_mode` parameter (see `_own_param`).
 POOL_MODES = ("session", "transaction")
@@ -65,6 +65,12 @@ _MACROS = {
     "job_columns": JOB_COLUMNS,
     "job_columns_j": ", ".join("j." + c.strip() for c in JOB_COLUMNS.split(",")),
     "worker_columns": WORKER_COLUMNS,
+    # What a statement that wrote job events adds to wake event listeners (at commit); not
+    # in an enqueue's transaction whose wake-ups follow its commit (schema 20). A scalar
+    # subquery is run once, when a row first needs it: a statement that returns no row
+    # NOTIFYs nothing.
+    "wake_events": "(SELECT pg_notify('offload_events', '') "
+    "WHERE current_setting('offload.defer_wake', true) IS DISTINCT FROM 'on')",
 }
 #: SQLSTATE classes and codes that mean the server cannot be reached or is going away:
 #: connection exceptions, admin/crash shutdown, cannot connect now, too many connections.
@@ -451,7 +457,6 @@ class PostgresBackend(SqlBackend):
     package: ClassVar[str] = "offload.backends.postgres"
     parallel_writes: ClassVar[bool] = True
     clock_per_statement: ClassVar[bool] = False
-    statement_events: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -689,8 +694,8 @@ class PostgresBackend(SqlBackend):
         return self._listen(CHANNEL)
 
     def event_listener(self) -> Listener:
-        """LISTEN on the channel the event triggers NOTIFY, once per statement that wrote
-        events, delivered at its commit."""
+        """LISTEN on the channel that statements which wrote events NOTIFY (`wake_events`),
+        delivered at their transaction's commit."""
         return self._listen(EVENTS_CHANNEL)
 
     def _listen(self, channel: str) -> Listener:

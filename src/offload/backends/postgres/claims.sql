@@ -1,5 +1,11 @@
 -- Named queries of the claims area (PostgreSQL): a worker's leases. Every write is fenced
 -- by (id, attempt, worker): a worker whose lease was taken over changes nothing.
+-- The statements that change jobs' states on their own (no transaction around them: the
+-- claims, progress, finish, release) write the events of the jobs they change within the
+-- statement (a data-modifying WITH: no round trip more than the change), as events.sql
+-- `written` would, in id order, and NOTIFY event listeners (`wake_events`, run once the
+-- first row is returned: not when nothing changed). The limited claim's and rescue's
+-- transactions write theirs the same way, or with `written` (offload.backends.sql.claims).
 
 -- name: claim
 -- Take due jobs of one queue in sort_at order (priority aged by waiting), skipping rows
@@ -14,12 +20,21 @@ WITH picked AS (
                       AND (q.paused OR q.concurrency IS NOT NULL OR q.rate_count IS NOT NULL))
     ORDER BY sort_at, id
     LIMIT :limit
-    FOR UPDATE SKIP LOCKED)
-UPDATE offload_jobs AS j
-SET state = 'running', attempt = j.attempt + 1, worker = :worker,
-    started_at = {at}, lease_until = {at} + make_interval(secs => :lease)
-FROM picked WHERE j.id = picked.id
-RETURNING {job_columns_j}, j.sort_at
+    FOR UPDATE SKIP LOCKED),
+took AS (
+    UPDATE offload_jobs AS j
+    SET state = 'running', attempt = j.attempt + 1, worker = :worker,
+        started_at = {at}, lease_until = {at} + make_interval(secs => :lease)
+    FROM picked WHERE j.id = picked.id
+    RETURNING {job_columns_j}, j.sort_at),
+told AS (
+    {started_events})
+SELECT took.*, {wake_events} AS woken FROM took
+
+-- name: started_events
+-- The `started` events of the jobs a claim took (`took`), in id order.
+INSERT INTO offload_events (kind, job_id, task, queue, channel, state, attempt, data)
+SELECT 'started', id, task, queue, channel, state, attempt, '{}' FROM took ORDER BY id
 
 -- name: probe
 -- Does the queue need the limited claim (paused or limited, or a due job a task limit
@@ -127,6 +142,8 @@ took AS (
     -- By primary key only: `state || ''` keeps the planner off the claim index.
     WHERE j.id = picked.id AND j.state || '' IN ('available', 'scheduled', 'retrying')
     RETURNING {job_columns_j}, j.sort_at, picked.bucket, picked.rate_period),
+told AS (
+    {started_events}),
 starts AS (
     SELECT bucket, count(*) AS n, max(rate_period) AS period FROM took
     WHERE bucket IS NOT NULL GROUP BY bucket
@@ -146,7 +163,8 @@ pruned AS (
 SELECT t.*, s.*
 FROM (SELECT (SELECT min(t) FROM (SELECT next_at AS t FROM room UNION ALL SELECT next_at FROM q)
               AS n) AS next_at,
-             (SELECT count(*) FROM win) AS seen, (SELECT now FROM clock) AS clock) AS s
+             (SELECT count(*) FROM win) AS seen, (SELECT now FROM clock) AS clock,
+             CASE WHEN EXISTS (SELECT FROM took) THEN {wake_events} END AS woken) AS s
 LEFT JOIN took AS t ON true
 
 -- name: window_count
@@ -225,12 +243,16 @@ picked AS (
       AND state IN ('available', 'scheduled', 'retrying') AND run_at <= {at}
     ORDER BY sort_at, id
     LIMIT least(:size, coalesce((SELECT n FROM room), :size))
-    FOR UPDATE SKIP LOCKED)
-UPDATE offload_jobs AS j
-SET state = 'running', attempt = j.attempt + 1, worker = :worker,
-    started_at = {at}, lease_until = {at} + make_interval(secs => :lease)
-FROM picked WHERE j.id = picked.id
-RETURNING {job_columns_j}, j.sort_at
+    FOR UPDATE SKIP LOCKED),
+took AS (
+    UPDATE offload_jobs AS j
+    SET state = 'running', attempt = j.attempt + 1, worker = :worker,
+        started_at = {at}, lease_until = {at} + make_interval(secs => :lease)
+    FROM picked WHERE j.id = picked.id
+    RETURNING {job_columns_j}, j.sort_at),
+told AS (
+    {started_events})
+SELECT took.*, {wake_events} AS woken FROM took
 
 -- name: group_wait
 -- Seconds until the group of batch task :task whose oldest job is due first has been
@@ -249,13 +271,19 @@ WHERE j.id = l.id AND j.attempt = l.attempt AND j.worker = :worker AND j.state =
 RETURNING j.id, j.cancel_requested
 
 -- name: progress
--- Store reported progress (the update trigger writes an event where it changed).
-UPDATE offload_jobs AS j
-SET progress = p.progress::json
-FROM json_to_recordset(:items::json) AS p(id bigint, attempt int, progress text)
-WHERE j.id = p.id AND j.attempt = p.attempt AND j.worker = :worker AND j.state = 'running'
-  AND j.id = ANY(:ids)
-RETURNING j.id
+-- Store reported progress; the jobs whose progress changed, each with a progress event.
+WITH changed AS (
+    UPDATE offload_jobs AS j
+    SET progress = p.progress::json
+    FROM json_to_recordset(:items::json) AS p(id bigint, attempt int, progress text)
+    WHERE j.id = p.id AND j.attempt = p.attempt AND j.worker = :worker AND j.state = 'running'
+      AND j.id = ANY(:ids) AND j.progress::text IS DISTINCT FROM p.progress
+    RETURNING j.id, j.task, j.queue, j.channel, j.state, j.attempt, j.progress),
+told AS (
+    INSERT INTO offload_events (kind, job_id, task, queue, channel, state, attempt, data)
+    SELECT 'progress', id, task, queue, channel, state, attempt, progress
+    FROM changed ORDER BY id)
+SELECT id, {wake_events} AS woken FROM changed
 
 -- name: finish
 -- Record many outcomes at once; rows whose lease was taken over are left alone. With
@@ -263,6 +291,8 @@ RETURNING j.id
 -- (autocommit), this statement has no room for their release, so the caller ends those in
 -- a transaction that releases their children. An insert of an edge to a job holds its row
 -- lock until it commits; this statement then re-reads the row and sees children > 0.
+-- Each job's event is its new state, a retrying or dead job's carrying its last error.
+WITH done AS (
 UPDATE offload_jobs AS j
 SET state = o.state,
     result = o.result::json,
@@ -281,17 +311,30 @@ FROM json_to_recordset(:items::json) AS o(id bigint, attempt int, state text, re
 WHERE j.id = o.id AND j.attempt = o.attempt AND j.worker = :worker AND j.state = 'running'
   AND j.id = ANY(:ids) AND (NOT :plain::boolean OR j.children = 0)
 RETURNING j.id, j.queue, j.limit_key IS NOT NULL AS counted, j.state,
-    j.children > 0 AS has_children
+    j.children > 0 AS has_children, j.task, j.channel, j.attempt,
+    CASE WHEN j.state IN ('retrying', 'dead')
+         THEN json_build_object('error', left(j.errors -> -1 ->> 'message', 500))
+         ELSE '{}'::json END AS data),
+told AS (
+    INSERT INTO offload_events (kind, job_id, task, queue, channel, state, attempt, data)
+    SELECT state, id, task, queue, channel, state, attempt, data FROM done ORDER BY id)
+SELECT id, queue, counted, state, has_children, {wake_events} AS woken FROM done
 
 -- name: release
--- Give held jobs back untouched: the attempt they were claimed with is not spent.
-UPDATE offload_jobs AS j
-SET state = 'available', attempt = j.attempt - 1, lease_until = NULL, started_at = NULL,
-    worker = NULL
-FROM json_to_recordset(:leases::json) AS l(id bigint, attempt int)
-WHERE j.id = l.id AND j.attempt = l.attempt AND j.worker = :worker AND j.state = 'running'
-  AND j.id = ANY(:ids)
-RETURNING j.id, j.queue
+-- Give held jobs back untouched: the attempt they were claimed with is not spent. Each is
+-- `requeued`.
+WITH back AS (
+    UPDATE offload_jobs AS j
+    SET state = 'available', attempt = j.attempt - 1, lease_until = NULL, started_at = NULL,
+        worker = NULL
+    FROM json_to_recordset(:leases::json) AS l(id bigint, attempt int)
+    WHERE j.id = l.id AND j.attempt = l.attempt AND j.worker = :worker AND j.state = 'running'
+      AND j.id = ANY(:ids)
+    RETURNING j.id, j.task, j.queue, j.channel, j.state, j.attempt),
+told AS (
+    INSERT INTO offload_events (kind, job_id, task, queue, channel, state, attempt, data)
+    SELECT 'requeued', id, task, queue, channel, state, attempt, '{}' FROM back ORDER BY id)
+SELECT id, queue, {wake_events} AS woken FROM back
 
 -- name: rescue
 -- A lease that ran out means the worker died or hung: the attempt counts, the job runs again.

@@ -1,9 +1,34 @@
--- Named queries of the events area (PostgreSQL). Events are written by the triggers of
--- migration 9. A read returns only events of transactions older than every transaction
--- still open (tx below the snapshot's xmin): positions are taken at insert but commit out
--- of order, and an event that may still appear must sort after everything returned. Rows
--- come in (tx, position) order, from the cursor :tx-:position onwards. ORDER BY names the
--- table's columns: a bare `tx` would be the output column, tx as text ('1000' < '994').
+-- Named queries of the events area (PostgreSQL). A job change's events are written by the
+-- statement that makes it (migration 21; no trigger): the inserts and the statements that
+-- run alone (claims, progress, finish, release, the sweep's) within the statement, in a
+-- WITH (Queries.events), the changes made in a transaction of several statements with
+-- `written`, in it. A read returns only events of transactions older
+-- than every transaction still open (tx below the snapshot's xmin): positions are taken at
+-- insert but commit out of order, and an event that may still appear must sort after
+-- everything returned. Rows come in (tx, position) order, from the cursor :tx-:position
+-- onwards. ORDER BY names the table's columns: a bare `tx` would be the output column, tx
+-- as text ('1000' < '994').
+
+-- name: written
+-- The events of jobs :ids (a JSON array of ids) that a statement of this transaction just
+-- changed, in id order: of kind :kind, or where NULL the kind their state tells (running:
+-- started; retrying, succeeded, dead, cancelled, shed: the state's name; a retrying or dead
+-- job's carries its last error, cut to 500 characters). Event listeners are woken at
+-- commit, unless the transaction sends its wake-ups after it (offload.defer_wake, schema
+-- 20). The rows and the NOTIFY are those the update trigger of schemas 9-20 wrote.
+WITH ins AS (
+    INSERT INTO offload_events (kind, job_id, task, queue, channel, state, attempt, data)
+    SELECT coalesce(:kind::text, CASE j.state WHEN 'running' THEN 'started' ELSE j.state END),
+           j.id, j.task, j.queue, j.channel, j.state, j.attempt,
+           CASE WHEN :kind::text = 'progress' THEN j.progress
+                WHEN :kind::text IS NULL AND j.state IN ('retrying', 'dead')
+                THEN json_build_object('error', left(j.errors -> -1 ->> 'message', 500))
+                ELSE '{}'::json END
+    FROM offload_jobs AS j
+    WHERE j.id IN (SELECT value::bigint FROM json_array_elements_text(:ids::json))
+    ORDER BY j.id
+    RETURNING 1)
+SELECT {wake_events} WHERE EXISTS (SELECT FROM ins)
 
 -- name: columns
 tx::text AS tx, position, kind, at, job_id, task, queue, channel, state, attempt,
@@ -47,7 +72,7 @@ ORDER BY offload_events.tx DESC, offload_events.position DESC
 LIMIT 1
 
 -- name: notify
--- An application's event; its NOTIFY is delivered at commit, like the triggers'.
+-- An application's event; its NOTIFY is delivered at commit, like the job events'.
 WITH ins AS (
     INSERT INTO offload_events (kind, channel, data)
     VALUES ('notify', :channel, :data::json)

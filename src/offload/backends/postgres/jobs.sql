@@ -2,14 +2,18 @@
 -- given, else :delay seconds from now. Inserts of jobs with unique, idempotency or replace
 -- keys take the keyed path (offload.backends.sql.jobs): key_lock, the holders, then a
 -- plain insert of the new jobs and supersede.
--- Every insert NOTIFYs workers of its queue in the same statement (delivered at commit, so
--- whoever's transaction it is; nothing inserted, nothing sent): no second round trip, and
--- cheaper than a statement trigger (about 5% of a durable single-row enqueue in an A/B).
+-- Every insert writes its jobs' `enqueued` events (in id order) and NOTIFYs workers of its
+-- queue and event listeners in the same statement (delivered at commit, so whoever's
+-- transaction it is; nothing inserted, nothing sent): no second round trip, and cheaper
+-- than statement triggers (about 5% of a durable single-row enqueue in an A/B for the
+-- wake-up; the events' trigger, dropped by schema 21, cost a lone enqueue a tenth of its
+-- server CPU: benchmarks/insert_events.py).
 -- Except with :defer (an enqueue on offload's own connection of an App whose URL has
 -- `wake=after_commit`, PostgresBackend.enqueuing):
--- then it sets `offload.defer_wake` for its transaction instead, which the event triggers
--- read too (schema 20), and the wake-ups follow the commit, so that the commit, waiting
--- for the disk, holds no NOTIFY lock and concurrent producers share the server's flushes.
+-- then it sets `offload.defer_wake` for its transaction instead, which the statements that
+-- write events read too (`wake_events`), and the wake-ups follow the commit, so that the
+-- commit, waiting for the disk, holds no NOTIFY lock and concurrent producers share the
+-- server's flushes.
 
 -- name: insert_one
 WITH ins AS (
@@ -26,10 +30,18 @@ SELECT :task, :queue, :args::json, :kwargs::json, :priority,
     coalesce(to_timestamp(:run_at::float8), now() + make_interval(secs => :delay))
         - make_interval(secs => {head_start}), :limit_key, :replace_key, :channel
 WHERE {unbounded}
-RETURNING id)
+RETURNING id, task, queue, channel, state, attempt),
+told AS (
+    {enqueued_events})
 SELECT id, CASE WHEN :defer::boolean THEN set_config('offload.defer_wake', 'on', true) END,
-    CASE WHEN NOT :defer::boolean THEN pg_notify('offload_jobs', :queue) END
+    CASE WHEN NOT :defer::boolean THEN pg_notify('offload_jobs', :queue) END,
+    CASE WHEN NOT :defer::boolean THEN pg_notify('offload_events', '') END
 FROM ins
+
+-- name: enqueued_events
+-- The `enqueued` events of the jobs an insert stored (`ins`), in id order.
+INSERT INTO offload_events (kind, job_id, task, queue, channel, state, attempt, data)
+SELECT 'enqueued', id, task, queue, channel, state, attempt, '{}' FROM ins ORDER BY id
 
 -- name: insert_many
 -- Many jobs of one spec; :payloads is a JSON array with one element a job: its args text
@@ -58,10 +70,13 @@ SELECT :task, :queue,
 FROM json_array_elements(:payloads::json) WITH ORDINALITY AS p(value, n)
 WHERE {unbounded}
 ORDER BY p.n
-RETURNING id)
+RETURNING id, task, queue, channel, state, attempt),
+told AS (
+    {enqueued_events})
 SELECT id FROM ins,
     (SELECT CASE WHEN :defer::boolean THEN set_config('offload.defer_wake', 'on', true) END,
-        CASE WHEN NOT :defer::boolean THEN pg_notify('offload_jobs', :queue) END) AS woke
+        CASE WHEN NOT :defer::boolean THEN pg_notify('offload_jobs', :queue) END,
+        CASE WHEN NOT :defer::boolean THEN pg_notify('offload_events', '') END) AS woke
 
 -- name: key_lock
 -- The keyed path's first statement: a transaction-scoped advisory lock on every key of the

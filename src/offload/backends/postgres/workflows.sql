@@ -10,7 +10,7 @@ INSERT INTO offload_workflows (kind, name) VALUES (:kind, :name) RETURNING id
 -- :nodes one of rows [spec index, args, kwargs, limit_key, group_key, node, takes,
 -- parents, children] (args, kwargs and meta as JSON text in strings: json cannot take
 -- \u0000 apart). A node with parents waits, counting them (pending). Rows go in array
--- order, so their ids ascend with it.
+-- order, so their ids ascend with it. Their `enqueued` events are written with them.
 WITH s AS (
     SELECT s.k - 1 AS spec, s.task, s.queue, s.priority, s.max_attempts, s.meta, s.channel,
         s.run_at, s.run_at - make_interval(secs => s.priority * coalesce(
@@ -19,7 +19,8 @@ WITH s AS (
                  (v ->> 3)::int AS max_attempts, v ->> 6 AS meta, v ->> 7 AS channel,
                  coalesce(to_timestamp((v ->> 5)::float8),
                           now() + make_interval(secs => (v ->> 4)::float8)) AS run_at
-          FROM json_array_elements(:specs::json) WITH ORDINALITY AS p(v, k)) AS s)
+          FROM json_array_elements(:specs::json) WITH ORDINALITY AS p(v, k)) AS s),
+ins AS (
 INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
     enqueued_at, group_key, meta, sort_at, limit_key, channel, workflow_id, node, parents,
     pending, children, takes)
@@ -32,7 +33,11 @@ SELECT s.task, s.queue, (n.v ->> 1)::json, (n.v ->> 2)::json, s.priority,
 FROM json_array_elements(:nodes::json) WITH ORDINALITY AS n(v, k)
 JOIN s ON s.spec = (n.v ->> 0)::int
 ORDER BY n.k
-RETURNING id
+RETURNING id, task, queue, channel, state, attempt),
+told AS (
+    INSERT INTO offload_events (kind, job_id, task, queue, channel, state, attempt, data)
+    SELECT 'enqueued', id, task, queue, channel, state, attempt, '{}' FROM ins ORDER BY id)
+SELECT id, {wake_events} AS woken FROM ins
 
 -- name: insert_edges
 -- :edges is a JSON array of [child_id, position, parent_id, on_failure].

@@ -74,7 +74,7 @@ class SqlClaims:
         row = None
         with self.db.tx(single=True, relaxed=True) as cur:
             cur.execute(self.q["claim"], values)
-            jobs = self._started(cur, cur.fetchall())
+            jobs = self._started(cur, cur.fetchall(), "claims.claim")
             if not fresh or not jobs:  # a stale view, or the guard may have stopped it
                 # On the claim's own connection: a read of its own would take another
                 # (on PostgreSQL, of another kind, closing an idle one to open it).
@@ -88,11 +88,12 @@ class SqlClaims:
                 return _in_order(jobs + more, wait)
         return _in_order(jobs, None)
 
-    def _started(self, cur: Any, rows: Sequence[Any]) -> Started:
-        """Claimed rows decoded, each with its virtual deadline (`sort_at`); their `started`
-        events written in the claim's transaction where statements write them."""
+    def _started(self, cur: Any, rows: Sequence[Any], statement: str) -> Started:
+        """Rows claimed by `statement` ("area.name") decoded, each with its virtual deadline
+        (`sort_at`); their `started` events written in the claim's transaction, unless the
+        statement wrote them itself (PostgreSQL's)."""
         started = keyed_jobs_from(cur, rows, self.db.time, "sort_at")
-        self.db.events.written(cur, [job.id for _, job in started], "started")
+        self.db.events.written(cur, [job.id for _, job in started], "started", by=statement)
         return started
 
     def _values(self, params: ClaimParams) -> dict[str, Any]:
@@ -133,7 +134,7 @@ class SqlClaims:
                 if "limited_take" in self.q.text:
                     jobs += self._take(cur, values, rows, c, summary)
                 else:
-                    jobs += self._started(cur, rows)
+                    jobs += self._started(cur, rows, "claims.limited_pick")
                 if len(jobs) >= params.limit or summary[c["seen"]] < window or window == WINDOW:
                     break
                 window = min(window * 8, WINDOW)
@@ -159,7 +160,7 @@ class SqlClaims:
             starts[summary[c["queue_bucket"]]] = [len(rows), float(summary[c["queue_period"]])]
         values["picked"] = orjson.dumps([int(row[c["id"]]) for row in rows]).decode()
         cur.execute(self.q["limited_take"], values)
-        jobs = self._started(cur, cur.fetchall())
+        jobs = self._started(cur, cur.fetchall(), "claims.limited_take")
         if starts:
             values["buckets"] = orjson.dumps(
                 [{"bucket": b, "n": n, "period": p} for b, (n, p) in starts.items()]
@@ -194,7 +195,7 @@ class SqlClaims:
             if "group_begin" in self.q.text:
                 cur.execute(self.q["group_begin"], values)
             cur.execute(self.q["group_claim"], values)
-            started = self._started(cur, cur.fetchall())
+            started = self._started(cur, cur.fetchall(), "claims.group_claim")
             if started:
                 return _in_order(started, None)
             cur.execute(self.q["group_wait"], values)
@@ -245,7 +246,7 @@ class SqlClaims:
                 {"worker": worker, "items": items, "ids": [r.id for r in reports]},
             )
             changed = [int(job_id) for job_id in column(cur, cur.fetchall(), "id")]
-            self.db.events.written(cur, changed, "progress")
+            self.db.events.written(cur, changed, "progress", by="claims.progress")
 
     def finish(self, params: FinishParams) -> list[int]:
         outcomes = params.outcomes
@@ -312,7 +313,7 @@ class SqlClaims:
                 freed.add(str(queue))
             if waited_for and state in FINISHED:
                 ended.append(int(job_id))
-        self.db.events.written(cur, kept)  # after reading `cur`'s columns
+        self.db.events.written(cur, kept, by="claims.finish")  # after reading `cur`'s columns
         if ended:
             self.db.workflows.released(cur, ended)
         if freed:
@@ -333,7 +334,7 @@ class SqlClaims:
             rows = cur.fetchall()
             queues = column(cur, rows, "queue")
             released = [int(job_id) for job_id in column(cur, rows, "id")]
-            self.db.events.written(cur, released, "requeued")
+            self.db.events.written(cur, released, "requeued", by="claims.release")
             if queues:
                 self.db.wake(cur, set(queues))
         return len(queues)

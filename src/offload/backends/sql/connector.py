@@ -62,9 +62,6 @@ class SqlBackend(ABC):
     #: Whether each statement reads the clock anew (SQLite), not once per transaction
     #: (PostgreSQL's now()).
     clock_per_statement: ClassVar[bool]
-    #: Whether the statements that change a job's state write its events themselves
-    #: (`SqlEvents.written`: SQLite), not statement triggers (PostgreSQL).
-    statement_events: ClassVar[bool]
     location: str
 
     def __init__(self, macros: Mapping[str, str], pyformat: bool) -> None:

@@ -1,7 +1,9 @@
 """The events area: reading the change sequence by cursor, its tail, applications' own
 events (notify), and pruning. The events of job changes are written in the transaction of
-the change: by statement triggers on PostgreSQL (its migration 9), by the statements
-themselves on SQLite (`written`; its insert trigger writes an enqueue's).
+the change, by the statements that make it (PostgreSQL since its schema 21): on SQLite an
+enqueue's by an insert trigger, on PostgreSQL the inserts' and those of the statements that
+run alone (claims, outcomes) within the statement (`Queries.events`), every other change's
+by `written` after it.
 """
 
 from __future__ import annotations
@@ -31,18 +33,23 @@ class SqlEvents:
     def __init__(self, db: SqlBackend) -> None:
         self.db = db
         self.q = db.q["events"]
+        #: "area.name" of every statement that writes its jobs' events itself.
+        self._own = frozenset(f"{q.area}.{name}" for q in db.q.values() for name in q.events)
 
-    def written(self, cur: Any, ids: Collection[int], kind: str | None = None) -> None:
+    def written(
+        self, cur: Any, ids: Collection[int], kind: str | None = None, *, by: str = ""
+    ) -> None:
         """In `cur`'s transaction, write the events of jobs `ids` that a statement of it
-        just changed, on a backend whose statements write them (`statement_events`);
-        elsewhere triggers did, and this does nothing.
+        just changed, unless that statement (`by`, "area.name") wrote them itself (see
+        `Queries.events`: PostgreSQL's single-statement changes, which have no transaction
+        to add a statement to). On PostgreSQL this also NOTIFYs event listeners.
 
         `kind` names the change where the job's state does not tell it (`requeued`,
         `progress`, `released`); without it the state does: running is `started`, any
         other state its own name (a `retrying` or `dead` event carries the last error).
         Call it once per kind, with only the ids the statement changed (its RETURNING),
         in any order: the events go in id order."""
-        if ids and self.db.statement_events:
+        if ids and by not in self._own:
             cur.execute(
                 self.q["written"], {"ids": orjson.dumps(sorted(ids)).decode(), "kind": kind}
             )

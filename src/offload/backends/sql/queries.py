@@ -15,6 +15,8 @@ from importlib import resources
 
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 _PARAM = re.compile(r"(?<![:\w]):(\w+)")
+#: What a statement that writes its jobs' events itself contains (see `Queries.events`).
+_WRITES_EVENTS = "INSERT INTO offload_events"
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +25,9 @@ class Queries:
 
     area: str
     text: dict[str, str]
+    #: The statements that write the events of the jobs they change themselves (a
+    #: PostgreSQL claim's WITH): their callers leave `SqlEvents.written` out.
+    events: frozenset[str] = frozenset()
 
     def __getitem__(self, name: str) -> str:
         try:
@@ -47,7 +52,8 @@ class Queries:
             if pyformat:  # psycopg: %(name)s placeholders, literal % doubled
                 sql = _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
             text[name] = sql
-        return cls(area, text)
+        events = frozenset(name for name, sql in text.items() if _WRITES_EVENTS in sql)
+        return cls(area, text, events)
 
 
 def _without_comments(sql: str) -> str:

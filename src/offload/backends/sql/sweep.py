@@ -30,7 +30,7 @@ class SqlSweep:
         with self.db.tx(single=True) as cur:
             cur.execute(self.q["shed"], {"queue": queue})
             ids = sorted(int(i) for i in column(cur, cur.fetchall(), "id"))
-            self.db.events.written(cur, ids, "shed")
+            self.db.events.written(cur, ids, "shed", by="sweep.shed")
         return ids
 
     def readmit(self, params: SweepReadmitParams) -> list[JobChange]:
@@ -72,7 +72,7 @@ class SqlSweep:
         with self.db.tx(single=True) as cur:
             cur.execute(self.q["take"], values)
             jobs = jobs_from(cur, cur.fetchall(), self.db.time)
-            self.db.events.written(cur, [job.id for job in jobs], "started")
+            self.db.events.written(cur, [job.id for job in jobs], "started", by="sweep.take")
         return sorted(jobs, key=lambda job: (job.enqueued_at, job.id))
 
     def untake(self, params: ReleaseParams) -> int:
@@ -87,5 +87,6 @@ class SqlSweep:
         with self.db.tx(single=True) as cur:
             cur.execute(self.q["untake"], values)
             ids = sorted(int(i) for i in column(cur, cur.fetchall(), "id"))
-            self.db.events.written(cur, ids, "shed")  # back to shed, its attempt unspent
+            # back to shed, its attempt unspent
+            self.db.events.written(cur, ids, "shed", by="sweep.untake")
         return len(ids)

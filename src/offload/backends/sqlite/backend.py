@@ -93,7 +93,6 @@ class SQLiteBackend(SqlBackend):
     package: ClassVar[str] = "offload.backends.sqlite"
     parallel_writes: ClassVar[bool] = False
     clock_per_statement: ClassVar[bool] = True
-    statement_events: ClassVar[bool] = True
 
     def __init__(self, url: str) -> None:
         if sqlite3.sqlite_version_info < MIN_SQLITE:
