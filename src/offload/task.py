@@ -218,9 +218,13 @@ class Task(Generic[P, R]):
         for index, c in enumerate(calls):
             a: tuple[Any, ...] | list[Any]
             a, k = (c.args, c.kwargs) if isinstance(c, Call) else (c, {})
-            if models:
-                a, k = definition.prepare(a, k)
-            texts = dumps(a, k, limit=limit)
+            try:
+                if models:
+                    a, k = definition.prepare(a, k)
+                texts = dumps(a, k, limit=limit)
+            except ValidationError as exc:  # not JSON, too large, a model refused it
+                exc.at_call(index)
+                raise
             if k or not fewest <= len(a) <= most:
                 definition.check_args(a, k, index)
             if bare:  # a Payload built as a tuple: no call per job

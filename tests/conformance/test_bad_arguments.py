@@ -85,3 +85,20 @@ def test_arguments_that_fit_are_stored_as_given(
         ([], {"user_id": 5}),
     ]
     assert len(RawDB(db_url).all_rows()) == 6
+
+
+@pytest.mark.usefixtures("stored")
+def test_enqueue_many_names_the_call_whose_arguments_are_not_json_or_too_large(
+    app: offload.App, send_welcome: offload.Task[..., str]
+) -> None:
+    """A batch refused for one call's payload says which call and keeps the error's class
+    and fields (`stored`: nothing changed)."""
+    with pytest.raises(offload.SerializationError) as info:
+        send_welcome.enqueue_many([(1,), (2,), ({1, 2},)])
+    assert info.value.index == 2
+    assert str(info.value).startswith("call 2: argument 0 is a builtins.set")
+    app.payload_limit = 64
+    with pytest.raises(offload.PayloadTooLarge) as large:
+        send_welcome.enqueue_many([(1,), ("x" * 100,)])
+    assert (large.value.index, large.value.what, large.value.limit) == (1, "arguments", 64)
+    assert str(large.value).startswith("call 1: arguments ")

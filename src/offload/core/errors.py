@@ -132,7 +132,19 @@ class ElectionSettingInvalid(ConfigurationError):
 
 
 class ValidationError(OffloadError, ValueError):
-    """A public call was given bad input; nothing was stored."""
+    """A public call was given bad input; nothing was stored.
+
+    `index` is the place of the bad call in an `enqueue_many` batch, where the error is one
+    call's (None otherwise); the message then starts with "call N: "."""
+
+    index: int | None = None
+
+    def at_call(self, index: int) -> None:
+        """This error, said of call `index` of a batch: the caller of `enqueue_many` learns
+        which of its calls to mend (the error's class and fields stay)."""
+        if self.index is None:
+            self.index = index
+            self.args = (f"call {index}: {self}",)
 
 
 class SerializationError(ValidationError):
