@@ -1,6 +1,8 @@
 """PostgreSQL (schema 21): the statements that store or change jobs write their events
 themselves, with no trigger. The rows are those the triggers of schemas 9-20 wrote: the test
 puts them back, writing into a table of their own, runs every kind of change, and compares.
+(Where one transaction writes events of two kinds, as a rescue that requeues some jobs and
+ends others, each kind's go in id order, one kind after the other, as on SQLite.)
 Event listeners are woken by a statement that wrote events, not by one that changed nothing,
 nor in a transaction whose wake-ups follow its commit (schema 20)."""
 
@@ -28,6 +30,7 @@ from offload.backends.params import (
     SweepTakeParams,
     WorkflowInsertParams,
 )
+from offload.backends.sql.jobs import _spec_params
 from offload.backends.sql.queries import migration_files
 from offload.core.flow import QueuePolicy
 from offload.core.job import Job, JobSpec, Payload
@@ -208,6 +211,33 @@ def test_a_statement_that_wrote_events_wakes_listeners_and_one_that_changed_noth
     assert heard() == 0
     _finish(backend, [job], JobState.SUCCEEDED)
     assert heard() == 1
+
+
+def test_an_insert_its_guard_stopped_stores_nothing_and_wakes_no_listener(
+    pg_app: offload.App,
+    pg_url: str,
+    heard: Callable[[], int],
+    sql: Callable[..., list[tuple[Any, ...]]],
+) -> None:
+    """The plain inserts carry a guard (`{unbounded}`) for a queue whose policy this
+    process's cache missed: stopped by it, neither insert may NOTIFY event listeners."""
+    backend: Any = pg_app.backend
+    backend.admission.applies("q")  # this process's cache: no policy for q
+    other = offload.App(pg_url)
+    other.backend.queues.set("q", QueuePolicy(max_depth=1000).check())
+    other.close()
+    heard()
+    values = _spec_params(JobSpec(task="t", queue="q"))
+    values.update(admitted=False, shed=False, defer=False)
+    for name, more in (
+        ("insert_one", Payload("[1]", "{}")._asdict()),
+        ("insert_many", {"payloads": orjson.dumps(["[1]", "[2]"]).decode(), "wide": False}),
+    ):
+        with backend.tx() as cur:
+            cur.execute(backend.q["jobs"][name], {**values, **more})
+            assert cur.fetchall() == [], name
+        assert heard() == 0, name
+    assert sql("SELECT count(*) FROM offload_jobs") == [(0,)]
 
 
 def test_no_wake_up_in_a_transaction_that_sends_its_wake_ups_after_its_commit(

@@ -76,7 +76,8 @@ told AS (
 SELECT id FROM ins,
     (SELECT CASE WHEN :defer::boolean THEN set_config('offload.defer_wake', 'on', true) END,
         CASE WHEN NOT :defer::boolean THEN pg_notify('offload_jobs', :queue) END,
-        CASE WHEN NOT :defer::boolean THEN pg_notify('offload_events', '') END) AS woke
+        CASE WHEN NOT :defer::boolean THEN pg_notify('offload_events', '') END
+     WHERE EXISTS (SELECT FROM ins)) AS woke  -- nothing stored (a guard stopped it): no wake
 
 -- name: key_lock
 -- The keyed path's first statement: a transaction-scoped advisory lock on every key of the
