@@ -48,8 +48,16 @@ STATE_PREDICATES = {
     # offload_jobs_state: every state but the two with an index of their own (two terms)
     "rare_states": "state <> 'available' AND state <> 'running'",
 }
+#: The newest job id / event position ever given (schema 21): the table's newest, or the
+#: larger one a delete of its newest rows recorded. Inserts number their rows after it.
+NEWEST = (
+    "max(coalesce((SELECT max({key}) FROM {table}), 0),"
+    " (SELECT high FROM offload_high_water WHERE name = '{table}'))"
+)
 _MACROS = {
     "now": NOW,
+    "newest_job": NEWEST.format(key="id", table="offload_jobs"),
+    "newest_position": NEWEST.format(key="position", table="offload_events"),
     "at": f"coalesce(:now, {NOW})",
     "job_columns": JOB_COLUMNS,
     "worker_columns": WORKER_COLUMNS,
@@ -268,10 +276,11 @@ class SQLiteBackend(SqlBackend):
         return int(cur.lastrowid) if cur.rowcount > 0 else 0
 
     def inserted_ids(self, cur: Any, count: int) -> list[int]:
-        """The ids insert_many gave (see jobs.sql): the `count` up to the sequence's last."""
+        """The ids insert_many gave (see jobs.sql): the `count` up to the cursor's rowid, its
+        last job's (a trigger's insert does not change it)."""
         if cur.rowcount <= 0:
             return []
-        last = int(cur.execute(self.q["jobs"]["last_id"]).fetchone()[0])
+        last = int(cur.lastrowid)
         return list(range(last - count + 1, last + 1))
 
     def time_param(self, value: datetime | None) -> Any:
