@@ -140,14 +140,18 @@ CREATE INDEX offload_jobs_state ON offload_jobs (state, queue)
 CREATE INDEX offload_jobs_claim ON offload_jobs (queue, sort_at, id, state)
     WHERE (state = 'available' OR state = 'scheduled' OR state = 'retrying');
 
--- The enqueue's event, numbered as every insert of an event is (events.sql).
+-- The enqueue's event, a program per job (a batch runs it for each): with no mark (0) its
+-- position is SQLite's own, the newest left plus one; with one, after both, and the mark,
+-- passed, goes back to 0 (a write only then). Numbering every row as events.sql does cost a
+-- batched enqueue about a tenth of its time per job.
 CREATE TRIGGER offload_jobs_events_insert AFTER INSERT ON offload_jobs
 BEGIN
     INSERT INTO offload_events (position, kind, job_id, task, queue, channel, state, attempt,
         data)
-    VALUES (max(coalesce((SELECT max(position) FROM offload_events), 0),
-                (SELECT high FROM offload_high_water WHERE name = 'offload_events')) + 1,
+    VALUES ((SELECT max(h.high, coalesce((SELECT max(position) FROM offload_events), 0)) + 1
+             FROM offload_high_water AS h WHERE h.name = 'offload_events' AND h.high > 0),
         'enqueued', new.id, new.task, new.queue, new.channel, new.state, new.attempt, '{}');
+    UPDATE offload_high_water SET high = 0 WHERE name = 'offload_events' AND high > 0;
 END;
 
 -- A delete that takes the newest row records its id (a cold path: purges and prunes).
