@@ -360,7 +360,7 @@ def test_schema_21_keeps_ids_and_positions_past_the_newest_deleted_and_the_views
         (one,) = backend.jobs.insert(JobInsertParams(JobSpec("t", "default"), [Payload()])).ids
     assert one > max(seeded)
     assert sorted(row["id"] for row in raw.query("SELECT id FROM my_jobs")) == sorted(
-        seeded[:-1] + [one]
+        [*seeded[:-1], one]
     )
     (event,) = raw.query("SELECT position, kind FROM my_events")
     assert event["kind"] == "enqueued" and event["position"] > events["newest"]
