@@ -48,16 +48,17 @@ STATE_PREDICATES = {
     # offload_jobs_state: every state but the two with an index of their own (two terms)
     "rare_states": "state <> 'available' AND state <> 'running'",
 }
-#: The newest job id / event position ever given (schema 21): the table's newest, or the
-#: larger one a delete of its newest rows recorded. Inserts number their rows after it.
-NEWEST = (
-    "max(coalesce((SELECT max({key}) FROM {table}), 0),"
-    " (SELECT high FROM offload_high_water WHERE name = '{table}'))"
+#: Where an insert numbers its jobs / events from while a delete's mark is live (schema 21):
+#: after the larger of the mark and the table's newest row; NULL with no mark, and SQLite
+#: numbers each row itself, the newest plus one (cheaper than a number given per row).
+MARKED = (
+    "(SELECT max(h.{mark}, coalesce((SELECT max({key}) FROM offload_{mark}), 0))"
+    " FROM offload_high_water AS h WHERE h.{mark} > 0)"
 )
 _MACROS = {
     "now": NOW,
-    "newest_job": NEWEST.format(key="id", table="offload_jobs"),
-    "newest_position": NEWEST.format(key="position", table="offload_events"),
+    "job_mark": MARKED.format(key="id", mark="jobs"),
+    "event_mark": MARKED.format(key="position", mark="events"),
     "at": f"coalesce(:now, {NOW})",
     "job_columns": JOB_COLUMNS,
     "worker_columns": WORKER_COLUMNS,

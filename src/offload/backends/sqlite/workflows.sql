@@ -8,8 +8,8 @@ INSERT INTO offload_workflows (kind, name) VALUES (:kind, :name) RETURNING id
 -- Every node of an insert in one statement. :specs is a JSON array of the distinct specs
 -- [task, queue, priority, max_attempts, delay, run_at, meta, channel], each read once;
 -- :nodes one of rows [spec index, args, kwargs, limit_key, group_key, node, takes,
--- parents, children]. A node with parents waits, counting them (pending). Each row's id is
--- the newest ever given plus its place in the array (schema 21: never reused).
+-- parents, children]. A node with parents waits, counting them (pending). Rows go in
+-- array order, so their ids ascend with it (numbered as insert_many's, schema 21).
 WITH s AS MATERIALIZED (
     SELECT s.key AS spec, s.value ->> 0 AS task, s.value ->> 1 AS queue,
         s.value ->> 2 AS priority, s.value ->> 3 AS max_attempts, s.value ->> 6 AS meta,
@@ -27,7 +27,7 @@ n AS (
 INSERT INTO offload_jobs (id, task, queue, args, kwargs, priority, state, max_attempts,
     run_at, enqueued_at, group_key, meta, sort_at, limit_key, channel, workflow_id, node,
     parents, pending, children, takes)
-SELECT {newest_job} + n.k + 1, s.task, s.queue, n.args, n.kwargs, s.priority,
+SELECT {job_mark} + n.k + 1, s.task, s.queue, n.args, n.kwargs, s.priority,
     CASE WHEN n.parents > 0 THEN 'waiting' WHEN s.run_at > {now} THEN 'scheduled'
          ELSE 'available' END,
     s.max_attempts, s.run_at, {now}, n.group_key, s.meta, s.run_at - s.head_start,

@@ -5,28 +5,32 @@
 -- or a position is never given twice, even after the newest rows are deleted (a handle must
 -- not come to name another job; an event stream's cursor must not skip new events).
 --
--- How: both tables are plain rowid tables, and `offload_high_water` holds, per table, a
--- number no smaller than any id deleted from its top. Only deletes write it: the row
--- triggers below, in the deleting statement's transaction, record a deleted row's id when it
--- was above every row left (so a delete that removes the current newest records it, however
--- many rows it deletes and in whatever order). Inserts number their rows from the larger of
--- the table's newest id and that mark (the `newest_*` macros of SQLiteBackend): a read of a
--- cached page, no write. Numbering runs under SQLite's one write lock (a stale snapshot
--- cannot write), and a mark commits or rolls back with its delete, so several processes and
--- a crash at any point keep the rule. As with AUTOINCREMENT, an id that only a rolled-back
--- transaction held may be given again (tests/conformance/test_transactional.py).
+-- How: both tables are plain rowid tables, so SQLite numbers a new row after the newest
+-- left, and the one row of `offload_high_water` holds a mark per table for when that is not
+-- enough. Only a delete sets a mark: the row triggers below, in the deleting statement's
+-- transaction, record a deleted row's id when it was above every row left (so a delete that
+-- removes the current newest records it, however many rows it deletes and in whatever
+-- order). While a mark is set (> 0), every insert numbers its rows after the larger of the
+-- mark and the newest row (the `*_mark` macros of SQLiteBackend, NULL when no mark is set);
+-- the enqueue's trigger, which runs after every job stored, sets the marks its insert and its
+-- event passed back to 0 (a write only then). So the common insert reads the mark's cached
+-- page, writes none, and lets SQLite number the row (a number given per row costs a seek
+-- more). Numbering runs under SQLite's one write lock (a stale snapshot cannot write), and a
+-- mark commits or rolls back with its statement, so several processes and a crash at any
+-- point keep the rule. As with AUTOINCREMENT, an id that only a rolled-back transaction held
+-- may be given again (tests/conformance/test_transactional.py).
 --
 -- The tables are rebuilt (SQLite cannot drop AUTOINCREMENT) with their rows, indexes and
 -- triggers; each mark starts at the old sequence, the newest id ever given, which may be
 -- above the newest left. Workflows keep AUTOINCREMENT: no enqueue writes their sequence.
 -- (PostgreSQL's sequences write no page per commit: its script changes nothing.)
 CREATE TABLE offload_high_water (
-    name TEXT PRIMARY KEY,
-    high INTEGER NOT NULL
-) WITHOUT ROWID;
-INSERT INTO offload_high_water (name, high)
-SELECT t.name, coalesce((SELECT max(seq) FROM sqlite_sequence WHERE name = t.name), 0)
-FROM (SELECT 'offload_jobs' AS name UNION ALL SELECT 'offload_events') AS t;
+    jobs INTEGER NOT NULL,
+    events INTEGER NOT NULL
+);
+INSERT INTO offload_high_water (jobs, events)
+SELECT coalesce((SELECT max(seq) FROM sqlite_sequence WHERE name = 'offload_jobs'), 0),
+    coalesce((SELECT max(seq) FROM sqlite_sequence WHERE name = 'offload_events'), 0);
 
 DROP TRIGGER offload_jobs_events_insert;
 
@@ -140,28 +144,27 @@ CREATE INDEX offload_jobs_state ON offload_jobs (state, queue)
 CREATE INDEX offload_jobs_claim ON offload_jobs (queue, sort_at, id, state)
     WHERE (state = 'available' OR state = 'scheduled' OR state = 'retrying');
 
--- The enqueue's event, a program per job (a batch runs it for each): with no mark (0) its
--- position is SQLite's own, the newest left plus one; with one, after both, and the mark,
--- passed, goes back to 0 (a write only then). Numbering every row as events.sql does cost a
--- batched enqueue about a tenth of its time per job.
+-- The enqueue's event, numbered as events.sql numbers them; then the marks passed go back to
+-- 0: the job's (its id is after it: jobs.sql) and the events' (this event is after it).
 CREATE TRIGGER offload_jobs_events_insert AFTER INSERT ON offload_jobs
 BEGIN
     INSERT INTO offload_events (position, kind, job_id, task, queue, channel, state, attempt,
         data)
-    VALUES ((SELECT max(h.high, coalesce((SELECT max(position) FROM offload_events), 0)) + 1
-             FROM offload_high_water AS h WHERE h.name = 'offload_events' AND h.high > 0),
+    VALUES ((SELECT max(h.events, coalesce((SELECT max(position) FROM offload_events), 0))
+             FROM offload_high_water AS h WHERE h.events > 0) + 1,
         'enqueued', new.id, new.task, new.queue, new.channel, new.state, new.attempt, '{}');
-    UPDATE offload_high_water SET high = 0 WHERE name = 'offload_events' AND high > 0;
+    UPDATE offload_high_water SET jobs = CASE WHEN new.id > jobs THEN 0 ELSE jobs END, events = 0
+    WHERE jobs > 0 OR events > 0;
 END;
 
 -- A delete that takes the newest row records its id (a cold path: purges and prunes).
 CREATE TRIGGER offload_jobs_high_water AFTER DELETE ON offload_jobs
 WHEN old.id > coalesce((SELECT max(id) FROM offload_jobs), 0)
 BEGIN
-    UPDATE offload_high_water SET high = max(high, old.id) WHERE name = 'offload_jobs';
+    UPDATE offload_high_water SET jobs = max(jobs, old.id);
 END;
 CREATE TRIGGER offload_events_high_water AFTER DELETE ON offload_events
 WHEN old.position > coalesce((SELECT max(position) FROM offload_events), 0)
 BEGIN
-    UPDATE offload_high_water SET high = max(high, old.position) WHERE name = 'offload_events';
+    UPDATE offload_high_water SET events = max(events, old.position);
 END;
