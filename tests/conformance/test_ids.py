@@ -1,6 +1,6 @@
 """Job ids and event positions are never given twice, even after the newest are deleted: a
 handle must not come to name another job, and an event stream's cursor must not skip new
-events. PostgreSQL's sequences keep the rule; SQLite since schema 21 without AUTOINCREMENT,
+events. PostgreSQL's sequences keep the rule; SQLite since schema 22 without AUTOINCREMENT,
 by a mark only deletes write (offload_high_water), so these go through every writer of each
 (the single and batched inserts, the enqueue's event, a change's event, a notify), several
 connections and another process.
@@ -107,7 +107,7 @@ def test_event_positions_stay_past_pruned_events_for_every_writer(
 
 def test_a_lone_sqlite_enqueue_commits_four_wal_pages(sqlite_url: str) -> None:
     """The job row, its claim index, the event row and its job index: no counter's page
-    (schema 21). Page counts, not time: each commit appends its dirty pages once."""
+    (schema 22). Page counts, not time: each commit appends its dirty pages once."""
     wal = Path(sqlite_path(sqlite_url) + "-wal")
     app = offload.App(sqlite_url)
     try:

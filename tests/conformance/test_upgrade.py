@@ -339,10 +339,10 @@ def test_schema_18_upgrades_a_database_with_a_view_over_the_job_table(db_url: st
     assert sorted(row["id"] for row in raw.query("SELECT id FROM my_jobs")) == sorted(seeded)
 
 
-def test_schema_21_keeps_ids_and_positions_past_the_newest_deleted_and_the_views(
+def test_schema_22_keeps_ids_and_positions_past_the_newest_deleted_and_the_views(
     db_url: str,
 ) -> None:
-    """SQLite's schema 21 rebuilds the job and event tables without AUTOINCREMENT: the newest
+    """SQLite's schema 22 rebuilds the job and event tables without AUTOINCREMENT: the newest
     id and position ever given stay given though their rows are gone (the old sequence
     carries over), and a user's views over both tables still read them (on PostgreSQL the
     script changes nothing)."""

@@ -48,7 +48,7 @@ STATE_PREDICATES = {
     # offload_jobs_state: every state but the two with an index of their own (two terms)
     "rare_states": "state <> 'available' AND state <> 'running'",
 }
-#: Where an insert numbers its jobs / events from while a delete's mark is live (schema 21):
+#: Where an insert numbers its jobs / events from while a delete's mark is live (schema 22):
 #: after the larger of the mark and the table's newest row; NULL with no mark, and SQLite
 #: numbers each row itself, the newest plus one (cheaper than a number given per row).
 MARKED = (

@@ -12,7 +12,7 @@
 -- quarter of its rate, and even one narrowed by its WHEN to the changes no statement
 -- wrote, 5%. A join, not `id IN (SELECT ...)`, which builds a temporary b-tree per
 -- statement (a fifth of the events' cost); CROSS JOIN keeps json_each the outer loop, so
--- positions follow :ids (numbered by SQLite, or from a delete's mark: schema 21).
+-- positions follow :ids (numbered by SQLite, or from a delete's mark: schema 22).
 -- `at` given once per statement, not as a default per row.
 INSERT INTO offload_events (position, at, kind, job_id, task, queue, channel, state, attempt,
     data)

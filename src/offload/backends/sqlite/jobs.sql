@@ -6,7 +6,7 @@
 -- name: insert_one
 -- No RETURNING: SQLite would build an ephemeral table for it on every enqueue (13% of the
 -- statement's instructions); the cursor's lastrowid is the id (SQLiteBackend.inserted_id).
--- The id is SQLite's own, after the newest, or after a delete's mark (schema 21: never
+-- The id is SQLite's own, after the newest, or after a delete's mark (schema 22: never
 -- reused).
 INSERT INTO offload_jobs (id, task, queue, args, kwargs, priority, state, max_attempts,
     run_at, enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key,
@@ -25,7 +25,7 @@ WHERE {unbounded}
 -- Payload tuple [args, kwargs, idempotency_key, limit_key, unique_key, group_key,
 -- replace_key] (a `->>` parses the whole element each time: read the keys only when some
 -- job has one). Rows go in array order, each numbered after the one before (by SQLite, or
--- from a delete's mark: schema 21), so ids ascend with payload order with no sort and no
+-- from a delete's mark: schema 22), so ids ascend with payload order with no sort and no
 -- RETURNING (each builds a temporary table, a fifth of the statement's time); the cursor's
 -- lastrowid is the last one.
 INSERT INTO offload_jobs (id, task, queue, args, kwargs, priority, state, max_attempts,

@@ -9,7 +9,7 @@ INSERT INTO offload_workflows (kind, name) VALUES (:kind, :name) RETURNING id
 -- [task, queue, priority, max_attempts, delay, run_at, meta, channel], each read once;
 -- :nodes one of rows [spec index, args, kwargs, limit_key, group_key, node, takes,
 -- parents, children]. A node with parents waits, counting them (pending). Rows go in
--- array order, so their ids ascend with it (numbered as insert_many's, schema 21).
+-- array order, so their ids ascend with it (numbered as insert_many's, schema 22).
 WITH s AS MATERIALIZED (
     SELECT s.key AS spec, s.value ->> 0 AS task, s.value ->> 1 AS queue,
         s.value ->> 2 AS priority, s.value ->> 3 AS max_attempts, s.value ->> 6 AS meta,

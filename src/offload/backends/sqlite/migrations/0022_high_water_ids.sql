@@ -1,4 +1,4 @@
--- offload schema 21 for SQLite: job ids and event positions without AUTOINCREMENT. Both
+-- offload schema 22 for SQLite: job ids and event positions without AUTOINCREMENT. Both
 -- kept their counter in the one sqlite_sequence page, which every insert rewrote: a fifth of
 -- a lone enqueue's WAL (5 pages a commit: the job row, its claim index, the event row, its
 -- job index, and that page; benchmarks/RESULTS.md, issue 20). The rule it kept stays: an id
@@ -35,7 +35,7 @@ SELECT coalesce((SELECT max(seq) FROM sqlite_sequence WHERE name = 'offload_jobs
 DROP TRIGGER offload_jobs_events_insert;
 
 CREATE TABLE offload_events_rebuilt (
-    -- Never reused: see offload_high_water (schema 21).
+    -- Never reused: see offload_high_water (schema 22).
     position INTEGER PRIMARY KEY,
     tx INTEGER NOT NULL DEFAULT 0,
     kind TEXT NOT NULL,
@@ -55,7 +55,7 @@ FROM offload_events ORDER BY position;
 DROP TABLE offload_events;
 
 CREATE TABLE offload_jobs_rebuilt (
-    -- Never reused: see offload_high_water (schema 21).
+    -- Never reused: see offload_high_water (schema 22).
     id INTEGER PRIMARY KEY,
     task TEXT NOT NULL,
     queue TEXT NOT NULL,
