@@ -100,7 +100,7 @@ def test_insert_many_returns_ascending_ids_in_input_order(backend: Backend) -> N
 
 def test_insert_many_never_reuses_the_ids_of_deleted_jobs(backend: Backend, db_url: str) -> None:
     """A batch's ids follow the newest id ever given, not the newest left: SQLite numbers a
-    batch from AUTOINCREMENT's sequence itself (jobs.sql, insert_many)."""
+    batch from the mark the delete left (schema 22; jobs.sql, insert_many)."""
     first = insert(backend, 5)
     RawDB(db_url).execute(f"DELETE FROM offload_jobs WHERE id >= {first[2]}")
     ids = insert_jobs(

@@ -138,10 +138,10 @@ def test_ids_of_rolled_back_enqueues_are_never_reused(
 ) -> None:
     """A handle from a rolled-back enqueue must not come to name someone else's job.
 
-    PostgreSQL sequences are not transactional, so the id stays unused. SQLite's
-    AUTOINCREMENT counter (sqlite_sequence) rolls back with the caller's transaction and the
-    next insert gets the same id: the two backends differ (reported, see the suite's notes).
-    """
+    PostgreSQL sequences are not transactional, so the id stays unused. SQLite numbers a job
+    after the newest stored or deleted (schema 22), and a rolled-back insert leaves neither,
+    so the next insert gets the same id: the two backends differ (reported, see the suite's
+    notes)."""
     if is_sqlite(db_url):
         request.applymarker(
             pytest.mark.xfail(

@@ -337,3 +337,30 @@ def test_schema_18_upgrades_a_database_with_a_view_over_the_job_table(db_url: st
     with sql_backend(db_url) as backend:
         assert backend.schema.migrate() == VERSIONS[-1]
     assert sorted(row["id"] for row in raw.query("SELECT id FROM my_jobs")) == sorted(seeded)
+
+
+def test_schema_22_keeps_ids_and_positions_past_the_newest_deleted_and_the_views(
+    db_url: str,
+) -> None:
+    """SQLite's schema 22 rebuilds the job and event tables without AUTOINCREMENT: the newest
+    id and position ever given stay given though their rows are gone (the old sequence
+    carries over), and a user's views over both tables still read them (on PostgreSQL the
+    script changes nothing)."""
+    raw = RawDB(db_url)
+    _build_at(db_url, 20)
+    seeded = _seed(raw, 20)
+    (events,) = raw.query("SELECT count(*) AS n, max(position) AS newest FROM offload_events")
+    assert events["n"] >= len(seeded)  # the seeded jobs' `enqueued` events
+    raw.execute(f"DELETE FROM offload_jobs WHERE id = {max(seeded)}")
+    raw.execute("DELETE FROM offload_events")
+    raw.execute("CREATE VIEW my_jobs AS SELECT id, state FROM offload_jobs")
+    raw.execute("CREATE VIEW my_events AS SELECT position, kind FROM offload_events")
+    with sql_backend(db_url) as backend:
+        assert backend.schema.migrate() == VERSIONS[-1]
+        (one,) = backend.jobs.insert(JobInsertParams(JobSpec("t", "default"), [Payload()])).ids
+    assert one > max(seeded)
+    assert sorted(row["id"] for row in raw.query("SELECT id FROM my_jobs")) == sorted(
+        [*seeded[:-1], one]
+    )
+    (event,) = raw.query("SELECT position, kind FROM my_events")
+    assert event["kind"] == "enqueued" and event["position"] > events["newest"]

@@ -48,8 +48,17 @@ STATE_PREDICATES = {
     # offload_jobs_state: every state but the two with an index of their own (two terms)
     "rare_states": "state <> 'available' AND state <> 'running'",
 }
+#: Where an insert numbers its jobs / events from while a delete's mark is live (schema 22):
+#: after the larger of the mark and the table's newest row; NULL with no mark, and SQLite
+#: numbers each row itself, the newest plus one (cheaper than a number given per row).
+MARKED = (
+    "(SELECT max(h.{mark}, coalesce((SELECT max({key}) FROM offload_{mark}), 0))"
+    " FROM offload_high_water AS h WHERE h.{mark} > 0)"
+)
 _MACROS = {
     "now": NOW,
+    "job_mark": MARKED.format(key="id", mark="jobs"),
+    "event_mark": MARKED.format(key="position", mark="events"),
     "at": f"coalesce(:now, {NOW})",
     "job_columns": JOB_COLUMNS,
     "worker_columns": WORKER_COLUMNS,
@@ -267,10 +276,11 @@ class SQLiteBackend(SqlBackend):
         return int(cur.lastrowid) if cur.rowcount > 0 else 0
 
     def inserted_ids(self, cur: Any, count: int) -> list[int]:
-        """The ids insert_many gave (see jobs.sql): the `count` up to the sequence's last."""
+        """The ids insert_many gave (see jobs.sql): the `count` up to the cursor's rowid, its
+        last job's (a trigger's insert does not change it)."""
         if cur.rowcount <= 0:
             return []
-        last = int(cur.execute(self.q["jobs"]["last_id"]).fetchone()[0])
+        last = int(cur.lastrowid)
         return list(range(last - count + 1, last + 1))
 
     def time_param(self, value: datetime | None) -> Any:

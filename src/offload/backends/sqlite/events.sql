@@ -12,9 +12,11 @@
 -- quarter of its rate, and even one narrowed by its WHEN to the changes no statement
 -- wrote, 5%. A join, not `id IN (SELECT ...)`, which builds a temporary b-tree per
 -- statement (a fifth of the events' cost); CROSS JOIN keeps json_each the outer loop, so
--- positions follow :ids. `at` given once per statement, not as a default per row.
-INSERT INTO offload_events (at, kind, job_id, task, queue, channel, state, attempt, data)
-SELECT {now},
+-- positions follow :ids (numbered by SQLite, or from a delete's mark: schema 22).
+-- `at` given once per statement, not as a default per row.
+INSERT INTO offload_events (position, at, kind, job_id, task, queue, channel, state, attempt,
+    data)
+SELECT {event_mark} + i.key + 1, {now},
        coalesce(:kind, CASE j.state WHEN 'running' THEN 'started' ELSE j.state END),
        j.id, j.task, j.queue, j.channel, j.state, j.attempt,
        CASE WHEN :kind = 'progress' THEN j.progress
@@ -55,7 +57,8 @@ LIMIT :limit
 SELECT tx, position FROM offload_events ORDER BY position DESC LIMIT 1
 
 -- name: notify
-INSERT INTO offload_events (kind, channel, data) VALUES ('notify', :channel, :data)
+INSERT INTO offload_events (position, kind, channel, data)
+VALUES ({event_mark} + 1, 'notify', :channel, :data)
 RETURNING tx, position
 
 -- name: prune

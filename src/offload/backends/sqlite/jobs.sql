@@ -6,10 +6,12 @@
 -- name: insert_one
 -- No RETURNING: SQLite would build an ephemeral table for it on every enqueue (13% of the
 -- statement's instructions); the cursor's lastrowid is the id (SQLiteBackend.inserted_id).
-INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
-    enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key,
+-- The id is SQLite's own, after the newest, or after a delete's mark (schema 22: never
+-- reused).
+INSERT INTO offload_jobs (id, task, queue, args, kwargs, priority, state, max_attempts,
+    run_at, enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key,
     replace_key, channel)
-SELECT :task, :queue, :args, :kwargs, :priority,
+SELECT {job_mark} + 1, :task, :queue, :args, :kwargs, :priority,
     CASE WHEN :shed THEN 'shed'
         WHEN coalesce(:run_at, {now} + :delay) > {now} THEN 'scheduled' ELSE 'available' END,
     :max_attempts, coalesce(:run_at, {now} + :delay), {now},
@@ -22,14 +24,14 @@ WHERE {unbounded}
 -- alone (a string: its kwargs are {}), an [args, kwargs] pair, or when :wide a whole
 -- Payload tuple [args, kwargs, idempotency_key, limit_key, unique_key, group_key,
 -- replace_key] (a `->>` parses the whole element each time: read the keys only when some
--- job has one). Each job's id is the sequence's last plus its place in the array, so ids
--- ascend with payload order with no sort and no RETURNING (each builds a temporary table,
--- a fifth of the statement's time); `last_id` reads the last one afterwards.
+-- job has one). Rows go in array order, each numbered after the one before (by SQLite, or
+-- from a delete's mark: schema 22), so ids ascend with payload order with no sort and no
+-- RETURNING (each builds a temporary table, a fifth of the statement's time); the cursor's
+-- lastrowid is the last one.
 INSERT INTO offload_jobs (id, task, queue, args, kwargs, priority, state, max_attempts,
     run_at, enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key,
     replace_key, channel)
-SELECT (SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'offload_jobs')
-        + p.key + 1,
+SELECT {job_mark} + p.key + 1,
     :task, :queue, CASE WHEN p.type = 'text' THEN p.value ELSE p.value ->> 0 END,
     CASE WHEN p.type = 'text' THEN '{}' ELSE p.value ->> 1 END, :priority,
     CASE WHEN :shed THEN 'shed'
@@ -41,10 +43,6 @@ SELECT (SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'offload_
     CASE WHEN :wide THEN p.value ->> 3 END, CASE WHEN :wide THEN p.value ->> 6 END, :channel
 FROM json_each(:payloads) AS p
 WHERE {unbounded}
-
--- name: last_id
--- The newest job id ever given (AUTOINCREMENT's sequence): after insert_many, its last job.
-SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'offload_jobs'
 
 -- name: key_lock
 -- The keyed path's first statement. The backend's own transactions are BEGIN IMMEDIATE,

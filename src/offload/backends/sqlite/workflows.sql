@@ -9,7 +9,7 @@ INSERT INTO offload_workflows (kind, name) VALUES (:kind, :name) RETURNING id
 -- [task, queue, priority, max_attempts, delay, run_at, meta, channel], each read once;
 -- :nodes one of rows [spec index, args, kwargs, limit_key, group_key, node, takes,
 -- parents, children]. A node with parents waits, counting them (pending). Rows go in
--- array order, so their ids ascend with it.
+-- array order, so their ids ascend with it (numbered as insert_many's, schema 22).
 WITH s AS MATERIALIZED (
     SELECT s.key AS spec, s.value ->> 0 AS task, s.value ->> 1 AS queue,
         s.value ->> 2 AS priority, s.value ->> 3 AS max_attempts, s.value ->> 6 AS meta,
@@ -24,10 +24,10 @@ n AS (
         n.value ->> 5 AS node, n.value ->> 6 AS takes, n.value ->> 7 AS parents,
         n.value ->> 8 AS children
     FROM json_each(:nodes) AS n)
-INSERT INTO offload_jobs (task, queue, args, kwargs, priority, state, max_attempts, run_at,
-    enqueued_at, group_key, meta, sort_at, limit_key, channel, workflow_id, node, parents,
-    pending, children, takes)
-SELECT s.task, s.queue, n.args, n.kwargs, s.priority,
+INSERT INTO offload_jobs (id, task, queue, args, kwargs, priority, state, max_attempts,
+    run_at, enqueued_at, group_key, meta, sort_at, limit_key, channel, workflow_id, node,
+    parents, pending, children, takes)
+SELECT {job_mark} + n.k + 1, s.task, s.queue, n.args, n.kwargs, s.priority,
     CASE WHEN n.parents > 0 THEN 'waiting' WHEN s.run_at > {now} THEN 'scheduled'
          ELSE 'available' END,
     s.max_attempts, s.run_at, {now}, n.group_key, s.meta, s.run_at - s.head_start,
