@@ -364,3 +364,28 @@ def test_schema_22_keeps_ids_and_positions_past_the_newest_deleted_and_the_views
     )
     (event,) = raw.query("SELECT position, kind FROM my_events")
     assert event["kind"] == "enqueued" and event["position"] > events["newest"]
+
+
+def test_table_rebuilds_keep_a_users_rows_that_reference_the_job_and_event_tables(
+    db_url: str,
+) -> None:
+    """SQLite's schemas 18 and 22 rebuild `offload_jobs` and `offload_events`; a user's own
+    table with foreign keys into them (cascading, nulling or plain) keeps every row, as it
+    is, and the upgrade goes through (on PostgreSQL the scripts leave both tables alone)."""
+    raw = RawDB(db_url)
+    _build_at(db_url, 17)
+    seeded = _seed(raw, 17)
+    (newest,) = raw.query("SELECT max(position) AS p FROM offload_events")
+    # PostgreSQL's events are keyed by (tx, position): the plain reference is SQLite's only.
+    event = "REFERENCES offload_events (position)" if is_sqlite(db_url) else ""
+    raw.execute(
+        "CREATE TABLE my_notes (note TEXT,"
+        " job_id BIGINT REFERENCES offload_jobs (id) ON DELETE CASCADE,"
+        f" nulled BIGINT REFERENCES offload_jobs (id) ON DELETE SET NULL, event BIGINT {event})"
+    )
+    raw.execute(f"INSERT INTO my_notes VALUES ('kept', {seeded[0]}, {seeded[1]}, {newest['p']})")
+    before = raw.query("SELECT * FROM my_notes")
+    with sql_backend(db_url) as backend:
+        assert backend.schema.migrate() == VERSIONS[-1]
+        backend.jobs.insert(JobInsertParams(JobSpec("t", "default"), [Payload()]))
+    assert raw.query("SELECT * FROM my_notes") == before

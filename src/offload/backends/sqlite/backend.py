@@ -292,6 +292,18 @@ class SQLiteBackend(SqlBackend):
     # -- schema ---------------------------------------------------------------------
 
     def apply_migration(self, version: int, sql: str) -> None:
+        # Foreign keys off (SQLite allows it only outside a transaction): a table rebuild's
+        # DROP TABLE would otherwise delete, cascade into or block a user's own rows that
+        # reference offload's tables. They are checked before the commit instead.
+        with self._lock:
+            self._conn().execute("PRAGMA foreign_keys = OFF")
+        try:
+            self._migrate(version, sql)
+        finally:
+            with self._lock:
+                self._conn().execute("PRAGMA foreign_keys = ON")
+
+    def _migrate(self, version: int, sql: str) -> None:
         q = self.q["schema"]
         with self.tx() as cur:
             cur.execute(q["exists"])
@@ -301,6 +313,13 @@ class SQLiteBackend(SqlBackend):
                     return  # another process got here first
             for statement in _statements(sql):
                 cur.execute(statement)
+            cur.execute("PRAGMA foreign_key_check")
+            broken = cur.fetchone()
+            if broken is not None:
+                raise BackendError(
+                    f"migration {version} would leave a row of {broken[0]} whose foreign key "
+                    f"names no row of {broken[2]}; nothing was changed"
+                )
             cur.execute(q["record"], {"version": version})
 
     # -- wake-ups -------------------------------------------------------------------
