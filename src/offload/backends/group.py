@@ -15,13 +15,13 @@ one event loop (an ASGI server's) and hands each group to a thread in one call.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Sequence
 from itertools import pairwise
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from offload.core.errors import OffloadError, OutcomeUnknown
+from offload.core.process import pid
 
 if TYPE_CHECKING:
     import asyncio  # at run time, imported by `LoopGroups` only: workers never load it
@@ -99,10 +99,10 @@ class ThreadGroups(Generic[P, R]):
         self._lock = threading.Lock()
         self._waiting: list[_Call[P, R]] = []
         self._writing = False
-        self._pid = os.getpid()
+        self._pid = pid()
 
     def submit(self, params: P) -> R:
-        if self._pid != os.getpid():  # forked while some thread wrote: that thread is gone
+        if self._pid != pid():  # forked while some thread wrote: that thread is gone
             self._reset()
         with self._lock:
             alone = not self._writing

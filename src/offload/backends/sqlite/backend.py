@@ -28,6 +28,7 @@ from offload.core.errors import (
     StorageFull,
     ValidationError,
 )
+from offload.core.process import pid
 from offload.core.times import from_epoch
 
 NOW = "((julianday('now') - 2440587.5) * 86400.0)"
@@ -135,9 +136,9 @@ class SQLiteBackend(SqlBackend):
 
     def _conn(self) -> sqlite3.Connection:
         """This process's connection, opened on first use (and again after a fork)."""
-        if self._db is None or self._pid != os.getpid():
+        if self._db is None or self._pid != pid():
             self._db = self._open()
-            self._pid = os.getpid()
+            self._pid = pid()
         return self._db
 
     def _open(self) -> sqlite3.Connection:
@@ -268,10 +269,11 @@ class SQLiteBackend(SqlBackend):
         return int(cur.lastrowid) if cur.rowcount > 0 else 0
 
     def inserted_ids(self, cur: Any, count: int) -> list[int]:
-        """The ids insert_many gave (see jobs.sql): the `count` up to the sequence's last."""
+        """The ids insert_many gave (see jobs.sql): the `count` up to its last row's, which
+        is the cursor's rowid (one statement less per batch than reading the sequence)."""
         if cur.rowcount <= 0:
             return []
-        last = int(cur.execute(self.q["jobs"]["last_id"]).fetchone()[0])
+        last = int(cur.lastrowid)
         return list(range(last - count + 1, last + 1))
 
     def time_param(self, value: datetime | None) -> Any:
@@ -322,7 +324,7 @@ class SQLiteBackend(SqlBackend):
     def close(self) -> None:
         self._watch.close()  # first, and outside the lock: its thread may be reading addresses
         with self._lock:
-            if self._db is not None and self._pid == os.getpid():
+            if self._db is not None and self._pid == pid():
                 self._db.close()
             self._db = None
         self._wake.close()

@@ -24,7 +24,9 @@ WHERE {unbounded}
 -- replace_key] (a `->>` parses the whole element each time: read the keys only when some
 -- job has one). Each job's id is the sequence's last plus its place in the array, so ids
 -- ascend with payload order with no sort and no RETURNING (each builds a temporary table,
--- a fifth of the statement's time); `last_id` reads the last one afterwards.
+-- a fifth of the statement's time): the last one is the connection's last insert rowid
+-- (the `enqueued` trigger's inserts into offload_events do not change it), read with no
+-- statement more.
 INSERT INTO offload_jobs (id, task, queue, args, kwargs, priority, state, max_attempts,
     run_at, enqueued_at, unique_key, idempotency_key, group_key, meta, sort_at, limit_key,
     replace_key, channel)
@@ -41,10 +43,6 @@ SELECT (SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'offload_
     CASE WHEN :wide THEN p.value ->> 3 END, CASE WHEN :wide THEN p.value ->> 6 END, :channel
 FROM json_each(:payloads) AS p
 WHERE {unbounded}
-
--- name: last_id
--- The newest job id ever given (AUTOINCREMENT's sequence): after insert_many, its last job.
-SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'offload_jobs'
 
 -- name: key_lock
 -- The keyed path's first statement. The backend's own transactions are BEGIN IMMEDIATE,
