@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 from itertools import pairwise
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from offload.core import process
 from offload.core.errors import OffloadError, OutcomeUnknown
-from offload.core.process import pid
 
 if TYPE_CHECKING:
     import asyncio  # at run time, imported by `LoopGroups` only: workers never load it
@@ -109,10 +109,10 @@ class ThreadGroups(Generic[P, R]):
         self._lock = threading.Lock()
         self._waiting: list[_Call[P, R]] = []
         self._writing = False
-        self._pid = pid()
+        self._pid = process.pid
 
     def submit(self, params: P) -> R:
-        if self._pid != pid():  # forked while some thread wrote: that thread is gone
+        if self._pid != process.pid:  # forked while some thread wrote: that thread is gone
             self._reset()
         with self._lock:
             alone = not self._writing
@@ -177,11 +177,11 @@ class ThreadGroups(Generic[P, R]):
         """After a write, in the thread that ends its chain: write the callers waiting as
         one group, then wake them in turn; or go idle if none wait."""
         with self._lock:
-            group = self._waiting[:GROUP_LIMIT]
-            del self._waiting[:GROUP_LIMIT]
-            if not group:
+            if not self._waiting:  # a lone caller's way out: no list to copy
                 self._writing = False
                 return
+            group = self._waiting[:GROUP_LIMIT]
+            del self._waiting[:GROUP_LIMIT]
         for before, call in pairwise(group):
             before.after = call
         try:
