@@ -17,6 +17,12 @@ run then also reports the process CPU time and the voluntary and involuntary con
 switches per job (getrusage), the commits per job and the mean size of the shared ones.
 
     .venv/bin/python benchmarks/enqueue_ab.py BASE THIS --backend sqlite --threads 32 --jobs 20000
+
+`--layers` (with `--threads`) splits each job's CPU, measured per thread: above the combiner
+(`Task.enqueue`, the App, the jobs store, the producer's own loop), in the combiner (its
+locks, the sleep until woken, waking the next caller), and in the writes (the group's
+statement and commit, or a lone caller's). The measuring costs a few us a job itself.
+`--latency` (with `--threads`) adds the p50 and p99 of the calls' times, call to return.
 """
 
 from __future__ import annotations
@@ -107,9 +113,39 @@ def counted_together(group):
     counts["grouped"] += len(group)
     return together(group)
 jobs._groups._together = counted_together
+extras = sys.argv[5].split(",")
+layers, latency = "layers" in extras, "latency" in extras
+waits = []  # with latency: each thread's list of its calls' seconds
+if layers:  # each thread's CPU in the combiner and in the writes it ran (statement + commit)
+    spent, mine = [], threading.local()
+    def own():
+        if not hasattr(mine, "cells"):
+            mine.cells = [0.0, 0.0]
+            spent.append(mine.cells)
+        return mine.cells
+    def timed(fn, cell):
+        def wrapper(arg):
+            started = time.thread_time()
+            try:
+                return fn(arg)
+            finally:
+                own()[cell] += time.thread_time() - started
+        return wrapper
+    groups = jobs._groups
+    groups.submit = timed(groups.submit, 0)
+    groups._alone = timed(groups._alone, 1)
+    groups._together = timed(groups._together, 1)
 def run(count):
     if mode == "threads":
         def produce(seqs):
+            if latency:
+                mine, clock = [], time.perf_counter
+                waits.append(mine)
+                for seq in seqs:
+                    called = clock()
+                    t.enqueue(seq)
+                    mine.append(clock() - called)
+                return
             for seq in seqs:
                 t.enqueue(seq)
         with ThreadPoolExecutor(producers) as pool:
@@ -125,12 +161,25 @@ def run(count):
 run(min(n // 5, 2000))
 for key in counts:
     counts[key] = 0
+if layers:
+    for cells in spent:
+        cells[:] = [0.0, 0.0]
+waits.clear()
 before = resource.getrusage(resource.RUSAGE_SELF)
 cpu, started = time.process_time(), time.perf_counter()
 run(n)
 seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
 after = resource.getrusage(resource.RUSAGE_SELF)
+figures = {}
+if layers:  # per job: above the combiner, in it (waits, wake-ups, bookkeeping), writes
+    submit, write = (sum(cells[i] for cells in spent) for i in (0, 1))
+    figures = {"above_us": (cpu - submit) / n * 1e6, "combiner_us": (submit - write) / n * 1e6,
+               "write_us": write / n * 1e6}
+if latency:  # each call's time from call to return, ms
+    calls = sorted(w for mine in waits for w in mine)
+    figures.update(p50_ms=calls[len(calls) // 2] * 1e3, p99_ms=calls[len(calls) * 99 // 100] * 1e3)
 print(json.dumps({
+    **figures,
     "rate": n / seconds,
     "cpu_us": cpu / n * 1e6,
     "vcsw": (after.ru_nvcsw - before.ru_nvcsw) / n,
@@ -147,6 +196,17 @@ FIGURES = (
     ("commits", "commits/job", ".3f"),
     ("group", "mean thread group", ".1f"),
 )
+#: With --layers (threads only): where each job's CPU goes, measured per thread
+#: (`time.thread_time()` around the combiner's `submit` and around each write it runs, which
+#: costs about a microsecond a job itself: the other figures of such a run are not comparable
+#: to a plain run's).
+#: With --latency (threads only): each call's time from its call to its return.
+LATENCY = (("p50_ms", "p50 ms", ".2f"), ("p99_ms", "p99 ms", ".2f"))
+LAYERS = (
+    ("above_us", "above us/job", ".1f"),
+    ("combiner_us", "combiner us/job", ".1f"),
+    ("write_us", "writes us/job", ".1f"),
+)
 
 
 def measure(args: argparse.Namespace, url: str, tree: str) -> dict[str, float]:
@@ -155,7 +215,10 @@ def measure(args: argparse.Namespace, url: str, tree: str) -> dict[str, float]:
     env = dict(os.environ, PYTHONPATH=str(Path(tree) / "src"))
     if args.threads or args.tasks:
         mode, producers = ("threads", args.threads) if args.threads else ("tasks", args.tasks)
+        on = (("layers", args.layers), ("latency", args.latency))
+        extras = ",".join(name for name, wanted in on if wanted) or "plain"
         command = [sys.executable, "-c", CONCURRENT, url, str(args.jobs), mode, str(producers)]
+        command.append(extras)
     else:
         command = [sys.executable, "-c", CHILD, url, str(args.jobs), str(args.batch)]
     out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
@@ -191,13 +254,13 @@ def report_one(args: argparse.Namespace, runs: dict[str, list[dict[str, float]]]
 
 
 def report_concurrent(args: argparse.Namespace, runs: dict[str, list[dict[str, float]]]) -> None:
-    """Concurrent producers: per tree the median of each of FIGURES, and every run's rate."""
-    print("tree | " + " | ".join(label for _, label, _ in FIGURES))
+    """Concurrent producers: per tree the median of each of FIGURES (and LAYERS), and every
+    run's rate."""
+    shown = FIGURES + (LAYERS if args.layers else ()) + (LATENCY if args.latency else ())
+    print("tree | " + " | ".join(label for _, label, _ in shown))
     for tree in args.trees:
-        medians = [statistics.median(r[key] for r in runs[tree]) for key, _, _ in FIGURES]
-        cells = " | ".join(
-            format(m, spec) for m, (_, _, spec) in zip(medians, FIGURES, strict=True)
-        )
+        medians = [statistics.median(r[key] for r in runs[tree]) for key, _, _ in shown]
+        cells = " | ".join(format(m, spec) for m, (_, _, spec) in zip(medians, shown, strict=True))
         print(f"{tree} | {cells}")
     for tree in args.trees:
         rates = ", ".join(f"{r['rate']:,.0f}" for r in runs[tree])
@@ -211,6 +274,12 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=1, help="jobs per call (enqueue_many)")
     parser.add_argument("--threads", type=int, default=0, help="producer threads at once")
     parser.add_argument("--tasks", type=int, default=0, help="producer coroutines at once")
+    parser.add_argument(
+        "--layers", action="store_true", help="with --threads: CPU per job by layer (LAYERS)"
+    )
+    parser.add_argument(
+        "--latency", action="store_true", help="with --threads: p50 and p99 of each call"
+    )
     args = parser.parse_args()
     if args.threads or args.tasks:
         producers = f"{args.threads} threads" if args.threads else f"{args.tasks} tasks"

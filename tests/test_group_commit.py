@@ -88,6 +88,40 @@ def test_callers_arriving_during_a_write_share_the_next_and_get_their_own_outcom
     assert len(store.alone_calls) + len(store.groups) < len(ns) / 2
 
 
+def test_the_next_group_is_written_by_the_thread_that_ends_the_last_write() -> None:
+    """No caller is woken only to write: the thread that wrote alone writes the callers
+    that arrived meanwhile, and the last caller of that group, woken with its outcome,
+    writes the ones that arrived during that write; each returns its own outcome after."""
+    store = Store(slow=0.3)
+    writers: list[tuple[list[int], str]] = []
+    together = store.together
+
+    def recorded(group: Sequence[int]) -> list[int | OffloadError]:
+        writers.append((list(group), threading.current_thread().name))
+        return together(group)
+
+    groups = ThreadGroups(store.alone, recorded)
+    outcomes: dict[int, object] = {}
+
+    def call(n: int) -> None:
+        outcomes[n] = groups.submit(n)
+
+    threads = {n: threading.Thread(target=call, args=(n,), name=f"caller {n}") for n in range(4)}
+    threads[0].start()  # writes alone, 0 to 0.3 s
+    time.sleep(0.1)
+    threads[1].start()
+    time.sleep(0.05)
+    threads[2].start()  # 1 and 2 wait: written together, 0.3 to 0.6 s
+    time.sleep(0.3)
+    threads[3].start()  # arrives during that write
+    for thread in threads.values():
+        thread.join(5)
+        assert not thread.is_alive(), "a caller waits forever"
+    assert outcomes == {0: 0, 1: 10, 2: 20, 3: 30}
+    assert store.alone_calls == [0]
+    assert writers == [([1, 2], "caller 0"), ([3], "caller 2")]
+
+
 def test_a_group_failing_as_a_whole_runs_each_caller_alone() -> None:
     store = Store(slow=0.02)
     store.fail_together = BackendError("disk I/O error")

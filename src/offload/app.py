@@ -45,7 +45,7 @@ from offload.backends.params import (
     WorkflowSummary,
 )
 from offload.backends.shards import ShardedBackend, open_shards
-from offload.core import serialization
+from offload.core import process, serialization
 from offload.core.batch import BatchItem, BatchOptions
 from offload.core.containment import NUL_ESCAPE
 from offload.core.errors import (
@@ -303,7 +303,7 @@ class App:
         definition = TaskDef(task_name, func, options, runner)
         self.registry.add(definition)
         limits = options.limits
-        if limits is not None and self._ready_pid == os.getpid():  # after first use
+        if limits is not None and self._ready_pid == process.pid:  # after first use
             self.backend.queues.declare({}, {task_name: limits})
         return Task(self, definition, EnqueueOptions())
 
@@ -384,7 +384,7 @@ class App:
         def register(fn: Callable[[Message], R]) -> Callable[[Message], R]:
             name = keywords.get("name") or f"{fn.__module__}.{fn.__qualname__}"
             self.registry.add(TaskDef(name, deliver(fn), options, subscription=subscription))
-            if self._ready_pid == os.getpid():  # after first use: store it now
+            if self._ready_pid == process.pid:  # after first use: store it now
                 self._subscribe(subscription)
             return fn
 
@@ -493,7 +493,7 @@ class App:
         ):
             raise ConfigurationError(_BATCH_RATE.format(queue=name))
         self.queues[name] = policy
-        if self._ready_pid == os.getpid():  # declared after first use: write it now
+        if self._ready_pid == process.pid:  # declared after first use: write it now
             self.backend.queues.declare({name: policy}, {})
         return policy
 
@@ -1185,18 +1185,18 @@ class App:
         """Bring the database schema up to date; returns the version."""
         version = self.backend.schema.migrate()
         self._declare()
-        self._ready_pid = os.getpid()
+        self._ready_pid = process.pid
         return version
 
     def ready(self) -> None:
         """Check (or, with auto_migrate, create) the schema once per process."""
-        if self._ready_pid == os.getpid():
+        if self._ready_pid == process.pid:
             return
         if self.auto_migrate:
             self.backend.schema.migrate()
         self.backend.schema.check()
         self._declare()
-        self._ready_pid = os.getpid()
+        self._ready_pid = process.pid
 
     def check(self) -> None:
         """Check now that the database answers and its schema is current, whatever an
@@ -1303,7 +1303,7 @@ class App:
         loop that insert meanwhile (`offload.backends.group.LoopGroups`)."""
         import asyncio
 
-        if self._ready_pid != os.getpid():
+        if self._ready_pid != process.pid:
             await asyncio.to_thread(self.ready)  # its first call reads the database
         loop = asyncio.get_running_loop()
         groups = self._loop_groups.get(loop)

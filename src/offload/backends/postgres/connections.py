@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
 import select
 import socket
@@ -34,6 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from offload.core import process
 from offload.core.errors import BackendUnavailable
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ class Connections:
     def _reset(self) -> None:
         """Forget every connection: at start, and in a forked child, whose inherited
         sockets belong to the parent (closing them would end the parent's sessions)."""
-        self._pid = os.getpid()
+        self._pid = process.pid
         self._idle: dict[str, deque[psycopg.Connection[Any]]] = {}
         self._open = 0
         self._busy: dict[int, tuple[psycopg.Connection[Any], float]] = {}
@@ -127,7 +127,7 @@ class Connections:
         this is every statement's path)."""
         deadline = time.monotonic() + self.wait
         with self._lock:
-            if self._pid != os.getpid():
+            if self._pid != process.pid:
                 self._reset()
             if self._watchdog is None:
                 self._watchdog = threading.Thread(
@@ -246,7 +246,7 @@ class Connections:
         stale: list[psycopg.Connection[Any]] = []
         with self._lock:
             self._busy.pop(id(conn), None)
-            mine = self._pid == os.getpid()  # else taken before a fork: the parent's
+            mine = self._pid == process.pid  # else taken before a fork: the parent's
             if reusable and mine and not self._closed:
                 self._idle.setdefault(kind.name, deque()).append(conn)
                 self._wake_next()
@@ -271,7 +271,7 @@ class Connections:
             time.sleep(1.0)
             now = time.monotonic()
             with self._lock:
-                if self._closed or self._pid != os.getpid():
+                if self._closed or self._pid != process.pid:
                     return
                 late = [conn for conn, deadline in self._busy.values() if deadline < now]
             for conn in late:
@@ -283,7 +283,7 @@ class Connections:
     def close(self) -> None:
         """Close the idle connections; busy ones are closed when given back."""
         with self._lock:
-            if self._pid != os.getpid():
+            if self._pid != process.pid:
                 self._reset()
             self._closed = True
             idle = [conn for queue in self._idle.values() for conn in queue]

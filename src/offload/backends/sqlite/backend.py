@@ -20,6 +20,7 @@ from offload.backends.base import Listener
 from offload.backends.sql.columns import JOB_COLUMNS, WORKER_COLUMNS
 from offload.backends.sql.connector import SqlBackend
 from offload.backends.sqlite.wake import CommitWatch, DataVersionSignal, WakeSender, WakeSocket
+from offload.core import process
 from offload.core.containment import args_match
 from offload.core.errors import (
     BackendError,
@@ -143,9 +144,9 @@ class SQLiteBackend(SqlBackend):
 
     def _conn(self) -> sqlite3.Connection:
         """This process's connection, opened on first use (and again after a fork)."""
-        if self._db is None or self._pid != os.getpid():
+        if self._db is None or self._pid != process.pid:
             self._db = self._open()
-            self._pid = os.getpid()
+            self._pid = process.pid
         return self._db
 
     def _open(self) -> sqlite3.Connection:
@@ -350,7 +351,7 @@ class SQLiteBackend(SqlBackend):
     def close(self) -> None:
         self._watch.close()  # first, and outside the lock: its thread may be reading addresses
         with self._lock:
-            if self._db is not None and self._pid == os.getpid():
+            if self._db is not None and self._pid == process.pid:
                 self._db.close()
             self._db = None
         self._wake.close()
