@@ -95,6 +95,8 @@ _MOVED_CODE = "OF001"
 _BOOKKEEPING_DEADLINE = 10.0
 #: The name `wake_committed` is prepared under in the waker's session (`_Waker`).
 _WAKE_STATEMENT = b"offload_wake_committed"
+#: Severities of a message after which the server closes the session (its goodbye).
+_GOODBYE_SEVERITIES = frozenset({"FATAL", "PANIC"})
 
 log = logging.getLogger("offload.postgres")
 
@@ -285,6 +287,8 @@ class _Waker:
         self.conn: psycopg.Connection[Any] | None = None
         #: Whether a sent wake-up's result is still to be read.
         self.pending = False
+        #: Whether the session's server said goodbye (`_goodbye`): it ends, sends nothing.
+        self.ended = False
         #: Set by `close`: later sends are skipped, not dialled (nothing would close them).
         self.closed = False
         #: The back-off after a failed dial: seconds, and the monotonic time of the next try.
@@ -337,7 +341,9 @@ class _Waker:
             except Exception as exc:  # e.g. the session ended since: this one still goes
                 self._drop(one_line(exc))
                 conn = None
-        if conn is not None and not usable(conn):  # the server said goodbye meanwhile
+        # The server said goodbye meanwhile: the FATAL read by `_collect` (the socket shows
+        # nothing more to read until the server's process exits), or still unread.
+        if conn is not None and (self.ended or not usable(conn)):
             self._drop("the session ended")
             conn = None
         if conn is None:
@@ -363,7 +369,9 @@ class _Waker:
         except Exception as exc:
             self._failed(now, one_line(exc))
             return None
+        self.ended = False
         try:
+            conn.add_notice_handler(self._goodbye)
             pgconn = conn.pgconn
             pgconn.send_prepare(_WAKE_STATEMENT, self.sql)
             while pgconn.flush():
@@ -415,6 +423,13 @@ class _Waker:
                 if failed is not None:
                     raise failed(_message(result))
                 log.debug("%s: a wake-up lost: %s", self.connections.location, _message(result))
+
+    def _goodbye(self, diag: psycopg.errors.Diagnostic) -> None:
+        """The session's notice handler. libpq hands an idle session's error to it: the
+        FATAL of its end (`pg_terminate_backend`, a server shutting down), often read by
+        `_collect` along with the previous result, before the server's process exits and
+        closes the socket."""
+        self.ended |= diag.severity_nonlocalized in _GOODBYE_SEVERITIES
 
     def _drop(self, why: str) -> None:
         log.debug("%s: a wake-up lost: %s", self.connections.location, why)
