@@ -88,38 +88,35 @@ def test_callers_arriving_during_a_write_share_the_next_and_get_their_own_outcom
     assert len(store.alone_calls) + len(store.groups) < len(ns) / 2
 
 
-def test_the_next_group_is_written_by_the_thread_that_ends_the_last_write() -> None:
-    """No caller is woken only to write: the thread that wrote alone writes the callers
-    that arrived meanwhile, and the last caller of that group, woken with its outcome,
-    writes the ones that arrived during that write; each returns its own outcome after."""
+def test_a_caller_whose_row_is_committed_returns_then_with_its_own_outcome() -> None:
+    """The thread that wrote alone returns once its own commit is done: it neither writes
+    the callers that arrived meanwhile (their write may stall, or fail) nor gets their
+    group's error, which reaches only them."""
     store = Store(slow=0.3)
-    writers: list[tuple[list[int], str]] = []
-    together = store.together
-
-    def recorded(group: Sequence[int]) -> list[int | OffloadError]:
-        writers.append((list(group), threading.current_thread().name))
-        return together(group)
-
-    groups = ThreadGroups(store.alone, recorded)
+    store.fail_together = OutcomeUnknown("the connection broke during COMMIT", "enqueue")
+    groups = ThreadGroups(store.alone, store.together)
     outcomes: dict[int, object] = {}
+    returned: dict[int, float] = {}
 
     def call(n: int) -> None:
-        outcomes[n] = groups.submit(n)
+        try:
+            outcomes[n] = groups.submit(n)
+        except Exception as exc:
+            outcomes[n] = exc
+        returned[n] = time.monotonic()
 
-    threads = {n: threading.Thread(target=call, args=(n,), name=f"caller {n}") for n in range(4)}
+    threads = {n: threading.Thread(target=call, args=(n,)) for n in range(3)}
+    started = time.monotonic()
     threads[0].start()  # writes alone, 0 to 0.3 s
     time.sleep(0.1)
     threads[1].start()
-    time.sleep(0.05)
-    threads[2].start()  # 1 and 2 wait: written together, 0.3 to 0.6 s
-    time.sleep(0.3)
-    threads[3].start()  # arrives during that write
+    threads[2].start()  # 1 and 2 wait: written together after 0.3 s, failing at 0.6 s
     for thread in threads.values():
         thread.join(5)
         assert not thread.is_alive(), "a caller waits forever"
-    assert outcomes == {0: 0, 1: 10, 2: 20, 3: 30}
-    assert store.alone_calls == [0]
-    assert writers == [([1, 2], "caller 0"), ([3], "caller 2")]
+    assert outcomes[0] == 0
+    assert all(isinstance(outcomes[n], OutcomeUnknown) for n in (1, 2))
+    assert returned[0] - started < min(returned[1], returned[2]) - started - 0.15
 
 
 def test_a_group_failing_as_a_whole_runs_each_caller_alone() -> None:

@@ -40,23 +40,21 @@ Together = Callable[[Sequence[P]], list[R | OffloadError]]
 
 
 class _Call(Generic[P, R]):
-    """One waiting caller: its params, its wake-up and its outcome once some thread has
-    written it. The wake-up is a lock taken at birth and released once, by the caller
-    before it in its written group (or by the group's writer): CPython's cheapest one-shot
-    signal (an Event builds a Condition, and another lock on every wait)."""
+    """One waiting caller: its params, its wake-up and its outcome once some thread has run
+    it. The wake-up is a lock taken at birth and released once, by the thread that chose
+    the caller to lead or by the caller before it in its written group: CPython's cheapest
+    one-shot signal (an Event builds a Condition, and another lock on every wait)."""
 
-    __slots__ = ("after", "ends", "error", "gone", "params", "result", "wake", "woken")
+    __slots__ = ("after", "error", "gone", "lead", "params", "result", "wake", "woken")
 
     def __init__(self, params: P) -> None:
         self.params = params
         self.wake = threading.Lock()
         self.wake.acquire()
+        self.lead = False  # woken to run the next group, not with an outcome
         self.woken = False  # woken with its outcome: it wakes `after` in turn
         self.gone = False  # interrupted before it was woken: the chain skips it
         self.after: _Call[P, R] | None = None  # the next caller of its group to wake
-        #: None until it passed the wake-up on; then whether it ended the chain (and so
-        #: writes the next group)
-        self.ends: bool | None = None
         self.result: R | None = None
         self.error: BaseException | None = None
 
@@ -84,21 +82,13 @@ class ThreadGroups(Generic[P, R]):
     """Concurrent callers from threads of one process share commits (see the module).
 
     The first caller while nothing is being written runs alone. Callers arriving meanwhile
-    wait. A written group's callers are woken one after the other, each by the one before
-    it as it resumes: woken all at once, 30 threads would queue for the GIL together (a
-    convoy of context switches). The thread that ends a write's chain of wake-ups (the
-    group's last caller, or the thread that wrote alone) is awake already: before it
-    returns, it writes the callers that arrived meanwhile (up to `GROUP_LIMIT`) as the next
-    group, and so on until none wait. So a waiting caller sleeps once and is woken once,
-    with its outcome; no thread is woken only to write; and no thread writes more than one
-    group besides its own.
+    wait; when the write ends, one of them is woken to write all of them (up to
+    `GROUP_LIMIT`) in one transaction, and so on until none wait. No thread ever writes for
+    longer than one group, so no caller waits forever.
 
-    Writing the next group only once the last group's callers are all awake makes it
-    hold every caller that was not in the last one (all of 32 threads' but the writer's,
-    against half of them when the next write started at the end of the last): half the
-    commits, and the GIL no longer contended by a writer and a chain of wake-ups at once
-    (benchmarks/RESULTS.md, "32 producer threads: the last caller woken writes the next
-    group")."""
+    A written group's callers are woken one after the other, each by the one before it as
+    it resumes: woken all at once, 30 threads would queue for the GIL together (a convoy
+    of context switches in which the next group's writer waits its turn too)."""
 
     def __init__(self, alone: Alone[P, R], together: Together[P, R]) -> None:
         self._alone = alone
@@ -125,65 +115,67 @@ class ThreadGroups(Generic[P, R]):
             try:
                 return self._alone(params)
             finally:
-                self._carry_on()
-        last = False
+                self._hand_on()
         try:
             call.wake.acquire()
-            with self._lock:
-                last = self._wake_after(call)
+            if call.lead:
+                self._lead(call)
+            else:
+                with self._lock:
+                    self._wake_after(call)
         except BaseException:  # a signal's exception (Ctrl-C, a timeout by SIGALRM)
-            last = self._abandon(call)
+            self._abandon(call)
             raise
-        finally:
-            if last:
-                self._carry_on()
         if call.error is not None:
             raise call.error
         return call.result  # type: ignore[return-value]
 
-    def _wake_after(self, call: _Call[P, R]) -> bool:
-        """Wake the next caller of `call`'s group still there, once (under the lock); True
-        if none is left: `call` ends the chain, and writes the next group."""
-        if call.ends is None:
-            call.ends = self._wake_first(call.after)
-        return call.ends
+    def _hand_on(self) -> None:
+        """After a write: wake one waiting caller to write the next group, or go idle."""
+        with self._lock:
+            if not self._waiting:
+                self._writing = False
+                return
+            nxt = self._waiting[0]
+            nxt.lead = True
+        nxt.wake.release()
 
-    def _wake_first(self, nxt: _Call[P, R] | None) -> bool:
-        """Wake `nxt`, or the first caller after it still there (under the lock); True if
-        none is left."""
+    def _wake_after(self, call: _Call[P, R]) -> None:
+        """Wake the next caller of `call`'s group still there, once (under the lock)."""
+        nxt, call.after = call.after, None
         while nxt is not None and nxt.gone:
             nxt = nxt.after
-        if nxt is None:
-            return True
-        nxt.woken = True
-        nxt.wake.release()
-        return False
+        if nxt is not None:
+            nxt.woken = True
+            nxt.wake.release()
 
-    def _abandon(self, call: _Call[P, R]) -> bool:
+    def _abandon(self, call: _Call[P, R]) -> None:
         """A waiting caller was interrupted: it leaves the line unwritten (unless a group
-        holding it is being written already, which the chain then passes by); if its group
-        was written and it was woken, it wakes the next caller as it would have. True if
-        it ended the chain: it writes the next group all the same. So none waits forever."""
+        holding it is being written already), and if it had just been chosen to write the
+        next group, it writes the others all the same; if its group was written, it wakes
+        the next caller as it would have, and if not yet, the chain passes it by. So none
+        waits forever."""
         with self._lock:
             if call in self._waiting:
                 self._waiting.remove(call)
-                return False
-            if not call.woken:
+            elif call.woken:
+                self._wake_after(call)
+            elif not call.lead:
                 call.gone = True
-                return False
-            return self._wake_after(call)
+            chosen, call.lead = call.lead, False
+        if chosen:
+            self._lead(call)
 
-    def _carry_on(self) -> None:
-        """After a write, in the thread that ends its chain: write the callers waiting as
-        one group, then wake them in turn; or go idle if none wait."""
+    def _lead(self, leader: _Call[P, R]) -> None:
+        """Write the waiting callers (the leader first, unless it left the line) as one
+        group; hand the next group on, then wake this one's callers in turn."""
         with self._lock:
-            if not self._waiting:  # a lone caller's way out: no list to copy
-                self._writing = False
-                return
             group = self._waiting[:GROUP_LIMIT]
             del self._waiting[:GROUP_LIMIT]
-        for before, call in pairwise(group):
-            before.after = call
+            leader.lead = False
+        if not group:
+            self._hand_on()
+            return
         try:
             outcomes = run_group([c.params for c in group], self._alone, self._together)
             for call, outcome in zip(group, outcomes, strict=True):
@@ -196,10 +188,15 @@ class ThreadGroups(Generic[P, R]):
                 call.error = exc
             raise
         finally:
-            with self._lock:
-                last = self._wake_first(group[0])
-            if last:  # every caller of the group left: this thread carries on
-                self._carry_on()
+            try:
+                self._hand_on()  # first: the next group's write overlaps these wake-ups
+            finally:
+                for before, call in pairwise(group):
+                    before.after = call
+                if group[0] is not leader:  # it left the line: the chain starts at the first
+                    leader.after = group[0]
+                with self._lock:
+                    self._wake_after(leader)
 
 
 class LoopGroups(Generic[P, R]):
