@@ -93,17 +93,17 @@ class ThreadGroups(Generic[P, R]):
     def __init__(self, alone: Alone[P, R], together: Together[P, R]) -> None:
         self._alone = alone
         self._together = together
-        self._reset()
+        self.forked()
+        process.reset_after_fork(self)
 
-    def _reset(self) -> None:
+    def forked(self) -> None:
+        """A fresh line (also in a child after a fork, where the threads that wrote or
+        waited are gone, and a lock they held would stay held)."""
         self._lock = threading.Lock()
         self._waiting: list[_Call[P, R]] = []
         self._writing = False
-        self._pid = process.pid
 
     def submit(self, params: P) -> R:
-        if self._pid != process.pid:  # forked while some thread wrote: that thread is gone
-            self._reset()
         with self._lock:
             alone = not self._writing
             if alone:

@@ -139,6 +139,12 @@ class SQLiteBackend(SqlBackend):
         self._sync = self.synchronous  # the mode in force on the connection
         self._wake = WakeSender(self._wake_addresses)
         self._watch = CommitWatch(self._wake.send)
+        process.reset_after_fork(self)
+
+    def forked(self) -> None:
+        """In a child after a fork: a lock the parent's writing thread held stays free
+        (`_conn` then opens the child's own connection)."""
+        self._lock = threading.RLock()
 
     # -- connection -----------------------------------------------------------------
 
