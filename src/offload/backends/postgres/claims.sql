@@ -21,6 +21,11 @@ WITH picked AS (
     ORDER BY sort_at, id
     LIMIT :limit
     FOR UPDATE SKIP LOCKED),
+{take_picked}
+
+-- name: take_picked
+-- The end of a plain or group claim: the jobs `picked` become running under :worker's lease
+-- and get their `started` events; event listeners are woken if any was taken.
 took AS (
     UPDATE offload_jobs AS j
     SET state = 'running', attempt = j.attempt + 1, worker = :worker,
@@ -244,15 +249,7 @@ picked AS (
     ORDER BY sort_at, id
     LIMIT least(:size, coalesce((SELECT n FROM room), :size))
     FOR UPDATE SKIP LOCKED),
-took AS (
-    UPDATE offload_jobs AS j
-    SET state = 'running', attempt = j.attempt + 1, worker = :worker,
-        started_at = {at}, lease_until = {at} + make_interval(secs => :lease)
-    FROM picked WHERE j.id = picked.id
-    RETURNING {job_columns_j}, j.sort_at),
-told AS (
-    {started_events})
-SELECT took.*, {wake_events} AS woken FROM took
+{take_picked}
 
 -- name: group_wait
 -- Seconds until the group of batch task :task whose oldest job is due first has been
