@@ -2,11 +2,14 @@
 turn (base, this, base, this, ...), so the machine's load moves both alike.
 
     python benchmarks/tests_ab.py /tmp/base-X --rounds 3 -- tests/conformance -k postgres
+    python benchmarks/tests_ab.py . --base-env PYTHONDONTWRITEBYTECODE=1 -- tests/cli
 
 Each run is `python -m pytest -n 0 -p no:cacheprovider --durations=0 -q ARGS` from the tree's
-root with the tree's own `src` first on the path (PostgreSQL required, as in CI). Per round
-it states the run's wall seconds and the summed setup, call and teardown seconds pytest
-reported; then, per figure, the median of this tree's values over the base tree's.
+root with the tree's own `src` first on the path (PostgreSQL required, as in CI), plus the
+environment settings given for its side (`NAME=` unsets NAME). Per round it states the run's
+wall seconds, the CPU seconds of pytest and every process it waited for (not a PostgreSQL
+server's), and the summed setup, call and teardown seconds pytest reported; then, per
+figure, the median of this tree's values over the base tree's.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -28,7 +32,7 @@ from benchmarks.procinfo import load_average  # noqa: E402
 
 #: One line of `--durations=0`: seconds, phase, node id.
 DURATION = re.compile(r"^\s*([\d.]+)s (setup|call|teardown)\s+\S+", re.MULTILINE)
-FIGURES = ("wall", "setup", "call", "teardown")
+FIGURES = ("wall", "cpu", "setup", "call", "teardown")
 
 
 class PytestFailed(RuntimeError):
@@ -40,13 +44,21 @@ class PytestFailed(RuntimeError):
         self.code = code
 
 
-def run(tree: Path, args: list[str]) -> dict[str, float]:
-    """One pytest run in `tree`: its wall seconds and summed phase seconds."""
+def run(tree: Path, args: list[str], settings: list[str]) -> dict[str, float]:
+    """One pytest run in `tree` with the environment `settings`: its wall and CPU seconds and
+    summed phase seconds."""
     env = dict(
         os.environ,
         PYTHONPATH=os.pathsep.join((str(tree / "src"), str(tree))),
         OFFLOAD_REQUIRE_POSTGRES="1",
     )
+    for setting in settings:
+        name, _, value = setting.partition("=")
+        if value:
+            env[name] = value
+        else:
+            env.pop(name, None)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     cmd = [sys.executable, "-m", "pytest", "-n", "0", "-p", "no:cacheprovider"]
     started = time.monotonic()
     done = subprocess.run(
@@ -57,7 +69,10 @@ def run(tree: Path, args: list[str]) -> dict[str, float]:
         text=True,
         check=False,
     )
-    figures = {"wall": time.monotonic() - started, "setup": 0.0, "call": 0.0, "teardown": 0.0}
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    figures = {"wall": time.monotonic() - started, "cpu": cpu}
+    figures.update(setup=0.0, call=0.0, teardown=0.0)
     if done.returncode != 0:
         raise PytestFailed(tree, done.returncode, done.stdout[-3000:])
     for seconds, phase in DURATION.findall(done.stdout):
@@ -69,6 +84,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("base", type=Path, help="the base tree (e.g. a `git archive` export)")
     parser.add_argument("--rounds", type=int, default=3)
+    for side in ("base", "this"):
+        parser.add_argument(
+            f"--{side}-env",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help=f"an environment setting of the {side} tree's runs (NAME= unsets it)",
+        )
     parser.add_argument("pytest_args", nargs="+", help="after --: what pytest runs")
     args = parser.parse_args()
     trees = {"base": args.base.resolve(), "this": ROOT}
@@ -76,7 +99,8 @@ def main() -> int:
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
     for n in range(args.rounds):
         for name, tree in trees.items():
-            runs[name].append(run(tree, args.pytest_args))
+            settings = args.base_env if name == "base" else args.this_env
+            runs[name].append(run(tree, args.pytest_args, settings))
             shown = " ".join(f"{k} {v:.1f}" for k, v in runs[name][-1].items())
             print(f"round {n + 1} {name}: {shown}", flush=True)
     print(f"load average after: {load_average()}")
