@@ -29,7 +29,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from psycopg.conninfo import conninfo_to_dict
 from xdist.remote import Producer
 from xdist.scheduler.protocol import Scheduling
 
@@ -75,12 +74,17 @@ def pg_server() -> Iterator[PostgresServer]:
     server.stop()
 
 
+def _pg_database(server: PostgresServer, template: str) -> Iterator[str]:
+    """A new database on `server`, a copy of `template`, for one test (dropped after it)."""
+    name = f"offload_t{os.getpid()}_{next(_db_numbers)}"
+    yield fresh_database(server.url, name, template=template)
+    drop_database(server.url, name)
+
+
 @pytest.fixture
 def pg_url(pg_server: PostgresServer) -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test (dropped after it)."""
-    name = f"offload_t{os.getpid()}_{next(_db_numbers)}"
-    yield fresh_database(pg_server.url, name)
-    drop_database(pg_server.url, name)
+    yield from _pg_database(pg_server, "template0")
 
 
 @pytest.fixture(scope="session")
@@ -107,8 +111,11 @@ def sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest) -> str:
-    """A fresh database on each backend in turn."""
+    """A fresh database on each backend in turn: empty, or already a copy of the migrated
+    one when the test takes `migrated_db_url` too (each test's database is built once)."""
     name = "pg_url" if request.param == "postgres" else "sqlite_url"
+    if "migrated_db_url" in request.fixturenames:
+        name = name.replace("_url", "_migrated_url")
     url: str = request.getfixturevalue(name)
     return url
 
@@ -143,15 +150,22 @@ def sqlite_migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def migrated_db_url(db_url: str, request: pytest.FixtureRequest) -> str:
-    """`db_url`, its database now a copy of one migrated once per session: the same schema
-    and rows as migrating it here, without running every migration for each test."""
-    if db_url.startswith("sqlite:///"):
-        shutil.copyfile(request.getfixturevalue("sqlite_migrated"), db_url[len("sqlite:///") :])
-    else:
-        server: PostgresServer = request.getfixturevalue("pg_server")
-        name = str(conninfo_to_dict(db_url)["dbname"])
-        fresh_database(server.url, name, template=request.getfixturevalue("pg_migrated"))
+def pg_migrated_url(pg_server: PostgresServer, pg_migrated: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, a copy of `pg_migrated` (dropped after it)."""
+    yield from _pg_database(pg_server, pg_migrated)
+
+
+@pytest.fixture
+def sqlite_migrated_url(sqlite_url: str, sqlite_migrated: Path) -> str:
+    """A fresh SQLite file for one test, a copy of `sqlite_migrated`."""
+    shutil.copyfile(sqlite_migrated, sqlite_url[len("sqlite:///") :])
+    return sqlite_url
+
+
+@pytest.fixture
+def migrated_db_url(db_url: str) -> str:
+    """`db_url`, its database a copy of one migrated once per session: the same schema and
+    rows as migrating it here, without running every migration for each test."""
     return db_url
 
 
