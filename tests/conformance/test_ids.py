@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import offload
 from offload.backends import open_backend
 from offload.backends.base import Backend
@@ -129,3 +131,30 @@ def test_a_lone_sqlite_enqueue_commits_four_wal_pages(sqlite_url: str) -> None:
     finally:
         app.close()
     assert frames == [4, 4, 4]
+
+
+def test_a_batch_numbered_as_the_release_before_schema_22_did_fails_and_stores_nothing(
+    tmp_path: Path,
+) -> None:
+    """A process of the previous release still running after SQLite's upgrade to schema 22
+    numbered a batch from `offload_jobs`' row in sqlite_sequence: that batch now fails
+    instead of taking ids from a counter that no longer moves (SQLite's own: PostgreSQL
+    numbers by sequences)."""
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    app = offload.App(url)
+
+    @app.task(name="t")
+    def t() -> None: ...
+
+    app.migrate()
+    t.enqueue_many([(), (), ()])
+    app.close()
+    raw = RawDB(url)
+    with pytest.raises(sqlite3.IntegrityError, match="datatype mismatch"):
+        raw.execute(
+            "INSERT INTO offload_jobs (id, task, queue, state, run_at, enqueued_at)"
+            " SELECT (SELECT coalesce(max(seq), 0) FROM sqlite_sequence"
+            "         WHERE name = 'offload_jobs') + p.key + 1,"
+            " 't', 'default', 'available', 0, 0 FROM json_each('[1, 2]') AS p"
+        )
+    assert raw.count_jobs() == 3

@@ -168,3 +168,12 @@ WHEN old.position > coalesce((SELECT max(position) FROM offload_events), 0)
 BEGIN
     UPDATE offload_high_water SET events = max(events, old.position);
 END;
+
+-- A process of the previous release still running numbers a batch's jobs from the table's
+-- row in sqlite_sequence, which no longer moves: that row now holds the largest id SQLite
+-- has, so such a batch fails ("datatype mismatch": no id follows it) instead of being
+-- stored under ids of other jobs. (That release's single inserts let SQLite number, as this
+-- one does while no mark is live.) SQLite reads no sequence of a table without
+-- AUTOINCREMENT, so nothing of this version looks at the row. Stop the older processes
+-- before the upgrade all the same (docs/operations.md, upgrade notes).
+INSERT INTO sqlite_sequence (name, seq) VALUES ('offload_jobs', 9223372036854775807);
