@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import offload
 from offload.backends.group import ThreadGroups
+from offload.backends.postgres.connections import Connections, Kind
 from offload.core import process
 
 
@@ -102,3 +105,70 @@ def test_a_child_forked_while_a_thread_waits_in_a_group_commit_line_starts_a_fre
     finally:
         release.set()
         writer.join()
+
+
+def _holding(lock: Any, body: Callable[[], bool]) -> bool:
+    """`_in_child(body)` while a thread of this process holds `lock`, as a running send,
+    watch or statement holds it at the moment some other thread forks."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with lock:
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
+    try:
+        return _in_child(body)
+    finally:
+        release.set()
+        holder.join()
+
+
+def test_a_child_forked_while_the_wake_up_sender_or_the_commit_watch_is_busy_can_enqueue(
+    tmp_path: Path,
+) -> None:
+    """The SQLite backend's wake-up sender (every enqueue sends) and its commit watch (a
+    transactional enqueue's) are fresh in a child: its enqueues go through."""
+    path = tmp_path / "jobs.db"
+    app = offload.App(f"sqlite:///{path}")
+
+    @app.task(name="echo")
+    def echo(n: int) -> None: ...
+
+    app.migrate()
+    backend: Any = app.backend
+
+    def in_transaction() -> bool:
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("BEGIN")
+        job = echo.options(conn=conn).enqueue(2)
+        conn.execute("COMMIT")
+        return job.id > 0
+
+    try:
+        assert _holding(backend._wake._lock, lambda: echo.enqueue(1).id > 0)
+        assert _holding(backend._watch._cond, in_transaction)
+    finally:
+        app.close()
+
+
+def test_a_child_forked_while_a_postgres_pool_is_busy_reaches_its_own_connect() -> None:
+    """The PostgreSQL pool's lock, held by a parent's statement or watchdog at the fork, is
+    fresh in the child: its first statement dials (here a port nobody listens on, so the
+    dial is refused) instead of waiting forever."""
+    pool = Connections(
+        "postgresql://nobody@127.0.0.1:1/x", "127.0.0.1:1", limit=2, connect_timeout=1, wait=1
+    )
+    kind = Kind("durable", lambda conn: None, 10.0)
+
+    def take() -> bool:
+        try:
+            with pool.connection(kind):
+                return False
+        except offload.OffloadError:
+            return True  # refused: it got as far as dialling
+
+    assert _holding(pool._lock, take)

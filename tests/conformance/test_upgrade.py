@@ -10,9 +10,11 @@ old schema lacks); `test_schema.py` covers fresh installs and refusals.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -389,3 +391,22 @@ def test_table_rebuilds_keep_a_users_rows_that_reference_the_job_and_event_table
         assert backend.schema.migrate() == VERSIONS[-1]
         backend.jobs.insert(JobInsertParams(JobSpec("t", "default"), [Payload()]))
     assert raw.query("SELECT * FROM my_notes") == before
+
+
+def test_a_users_own_dangling_or_unchecked_references_do_not_stop_a_sqlite_install(
+    tmp_path: Path,
+) -> None:
+    """offload's migrations refuse only references they broke: rows of a user's own tables
+    whose foreign key names no row (Python's sqlite3 leaves foreign keys off by default),
+    or a key SQLite cannot check, are theirs, and the install goes through."""
+    path = tmp_path / "app.db"
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY)")
+        conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, customer REFERENCES customers)")
+        conn.execute("INSERT INTO orders VALUES (1, 42)")  # no customer 42
+        conn.execute("CREATE TABLE tags (name TEXT)")
+        conn.execute("CREATE TABLE labels (tag TEXT REFERENCES tags (name))")  # not unique
+    with sql_backend(f"sqlite:///{path}") as backend:
+        assert backend.schema.migrate() == VERSIONS[-1]
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("SELECT * FROM orders").fetchall() == [(1, 42)]

@@ -96,6 +96,12 @@ class Connections:
         #: Whether statements may be prepared server-side (psycopg does, from their fifth
         #: run): not behind a transaction pooler, whose next transaction may run elsewhere.
         self.prepare = prepare
+        self.forked()
+        process.reset_after_fork(self)
+
+    def forked(self) -> None:
+        """A fresh lock and no connections: at start, and in a forked child, where a lock
+        a parent's thread held would stay held (see `_reset`)."""
         self._lock = threading.Lock()
         self._reset()
 
@@ -127,8 +133,6 @@ class Connections:
         this is every statement's path)."""
         deadline = time.monotonic() + self.wait
         with self._lock:
-            if self._pid != process.pid:
-                self._reset()
             if self._watchdog is None:
                 self._watchdog = threading.Thread(
                     target=self._watch, name="offload-pg-watchdog", daemon=True

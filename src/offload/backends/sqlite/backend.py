@@ -143,8 +143,11 @@ class SQLiteBackend(SqlBackend):
 
     def forked(self) -> None:
         """In a child after a fork: a lock the parent's writing thread held stays free
-        (`_conn` then opens the child's own connection)."""
+        (`_conn` then opens the child's own connection); likewise the wake-up sender's
+        and the commit watch's."""
         self._lock = threading.RLock()
+        self._wake.forked()
+        self._watch.forked()
 
     # -- connection -----------------------------------------------------------------
 
@@ -318,14 +321,18 @@ class SQLiteBackend(SqlBackend):
                 cur.execute(q["version"])
                 if (cur.fetchone()[0] or 0) >= version:
                     return  # another process got here first
+            # Only what the script broke: a user's own tables may hold dangling references
+            # already (sqlite3 leaves foreign keys off by default), or a reference SQLite
+            # cannot check; neither is the migration's to refuse.
+            before = _broken_references(cur)
             for statement in _statements(sql):
                 cur.execute(statement)
-            cur.execute("PRAGMA foreign_key_check")
-            broken = cur.fetchone()
-            if broken is not None:
+            broken = _broken_references(cur) - before
+            if broken:
+                table, parent, _ = sorted(broken, key=str)[0]
                 raise BackendError(
-                    f"migration {version} would leave a row of {broken[0]} whose foreign key "
-                    f"names no row of {broken[2]}; nothing was changed"
+                    f"migration {version} would leave a row of {table} whose foreign key "
+                    f"names no row of {parent}; nothing was changed"
                 )
             cur.execute(q["record"], {"version": version})
 
@@ -361,6 +368,17 @@ class SQLiteBackend(SqlBackend):
                 self._db.close()
             self._db = None
         self._wake.close()
+
+
+def _broken_references(cur: sqlite3.Cursor) -> set[tuple[str, str, int | None]]:
+    """Every row whose foreign key names no row (`PRAGMA foreign_key_check`): its table,
+    the table it references and its rowid; none where SQLite cannot check a reference (a
+    key on columns without a unique index: "foreign key mismatch")."""
+    try:
+        cur.execute("PRAGMA foreign_key_check")
+    except sqlite3.DatabaseError:
+        return set()
+    return {(str(table), str(parent), rowid) for table, rowid, parent, _ in cur.fetchall()}
 
 
 class _Cursor(sqlite3.Cursor):

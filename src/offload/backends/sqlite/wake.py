@@ -90,6 +90,10 @@ class WakeSender:
                 self._sock.close()
                 self._sock = None
 
+    def forked(self) -> None:
+        """In a child after a fork: a lock a parent's thread held there stays free."""
+        self._lock = threading.Lock()
+
 
 class CommitWatch:
     """Sends wake-ups for jobs stored in a caller's own transaction once it has ended.
@@ -156,6 +160,13 @@ class CommitWatch:
                 pause = 0.0005
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
+
+    def forked(self) -> None:
+        """In a child after a fork: a fresh condition, and no watch (the connections
+        watched, and the thread watching them, are the parent's)."""
+        self._cond = threading.Condition()
+        self._watched = []
+        self._thread = None
 
     def close(self) -> None:
         """Stop watching (a transaction still open wakes nobody: the poll finds its jobs)."""
