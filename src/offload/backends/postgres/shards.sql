@@ -23,7 +23,11 @@ DELETE FROM offload_shard_fences WHERE queue = :queue
 -- name: fence_lock
 -- An unfence that removed a fence takes the fence trigger's lock before asking whether any
 -- is left: a fence being written meanwhile commits first and is seen, so its trigger stays.
-LOCK TABLE offload_jobs IN SHARE ROW EXCLUSIVE MODE
+-- The lock DROP TRIGGER needs, taken at once: holding a weaker one (SHARE ROW EXCLUSIVE)
+-- and then asking for it deadlocked with a producer that had read offload_jobs and was
+-- waiting to write it (its read blocks the upgrade, the held lock its write). Asked first,
+-- the strong lock only queues, and PostgreSQL lets the reader's write go before it.
+LOCK TABLE offload_jobs IN ACCESS EXCLUSIVE MODE
 
 -- name: fenced
 -- Whether any fence is left (the trigger is dropped with the last one).
