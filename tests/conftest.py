@@ -87,6 +87,15 @@ def pg_url(pg_server: PostgresServer) -> Iterator[str]:
     yield from _pg_database(pg_server, "template0")
 
 
+@pytest.fixture
+def pg_app(pg_url: str) -> Iterator[offload.App]:
+    """An App on `pg_url`, migrated, for the tests of PostgreSQL alone."""
+    application = offload.App(pg_url)
+    application.migrate()
+    yield application
+    application.close()
+
+
 @pytest.fixture(scope="session")
 def pg_server_two() -> Iterator[PostgresServer]:
     """A second PostgreSQL cluster, for the tests of an App over shards on two servers."""

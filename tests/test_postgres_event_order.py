@@ -4,21 +4,10 @@ reader paging past 1000 never saw 999 (found by the HTTP slow-client stream test
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import psycopg
-import pytest
 
 import offload
 from offload.core.events import EventCursor
-
-
-@pytest.fixture
-def pg_app(pg_url: str) -> Iterator[offload.App]:
-    application = offload.App(pg_url)
-    application.migrate()
-    yield application
-    application.close()
 
 
 def test_reads_and_the_tail_follow_transaction_ids_across_a_digit(

@@ -43,14 +43,6 @@ COLUMNS = "tx::text, at, kind, job_id, task, queue, channel, state, attempt, dat
 
 
 @pytest.fixture
-def pg_app(pg_url: str) -> Iterator[offload.App]:
-    application = offload.App(pg_url)
-    application.migrate()
-    yield application
-    application.close()
-
-
-@pytest.fixture
 def sql(pg_url: str) -> Iterator[Callable[..., list[tuple[Any, ...]]]]:
     with psycopg.connect(pg_url, autocommit=True) as conn:
 

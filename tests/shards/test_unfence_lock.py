@@ -6,22 +6,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
-import pytest
 
 import offload
 from offload.backends.postgres.shards import PgShards
-
-
-@pytest.fixture
-def pg_app(pg_url: str) -> Iterator[offload.App]:
-    application = offload.App(pg_url)
-    application.migrate()
-    yield application
-    application.close()
 
 
 def test_the_last_unfence_waits_for_a_reader_that_writes_and_never_deadlocks_it(
