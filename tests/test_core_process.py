@@ -56,6 +56,26 @@ def _in_child(body: Callable[[], bool]) -> bool:
     return got == b"1"
 
 
+def _holding(lock: Any, body: Callable[[], bool]) -> bool:
+    """`_in_child(body)` while a thread of this process holds `lock`, as a running send,
+    watch or statement holds it at the moment some other thread forks."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with lock:
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
+    try:
+        return _in_child(body)
+    finally:
+        release.set()
+        holder.join()
+
+
 def test_a_child_forked_while_another_thread_writes_to_sqlite_can_enqueue(
     tmp_path: Path,
 ) -> None:
@@ -67,21 +87,10 @@ def test_a_child_forked_while_another_thread_writes_to_sqlite_can_enqueue(
     def echo(n: int) -> None: ...
 
     app.migrate()
-    held, release = threading.Event(), threading.Event()
-
-    def write_in_flight() -> None:
-        with app.backend._lock:  # type: ignore[attr-defined]  # as tx() holds it to COMMIT
-            held.set()
-            release.wait(20)
-
-    writer = threading.Thread(target=write_in_flight)
-    writer.start()
-    held.wait()
-    try:
-        assert _in_child(lambda: echo.enqueue(1).id > 0)
+    backend: Any = app.backend
+    try:  # the lock as tx() holds it, from BEGIN IMMEDIATE to COMMIT
+        assert _holding(backend._lock, lambda: echo.enqueue(1).id > 0)
     finally:
-        release.set()
-        writer.join()
         app.close()
 
 
@@ -105,26 +114,6 @@ def test_a_child_forked_while_a_thread_waits_in_a_group_commit_line_starts_a_fre
     finally:
         release.set()
         writer.join()
-
-
-def _holding(lock: Any, body: Callable[[], bool]) -> bool:
-    """`_in_child(body)` while a thread of this process holds `lock`, as a running send,
-    watch or statement holds it at the moment some other thread forks."""
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with lock:
-            held.set()
-            release.wait(30)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    held.wait()
-    try:
-        return _in_child(body)
-    finally:
-        release.set()
-        holder.join()
 
 
 def test_a_child_forked_while_the_wake_up_sender_or_the_commit_watch_is_busy_can_enqueue(
